@@ -1,0 +1,243 @@
+//! `ModelDeployment`: an approved model version served by SageMaker endpoints, promoted stage by
+//! stage across the environment's target accounts.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::DeletionPolicy;
+use crate::schema::{INSTANCE_TYPE, MAX_NAME, OBJECT_NAME, STAGE_NAME, VERSION_NUMBER};
+
+/// The value of `modelVersion` that follows the project's newest Approved version.
+pub const LATEST_APPROVED: &str = "LatestApproved";
+
+/// Which model version to serve, and the stages to promote it through.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sagekeeper.io",
+    version = "v1alpha1",
+    kind = "ModelDeployment",
+    plural = "modeldeployments",
+    shortname = "mdep",
+    category = "sagekeeper",
+    namespaced,
+    status = "ModelDeploymentStatus",
+    doc = "An approved model version served by SageMaker endpoints, stage by stage, across accounts.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(name = "Project", type_ = "string", json_path = ".spec.project"),
+    printcolumn(name = "Version", type_ = "integer", json_path = ".status.resolvedModelPackage.version"),
+    printcolumn(name = "Stages", type_ = "string", json_path = ".status.summary"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentSpec {
+    /// Name of the MLOpsProject in the same namespace whose registry holds the model. Immutable.
+    #[schemars(length(max = MAX_NAME), pattern(OBJECT_NAME))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.project is immutable"))]
+    pub project: String,
+
+    /// LatestApproved (default): the project's newest Approved version. Or a version number
+    /// such as "7", which must exist and be Approved.
+    #[serde(default = "latest_approved")]
+    #[schemars(length(max = 16), pattern(r"^(LatestApproved|[1-9][0-9]{0,8})$"))]
+    pub model_version: String,
+
+    /// Stages in promotion order, keyed by name. A stage deploys version N only when every
+    /// earlier stage has verified N.
+    #[schemars(length(min = 1, max = 10))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub stages: Vec<Stage>,
+
+    /// Delete (default): remove endpoints, configs and models in every account on deletion.
+    /// Retain: release the object and touch nothing in AWS.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn latest_approved() -> String {
+    LATEST_APPROVED.to_owned()
+}
+
+/// One promotion stage: where and how the model is served.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.approval == 'Manual' || !has(self.approvedVersion)")
+    .message("spec.stages[].approvedVersion is only used with approval: Manual").field_path(".approvedVersion"))]
+pub struct Stage {
+    /// A stage name of the environment's spec.targetAccounts.
+    #[schemars(length(max = 32), pattern(STAGE_NAME))]
+    pub name: String,
+
+    /// AwsAccount names to serve from. Absent: all accounts of this stage in the environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 10), inner(length(max = MAX_NAME), pattern(OBJECT_NAME)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub accounts: Option<Vec<String>>,
+
+    /// SageMaker hosting instance type, e.g. ml.m5.large.
+    #[schemars(length(max = 32), pattern(INSTANCE_TYPE))]
+    pub instance_type: String,
+
+    /// Instances behind each endpoint, at least 1.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub initial_instance_count: i32,
+
+    /// Automatic (default): deploy as soon as earlier stages verified the version. Manual:
+    /// serve only the version named in approvedVersion.
+    #[serde(default)]
+    pub approval: Approval,
+
+    /// The version a person approved for this stage (Manual only), e.g. "6".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 9), pattern(VERSION_NUMBER))]
+    pub approved_version: Option<String>,
+
+    /// Capture of requests and responses to the target account's data capture bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_capture: Option<DataCapture>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// Whether a stage needs a person's approval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Approval {
+    /// Deploy once earlier stages verified the version.
+    #[default]
+    Automatic,
+    /// Deploy only the version named in approvedVersion.
+    Manual,
+}
+
+/// Endpoint data capture settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataCapture {
+    /// Whether to capture. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Share of requests captured, 1 to 100. Default 100.
+    #[serde(default = "hundred")]
+    #[schemars(range(min = 1, max = 100))]
+    pub sampling_percentage: i32,
+}
+
+fn hundred() -> i32 {
+    100
+}
+
+/// What sagekeeper last observed of a ModelDeployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready, Reconciling, Stalled, ModelResolved, StagesReady, PromotionPending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// One line per stage for the printer column, e.g. `staging=v7 Serving, production=v6 WaitingForApproval(v7)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+
+    /// The model version modelVersion resolved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_model_package: Option<ResolvedModelPackage>,
+
+    /// Each stage's progress, in spec order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageStatus>,
+}
+
+/// The model version a deployment resolved.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedModelPackage {
+    /// The model package ARN.
+    pub arn: String,
+    /// The version number.
+    pub version: i64,
+}
+
+/// Where a stage stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum StagePhase {
+    /// Not started: earlier stages have not verified the version yet.
+    #[default]
+    Pending,
+    /// Endpoints are being created or updated.
+    Deploying,
+    /// Every account serves the desired version.
+    Serving,
+    /// A Manual stage waits for approvedVersion.
+    WaitingForApproval,
+    /// The last deployment failed; the previous version keeps serving.
+    Failed,
+}
+
+/// One stage's progress.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageStatus {
+    /// The stage name.
+    pub name: String,
+    /// The version the gate allows this stage to serve now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_version: Option<i64>,
+    /// The version every account of the stage serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_version: Option<i64>,
+    /// Versions this stage has served successfully (the last 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified_versions: Vec<i64>,
+    /// Where the stage stands.
+    #[serde(default)]
+    pub phase: StagePhase,
+    /// What it waits for or why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Each account's endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<StageAccountStatus>,
+}
+
+/// One account's endpoint within a stage.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageAccountStatus {
+    /// The AwsAccount name.
+    pub account: String,
+    /// Its account id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The endpoint name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_name: Option<String>,
+    /// The endpoint ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_arn: Option<String>,
+    /// The endpoint config the endpoint runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_config_name: Option<String>,
+    /// The SageMaker model behind the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_name: Option<String>,
+    /// SageMaker's endpoint status (Creating, Updating, InService, Failed, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_status: Option<String>,
+    /// An endpoint config whose deployment failed; not retried until the spec or version changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_endpoint_config_name: Option<String>,
+    /// SageMaker's reason for the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+}

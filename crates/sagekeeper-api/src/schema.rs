@@ -1,0 +1,49 @@
+//! Schema building blocks shared by the kinds: the patterns and bounds the API server checks
+//! at admission, and the printer columns every kind shows.
+
+/// A 12-digit AWS account id.
+pub(crate) const ACCOUNT_ID: &str = r"^[0-9]{12}$";
+/// An IAM role ARN in any partition.
+pub(crate) const ROLE_ARN: &str = r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+/// An IAM managed policy ARN, customer managed or AWS managed.
+pub(crate) const POLICY_ARN: &str =
+    r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[A-Za-z0-9+=,.@_/-]{1,512}$";
+/// The characters and length STS accepts for an external id.
+pub(crate) const EXTERNAL_ID: &str = r"^[A-Za-z0-9+=,.@:/_-]+$";
+/// An AWS region name such as `us-east-1` or `us-gov-west-1`.
+pub(crate) const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$";
+/// An availability zone name such as `us-east-1a`.
+pub(crate) const AVAILABILITY_ZONE: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}[a-z]$";
+/// The name of another Kubernetes object (a DNS subdomain).
+pub(crate) const OBJECT_NAME: &str = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
+/// A dotted-quad IPv4 CIDR; CEL checks the value and prefix length on top.
+pub(crate) const IPV4_CIDR: &str = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$";
+/// A SageMaker name: letters, digits and hyphens, 1 to 63 characters.
+pub(crate) const SAGEMAKER_NAME: &str = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$";
+/// A stage name: lowercase DNS label of at most 32 characters (it becomes part of AWS names).
+pub(crate) const STAGE_NAME: &str = r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$";
+/// The suffix of a VPC endpoint service name after `com.amazonaws.<region>.`.
+pub(crate) const ENDPOINT_SERVICE: &str = r"^[a-z0-9]+([.-][a-z0-9]+)*$";
+/// A SageMaker hosting instance type such as `ml.m5.large`.
+pub(crate) const INSTANCE_TYPE: &str = r"^ml\.[a-z0-9]+\.[a-z0-9]+$";
+/// A model package version number.
+pub(crate) const VERSION_NUMBER: &str = r"^[1-9][0-9]{0,8}$";
+
+/// Longest object name accepted in a reference.
+pub(crate) const MAX_NAME: u32 = 253;
+
+/// The CEL rule that checks an IPv4 CIDR lies between /16 and /24 and is a network address.
+pub(crate) const VPC_CIDR_RULE: &str = "isCIDR(self) && cidr(self).ip().family() == 4 \
+     && cidr(self).prefixLength() >= 16 && cidr(self).prefixLength() <= 24 \
+     && string(cidr(self).masked()) == self";
+
+/// Caps a map at `max_properties` entries and merges `values` into the schema of its values.
+/// (schemars' `length` and `inner` do not reach maps, and CEL needs bounded maps to cost them.)
+pub(crate) fn bound_map(schema: &mut schemars::Schema, max_properties: u32, values: serde_json::Value) {
+    schema.insert("maxProperties".into(), max_properties.into());
+    if let (Some(target), serde_json::Value::Object(extra)) =
+        (schema.get_mut("additionalProperties").and_then(|v| v.as_object_mut()), values)
+    {
+        target.extend(extra);
+    }
+}

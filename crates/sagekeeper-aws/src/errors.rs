@@ -1,0 +1,291 @@
+//! Error classification, done once for every AWS call: each failure becomes an [`AwsError`]
+//! with a [`ErrorKind`] that tells the reconciler whether to back off, wait for a change, or
+//! treat the resource as missing. The AWS code is kept for condition messages.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+/// What a failed AWS call means for the reconciler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The resource does not exist.
+    NotFound,
+    /// AWS asked us to slow down: back off.
+    Throttled,
+    /// A network, timeout or server-side failure: back off and retry.
+    Transient,
+    /// The name is taken or the resource is in a state that forbids the call.
+    Conflict,
+    /// The caller lacks permission: wait for an outside fix.
+    AccessDenied,
+    /// A service quota was hit: wait for an outside fix.
+    Quota,
+    /// AWS rejected the request as invalid: wait for a spec change.
+    Invalid,
+}
+
+impl ErrorKind {
+    /// A fixed label for metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Throttled => "throttled",
+            Self::Transient => "transient",
+            Self::Conflict => "conflict",
+            Self::AccessDenied => "access_denied",
+            Self::Quota => "quota",
+            Self::Invalid => "invalid",
+        }
+    }
+
+    /// True when waiting (with backoff) can fix it without any change.
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, Self::Throttled | Self::Transient)
+    }
+}
+
+/// A classified AWS failure: the kind, the AWS error code, and AWS's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsError {
+    /// What it means for the reconciler.
+    pub kind: ErrorKind,
+    /// The AWS error code (e.g. `AccessDenied`, `InvalidVpcID.NotFound`), or a stand-in such as
+    /// `NetworkError` when AWS never answered.
+    pub code: String,
+    /// AWS's message, or the transport error.
+    pub message: String,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl StdError for AwsError {}
+
+impl AwsError {
+    /// An error from a code and message, classified by the code.
+    pub fn from_code(code: &str, message: &str, http_status: Option<u16>) -> Self {
+        Self { kind: kind_of(code, message, http_status), code: code.to_owned(), message: message.to_owned() }
+    }
+
+    /// Classifies the error of any SDK operation.
+    pub fn from_sdk<E>(err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        // A failed assume-role surfaces inside whatever call needed the credentials: report the
+        // STS failure itself, which names the real cause.
+        if let Some(inner) = find_in_chain::<Self>(&err) {
+            return inner.clone();
+        }
+        match &err {
+            SdkError::ServiceError(context) => {
+                let status = context.raw().status().as_u16();
+                let service_err = context.err();
+                match service_err.code() {
+                    Some(code) => Self::from_code(code, service_err.message().unwrap_or_default(), Some(status)),
+                    None => Self::from_status(status, &err),
+                }
+            }
+            SdkError::ResponseError(context) => Self::from_status(context.raw().status().as_u16(), &err),
+            SdkError::TimeoutError(_) => Self::transport("Timeout", &err),
+            SdkError::DispatchFailure(_) => Self::transport("NetworkError", &err),
+            // Construction failures are local: a request we could not even build.
+            _ => Self { kind: ErrorKind::Invalid, code: "RequestConstructionFailed".into(), message: chain(&err) },
+        }
+    }
+
+    fn from_status(status: u16, err: &dyn StdError) -> Self {
+        let code = match status {
+            403 => "AccessDenied",
+            404 => "NotFound",
+            429 => "Throttling",
+            s if s >= 500 => "InternalFailure",
+            _ => "UnknownError",
+        };
+        Self::from_code(code, &format!("HTTP {status}: {}", chain(err)), Some(status))
+    }
+
+    fn transport(code: &str, err: &dyn StdError) -> Self {
+        Self { kind: ErrorKind::Transient, code: code.to_owned(), message: chain(err) }
+    }
+}
+
+fn kind_of(code: &str, message: &str, http_status: Option<u16>) -> ErrorKind {
+    const ACCESS_DENIED: &[&str] = &[
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "NotAuthorized",
+        "AuthorizationError",
+        "InvalidAccessKeyId",
+        "OptInRequired",
+    ];
+    const THROTTLED: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "EC2ThrottledException",
+        "PriorRequestNotComplete",
+        "BandwidthLimitExceeded",
+    ];
+    const TRANSIENT: &[&str] = &[
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServiceError",
+        "InternalServiceException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "ServiceFailure",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "IDPCommunicationError",
+        "KMSInternalException",
+        "ConcurrentModification",
+        "ConcurrentModificationException",
+        "OperationAborted",
+    ];
+    const CONFLICT: &[&str] = &[
+        "EntityAlreadyExists",
+        "AlreadyExistsException",
+        "ResourceInUse",
+        "ResourceInUseException",
+        "ConflictException",
+        "BucketAlreadyExists",
+        "BucketAlreadyOwnedByYou",
+        "DependencyViolation",
+        "DeleteConflict",
+        "InvalidStateException",
+        "IncorrectState",
+    ];
+    const NOT_FOUND: &[&str] = &[
+        "NotFound",
+        "NotFoundException",
+        "NoSuchEntity",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "NoSuchBucketPolicy",
+        "NoSuchPublicAccessBlockConfiguration",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "NoSuchTagSet",
+        "ResourceNotFound",
+        "ResourceNotFoundException",
+    ];
+    if ACCESS_DENIED.contains(&code) {
+        ErrorKind::AccessDenied
+    } else if THROTTLED.contains(&code) {
+        ErrorKind::Throttled
+    } else if TRANSIENT.contains(&code) || http_status.is_some_and(|s| s >= 500) {
+        ErrorKind::Transient
+    } else if NOT_FOUND.contains(&code) || code.ends_with(".NotFound") {
+        ErrorKind::NotFound
+    } else if code == "ValidationException" && (message.starts_with("Could not find") || message.contains("does not exist")) {
+        // SageMaker answers Describe* of a missing resource with a ValidationException.
+        ErrorKind::NotFound
+    } else if CONFLICT.contains(&code) || code.ends_with(".Duplicate") || code.ends_with("AlreadyExists") {
+        ErrorKind::Conflict
+    } else if code.contains("LimitExceeded") || code.contains("QuotaExceeded") || code == "InsufficientCapacity" {
+        ErrorKind::Quota
+    } else {
+        ErrorKind::Invalid
+    }
+}
+
+/// Finds an error of type `T` anywhere in the source chain of `err`.
+pub(crate) fn find_in_chain<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut next: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// The whole source chain as one line, for messages (the SDK's Display stops at the top).
+fn chain(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_the_kind_the_reconciler_acts_on() {
+        let cases = [
+            ("AccessDenied", ErrorKind::AccessDenied),
+            ("UnauthorizedOperation", ErrorKind::AccessDenied),
+            ("ThrottlingException", ErrorKind::Throttled),
+            ("RequestLimitExceeded", ErrorKind::Throttled),
+            ("SlowDown", ErrorKind::Throttled),
+            ("InternalError", ErrorKind::Transient),
+            ("InvalidVpcID.NotFound", ErrorKind::NotFound),
+            ("NoSuchEntity", ErrorKind::NotFound),
+            ("ResourceNotFound", ErrorKind::NotFound),
+            ("EntityAlreadyExists", ErrorKind::Conflict),
+            ("InvalidGroup.Duplicate", ErrorKind::Conflict),
+            ("DependencyViolation", ErrorKind::Conflict),
+            ("ResourceLimitExceeded", ErrorKind::Quota),
+            ("VpcLimitExceeded", ErrorKind::Quota),
+            ("ServiceQuotaExceededException", ErrorKind::Quota),
+            ("ValidationException", ErrorKind::Invalid),
+            ("MalformedPolicyDocumentException", ErrorKind::Invalid),
+            ("InvalidParameterValue", ErrorKind::Invalid),
+        ];
+        for (code, kind) in cases {
+            assert_eq!(AwsError::from_code(code, "", Some(400)).kind, kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn sagemaker_could_not_find_is_not_found() {
+        let err = AwsError::from_code("ValidationException", "Could not find endpoint \"x\".", Some(400));
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        let other = AwsError::from_code("ValidationException", "Instance type not supported", Some(400));
+        assert_eq!(other.kind, ErrorKind::Invalid);
+    }
+
+    #[test]
+    fn server_errors_are_transient_whatever_the_code() {
+        assert_eq!(AwsError::from_code("Whatever", "", Some(503)).kind, ErrorKind::Transient);
+        assert!(ErrorKind::Transient.is_retryable() && ErrorKind::Throttled.is_retryable());
+        assert!(!ErrorKind::AccessDenied.is_retryable() && !ErrorKind::Invalid.is_retryable());
+    }
+
+    #[test]
+    fn display_starts_with_the_code() {
+        let err = AwsError::from_code("AccessDenied", "not authorized", Some(403));
+        assert_eq!(err.to_string(), "AccessDenied: not authorized");
+    }
+}

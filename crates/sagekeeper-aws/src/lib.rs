@@ -1,0 +1,24 @@
+//! The only crate that talks to AWS: per-account sessions on top of the controller's own
+//! credentials (assume-role with cached credentials), the AWS call metrics, error
+//! classification, and one module per AWS resource family with idempotent steps.
+
+pub mod errors;
+pub mod identity;
+pub mod metrics;
+pub mod sessions;
+
+pub use errors::{AwsError, ErrorKind};
+pub use metrics::AwsCallMetrics;
+pub use sessions::{AccountAccess, Session, Sessions};
+
+/// The AWS SDK crates, re-exported so tests can inspect the emulator without a second copy.
+pub mod sdk {
+    pub use aws_config as config;
+    pub use aws_credential_types as credential_types;
+    pub use aws_sdk_ec2 as ec2;
+    pub use aws_sdk_iam as iam;
+    pub use aws_sdk_kms as kms;
+    pub use aws_sdk_s3 as s3;
+    pub use aws_sdk_sagemaker as sagemaker;
+    pub use aws_sdk_sts as sts;
+}

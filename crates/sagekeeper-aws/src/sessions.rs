@@ -1,0 +1,173 @@
+//! Per-account AWS sessions. The controller's own credentials come from the standard chain
+//! (environment, web identity for IRSA, profile) and its endpoint from `AWS_ENDPOINT_URL`; an
+//! AwsAccount with a role gets a session whose credentials come from sts:AssumeRole (with its
+//! external id) and are cached until shortly before they expire.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use aws_config::identity::IdentityCache;
+
+use crate::errors::AwsError;
+use crate::metrics::AwsCallMetrics;
+
+/// Session name on every assumed role, so CloudTrail shows who acted.
+const SESSION_NAME: &str = "sagekeeper";
+/// Lifetime of assumed-role credentials.
+const ROLE_SESSION_SECONDS: i32 = 3600;
+/// Credentials are refreshed this long before they expire.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+/// How to reach one AWS account in one region: the role to assume (none for the controller's
+/// own account) and its external id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AccountAccess {
+    /// The role to assume; `None` uses the controller's own credentials.
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy asks for.
+    pub external_id: Option<String>,
+    /// The region; `None` uses the controller's default region.
+    pub region: Option<String>,
+}
+
+/// Hands out one [`Session`] per account access, built on the controller's own AWS config.
+#[derive(Debug)]
+pub struct Sessions {
+    base: SdkConfig,
+    metrics: AwsCallMetrics,
+    sts: aws_sdk_sts::Client,
+    cache: Mutex<HashMap<AccountAccess, Arc<Session>>>,
+}
+
+impl Sessions {
+    /// Sessions on top of the given base config (the controller's own identity).
+    pub fn new(base: SdkConfig, metrics: AwsCallMetrics) -> Self {
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&base).interceptor(metrics.clone()).build(),
+        );
+        Self { base, metrics, sts, cache: Mutex::default() }
+    }
+
+    /// Loads the controller's own config the standard way: credential chain, `AWS_REGION`,
+    /// `AWS_ENDPOINT_URL`. Without a region it uses us-east-1 for STS calls.
+    pub async fn from_env(metrics: AwsCallMetrics) -> Self {
+        let mut base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        if base.region().is_none() {
+            base = base.into_builder().region(Region::from_static("us-east-1")).build();
+        }
+        Self::new(base, metrics)
+    }
+
+    /// The session for an account, created on first use and shared afterwards, so assumed
+    /// credentials are reused across reconciles until shortly before they expire.
+    pub fn session(&self, access: &AccountAccess) -> Arc<Session> {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.entry(access.clone()).or_insert_with(|| Arc::new(self.build(access))).clone()
+    }
+
+    fn build(&self, access: &AccountAccess) -> Session {
+        let mut config = self.base.to_builder();
+        if let Some(region) = &access.region {
+            config.set_region(Some(Region::new(region.clone())));
+        }
+        if let Some(role_arn) = &access.role_arn {
+            let provider = AssumedRole {
+                sts: self.sts.clone(),
+                role_arn: role_arn.clone(),
+                external_id: access.external_id.clone(),
+            };
+            config.set_credentials_provider(Some(SharedCredentialsProvider::new(provider)));
+            config.set_identity_cache(Some(IdentityCache::lazy().buffer_time(REFRESH_BEFORE_EXPIRY).build()));
+        }
+        Session { config: config.build(), metrics: self.metrics.clone(), clients: Clients::default() }
+    }
+}
+
+/// Everything needed to call AWS in one account and region; clients are built on first use.
+#[derive(Debug)]
+pub struct Session {
+    config: SdkConfig,
+    metrics: AwsCallMetrics,
+    clients: Clients,
+}
+
+#[derive(Debug, Default)]
+struct Clients {
+    sts: OnceLock<aws_sdk_sts::Client>,
+    ec2: OnceLock<aws_sdk_ec2::Client>,
+    iam: OnceLock<aws_sdk_iam::Client>,
+    kms: OnceLock<aws_sdk_kms::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    sagemaker: OnceLock<aws_sdk_sagemaker::Client>,
+}
+
+macro_rules! client {
+    ($name:ident, $krate:ident) => {
+        #[doc = concat!("The `", stringify!($krate), "` client of this session.")]
+        pub fn $name(&self) -> &$krate::Client {
+            self.clients.$name.get_or_init(|| {
+                $krate::Client::from_conf(
+                    $krate::config::Builder::from(&self.config).interceptor(self.metrics.clone()).build(),
+                )
+            })
+        }
+    };
+}
+
+impl Session {
+    client!(sts, aws_sdk_sts);
+    client!(ec2, aws_sdk_ec2);
+    client!(iam, aws_sdk_iam);
+    client!(kms, aws_sdk_kms);
+    client!(s3, aws_sdk_s3);
+    client!(sagemaker, aws_sdk_sagemaker);
+
+    /// The session's region.
+    pub fn region(&self) -> &str {
+        self.config.region().map_or("us-east-1", Region::as_ref)
+    }
+}
+
+/// Credentials from sts:AssumeRole. The session's identity cache calls it again shortly
+/// before the credentials expire; an STS refusal is kept as an [`AwsError`] so every call that
+/// needed these credentials reports the real cause.
+#[derive(Debug)]
+struct AssumedRole {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    external_id: Option<String>,
+}
+
+impl AssumedRole {
+    async fn assume(&self) -> Result<Credentials, CredentialsError> {
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(SESSION_NAME)
+            .set_external_id(self.external_id.clone())
+            .duration_seconds(ROLE_SESSION_SECONDS)
+            .send()
+            .await
+            .map_err(|e| CredentialsError::provider_error(AwsError::from_sdk(e)))?;
+        let creds = out.credentials.ok_or_else(|| {
+            CredentialsError::provider_error(AwsError::from_code("InvalidResponse", "AssumeRole returned no credentials", None))
+        })?;
+        let expiry = SystemTime::try_from(creds.expiration).ok();
+        Ok(Credentials::new(creds.access_key_id, creds.secret_access_key, Some(creds.session_token), expiry, "sagekeeper-assume-role"))
+    }
+}
+
+impl ProvideCredentials for AssumedRole {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(self.assume())
+    }
+}

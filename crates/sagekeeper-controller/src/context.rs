@@ -1,0 +1,95 @@
+//! What every reconcile shares: the Kubernetes client, the AWS sessions, the stores of all four
+//! kinds (for references and "in use" checks), metrics, events, and per-object error backoff.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
+use sagekeeper_aws::Sessions;
+
+use crate::metrics::Metrics;
+
+/// How the controller behaves; the binary fills it from flags.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often a converged object is checked for drift (jittered by up to 10%).
+    pub drift_interval: Duration,
+    /// How soon an object waiting on something that changes by itself is looked at again.
+    pub pending_interval: Duration,
+    /// Watch only objects with these labels (sharding; tests use it to isolate controllers).
+    pub label_selector: Option<String>,
+    /// The controller's name in events.
+    pub instance: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            drift_interval: Duration::from_secs(600),
+            pending_interval: Duration::from_secs(10),
+            label_selector: None,
+            instance: "sagekeeper".into(),
+        }
+    }
+}
+
+/// The stores of the four kinds, kept current by the controllers' watches.
+#[derive(Clone)]
+pub(crate) struct Stores {
+    pub(crate) accounts: Store<AwsAccount>,
+    pub(crate) environments: Store<DataScienceEnvironment>,
+    pub(crate) projects: Store<MLOpsProject>,
+    pub(crate) deployments: Store<ModelDeployment>,
+}
+
+/// Shared by every reconcile of every kind.
+pub(crate) struct Context {
+    pub(crate) client: Client,
+    pub(crate) sessions: Sessions,
+    pub(crate) stores: Stores,
+    pub(crate) metrics: Metrics,
+    pub(crate) settings: Settings,
+    pub(crate) recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// First and longest wait after consecutive retryable failures of one object.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+impl Context {
+    pub(crate) fn new(client: Client, sessions: Sessions, stores: Stores, metrics: Metrics, settings: Settings) -> Self {
+        let reporter = Reporter { controller: "sagekeeper".into(), instance: Some(settings.instance.clone()) };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Self { client, sessions, stores, metrics, settings, recorder, failures: Mutex::default() }
+    }
+
+    /// The next wait for an object that failed again: exponential from 1 s, capped at 5 min,
+    /// with jitter so many objects failing together do not retry together.
+    pub(crate) fn backoff(&self, uid: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = failures.entry(uid.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        let exp = BACKOFF_FIRST.saturating_mul(1 << (*n - 1).min(16));
+        jitter(exp.min(BACKOFF_MAX), 0.2)
+    }
+
+    /// Forgets an object's failures after it made progress.
+    pub(crate) fn reset_backoff(&self, uid: &str) {
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
+    }
+
+    /// The drift-check interval with jitter, so converged objects spread out.
+    pub(crate) fn drift_interval(&self) -> Duration {
+        jitter(self.settings.drift_interval, 0.1)
+    }
+}
+
+/// `base` shortened by a random share of up to `spread`.
+fn jitter(base: Duration, spread: f64) -> Duration {
+    base.mul_f64(1.0 - spread * rand::random::<f64>())
+}

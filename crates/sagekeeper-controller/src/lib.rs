@@ -1,0 +1,19 @@
+//! The sagekeeper controller: one reconciler per kind (resolve, plan, ensure, status), the
+//! shared reconcile lifecycle (finalizer, pause, status with server-side apply, requeue),
+//! leader election on a Lease, and the metrics and health the binary serves.
+
+mod account;
+mod context;
+mod deployment;
+mod environment;
+pub mod leader;
+mod lifecycle;
+pub mod metrics;
+mod project;
+mod resolve;
+mod run;
+
+pub use context::Settings;
+pub use leader::LeaseSettings;
+pub use metrics::Metrics;
+pub use run::{Error, Health, run};

@@ -1,0 +1,267 @@
+//! The reconcile lifecycle every kind shares: the finalizer, the pause annotation, deletion
+//! (cleanup until done, then release), status written once per pass with server-side apply on
+//! `/status`, events on Ready/Stalled transitions, and when to look again.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Client, Resource, ResourceExt};
+use sagekeeper_api::conditions::{self, ComponentState, Outcome, READY, STALLED};
+use sagekeeper_api::{FIELD_MANAGER, FINALIZER, is_paused};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use crate::context::Context;
+use crate::run::Error;
+
+/// A sagekeeper kind as the lifecycle sees it: how to reach its API, read and fill its status,
+/// and the two things only the kind knows: how to converge it and how to clean up after it.
+pub(crate) trait Kind:
+    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize + Send + Sync + 'static
+{
+    /// The kind's status type (without conditions and observedGeneration, which the lifecycle sets).
+    type Status: Clone + Debug + Default + PartialEq + Serialize + Send + Sync;
+
+    /// The API for objects of this kind in `namespace` (or cluster-wide).
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self>;
+
+    /// The status as last written.
+    fn status(&self) -> Option<&Self::Status>;
+
+    /// The conditions of a status.
+    fn conditions(status: &Self::Status) -> &[Condition];
+
+    /// Fills the lifecycle's part of a status.
+    fn finish(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>);
+
+    /// True when deletion must leave AWS untouched (`deletionPolicy: Retain`).
+    fn retain_on_delete(&self) -> bool;
+
+    /// Converges the object: resolve, plan, ensure; the outcome becomes status.
+    fn apply(&self, ctx: &Context) -> impl Future<Output = Result<Report<Self::Status>, Error>> + Send;
+
+    /// Removes what the object created; `Done` releases the finalizer.
+    fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Cleanup<Self::Status>, Error>> + Send;
+}
+
+/// What one pass over an object found.
+#[derive(Debug)]
+pub(crate) struct Report<S> {
+    /// The kind's status fields.
+    pub(crate) status: S,
+    /// The verdict, from which Ready, Stalled and Reconciling follow.
+    pub(crate) outcome: Outcome,
+    /// One state per component, each its own `<Component>Ready` condition.
+    pub(crate) components: Vec<ComponentState>,
+    /// When to look again.
+    pub(crate) retry: Retry,
+}
+
+impl<S> Report<S> {
+    /// A report whose retry follows from the outcome: drift interval when ready or stalled
+    /// (stalled objects are re-checked, never given up on), soon when progressing.
+    pub(crate) fn new(status: S, outcome: Outcome) -> Self {
+        let retry = match outcome {
+            Outcome::Progressing { .. } => Retry::Pending,
+            Outcome::Ready { .. } | Outcome::Stalled { .. } => Retry::Drift,
+        };
+        Self { status, outcome, components: Vec::new(), retry }
+    }
+}
+
+/// When to look at an object again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// At the next drift check.
+    Drift,
+    /// Soon: something is in progress.
+    Pending,
+    /// After the object's next exponential backoff step (throttling, transient failures).
+    Backoff,
+}
+
+/// The result of a cleanup pass.
+#[derive(Debug)]
+pub(crate) enum Cleanup<S> {
+    /// Everything is removed (or kept on purpose): release the finalizer.
+    Done,
+    /// Not yet: report why and look again.
+    Wait(Report<S>),
+}
+
+/// One reconcile of one object of any kind.
+pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let kind = K::kind(&());
+    let _timer = ctx.metrics.reconcile(&kind);
+    let api = K::api(ctx.client.clone(), obj.namespace().as_deref());
+    let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
+    let paused = is_paused(obj.meta());
+
+    if obj.meta().deletion_timestamp.is_some() {
+        if !has_finalizer {
+            return Ok(Action::await_change());
+        }
+        if paused {
+            write_status(&api, &obj, &ctx, None).await?;
+            return Ok(Action::requeue(ctx.drift_interval()));
+        }
+        let cleanup = if obj.retain_on_delete() { Cleanup::Done } else { obj.cleanup(&ctx).await? };
+        return match cleanup {
+            Cleanup::Done => {
+                remove_finalizer(&api, &obj).await?;
+                info!(kind = %kind, name = %obj.name_any(), namespace = ?obj.namespace(), "released");
+                ctx.reset_backoff(&uid(&*obj));
+                Ok(Action::await_change())
+            }
+            Cleanup::Wait(report) => {
+                write_status(&api, &obj, &ctx, Some(&report)).await?;
+                Ok(action(&ctx, &*obj, report.retry))
+            }
+        };
+    }
+
+    if !has_finalizer {
+        add_finalizer(&api, &obj).await?;
+    }
+    if paused {
+        write_status(&api, &obj, &ctx, None).await?;
+        return Ok(Action::requeue(ctx.drift_interval()));
+    }
+    let report = obj.apply(&ctx).await?;
+    write_status(&api, &obj, &ctx, Some(&report)).await?;
+    Ok(action(&ctx, &*obj, report.retry))
+}
+
+/// What to do after a failed reconcile (a Kubernetes API error): back off per object.
+pub(crate) fn error_policy<K: Kind>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    let kind = K::kind(&());
+    ctx.metrics.error(&kind, err.category());
+    let wait = ctx.backoff(&uid(&*obj));
+    warn!(kind = %kind, name = %obj.name_any(), namespace = ?obj.namespace(), error = %err, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+fn action<K: Resource>(ctx: &Context, obj: &K, retry: Retry) -> Action {
+    match retry {
+        Retry::Drift => {
+            ctx.reset_backoff(&uid(obj));
+            Action::requeue(ctx.drift_interval())
+        }
+        Retry::Pending => {
+            ctx.reset_backoff(&uid(obj));
+            Action::requeue(ctx.settings.pending_interval)
+        }
+        Retry::Backoff => Action::requeue(ctx.backoff(&uid(obj))),
+    }
+}
+
+fn uid<K: Resource>(obj: &K) -> String {
+    obj.meta().uid.clone().unwrap_or_default()
+}
+
+/// Writes the status of one pass with server-side apply, unless nothing changed; `None` means
+/// paused (the last observation stays, only Reconciling changes). Emits events when Ready or
+/// Stalled flips.
+async fn write_status<K: Kind>(api: &Api<K>, obj: &K, ctx: &Context, report: Option<&Report<K::Status>>) -> Result<(), Error> {
+    let previous = obj.status();
+    let previous_conditions = previous.map(K::conditions).unwrap_or_default();
+    let generation = obj.meta().generation;
+    let now = Time(Timestamp::now());
+    let (mut status, list) = match report {
+        Some(r) => (
+            r.status.clone(),
+            conditions::conditions(&r.outcome, &r.components, generation, &now, previous_conditions),
+        ),
+        None => (previous.cloned().unwrap_or_default(), conditions::paused(generation, &now, previous_conditions)),
+    };
+    K::finish(&mut status, generation, list);
+    if previous == Some(&status) {
+        debug!(name = %obj.name_any(), "status unchanged");
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(|e| Error::WriteStatus(obj.name_any(), e))?;
+    publish_transition(ctx, obj, previous_conditions, K::conditions(&status)).await;
+    Ok(())
+}
+
+/// Events on the transitions people care about: became Ready, became (or changed why it is)
+/// Stalled. Failures to publish are logged, never fatal.
+async fn publish_transition<K: Kind>(ctx: &Context, obj: &K, before: &[Condition], after: &[Condition]) {
+    let status_of = |list: &[Condition], t: &str| conditions::find(list, t).map(|c| (c.status.clone(), c.reason.clone()));
+    let event = match (status_of(before, READY), status_of(after, READY), status_of(after, STALLED)) {
+        (prev, Some((s, _)), _) if s == "True" && prev.as_ref().is_none_or(|(p, _)| p != "True") => Some(Event {
+            type_: EventType::Normal,
+            reason: "Ready".into(),
+            note: conditions::find(after, READY).map(|c| c.message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        }),
+        (_, _, Some((s, reason))) if s == "True" && status_of(before, STALLED) != Some((s.clone(), reason.clone())) => {
+            Some(Event {
+                type_: EventType::Warning,
+                reason,
+                note: conditions::find(after, STALLED).map(|c| c.message.clone()),
+                action: "Reconcile".into(),
+                secondary: None,
+            })
+        }
+        _ => None,
+    };
+    if let Some(event) = event {
+        if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(name = %obj.name_any(), error = %e, "could not publish event");
+        }
+    }
+}
+
+/// Adds the finalizer with a JSON patch that fails (and so retries) if the list changed
+/// meanwhile, since the API server does not deduplicate finalizers.
+async fn add_finalizer<K: Kind>(api: &Api<K>, obj: &K) -> Result<(), Error> {
+    let ops = if obj.finalizers().is_empty() {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": obj.finalizers()},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ])
+    };
+    patch_finalizers(api, obj, ops).await
+}
+
+/// Removes the finalizer by index, testing the index still holds it.
+async fn remove_finalizer<K: Kind>(api: &Api<K>, obj: &K) -> Result<(), Error> {
+    let Some(index) = obj.finalizers().iter().position(|f| f == FINALIZER) else { return Ok(()) };
+    let path = format!("/metadata/finalizers/{index}");
+    let ops = json!([{"op": "test", "path": path, "value": FINALIZER}, {"op": "remove", "path": path}]);
+    match patch_finalizers(api, obj, ops).await {
+        Err(Error::Finalizer(_, kube::Error::Api(s))) if s.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+async fn patch_finalizers<K: Kind>(api: &Api<K>, obj: &K, ops: serde_json::Value) -> Result<(), Error> {
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops).map_err(|e| Error::Finalizer(obj.name_any(), kube::Error::SerdeError(e)))?;
+    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+        .map_err(|e| Error::Finalizer(obj.name_any(), e))?;
+    Ok(())
+}

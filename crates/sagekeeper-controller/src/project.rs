@@ -1,0 +1,78 @@
+//! MLOpsProject reconciler. This version resolves the project's environment (EnvironmentReady)
+//! and reports honestly that it does not create the registry and pipeline yet. Deletion waits
+//! while deployments name the project.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Client, Resource, ResourceExt};
+use sagekeeper_api::conditions::{Component, ComponentState, Outcome, Reason};
+use sagekeeper_api::{DeletionPolicy, MLOpsProject, MLOpsProjectStatus};
+
+use crate::context::Context;
+use crate::lifecycle::{Cleanup, Kind, Report};
+use crate::resolve::{self, in_use, project_users};
+use crate::run::Error;
+
+impl Kind for MLOpsProject {
+    type Status = MLOpsProjectStatus;
+
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
+        Api::namespaced(client, namespace.unwrap_or_default())
+    }
+
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn finish(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>) {
+        status.observed_generation = generation;
+        status.conditions = conditions;
+    }
+
+    fn retain_on_delete(&self) -> bool {
+        self.spec.deletion_policy == DeletionPolicy::Retain
+    }
+
+    async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let name = &self.spec.environment;
+        let status = self.status.clone().unwrap_or_default();
+        let environment = ctx.stores.environments.get(&ObjectRef::new(name).within(&namespace));
+        let env_outcome = match &environment {
+            None => Outcome::progressing(Reason::DependencyNotReady, format!("DataScienceEnvironment {name} not found")),
+            Some(env) => {
+                let list = env.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+                match resolve::ready("DataScienceEnvironment", name, list, env.meta().generation) {
+                    Ok(()) => Outcome::Ready { message: format!("DataScienceEnvironment {name} is Ready") },
+                    Err(outcome) => outcome,
+                }
+            }
+        };
+        let outcome = if env_outcome.is_ready() {
+            Outcome::stalled(
+                Reason::NotImplemented,
+                format!(
+                    "sagekeeper {} does not create the registry and pipeline of a project yet",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            )
+        } else {
+            env_outcome.clone()
+        };
+        let mut report = Report::new(status, outcome);
+        report.components = vec![ComponentState { component: Component::Environment, outcome: env_outcome }];
+        Ok(report)
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<Cleanup<Self::Status>, Error> {
+        let users = project_users(&ctx.stores, &self.namespace().unwrap_or_default(), &self.name_any());
+        if users.is_empty() {
+            return Ok(Cleanup::Done);
+        }
+        Ok(Cleanup::Wait(Report::new(self.status.clone().unwrap_or_default(), in_use(&users))))
+    }
+}

@@ -1,0 +1,157 @@
+//! Resolving references before any AWS work: the AwsAccounts an object uses (existence,
+//! tenancy, region allow-list, readiness), the objects that still use one being deleted, and
+//! how a failed AWS call becomes an outcome.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
+use sagekeeper_api::{AwsAccount, tenancy};
+use sagekeeper_aws::{AccountAccess, AwsError, ErrorKind};
+
+use crate::context::{Context, Stores};
+use crate::lifecycle::Retry;
+use crate::run::Error;
+
+/// The labels of a namespace, read fresh each pass so tenancy follows label changes.
+pub(crate) async fn namespace_labels(ctx: &Context, namespace: &str) -> Result<BTreeMap<String, String>, Error> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let ns = api.get(namespace).await.map_err(|e| Error::Read(format!("Namespace {namespace}"), e))?;
+    Ok(ns.labels().clone())
+}
+
+/// The AwsAccount `name` as the objects of `namespace` may use it in `region`, or the outcome
+/// that explains why not: missing or not Ready (DependencyNotReady), namespace not selected
+/// (AccountNotPermitted), region not allowed (InvalidConfiguration).
+pub(crate) fn account(
+    stores: &Stores,
+    name: &str,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    region: Option<&str>,
+) -> Result<Arc<AwsAccount>, Outcome> {
+    let Some(account) = stores.accounts.get(&ObjectRef::new(name)) else {
+        return Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccount {name} not found")));
+    };
+    if !tenancy::selects(&account.spec.namespace_selector, namespace_labels) {
+        return Err(Outcome::stalled(
+            Reason::AccountNotPermitted,
+            format!(
+                "AwsAccount {name} does not admit namespace {namespace}: its spec.namespaceSelector does not select it"
+            ),
+        ));
+    }
+    if let (Some(region), Some(allowed)) = (region, account.spec.regions.as_ref()) {
+        if !allowed.iter().any(|r| r == region) {
+            return Err(Outcome::stalled(
+                Reason::InvalidConfiguration,
+                format!("AwsAccount {name} does not allow region {region} (its spec.regions: {})", allowed.join(", ")),
+            ));
+        }
+    }
+    if account.meta().deletion_timestamp.is_some() {
+        return Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccount {name} is being deleted")));
+    }
+    let list = account.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    ready("AwsAccount", name, list, account.meta().generation)?;
+    Ok(account)
+}
+
+/// Ok when a referenced object's conditions say Ready for its current generation; otherwise
+/// DependencyNotReady naming the object and why it is not ready.
+pub(crate) fn ready(kind: &str, name: &str, list: &[Condition], generation: Option<i64>) -> Result<(), Outcome> {
+    if conditions::is_ready(list, generation) {
+        return Ok(());
+    }
+    let why = conditions::find(list, conditions::READY).map(|c| format!(" ({}: {})", c.reason, c.message)).unwrap_or_default();
+    Err(Outcome::progressing(Reason::DependencyNotReady, format!("{kind} {name} is not Ready{why}")))
+}
+
+/// How an AwsAccount is reached, in the controller's default region.
+pub(crate) fn access_of(account: &AwsAccount) -> AccountAccess {
+    AccountAccess { role_arn: account.spec.role_arn.clone(), external_id: account.spec.external_id.clone(), region: None }
+}
+
+/// The outcome of a failed AWS call on `resource`, and when to look again: permissions,
+/// quotas and invalid requests stall (and are re-checked at the drift interval); throttling
+/// and transient failures back off; a missing resource is still pending.
+pub(crate) fn aws_failure(component: Component, err: &AwsError, resource: &str, remedy: &str) -> (Outcome, Retry) {
+    let message = conditions::aws_failure_message(&err.code, resource, &err.message, remedy);
+    match err.kind {
+        ErrorKind::AccessDenied => (Outcome::stalled(Reason::AccessDenied, message), Retry::Drift),
+        ErrorKind::Quota => (Outcome::stalled(Reason::QuotaExceeded, message), Retry::Drift),
+        ErrorKind::Invalid => (Outcome::stalled(Reason::InvalidConfiguration, message), Retry::Drift),
+        ErrorKind::Conflict => (Outcome::stalled(Reason::NameConflict, message), Retry::Drift),
+        ErrorKind::NotFound => (Outcome::progressing(Reason::Pending(component), message), Retry::Pending),
+        ErrorKind::Throttled | ErrorKind::Transient => {
+            (Outcome::progressing(Reason::Failed(component), message), Retry::Backoff)
+        }
+    }
+}
+
+/// The objects that still name AwsAccount `name`: environments (as dev or target account)
+/// and deployments (in a stage's accounts, or still serving there per status).
+pub(crate) fn account_users(stores: &Stores, name: &str) -> Vec<String> {
+    let environments = stores.environments.state().into_iter().filter(|e| {
+        e.spec.account == name || e.spec.target_accounts.values().flatten().any(|a| a == name)
+    });
+    let deployments = stores.deployments.state().into_iter().filter(|d| {
+        let in_spec = d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten()).any(|a| a == name);
+        let in_status = d
+            .status
+            .iter()
+            .flat_map(|s| &s.stages)
+            .flat_map(|s| &s.accounts)
+            .any(|a| a.account == name);
+        in_spec || in_status
+    });
+    let mut users: Vec<String> = environments
+        .map(|e| describe("DataScienceEnvironment", &*e))
+        .chain(deployments.map(|d| describe("ModelDeployment", &*d)))
+        .collect();
+    users.sort();
+    users
+}
+
+/// The projects that name environment `name` in `namespace`.
+pub(crate) fn environment_users(stores: &Stores, namespace: &str, name: &str) -> Vec<String> {
+    let mut users: Vec<String> = stores
+        .projects
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(namespace) && p.spec.environment == name)
+        .map(|p| describe("MLOpsProject", &*p))
+        .collect();
+    users.sort();
+    users
+}
+
+/// The deployments that name project `name` in `namespace`.
+pub(crate) fn project_users(stores: &Stores, namespace: &str, name: &str) -> Vec<String> {
+    let mut users: Vec<String> = stores
+        .deployments
+        .state()
+        .into_iter()
+        .filter(|d| d.namespace().as_deref() == Some(namespace) && d.spec.project == name)
+        .map(|d| describe("ModelDeployment", &*d))
+        .collect();
+    users.sort();
+    users
+}
+
+/// The outcome of a deletion that waits for users to go.
+pub(crate) fn in_use(users: &[String]) -> Outcome {
+    Outcome::progressing(Reason::InUse, format!("deletion waits: still used by {}", users.join(", ")))
+}
+
+fn describe<K: ResourceExt>(kind: &str, obj: &K) -> String {
+    match obj.namespace() {
+        Some(ns) => format!("{kind} {ns}/{}", obj.name_any()),
+        None => format!("{kind} {}", obj.name_any()),
+    }
+}

@@ -1,0 +1,260 @@
+//! Wiring: waits for leadership, then runs one kube-runtime `Controller` per kind with the
+//! watch relations between kinds, until shutdown or loss of leadership. Also the health state
+//! the binary serves on `/healthz` and `/readyz`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use futures::future::join_all;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
+use sagekeeper_aws::Sessions;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::context::{Context, Settings, Stores};
+use crate::leader::{LeaderElector, LeaseSettings};
+use crate::lifecycle::{self, Kind};
+use crate::metrics::Metrics;
+
+/// Why a reconcile or the controller failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading an object from the Kubernetes API failed.
+    #[error("reading {0}: {1}")]
+    Read(String, #[source] kube::Error),
+    /// Writing an object's status failed.
+    #[error("writing the status of {0}: {1}")]
+    WriteStatus(String, #[source] kube::Error),
+    /// Adding or removing the finalizer failed.
+    #[error("updating the finalizer of {0}: {1}")]
+    Finalizer(String, #[source] kube::Error),
+    /// Another replica took the lease, or it could not be renewed.
+    #[error("lost leadership of lease {0}")]
+    LostLeadership(String),
+}
+
+impl Error {
+    /// A fixed label for the error metric.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Read(..) => "kube_read",
+            Self::WriteStatus(..) => "kube_status",
+            Self::Finalizer(..) => "kube_finalizer",
+            Self::LostLeadership(..) => "leadership",
+        }
+    }
+}
+
+/// What `/healthz` and `/readyz` report.
+#[derive(Debug, Default)]
+pub struct Health {
+    leader: AtomicBool,
+    synced: AtomicBool,
+    standby: AtomicBool,
+}
+
+impl Health {
+    /// Ready: a leader whose watches have all synced, or a standby waiting for the lease.
+    pub fn ready(&self) -> bool {
+        self.synced.load(Ordering::Relaxed) || (self.standby.load(Ordering::Relaxed) && !self.leader.load(Ordering::Relaxed))
+    }
+
+    /// True while this replica holds the lease (or runs without leader election).
+    pub fn leading(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs the controller until `shutdown` is cancelled (Ok) or leadership is lost (Err). With
+/// `lease` set, it first waits to become leader and does nothing else meanwhile: no watches, no
+/// reconciles, no writes.
+pub async fn run(
+    client: Client,
+    sessions: Sessions,
+    metrics: Metrics,
+    settings: Settings,
+    lease: Option<LeaseSettings>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let mut elector = lease.map(|l| LeaderElector::new(client.clone(), l));
+    if let Some(elector) = elector.as_mut() {
+        health.standby.store(true, Ordering::Relaxed);
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
+    health.leader.store(true, Ordering::Relaxed);
+    metrics.set_leader(true);
+
+    let stop = shutdown.child_token();
+    let controllers = controllers(client, sessions, metrics.clone(), settings, health.clone(), stop.clone());
+    let result = match elector.as_mut() {
+        Some(elector) => {
+            tokio::select! {
+                () = controllers => Ok(()),
+                () = elector.hold() => {
+                    stop.cancel();
+                    Err(Error::LostLeadership(elector.lease_name().to_owned()))
+                }
+            }
+        }
+        None => {
+            controllers.await;
+            Ok(())
+        }
+    };
+    health.leader.store(false, Ordering::Relaxed);
+    metrics.set_leader(false);
+    if result.is_ok() {
+        if let Some(elector) = elector.as_mut() {
+            elector.release().await;
+        }
+    }
+    result
+}
+
+/// The four controllers with their watch relations, run until `stop` is cancelled (in-flight
+/// reconciles finish first).
+async fn controllers(
+    client: Client,
+    sessions: Sessions,
+    metrics: Metrics,
+    settings: Settings,
+    health: Arc<Health>,
+    stop: CancellationToken,
+) {
+    let config = match &settings.label_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let accounts = Controller::new(Api::<AwsAccount>::all(client.clone()), config.clone());
+    let environments = Controller::new(Api::<DataScienceEnvironment>::all(client.clone()), config.clone());
+    let projects = Controller::new(Api::<MLOpsProject>::all(client.clone()), config.clone());
+    let deployments = Controller::new(Api::<ModelDeployment>::all(client.clone()), config.clone());
+    let stores = Stores {
+        accounts: accounts.store(),
+        environments: environments.store(),
+        projects: projects.store(),
+        deployments: deployments.store(),
+    };
+
+    // An account being deleted waits for its users: look again when they change or go.
+    let accounts = accounts
+        .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), |e| {
+            std::iter::once(&e.spec.account)
+                .chain(e.spec.target_accounts.values().flatten())
+                .map(|a| ObjectRef::new(a))
+                .collect::<Vec<_>>()
+        })
+        .watches(Api::<ModelDeployment>::all(client.clone()), config.clone(), |d| {
+            d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten()).map(|a| ObjectRef::new(a)).collect::<Vec<_>>()
+        });
+    // Environments follow their accounts (readiness, tenancy) and wait for their projects.
+    let env_store = stores.environments.clone();
+    let environments = environments
+        .watches(Api::<AwsAccount>::all(client.clone()), config.clone(), move |a| {
+            let name = a.name_any();
+            env_store
+                .state()
+                .into_iter()
+                .filter(|e| e.spec.account == name || e.spec.target_accounts.values().flatten().any(|t| *t == name))
+                .map(|e| ObjectRef::from(&*e))
+                .collect::<Vec<_>>()
+        })
+        .watches(Api::<MLOpsProject>::all(client.clone()), config.clone(), |p| {
+            p.namespace().map(|ns| ObjectRef::new(&p.spec.environment).within(&ns))
+        });
+    // Projects follow their environment and wait for their deployments.
+    let project_store = stores.projects.clone();
+    let projects = projects
+        .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), move |e| {
+            let (name, ns) = (e.name_any(), e.namespace());
+            project_store
+                .state()
+                .into_iter()
+                .filter(|p| p.spec.environment == name && p.namespace() == ns)
+                .map(|p| ObjectRef::from(&*p))
+                .collect::<Vec<_>>()
+        })
+        .watches(Api::<ModelDeployment>::all(client.clone()), config.clone(), |d| {
+            d.namespace().map(|ns| ObjectRef::new(&d.spec.project).within(&ns))
+        });
+    // Deployments follow their project, and any environment or account change in their namespace.
+    let deployment_store = stores.deployments.clone();
+    let by_project = deployment_store.clone();
+    let by_account = deployment_store.clone();
+    let deployments = deployments
+        .watches(Api::<MLOpsProject>::all(client.clone()), config.clone(), move |p| {
+            let (name, ns) = (p.name_any(), p.namespace());
+            by_project
+                .state()
+                .into_iter()
+                .filter(|d| d.spec.project == name && d.namespace() == ns)
+                .map(|d| ObjectRef::from(&*d))
+                .collect::<Vec<_>>()
+        })
+        .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), move |e| {
+            let ns = e.namespace();
+            deployment_store.state().into_iter().filter(|d| d.namespace() == ns).map(|d| ObjectRef::from(&*d)).collect::<Vec<_>>()
+        })
+        .watches(Api::<AwsAccount>::all(client.clone()), config, move |_| {
+            by_account.state().into_iter().map(|d| ObjectRef::from(&*d)).collect::<Vec<_>>()
+        });
+
+    let ctx = Arc::new(Context::new(client, sessions, stores.clone(), metrics, settings));
+    let synced = {
+        let health = health.clone();
+        async move {
+            let waits = (
+                stores.accounts.wait_until_ready(),
+                stores.environments.wait_until_ready(),
+                stores.projects.wait_until_ready(),
+                stores.deployments.wait_until_ready(),
+            );
+            if tokio::try_join!(waits.0, waits.1, waits.2, waits.3).is_ok() {
+                health.synced.store(true, Ordering::Relaxed);
+                info!("watches synced");
+            }
+        }
+    };
+    tokio::spawn(synced);
+
+    let stopped = {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    };
+    let shared = futures::FutureExt::shared(Box::pin(stopped));
+    join_all([
+        drive(accounts.graceful_shutdown_on(shared.clone()), ctx.clone()),
+        drive(environments.graceful_shutdown_on(shared.clone()), ctx.clone()),
+        drive(projects.graceful_shutdown_on(shared.clone()), ctx.clone()),
+        drive(deployments.graceful_shutdown_on(shared), ctx),
+    ])
+    .await;
+    health.synced.store(false, Ordering::Relaxed);
+}
+
+/// Runs one controller to completion, logging what its queue reports.
+fn drive<K: Kind>(controller: Controller<K>, ctx: Arc<Context>) -> futures::future::BoxFuture<'static, ()>
+where
+    K: std::fmt::Debug,
+{
+    Box::pin(
+        controller
+            .run(lifecycle::reconcile::<K>, lifecycle::error_policy::<K>, ctx)
+            .for_each(|result| async move {
+                // Failed reconciles are logged by the error policy; report only queue trouble.
+                match result {
+                    Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                    Err(e) => warn!(error = %e, "controller queue error"),
+                }
+            }),
+    )
+}

@@ -1,0 +1,185 @@
+//! The `sagekeeper` binary: `run` starts the controller (leader election, watches, health and
+//! metrics server); `crds` writes the CustomResourceDefinitions.
+
+mod serve;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sagekeeper_aws::Sessions;
+use sagekeeper_controller::{Health, LeaseSettings, Metrics, Settings};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// sagekeeper: a secure, multi-account SageMaker platform as Kubernetes custom resources.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controller.
+    Run(RunArgs),
+    /// Write the CustomResourceDefinitions, one file per kind.
+    Crds {
+        /// Folder to write `<plural>.sagekeeper.io.yaml` into; `-` prints them to stdout.
+        #[arg(long, default_value = "crds")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Address of the health (/healthz, /readyz) and metrics (/metrics) server.
+    #[arg(long, env = "SAGEKEEPER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Compete for a Lease and reconcile only while holding it.
+    #[arg(long, env = "SAGEKEEPER_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (defaults to the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "sagekeeper-system")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "sagekeeper-leader")]
+    lease_name: String,
+    /// Seconds a lease stays valid after its last renewal.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// This replica's identity in the lease and in events (defaults to the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds between drift checks of a converged object (jittered).
+    #[arg(long, default_value_t = 600)]
+    drift_interval_seconds: u64,
+    /// Reconcile only objects with these labels, e.g. `shard=a` (sharding across controllers).
+    #[arg(long, env = "SAGEKEEPER_WATCH_LABEL_SELECTOR")]
+    watch_label_selector: Option<String>,
+    /// Log format.
+    #[arg(long, env = "SAGEKEEPER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds { out } => match write_crds(&out) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sagekeeper crds: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            init_logging(args.log_format);
+            match run(args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    error!(error = %e, "sagekeeper stopped");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,aws=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let metrics = Metrics::new()?;
+    let health = Arc::new(Health::default());
+    let client = kube::Client::try_default().await?;
+    let sessions = Sessions::from_env(metrics.aws.clone()).await;
+    let identity = args.identity.unwrap_or_else(default_identity);
+    let settings = Settings {
+        drift_interval: Duration::from_secs(args.drift_interval_seconds),
+        label_selector: args.watch_label_selector,
+        instance: identity.clone(),
+        ..Settings::default()
+    };
+    let lease = args.leader_elect.then(|| {
+        let mut lease = LeaseSettings::new(args.lease_namespace, args.lease_name, identity.clone());
+        lease.lease_duration = Duration::from_secs(args.lease_duration_seconds);
+        lease.renew_deadline = lease.lease_duration.mul_f64(2.0 / 3.0);
+        lease
+    });
+
+    let shutdown = CancellationToken::new();
+    let server = serve::start(args.metrics_addr, metrics.registry.clone(), health.clone(), shutdown.clone()).await?;
+    info!(addr = %server, identity = %identity, "sagekeeper started");
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            serve::signal().await;
+            info!("shutting down");
+            shutdown.cancel();
+        }
+    });
+    let result = sagekeeper_controller::run(client, sessions, metrics, settings, lease, health, shutdown.clone()).await;
+    shutdown.cancel();
+    Ok(result?)
+}
+
+/// The host name plus a random suffix, so two processes on one host never share an identity.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    format!("{}-{:08x}", if host.is_empty() { "sagekeeper" } else { &host }, rand::random::<u32>())
+}
+
+fn write_crds(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let stdout = out.as_os_str() == "-";
+    if !stdout {
+        std::fs::create_dir_all(out)?;
+    }
+    for crd in sagekeeper_api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let yaml = format!("# Generated by `sagekeeper crds`; do not edit.\n{}", serde_yaml::to_string(&crd)?);
+        if stdout {
+            print!("---\n{yaml}");
+        } else {
+            std::fs::write(out.join(format!("{name}.yaml")), yaml)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `crds/` is generated, never edited by hand: fail when it differs from what the types say.
+    #[test]
+    fn committed_crds_match_the_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+        let fresh = std::env::temp_dir().join(format!("sagekeeper-crds-{}", std::process::id()));
+        write_crds(&fresh).expect("generate crds");
+        for crd in sagekeeper_api::crds() {
+            let file = format!("{}.yaml", crd.metadata.name.unwrap_or_default());
+            let committed = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
+            let generated = std::fs::read_to_string(fresh.join(&file)).expect("generated file");
+            assert!(committed == generated, "crds/{file} is stale: run `make crds` and commit the result");
+        }
+        let committed_files = std::fs::read_dir(&dir).expect("crds dir").count();
+        assert_eq!(committed_files, 4, "crds/ holds exactly one file per kind");
+        std::fs::remove_dir_all(fresh).ok();
+    }
+}

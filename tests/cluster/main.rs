@@ -1,0 +1,5 @@
+//! Cluster tests: the controller against a real kube-apiserver and the AWS emulator.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod accounts;

@@ -1,0 +1,93 @@
+//! A client for the AWS emulator's control API (`/_emulator/...`): credentials for an account,
+//! the call log, injected faults and per-account behaviour settings.
+
+use serde_json::{Value, json};
+
+/// The control API of one emulator.
+#[derive(Clone, Debug)]
+pub struct Emulator {
+    base: String,
+}
+
+/// Static credentials the emulator attributes to one account.
+#[derive(Clone, Debug)]
+pub struct AccountCredentials {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret key.
+    pub secret_access_key: String,
+    /// The IAM user's ARN.
+    pub arn: String,
+}
+
+/// One AWS call as the emulator saw it.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Call {
+    /// The caller's account.
+    pub account: String,
+    /// The signing name of the service (`sts`, `ec2`, ...).
+    pub service: String,
+    /// The operation (`AssumeRole`, `DescribeVpcs`, ...).
+    pub operation: String,
+    /// The HTTP status sent.
+    pub status: u16,
+}
+
+impl Emulator {
+    /// The emulator at `base` (e.g. `http://127.0.0.1:41234`).
+    pub fn new(base: &str) -> Self {
+        Self { base: base.trim_end_matches('/').to_owned() }
+    }
+
+    /// Its base URL, for `AWS_ENDPOINT_URL`.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/_emulator/{path}", self.base);
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let response = match (method, body) {
+            ("GET", _) => agent.get(&url).call(),
+            ("DELETE", _) => agent.delete(&url).call(),
+            (_, Some(body)) => agent.post(&url).send_json(&body),
+            (_, None) => agent.post(&url).send_empty(),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("emulator {method} {path}: {e}"));
+        let status = response.status();
+        let value: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        assert!(status.is_success(), "emulator {method} {path}: HTTP {status}: {value}");
+        value
+    }
+
+    /// New credentials of an IAM user in `account`.
+    pub fn credentials(&self, account: &str) -> AccountCredentials {
+        let v = self.send("POST", "credentials", Some(json!({"account": account})));
+        AccountCredentials {
+            access_key_id: v["accessKeyId"].as_str().unwrap().to_owned(),
+            secret_access_key: v["secretAccessKey"].as_str().unwrap().to_owned(),
+            arn: v["arn"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Every call made by `account`, in order.
+    pub fn calls(&self, account: &str) -> Vec<Call> {
+        let v = self.send("GET", &format!("calls?account={account}"), None);
+        serde_json::from_value(v["calls"].clone()).expect("calls")
+    }
+
+    /// Registers a fault (see the emulator README); returns its id.
+    pub fn fault(&self, spec: Value) -> String {
+        self.send("POST", "faults", Some(spec))["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Removes one fault.
+    pub fn remove_fault(&self, id: &str) {
+        self.send("DELETE", &format!("faults/{id}"), None);
+    }
+
+    /// Sets per-account behaviour (transitional state durations and the like).
+    pub fn configure(&self, settings: Value) -> Value {
+        self.send("POST", "config", Some(settings))
+    }
+}

@@ -1,0 +1,93 @@
+//! The local stack of one test run: started once by `tests/stack/up.sh` (the same script
+//! `make stack-up` uses) in a temporary folder, with a watchdog that stops it when the test
+//! process exits; the CRDs from `crds/` are installed before any test runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Where the stack of this test run listens.
+#[derive(Debug)]
+pub struct Stack {
+    /// The stack's folder (logs, certificates, kubeconfig).
+    pub dir: PathBuf,
+    /// Kubeconfig of the admin user.
+    pub kubeconfig: PathBuf,
+    /// Base URL of the AWS emulator, e.g. `http://127.0.0.1:41234`.
+    pub aws_endpoint: String,
+    /// Folder holding `kubectl`, `kube-apiserver` and `etcd` of the matching version.
+    pub bin: PathBuf,
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The stack of this test run, started on first use.
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(start)
+}
+
+fn start() -> Stack {
+    let root = repo_root();
+    let dir = std::env::temp_dir().join(format!("sagekeeper-test-stack-{}", std::process::id()));
+    let status = Command::new(root.join("tests/stack/up.sh"))
+        .arg(&dir)
+        .arg("--watch-pid")
+        .arg(std::process::id().to_string())
+        .status()
+        .expect("run tests/stack/up.sh");
+    assert!(status.success(), "tests/stack/up.sh failed (logs in {})", dir.display());
+    let env = std::fs::read_to_string(dir.join("env")).expect("stack env file");
+    let value = |key: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {key}=")))
+            .unwrap_or_else(|| panic!("{key} missing from the stack env"))
+            .to_owned()
+    };
+    let bin = PathBuf::from(value("PATH").trim_end_matches(":$PATH"));
+    let stack = Stack {
+        kubeconfig: PathBuf::from(value("KUBECONFIG")),
+        aws_endpoint: value("AWS_ENDPOINT_URL"),
+        bin,
+        dir,
+    };
+    install_crds(&stack);
+    stack
+}
+
+fn install_crds(stack: &Stack) {
+    let crds = repo_root().join("crds");
+    let out = stack.kubectl(&["apply", "--server-side", "--field-manager=sagekeeper-tests", "-f", crds.to_str().unwrap()]);
+    assert!(out.status.success(), "installing CRDs failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = stack.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+    assert!(out.status.success(), "CRDs not established: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Stack {
+    /// Runs the stack's `kubectl` with the admin kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        self.kubectl_with_input(args, None)
+    }
+
+    /// Runs `kubectl` with `input` on stdin.
+    pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(self.bin.join("kubectl"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        let mut stdin = child.stdin.take().expect("kubectl stdin");
+        if let Some(input) = input {
+            stdin.write_all(input.as_bytes()).expect("write kubectl stdin");
+        }
+        drop(stdin);
+        child.wait_with_output().expect("kubectl output")
+    }
+}

@@ -1,0 +1,267 @@
+//! One test's world: a namespace labelled with the test's id, AWS account ids nobody else uses,
+//! a Kubernetes client, the emulator, and an in-process controller that reconciles only the
+//! objects carrying the test's label.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, Resource};
+use sagekeeper_api::conditions;
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
+use sagekeeper_aws::Sessions;
+use sagekeeper_aws::sdk::config::{BehaviorVersion, Region, SdkConfig};
+use sagekeeper_aws::sdk::credential_types::Credentials;
+use sagekeeper_controller::{Health, Metrics, Settings};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::emulator::{AccountCredentials, Emulator};
+use crate::eventually;
+use crate::stack::{Stack, stack};
+
+/// The label that ties objects to one test (and so to that test's controller).
+pub const TEST_LABEL: &str = "sagekeeper.io/test";
+
+static NEXT_TEST: AtomicU32 = AtomicU32::new(0);
+
+/// One test's namespace, accounts, clients and emulator.
+pub struct TestEnv {
+    /// The test's id: namespace name, label value, and prefix of cluster-scoped names.
+    pub id: String,
+    /// The test's namespace.
+    pub namespace: String,
+    /// An admin client.
+    pub client: Client,
+    /// The emulator's control API.
+    pub emulator: Emulator,
+    /// The account of the controller's own credentials.
+    pub home_account: String,
+    /// The controller's own credentials.
+    pub home: AccountCredentials,
+    index: u32,
+}
+
+impl TestEnv {
+    /// A fresh world for the test called `name`.
+    pub async fn new(name: &str) -> Self {
+        let stack = tokio::task::spawn_blocking(stack).await.expect("start the stack");
+        let index = NEXT_TEST.fetch_add(1, Ordering::Relaxed) + 1;
+        let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let id = format!("t{index}-{}", slug.chars().take(40).collect::<String>().trim_end_matches('-'));
+        let client = admin_client(stack).await;
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(id.clone()),
+                labels: Some([(TEST_LABEL.to_owned(), id.clone())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("create namespace");
+        let emulator = Emulator::new(&stack.aws_endpoint);
+        let home_account = account_id(index, 0);
+        let home = emulator.credentials(&home_account);
+        Self { namespace: id.clone(), id, client, emulator, home_account, home, index }
+    }
+
+    /// The stack of this run.
+    pub fn stack(&self) -> &'static Stack {
+        stack()
+    }
+
+    /// The test's `n`th AWS account id (0 is the controller's own account).
+    pub fn account(&self, n: u32) -> String {
+        account_id(self.index, n)
+    }
+
+    /// A cluster-wide unique name for a cluster-scoped object of this test.
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.id)
+    }
+
+    /// Adds the test label (and, for namespaced kinds, the test namespace) to an object.
+    pub fn own<K: Resource>(&self, mut obj: K, namespaced: bool) -> K {
+        let meta = obj.meta_mut();
+        meta.labels.get_or_insert_with(Default::default).insert(TEST_LABEL.into(), self.id.clone());
+        if namespaced {
+            meta.namespace = Some(self.namespace.clone());
+        }
+        obj
+    }
+
+    /// Parses a manifest into a typed object owned by this test. `{ns}`, `{id}` and `{account:N}`
+    /// in the text are replaced by the namespace, the test id and the Nth account id.
+    pub fn manifest<K: Resource + DeserializeOwned>(&self, yaml: &str, namespaced: bool) -> K {
+        let obj: K = serde_yaml::from_str(&self.expand(yaml)).expect("valid manifest");
+        self.own(obj, namespaced)
+    }
+
+    /// Replaces `{ns}`, `{id}` and `{account:N}` (N = 0..9) in `text`.
+    pub fn expand(&self, text: &str) -> String {
+        let mut out = text.replace("{ns}", &self.namespace).replace("{id}", &self.id);
+        for n in 0..10 {
+            out = out.replace(&format!("{{account:{n}}}"), &self.account(n));
+        }
+        out
+    }
+
+    /// The AwsAccount API.
+    pub fn accounts(&self) -> Api<AwsAccount> {
+        Api::all(self.client.clone())
+    }
+
+    /// The API of a namespaced kind in the test namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// An AWS config signed with `credentials`, pointed at the emulator.
+    pub async fn aws_config(&self, credentials: &AccountCredentials) -> SdkConfig {
+        let creds = Credentials::new(&credentials.access_key_id, &credentials.secret_access_key, None, None, "sagekeeper-tests");
+        sagekeeper_aws::sdk::config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.emulator.url())
+            .credentials_provider(creds)
+            .load()
+            .await
+    }
+
+    /// Creates role `name` in `account`, trusting the controller's own account (with
+    /// `sts:ExternalId` when given), as a platform team would before adding the AwsAccount.
+    pub async fn create_role(&self, account: &str, name: &str, external_id: Option<&str>) -> String {
+        let condition = external_id.map(|e| serde_json::json!({"StringEquals": {"sts:ExternalId": e}}));
+        let mut statement = serde_json::json!({
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{}:root", self.home_account)},
+            "Action": "sts:AssumeRole",
+        });
+        if let Some(condition) = condition {
+            statement["Condition"] = condition;
+        }
+        let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [statement]});
+        let creds = self.emulator.credentials(account);
+        let iam = sagekeeper_aws::sdk::iam::Client::new(&self.aws_config(&creds).await);
+        let out = iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("create role");
+        out.role.expect("role").arn
+    }
+
+    /// Starts a controller in this process that reconciles only this test's objects, with the
+    /// controller's own credentials in the test's home account.
+    pub async fn controller(&self) -> Controller {
+        let metrics = Metrics::new().expect("metrics");
+        let sessions = Sessions::new(self.aws_config(&self.home).await, metrics.aws.clone());
+        let settings = Settings {
+            label_selector: Some(format!("{TEST_LABEL}={}", self.id)),
+            pending_interval: Duration::from_secs(1),
+            instance: self.id.clone(),
+            ..Settings::default()
+        };
+        let token = CancellationToken::new();
+        let task = tokio::spawn(sagekeeper_controller::run(
+            self.client.clone(),
+            sessions,
+            metrics.clone(),
+            settings,
+            None,
+            Arc::new(Health::default()),
+            token.clone(),
+        ));
+        Controller { token, task: Some(task), metrics }
+    }
+
+    /// Waits until `get` returns an object whose conditions have `type_` with `status` (and
+    /// `reason`, when given) for its current generation; returns the object.
+    pub async fn wait_condition<K: HasConditions>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> K {
+        let what = format!("{} {name}: {type_}={status} {}", K::kind(&()), reason.unwrap_or(""));
+        eventually(Duration::from_secs(60), &what, || async {
+            let obj = api.get_opt(name).await.expect("get")?;
+            let c = conditions::find(obj.conditions(), type_)?;
+            let matches = c.status == status
+                && reason.is_none_or(|r| c.reason == r)
+                && c.observed_generation == obj.meta().generation;
+            matches.then_some(obj)
+        })
+        .await
+    }
+
+    /// Waits until the object is gone.
+    pub async fn wait_gone<K: Resource + Clone + DeserializeOwned + std::fmt::Debug>(&self, api: &Api<K>, name: &str) {
+        eventually(Duration::from_secs(60), &format!("{name} to be deleted"), || async {
+            api.get_opt(name).await.expect("get").is_none().then_some(())
+        })
+        .await;
+    }
+}
+
+fn account_id(index: u32, n: u32) -> String {
+    format!("9{index:07}{n:04}")
+}
+
+async fn admin_client(stack: &Stack) -> Client {
+    let kubeconfig = Kubeconfig::read_from(&stack.kubeconfig).expect("read kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// A controller running inside the test process; stopped when dropped.
+pub struct Controller {
+    token: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<(), sagekeeper_controller::Error>>>,
+    /// The controller's metrics.
+    pub metrics: Metrics,
+}
+
+impl Controller {
+    /// Stops the controller and waits until its in-flight reconciles finished.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("controller task").expect("controller stopped cleanly");
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// The kinds whose status carries conditions.
+pub trait HasConditions: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug {
+    /// The object's conditions (empty before the first status write).
+    fn conditions(&self) -> &[Condition];
+}
+
+macro_rules! has_conditions {
+    ($($kind:ty),*) => {$(
+        impl HasConditions for $kind {
+            fn conditions(&self) -> &[Condition] {
+                self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
+            }
+        }
+    )*};
+}
+has_conditions!(AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver, kubectl and etcd for the local stack from the official Go modules
+# pinned in tests/stack/{k8s,etcd}/go.mod, into a cache folder outside the work tree.
+# A second run finds the binaries and returns at once. Prints the bin folder.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+k8s_version=$(grep -oE 'k8s.io/kubernetes v[0-9.]+' "$here/k8s/go.mod" | cut -d' ' -f2)
+etcd_version=$(grep -oE 'go.etcd.io/etcd/server/v3 v[0-9.]+' "$here/etcd/go.mod" | cut -d' ' -f2)
+cache=${SAGEKEEPER_CACHE:-$HOME/.cache/sagekeeper}
+bin="$cache/bin/k8s-$k8s_version-etcd-$etcd_version"
+mkdir -p "$bin"
+
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+
+build_k8s() {
+  local name=$1 minor
+  [ -x "$bin/$name" ] && return 0
+  minor=$(echo "$k8s_version" | cut -d. -f2)
+  echo "building $name $k8s_version (several minutes on a cold cache)" >&2
+  (cd "$here/k8s" && go build -trimpath -pgo=off -o "$bin/$name.tmp" \
+    -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=$k8s_version \
+      -X k8s.io/component-base/version.gitMajor=1 \
+      -X k8s.io/component-base/version.gitMinor=$minor \
+      -X k8s.io/component-base/version.gitTreeState=clean \
+      -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version \
+      -X k8s.io/client-go/pkg/version.gitMajor=1 \
+      -X k8s.io/client-go/pkg/version.gitMinor=$minor" \
+    "k8s.io/kubernetes/cmd/$name")
+  mv "$bin/$name.tmp" "$bin/$name"
+}
+
+build_etcd() {
+  [ -x "$bin/etcd" ] && return 0
+  echo "building etcd $etcd_version" >&2
+  (cd "$here/etcd" && go build -trimpath -o "$bin/etcd.tmp" \
+    -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd_version" \
+    go.etcd.io/etcd/server/v3)
+  mv "$bin/etcd.tmp" "$bin/etcd"
+}
+
+build_etcd
+build_k8s kube-apiserver
+build_k8s kubectl
+echo "$bin"
