@@ -3,3 +3,6 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod accounts;
+mod admission;
+mod deletion;
+mod references;

@@ -7,7 +7,7 @@
 
 pub mod emulator;
 pub mod stack;
-mod test_env;
+pub mod test_env;
 
 pub use emulator::Emulator;
 pub use test_env::{Controller, TestEnv};

@@ -64,6 +64,17 @@ fn install_crds(stack: &Stack) {
     assert!(out.status.success(), "installing CRDs failed: {}", String::from_utf8_lossy(&out.stderr));
     let out = stack.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
     assert!(out.status.success(), "CRDs not established: {}", String::from_utf8_lossy(&out.stderr));
+    // Established comes before discovery serves the new kinds; kubectl needs discovery for
+    // short names and categories.
+    let start = std::time::Instant::now();
+    loop {
+        let out = stack.kubectl(&["api-resources", "--api-group=sagekeeper.io", "-o", "name"]);
+        if String::from_utf8_lossy(&out.stdout).lines().count() == 4 {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 30, "discovery never listed the sagekeeper kinds");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 impl Stack {
@@ -76,6 +87,7 @@ impl Stack {
     pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> std::process::Output {
         use std::io::Write;
         let mut child = Command::new(self.bin.join("kubectl"))
+            .arg(format!("--cache-dir={}", self.dir.join("kubectl-cache").display()))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(std::process::Stdio::piped())

@@ -40,7 +40,15 @@ pub enum DeletionPolicy {
 
 /// The CustomResourceDefinitions of all four kinds, in the order `kubectl apply` should see them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![AwsAccount::crd(), DataScienceEnvironment::crd(), MLOpsProject::crd(), ModelDeployment::crd()]
+    let mut crds = vec![AwsAccount::crd(), DataScienceEnvironment::crd(), MLOpsProject::crd(), ModelDeployment::crd()];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+                schema::unwrap_descriptions(schema);
+            }
+        }
+    }
+    crds
 }
 
 /// True when the object carries `sagekeeper.io/paused: "true"`.

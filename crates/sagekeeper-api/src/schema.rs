@@ -1,5 +1,9 @@
 //! Schema building blocks shared by the kinds: the patterns and bounds the API server checks
-//! at admission, and the printer columns every kind shows.
+//! at admission, and the description formatting every kind shares.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 
 /// A 12-digit AWS account id.
 pub(crate) const ACCOUNT_ID: &str = r"^[0-9]{12}$";
@@ -45,5 +49,28 @@ pub(crate) fn bound_map(schema: &mut schemars::Schema, max_properties: u32, valu
         (schema.get_mut("additionalProperties").and_then(|v| v.as_object_mut()), values)
     {
         target.extend(extra);
+    }
+}
+
+/// Joins the lines of each paragraph of every description, so `kubectl explain` wraps the text
+/// itself instead of breaking where the doc comment did.
+pub(crate) fn unwrap_descriptions(schema: &mut JSONSchemaProps) {
+    if let Some(text) = schema.description.as_mut() {
+        *text = text.split("\n\n").map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n\n");
+    }
+    let children = schema
+        .properties
+        .iter_mut()
+        .flat_map(|p| p.values_mut())
+        .chain(schema.items.as_mut().and_then(|i| match i {
+            JSONSchemaPropsOrArray::Schema(s) => Some(s.as_mut()),
+            JSONSchemaPropsOrArray::Schemas(_) => None,
+        }))
+        .chain(schema.additional_properties.as_mut().and_then(|a| match a {
+            JSONSchemaPropsOrBool::Schema(s) => Some(s.as_mut()),
+            JSONSchemaPropsOrBool::Bool(_) => None,
+        }));
+    for child in children {
+        unwrap_descriptions(child);
     }
 }

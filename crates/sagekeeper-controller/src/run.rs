@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::StreamExt;
 use futures::future::join_all;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
@@ -145,19 +145,22 @@ async fn controllers(
         deployments: deployments.store(),
     };
 
-    // An account being deleted waits for its users: look again when they change or go.
+    // An account being deleted waits for its users: look again when they change or go. Only
+    // accounts being deleted care, so a user's status writes do not re-check live accounts.
+    let being_deleted = stores.accounts.clone();
+    let by_deployment = stores.accounts.clone();
     let accounts = accounts
-        .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), |e| {
-            std::iter::once(&e.spec.account)
-                .chain(e.spec.target_accounts.values().flatten())
-                .map(|a| ObjectRef::new(a))
-                .collect::<Vec<_>>()
+        .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), move |e| {
+            let names = std::iter::once(&e.spec.account).chain(e.spec.target_accounts.values().flatten());
+            deleting(&being_deleted, names.map(|a| ObjectRef::new(a)))
         })
-        .watches(Api::<ModelDeployment>::all(client.clone()), config.clone(), |d| {
-            d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten()).map(|a| ObjectRef::new(a)).collect::<Vec<_>>()
+        .watches(Api::<ModelDeployment>::all(client.clone()), config.clone(), move |d| {
+            let names = d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten());
+            deleting(&by_deployment, names.map(|a| ObjectRef::new(a)))
         });
-    // Environments follow their accounts (readiness, tenancy) and wait for their projects.
+    // Environments follow their accounts (readiness, tenancy) and, being deleted, their projects.
     let env_store = stores.environments.clone();
+    let env_deleting = stores.environments.clone();
     let environments = environments
         .watches(Api::<AwsAccount>::all(client.clone()), config.clone(), move |a| {
             let name = a.name_any();
@@ -168,11 +171,12 @@ async fn controllers(
                 .map(|e| ObjectRef::from(&*e))
                 .collect::<Vec<_>>()
         })
-        .watches(Api::<MLOpsProject>::all(client.clone()), config.clone(), |p| {
-            p.namespace().map(|ns| ObjectRef::new(&p.spec.environment).within(&ns))
+        .watches(Api::<MLOpsProject>::all(client.clone()), config.clone(), move |p| {
+            deleting(&env_deleting, p.namespace().map(|ns| ObjectRef::new(&p.spec.environment).within(&ns)))
         });
-    // Projects follow their environment and wait for their deployments.
+    // Projects follow their environment and, being deleted, their deployments.
     let project_store = stores.projects.clone();
+    let project_deleting = stores.projects.clone();
     let projects = projects
         .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), move |e| {
             let (name, ns) = (e.name_any(), e.namespace());
@@ -183,8 +187,8 @@ async fn controllers(
                 .map(|p| ObjectRef::from(&*p))
                 .collect::<Vec<_>>()
         })
-        .watches(Api::<ModelDeployment>::all(client.clone()), config.clone(), |d| {
-            d.namespace().map(|ns| ObjectRef::new(&d.spec.project).within(&ns))
+        .watches(Api::<ModelDeployment>::all(client.clone()), config.clone(), move |d| {
+            deleting(&project_deleting, d.namespace().map(|ns| ObjectRef::new(&d.spec.project).within(&ns)))
         });
     // Deployments follow their project, and any environment or account change in their namespace.
     let deployment_store = stores.deployments.clone();
@@ -239,6 +243,16 @@ async fn controllers(
     ])
     .await;
     health.synced.store(false, Ordering::Relaxed);
+}
+
+/// The references among `refs` whose objects are being deleted (and so wait for users).
+fn deleting<K>(store: &Store<K>, refs: impl IntoIterator<Item = ObjectRef<K>>) -> Vec<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    refs.into_iter()
+        .filter(|r| store.get(r).is_some_and(|o| o.meta().deletion_timestamp.is_some()))
+        .collect()
 }
 
 /// Runs one controller to completion, logging what its queue reports.

@@ -1,0 +1,5 @@
+"""`python -m sagekeeper_emulator`: run the AWS emulator (see server.py)."""
+
+from .server import main
+
+main()

@@ -1,0 +1,316 @@
+"""Resource policies as AWS treats them: principals validated, conditions evaluated.
+
+What moto gets wrong, and what this module changes:
+- KMS key policies (CreateKey, PutKeyPolicy), S3 bucket policies (PutBucketPolicy)
+  and IAM trust policies (CreateRole, UpdateAssumeRolePolicy) naming an AWS
+  principal that does not exist are accepted by moto; AWS refuses them
+  (MalformedPolicyDocumentException / MalformedPolicy / MalformedPolicyDocument).
+  A role younger than the account's iamPropagationSeconds counts as unknown
+  (IAM eventual consistency).
+- moto evaluates bucket policies for object operations even without auth, but
+  ignores Principal and Condition, so every conditional Deny denies always, with
+  a bare 403. Here Deny statements are evaluated with Principal, Action,
+  Resource and Condition (aws:PrincipalArn, aws:SecureTransport,
+  aws:SourceVpce, aws:ViaAWSService, aws:PrincipalAccount). The middleware turns
+  moto's bare 403 into an AccessDenied XML error.
+- moto's KMS DescribeKey check has the same flaw (any Deny of kms:* denies); it
+  is replaced by the same evaluation.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import re
+from datetime import timedelta
+
+from moto.core.exceptions import JsonRESTError
+from moto.core.utils import utcnow
+from moto.iam.access_control import PermissionResult
+from moto.iam.exceptions import MalformedPolicyDocument
+from moto.iam.models import IAMBackend, iam_backends
+from moto.kms import responses as kms_responses
+from moto.kms.exceptions import AccessDeniedException
+from moto.kms.models import KmsBackend
+from moto.s3.exceptions import S3ClientError
+from moto.s3.models import FakeBucket, S3Backend
+
+from . import config
+from .identity import Caller, RequestContext, current
+
+_ACCOUNT = re.compile(r"\d{12}")
+_IAM_ENTITY = re.compile(r"arn:aws:iam::(\d{12}):(user|role)/(?:.*/)?([^/]+)")
+_ACCOUNT_ROOT = re.compile(r"arn:aws:iam::(\d{12}):root")
+_SESSION = re.compile(r"arn:aws:sts::(\d{12}):assumed-role/([^/]+)/[^/]+")
+_NEGATED = {"StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike", "StringNotEqualsIgnoreCase"}
+# moto names the bucket-policy action after the HTTP method; AWS authorizes these as:
+_S3_ACTIONS = {"s3:HeadObject": "s3:GetObject", "s3:PostObject": "s3:PutObject"}
+
+
+def parse(document) -> dict | None:
+    """A policy document as a dict, or None when it is not a JSON object."""
+    if isinstance(document, bytes):
+        document = document.decode("utf-8", "replace")
+    try:
+        policy = json.loads(document) if isinstance(document, str) else document
+    except ValueError:
+        return None
+    return policy if isinstance(policy, dict) else None
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _values(value) -> list[str]:
+    return [str(v).lower() if isinstance(v, bool) else str(v) for v in _as_list(value)]
+
+
+def _statements(policy: dict) -> list[dict]:
+    return [s for s in _as_list(policy.get("Statement", [])) if isinstance(s, dict)]
+
+
+def _glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+
+
+# --- principals --------------------------------------------------------------
+
+
+def visible_role(account: str, name: str):
+    """The IAM role, or None if it doesn't exist or is younger than IAM propagation."""
+    # list(): other request threads may be adding roles (moto's own lookups do the same)
+    role = next((r for r in list(iam_backends[account]["aws"].get_roles()) if r.name == name), None)
+    delay = config.registry.get(account).iamPropagationSeconds
+    if role is None or utcnow() - role.create_date < timedelta(seconds=delay):
+        return None
+    return role
+
+
+def principal_exists(principal: str) -> bool:
+    """Whether AWS would accept this AWS principal in a resource policy."""
+    if principal == "*" or _ACCOUNT.fullmatch(principal) or _ACCOUNT_ROOT.fullmatch(principal):
+        return True
+    if entity := _IAM_ENTITY.fullmatch(principal):
+        account, kind, name = entity.groups()
+        if kind == "role":
+            return visible_role(account, name) is not None
+        return name in iam_backends[account]["aws"].users
+    if session := _SESSION.fullmatch(principal):
+        return visible_role(*session.groups()) is not None
+    return False
+
+
+def invalid_principals(policy: dict) -> list[str]:
+    """The AWS principals named by the policy that do not exist."""
+    named = []
+    for statement in _statements(policy):
+        for key in ("Principal", "NotPrincipal"):
+            principal = statement.get(key)
+            if isinstance(principal, dict):
+                named += _values(principal.get("AWS", []))
+    return [p for p in named if not principal_exists(p)]
+
+
+def _entity(arn: str) -> tuple[str, ...] | None:
+    match = _IAM_ENTITY.fullmatch(arn)
+    return match.groups() if match else None
+
+
+def _names_caller(principal: str, caller: Caller) -> bool:
+    if principal in ("*", caller.account, f"arn:aws:iam::{caller.account}:root", caller.arn):
+        return True
+    return _entity(principal) is not None and _entity(principal) == _entity(caller.principal_arn)
+
+
+def _principal_matches(statement: dict, caller: Caller) -> bool:
+    if "NotPrincipal" in statement:
+        return not _principal_in(statement["NotPrincipal"], caller)
+    return "Principal" not in statement or _principal_in(statement["Principal"], caller)
+
+
+def _principal_in(principal, caller: Caller) -> bool:
+    if principal == "*":
+        return True
+    aws = principal.get("AWS", []) if isinstance(principal, dict) else []
+    return any(_names_caller(p, caller) for p in _values(aws))
+
+
+# --- conditions --------------------------------------------------------------
+
+
+def _value_matches(base: str, wanted: str, actual: str) -> bool:
+    if base in ("StringEquals", "StringNotEquals"):
+        return wanted == actual
+    if base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
+        return wanted.lower() == actual.lower()
+    if base == "Bool":
+        return wanted.lower() == actual.lower()
+    # StringLike and the Arn operators (ArnEquals also takes wildcards in AWS)
+    return _glob(wanted, actual)
+
+
+_OPERATORS = {
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "ArnEquals",
+    "ArnNotEquals",
+    "ArnLike",
+    "ArnNotLike",
+    "Bool",
+}
+
+
+def _key_matches(operator: str, wanted: list[str], actual: list[str] | None) -> bool:
+    if_exists = operator.endswith("IfExists")
+    base = operator[: -len("IfExists")] if if_exists else operator
+    if base == "Null":
+        return (actual is None) == ("true" in [w.lower() for w in wanted])
+    if actual is None:
+        # AWS: a missing key fails positive operators and satisfies negated ones.
+        return if_exists or base in _NEGATED
+    if base not in _OPERATORS:
+        return False
+    hit = any(_value_matches(base, w, a) for w in wanted for a in actual)
+    return not hit if base in _NEGATED else hit
+
+
+def conditions_match(conditions: dict, keys: dict[str, list[str]]) -> bool:
+    """AND across operators and keys, OR across a key's values; key names case-insensitive."""
+    for operator, block in conditions.items():
+        if not isinstance(block, dict):
+            return False
+        for key, wanted in block.items():
+            if not _key_matches(operator, _values(wanted), keys.get(key.lower())):
+                return False
+    return True
+
+
+# --- statements --------------------------------------------------------------
+
+
+def _listed(statement: dict, name: str, value: str, ignore_case: bool) -> bool:
+    """Whether value matches the statement's Action/Resource (or is outside NotX)."""
+    if f"Not{name}" in statement:
+        return not any(_glob(p, value, ignore_case) for p in _values(statement[f"Not{name}"]))
+    if name not in statement:
+        return True
+    return any(_glob(p, value, ignore_case) for p in _values(statement[name]))
+
+
+def evaluate(policy: dict, action: str, resource: str, caller: Caller, keys: dict) -> str | None:
+    """'Deny' if a matching Deny applies, else 'Allow' if an Allow does, else None."""
+    verdict = None
+    for statement in _statements(policy):
+        applies = (
+            _principal_matches(statement, caller)
+            and _listed(statement, "Action", action, ignore_case=True)
+            and _listed(statement, "Resource", resource, ignore_case=False)
+            and conditions_match(statement.get("Condition", {}), keys)
+        )
+        if applies and statement.get("Effect") == "Deny":
+            return "Deny"
+        if applies and statement.get("Effect") == "Allow":
+            verdict = "Allow"
+    return verdict
+
+
+def request_keys(context: RequestContext) -> dict[str, list[str]]:
+    """Global condition keys of the current request (lower-case names)."""
+    headers, caller = context.headers, context.caller
+    secure = headers.get("x-emulator-secure-transport", "true").lower() != "false"
+    keys = {
+        "aws:principalarn": [caller.principal_arn],
+        "aws:principalaccount": [caller.account],
+        "aws:securetransport": ["true" if secure else "false"],
+        "aws:viaawsservice": ["false"],
+    }
+    if "x-emulator-source-vpce" in headers:
+        keys["aws:sourcevpce"] = [headers["x-emulator-source-vpce"]]
+    return keys
+
+
+# --- moto hooks ----------------------------------------------------------------
+
+
+def _bucket_permission(bucket: FakeBucket, action: str, resource: str) -> PermissionResult:
+    policy = parse(bucket.policy) if bucket.policy else None
+    if policy is None:
+        return PermissionResult.NEUTRAL
+    context = current()
+    verdict = evaluate(
+        policy, _S3_ACTIONS.get(action, action), resource, context.caller, request_keys(context)
+    )
+    return {"Deny": PermissionResult.DENIED, "Allow": PermissionResult.PERMITTED}.get(
+        verdict, PermissionResult.NEUTRAL
+    )
+
+
+def _kms_key_policy_check(key, action: str) -> None:
+    policy, context = parse(key.policy), current()
+    if policy and evaluate(policy, action, key.arn, context.caller, request_keys(context)) == "Deny":
+        raise AccessDeniedException(
+            f"User: {context.caller.arn} is not authorized to perform: {action} on resource: "
+            f"{key.arn} with an explicit deny in a resource-based policy"
+        )
+
+
+def _check_bucket_policy(document) -> None:
+    policy = parse(document)
+    if policy is None:
+        raise S3ClientError("MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'")
+    if invalid_principals(policy):
+        raise S3ClientError("MalformedPolicy", "Invalid principal in policy")
+
+
+def _check_key_policy(document) -> None:
+    if document is None:
+        return
+    policy = parse(document)
+    if policy is None:
+        raise JsonRESTError("MalformedPolicyDocumentException", "The policy is not valid JSON.")
+    if invalid_principals(policy):
+        raise JsonRESTError(
+            "MalformedPolicyDocumentException",
+            "Policy contains a statement with one or more invalid principals.",
+        )
+
+
+def _check_trust_policy(document) -> None:
+    policy = parse(document)
+    bad = invalid_principals(policy) if policy else []
+    if bad:
+        raise MalformedPolicyDocument(f'Invalid principal in policy: "AWS":"{bad[0]}"')
+
+
+def _validating(original, check, parameter: str):
+    """Wrap a moto backend method so that its policy parameter is checked first."""
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def method(self, *args, **kwargs):
+        check(signature.bind(self, *args, **kwargs).arguments.get(parameter))
+        return original(self, *args, **kwargs)
+
+    return method
+
+
+def install() -> None:
+    """Patch moto: principal validation, and condition-aware Deny evaluation."""
+    S3Backend.put_bucket_policy = _validating(S3Backend.put_bucket_policy, _check_bucket_policy, "policy")
+    KmsBackend.create_key = _validating(KmsBackend.create_key, _check_key_policy, "policy")
+    KmsBackend.put_key_policy = _validating(KmsBackend.put_key_policy, _check_key_policy, "policy")
+    IAMBackend.create_role = _validating(
+        IAMBackend.create_role, _check_trust_policy, "assume_role_policy_document"
+    )
+    IAMBackend.update_assume_role_policy = _validating(
+        IAMBackend.update_assume_role_policy, _check_trust_policy, "policy_document"
+    )
+    FakeBucket.get_permission = _bucket_permission
+    kms_responses.validate_policy = _kms_key_policy_check
