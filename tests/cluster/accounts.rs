@@ -77,8 +77,10 @@ async fn wrong_external_id_is_refused_by_the_role_trust_policy() {
     let t = TestEnv::new("external-id").await;
     let role = t.create_role(&t.account(1), "sagekeeper-deployer", Some("right-id")).await;
     let _controller = t.controller().await;
-    let wrong = account(&t, "wrong", &format!("  accountId: '{}'\n  roleArn: {role}\n  externalId: wrong-id", t.account(1)));
-    let right = account(&t, "right", &format!("  accountId: '{}'\n  roleArn: {role}\n  externalId: right-id", t.account(1)));
+    let wrong =
+        account(&t, "wrong", &format!("  accountId: '{}'\n  roleArn: {role}\n  externalId: wrong-id", t.account(1)));
+    let right =
+        account(&t, "right", &format!("  accountId: '{}'\n  roleArn: {role}\n  externalId: right-id", t.account(1)));
     t.accounts().create(&Default::default(), &wrong).await.unwrap();
     t.accounts().create(&Default::default(), &right).await.unwrap();
     t.wait_condition(&t.accounts(), &t.name("wrong"), "Stalled", "True", Some("AccessDenied")).await;

@@ -1,9 +1,9 @@
 //! Admission: the CRDs installed in a real API server accept the examples, reject bad input with
 //! a message that names the field, refuse changes to immutable fields, and explain themselves.
 
+use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
-use kube::Api;
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
 use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::stack::repo_root;
@@ -104,14 +104,24 @@ fn cases() -> Vec<Case> {
             json!({"spec": {"roleArn": "arn:aws:iam::222222222222:role/sagekeeper-deployer"}}),
             "spec.roleArn",
         ),
-        case("role ARN naming a user", "AwsAccount", json!({"spec": {"roleArn": "arn:aws:iam::111111111111:user/x"}}), "spec.roleArn"),
+        case(
+            "role ARN naming a user",
+            "AwsAccount",
+            json!({"spec": {"roleArn": "arn:aws:iam::111111111111:user/x"}}),
+            "spec.roleArn",
+        ),
         case(
             "empty namespace selector",
             "AwsAccount",
             json!({"spec": {"namespaceSelector": {"matchLabels": null}}}),
             "spec.namespaceSelector",
         ),
-        case("missing namespace selector", "AwsAccount", json!({"spec": {"namespaceSelector": null}}), "spec.namespaceSelector"),
+        case(
+            "missing namespace selector",
+            "AwsAccount",
+            json!({"spec": {"namespaceSelector": null}}),
+            "spec.namespaceSelector",
+        ),
         case("bad region in allow-list", "AwsAccount", json!({"spec": {"regions": ["us-east"]}}), "spec.regions[0]"),
         case("external id too short", "AwsAccount", json!({"spec": {"externalId": "a"}}), "spec.externalId"),
         case(
@@ -120,11 +130,36 @@ fn cases() -> Vec<Case> {
             json!({"spec": {"permissionsBoundaryArn": "arn:aws:iam::222222222222:policy/boundary"}}),
             "spec.permissionsBoundaryArn",
         ),
-        update("changed account id", "AwsAccount", json!({"spec": {"accountId": "999999999999", "roleArn": null}}), "spec.accountId"),
-        case("CIDR prefix /8", "DataScienceEnvironment", json!({"spec": {"network": {"vpcCidr": "10.0.0.0/8"}}}), "spec.network.vpcCidr"),
-        case("CIDR prefix /28", "DataScienceEnvironment", json!({"spec": {"network": {"vpcCidr": "10.0.0.0/28"}}}), "spec.network.vpcCidr"),
-        case("CIDR host bits set", "DataScienceEnvironment", json!({"spec": {"network": {"vpcCidr": "10.0.0.1/16"}}}), "spec.network.vpcCidr"),
-        case("CIDR not an address", "DataScienceEnvironment", json!({"spec": {"network": {"vpcCidr": "300.0.0.0/16"}}}), "spec.network.vpcCidr"),
+        update(
+            "changed account id",
+            "AwsAccount",
+            json!({"spec": {"accountId": "999999999999", "roleArn": null}}),
+            "spec.accountId",
+        ),
+        case(
+            "CIDR prefix /8",
+            "DataScienceEnvironment",
+            json!({"spec": {"network": {"vpcCidr": "10.0.0.0/8"}}}),
+            "spec.network.vpcCidr",
+        ),
+        case(
+            "CIDR prefix /28",
+            "DataScienceEnvironment",
+            json!({"spec": {"network": {"vpcCidr": "10.0.0.0/28"}}}),
+            "spec.network.vpcCidr",
+        ),
+        case(
+            "CIDR host bits set",
+            "DataScienceEnvironment",
+            json!({"spec": {"network": {"vpcCidr": "10.0.0.1/16"}}}),
+            "spec.network.vpcCidr",
+        ),
+        case(
+            "CIDR not an address",
+            "DataScienceEnvironment",
+            json!({"spec": {"network": {"vpcCidr": "300.0.0.0/16"}}}),
+            "spec.network.vpcCidr",
+        ),
         case(
             "five availability zones",
             "DataScienceEnvironment",
@@ -155,14 +190,39 @@ fn cases() -> Vec<Case> {
             json!({"spec": {"studio": {"userProfiles": [{"name": "alice", "persona": "DataScientist"}, {"name": "alice", "persona": "TeamAdmin"}]}}}),
             "spec.studio.userProfiles[1]",
         ),
-        case("unknown auth mode", "DataScienceEnvironment", json!({"spec": {"studio": {"authMode": "SSO"}}}), "spec.studio.authMode"),
+        case(
+            "unknown auth mode",
+            "DataScienceEnvironment",
+            json!({"spec": {"studio": {"authMode": "SSO"}}}),
+            "spec.studio.authMode",
+        ),
         case("malformed region", "DataScienceEnvironment", json!({"spec": {"region": "useast1"}}), "spec.region"),
         case("reserved tag key", "DataScienceEnvironment", json!({"spec": {"tags": {"aws:owner": "x"}}}), "spec.tags"),
-        case("bad stage name", "DataScienceEnvironment", json!({"spec": {"targetAccounts": {"Prod!": ["prod"]}}}), "spec.targetAccounts"),
-        case("stage without accounts", "DataScienceEnvironment", json!({"spec": {"targetAccounts": {"prod": []}}}), "spec.targetAccounts.prod"),
-        case("unknown deletion policy", "DataScienceEnvironment", json!({"spec": {"deletionPolicy": "Orphan"}}), "spec.deletionPolicy"),
+        case(
+            "bad stage name",
+            "DataScienceEnvironment",
+            json!({"spec": {"targetAccounts": {"Prod!": ["prod"]}}}),
+            "spec.targetAccounts",
+        ),
+        case(
+            "stage without accounts",
+            "DataScienceEnvironment",
+            json!({"spec": {"targetAccounts": {"prod": []}}}),
+            "spec.targetAccounts.prod",
+        ),
+        case(
+            "unknown deletion policy",
+            "DataScienceEnvironment",
+            json!({"spec": {"deletionPolicy": "Orphan"}}),
+            "spec.deletionPolicy",
+        ),
         update("changed region", "DataScienceEnvironment", json!({"spec": {"region": "us-west-2"}}), "spec.region"),
-        update("changed VPC CIDR", "DataScienceEnvironment", json!({"spec": {"network": {"vpcCidr": "10.1.0.0/16"}}}), "spec.network.vpcCidr"),
+        update(
+            "changed VPC CIDR",
+            "DataScienceEnvironment",
+            json!({"spec": {"network": {"vpcCidr": "10.1.0.0/16"}}}),
+            "spec.network.vpcCidr",
+        ),
         update("changed account", "DataScienceEnvironment", json!({"spec": {"account": "other"}}), "spec.account"),
         update(
             "target CIDR added later",
@@ -176,9 +236,24 @@ fn cases() -> Vec<Case> {
             json!({"spec": {"modelPackageGroupName": "bad_name!"}}),
             "spec.modelPackageGroupName",
         ),
-        case("unknown approval mode", "MLOpsProject", json!({"spec": {"modelApproval": "Sometimes"}}), "spec.modelApproval"),
-        case("unknown template", "MLOpsProject", json!({"spec": {"pipeline": {"template": "Other"}}}), "spec.pipeline.template"),
-        update("group name set later", "MLOpsProject", json!({"spec": {"modelPackageGroupName": "team-churn"}}), "spec.modelPackageGroupName"),
+        case(
+            "unknown approval mode",
+            "MLOpsProject",
+            json!({"spec": {"modelApproval": "Sometimes"}}),
+            "spec.modelApproval",
+        ),
+        case(
+            "unknown template",
+            "MLOpsProject",
+            json!({"spec": {"pipeline": {"template": "Other"}}}),
+            "spec.pipeline.template",
+        ),
+        update(
+            "group name set later",
+            "MLOpsProject",
+            json!({"spec": {"modelPackageGroupName": "team-churn"}}),
+            "spec.modelPackageGroupName",
+        ),
         update("changed environment", "MLOpsProject", json!({"spec": {"environment": "other"}}), "spec.environment"),
         case("no stages", "ModelDeployment", json!({"spec": {"stages": []}}), "spec.stages"),
         case(
@@ -217,7 +292,12 @@ fn cases() -> Vec<Case> {
             json!({"spec": {"stages": [stage(json!({})), stage(json!({}))]}}),
             "spec.stages[1]",
         ),
-        case("model version not a number", "ModelDeployment", json!({"spec": {"modelVersion": "latest"}}), "spec.modelVersion"),
+        case(
+            "model version not a number",
+            "ModelDeployment",
+            json!({"spec": {"modelVersion": "latest"}}),
+            "spec.modelVersion",
+        ),
         update("changed project", "ModelDeployment", json!({"spec": {"project": "other"}}), "spec.project"),
     ]
 }

@@ -5,4 +5,5 @@
 mod accounts;
 mod admission;
 mod deletion;
+mod leader;
 mod references;

@@ -64,7 +64,8 @@ async fn namespace_outside_the_selector_gets_account_not_permitted() {
     // Nothing was done in that account on the environment's behalf: the only calls there are
     // the AwsAccount's own identity checks.
     let calls = t.emulator.calls(&t.account(1));
-    let others: Vec<_> = calls.iter().filter(|c| !["CreateRole", "GetCallerIdentity"].contains(&c.operation.as_str())).collect();
+    let others: Vec<_> =
+        calls.iter().filter(|c| !["CreateRole", "GetCallerIdentity"].contains(&c.operation.as_str())).collect();
     assert!(others.is_empty(), "{others:?}");
 }
 

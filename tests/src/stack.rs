@@ -48,19 +48,16 @@ fn start() -> Stack {
             .to_owned()
     };
     let bin = PathBuf::from(value("PATH").trim_end_matches(":$PATH"));
-    let stack = Stack {
-        kubeconfig: PathBuf::from(value("KUBECONFIG")),
-        aws_endpoint: value("AWS_ENDPOINT_URL"),
-        bin,
-        dir,
-    };
+    let stack =
+        Stack { kubeconfig: PathBuf::from(value("KUBECONFIG")), aws_endpoint: value("AWS_ENDPOINT_URL"), bin, dir };
     install_crds(&stack);
     stack
 }
 
 fn install_crds(stack: &Stack) {
     let crds = repo_root().join("crds");
-    let out = stack.kubectl(&["apply", "--server-side", "--field-manager=sagekeeper-tests", "-f", crds.to_str().unwrap()]);
+    let out =
+        stack.kubectl(&["apply", "--server-side", "--field-manager=sagekeeper-tests", "-f", crds.to_str().unwrap()]);
     assert!(out.status.success(), "installing CRDs failed: {}", String::from_utf8_lossy(&out.stderr));
     let out = stack.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
     assert!(out.status.success(), "CRDs not established: {}", String::from_utf8_lossy(&out.stderr));

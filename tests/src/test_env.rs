@@ -52,7 +52,8 @@ impl TestEnv {
     pub async fn new(name: &str) -> Self {
         let stack = tokio::task::spawn_blocking(stack).await.expect("start the stack");
         let index = NEXT_TEST.fetch_add(1, Ordering::Relaxed) + 1;
-        let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let slug: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
         let id = format!("t{index}-{}", slug.chars().take(40).collect::<String>().trim_end_matches('-'));
         let client = admin_client(stack).await;
         let namespace = Namespace {
@@ -63,7 +64,10 @@ impl TestEnv {
             },
             ..Default::default()
         };
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("create namespace");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("create namespace");
         let emulator = Emulator::new(&stack.aws_endpoint);
         let home_account = account_id(index, 0);
         let home = emulator.credentials(&home_account);
@@ -126,7 +130,13 @@ impl TestEnv {
 
     /// An AWS config signed with `credentials`, pointed at the emulator.
     pub async fn aws_config(&self, credentials: &AccountCredentials) -> SdkConfig {
-        let creds = Credentials::new(&credentials.access_key_id, &credentials.secret_access_key, None, None, "sagekeeper-tests");
+        let creds = Credentials::new(
+            &credentials.access_key_id,
+            &credentials.secret_access_key,
+            None,
+            None,
+            "sagekeeper-tests",
+        );
         sagekeeper_aws::sdk::config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(self.emulator.url())

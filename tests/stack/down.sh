@@ -10,7 +10,7 @@ dir=${1:?usage: down.sh DIR}
 
 ours() { # pid, name: true while pid still runs the program up.sh started under that name
   local cmd
-  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
   case $2 in
     emulator) [[ $cmd == *sagekeeper_emulator* ]] ;;
     *) [[ $cmd == *"$2"* ]] ;;

@@ -128,16 +128,26 @@ wait_for emulator 30 test -s "$dir/emulator.port"
 emulator_port=$(cat "$dir/emulator.port")
 wait_for emulator 10 curl -sf "http://127.0.0.1:$emulator_port/_emulator/health"
 
+# The controller's own identity: an IAM user in the emulated account 123456789012, whose keys
+# the emulator attributes to that account (AwsAccount roles trust it).
+creds=$(curl -sf -X POST -H 'Content-Type: application/json' \
+  -d '{"account": "123456789012", "userName": "sagekeeper"}' \
+  "http://127.0.0.1:$emulator_port/_emulator/credentials") ||
+  fail "could not create the controller's credentials" "$dir/emulator.log"
+read -r key secret < <(python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["accessKeyId"], c["secretAccessKey"])' <<<"$creds")
+
 cat >"$dir/env" <<EOF
-# Written by tests/stack/up.sh: source it to use the local stack.
+# Written by tests/stack/up.sh: source it to use the local stack. The AWS keys are the
+# emulator's, for its account 123456789012; they mean nothing anywhere else.
 export KUBECONFIG=$dir/kubeconfig
 export AWS_ENDPOINT_URL=http://127.0.0.1:$emulator_port
 export AWS_REGION=us-east-1
-export AWS_ACCESS_KEY_ID=AKIASAGEKEEPERLOCAL1
-export AWS_SECRET_ACCESS_KEY=sagekeeper-local-stack-not-a-secret
+export AWS_ACCESS_KEY_ID=$key
+export AWS_SECRET_ACCESS_KEY=$secret
 unset AWS_SESSION_TOKEN AWS_PROFILE
 export PATH=$bin:\$PATH
 EOF
+chmod 600 "$dir/env"
 
 if [ -n "$watch_pid" ]; then
   setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3"' \

@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::DeletionPolicy;
-use crate::schema::{bound_map, AVAILABILITY_ZONE, ENDPOINT_SERVICE, IPV4_CIDR, MAX_NAME, OBJECT_NAME, REGION, SAGEMAKER_NAME};
+use crate::schema::{
+    AVAILABILITY_ZONE, ENDPOINT_SERVICE, IPV4_CIDR, MAX_NAME, OBJECT_NAME, REGION, SAGEMAKER_NAME, bound_map,
+};
 
 /// What the environment should look like: its account, region, network, keys, buckets, Studio
 /// and target accounts.
@@ -132,7 +134,12 @@ pub struct NetworkSpec {
 
 impl Default for NetworkSpec {
     fn default() -> Self {
-        Self { vpc_cidr: default_vpc_cidr(), availability_zones: None, internet_access: InternetAccess::None, vpc_endpoints: None }
+        Self {
+            vpc_cidr: default_vpc_cidr(),
+            availability_zones: None,
+            internet_access: InternetAccess::None,
+            vpc_endpoints: None,
+        }
     }
 }
 

@@ -14,8 +14,8 @@ pub use deployment::{ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus
 pub use environment::{DataScienceEnvironment, DataScienceEnvironmentSpec, DataScienceEnvironmentStatus};
 pub use project::{MLOpsProject, MLOpsProjectSpec, MLOpsProjectStatus};
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// The API group of every sagekeeper kind.
 pub const GROUP: &str = "sagekeeper.io";
@@ -27,9 +27,7 @@ pub const FIELD_MANAGER: &str = "sagekeeper";
 pub const PAUSED_ANNOTATION: &str = "sagekeeper.io/paused";
 
 /// What deletion of a sagekeeper object does to what it created in AWS.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub enum DeletionPolicy {
     /// Remove what the object created (data is kept unless `deleteDataOnDelete` says otherwise).
     #[default]
@@ -53,8 +51,5 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 
 /// True when the object carries `sagekeeper.io/paused: "true"`.
 pub fn is_paused(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(PAUSED_ANNOTATION))
-        .is_some_and(|v| v == "true")
+    meta.annotations.as_ref().and_then(|a| a.get(PAUSED_ANNOTATION)).is_some_and(|v| v == "true")
 }

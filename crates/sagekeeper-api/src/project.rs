@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::DeletionPolicy;
-use crate::schema::{bound_map, MAX_NAME, OBJECT_NAME, SAGEMAKER_NAME};
+use crate::schema::{MAX_NAME, OBJECT_NAME, SAGEMAKER_NAME, bound_map};
 
 /// The project's environment, registry and pipeline settings.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -10,8 +10,7 @@ pub(crate) const ACCOUNT_ID: &str = r"^[0-9]{12}$";
 /// An IAM role ARN in any partition.
 pub(crate) const ROLE_ARN: &str = r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
 /// An IAM managed policy ARN, customer managed or AWS managed.
-pub(crate) const POLICY_ARN: &str =
-    r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[A-Za-z0-9+=,.@_/-]{1,512}$";
+pub(crate) const POLICY_ARN: &str = r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[A-Za-z0-9+=,.@_/-]{1,512}$";
 /// The characters and length STS accepts for an external id.
 pub(crate) const EXTERNAL_ID: &str = r"^[A-Za-z0-9+=,.@:/_-]+$";
 /// An AWS region name such as `us-east-1` or `us-gov-west-1`.
@@ -56,7 +55,11 @@ pub(crate) fn bound_map(schema: &mut schemars::Schema, max_properties: u32, valu
 /// itself instead of breaking where the doc comment did.
 pub(crate) fn unwrap_descriptions(schema: &mut JSONSchemaProps) {
     if let Some(text) = schema.description.as_mut() {
-        *text = text.split("\n\n").map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n\n");
+        *text = text
+            .split("\n\n")
+            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n\n");
     }
     let children = schema
         .properties

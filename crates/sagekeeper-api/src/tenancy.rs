@@ -71,8 +71,7 @@ mod tests {
     #[test]
     fn empty_selector_selects_nothing() {
         assert!(!selects(&LabelSelector::default(), &labels(&[("a", "b")])));
-        let empty_parts =
-            LabelSelector { match_labels: Some(BTreeMap::new()), match_expressions: Some(vec![]) };
+        let empty_parts = LabelSelector { match_labels: Some(BTreeMap::new()), match_expressions: Some(vec![]) };
         assert!(!selects(&empty_parts, &labels(&[("a", "b")])));
     }
 

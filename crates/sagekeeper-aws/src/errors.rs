@@ -198,7 +198,9 @@ fn kind_of(code: &str, message: &str, http_status: Option<u16>) -> ErrorKind {
         ErrorKind::Transient
     } else if NOT_FOUND.contains(&code) || code.ends_with(".NotFound") {
         ErrorKind::NotFound
-    } else if code == "ValidationException" && (message.starts_with("Could not find") || message.contains("does not exist")) {
+    } else if code == "ValidationException"
+        && (message.starts_with("Could not find") || message.contains("does not exist"))
+    {
         // SageMaker answers Describe* of a missing resource with a ValidationException.
         ErrorKind::NotFound
     } else if CONFLICT.contains(&code) || code.ends_with(".Duplicate") || code.ends_with("AlreadyExists") {

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use aws_config::identity::IdentityCache;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
-use aws_config::identity::IdentityCache;
 
 use crate::errors::AwsError;
 use crate::metrics::AwsCallMetrics;
@@ -156,10 +156,20 @@ impl AssumedRole {
             .await
             .map_err(|e| CredentialsError::provider_error(AwsError::from_sdk(e)))?;
         let creds = out.credentials.ok_or_else(|| {
-            CredentialsError::provider_error(AwsError::from_code("InvalidResponse", "AssumeRole returned no credentials", None))
+            CredentialsError::provider_error(AwsError::from_code(
+                "InvalidResponse",
+                "AssumeRole returned no credentials",
+                None,
+            ))
         })?;
         let expiry = SystemTime::try_from(creds.expiration).ok();
-        Ok(Credentials::new(creds.access_key_id, creds.secret_access_key, Some(creds.session_token), expiry, "sagekeeper-assume-role"))
+        Ok(Credentials::new(
+            creds.access_key_id,
+            creds.secret_access_key,
+            Some(creds.session_token),
+            expiry,
+            "sagekeeper-assume-role",
+        ))
     }
 }
 

@@ -62,7 +62,13 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 impl Context {
-    pub(crate) fn new(client: Client, sessions: Sessions, stores: Stores, metrics: Metrics, settings: Settings) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        sessions: Sessions,
+        stores: Stores,
+        metrics: Metrics,
+        settings: Settings,
+    ) -> Self {
         let reporter = Reporter { controller: "sagekeeper".into(), instance: Some(settings.instance.clone()) };
         let recorder = Recorder::new(client.clone(), reporter);
         Self { client, sessions, stores, metrics, settings, recorder, failures: Mutex::default() }

@@ -58,8 +58,7 @@ impl Kind for ModelDeployment {
         if let Err(outcome) = resolve::ready("MLOpsProject", name, list, project.meta().generation) {
             return Ok(Report::new(status, outcome));
         }
-        let message =
-            format!("sagekeeper {} does not deploy models to endpoints yet", env!("CARGO_PKG_VERSION"));
+        let message = format!("sagekeeper {} does not deploy models to endpoints yet", env!("CARGO_PKG_VERSION"));
         Ok(Report::new(status, Outcome::stalled(Reason::NotImplemented, message)))
     }
 
@@ -72,39 +71,39 @@ impl Kind for ModelDeployment {
 /// Every stage must be a stage of the environment, name only that stage's accounts, and each
 /// account must admit the namespace.
 fn check_stages(
-        deployment: &ModelDeployment,
-        ctx: &Context,
-        environment: &DataScienceEnvironment,
-        namespace: &str,
-        labels: &std::collections::BTreeMap<String, String>,
-    ) -> Result<(), Outcome> {
-        let env_name = environment.name_any();
-        let targets = &environment.spec.target_accounts;
-        for stage in &deployment.spec.stages {
-            let Some(stage_accounts) = targets.get(&stage.name) else {
-                let known: Vec<&str> = targets.keys().map(String::as_str).collect();
+    deployment: &ModelDeployment,
+    ctx: &Context,
+    environment: &DataScienceEnvironment,
+    namespace: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Outcome> {
+    let env_name = environment.name_any();
+    let targets = &environment.spec.target_accounts;
+    for stage in &deployment.spec.stages {
+        let Some(stage_accounts) = targets.get(&stage.name) else {
+            let known: Vec<&str> = targets.keys().map(String::as_str).collect();
+            return Err(Outcome::stalled(
+                Reason::InvalidConfiguration,
+                format!(
+                    "spec.stages[{}]: not a stage of DataScienceEnvironment {env_name} (its spec.targetAccounts has: {})",
+                    stage.name,
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ),
+            ));
+        };
+        let accounts = stage.accounts.as_ref().unwrap_or(stage_accounts);
+        for account in accounts {
+            if !stage_accounts.contains(account) {
                 return Err(Outcome::stalled(
                     Reason::InvalidConfiguration,
                     format!(
-                        "spec.stages[{}]: not a stage of DataScienceEnvironment {env_name} (its spec.targetAccounts has: {})",
-                        stage.name,
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        "spec.stages[{}].accounts: AwsAccount {account} is not an account of stage {} in DataScienceEnvironment {env_name}",
+                        stage.name, stage.name
                     ),
                 ));
-            };
-            let accounts = stage.accounts.as_ref().unwrap_or(stage_accounts);
-            for account in accounts {
-                if !stage_accounts.contains(account) {
-                    return Err(Outcome::stalled(
-                        Reason::InvalidConfiguration,
-                        format!(
-                            "spec.stages[{}].accounts: AwsAccount {account} is not an account of stage {} in DataScienceEnvironment {env_name}",
-                            stage.name, stage.name
-                        ),
-                    ));
-                }
-                resolve::account(&ctx.stores, account, namespace, labels, Some(&environment.spec.region))?;
             }
+            resolve::account(&ctx.stores, account, namespace, labels, Some(&environment.spec.region))?;
         }
-        Ok(())
     }
+    Ok(())
+}

@@ -170,16 +170,20 @@ fn uid<K: Resource>(obj: &K) -> String {
 /// Writes the status of one pass with server-side apply, unless nothing changed; `None` means
 /// paused (the last observation stays, only Reconciling changes). Emits events when Ready or
 /// Stalled flips.
-async fn write_status<K: Kind>(api: &Api<K>, obj: &K, ctx: &Context, report: Option<&Report<K::Status>>) -> Result<(), Error> {
+async fn write_status<K: Kind>(
+    api: &Api<K>,
+    obj: &K,
+    ctx: &Context,
+    report: Option<&Report<K::Status>>,
+) -> Result<(), Error> {
     let previous = obj.status();
     let previous_conditions = previous.map(K::conditions).unwrap_or_default();
     let generation = obj.meta().generation;
     let now = Time(Timestamp::now());
     let (mut status, list) = match report {
-        Some(r) => (
-            r.status.clone(),
-            conditions::conditions(&r.outcome, &r.components, generation, &now, previous_conditions),
-        ),
+        Some(r) => {
+            (r.status.clone(), conditions::conditions(&r.outcome, &r.components, generation, &now, previous_conditions))
+        }
         None => (previous.cloned().unwrap_or_default(), conditions::paused(generation, &now, previous_conditions)),
     };
     K::finish(&mut status, generation, list);
@@ -202,7 +206,8 @@ async fn write_status<K: Kind>(api: &Api<K>, obj: &K, ctx: &Context, report: Opt
 /// Events on the transitions people care about: became Ready, became (or changed why it is)
 /// Stalled. Failures to publish are logged, never fatal.
 async fn publish_transition<K: Kind>(ctx: &Context, obj: &K, before: &[Condition], after: &[Condition]) {
-    let status_of = |list: &[Condition], t: &str| conditions::find(list, t).map(|c| (c.status.clone(), c.reason.clone()));
+    let status_of =
+        |list: &[Condition], t: &str| conditions::find(list, t).map(|c| (c.status.clone(), c.reason.clone()));
     let event = match (status_of(before, READY), status_of(after, READY), status_of(after, STALLED)) {
         (prev, Some((s, _)), _) if s == "True" && prev.as_ref().is_none_or(|(p, _)| p != "True") => Some(Event {
             type_: EventType::Normal,
@@ -222,10 +227,10 @@ async fn publish_transition<K: Kind>(ctx: &Context, obj: &K, before: &[Condition
         }
         _ => None,
     };
-    if let Some(event) = event {
-        if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-            warn!(name = %obj.name_any(), error = %e, "could not publish event");
-        }
+    if let Some(event) = event
+        && let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await
+    {
+        warn!(name = %obj.name_any(), error = %e, "could not publish event");
     }
 }
 

@@ -23,10 +23,7 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let reconciles = IntCounterVec::new(
-            Opts::new("sagekeeper_reconciles_total", "Reconciles by kind"),
-            &["kind"],
-        )?;
+        let reconciles = IntCounterVec::new(Opts::new("sagekeeper_reconciles_total", "Reconciles by kind"), &["kind"])?;
         let errors = IntCounterVec::new(
             Opts::new("sagekeeper_reconcile_errors_total", "Reconcile errors by kind and category"),
             &["kind", "category"],
@@ -42,6 +39,11 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         let aws = AwsCallMetrics::register(&registry)?;
+        // Every kind's series exists from the start, so dashboards see 0 rather than nothing.
+        for kind in ["AwsAccount", "DataScienceEnvironment", "MLOpsProject", "ModelDeployment"] {
+            reconciles.with_label_values(&[kind]);
+            duration.with_label_values(&[kind]);
+        }
         Ok(Self { registry, aws, reconciles, errors, duration, leader })
     }
 

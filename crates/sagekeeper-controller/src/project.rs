@@ -43,7 +43,9 @@ impl Kind for MLOpsProject {
         let status = self.status.clone().unwrap_or_default();
         let environment = ctx.stores.environments.get(&ObjectRef::new(name).within(&namespace));
         let env_outcome = match &environment {
-            None => Outcome::progressing(Reason::DependencyNotReady, format!("DataScienceEnvironment {name} not found")),
+            None => {
+                Outcome::progressing(Reason::DependencyNotReady, format!("DataScienceEnvironment {name} not found"))
+            }
             Some(env) => {
                 let list = env.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
                 match resolve::ready("DataScienceEnvironment", name, list, env.meta().generation) {

@@ -46,13 +46,13 @@ pub(crate) fn account(
             ),
         ));
     }
-    if let (Some(region), Some(allowed)) = (region, account.spec.regions.as_ref()) {
-        if !allowed.iter().any(|r| r == region) {
-            return Err(Outcome::stalled(
-                Reason::InvalidConfiguration,
-                format!("AwsAccount {name} does not allow region {region} (its spec.regions: {})", allowed.join(", ")),
-            ));
-        }
+    if let (Some(region), Some(allowed)) = (region, account.spec.regions.as_ref())
+        && !allowed.iter().any(|r| r == region)
+    {
+        return Err(Outcome::stalled(
+            Reason::InvalidConfiguration,
+            format!("AwsAccount {name} does not allow region {region} (its spec.regions: {})", allowed.join(", ")),
+        ));
     }
     if account.meta().deletion_timestamp.is_some() {
         return Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccount {name} is being deleted")));
@@ -68,13 +68,19 @@ pub(crate) fn ready(kind: &str, name: &str, list: &[Condition], generation: Opti
     if conditions::is_ready(list, generation) {
         return Ok(());
     }
-    let why = conditions::find(list, conditions::READY).map(|c| format!(" ({}: {})", c.reason, c.message)).unwrap_or_default();
+    let why = conditions::find(list, conditions::READY)
+        .map(|c| format!(" ({}: {})", c.reason, c.message))
+        .unwrap_or_default();
     Err(Outcome::progressing(Reason::DependencyNotReady, format!("{kind} {name} is not Ready{why}")))
 }
 
 /// How an AwsAccount is reached, in the controller's default region.
 pub(crate) fn access_of(account: &AwsAccount) -> AccountAccess {
-    AccountAccess { role_arn: account.spec.role_arn.clone(), external_id: account.spec.external_id.clone(), region: None }
+    AccountAccess {
+        role_arn: account.spec.role_arn.clone(),
+        external_id: account.spec.external_id.clone(),
+        region: None,
+    }
 }
 
 /// The outcome of a failed AWS call on `resource`, and when to look again: permissions,
@@ -97,17 +103,14 @@ pub(crate) fn aws_failure(component: Component, err: &AwsError, resource: &str, 
 /// The objects that still name AwsAccount `name`: environments (as dev or target account)
 /// and deployments (in a stage's accounts, or still serving there per status).
 pub(crate) fn account_users(stores: &Stores, name: &str) -> Vec<String> {
-    let environments = stores.environments.state().into_iter().filter(|e| {
-        e.spec.account == name || e.spec.target_accounts.values().flatten().any(|a| a == name)
-    });
+    let environments = stores
+        .environments
+        .state()
+        .into_iter()
+        .filter(|e| e.spec.account == name || e.spec.target_accounts.values().flatten().any(|a| a == name));
     let deployments = stores.deployments.state().into_iter().filter(|d| {
         let in_spec = d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten()).any(|a| a == name);
-        let in_status = d
-            .status
-            .iter()
-            .flat_map(|s| &s.stages)
-            .flat_map(|s| &s.accounts)
-            .any(|a| a.account == name);
+        let in_status = d.status.iter().flat_map(|s| &s.stages).flat_map(|s| &s.accounts).any(|a| a.account == name);
         in_spec || in_status
     });
     let mut users: Vec<String> = environments

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
 use futures::future::join_all;
+use futures::{StreamExt, TryStreamExt};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
@@ -61,7 +62,8 @@ pub struct Health {
 impl Health {
     /// Ready: a leader whose watches have all synced, or a standby waiting for the lease.
     pub fn ready(&self) -> bool {
-        self.synced.load(Ordering::Relaxed) || (self.standby.load(Ordering::Relaxed) && !self.leader.load(Ordering::Relaxed))
+        self.synced.load(Ordering::Relaxed)
+            || (self.standby.load(Ordering::Relaxed) && !self.leader.load(Ordering::Relaxed))
     }
 
     /// True while this replica holds the lease (or runs without leader election).
@@ -112,10 +114,8 @@ pub async fn run(
     };
     health.leader.store(false, Ordering::Relaxed);
     metrics.set_leader(false);
-    if result.is_ok() {
-        if let Some(elector) = elector.as_mut() {
-            elector.release().await;
-        }
+    if let (Ok(()), Some(elector)) = (&result, elector.as_mut()) {
+        elector.release().await;
     }
     result
 }
@@ -134,15 +134,16 @@ async fn controllers(
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    let accounts = Controller::new(Api::<AwsAccount>::all(client.clone()), config.clone());
-    let environments = Controller::new(Api::<DataScienceEnvironment>::all(client.clone()), config.clone());
-    let projects = Controller::new(Api::<MLOpsProject>::all(client.clone()), config.clone());
-    let deployments = Controller::new(Api::<ModelDeployment>::all(client.clone()), config.clone());
+    let synced = Arc::new(Synced { kinds: std::sync::Mutex::default(), health: health.clone() });
+    let (accounts, account_store) = controller::<AwsAccount>(&client, &config, &synced);
+    let (environments, environment_store) = controller::<DataScienceEnvironment>(&client, &config, &synced);
+    let (projects, project_store) = controller::<MLOpsProject>(&client, &config, &synced);
+    let (deployments, deployment_store) = controller::<ModelDeployment>(&client, &config, &synced);
     let stores = Stores {
-        accounts: accounts.store(),
-        environments: environments.store(),
-        projects: projects.store(),
-        deployments: deployments.store(),
+        accounts: account_store,
+        environments: environment_store,
+        projects: project_store,
+        deployments: deployment_store,
     };
 
     // An account being deleted waits for its users: look again when they change or go. Only
@@ -206,43 +207,61 @@ async fn controllers(
         })
         .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), move |e| {
             let ns = e.namespace();
-            deployment_store.state().into_iter().filter(|d| d.namespace() == ns).map(|d| ObjectRef::from(&*d)).collect::<Vec<_>>()
+            deployment_store
+                .state()
+                .into_iter()
+                .filter(|d| d.namespace() == ns)
+                .map(|d| ObjectRef::from(&*d))
+                .collect::<Vec<_>>()
         })
         .watches(Api::<AwsAccount>::all(client.clone()), config, move |_| {
             by_account.state().into_iter().map(|d| ObjectRef::from(&*d)).collect::<Vec<_>>()
         });
 
-    let ctx = Arc::new(Context::new(client, sessions, stores.clone(), metrics, settings));
-    let synced = {
-        let health = health.clone();
-        async move {
-            let waits = (
-                stores.accounts.wait_until_ready(),
-                stores.environments.wait_until_ready(),
-                stores.projects.wait_until_ready(),
-                stores.deployments.wait_until_ready(),
-            );
-            if tokio::try_join!(waits.0, waits.1, waits.2, waits.3).is_ok() {
-                health.synced.store(true, Ordering::Relaxed);
-                info!("watches synced");
-            }
-        }
-    };
-    tokio::spawn(synced);
-
-    let stopped = {
-        let stop = stop.clone();
-        async move { stop.cancelled().await }
-    };
-    let shared = futures::FutureExt::shared(Box::pin(stopped));
+    let ctx = Arc::new(Context::new(client, sessions, stores, metrics, settings));
     join_all([
-        drive(accounts.graceful_shutdown_on(shared.clone()), ctx.clone()),
-        drive(environments.graceful_shutdown_on(shared.clone()), ctx.clone()),
-        drive(projects.graceful_shutdown_on(shared.clone()), ctx.clone()),
-        drive(deployments.graceful_shutdown_on(shared), ctx),
+        drive(accounts.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
+        drive(environments.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
+        drive(projects.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
+        drive(deployments.graceful_shutdown_on(stop.cancelled_owned()), ctx),
     ])
     .await;
     health.synced.store(false, Ordering::Relaxed);
+}
+
+/// Counts the kinds whose watch has listed everything once; all four make `/readyz` ready.
+/// (Waiting on the stores' own readiness from a second task loses wake-ups, since a store
+/// remembers only its latest waiter.)
+struct Synced {
+    kinds: std::sync::Mutex<std::collections::HashSet<String>>,
+    health: Arc<Health>,
+}
+
+impl Synced {
+    fn mark(&self, kind: &str) {
+        let mut kinds = self.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kinds.insert(kind.to_owned()) && kinds.len() == 4 {
+            self.health.synced.store(true, Ordering::Relaxed);
+            info!("watches synced");
+        }
+    }
+}
+
+/// A controller of kind `K` whose own watch reports when its first full list arrived.
+fn controller<K: Kind>(client: &Client, config: &watcher::Config, synced: &Arc<Synced>) -> (Controller<K>, Store<K>) {
+    let (reader, writer) = reflector::store();
+    let synced = synced.clone();
+    let kind = K::kind(&()).into_owned();
+    let stream = watcher::watcher(Api::<K>::all(client.clone()), config.clone())
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                synced.mark(&kind);
+            }
+        })
+        .applied_objects();
+    (Controller::for_stream(stream, reader.clone()), reader)
 }
 
 /// The references among `refs` whose objects are being deleted (and so wait for users).
@@ -250,25 +269,18 @@ fn deleting<K>(store: &Store<K>, refs: impl IntoIterator<Item = ObjectRef<K>>) -
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {
-    refs.into_iter()
-        .filter(|r| store.get(r).is_some_and(|o| o.meta().deletion_timestamp.is_some()))
-        .collect()
+    refs.into_iter().filter(|r| store.get(r).is_some_and(|o| o.meta().deletion_timestamp.is_some())).collect()
 }
 
 /// Runs one controller to completion, logging what its queue reports.
-fn drive<K: Kind>(controller: Controller<K>, ctx: Arc<Context>) -> futures::future::BoxFuture<'static, ()>
-where
-    K: std::fmt::Debug,
-{
-    Box::pin(
-        controller
-            .run(lifecycle::reconcile::<K>, lifecycle::error_policy::<K>, ctx)
-            .for_each(|result| async move {
-                // Failed reconciles are logged by the error policy; report only queue trouble.
-                match result {
-                    Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                    Err(e) => warn!(error = %e, "controller queue error"),
-                }
-            }),
-    )
+fn drive<K: Kind>(controller: Controller<K>, ctx: Arc<Context>) -> futures::future::BoxFuture<'static, ()> {
+    Box::pin(controller.run(lifecycle::reconcile::<K>, lifecycle::error_policy::<K>, ctx).for_each(
+        |result| async move {
+            // Failed reconciles are logged by the error policy; report only queue trouble.
+            match result {
+                Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => warn!(error = %e, "controller queue error"),
+            }
+        },
+    ))
 }

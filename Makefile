@@ -1,0 +1,72 @@
+# sagekeeper: the one entry point for people and CI. `make help` lists the targets.
+#
+# A fresh machine needs only Rust, Go, Python 3 and openssl: everything else (the Python venv
+# with the pinned AWS emulator, kube-apiserver, etcd and kubectl built from their official Go
+# modules) is installed by the targets that need it, and cached.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STACK := .stack
+CARGO ?= cargo
+# Cluster tests mostly wait on servers, so more threads than cores is fine.
+TEST_THREADS ?= 8
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(PYTHON): tests/emulator/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
+	touch $(PYTHON)
+
+.PHONY: venv
+venv: $(PYTHON) ## Create the Python venv with the pinned AWS emulator (moto + extension)
+
+.PHONY: stack-bins
+stack-bins: ## Build kube-apiserver, etcd and kubectl from their Go modules (cached)
+	@tests/stack/build-bins.sh >/dev/null
+
+.PHONY: build
+build: ## Build the workspace, the sagekeeper binary included
+	$(CARGO) build --workspace --all-targets
+
+.PHONY: crds
+crds: ## Regenerate crds/ from the Rust types
+	$(CARGO) run --quiet -p sagekeeper -- crds --out crds
+
+.PHONY: lint
+lint: ## rustfmt and clippy (warnings are errors)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test
+test: lint venv stack-bins ## Everything: lint, unit tests, emulator tests, cluster tests on a private stack
+	$(CARGO) build -p sagekeeper
+	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+	$(PYTHON) -m pytest tests/emulator -q -p no:cacheprovider
+
+.PHONY: stack-up
+stack-up: venv stack-bins ## Start the local stack (kube-apiserver, etcd, AWS emulator); writes .stack/env
+	@tests/stack/up.sh $(STACK)
+	@echo "run: source $(STACK)/env"
+
+.PHONY: stack-down
+stack-down: ## Stop exactly what stack-up started
+	@tests/stack/down.sh $(STACK)
+
+.PHONY: demo
+demo: venv stack-bins ## The whole thing on the local stack: accounts, environment, project, deployment
+	$(CARGO) build -p sagekeeper
+	@tests/stack/demo.sh $(STACK)
+
+.PHONY: demo-down
+demo-down: stack-down ## Stop the demo (the controller and the stack)
+
+.PHONY: clean
+clean: stack-down ## Remove build output, the venv and the stack folder
+	$(CARGO) clean
+	rm -rf $(VENV) $(STACK)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# `make demo`: the whole thing on the local stack. Starts a fresh stack in DIR, installs the CRDs,
+# creates the example accounts' roles in the AWS emulator, runs the controller, applies
+# examples/, and shows `kubectl get sagekeeper -A` until the accounts are Ready. Ctrl-C (or
+# `make demo-down` later) stops the controller and the stack.
+#
+#   tests/stack/demo.sh DIR
+set -euo pipefail
+
+dir=${1:?usage: demo.sh DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+python=${SAGEKEEPER_PYTHON:-$root/.venv/bin/python}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+"$here/down.sh" "$dir" 2>/dev/null || true
+say "starting the local stack (kube-apiserver, etcd, AWS emulator)"
+"$here/up.sh" "$dir"
+# shellcheck disable=SC1091
+source "$dir/env"
+
+say "installing the CRDs"
+kubectl apply --server-side -f "$root/crds/"
+kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+until [ "$(kubectl api-resources --api-group=sagekeeper.io -o name | wc -l)" = 4 ]; do sleep 0.5; done
+
+say "creating the role sagekeeper assumes in each emulated account"
+"$python" "$here/seed-demo.py"
+
+say "starting the controller (log: $dir/sagekeeper.log)"
+kubectl create namespace sagekeeper-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+setsid "$root/target/debug/sagekeeper" run --lease-namespace=sagekeeper-system --metrics-addr=127.0.0.1:0 \
+  >"$dir/sagekeeper.log" 2>&1 </dev/null &
+echo "$! sagekeeper" >>"$dir/pids"
+
+say "applying examples/"
+kubectl apply -f "$root/examples/"
+
+trap '"$here/down.sh" "$dir"; exit 0' INT TERM
+say "waiting for the accounts to be Ready"
+for _ in $(seq 60); do
+  ready=$(kubectl get awsaccounts -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
+  [ "$ready" = 3 ] && break
+  sleep 1
+done
+kubectl get sagekeeper -A
+echo
+kubectl get dse,mlp,mdep -n team-fraud \
+  -o custom-columns='KIND:.kind,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,MESSAGE:.status.conditions[?(@.type=="Ready")].message'
+if [ "$ready" != 3 ]; then
+  echo "the accounts did not become Ready; see $dir/sagekeeper.log" >&2
+  exit 1
+fi
+
+echo
+echo "The stack and the controller keep running: source $dir/env to use kubectl; make demo-down stops them."
+if [ -t 0 ]; then
+  echo "Watching (Ctrl-C stops the demo and cleans up)..."
+  while sleep 5; do
+    echo
+    kubectl get sagekeeper -A
+  done
+fi
+trap - INT TERM

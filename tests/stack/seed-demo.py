@@ -1,0 +1,54 @@
+"""Seeds the emulator for `make demo`: the role sagekeeper assumes in each of the example's three
+accounts (examples/10-accounts.yaml), trusting the controller's account and, for staging and
+production, asking for the external id. On real AWS a platform team creates these roles once
+(deploy/aws/ has the policies)."""
+
+import json
+import os
+import sys
+import urllib.request
+
+import boto3
+
+CONTROLLER_ACCOUNT = "123456789012"
+ACCOUNTS = {"111111111111": None, "222222222222": "fraud-7f3a", "333333333333": "fraud-7f3a"}
+
+
+def credentials(endpoint, account):
+    request = urllib.request.Request(
+        f"{endpoint}/_emulator/credentials",
+        data=json.dumps({"account": account, "userName": "platform-admin"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def trust_policy(external_id):
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{CONTROLLER_ACCOUNT}:root"},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def main():
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    for account, external_id in ACCOUNTS.items():
+        creds = credentials(endpoint, account)
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=creds["accessKeyId"],
+            aws_secret_access_key=creds["secretAccessKey"],
+        )
+        role = iam.create_role(RoleName="sagekeeper-deployer", AssumeRolePolicyDocument=trust_policy(external_id))
+        print(f"  role {role['Role']['Arn']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
