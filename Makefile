@@ -18,13 +18,15 @@ TEST_THREADS ?= 8
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(PYTHON): tests/emulator/requirements.txt
+# A stamp, not the python symlink: touching that would touch the interpreter it points to, and a
+# failed install must not look finished.
+$(VENV)/.installed: tests/emulator/requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
-	touch $(PYTHON)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
+	touch $@
 
 .PHONY: venv
-venv: $(PYTHON) ## Create the Python venv with the pinned AWS emulator (moto + extension)
+venv: $(VENV)/.installed ## Create the Python venv with the pinned AWS emulator (moto + extension)
 
 .PHONY: stack-bins
 stack-bins: ## Build kube-apiserver, etcd and kubectl from their Go modules (cached)
@@ -47,7 +49,7 @@ lint: ## rustfmt and clippy (warnings are errors)
 test: lint venv stack-bins ## Everything: lint, unit tests, emulator tests, cluster tests on a private stack
 	$(CARGO) build -p sagekeeper
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
-	$(PYTHON) -m pytest tests/emulator -q -p no:cacheprovider
+	$(PYTHON) -m pytest tests/emulator tests/deploy -q -p no:cacheprovider
 
 .PHONY: stack-up
 stack-up: venv stack-bins ## Start the local stack (kube-apiserver, etcd, AWS emulator); writes .stack/env

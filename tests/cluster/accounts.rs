@@ -16,7 +16,7 @@ fn account(t: &TestEnv, name: &str, body: &str) -> AwsAccount {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assume_role_into_second_account_is_ready_with_caller_arn() {
     let t = TestEnv::new("assume-role-ready").await;
     let role = t.create_role(&t.account(1), "sagekeeper-deployer", None).await;
@@ -31,7 +31,7 @@ async fn assume_role_into_second_account_is_ready_with_caller_arn() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_without_role_in_another_account_stalls_with_account_mismatch() {
     let t = TestEnv::new("account-mismatch").await;
     let _controller = t.controller().await;
@@ -44,7 +44,7 @@ async fn account_without_role_in_another_account_stalls_with_account_mismatch() 
     assert!(stalled.status.unwrap().caller_arn.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_without_role_in_the_controllers_own_account_is_ready() {
     let t = TestEnv::new("own-account").await;
     let _controller = t.controller().await;
@@ -54,7 +54,7 @@ async fn account_without_role_in_the_controllers_own_account_is_ready() {
     assert_eq!(ready.status.unwrap().caller_arn.as_deref(), Some(t.home.arn.as_str()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_denied_on_assume_role_stalls_with_the_code_in_the_message() {
     let t = TestEnv::new("access-denied").await;
     let role = t.create_role(&t.account(1), "sagekeeper-deployer", None).await;
@@ -72,7 +72,7 @@ async fn access_denied_on_assume_role_stalls_with_the_code_in_the_message() {
     assert!(ready.message.starts_with(&format!("AccessDenied: sts:AssumeRole {role}")), "{}", ready.message);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_external_id_is_refused_by_the_role_trust_policy() {
     let t = TestEnv::new("external-id").await;
     let role = t.create_role(&t.account(1), "sagekeeper-deployer", Some("right-id")).await;
@@ -87,7 +87,7 @@ async fn wrong_external_id_is_refused_by_the_role_trust_policy() {
     t.wait_condition(&t.accounts(), &t.name("right"), "Ready", "True", None).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assumed_credentials_are_reused_across_reconciles() {
     let t = TestEnv::new("credential-cache").await;
     let role = t.create_role(&t.account(1), "sagekeeper-deployer", None).await;

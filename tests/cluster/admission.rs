@@ -117,6 +117,26 @@ fn cases() -> Vec<Case> {
             "spec.namespaceSelector",
         ),
         case(
+            "selector of NotIn only",
+            "AwsAccount",
+            json!({"spec": {"namespaceSelector": {"matchLabels": null, "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}
+            ]}}}),
+            "spec.namespaceSelector",
+        ),
+        case(
+            "selector with an unknown operator",
+            "AwsAccount",
+            json!({"spec": {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Matches", "values": ["a"]}]}}}),
+            "spec.namespaceSelector.matchExpressions",
+        ),
+        case(
+            "selector In without values",
+            "AwsAccount",
+            json!({"spec": {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In"}]}}}),
+            "spec.namespaceSelector.matchExpressions",
+        ),
+        case(
             "missing namespace selector",
             "AwsAccount",
             json!({"spec": {"namespaceSelector": null}}),
@@ -302,7 +322,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_manifests_are_rejected_naming_the_field() {
     let t = TestEnv::new("invalid-manifests").await;
     let all = cases();
@@ -338,7 +358,7 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_manifest_is_accepted() {
     let t = TestEnv::new("examples-accepted").await;
     let dir = repo_root().join("examples");
@@ -362,13 +382,22 @@ async fn every_example_manifest_is_accepted() {
     assert!(seen >= 7, "expected every kind in examples/, saw {seen} objects");
 }
 
-#[tokio::test]
-async fn defaults_materialize_from_an_empty_network() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defaults_materialize_from_an_absent_or_empty_network() {
     let t = TestEnv::new("defaults").await;
     let api = api(&t, "DataScienceEnvironment");
-    let obj: DynamicObject = serde_json::from_value(valid(&t, "DataScienceEnvironment", "defaults")).unwrap();
-    let created = api.create(&PostParams { dry_run: true, ..Default::default() }, &obj).await.unwrap();
-    let spec = &created.data["spec"];
+    for network in [None, Some(json!({}))] {
+        let mut obj = valid(&t, "DataScienceEnvironment", "defaults");
+        if let Some(network) = &network {
+            obj["spec"]["network"] = network.clone();
+        }
+        let obj: DynamicObject = serde_json::from_value(obj).unwrap();
+        let created = api.create(&PostParams { dry_run: true, ..Default::default() }, &obj).await.unwrap();
+        assert_defaults(&created.data["spec"]);
+    }
+}
+
+fn assert_defaults(spec: &Value) {
     assert_eq!(spec["network"]["vpcCidr"], "10.0.0.0/16");
     assert_eq!(spec["network"]["internetAccess"], "None");
     assert_eq!(spec["encryption"]["keyRotation"], true);
@@ -379,7 +408,7 @@ async fn defaults_materialize_from_an_empty_network() {
     assert!(spec["network"].get("availabilityZones").is_none(), "zones are chosen by the controller, not defaulted");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_describes_spec_fields() {
     let t = TestEnv::new("explain").await;
     let expectations = [

@@ -7,7 +7,7 @@ use sagekeeper_tests::test_env::HasConditions;
 
 use crate::references::{deployment, environment, project, ready_account};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_each_kind_releases_the_finalizer_and_leaves_no_object() {
     let t = TestEnv::new("delete-each-kind").await;
     let _controller = t.controller().await;
@@ -38,7 +38,7 @@ async fn deleting_each_kind_releases_the_finalizer_and_leaves_no_object() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_in_use_are_held_with_in_use_until_their_users_are_gone() {
     let t = TestEnv::new("in-use").await;
     let _controller = t.controller().await;
@@ -69,7 +69,7 @@ async fn objects_in_use_are_held_with_in_use_until_their_users_are_gone() {
     t.wait_gone(&t.accounts(), &t.name("dev")).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retain_releases_at_once_even_while_in_use() {
     let t = TestEnv::new("retain").await;
     let _controller = t.controller().await;

@@ -50,7 +50,7 @@ pub fn deployment(t: &TestEnv, name: &str, project: &str, stage: &str) -> ModelD
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_outside_the_selector_gets_account_not_permitted() {
     let t = TestEnv::new("not-permitted").await;
     let _controller = t.controller().await;
@@ -69,7 +69,7 @@ async fn namespace_outside_the_selector_gets_account_not_permitted() {
     assert!(others.is_empty(), "{others:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_account_outside_the_selector_gets_account_not_permitted() {
     let t = TestEnv::new("target-not-permitted").await;
     let _controller = t.controller().await;
@@ -82,7 +82,7 @@ async fn target_account_outside_the_selector_gets_account_not_permitted() {
     assert!(ready.message.contains(&t.name("prod")), "{}", ready.message);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_with_ready_accounts_reports_not_implemented_never_ready() {
     let t = TestEnv::new("env-not-implemented").await;
     let _controller = t.controller().await;
@@ -97,7 +97,7 @@ async fn environment_with_ready_accounts_reports_not_implemented_never_ready() {
     assert!(env.finalizers().iter().any(|f| f == sagekeeper_api::FINALIZER));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_waits_for_a_missing_account_with_dependency_not_ready() {
     let t = TestEnv::new("env-missing-account").await;
     let _controller = t.controller().await;
@@ -110,7 +110,7 @@ async fn environment_waits_for_a_missing_account_with_dependency_not_ready() {
     t.wait_condition(&api, "fraud", "Stalled", "True", Some("NotImplemented")).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn project_and_deployment_wait_for_their_dependencies() {
     let t = TestEnv::new("dependencies").await;
     let _controller = t.controller().await;
@@ -127,7 +127,7 @@ async fn project_and_deployment_wait_for_their_dependencies() {
     t.wait_condition(&deployments, "churn", "Reconciling", "True", Some("DependencyNotReady")).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_stage_missing_from_the_environment_is_invalid_configuration() {
     let t = TestEnv::new("unknown-stage").await;
     let _controller = t.controller().await;
@@ -145,7 +145,7 @@ async fn deployment_stage_missing_from_the_environment_is_invalid_configuration(
     assert!(message.contains("spec.stages[production]") && message.contains("staging"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_object_keeps_its_last_observation_and_reports_paused() {
     let t = TestEnv::new("paused").await;
     let _controller = t.controller().await;

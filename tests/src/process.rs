@@ -20,15 +20,37 @@ pub struct Process {
     pub log: PathBuf,
 }
 
-/// The binary built by `cargo build -p sagekeeper` (which `make test` runs first).
+/// The binary built by `cargo build -p sagekeeper` (which `make test` runs first), refused when
+/// any source of the crates is newer, so a test never runs yesterday's controller.
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SAGEKEEPER_BIN") {
         return path.into();
     }
     let exe = std::env::current_exe().expect("test executable");
     let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("sagekeeper");
-    assert!(path.exists(), "{} missing: run `cargo build -p sagekeeper` (make test does)", path.display());
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} missing: run `cargo build -p sagekeeper` (make test does)", path.display()));
+    let newest = newest_source(&crate::stack::repo_root().join("crates"));
+    assert!(newest <= built, "{} is older than the sources: run `cargo build -p sagekeeper`", path.display());
     path
+}
+
+fn newest_source(dir: &std::path::Path) -> std::time::SystemTime {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                newest_source(&path)
+            } else {
+                entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH)
+            }
+        })
+        .max()
+        .unwrap_or(std::time::UNIX_EPOCH)
 }
 
 impl TestEnv {
@@ -55,8 +77,12 @@ impl TestEnv {
             .stdout(Stdio::from(file.try_clone().expect("log file")))
             .stderr(Stdio::from(file))
             .kill_on_drop(true)
+            .process_group(0)
             .spawn()
             .expect("start sagekeeper");
+        // Recorded with the stack's own processes, so the stack's watchdog stops it even if this
+        // test process is killed before it can.
+        self.stack().record(child.id().expect("pid"), "sagekeeper");
         Process { child, http: format!("http://127.0.0.1:{port}"), identity: identity.to_owned(), log }
     }
 }
@@ -72,7 +98,9 @@ impl Process {
 
     /// The value of a metric line (`name{labels}`), summed over all label sets matching `prefix`.
     pub fn metric(&self, prefix: &str) -> f64 {
-        let (_, body) = self.get("/metrics").unwrap_or_default();
+        let (code, body) =
+            self.get("/metrics").unwrap_or_else(|| panic!("{} is not serving:\n{}", self.identity, self.log()));
+        assert_eq!(code, 200, "/metrics of {}", self.identity);
         body.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
     }
 

@@ -75,6 +75,17 @@ fn install_crds(stack: &Stack) {
 }
 
 impl Stack {
+    /// Adds a process to the stack's `pids` (with its start time, as `tests/stack/lib.sh`
+    /// records them), so `down.sh` and the watchdog stop it with the stack.
+    pub fn record(&self, pid: u32, name: &str) {
+        use std::io::Write;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let start = stat.rsplit(") ").next().and_then(|rest| rest.split(' ').nth(19)).unwrap_or_default();
+        let mut pids =
+            std::fs::OpenOptions::new().append(true).open(self.dir.join("pids")).expect("open the stack's pids");
+        writeln!(pids, "{pid} {name} {start}").expect("record pid");
+    }
+
     /// Runs the stack's `kubectl` with the admin kubeconfig.
     pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
         self.kubectl_with_input(args, None)

@@ -175,9 +175,11 @@ impl TestEnv {
     pub async fn controller(&self) -> Controller {
         let metrics = Metrics::new().expect("metrics");
         let sessions = Sessions::new(self.aws_config(&self.home).await, metrics.aws.clone());
+        // Waiting objects are not polled soon: a test that sees an object follow a change
+        // proves the watch relation, not a requeue timer.
         let settings = Settings {
             label_selector: Some(format!("{TEST_LABEL}={}", self.id)),
-            pending_interval: Duration::from_secs(1),
+            pending_interval: Duration::from_secs(300),
             instance: self.id.clone(),
             ..Settings::default()
         };

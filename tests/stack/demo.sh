@@ -11,9 +11,13 @@ dir=${1:?usage: demo.sh DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 python=${SAGEKEEPER_PYTHON:-$root/.venv/bin/python}
+sagekeeper=${CARGO_TARGET_DIR:-$root/target}/debug/sagekeeper
+# shellcheck source=tests/stack/lib.sh
+source "$here/lib.sh"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 "$here/down.sh" "$dir" 2>/dev/null || true
+trap '"$here/down.sh" "$dir"; exit 130' INT TERM
 say "starting the local stack (kube-apiserver, etcd, AWS emulator)"
 "$here/up.sh" "$dir"
 # shellcheck disable=SC1091
@@ -22,21 +26,23 @@ source "$dir/env"
 say "installing the CRDs"
 kubectl apply --server-side -f "$root/crds/"
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
-until [ "$(kubectl api-resources --api-group=sagekeeper.io -o name | wc -l)" = 4 ]; do sleep 0.5; done
+for _ in $(seq 60); do
+  [ "$(kubectl api-resources --api-group=sagekeeper.io -o name | wc -l)" = 4 ] && break
+  sleep 0.5
+done
 
 say "creating the role sagekeeper assumes in each emulated account"
 "$python" "$here/seed-demo.py"
 
 say "starting the controller (log: $dir/sagekeeper.log)"
 kubectl create namespace sagekeeper-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-setsid "$root/target/debug/sagekeeper" run --lease-namespace=sagekeeper-system --metrics-addr=127.0.0.1:0 \
+setsid "$sagekeeper" run --lease-namespace=sagekeeper-system --metrics-addr=127.0.0.1:0 \
   >"$dir/sagekeeper.log" 2>&1 </dev/null &
-echo "$! sagekeeper" >>"$dir/pids"
+record "$dir" $! sagekeeper
 
 say "applying examples/"
 kubectl apply -f "$root/examples/"
 
-trap '"$here/down.sh" "$dir"; exit 0' INT TERM
 say "waiting for the accounts to be Ready"
 for _ in $(seq 60); do
   ready=$(kubectl get awsaccounts -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
@@ -55,6 +61,7 @@ fi
 echo
 echo "The stack and the controller keep running: source $dir/env to use kubectl; make demo-down stops them."
 if [ -t 0 ]; then
+  trap '"$here/down.sh" "$dir"; exit 0' INT TERM
   echo "Watching (Ctrl-C stops the demo and cleans up)..."
   while sleep 5; do
     echo

@@ -14,6 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 python=${SAGEKEEPER_PYTHON:-$root/.venv/bin/python}
 bin=$("$here/build-bins.sh")
+# shellcheck source=tests/stack/lib.sh
+source "$here/lib.sh"
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -63,7 +65,7 @@ start() { # name, command...: starts in its own session, records the pid
   local name=$1
   shift
   setsid "$@" >"$dir/$name.log" 2>&1 </dev/null &
-  echo "$! $name" >>"$dir/pids"
+  record "$dir" $! "$name"
 }
 
 wait_for() { # name, seconds, check command...
@@ -136,17 +138,17 @@ creds=$(curl -sf -X POST -H 'Content-Type: application/json' \
   fail "could not create the controller's credentials" "$dir/emulator.log"
 read -r key secret < <(python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["accessKeyId"], c["secretAccessKey"])' <<<"$creds")
 
-cat >"$dir/env" <<EOF
-# Written by tests/stack/up.sh: source it to use the local stack. The AWS keys are the
-# emulator's, for its account 123456789012; they mean nothing anywhere else.
-export KUBECONFIG=$dir/kubeconfig
-export AWS_ENDPOINT_URL=http://127.0.0.1:$emulator_port
-export AWS_REGION=us-east-1
-export AWS_ACCESS_KEY_ID=$key
-export AWS_SECRET_ACCESS_KEY=$secret
-unset AWS_SESSION_TOKEN AWS_PROFILE
-export PATH=$bin:\$PATH
-EOF
+{
+  echo "# Written by tests/stack/up.sh: source it to use the local stack. The AWS keys are the"
+  echo "# emulator's, for its account 123456789012; they mean nothing anywhere else."
+  printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
+  printf 'export AWS_ENDPOINT_URL=%q\n' "http://127.0.0.1:$emulator_port"
+  echo "export AWS_REGION=us-east-1"
+  printf 'export AWS_ACCESS_KEY_ID=%q\n' "$key"
+  printf 'export AWS_SECRET_ACCESS_KEY=%q\n' "$secret"
+  echo "unset AWS_SESSION_TOKEN AWS_PROFILE"
+  printf 'export PATH=%q:$PATH\n' "$bin"
+} >"$dir/env"
 chmod 600 "$dir/env"
 
 if [ -n "$watch_pid" ]; then

@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{ACCOUNT_ID, EXTERNAL_ID, POLICY_ARN, REGION, ROLE_ARN};
+use crate::schema::{ACCOUNT_ID, EXTERNAL_ID, POLICY_ARN, REGION, ROLE_ARN, bound_label_selector};
 
 /// How sagekeeper reaches the account and which namespaces may use it.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -61,10 +61,15 @@ pub struct AwsAccountSpec {
     /// Which namespaces may use this account; objects elsewhere are refused with
     /// AccountNotPermitted. Select by `kubernetes.io/metadata.name`, which the API server sets and
     /// users cannot: a selector on other labels is only as strong as the RBAC on labelling
-    /// namespaces. An empty selector is refused, since it would admit every namespace.
+    /// namespaces. It must name what it admits: an empty selector, or one made only of NotIn or
+    /// DoesNotExist, is refused.
+    #[schemars(transform = bound_label_selector)]
     #[x_kube(validation = Rule::new(
-        "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)"
-    ).message("spec.namespaceSelector must not be empty: name the namespaces that may use this account"))]
+        "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && self.matchExpressions.exists(e, e.operator == 'In' || e.operator == 'Exists'))"
+    ).message("spec.namespaceSelector must name the namespaces it admits: a matchLabels entry, or an In or Exists expression (NotIn and DoesNotExist alone would admit almost every namespace)"))]
+    #[x_kube(validation = Rule::new(
+        "!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator == 'In' || e.operator == 'NotIn') ? (has(e.values) && size(e.values) > 0) : ((e.operator == 'Exists' || e.operator == 'DoesNotExist') && (!has(e.values) || size(e.values) == 0)))"
+    ).message("spec.namespaceSelector.matchExpressions: the operator must be In or NotIn with values, or Exists or DoesNotExist without"))]
     pub namespace_selector: LabelSelector,
 }
 

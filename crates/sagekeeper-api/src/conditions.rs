@@ -43,8 +43,6 @@ pub enum Component {
     Model,
     /// The stages of a deployment.
     Stages,
-    /// Teardown of what the object created.
-    Deletion,
 }
 
 impl Component {
@@ -63,7 +61,6 @@ impl Component {
             Self::Pipeline => "Pipeline",
             Self::Model => "Model",
             Self::Stages => "Stages",
-            Self::Deletion => "Deletion",
         }
     }
 

@@ -276,7 +276,7 @@ pub struct DataScienceEnvironmentStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 
-    /// The dev account's id, as STS reported it.
+    /// The dev account's id (its AwsAccount's accountId, which STS confirmed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 

@@ -77,3 +77,30 @@ pub(crate) fn unwrap_descriptions(schema: &mut JSONSchemaProps) {
         unwrap_descriptions(child);
     }
 }
+
+/// Bounds a label selector (list sizes, key and value lengths) so the CEL rules on it stay cheap.
+pub(crate) fn bound_label_selector(schema: &mut schemars::Schema) {
+    let bounds = serde_json::json!({
+        "matchLabels": {"maxProperties": 16, "additionalProperties": {"maxLength": 63}},
+        "matchExpressions": {"maxItems": 16, "items": {"properties": {
+            "key": {"maxLength": 317},
+            "operator": {"maxLength": 16},
+            "values": {"maxItems": 64, "items": {"maxLength": 63}},
+        }}},
+    });
+    if let Some(properties) = schema.get_mut("properties") {
+        merge_json(properties, &bounds);
+    }
+}
+
+/// Merges `extra` into `target`, object by object.
+fn merge_json(target: &mut serde_json::Value, extra: &serde_json::Value) {
+    match (target, extra) {
+        (serde_json::Value::Object(t), serde_json::Value::Object(e)) => {
+            for (k, v) in e {
+                merge_json(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (t, e) => *t = e.clone(),
+    }
+}

@@ -18,8 +18,11 @@ pub enum ErrorKind {
     Throttled,
     /// A network, timeout or server-side failure: back off and retry.
     Transient,
-    /// The name is taken or the resource is in a state that forbids the call.
+    /// The name is taken by another resource.
     Conflict,
+    /// The resource is in a state that forbids the call right now (in use, a dependency still
+    /// attached, a concurrent change): wait and retry.
+    Busy,
     /// The caller lacks permission: wait for an outside fix.
     AccessDenied,
     /// A service quota was hit: wait for an outside fix.
@@ -36,6 +39,7 @@ impl ErrorKind {
             Self::Throttled => "throttled",
             Self::Transient => "transient",
             Self::Conflict => "conflict",
+            Self::Busy => "busy",
             Self::AccessDenied => "access_denied",
             Self::Quota => "quota",
             Self::Invalid => "invalid",
@@ -44,7 +48,7 @@ impl ErrorKind {
 
     /// True when waiting (with backoff) can fix it without any change.
     pub const fn is_retryable(self) -> bool {
-        matches!(self, Self::Throttled | Self::Transient)
+        matches!(self, Self::Throttled | Self::Transient | Self::Busy)
     }
 }
 
@@ -160,22 +164,22 @@ fn kind_of(code: &str, message: &str, http_status: Option<u16>) -> ErrorKind {
         "ExpiredTokenException",
         "IDPCommunicationError",
         "KMSInternalException",
-        "ConcurrentModification",
-        "ConcurrentModificationException",
-        "OperationAborted",
     ];
-    const CONFLICT: &[&str] = &[
-        "EntityAlreadyExists",
-        "AlreadyExistsException",
+    // Creating steps look up by name first; a step that creates buckets treats
+    // BucketAlreadyOwnedByYou as the success it is.
+    const CONFLICT: &[&str] =
+        &["EntityAlreadyExists", "AlreadyExistsException", "BucketAlreadyExists", "BucketAlreadyOwnedByYou"];
+    const BUSY: &[&str] = &[
         "ResourceInUse",
         "ResourceInUseException",
         "ConflictException",
-        "BucketAlreadyExists",
-        "BucketAlreadyOwnedByYou",
         "DependencyViolation",
         "DeleteConflict",
         "InvalidStateException",
         "IncorrectState",
+        "ConcurrentModification",
+        "ConcurrentModificationException",
+        "OperationAborted",
     ];
     const NOT_FOUND: &[&str] = &[
         "NotFound",
@@ -198,13 +202,13 @@ fn kind_of(code: &str, message: &str, http_status: Option<u16>) -> ErrorKind {
         ErrorKind::Transient
     } else if NOT_FOUND.contains(&code) || code.ends_with(".NotFound") {
         ErrorKind::NotFound
-    } else if code == "ValidationException"
-        && (message.starts_with("Could not find") || message.contains("does not exist"))
-    {
+    } else if code == "ValidationException" && message.starts_with("Could not find") {
         // SageMaker answers Describe* of a missing resource with a ValidationException.
         ErrorKind::NotFound
     } else if CONFLICT.contains(&code) || code.ends_with(".Duplicate") || code.ends_with("AlreadyExists") {
         ErrorKind::Conflict
+    } else if BUSY.contains(&code) {
+        ErrorKind::Busy
     } else if code.contains("LimitExceeded") || code.contains("QuotaExceeded") || code == "InsufficientCapacity" {
         ErrorKind::Quota
     } else {
@@ -257,7 +261,9 @@ mod tests {
             ("ResourceNotFound", ErrorKind::NotFound),
             ("EntityAlreadyExists", ErrorKind::Conflict),
             ("InvalidGroup.Duplicate", ErrorKind::Conflict),
-            ("DependencyViolation", ErrorKind::Conflict),
+            ("DependencyViolation", ErrorKind::Busy),
+            ("ResourceInUse", ErrorKind::Busy),
+            ("ConcurrentModificationException", ErrorKind::Busy),
             ("ResourceLimitExceeded", ErrorKind::Quota),
             ("VpcLimitExceeded", ErrorKind::Quota),
             ("ServiceQuotaExceededException", ErrorKind::Quota),
@@ -276,12 +282,19 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::NotFound);
         let other = AwsError::from_code("ValidationException", "Instance type not supported", Some(400));
         assert_eq!(other.kind, ErrorKind::Invalid);
+        // A create naming a missing role is the caller's mistake, not a missing resource.
+        let role = AwsError::from_code("ValidationException", "Role arn:aws:iam::1:role/x does not exist", Some(400));
+        assert_eq!(role.kind, ErrorKind::Invalid);
     }
 
     #[test]
     fn server_errors_are_transient_whatever_the_code() {
         assert_eq!(AwsError::from_code("Whatever", "", Some(503)).kind, ErrorKind::Transient);
-        assert!(ErrorKind::Transient.is_retryable() && ErrorKind::Throttled.is_retryable());
+        assert!(
+            ErrorKind::Transient.is_retryable()
+                && ErrorKind::Throttled.is_retryable()
+                && ErrorKind::Busy.is_retryable()
+        );
         assert!(!ErrorKind::AccessDenied.is_retryable() && !ErrorKind::Invalid.is_retryable());
     }
 

@@ -25,11 +25,6 @@ impl AwsCallMetrics {
         registry.register(Box::new(calls.clone()))?;
         Ok(Self { calls })
     }
-
-    /// The number of calls counted so far for one label set.
-    pub fn count(&self, service: &str, operation: &str, outcome: &str) -> u64 {
-        self.calls.with_label_values(&[service, operation, outcome]).get()
-    }
 }
 
 /// The outcome label of a call, from a fixed set: `ok`, `throttled`, `client_error`,

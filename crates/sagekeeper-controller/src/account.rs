@@ -2,14 +2,13 @@
 //! checks with sts:GetCallerIdentity that they belong to spec.accountId. Deletion waits while
 //! environments or deployments still name the account.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{Api, Client, ResourceExt};
-use sagekeeper_api::conditions::{Component, Outcome, Reason};
+use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
 use sagekeeper_api::{AwsAccount, AwsAccountStatus};
 use sagekeeper_aws::identity::describe_caller;
 
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Report};
+use crate::lifecycle::{Cleanup, Kind, Report, Retry, status_fields};
 use crate::resolve::{access_of, account_users, aws_failure, in_use};
 use crate::run::Error;
 
@@ -20,18 +19,7 @@ impl Kind for AwsAccount {
         Api::all(client)
     }
 
-    fn status(&self) -> Option<&Self::Status> {
-        self.status.as_ref()
-    }
-
-    fn conditions(status: &Self::Status) -> &[Condition] {
-        &status.conditions
-    }
-
-    fn finish(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
-    }
+    status_fields!();
 
     fn retain_on_delete(&self) -> bool {
         false
@@ -39,6 +27,8 @@ impl Kind for AwsAccount {
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let session = ctx.sessions.session(&access_of(self));
+        let was_ready =
+            self.status.as_ref().is_some_and(|s| conditions::is_ready(&s.conditions, self.metadata.generation));
         let report = match describe_caller(&session).await {
             Ok(caller) if caller.account == self.spec.account_id => {
                 let outcome = Outcome::Ready { message: format!("credentials for {}", caller.arn) };
@@ -54,6 +44,14 @@ impl Kind for AwsAccount {
                     ),
                 ),
             ),
+            // A blip (throttling, a timeout) does not take a Ready account down, nor everything
+            // built on it: it backs off and only reports once it failed several times in a row.
+            Err(err) if err.kind.is_retryable() && was_ready && ctx.failures(&self.uid().unwrap_or_default()) < 3 => {
+                let status = self.status.clone().unwrap_or_default();
+                let previous = conditions::find(&status.conditions, conditions::READY).map(|c| c.message.clone());
+                let outcome = Outcome::Ready { message: previous.unwrap_or_default() };
+                Report { retry: Retry::Backoff, failure: Some(err.kind), ..Report::new(status, outcome) }
+            }
             Err(err) => {
                 let (resource, remedy) = match &self.spec.role_arn {
                     Some(role) => (
@@ -62,8 +60,7 @@ impl Kind for AwsAccount {
                     ),
                     None => ("sts:GetCallerIdentity".to_owned(), "check the controller's own AWS credentials"),
                 };
-                let (outcome, retry) = aws_failure(Component::Credentials, &err, &resource, remedy);
-                Report { retry, ..Report::new(AwsAccountStatus::default(), outcome) }
+                aws_failure(AwsAccountStatus::default(), Component::Credentials, &err, &resource, remedy)
             }
         };
         Ok(report)

@@ -55,6 +55,7 @@ pub(crate) struct Context {
     pub(crate) settings: Settings,
     pub(crate) recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    synced: tokio::sync::watch::Receiver<bool>,
 }
 
 /// First and longest wait after consecutive retryable failures of one object.
@@ -68,10 +69,24 @@ impl Context {
         stores: Stores,
         metrics: Metrics,
         settings: Settings,
+        synced: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let reporter = Reporter { controller: "sagekeeper".into(), instance: Some(settings.instance.clone()) };
         let recorder = Recorder::new(client.clone(), reporter);
-        Self { client, sessions, stores, metrics, settings, recorder, failures: Mutex::default() }
+        Self { client, sessions, stores, metrics, settings, recorder, failures: Mutex::default(), synced }
+    }
+
+    /// Waits until every kind's cache holds a full list, so references and "still in use"
+    /// checks never read a half-filled cache (as right after a start or a fail-over).
+    pub(crate) async fn wait_synced(&self) {
+        let mut synced = self.synced.clone();
+        // An Err means the sender is gone: the controllers are stopping, nothing to wait for.
+        let _ = synced.wait_for(|s| *s).await;
+    }
+
+    /// How many times in a row the object's last passes failed with a retryable error.
+    pub(crate) fn failures(&self, uid: &str) -> u32 {
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(uid).copied().unwrap_or(0)
     }
 
     /// The next wait for an object that failed again: exponential from 1 s, capped at 5 min,

@@ -2,13 +2,12 @@
 //! every target account: existence, tenancy, region, readiness) and reports honestly that it does
 //! not create AWS resources yet. Deletion waits while projects name the environment.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{Api, Client, ResourceExt};
 use sagekeeper_api::conditions::{Outcome, Reason};
 use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus, DeletionPolicy};
 
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Report};
+use crate::lifecycle::{Cleanup, Kind, Report, status_fields};
 use crate::resolve::{self, environment_users, in_use};
 use crate::run::Error;
 
@@ -19,18 +18,7 @@ impl Kind for DataScienceEnvironment {
         Api::namespaced(client, namespace.unwrap_or_default())
     }
 
-    fn status(&self) -> Option<&Self::Status> {
-        self.status.as_ref()
-    }
-
-    fn conditions(status: &Self::Status) -> &[Condition] {
-        &status.conditions
-    }
-
-    fn finish(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
-    }
+    status_fields!();
 
     fn retain_on_delete(&self) -> bool {
         self.spec.deletion_policy == DeletionPolicy::Retain

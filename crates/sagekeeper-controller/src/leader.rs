@@ -30,15 +30,22 @@ pub struct LeaseSettings {
 }
 
 impl LeaseSettings {
-    /// The usual timings (15 s lease, 10 s renew deadline, 2 s retry) for `identity`.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>, identity: impl Into<String>) -> Self {
+    /// Timings for `identity` scaled from the lease duration the way client-go's defaults are
+    /// (15 s lease, 10 s renew deadline, 2 s retry): a leader gets several renewal attempts
+    /// before its deadline, whatever the duration.
+    pub fn new(
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        identity: impl Into<String>,
+        lease_duration: Duration,
+    ) -> Self {
         Self {
             namespace: namespace.into(),
             name: name.into(),
             identity: identity.into(),
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry_period: Duration::from_secs(2),
+            lease_duration,
+            renew_deadline: lease_duration.mul_f64(2.0 / 3.0),
+            retry_period: lease_duration.mul_f64(2.0 / 15.0),
         }
     }
 }
@@ -66,7 +73,7 @@ impl LeaderElector {
     pub async fn acquire(&mut self) {
         info!(lease = %self.settings.name, identity = %self.settings.identity, "waiting for leadership");
         loop {
-            match self.try_acquire_or_renew().await {
+            match self.attempt(self.settings.renew_deadline).await {
                 Ok(true) => {
                     info!(lease = %self.settings.name, identity = %self.settings.identity, "became leader");
                     return;
@@ -78,24 +85,36 @@ impl LeaderElector {
         }
     }
 
-    /// Renews the lease until renewal fails for longer than the renew deadline (or another
-    /// holder took it), then returns: leadership is lost.
+    /// Renews the lease until another holder took it or no renewal succeeded within the renew
+    /// deadline, then returns: leadership is lost. Each attempt is cut off at the deadline, so
+    /// a hung request cannot keep a leader acting after its lease expired.
     pub async fn hold(&mut self) {
         let mut last_renewal = Instant::now();
         loop {
             tokio::time::sleep(self.settings.retry_period).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewal = Instant::now(),
+            let started = Instant::now();
+            let left = self.settings.renew_deadline.saturating_sub(last_renewal.elapsed());
+            match self.attempt(left).await {
+                // Counted from when the request left, not when the answer came.
+                Ok(true) => last_renewal = started,
                 Ok(false) => {
                     warn!(lease = %self.settings.name, "lease taken by another replica");
                     return;
                 }
                 Err(e) => warn!(error = %e, "lease renewal failed"),
             }
-            if last_renewal.elapsed() > self.settings.renew_deadline {
+            if last_renewal.elapsed() >= self.settings.renew_deadline {
                 warn!(lease = %self.settings.name, "could not renew the lease within the renew deadline");
                 return;
             }
+        }
+    }
+
+    /// One acquire-or-renew round, given up after `limit`.
+    async fn attempt(&mut self, limit: Duration) -> Result<bool, String> {
+        match tokio::time::timeout(limit, self.try_acquire_or_renew()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {limit:?}")),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod leader;
 mod lifecycle;
 pub mod metrics;
 mod project;
+mod relations;
 mod resolve;
 mod run;
 

@@ -14,6 +14,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, ComponentState, Outcome, READY, STALLED};
 use sagekeeper_api::{FIELD_MANAGER, FINALIZER, is_paused};
+use sagekeeper_aws::ErrorKind;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -39,6 +40,9 @@ pub(crate) trait Kind:
     /// The conditions of a status.
     fn conditions(status: &Self::Status) -> &[Condition];
 
+    /// The generation a status describes.
+    fn observed_generation(status: &Self::Status) -> Option<i64>;
+
     /// Fills the lifecycle's part of a status.
     fn finish(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>);
 
@@ -52,6 +56,34 @@ pub(crate) trait Kind:
     fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Cleanup<Self::Status>, Error>> + Send;
 }
 
+/// The status plumbing of [`Kind`], the same for every kind: `status.conditions` and
+/// `status.observedGeneration`.
+macro_rules! status_fields {
+    () => {
+        fn status(&self) -> Option<&Self::Status> {
+            self.status.as_ref()
+        }
+
+        fn conditions(status: &Self::Status) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+            &status.conditions
+        }
+
+        fn observed_generation(status: &Self::Status) -> Option<i64> {
+            status.observed_generation
+        }
+
+        fn finish(
+            status: &mut Self::Status,
+            generation: Option<i64>,
+            conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+        ) {
+            status.observed_generation = generation;
+            status.conditions = conditions;
+        }
+    };
+}
+pub(crate) use status_fields;
+
 /// What one pass over an object found.
 #[derive(Debug)]
 pub(crate) struct Report<S> {
@@ -63,6 +95,8 @@ pub(crate) struct Report<S> {
     pub(crate) components: Vec<ComponentState>,
     /// When to look again.
     pub(crate) retry: Retry,
+    /// The kind of AWS failure behind this report, counted in the error metric.
+    pub(crate) failure: Option<ErrorKind>,
 }
 
 impl<S> Report<S> {
@@ -73,7 +107,7 @@ impl<S> Report<S> {
             Outcome::Progressing { .. } => Retry::Pending,
             Outcome::Ready { .. } | Outcome::Stalled { .. } => Retry::Drift,
         };
-        Self { status, outcome, components: Vec::new(), retry }
+        Self { status, outcome, components: Vec::new(), retry, failure: None }
     }
 }
 
@@ -99,6 +133,7 @@ pub(crate) enum Cleanup<S> {
 
 /// One reconcile of one object of any kind.
 pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.wait_synced().await;
     let kind = K::kind(&());
     let _timer = ctx.metrics.reconcile(&kind);
     let api = K::api(ctx.client.clone(), obj.namespace().as_deref());
@@ -118,10 +153,17 @@ pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result
             Cleanup::Done => {
                 remove_finalizer(&api, &obj).await?;
                 info!(kind = %kind, name = %obj.name_any(), namespace = ?obj.namespace(), "released");
+                let note = if obj.retain_on_delete() {
+                    "deletionPolicy Retain: released, AWS resources left untouched"
+                } else {
+                    "cleanup done, finalizer released"
+                };
+                publish(&ctx, &*obj, EventType::Normal, "Deleted", note).await;
                 ctx.reset_backoff(&uid(&*obj));
                 Ok(Action::await_change())
             }
             Cleanup::Wait(report) => {
+                count_failure(&ctx, &kind, &report);
                 write_status(&api, &obj, &ctx, Some(&report)).await?;
                 Ok(action(&ctx, &*obj, report.retry))
             }
@@ -136,6 +178,7 @@ pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result
         return Ok(Action::requeue(ctx.drift_interval()));
     }
     let report = obj.apply(&ctx).await?;
+    count_failure(&ctx, &kind, &report);
     write_status(&api, &obj, &ctx, Some(&report)).await?;
     Ok(action(&ctx, &*obj, report.retry))
 }
@@ -147,6 +190,12 @@ pub(crate) fn error_policy<K: Kind>(obj: Arc<K>, err: &Error, ctx: Arc<Context>)
     let wait = ctx.backoff(&uid(&*obj));
     warn!(kind = %kind, name = %obj.name_any(), namespace = ?obj.namespace(), error = %err, retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)
+}
+
+fn count_failure<S>(ctx: &Context, kind: &str, report: &Report<S>) {
+    if let Some(failure) = report.failure {
+        ctx.metrics.error(kind, failure.as_str());
+    }
 }
 
 fn action<K: Resource>(ctx: &Context, obj: &K, retry: Retry) -> Action {
@@ -180,13 +229,21 @@ async fn write_status<K: Kind>(
     let previous_conditions = previous.map(K::conditions).unwrap_or_default();
     let generation = obj.meta().generation;
     let now = Time(Timestamp::now());
-    let (mut status, list) = match report {
-        Some(r) => {
-            (r.status.clone(), conditions::conditions(&r.outcome, &r.components, generation, &now, previous_conditions))
-        }
-        None => (previous.cloned().unwrap_or_default(), conditions::paused(generation, &now, previous_conditions)),
+    // A paused object has not acted on its current generation: it keeps the generation it last
+    // observed, so kstatus readers do not take an unapplied spec for a current one.
+    let (mut status, list, observed) = match report {
+        Some(r) => (
+            r.status.clone(),
+            conditions::conditions(&r.outcome, &r.components, generation, &now, previous_conditions),
+            generation,
+        ),
+        None => (
+            previous.cloned().unwrap_or_default(),
+            conditions::paused(generation, &now, previous_conditions),
+            previous.and_then(K::observed_generation),
+        ),
     };
-    K::finish(&mut status, generation, list);
+    K::finish(&mut status, observed, list);
     if previous == Some(&status) {
         debug!(name = %obj.name_any(), "status unchanged");
         return Ok(());
@@ -204,32 +261,31 @@ async fn write_status<K: Kind>(
 }
 
 /// Events on the transitions people care about: became Ready, became (or changed why it is)
-/// Stalled. Failures to publish are logged, never fatal.
+/// Stalled.
 async fn publish_transition<K: Kind>(ctx: &Context, obj: &K, before: &[Condition], after: &[Condition]) {
-    let status_of =
-        |list: &[Condition], t: &str| conditions::find(list, t).map(|c| (c.status.clone(), c.reason.clone()));
-    let event = match (status_of(before, READY), status_of(after, READY), status_of(after, STALLED)) {
-        (prev, Some((s, _)), _) if s == "True" && prev.as_ref().is_none_or(|(p, _)| p != "True") => Some(Event {
-            type_: EventType::Normal,
-            reason: "Ready".into(),
-            note: conditions::find(after, READY).map(|c| c.message.clone()),
-            action: "Reconcile".into(),
-            secondary: None,
-        }),
-        (_, _, Some((s, reason))) if s == "True" && status_of(before, STALLED) != Some((s.clone(), reason.clone())) => {
-            Some(Event {
-                type_: EventType::Warning,
-                reason,
-                note: conditions::find(after, STALLED).map(|c| c.message.clone()),
-                action: "Reconcile".into(),
-                secondary: None,
-            })
-        }
-        _ => None,
+    let state = |list: &[Condition], t: &str| conditions::find(list, t).map(|c| (c.status.clone(), c.reason.clone()));
+    let became_ready =
+        state(after, READY).is_some_and(|(s, _)| s == "True") && state(before, READY).is_none_or(|(s, _)| s != "True");
+    let stalled = state(after, STALLED).filter(|(s, _)| s == "True");
+    if became_ready {
+        let note = conditions::find(after, READY).map(|c| c.message.clone()).unwrap_or_default();
+        publish(ctx, obj, EventType::Normal, "Ready", &note).await;
+    } else if let Some((_, reason)) = stalled.filter(|now| state(before, STALLED).as_ref() != Some(now)) {
+        let note = conditions::find(after, STALLED).map(|c| c.message.clone()).unwrap_or_default();
+        publish(ctx, obj, EventType::Warning, &reason, &note).await;
+    }
+}
+
+/// Publishes one event about `obj`; failing to publish is logged, never fatal.
+async fn publish<K: Kind>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.to_owned()),
+        action: "Reconcile".into(),
+        secondary: None,
     };
-    if let Some(event) = event
-        && let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await
-    {
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         warn!(name = %obj.name_any(), error = %e, "could not publish event");
     }
 }

@@ -62,11 +62,6 @@ impl Metrics {
     pub(crate) fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
     }
-
-    /// The number of reconciles of `kind` so far.
-    pub fn reconciles(&self, kind: &str) -> u64 {
-        self.reconciles.with_label_values(&[kind]).get()
-    }
 }
 
 /// Observes the reconcile duration when dropped.

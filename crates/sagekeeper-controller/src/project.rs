@@ -2,14 +2,13 @@
 //! and reports honestly that it does not create the registry and pipeline yet. Deletion waits
 //! while deployments name the project.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 use sagekeeper_api::conditions::{Component, ComponentState, Outcome, Reason};
 use sagekeeper_api::{DeletionPolicy, MLOpsProject, MLOpsProjectStatus};
 
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Report};
+use crate::lifecycle::{Cleanup, Kind, Report, status_fields};
 use crate::resolve::{self, in_use, project_users};
 use crate::run::Error;
 
@@ -20,18 +19,7 @@ impl Kind for MLOpsProject {
         Api::namespaced(client, namespace.unwrap_or_default())
     }
 
-    fn status(&self) -> Option<&Self::Status> {
-        self.status.as_ref()
-    }
-
-    fn conditions(status: &Self::Status) -> &[Condition] {
-        &status.conditions
-    }
-
-    fn finish(status: &mut Self::Status, generation: Option<i64>, conditions: Vec<Condition>) {
-        status.observed_generation = generation;
-        status.conditions = conditions;
-    }
+    status_fields!();
 
     fn retain_on_delete(&self) -> bool {
         self.spec.deletion_policy == DeletionPolicy::Retain

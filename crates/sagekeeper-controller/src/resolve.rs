@@ -15,7 +15,7 @@ use sagekeeper_api::{AwsAccount, tenancy};
 use sagekeeper_aws::{AccountAccess, AwsError, ErrorKind};
 
 use crate::context::{Context, Stores};
-use crate::lifecycle::Retry;
+use crate::lifecycle::{Report, Retry};
 use crate::run::Error;
 
 /// The labels of a namespace, read fresh each pass so tenancy follows label changes.
@@ -83,21 +83,29 @@ pub(crate) fn access_of(account: &AwsAccount) -> AccountAccess {
     }
 }
 
-/// The outcome of a failed AWS call on `resource`, and when to look again: permissions,
-/// quotas and invalid requests stall (and are re-checked at the drift interval); throttling
-/// and transient failures back off; a missing resource is still pending.
-pub(crate) fn aws_failure(component: Component, err: &AwsError, resource: &str, remedy: &str) -> (Outcome, Retry) {
+/// The report of a pass that failed on an AWS call on `resource`: permissions, quotas, invalid
+/// requests and taken names stall (and are re-checked at the drift interval); throttling,
+/// transient failures and busy resources back off; a missing resource is still pending.
+pub(crate) fn aws_failure<S>(
+    status: S,
+    component: Component,
+    err: &AwsError,
+    resource: &str,
+    remedy: &str,
+) -> Report<S> {
     let message = conditions::aws_failure_message(&err.code, resource, &err.message, remedy);
-    match err.kind {
+    let (outcome, retry) = match err.kind {
         ErrorKind::AccessDenied => (Outcome::stalled(Reason::AccessDenied, message), Retry::Drift),
         ErrorKind::Quota => (Outcome::stalled(Reason::QuotaExceeded, message), Retry::Drift),
         ErrorKind::Invalid => (Outcome::stalled(Reason::InvalidConfiguration, message), Retry::Drift),
         ErrorKind::Conflict => (Outcome::stalled(Reason::NameConflict, message), Retry::Drift),
         ErrorKind::NotFound => (Outcome::progressing(Reason::Pending(component), message), Retry::Pending),
+        ErrorKind::Busy => (Outcome::progressing(Reason::Pending(component), message), Retry::Backoff),
         ErrorKind::Throttled | ErrorKind::Transient => {
             (Outcome::progressing(Reason::Failed(component), message), Retry::Backoff)
         }
-    }
+    };
+    Report { retry, failure: Some(err.kind), ..Report::new(status, outcome) }
 }
 
 /// The objects that still name AwsAccount `name`: environments (as dev or target account)

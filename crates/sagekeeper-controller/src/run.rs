@@ -2,16 +2,17 @@
 //! watch relations between kinds, until shutdown or loss of leadership. Also the health state
 //! the binary serves on `/healthz` and `/readyz`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
 use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
 use sagekeeper_aws::Sessions;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use crate::context::{Context, Settings, Stores};
 use crate::leader::{LeaderElector, LeaseSettings};
 use crate::lifecycle::{self, Kind};
 use crate::metrics::Metrics;
+use crate::relations;
 
 /// Why a reconcile or the controller failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +136,8 @@ async fn controllers(
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    let synced = Arc::new(Synced { kinds: std::sync::Mutex::default(), health: health.clone() });
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let synced = Arc::new(Synced { kinds: Mutex::default(), health: health.clone(), done: synced_tx });
     let (accounts, account_store) = controller::<AwsAccount>(&client, &config, &synced);
     let (environments, environment_store) = controller::<DataScienceEnvironment>(&client, &config, &synced);
     let (projects, project_store) = controller::<MLOpsProject>(&client, &config, &synced);
@@ -145,80 +148,13 @@ async fn controllers(
         projects: project_store,
         deployments: deployment_store,
     };
+    let w = relations::Watch { client: client.clone(), config: config.clone(), stores: stores.clone() };
+    let accounts = relations::accounts(accounts, w.clone());
+    let environments = relations::environments(environments, w.clone());
+    let projects = relations::projects(projects, w.clone());
+    let deployments = relations::deployments(deployments, w);
 
-    // An account being deleted waits for its users: look again when they change or go. Only
-    // accounts being deleted care, so a user's status writes do not re-check live accounts.
-    let being_deleted = stores.accounts.clone();
-    let by_deployment = stores.accounts.clone();
-    let accounts = accounts
-        .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), move |e| {
-            let names = std::iter::once(&e.spec.account).chain(e.spec.target_accounts.values().flatten());
-            deleting(&being_deleted, names.map(|a| ObjectRef::new(a)))
-        })
-        .watches(Api::<ModelDeployment>::all(client.clone()), config.clone(), move |d| {
-            let names = d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten());
-            deleting(&by_deployment, names.map(|a| ObjectRef::new(a)))
-        });
-    // Environments follow their accounts (readiness, tenancy) and, being deleted, their projects.
-    let env_store = stores.environments.clone();
-    let env_deleting = stores.environments.clone();
-    let environments = environments
-        .watches(Api::<AwsAccount>::all(client.clone()), config.clone(), move |a| {
-            let name = a.name_any();
-            env_store
-                .state()
-                .into_iter()
-                .filter(|e| e.spec.account == name || e.spec.target_accounts.values().flatten().any(|t| *t == name))
-                .map(|e| ObjectRef::from(&*e))
-                .collect::<Vec<_>>()
-        })
-        .watches(Api::<MLOpsProject>::all(client.clone()), config.clone(), move |p| {
-            deleting(&env_deleting, p.namespace().map(|ns| ObjectRef::new(&p.spec.environment).within(&ns)))
-        });
-    // Projects follow their environment and, being deleted, their deployments.
-    let project_store = stores.projects.clone();
-    let project_deleting = stores.projects.clone();
-    let projects = projects
-        .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), move |e| {
-            let (name, ns) = (e.name_any(), e.namespace());
-            project_store
-                .state()
-                .into_iter()
-                .filter(|p| p.spec.environment == name && p.namespace() == ns)
-                .map(|p| ObjectRef::from(&*p))
-                .collect::<Vec<_>>()
-        })
-        .watches(Api::<ModelDeployment>::all(client.clone()), config.clone(), move |d| {
-            deleting(&project_deleting, d.namespace().map(|ns| ObjectRef::new(&d.spec.project).within(&ns)))
-        });
-    // Deployments follow their project, and any environment or account change in their namespace.
-    let deployment_store = stores.deployments.clone();
-    let by_project = deployment_store.clone();
-    let by_account = deployment_store.clone();
-    let deployments = deployments
-        .watches(Api::<MLOpsProject>::all(client.clone()), config.clone(), move |p| {
-            let (name, ns) = (p.name_any(), p.namespace());
-            by_project
-                .state()
-                .into_iter()
-                .filter(|d| d.spec.project == name && d.namespace() == ns)
-                .map(|d| ObjectRef::from(&*d))
-                .collect::<Vec<_>>()
-        })
-        .watches(Api::<DataScienceEnvironment>::all(client.clone()), config.clone(), move |e| {
-            let ns = e.namespace();
-            deployment_store
-                .state()
-                .into_iter()
-                .filter(|d| d.namespace() == ns)
-                .map(|d| ObjectRef::from(&*d))
-                .collect::<Vec<_>>()
-        })
-        .watches(Api::<AwsAccount>::all(client.clone()), config, move |_| {
-            by_account.state().into_iter().map(|d| ObjectRef::from(&*d)).collect::<Vec<_>>()
-        });
-
-    let ctx = Arc::new(Context::new(client, sessions, stores, metrics, settings));
+    let ctx = Arc::new(Context::new(client, sessions, stores, metrics, settings, synced_rx));
     join_all([
         drive(accounts.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
         drive(environments.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
@@ -226,15 +162,16 @@ async fn controllers(
         drive(deployments.graceful_shutdown_on(stop.cancelled_owned()), ctx),
     ])
     .await;
-    health.synced.store(false, Ordering::Relaxed);
 }
 
-/// Counts the kinds whose watch has listed everything once; all four make `/readyz` ready.
-/// (Waiting on the stores' own readiness from a second task loses wake-ups, since a store
-/// remembers only its latest waiter.)
+/// Counts the kinds whose watch has listed everything once. When all four have, reconciles may
+/// start (a half-filled cache would make "still in use" checks and references lie) and
+/// `/readyz` turns ready. Waiting on the stores' own readiness from here would lose wake-ups:
+/// a store remembers only its latest waiter, and the controller already waits on it.
 struct Synced {
-    kinds: std::sync::Mutex<std::collections::HashSet<String>>,
+    kinds: Mutex<HashSet<String>>,
     health: Arc<Health>,
+    done: tokio::sync::watch::Sender<bool>,
 }
 
 impl Synced {
@@ -242,8 +179,15 @@ impl Synced {
         let mut kinds = self.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if kinds.insert(kind.to_owned()) && kinds.len() == 4 {
             self.health.synced.store(true, Ordering::Relaxed);
+            self.done.send_replace(true);
             info!("watches synced");
         }
+    }
+}
+
+impl Drop for Synced {
+    fn drop(&mut self) {
+        self.health.synced.store(false, Ordering::Relaxed);
     }
 }
 
@@ -262,14 +206,6 @@ fn controller<K: Kind>(client: &Client, config: &watcher::Config, synced: &Arc<S
         })
         .applied_objects();
     (Controller::for_stream(stream, reader.clone()), reader)
-}
-
-/// The references among `refs` whose objects are being deleted (and so wait for users).
-fn deleting<K>(store: &Store<K>, refs: impl IntoIterator<Item = ObjectRef<K>>) -> Vec<ObjectRef<K>>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + 'static,
-{
-    refs.into_iter().filter(|r| store.get(r).is_some_and(|o| o.meta().deletion_timestamp.is_some())).collect()
 }
 
 /// Runs one controller to completion, logging what its queue reports.

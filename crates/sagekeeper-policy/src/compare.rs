@@ -69,7 +69,7 @@ fn percent_decode(s: &str) -> String {
                 i += 3;
             }
             None => {
-                out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+                out.push(bytes[i]);
                 i += 1;
             }
         }
@@ -130,5 +130,12 @@ mod tests {
         let encoded = parse("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D").expect("encoded json");
         assert_eq!(plain, encoded);
         assert!(parse("%7Bnot json").is_err());
+    }
+
+    #[test]
+    fn a_plus_stays_a_plus_as_iam_encodes_documents() {
+        // IAM encodes per RFC 3986: a literal '+' (legal in names and conditions) is not a space.
+        let encoded = parse("%7B%22Sid%22%3A%22a+b%2Bc%22%7D").expect("encoded json");
+        assert_eq!(encoded, serde_json::json!({"Sid": "a+b+c"}));
     }
 }

@@ -47,8 +47,9 @@ struct RunArgs {
     /// Name of the leader Lease.
     #[arg(long, default_value = "sagekeeper-leader")]
     lease_name: String,
-    /// Seconds a lease stays valid after its last renewal.
-    #[arg(long, default_value_t = 15)]
+    /// Seconds a lease stays valid after its last renewal (renew deadline and retry period
+    /// scale with it).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
     lease_duration_seconds: u64,
     /// This replica's identity in the lease and in events (defaults to the pod name).
     #[arg(long, env = "POD_NAME")]
@@ -117,10 +118,8 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         ..Settings::default()
     };
     let lease = args.leader_elect.then(|| {
-        let mut lease = LeaseSettings::new(args.lease_namespace, args.lease_name, identity.clone());
-        lease.lease_duration = Duration::from_secs(args.lease_duration_seconds);
-        lease.renew_deadline = lease.lease_duration.mul_f64(2.0 / 3.0);
-        lease
+        let duration = Duration::from_secs(args.lease_duration_seconds);
+        LeaseSettings::new(args.lease_namespace, args.lease_name, identity.clone(), duration)
     });
 
     let shutdown = CancellationToken::new();
