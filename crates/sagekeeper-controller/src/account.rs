@@ -9,7 +9,7 @@ use sagekeeper_aws::identity::describe_caller;
 
 use crate::context::Context;
 use crate::lifecycle::{Cleanup, Kind, Report, Retry, status_fields};
-use crate::resolve::{access_of, account_users, aws_failure, in_use};
+use crate::resolve::{access_of, account_users, aws_failure, unless_in_use};
 use crate::run::Error;
 
 impl Kind for AwsAccount {
@@ -68,10 +68,6 @@ impl Kind for AwsAccount {
 
     async fn cleanup(&self, ctx: &Context) -> Result<Cleanup<Self::Status>, Error> {
         let users = account_users(&ctx.stores, &self.name_any());
-        if users.is_empty() {
-            return Ok(Cleanup::Done);
-        }
-        let status = self.status.clone().unwrap_or_default();
-        Ok(Cleanup::Wait(Report::new(status, in_use(&users))))
+        Ok(unless_in_use(&users, self.status.clone().unwrap_or_default()))
     }
 }

@@ -8,7 +8,7 @@ use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus, Delet
 
 use crate::context::Context;
 use crate::lifecycle::{Cleanup, Kind, Report, status_fields};
-use crate::resolve::{self, environment_users, in_use};
+use crate::resolve::{self, environment_users, unless_in_use};
 use crate::run::Error;
 
 impl Kind for DataScienceEnvironment {
@@ -59,9 +59,6 @@ impl Kind for DataScienceEnvironment {
 
     async fn cleanup(&self, ctx: &Context) -> Result<Cleanup<Self::Status>, Error> {
         let users = environment_users(&ctx.stores, &self.namespace().unwrap_or_default(), &self.name_any());
-        if users.is_empty() {
-            return Ok(Cleanup::Done);
-        }
-        Ok(Cleanup::Wait(Report::new(self.status.clone().unwrap_or_default(), in_use(&users))))
+        Ok(unless_in_use(&users, self.status.clone().unwrap_or_default()))
     }
 }

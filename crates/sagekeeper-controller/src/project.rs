@@ -9,7 +9,7 @@ use sagekeeper_api::{DeletionPolicy, MLOpsProject, MLOpsProjectStatus};
 
 use crate::context::Context;
 use crate::lifecycle::{Cleanup, Kind, Report, status_fields};
-use crate::resolve::{self, in_use, project_users};
+use crate::resolve::{self, project_users, unless_in_use};
 use crate::run::Error;
 
 impl Kind for MLOpsProject {
@@ -60,9 +60,6 @@ impl Kind for MLOpsProject {
 
     async fn cleanup(&self, ctx: &Context) -> Result<Cleanup<Self::Status>, Error> {
         let users = project_users(&ctx.stores, &self.namespace().unwrap_or_default(), &self.name_any());
-        if users.is_empty() {
-            return Ok(Cleanup::Done);
-        }
-        Ok(Cleanup::Wait(Report::new(self.status.clone().unwrap_or_default(), in_use(&users))))
+        Ok(unless_in_use(&users, self.status.clone().unwrap_or_default()))
     }
 }

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
 use sagekeeper_api::{AwsAccount, tenancy};
 use sagekeeper_aws::{AccountAccess, AwsError, ErrorKind};
 
 use crate::context::{Context, Stores};
-use crate::lifecycle::{Report, Retry};
+use crate::lifecycle::{Cleanup, Report, Retry};
 use crate::run::Error;
 
 /// The labels of a namespace, read fresh each pass so tenancy follows label changes.
@@ -111,53 +111,49 @@ pub(crate) fn aws_failure<S>(
 /// The objects that still name AwsAccount `name`: environments (as dev or target account)
 /// and deployments (in a stage's accounts, or still serving there per status).
 pub(crate) fn account_users(stores: &Stores, name: &str) -> Vec<String> {
-    let environments = stores
-        .environments
-        .state()
-        .into_iter()
-        .filter(|e| e.spec.account == name || e.spec.target_accounts.values().flatten().any(|a| a == name));
-    let deployments = stores.deployments.state().into_iter().filter(|d| {
+    let mut users = users_of(&stores.environments, "DataScienceEnvironment", |e| {
+        e.spec.account == name || e.spec.target_accounts.values().flatten().any(|a| a == name)
+    });
+    users.extend(users_of(&stores.deployments, "ModelDeployment", |d| {
         let in_spec = d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten()).any(|a| a == name);
         let in_status = d.status.iter().flat_map(|s| &s.stages).flat_map(|s| &s.accounts).any(|a| a.account == name);
         in_spec || in_status
-    });
-    let mut users: Vec<String> = environments
-        .map(|e| describe("DataScienceEnvironment", &*e))
-        .chain(deployments.map(|d| describe("ModelDeployment", &*d)))
-        .collect();
+    }));
     users.sort();
     users
 }
 
 /// The projects that name environment `name` in `namespace`.
 pub(crate) fn environment_users(stores: &Stores, namespace: &str, name: &str) -> Vec<String> {
-    let mut users: Vec<String> = stores
-        .projects
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(namespace) && p.spec.environment == name)
-        .map(|p| describe("MLOpsProject", &*p))
-        .collect();
-    users.sort();
-    users
+    users_of(&stores.projects, "MLOpsProject", |p| {
+        p.namespace().as_deref() == Some(namespace) && p.spec.environment == name
+    })
 }
 
 /// The deployments that name project `name` in `namespace`.
 pub(crate) fn project_users(stores: &Stores, namespace: &str, name: &str) -> Vec<String> {
-    let mut users: Vec<String> = stores
-        .deployments
-        .state()
-        .into_iter()
-        .filter(|d| d.namespace().as_deref() == Some(namespace) && d.spec.project == name)
-        .map(|d| describe("ModelDeployment", &*d))
-        .collect();
-    users.sort();
-    users
+    users_of(&stores.deployments, "ModelDeployment", |d| {
+        d.namespace().as_deref() == Some(namespace) && d.spec.project == name
+    })
 }
 
-/// The outcome of a deletion that waits for users to go.
-pub(crate) fn in_use(users: &[String]) -> Outcome {
-    Outcome::progressing(Reason::InUse, format!("deletion waits: still used by {}", users.join(", ")))
+/// Deletion is done once nobody uses the object; until then it waits, saying who holds it.
+pub(crate) fn unless_in_use<S>(users: &[String], status: S) -> Cleanup<S> {
+    if users.is_empty() {
+        return Cleanup::Done;
+    }
+    let outcome = Outcome::progressing(Reason::InUse, format!("deletion waits: still used by {}", users.join(", ")));
+    Cleanup::Wait(Report::new(status, outcome))
+}
+
+/// "Kind namespace/name" of every object in `store` that `pick` selects, sorted.
+fn users_of<K>(store: &Store<K>, kind: &str, pick: impl Fn(&K) -> bool) -> Vec<String>
+where
+    K: Resource<DynamicType = ()> + ResourceExt + Clone + 'static,
+{
+    let mut users: Vec<String> = store.state().iter().filter(|o| pick(o)).map(|o| describe(kind, &**o)).collect();
+    users.sort();
+    users
 }
 
 fn describe<K: ResourceExt>(kind: &str, obj: &K) -> String {
