@@ -67,7 +67,7 @@ impl Kind for AwsAccount {
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<Cleanup<Self::Status>, Error> {
-        let users = account_users(&ctx.stores, &self.name_any());
+        let users = account_users(ctx, &self.name_any()).await?;
         Ok(unless_in_use(&users, self.status.clone().unwrap_or_default()))
     }
 }

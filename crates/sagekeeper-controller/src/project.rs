@@ -59,7 +59,7 @@ impl Kind for MLOpsProject {
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<Cleanup<Self::Status>, Error> {
-        let users = project_users(&ctx.stores, &self.namespace().unwrap_or_default(), &self.name_any());
+        let users = project_users(ctx, &self.namespace().unwrap_or_default(), &self.name_any()).await?;
         Ok(unless_in_use(&users, self.status.clone().unwrap_or_default()))
     }
 }

@@ -15,7 +15,7 @@ use sagekeeper_api::{AwsAccount, tenancy};
 use sagekeeper_aws::{AccountAccess, AwsError, ErrorKind};
 
 use crate::context::{Context, Stores};
-use crate::lifecycle::{Cleanup, Report, Retry};
+use crate::lifecycle::{Cleanup, Kind, Report, Retry};
 use crate::run::Error;
 
 /// The labels of a namespace, read fresh each pass so tenancy follows label changes.
@@ -110,31 +110,34 @@ pub(crate) fn aws_failure<S>(
 
 /// The objects that still name AwsAccount `name`: environments (as dev or target account)
 /// and deployments (in a stage's accounts, or still serving there per status).
-pub(crate) fn account_users(stores: &Stores, name: &str) -> Vec<String> {
-    let mut users = users_of(&stores.environments, "DataScienceEnvironment", |e| {
+pub(crate) async fn account_users(ctx: &Context, name: &str) -> Result<Vec<String>, Error> {
+    let mut users = users_of(ctx, &ctx.stores.environments, |e| {
         e.spec.account == name || e.spec.target_accounts.values().flatten().any(|a| a == name)
-    });
-    users.extend(users_of(&stores.deployments, "ModelDeployment", |d| {
-        let in_spec = d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten()).any(|a| a == name);
-        let in_status = d.status.iter().flat_map(|s| &s.stages).flat_map(|s| &s.accounts).any(|a| a.account == name);
-        in_spec || in_status
-    }));
+    })
+    .await?;
+    users.extend(
+        users_of(ctx, &ctx.stores.deployments, |d| {
+            let in_spec = d.spec.stages.iter().flat_map(|s| s.accounts.iter().flatten()).any(|a| a == name);
+            let in_status =
+                d.status.iter().flat_map(|s| &s.stages).flat_map(|s| &s.accounts).any(|a| a.account == name);
+            in_spec || in_status
+        })
+        .await?,
+    );
     users.sort();
-    users
+    Ok(users)
 }
 
 /// The projects that name environment `name` in `namespace`.
-pub(crate) fn environment_users(stores: &Stores, namespace: &str, name: &str) -> Vec<String> {
-    users_of(&stores.projects, "MLOpsProject", |p| {
-        p.namespace().as_deref() == Some(namespace) && p.spec.environment == name
-    })
+pub(crate) async fn environment_users(ctx: &Context, namespace: &str, name: &str) -> Result<Vec<String>, Error> {
+    users_of(ctx, &ctx.stores.projects, |p| p.namespace().as_deref() == Some(namespace) && p.spec.environment == name)
+        .await
 }
 
 /// The deployments that name project `name` in `namespace`.
-pub(crate) fn project_users(stores: &Stores, namespace: &str, name: &str) -> Vec<String> {
-    users_of(&stores.deployments, "ModelDeployment", |d| {
-        d.namespace().as_deref() == Some(namespace) && d.spec.project == name
-    })
+pub(crate) async fn project_users(ctx: &Context, namespace: &str, name: &str) -> Result<Vec<String>, Error> {
+    users_of(ctx, &ctx.stores.deployments, |d| d.namespace().as_deref() == Some(namespace) && d.spec.project == name)
+        .await
 }
 
 /// Deletion is done once nobody uses the object; until then it waits, saying who holds it.
@@ -146,14 +149,22 @@ pub(crate) fn unless_in_use<S>(users: &[String], status: S) -> Cleanup<S> {
     Cleanup::Wait(Report::new(status, outcome))
 }
 
-/// "Kind namespace/name" of every object in `store` that `pick` selects, sorted.
-fn users_of<K>(store: &Store<K>, kind: &str, pick: impl Fn(&K) -> bool) -> Vec<String>
-where
-    K: Resource<DynamicType = ()> + ResourceExt + Clone + 'static,
-{
-    let mut users: Vec<String> = store.state().iter().filter(|o| pick(o)).map(|o| describe(kind, &**o)).collect();
+/// "Kind namespace/name" of every object in `store` that `pick` selects and that the API server
+/// still has, so picked. The store only proposes candidates: the watch event that woke this
+/// reconcile (a user going away) can arrive before the store has dropped that user, and
+/// trusting the store then would leave the deletion waiting for the next requeue.
+async fn users_of<K: Kind>(ctx: &Context, store: &Store<K>, pick: impl Fn(&K) -> bool) -> Result<Vec<String>, Error> {
+    let mut users = Vec::new();
+    for candidate in store.state().iter().filter(|o| pick(o)) {
+        let name = candidate.name_any();
+        let api = K::api(ctx.client.clone(), candidate.namespace().as_deref());
+        let current = api.get_opt(&name).await.map_err(|e| Error::Read(describe(&K::kind(&()), &**candidate), e))?;
+        if current.is_some_and(|c| pick(&c)) {
+            users.push(describe(&K::kind(&()), &**candidate));
+        }
+    }
     users.sort();
-    users
+    Ok(users)
 }
 
 fn describe<K: ResourceExt>(kind: &str, obj: &K) -> String {
