@@ -19,8 +19,8 @@ async fn deleting_each_kind_releases_the_finalizer_and_leaves_no_object() {
     projects.create(&Default::default(), &project(&t, "churn", "fraud")).await.unwrap();
     deployments.create(&Default::default(), &deployment(&t, "churn", "churn", "staging")).await.unwrap();
     // Every object got the finalizer and a status before we delete it.
-    let e = t.wait_condition(&envs, "fraud", "Stalled", "True", Some("NotImplemented")).await;
-    let p = t.wait_condition(&projects, "churn", "EnvironmentReady", "False", None).await;
+    let e = t.wait_condition(&envs, "fraud", "Ready", "True", None).await;
+    let p = t.wait_condition(&projects, "churn", "Stalled", "True", Some("NotImplemented")).await;
     let d = t.wait_condition(&deployments, "churn", "Ready", "False", None).await;
     for finalizers in [e.finalizers(), p.finalizers(), d.finalizers()] {
         assert_eq!(finalizers, [sagekeeper_api::FINALIZER]);
@@ -46,8 +46,8 @@ async fn objects_in_use_are_held_with_in_use_until_their_users_are_gone() {
     let (envs, projects) = (t.api::<DataScienceEnvironment>(), t.api::<MLOpsProject>());
     envs.create(&Default::default(), &environment(&t, "fraud", "dev", &[])).await.unwrap();
     projects.create(&Default::default(), &project(&t, "churn", "fraud")).await.unwrap();
-    t.wait_condition(&envs, "fraud", "Stalled", "True", Some("NotImplemented")).await;
-    t.wait_condition(&projects, "churn", "EnvironmentReady", "False", None).await;
+    t.wait_condition(&envs, "fraud", "Ready", "True", None).await;
+    t.wait_condition(&projects, "churn", "EnvironmentReady", "True", None).await;
 
     // The account is named by the environment: deletion waits and says who holds it.
     t.accounts().delete(&t.name("dev"), &Default::default()).await.unwrap();

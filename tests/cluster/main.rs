@@ -5,5 +5,6 @@
 mod accounts;
 mod admission;
 mod deletion;
+mod environments;
 mod leader;
 mod references;

@@ -1,7 +1,6 @@
 //! References between kinds: tenancy, readiness of dependencies, honest reporting of what this
 //! version does not converge yet, stages checked against the environment, and pause.
 
-use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment, conditions};
 use sagekeeper_tests::TestEnv;
@@ -83,21 +82,6 @@ async fn target_account_outside_the_selector_gets_account_not_permitted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn environment_with_ready_accounts_reports_not_implemented_never_ready() {
-    let t = TestEnv::new("env-not-implemented").await;
-    let _controller = t.controller().await;
-    ready_account(&t, "dev", 1, &t.namespace).await;
-    ready_account(&t, "staging", 2, &t.namespace).await;
-    let api = t.api::<DataScienceEnvironment>();
-    api.create(&Default::default(), &environment(&t, "fraud", "dev", &[("staging", "staging")])).await.unwrap();
-    let env = t.wait_condition(&api, "fraud", "Stalled", "True", Some("NotImplemented")).await;
-    let ready = conditions::find(env.conditions(), "Ready").unwrap();
-    assert_eq!(ready.status, "False");
-    assert_eq!(env.status.as_ref().unwrap().account_id.as_deref(), Some(t.account(1).as_str()));
-    assert!(env.finalizers().iter().any(|f| f == sagekeeper_api::FINALIZER));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_waits_for_a_missing_account_with_dependency_not_ready() {
     let t = TestEnv::new("env-missing-account").await;
     let _controller = t.controller().await;
@@ -107,7 +91,7 @@ async fn environment_waits_for_a_missing_account_with_dependency_not_ready() {
     assert_eq!(conditions::find(env.conditions(), "Stalled").unwrap().status, "False");
     // The account appears: the environment follows without any change to it (watch relation).
     ready_account(&t, "dev", 1, &t.namespace).await;
-    t.wait_condition(&api, "fraud", "Stalled", "True", Some("NotImplemented")).await;
+    t.wait_condition(&api, "fraud", "Ready", "True", None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,8 +145,8 @@ async fn paused_object_keeps_its_last_observation_and_reports_paused() {
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let still = api.get("fraud").await.unwrap();
     assert_eq!(conditions::find(still.conditions(), "Ready").unwrap().reason, "DependencyNotReady");
-    // Unpaused, it converges as far as this version goes.
+    // Unpaused, it converges.
     let patch = json!({"metadata": {"annotations": {"sagekeeper.io/paused": null}}});
     api.patch("fraud", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    t.wait_condition(&api, "fraud", "Stalled", "True", Some("NotImplemented")).await;
+    t.wait_condition(&api, "fraud", "Ready", "True", None).await;
 }

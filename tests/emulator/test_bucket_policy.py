@@ -222,3 +222,34 @@ def test_kms_describe_key_honours_conditional_denies(account, scientist):
     assert outcome(lambda: kms.describe_key(KeyId=key)) == "ok"
     assert outcome(lambda: scientist.client("kms").describe_key(KeyId=key)) == "AccessDeniedException 400"
     assert outcome(lambda: scientist.client("kms", headers=VPCE).describe_key(KeyId=key)) == "ok"
+
+
+def test_create_bucket_applies_create_time_tags(account):
+    # boto3 1.44 predates create-time tags; the Rust SDK sends them in the request body.
+    body = (
+        '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        "<Tags><Tag><Key>sagekeeper.io/owner-uid</Key><Value>uid-1</Value></Tag></Tags>"
+        "</CreateBucketConfiguration>"
+    )
+    s3 = account.client("s3")
+
+    def with_tags(request, **_):
+        request.data = body.encode()
+        request.headers["Content-Length"] = str(len(body))
+
+    s3.meta.events.register("before-sign.s3.CreateBucket", with_tags)
+    s3.create_bucket(Bucket=f"tagged-at-create-{account.id}")
+    tags = s3.get_bucket_tagging(Bucket=f"tagged-at-create-{account.id}")["TagSet"]
+    assert tags == [{"Key": "sagekeeper.io/owner-uid", "Value": "uid-1"}]
+
+
+def test_get_bucket_versioning_answers_with_the_aws_root_element(account, emulator):
+    s3 = account.client("s3")
+    bucket = f"versioned-{account.id}"
+    s3.create_bucket(Bucket=bucket)
+    raw = []
+    s3.meta.events.register("after-call.s3.GetBucketVersioning", lambda http_response, **_: raw.append(http_response.text))
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert all("<VersioningConfiguration" in body for body in raw), raw

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::emulator::{AccountCredentials, Emulator};
-use crate::eventually;
+
 use crate::stack::{Stack, stack};
 
 /// The label that ties objects to one test (and so to that test's controller).
@@ -206,24 +206,64 @@ impl TestEnv {
         status: &str,
         reason: Option<&str>,
     ) -> K {
-        let what = format!("{} {name}: {type_}={status} {}", K::kind(&()), reason.unwrap_or(""));
-        eventually(Duration::from_secs(60), &what, || async {
-            let obj = api.get_opt(name).await.expect("get")?;
-            let c = conditions::find(obj.conditions(), type_)?;
-            let matches = c.status == status
-                && reason.is_none_or(|r| c.reason == r)
-                && c.observed_generation == obj.meta().generation;
-            matches.then_some(obj)
-        })
-        .await
+        self.wait_condition_for(api, name, type_, status, reason, Duration::from_secs(60)).await
     }
 
-    /// Waits until the object is gone.
-    pub async fn wait_gone<K: Resource + Clone + DeserializeOwned + std::fmt::Debug>(&self, api: &Api<K>, name: &str) {
-        eventually(Duration::from_secs(60), &format!("{name} to be deleted"), || async {
-            api.get_opt(name).await.expect("get").is_none().then_some(())
-        })
-        .await;
+    /// [`Self::wait_condition`] with its own timeout; the last conditions seen go in the panic.
+    pub async fn wait_condition_for<K: HasConditions>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+        timeout: Duration,
+    ) -> K {
+        let start = std::time::Instant::now();
+        let mut last = Vec::new();
+        loop {
+            if let Some(obj) = api.get_opt(name).await.expect("get") {
+                last = obj.conditions().to_vec();
+                let matches = conditions::find(obj.conditions(), type_).is_some_and(|c| {
+                    c.status == status
+                        && reason.is_none_or(|r| c.reason == r)
+                        && c.observed_generation == obj.meta().generation
+                });
+                if matches {
+                    return obj;
+                }
+            }
+            if start.elapsed() > timeout {
+                let seen: Vec<String> =
+                    last.iter().map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message)).collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {} {name}: {type_}={status} {}; last conditions:\n  {}",
+                    K::kind(&()),
+                    reason.unwrap_or(""),
+                    seen.join("\n  ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the object is gone; on timeout, says what its conditions last were.
+    pub async fn wait_gone<K: HasConditions>(&self, api: &Api<K>, name: &str) {
+        let start = std::time::Instant::now();
+        while let Some(obj) = api.get_opt(name).await.expect("get") {
+            if start.elapsed() > Duration::from_secs(60) {
+                let seen: Vec<String> = obj
+                    .conditions()
+                    .iter()
+                    .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                    .collect();
+                panic!(
+                    "timed out after 60s waiting for {name} to be deleted; last conditions:\n  {}",
+                    seen.join("\n  ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 

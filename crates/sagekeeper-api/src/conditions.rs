@@ -43,6 +43,8 @@ pub enum Component {
     Model,
     /// The stages of a deployment.
     Stages,
+    /// Teardown of what the object created.
+    Deletion,
 }
 
 impl Component {
@@ -61,6 +63,7 @@ impl Component {
             Self::Pipeline => "Pipeline",
             Self::Model => "Model",
             Self::Stages => "Stages",
+            Self::Deletion => "Deletion",
         }
     }
 

@@ -2,9 +2,11 @@
 //! every reconciler shares, and pure checks (tenancy, naming). No I/O, no AWS, no tokio.
 
 pub mod account;
+pub mod cidr;
 pub mod conditions;
 pub mod deployment;
 pub mod environment;
+pub mod naming;
 pub mod project;
 mod schema;
 pub mod tenancy;

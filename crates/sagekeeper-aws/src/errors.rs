@@ -105,6 +105,13 @@ impl AwsError {
         }
     }
 
+    /// True when AWS refused a policy for naming a principal it does not know, which right
+    /// after the principal's creation means IAM has not propagated it yet.
+    pub fn names_unknown_principal(&self) -> bool {
+        matches!(self.code.as_str(), "MalformedPolicyDocumentException" | "MalformedPolicy" | "MalformedPolicyDocument")
+            && self.message.to_ascii_lowercase().contains("principal")
+    }
+
     fn from_status(status: u16, err: &dyn StdError) -> Self {
         let code = match status {
             403 => "AccessDenied",

@@ -3,9 +3,15 @@
 //! classification, and one module per AWS resource family with idempotent steps.
 
 pub mod errors;
+pub mod iam;
 pub mod identity;
+pub mod kms;
 pub mod metrics;
+pub mod network;
+pub mod s3;
 pub mod sessions;
+pub mod steps;
+pub mod studio;
 
 pub use errors::{AwsError, ErrorKind};
 pub use metrics::AwsCallMetrics;

@@ -277,7 +277,7 @@ async fn publish_transition<K: Kind>(ctx: &Context, obj: &K, before: &[Condition
 }
 
 /// Publishes one event about `obj`; failing to publish is logged, never fatal.
-async fn publish<K: Kind>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: &str) {
+pub(crate) async fn publish<K: Kind>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: &str) {
     let event = Event {
         type_,
         reason: reason.to_owned(),

@@ -2,10 +2,9 @@
 //! and reports honestly that it does not create the registry and pipeline yet. Deletion waits
 //! while deployments name the project.
 
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 use sagekeeper_api::conditions::{Component, ComponentState, Outcome, Reason};
-use sagekeeper_api::{DeletionPolicy, MLOpsProject, MLOpsProjectStatus};
+use sagekeeper_api::{DataScienceEnvironment, DeletionPolicy, MLOpsProject, MLOpsProjectStatus};
 
 use crate::context::Context;
 use crate::lifecycle::{Cleanup, Kind, Report, status_fields};
@@ -29,7 +28,7 @@ impl Kind for MLOpsProject {
         let namespace = self.namespace().unwrap_or_default();
         let name = &self.spec.environment;
         let status = self.status.clone().unwrap_or_default();
-        let environment = ctx.stores.environments.get(&ObjectRef::new(name).within(&namespace));
+        let environment = resolve::fetch::<DataScienceEnvironment>(ctx, Some(&namespace), name).await?;
         let env_outcome = match &environment {
             None => {
                 Outcome::progressing(Reason::DependencyNotReady, format!("DataScienceEnvironment {name} not found"))

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
 use sagekeeper_api::{AwsAccount, tenancy};
 use sagekeeper_aws::{AccountAccess, AwsError, ErrorKind};
 
-use crate::context::{Context, Stores};
+use crate::context::Context;
 use crate::lifecycle::{Cleanup, Kind, Report, Retry};
 use crate::run::Error;
 
@@ -25,19 +25,38 @@ pub(crate) async fn namespace_labels(ctx: &Context, namespace: &str) -> Result<B
     Ok(ns.labels().clone())
 }
 
+/// A referenced object, read from the API server. The watch caches may lag the event that woke
+/// this reconcile (each watch has its own), so references are read fresh.
+pub(crate) async fn fetch<K: Kind>(ctx: &Context, namespace: Option<&str>, name: &str) -> Result<Option<K>, Error> {
+    K::api(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::Read(format!("{} {name}", K::kind(&())), e))
+}
+
 /// The AwsAccount `name` as the objects of `namespace` may use it in `region`, or the outcome
 /// that explains why not: missing or not Ready (DependencyNotReady), namespace not selected
 /// (AccountNotPermitted), region not allowed (InvalidConfiguration).
-pub(crate) fn account(
-    stores: &Stores,
+pub(crate) async fn account(
+    ctx: &Context,
     name: &str,
     namespace: &str,
     namespace_labels: &BTreeMap<String, String>,
     region: Option<&str>,
-) -> Result<Arc<AwsAccount>, Outcome> {
-    let Some(account) = stores.accounts.get(&ObjectRef::new(name)) else {
-        return Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccount {name} not found")));
+) -> Result<Result<Arc<AwsAccount>, Outcome>, Error> {
+    let Some(account) = fetch::<AwsAccount>(ctx, None, name).await? else {
+        return Ok(Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccount {name} not found"))));
     };
+    Ok(permitted(&account, name, namespace, namespace_labels, region).map(|()| Arc::new(account)))
+}
+
+fn permitted(
+    account: &AwsAccount,
+    name: &str,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    region: Option<&str>,
+) -> Result<(), Outcome> {
     if !tenancy::selects(&account.spec.namespace_selector, namespace_labels) {
         return Err(Outcome::stalled(
             Reason::AccountNotPermitted,
@@ -58,8 +77,7 @@ pub(crate) fn account(
         return Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccount {name} is being deleted")));
     }
     let list = account.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    ready("AwsAccount", name, list, account.meta().generation)?;
-    Ok(account)
+    ready("AwsAccount", name, list, account.meta().generation)
 }
 
 /// Ok when a referenced object's conditions say Ready for its current generation; otherwise
@@ -93,8 +111,14 @@ pub(crate) fn aws_failure<S>(
     resource: &str,
     remedy: &str,
 ) -> Report<S> {
+    let (outcome, retry) = failure(component, err, resource, remedy);
+    Report { retry, failure: Some(err.kind), ..Report::new(status, outcome) }
+}
+
+/// The outcome of one component that failed on an AWS call, and when to look again.
+pub(crate) fn failure(component: Component, err: &AwsError, resource: &str, remedy: &str) -> (Outcome, Retry) {
     let message = conditions::aws_failure_message(&err.code, resource, &err.message, remedy);
-    let (outcome, retry) = match err.kind {
+    match err.kind {
         ErrorKind::AccessDenied => (Outcome::stalled(Reason::AccessDenied, message), Retry::Drift),
         ErrorKind::Quota => (Outcome::stalled(Reason::QuotaExceeded, message), Retry::Drift),
         ErrorKind::Invalid => (Outcome::stalled(Reason::InvalidConfiguration, message), Retry::Drift),
@@ -104,8 +128,7 @@ pub(crate) fn aws_failure<S>(
         ErrorKind::Throttled | ErrorKind::Transient => {
             (Outcome::progressing(Reason::Failed(component), message), Retry::Backoff)
         }
-    };
-    Report { retry, failure: Some(err.kind), ..Report::new(status, outcome) }
+    }
 }
 
 /// The objects that still name AwsAccount `name`: environments (as dev or target account)

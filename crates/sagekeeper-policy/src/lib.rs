@@ -1,7 +1,15 @@
-//! Policy documents, compared semantically: parsed and order-insensitive, so a policy AWS
-//! stores in another shape never looks like drift. The IAM, S3 bucket, KMS key and model
-//! registry documents sagekeeper writes will be built here as pure functions.
+//! IAM, KMS key, S3 bucket and VPC endpoint policy documents of an environment, as pure functions
+//! of its names and ARNs, and their semantic comparison: parsed and order-insensitive, so a
+//! policy AWS stores in another shape never looks like drift.
 
 pub mod compare;
+mod document;
+pub mod endpoints;
+pub mod iam;
+pub mod inputs;
+pub mod kms;
+pub mod s3;
 
 pub use compare::{equivalent, normalize, parse};
+pub use document::{find_statement, statement_ids};
+pub use inputs::{Environment, Keys, Persona, Roles, Target};

@@ -32,7 +32,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import make_server
 
-from . import calls, control, ec2, faults, policies, sagemaker, sts
+from . import calls, control, ec2, faults, policies, s3, sagemaker, sts
 from .identity import RequestContext, bind, identify, unbind
 from .protocol import AwsRequest, error_response, read_request
 
@@ -42,6 +42,7 @@ def install() -> None:
     policies.install()
     sts.install()
     ec2.install()
+    s3.install()
     sagemaker.install()
     control.install()
 

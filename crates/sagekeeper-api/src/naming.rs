@@ -1,0 +1,164 @@
+//! Deterministic AWS names and ownership tags. A name is derived from the object's namespace
+//! and name only, cut to the AWS limit and charset, and always carries a short hash of both, so
+//! `a/b-c` and `a-b/c` never collide and a crash between a create and the status write finds
+//! the same name again.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+/// Tag key: `<kind>/<namespace>/<name>` of the object that owns an AWS resource.
+pub const OWNER_TAG: &str = "sagekeeper.io/owner";
+/// Tag key: the owning object's uid; only resources carrying our uid are ever adopted.
+pub const OWNER_UID_TAG: &str = "sagekeeper.io/owner-uid";
+/// Tag key: which part of the object the resource is (`vpc`, `subnet/private/0`, `key/s3`, ...).
+pub const COMPONENT_TAG: &str = "sagekeeper.io/component";
+
+/// The first 6 hex digits of sha256 over `parts` joined by `/` (which no Kubernetes name holds).
+pub fn short_hash(parts: &[&str]) -> String {
+    let digest = Sha256::digest(parts.join("/").as_bytes());
+    hex::encode(&digest[..3])
+}
+
+/// Lowercase letters, digits and single hyphens, no hyphen at either end, at most `max` bytes.
+pub fn sanitize(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    out.truncate(max);
+    out.trim_end_matches('-').to_owned()
+}
+
+/// The names of everything a DataScienceEnvironment creates, from its namespace and name (and,
+/// for buckets, the accounts and region, since bucket names are global).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvironmentNames {
+    namespace: String,
+    name: String,
+    /// `<namespace>-<name>` cut to fit, plus the hash: the stem of every name.
+    stem: String,
+    /// Short prefix the environment's SageMaker resources must start with (IAM policies scope to
+    /// it). It ends with `-`, so no other environment's prefix can extend it.
+    pub resource_prefix: String,
+}
+
+impl EnvironmentNames {
+    /// The names for environment `namespace/name`.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        let hash = short_hash(&[namespace, name]);
+        let stem = format!("{}-{hash}", sanitize(&format!("{namespace}-{name}"), 24));
+        let resource_prefix = format!("{}-{hash}-", sanitize(name, 16));
+        Self { namespace: namespace.to_owned(), name: name.to_owned(), stem, resource_prefix }
+    }
+
+    /// `DataScienceEnvironment/<namespace>/<name>`, the owner tag's value.
+    pub fn owner(&self) -> String {
+        format!("DataScienceEnvironment/{}/{}", self.namespace, self.name)
+    }
+
+    /// The tags every resource carries: owner, owner uid, component, then the user's tags
+    /// (which cannot override ours: admission refuses their keys).
+    pub fn tags(&self, uid: &str, component: &str, user: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut tags = user.clone();
+        tags.insert(OWNER_TAG.into(), self.owner());
+        tags.insert(OWNER_UID_TAG.into(), uid.into());
+        tags.insert(COMPONENT_TAG.into(), component.into());
+        tags
+    }
+
+    /// A `Name` tag for EC2 resources: `<stem>-<what>`.
+    pub fn ec2_name(&self, what: &str) -> String {
+        format!("{}-{what}", self.stem)
+    }
+
+    /// An IAM role name (at most 64 characters): `sk-<stem>-<role>`.
+    pub fn role(&self, role: &str) -> String {
+        let mut name = format!("sk-{}-{role}", self.stem);
+        name.truncate(64);
+        name
+    }
+
+    /// A KMS alias: `alias/sagekeeper/<namespace>/<name>/<key>`.
+    pub fn key_alias(&self, key: &str) -> String {
+        format!("alias/sagekeeper/{}/{}/{key}", self.namespace, self.name)
+    }
+
+    /// A bucket name (global, at most 63): `<stem>-<account>-<region>-<purpose>`.
+    pub fn bucket(&self, account_id: &str, region: &str, purpose: &str) -> String {
+        let tail = format!("-{account_id}-{region}-{purpose}");
+        let room = 63usize.saturating_sub(tail.len() + 7);
+        let hash = &self.stem[self.stem.len() - 6..];
+        format!("{}-{hash}{tail}", sanitize(&format!("{}-{}", self.namespace, self.name), room))
+    }
+
+    /// A security group name: `sagekeeper-<stem>-<role>`.
+    pub fn security_group(&self, role: &str) -> String {
+        format!("sagekeeper-{}-{role}", self.stem)
+    }
+
+    /// The Studio domain name (at most 63).
+    pub fn domain(&self) -> String {
+        self.stem.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_deterministic_and_do_not_collide_across_splits() {
+        let a = EnvironmentNames::new("team-a", "b");
+        assert_eq!(a, EnvironmentNames::new("team-a", "b"));
+        let b = EnvironmentNames::new("team", "a-b");
+        assert_ne!(a.domain(), b.domain(), "same text, different namespace/name split");
+        assert_ne!(a.role("execution"), b.role("execution"));
+    }
+
+    #[test]
+    fn names_fit_aws_limits_for_the_longest_inputs() {
+        let long = "x".repeat(63);
+        let names = EnvironmentNames::new(&long, &"y".repeat(253));
+        assert!(names.role("model-execution").len() <= 64, "{}", names.role("model-execution"));
+        assert!(names.domain().len() <= 63);
+        let bucket = names.bucket("123456789012", "ap-southeast-2", "models");
+        assert!(bucket.len() <= 63, "{bucket}");
+        assert!(bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{bucket}");
+        assert!(!bucket.starts_with('-') && !bucket.contains("--"), "{bucket}");
+        assert!(names.resource_prefix.len() <= 24 && names.resource_prefix.ends_with('-'));
+    }
+
+    #[test]
+    fn bucket_names_carry_account_and_region() {
+        let names = EnvironmentNames::new("team-fraud", "fraud");
+        let bucket = names.bucket("111111111111", "us-east-1", "data");
+        assert!(bucket.starts_with("team-fraud-fraud-"), "{bucket}");
+        assert!(bucket.ends_with("-111111111111-us-east-1-data"), "{bucket}");
+        assert_ne!(bucket, names.bucket("222222222222", "us-east-1", "data"));
+    }
+
+    #[test]
+    fn sanitize_keeps_names_valid() {
+        assert_eq!(sanitize("Team_Fraud..Prod-", 63), "team-fraud-prod");
+        assert_eq!(sanitize("--a", 63), "a");
+        assert_eq!(sanitize("abcdef", 3), "abc");
+        assert_eq!(sanitize("ab-cdef", 3), "ab");
+    }
+
+    #[test]
+    fn tags_name_the_owner_uid_and_component_and_keep_user_tags() {
+        let names = EnvironmentNames::new("team-fraud", "fraud");
+        let user = BTreeMap::from([("cost-center".to_owned(), "4711".to_owned())]);
+        let tags = names.tags("uid-1", "vpc", &user);
+        assert_eq!(tags[OWNER_TAG], "DataScienceEnvironment/team-fraud/fraud");
+        assert_eq!(tags[OWNER_UID_TAG], "uid-1");
+        assert_eq!(tags[COMPONENT_TAG], "vpc");
+        assert_eq!(tags["cost-center"], "4711");
+        assert_eq!(names.key_alias("s3"), "alias/sagekeeper/team-fraud/fraud/s3");
+    }
+}

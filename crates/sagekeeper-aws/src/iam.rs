@@ -1,0 +1,196 @@
+//! IAM roles, found by their deterministic name: trust policy, inline policies, permissions
+//! boundary and tags, each compared semantically and put back when they drifted. A role just
+//! created may not be usable for seconds (IAM is eventually consistent); the outputs say when
+//! it was created so callers can tell "not yet" from "wrong".
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use aws_sdk_iam::Client;
+use aws_sdk_iam::types::{Role, Tag};
+
+use crate::errors::{AwsError, ErrorKind};
+use crate::steps::{Action, Changes, Owner, Step, StepResult};
+
+/// What one role should be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolePlan {
+    /// Tags and adoption.
+    pub owner: Owner,
+    /// The component tag, e.g. `role/execution`.
+    pub component: String,
+    /// The role name.
+    pub name: String,
+    /// What the role is for.
+    pub description: String,
+    /// The trust policy.
+    pub trust: serde_json::Value,
+    /// Inline policies by name.
+    pub policies: BTreeMap<String, serde_json::Value>,
+    /// The permissions boundary every role in the account gets, if the AwsAccount names one.
+    pub boundary: Option<String>,
+}
+
+/// A role's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleOutputs {
+    /// The role ARN.
+    pub arn: String,
+    /// When it was created (IAM propagation takes seconds after that).
+    pub created: SystemTime,
+}
+
+/// Converges one role.
+pub async fn ensure_role(iam: &Client, plan: &RolePlan, changes: &Changes) -> StepResult<RoleOutputs> {
+    let role = match get_role(iam, &plan.name).await? {
+        Some(role) => role,
+        None => create(iam, plan, changes).await?,
+    };
+    let tags: Vec<(&str, &str)> = role.tags().iter().map(|t| (t.key(), t.value())).collect();
+    if !plan.owner.owns(tags.iter().copied()) {
+        return Err(plan.owner.conflict(&format!("IAM role {}", plan.name), tags.iter().copied()));
+    }
+    let trust_ok = role
+        .assume_role_policy_document()
+        .and_then(|d| sagekeeper_policy::parse(d).ok())
+        .is_some_and(|d| sagekeeper_policy::equivalent(&d, &plan.trust));
+    if !trust_ok {
+        iam.update_assume_role_policy()
+            .role_name(&plan.name)
+            .policy_document(plan.trust.to_string())
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("IAM role {} trust policy", plan.name));
+    }
+    ensure_boundary(iam, plan, &role, changes).await?;
+    ensure_inline_policies(iam, plan, changes).await?;
+    ensure_tags(iam, plan, &role, changes).await?;
+    let created = SystemTime::try_from(*role.create_date()).unwrap_or(SystemTime::UNIX_EPOCH);
+    Ok(Step::Ready(RoleOutputs { arn: role.arn().to_owned(), created }))
+}
+
+async fn get_role(iam: &Client, name: &str) -> Result<Option<Role>, AwsError> {
+    match iam.get_role().role_name(name).send().await {
+        Ok(out) => Ok(out.role),
+        Err(e) => match AwsError::from_sdk(e) {
+            e if e.kind == ErrorKind::NotFound => Ok(None),
+            e => Err(e),
+        },
+    }
+}
+
+async fn create(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<Role, AwsError> {
+    let created = iam
+        .create_role()
+        .role_name(&plan.name)
+        .description(&plan.description)
+        .assume_role_policy_document(plan.trust.to_string())
+        .set_permissions_boundary(plan.boundary.clone())
+        .set_tags(Some(iam_tags(&plan.owner.tags(&plan.component))?))
+        .send()
+        .await;
+    let role = match created.map_err(AwsError::from_sdk) {
+        Ok(out) => out.role,
+        // A retry after a lost answer: the role is there, read it.
+        Err(e) if e.code == "EntityAlreadyExists" => get_role(iam, &plan.name).await?,
+        Err(e) => return Err(e),
+    };
+    changes.record(Action::Created, format!("IAM role {}", plan.name));
+    role.ok_or_else(|| AwsError::from_code("InvalidResponse", "CreateRole returned no role", None))
+}
+
+fn iam_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()
+        .map_err(|e| AwsError::from_code("InvalidInput", &e.to_string(), None))
+}
+
+async fn ensure_boundary(iam: &Client, plan: &RolePlan, role: &Role, changes: &Changes) -> Result<(), AwsError> {
+    let current = role.permissions_boundary().and_then(|b| b.permissions_boundary_arn());
+    if current == plan.boundary.as_deref() {
+        return Ok(());
+    }
+    match &plan.boundary {
+        Some(arn) => {
+            let call = iam.put_role_permissions_boundary().role_name(&plan.name).permissions_boundary(arn);
+            call.send().await.map_err(AwsError::from_sdk)?;
+        }
+        None => {
+            iam.delete_role_permissions_boundary().role_name(&plan.name).send().await.map_err(AwsError::from_sdk)?;
+        }
+    }
+    changes.record(Action::Updated, format!("IAM role {} permissions boundary", plan.name));
+    Ok(())
+}
+
+async fn ensure_inline_policies(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<(), AwsError> {
+    let listed = iam.list_role_policies().role_name(&plan.name).send().await.map_err(AwsError::from_sdk)?;
+    for name in listed.policy_names().iter().filter(|n| !plan.policies.contains_key(*n)) {
+        iam.delete_role_policy().role_name(&plan.name).policy_name(name).send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Deleted, format!("IAM role {} inline policy {name}", plan.name));
+    }
+    for (name, document) in &plan.policies {
+        let same = if listed.policy_names().contains(name) {
+            let current = iam
+                .get_role_policy()
+                .role_name(&plan.name)
+                .policy_name(name)
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+            sagekeeper_policy::parse(current.policy_document())
+                .is_ok_and(|d| sagekeeper_policy::equivalent(&d, document))
+        } else {
+            false
+        };
+        if !same {
+            iam.put_role_policy()
+                .role_name(&plan.name)
+                .policy_name(name)
+                .policy_document(document.to_string())
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+            changes.record(Action::Updated, format!("IAM role {} inline policy {name}", plan.name));
+        }
+    }
+    Ok(())
+}
+
+async fn ensure_tags(iam: &Client, plan: &RolePlan, role: &Role, changes: &Changes) -> Result<(), AwsError> {
+    let have: BTreeMap<&str, &str> = role.tags().iter().map(|t| (t.key(), t.value())).collect();
+    let want = plan.owner.tags(&plan.component);
+    let missing: BTreeMap<String, String> = want
+        .iter()
+        .filter(|(k, v)| have.get(k.as_str()) != Some(&v.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    iam.tag_role()
+        .role_name(&plan.name)
+        .set_tags(Some(iam_tags(&missing)?))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    changes.record(Action::Updated, format!("IAM role {} tags", plan.name));
+    Ok(())
+}
+
+/// Deletes the role (its inline policies first) if it is ours.
+pub async fn delete_role(iam: &Client, owner: &Owner, name: &str, changes: &Changes) -> Result<(), AwsError> {
+    let Some(role) = get_role(iam, name).await? else { return Ok(()) };
+    if !owner.owns(role.tags().iter().map(|t| (t.key(), t.value()))) {
+        return Ok(());
+    }
+    let listed = iam.list_role_policies().role_name(name).send().await.map_err(AwsError::from_sdk)?;
+    for policy in listed.policy_names() {
+        iam.delete_role_policy().role_name(name).policy_name(policy).send().await.map_err(AwsError::from_sdk)?;
+    }
+    iam.delete_role().role_name(name).send().await.map_err(AwsError::from_sdk)?;
+    changes.record(Action::Deleted, format!("IAM role {name}"));
+    Ok(())
+}

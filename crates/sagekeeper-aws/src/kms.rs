@@ -1,0 +1,228 @@
+//! Customer managed KMS keys, found by their alias. A key is created with the policy the caller
+//! gives (the administrative one first, since AWS refuses policies naming roles that do not
+//! exist yet), tagged at creation, aliased, rotated; drift in state, rotation, policy and tags is
+//! put back. A crash between CreateKey and CreateAlias leaves a tagged key that is found again.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_kms::Client;
+use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
+
+use crate::errors::{AwsError, ErrorKind};
+use crate::steps::{Action, Changes, Owner, Step, StepResult};
+
+/// What one key should be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyPlan {
+    /// Tags and adoption.
+    pub owner: Owner,
+    /// The component tag, e.g. `key/s3`.
+    pub component: String,
+    /// `alias/...`.
+    pub alias: String,
+    /// What the key is for.
+    pub description: String,
+    /// Yearly automatic rotation.
+    pub rotation: bool,
+    /// The policy a new key starts with: administrative only, since AWS refuses a policy naming
+    /// roles that do not exist yet.
+    pub create_policy: serde_json::Value,
+    /// The full policy, once every principal it names exists; `None` leaves the policy alone.
+    pub policy: Option<serde_json::Value>,
+}
+
+/// A key's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyOutputs {
+    /// The key ARN.
+    pub arn: String,
+    /// The key id.
+    pub id: String,
+}
+
+/// Converges one key.
+pub async fn ensure_key(kms: &Client, plan: &KeyPlan, changes: &Changes) -> StepResult<KeyOutputs> {
+    let meta = match describe(kms, &plan.alias).await? {
+        Some(meta) => {
+            if !owned(kms, plan, meta.key_id()).await? {
+                return Err(plan.owner.conflict(&format!("KMS alias {}", plan.alias), []));
+            }
+            meta
+        }
+        None => match find_orphan(kms, plan).await? {
+            Some(meta) => {
+                alias(kms, plan, meta.key_id(), changes).await?;
+                meta
+            }
+            None => create(kms, plan, changes).await?,
+        },
+    };
+    let id = meta.key_id().to_owned();
+    let arn = meta.arn().unwrap_or_default().to_owned();
+    match meta.key_state() {
+        Some(KeyState::PendingDeletion) => {
+            kms.cancel_key_deletion().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
+            kms.enable_key().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
+            changes.record(Action::Updated, format!("KMS key {id}: deletion cancelled, re-enabled"));
+        }
+        Some(KeyState::Disabled) => {
+            kms.enable_key().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
+            changes.record(Action::Updated, format!("KMS key {id} re-enabled"));
+        }
+        Some(KeyState::Creating | KeyState::Updating) => {
+            return Ok(Step::Pending(format!("KMS key {id} is being created")));
+        }
+        _ => {}
+    }
+    let rotation = kms.get_key_rotation_status().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
+    if rotation.key_rotation_enabled() != plan.rotation {
+        if plan.rotation {
+            kms.enable_key_rotation().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
+        } else {
+            kms.disable_key_rotation().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
+        }
+        changes.record(Action::Updated, format!("KMS key {id} rotation"));
+    }
+    if let Some(policy) = &plan.policy {
+        ensure_policy(kms, &id, policy, changes).await?;
+    }
+    ensure_tags(kms, &id, &plan.owner.tags(&plan.component), changes).await?;
+    Ok(Step::Ready(KeyOutputs { arn, id }))
+}
+
+/// Puts the key policy if it differs semantically from `policy`.
+pub async fn ensure_policy(
+    kms: &Client,
+    key_id: &str,
+    policy: &serde_json::Value,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    // "default" is the only policy name; moto (and old SDKs) need it spelled out.
+    let current =
+        kms.get_key_policy().key_id(key_id).policy_name("default").send().await.map_err(AwsError::from_sdk)?;
+    let same = current
+        .policy()
+        .and_then(|p| sagekeeper_policy::parse(p).ok())
+        .is_some_and(|p| sagekeeper_policy::equivalent(&p, policy));
+    if !same {
+        kms.put_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .policy(policy.to_string())
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("KMS key {key_id} policy"));
+    }
+    Ok(())
+}
+
+async fn describe(kms: &Client, alias: &str) -> Result<Option<KeyMetadata>, AwsError> {
+    match kms.describe_key().key_id(alias).send().await {
+        Ok(out) => Ok(out.key_metadata),
+        Err(e) => match AwsError::from_sdk(e) {
+            e if e.kind == ErrorKind::NotFound => Ok(None),
+            e => Err(e),
+        },
+    }
+}
+
+async fn tags_of(kms: &Client, key_id: &str) -> Result<BTreeMap<String, String>, AwsError> {
+    let out = kms.list_resource_tags().key_id(key_id).send().await.map_err(AwsError::from_sdk)?;
+    Ok(out.tags().iter().map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned())).collect())
+}
+
+async fn owned(kms: &Client, plan: &KeyPlan, key_id: &str) -> Result<bool, AwsError> {
+    let tags = tags_of(kms, key_id).await?;
+    Ok(plan.owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+}
+
+/// A key of ours (owner uid and component) that lost or never got its alias.
+async fn find_orphan(kms: &Client, plan: &KeyPlan) -> Result<Option<KeyMetadata>, AwsError> {
+    let want = plan.owner.tags(&plan.component);
+    let mut keys = kms.list_keys().into_paginator().send();
+    while let Some(page) = keys.next().await {
+        for key in page.map_err(AwsError::from_sdk)?.keys() {
+            let Some(id) = key.key_id() else { continue };
+            let tags = match tags_of(kms, id).await {
+                Ok(tags) => tags,
+                // Keys of other services and accounts' grants may refuse us: not ours either way.
+                Err(e) if e.kind == ErrorKind::AccessDenied => continue,
+                Err(e) => return Err(e),
+            };
+            let ours =
+                want.iter().filter(|(k, _)| k.starts_with("sagekeeper.io/")).all(|(k, v)| tags.get(k) == Some(v));
+            if ours {
+                return describe(kms, id).await;
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn create(kms: &Client, plan: &KeyPlan, changes: &Changes) -> Result<KeyMetadata, AwsError> {
+    let tags =
+        plan.owner.tags(&plan.component).into_iter().map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build());
+    let created = kms
+        .create_key()
+        .description(&plan.description)
+        .policy(plan.create_policy.to_string())
+        .set_tags(Some(
+            tags.collect::<Result<Vec<_>, _>>().map_err(|e| AwsError::from_code("InvalidTag", &e.to_string(), None))?,
+        ))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let meta = created
+        .key_metadata
+        .ok_or_else(|| AwsError::from_code("InvalidResponse", "CreateKey returned no key", None))?;
+    changes.record(Action::Created, format!("KMS key {}", meta.key_id()));
+    alias(kms, plan, meta.key_id(), changes).await?;
+    Ok(meta)
+}
+
+async fn alias(kms: &Client, plan: &KeyPlan, key_id: &str, changes: &Changes) -> Result<(), AwsError> {
+    kms.create_alias().alias_name(&plan.alias).target_key_id(key_id).send().await.map_err(AwsError::from_sdk)?;
+    changes.record(Action::Created, format!("KMS alias {}", plan.alias));
+    Ok(())
+}
+
+async fn ensure_tags(
+    kms: &Client,
+    key_id: &str,
+    want: &BTreeMap<String, String>,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let have = tags_of(kms, key_id).await?;
+    let missing: Vec<Tag> = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .filter_map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build().ok())
+        .collect();
+    if !missing.is_empty() {
+        kms.tag_resource().key_id(key_id).set_tags(Some(missing)).send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("KMS key {key_id} tags"));
+    }
+    Ok(())
+}
+
+/// Removes the alias and schedules the key for deletion after 7 days (the shortest AWS allows,
+/// and a week to cancel). Nothing to do when the alias is gone or the key is not ours.
+pub async fn delete_key(kms: &Client, owner: &Owner, alias: &str, changes: &Changes) -> Result<(), AwsError> {
+    let Some(meta) = describe(kms, alias).await? else { return Ok(()) };
+    let tags = tags_of(kms, meta.key_id()).await?;
+    if !owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        return Ok(());
+    }
+    kms.delete_alias().alias_name(alias).send().await.map_err(AwsError::from_sdk)?;
+    if meta.key_state() != Some(&KeyState::PendingDeletion) {
+        kms.schedule_key_deletion()
+            .key_id(meta.key_id())
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
+    }
+    changes.record(Action::Deleted, format!("KMS key {} (deletion scheduled in 7 days)", meta.key_id()));
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! VPC endpoints: the S3 gateway on every private route table with the environment's policy,
+//! and one interface endpoint per service in the private subnets behind the `endpoints` group,
+//! with private DNS. Endpoints this environment owns but the spec no longer lists are removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
+
+use super::observe::Observed;
+use super::{Groups, NetworkPlan, S3_ENDPOINT, tag_spec};
+use crate::errors::AwsError;
+use crate::steps::{Action, Changes, Step, StepResult};
+
+/// Converges all endpoints; ready with their ids once every one is available.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn ensure_endpoints(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    seen: &Observed,
+    private_subnets: &[String],
+    route_tables: &[String],
+    groups: &Groups,
+    changes: &Changes,
+) -> StepResult<BTreeMap<String, String>> {
+    let mut ids = BTreeMap::new();
+    let mut pending = None;
+    let gateway = Wanted {
+        key: S3_ENDPOINT,
+        service: format!("com.amazonaws.{}.s3", plan.region),
+        kind: VpcEndpointType::Gateway,
+        route_tables,
+        subnets: &[],
+        groups: &[],
+        policy: Some(&plan.s3_endpoint_policy),
+    };
+    let endpoint_groups = [groups.endpoints.clone()];
+    let interfaces = plan.interface_endpoints.iter().map(|(key, service)| Wanted {
+        key,
+        service: service.clone(),
+        kind: VpcEndpointType::Interface,
+        route_tables: &[],
+        subnets: private_subnets,
+        groups: &endpoint_groups,
+        policy: None,
+    });
+    for wanted in std::iter::once(gateway).chain(interfaces) {
+        match ensure_endpoint(ec2, plan, vpc_id, seen, &wanted, changes).await? {
+            (id, None) => {
+                ids.insert(wanted.key.to_owned(), id);
+            }
+            (id, Some(why)) => {
+                ids.insert(wanted.key.to_owned(), id);
+                pending = Some(why);
+            }
+        }
+    }
+    let keep: BTreeSet<String> = ids.keys().map(|k| format!("endpoint/{k}")).collect();
+    let extra: Vec<String> = seen
+        .endpoints
+        .iter()
+        .filter(|e| seen.owns(e.tags()) && !keep.contains(component_of(e)))
+        .filter_map(|e| e.vpc_endpoint_id().map(str::to_owned))
+        .collect();
+    if !extra.is_empty() {
+        ec2.delete_vpc_endpoints()
+            .set_vpc_endpoint_ids(Some(extra.clone()))
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
+        changes.record(Action::Deleted, format!("VPC endpoints {}", extra.join(", ")));
+    }
+    Ok(pending.map_or(Step::Ready(ids), Step::Pending))
+}
+
+struct Wanted<'a> {
+    key: &'a str,
+    service: String,
+    kind: VpcEndpointType,
+    route_tables: &'a [String],
+    subnets: &'a [String],
+    groups: &'a [String],
+    policy: Option<&'a serde_json::Value>,
+}
+
+fn component_of(endpoint: &VpcEndpoint) -> &str {
+    super::observe::tag(endpoint.tags(), sagekeeper_api::naming::COMPONENT_TAG).unwrap_or_default()
+}
+
+/// One endpoint: created when missing, its attachments and policy put back when they drifted.
+/// Returns its id and, while it is not available yet, what it waits for.
+async fn ensure_endpoint(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    seen: &Observed,
+    wanted: &Wanted<'_>,
+    changes: &Changes,
+) -> Result<(String, Option<String>), AwsError> {
+    let component = format!("endpoint/{}", wanted.key);
+    let Some(current) = seen.endpoints.iter().find(|e| seen.is(e.tags(), &component)) else {
+        return create(ec2, plan, vpc_id, wanted, &component, changes).await;
+    };
+    let id = current.vpc_endpoint_id().unwrap_or_default().to_owned();
+    let groups: Vec<String> = current.groups().iter().filter_map(|g| g.group_id()).map(str::to_owned).collect();
+    let (add_rt, remove_rt) = set_diff(wanted.route_tables, current.route_table_ids());
+    let (add_subnet, remove_subnet) = set_diff(wanted.subnets, current.subnet_ids());
+    let (add_group, remove_group) = set_diff(wanted.groups, &groups);
+    let policy_drift = wanted.policy.is_some_and(|want| {
+        current
+            .policy_document()
+            .and_then(|p| sagekeeper_policy::parse(p).ok())
+            .is_none_or(|have| !sagekeeper_policy::equivalent(want, &have))
+    });
+    let drifted = policy_drift
+        || [&add_rt, &remove_rt, &add_subnet, &remove_subnet, &add_group, &remove_group].iter().any(|d| !d.is_empty());
+    if drifted {
+        ec2.modify_vpc_endpoint()
+            .vpc_endpoint_id(&id)
+            .set_policy_document(wanted.policy.filter(|_| policy_drift).map(serde_json::Value::to_string))
+            .set_add_route_table_ids(non_empty(add_rt))
+            .set_remove_route_table_ids(non_empty(remove_rt))
+            .set_add_subnet_ids(non_empty(add_subnet))
+            .set_remove_subnet_ids(non_empty(remove_subnet))
+            .set_add_security_group_ids(non_empty(add_group))
+            .set_remove_security_group_ids(non_empty(remove_group))
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("VPC endpoint {id} ({})", wanted.key));
+    }
+    let state = current.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    let waiting =
+        (!state.eq_ignore_ascii_case("available")).then(|| format!("VPC endpoint {id} ({}) is {state}", wanted.key));
+    Ok((id, waiting))
+}
+
+async fn create(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    wanted: &Wanted<'_>,
+    component: &str,
+    changes: &Changes,
+) -> Result<(String, Option<String>), AwsError> {
+    let interface = wanted.kind == VpcEndpointType::Interface;
+    let created = ec2
+        .create_vpc_endpoint()
+        .vpc_id(vpc_id)
+        .vpc_endpoint_type(wanted.kind.clone())
+        .service_name(&wanted.service)
+        .set_route_table_ids(non_empty(wanted.route_tables.to_vec()))
+        .set_subnet_ids(non_empty(wanted.subnets.to_vec()))
+        .set_security_group_ids(non_empty(wanted.groups.to_vec()))
+        .set_private_dns_enabled(interface.then_some(true))
+        .set_policy_document(wanted.policy.map(serde_json::Value::to_string))
+        // The same token on a retry after a lost answer returns the same endpoint.
+        .client_token(format!("{}-{}", plan.owner.uid, wanted.key))
+        .tag_specifications(tag_spec(
+            ResourceType::VpcEndpoint,
+            &plan.owner.tags(component),
+            &format!("{}-{}", plan.name, wanted.key),
+        ))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let endpoint = created.vpc_endpoint();
+    let id = endpoint.and_then(|e| e.vpc_endpoint_id()).unwrap_or_default().to_owned();
+    changes.record(Action::Created, format!("VPC endpoint {id} ({})", wanted.key));
+    let available = endpoint.and_then(|e| e.state()).is_some_and(|s| s.as_str().eq_ignore_ascii_case("available"));
+    Ok((id.clone(), (!available).then(|| format!("VPC endpoint {id} ({}) is being created", wanted.key))))
+}
+
+/// (wanted but missing, present but unwanted).
+fn set_diff(wanted: &[String], present: &[String]) -> (Vec<String>, Vec<String>) {
+    let wanted: BTreeSet<&String> = wanted.iter().collect();
+    let present: BTreeSet<&String> = present.iter().collect();
+    (
+        wanted.difference(&present).map(|s| (*s).clone()).collect(),
+        present.difference(&wanted).map(|s| (*s).clone()).collect(),
+    )
+}
+
+fn non_empty(list: Vec<String>) -> Option<Vec<String>> {
+    (!list.is_empty()).then_some(list)
+}

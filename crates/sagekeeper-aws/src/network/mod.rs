@@ -1,0 +1,419 @@
+//! The network of an environment in one account: VPC with DNS, private subnets each with its
+//! route table, with NatGateway the public side (internet gateway, public subnets, one NAT per
+//! zone), the `workloads` and `endpoints` security groups, the S3 gateway endpoint and the
+//! interface endpoints. One batched observation per pass (a describe per resource type,
+//! filtered by VPC), then only the writes that differ.
+
+mod endpoints;
+mod gateways;
+mod observe;
+pub mod rules;
+mod teardown;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag, TagSpecification, VpcAttributeName};
+
+use crate::errors::AwsError;
+use crate::steps::{Action, Changes, Owner, Step, StepResult};
+pub use observe::Observed;
+use rules::{Peer, Rule};
+pub use teardown::{delete_network, nfs_security_groups};
+
+/// What the network of one account should be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkPlan {
+    /// Tags and adoption.
+    pub owner: Owner,
+    /// Prefix of `Name` tags.
+    pub name: String,
+    /// The region, for service names.
+    pub region: String,
+    /// The VPC CIDR.
+    pub vpc_cidr: String,
+    /// One entry per availability zone, in order.
+    pub zones: Vec<Zone>,
+    /// Public subnets, an internet gateway and NAT gateways (else internet-free).
+    pub nat: bool,
+    /// Names of the two security groups.
+    pub group_names: GroupNames,
+    /// Interface endpoints: status key (e.g. `sagemaker.api`) and full service name.
+    pub interface_endpoints: Vec<(String, String)>,
+    /// The S3 gateway endpoint's policy.
+    pub s3_endpoint_policy: serde_json::Value,
+}
+
+/// The subnets of one availability zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    /// The zone, e.g. `us-east-1a`.
+    pub name: String,
+    /// Its private subnet's CIDR.
+    pub private_cidr: String,
+    /// Its public subnet's CIDR (used with NAT only).
+    pub public_cidr: String,
+}
+
+/// The names of the environment's security groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupNames {
+    /// Jobs, notebooks, Studio, endpoints' containers.
+    pub workloads: String,
+    /// The interface endpoints.
+    pub endpoints: String,
+}
+
+/// What the network step produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkOutputs {
+    /// The VPC.
+    pub vpc_id: String,
+    /// Private subnets, in zone order.
+    pub private_subnet_ids: Vec<String>,
+    /// Public subnets (NAT only), in zone order.
+    pub public_subnet_ids: Vec<String>,
+    /// `workloads` and `endpoints` group ids.
+    pub security_group_ids: BTreeMap<String, String>,
+    /// Endpoint ids by key (`s3` for the gateway).
+    pub endpoint_ids: BTreeMap<String, String>,
+}
+
+/// The key under which the S3 gateway endpoint is reported.
+pub const S3_ENDPOINT: &str = "s3";
+
+/// Converges the network of one account and reports its ids. Pending while NAT gateways or
+/// endpoints are still being created.
+pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> StepResult<NetworkOutputs> {
+    let vpc_id = ensure_vpc(ec2, plan, changes).await?;
+    let seen = observe::observe(ec2, &vpc_id, &plan.owner).await?;
+    let mut private = Vec::with_capacity(plan.zones.len());
+    for (i, zone) in plan.zones.iter().enumerate() {
+        private.push(ensure_private_zone(ec2, plan, &vpc_id, &seen, i, zone, changes).await?);
+    }
+    let route_tables: Vec<String> = private.iter().map(|(_, rt)| rt.clone()).collect();
+    let internet = gateways::ensure_internet(ec2, plan, &vpc_id, &seen, &route_tables, changes).await?;
+    let groups = ensure_groups(ec2, plan, &vpc_id, &seen, changes).await?;
+    let private_subnet_ids: Vec<String> = private.into_iter().map(|(subnet, _)| subnet).collect();
+    let endpoints =
+        endpoints::ensure_endpoints(ec2, plan, &vpc_id, &seen, &private_subnet_ids, &route_tables, &groups, changes)
+            .await?;
+    let (public_subnet_ids, endpoint_ids) = match (internet, endpoints) {
+        (Step::Ready(public), Step::Ready(ids)) => (public, ids),
+        (Step::Pending(why), _) | (_, Step::Pending(why)) => return Ok(Step::Pending(why)),
+    };
+    Ok(Step::Ready(NetworkOutputs {
+        vpc_id,
+        private_subnet_ids,
+        public_subnet_ids,
+        security_group_ids: [("workloads".to_owned(), groups.workloads), ("endpoints".to_owned(), groups.endpoints)]
+            .into(),
+        endpoint_ids,
+    }))
+}
+
+/// The VPC with our owner uid (created if missing), with DNS support and host names on.
+async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Result<String, AwsError> {
+    let found = ec2
+        .describe_vpcs()
+        .filters(observe::owned_by(&plan.owner))
+        .filters(observe::component("vpc"))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let vpc_id = match found.vpcs().iter().find_map(|v| v.vpc_id()) {
+        Some(id) => id.to_owned(),
+        None => {
+            let created = ec2
+                .create_vpc()
+                .cidr_block(&plan.vpc_cidr)
+                .tag_specifications(tag_spec(ResourceType::Vpc, &plan.owner.tags("vpc"), &format!("{}-vpc", plan.name)))
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+            let id = created.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_owned();
+            changes.record(Action::Created, format!("VPC {id}"));
+            id
+        }
+    };
+    for attribute in [VpcAttributeName::EnableDnsSupport, VpcAttributeName::EnableDnsHostnames] {
+        let current = ec2
+            .describe_vpc_attribute()
+            .vpc_id(&vpc_id)
+            .attribute(attribute.clone())
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
+        let on = match attribute {
+            VpcAttributeName::EnableDnsSupport => current.enable_dns_support(),
+            _ => current.enable_dns_hostnames(),
+        }
+        .and_then(AttributeBooleanValue::value)
+        .unwrap_or(false);
+        if !on {
+            let yes = AttributeBooleanValue::builder().value(true).build();
+            let modify = ec2.modify_vpc_attribute().vpc_id(&vpc_id);
+            let modify = match attribute {
+                VpcAttributeName::EnableDnsSupport => modify.enable_dns_support(yes),
+                _ => modify.enable_dns_hostnames(yes),
+            };
+            modify.send().await.map_err(AwsError::from_sdk)?;
+            changes.record(Action::Updated, format!("VPC {vpc_id} {attribute}"));
+        }
+    }
+    Ok(vpc_id)
+}
+
+/// The private subnet of zone `index` and its own route table, associated. Returns
+/// (subnet id, route table id).
+async fn ensure_private_zone(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    seen: &Observed,
+    index: usize,
+    zone: &Zone,
+    changes: &Changes,
+) -> Result<(String, String), AwsError> {
+    let subnet_component = format!("subnet/private/{}", zone.name);
+    let subnet_id = match seen.subnet(&subnet_component) {
+        Some(id) => id,
+        None => {
+            let name = format!("{}-private-{index}", plan.name);
+            create_subnet(ec2, plan, vpc_id, &zone.private_cidr, &zone.name, &subnet_component, &name, changes).await?
+        }
+    };
+    let rt_component = format!("route-table/private/{}", zone.name);
+    let rt_name = format!("{}-private-{index}", plan.name);
+    let route_table = ensure_route_table(ec2, plan, vpc_id, seen, &rt_component, &rt_name, changes).await?;
+    ensure_association(ec2, seen, &route_table, &subnet_id, changes).await?;
+    Ok((subnet_id, route_table))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create_subnet(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    cidr: &str,
+    zone: &str,
+    component: &str,
+    name: &str,
+    changes: &Changes,
+) -> Result<String, AwsError> {
+    let created = ec2
+        .create_subnet()
+        .vpc_id(vpc_id)
+        .cidr_block(cidr)
+        .availability_zone(zone)
+        .tag_specifications(tag_spec(ResourceType::Subnet, &plan.owner.tags(component), name))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let id = created.subnet().and_then(|s| s.subnet_id()).unwrap_or_default().to_owned();
+    changes.record(Action::Created, format!("subnet {id} ({cidr} in {zone})"));
+    Ok(id)
+}
+
+async fn ensure_route_table(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    seen: &Observed,
+    component: &str,
+    name: &str,
+    changes: &Changes,
+) -> Result<String, AwsError> {
+    if let Some(id) = seen.route_table(component) {
+        return Ok(id);
+    }
+    let created = ec2
+        .create_route_table()
+        .vpc_id(vpc_id)
+        .tag_specifications(tag_spec(ResourceType::RouteTable, &plan.owner.tags(component), name))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let id = created.route_table().and_then(|r| r.route_table_id()).unwrap_or_default().to_owned();
+    changes.record(Action::Created, format!("route table {id}"));
+    Ok(id)
+}
+
+async fn ensure_association(
+    ec2: &Client,
+    seen: &Observed,
+    route_table: &str,
+    subnet: &str,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    if seen.associated(route_table, subnet) {
+        return Ok(());
+    }
+    ec2.associate_route_table()
+        .route_table_id(route_table)
+        .subnet_id(subnet)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    changes.record(Action::Updated, format!("route table {route_table} associated with {subnet}"));
+    Ok(())
+}
+
+/// The ids of the two security groups.
+#[derive(Clone, Debug)]
+struct Groups {
+    workloads: String,
+    endpoints: String,
+}
+
+/// Both groups, with exactly the rules the environment needs. `workloads` talks to itself;
+/// internet-free, its egress stays in the VPC plus S3 (the prefix list) on 443. `endpoints`
+/// takes 443 from workloads and the private subnets, 2049 (Studio's NFS) from the private
+/// subnets, and sends nothing outside the VPC.
+async fn ensure_groups(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    seen: &Observed,
+    changes: &Changes,
+) -> Result<Groups, AwsError> {
+    let workloads = ensure_group(ec2, plan, vpc_id, seen, "workloads", &plan.group_names.workloads, changes).await?;
+    let endpoints = ensure_group(ec2, plan, vpc_id, seen, "endpoints", &plan.group_names.endpoints, changes).await?;
+    let vpc = Peer::Cidr(plan.vpc_cidr.clone());
+    let workloads_in: BTreeSet<Rule> = [Rule::all(Peer::Group(workloads.clone()))].into();
+    let workloads_out: BTreeSet<Rule> = if plan.nat {
+        [Rule::all(Peer::Cidr("0.0.0.0/0".into()))].into()
+    } else {
+        let s3 = s3_prefix_list(ec2, &plan.region).await?;
+        [Rule::all(vpc.clone()), Rule::tcp(443, Peer::PrefixList(s3))].into()
+    };
+    let mut endpoints_in: BTreeSet<Rule> = [Rule::tcp(443, Peer::Group(workloads.clone()))].into();
+    for zone in &plan.zones {
+        endpoints_in.insert(Rule::tcp(443, Peer::Cidr(zone.private_cidr.clone())));
+        endpoints_in.insert(Rule::tcp(2049, Peer::Cidr(zone.private_cidr.clone())));
+    }
+    let endpoints_out: BTreeSet<Rule> = [Rule::all(vpc)].into();
+    ensure_rules(ec2, seen, &workloads, &workloads_in, &workloads_out, changes).await?;
+    ensure_rules(ec2, seen, &endpoints, &endpoints_in, &endpoints_out, changes).await?;
+    Ok(Groups { workloads, endpoints })
+}
+
+async fn ensure_group(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    seen: &Observed,
+    role: &str,
+    name: &str,
+    changes: &Changes,
+) -> Result<String, AwsError> {
+    let component = format!("security-group/{role}");
+    if let Some(group) = seen.group(&component) {
+        return Ok(group.group_id().unwrap_or_default().to_owned());
+    }
+    if let Some(foreign) = seen.foreign_group_named(name) {
+        let tags = foreign.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+        return Err(plan.owner.conflict(&format!("security group {name}"), tags));
+    }
+    let created = ec2
+        .create_security_group()
+        .vpc_id(vpc_id)
+        .group_name(name)
+        .description(format!("sagekeeper {role} of {}", plan.name))
+        .tag_specifications(tag_spec(ResourceType::SecurityGroup, &plan.owner.tags(&component), name))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let id = created.group_id().unwrap_or_default().to_owned();
+    changes.record(Action::Created, format!("security group {id} ({role})"));
+    Ok(id)
+}
+
+/// Authorizes missing rules and revokes foreign ones, in one call per direction and kind.
+async fn ensure_rules(
+    ec2: &Client,
+    seen: &Observed,
+    group_id: &str,
+    ingress: &BTreeSet<Rule>,
+    egress: &BTreeSet<Rule>,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    // A group created in this pass is not in `seen`: it has AWS's default egress rule only.
+    let (seen_in, seen_out) = match seen.group_by_id(group_id) {
+        Some(g) => (rules::observed(g.ip_permissions()), rules::observed(g.ip_permissions_egress())),
+        None => (BTreeSet::new(), [Rule::all(Peer::Cidr("0.0.0.0/0".into()))].into()),
+    };
+    let (add_in, remove_in) = rules::diff(ingress, &seen_in);
+    let (add_out, remove_out) = rules::diff(egress, &seen_out);
+    let drifted = seen.group_by_id(group_id).is_some()
+        && !(add_in.is_empty() && remove_in.is_empty() && add_out.is_empty() && remove_out.is_empty());
+    if !add_in.is_empty() {
+        let call = ec2.authorize_security_group_ingress().group_id(group_id).set_ip_permissions(Some(add_in));
+        call.send().await.map_err(AwsError::from_sdk)?;
+    }
+    if !remove_in.is_empty() {
+        let call = ec2.revoke_security_group_ingress().group_id(group_id).set_ip_permissions(Some(remove_in));
+        call.send().await.map_err(AwsError::from_sdk)?;
+    }
+    if !add_out.is_empty() {
+        let call = ec2.authorize_security_group_egress().group_id(group_id).set_ip_permissions(Some(add_out));
+        call.send().await.map_err(AwsError::from_sdk)?;
+    }
+    if !remove_out.is_empty() {
+        let call = ec2.revoke_security_group_egress().group_id(group_id).set_ip_permissions(Some(remove_out));
+        call.send().await.map_err(AwsError::from_sdk)?;
+    }
+    if drifted {
+        changes.record(Action::Updated, format!("security group {group_id} rules"));
+    }
+    Ok(())
+}
+
+/// The region's first `count` availability zones (by name), for environments that name none.
+pub async fn default_zones(ec2: &Client, count: usize) -> Result<Vec<String>, AwsError> {
+    let zones = ec2
+        .describe_availability_zones()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("zone-type").values("availability-zone").build())
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let mut names: Vec<String> = zones
+        .availability_zones()
+        .iter()
+        .filter(|z| z.state().is_none_or(|s| s.as_str() == "available"))
+        .filter_map(|z| z.zone_name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.truncate(count);
+    Ok(names)
+}
+
+/// The id of the region's S3 managed prefix list (for the internet-free egress rule).
+async fn s3_prefix_list(ec2: &Client, region: &str) -> Result<String, AwsError> {
+    let name = format!("com.amazonaws.{region}.s3");
+    let lists = ec2
+        .describe_managed_prefix_lists()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("prefix-list-name").values(&name).build())
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    lists
+        .prefix_lists()
+        .iter()
+        .find_map(|l| l.prefix_list_id())
+        .map(str::to_owned)
+        .ok_or_else(|| AwsError::from_code("InvalidPrefixListName.NotFound", &format!("no prefix list {name}"), None))
+}
+
+/// A tag specification with the owner's tags and a `Name`.
+pub(crate) fn tag_spec(resource: ResourceType, tags: &BTreeMap<String, String>, name: &str) -> TagSpecification {
+    let mut spec = TagSpecification::builder().resource_type(resource).tags(tag("Name", name));
+    for (k, v) in tags {
+        spec = spec.tags(tag(k, v));
+    }
+    spec.build()
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}

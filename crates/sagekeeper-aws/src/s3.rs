@@ -1,0 +1,336 @@
+//! S3 buckets, found by their deterministic name (global, so it carries account and region):
+//! tagged at creation, SSE-KMS with a bucket key, all four public access blocks, bucket-owner
+//! enforced, versioning, and the bucket policy. Each setting is read, compared and only
+//! written when it drifted. Deletion keeps a bucket that holds objects unless told otherwise.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, ObjectOwnership, OwnershipControls,
+    OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
+};
+
+use crate::errors::{AwsError, ErrorKind};
+use crate::steps::{Action, Changes, Owner, Step, StepResult};
+
+/// What one bucket should be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BucketPlan {
+    /// Tags and adoption.
+    pub owner: Owner,
+    /// The component tag, e.g. `bucket/data`.
+    pub component: String,
+    /// The bucket name.
+    pub name: String,
+    /// The bucket's region.
+    pub region: String,
+    /// The KMS key for default encryption.
+    pub key_arn: String,
+    /// Object versioning.
+    pub versioning: bool,
+    /// The bucket policy.
+    pub policy: serde_json::Value,
+}
+
+/// Converges one bucket.
+pub async fn ensure_bucket(s3: &Client, plan: &BucketPlan, changes: &Changes) -> StepResult<()> {
+    let tags = plan.owner.tags(&plan.component);
+    match bucket_tags(s3, &plan.name).await {
+        Ok(Some(have)) => {
+            if !plan.owner.owns(have.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                return Err(plan
+                    .owner
+                    .conflict(&format!("bucket {}", plan.name), have.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+            }
+            if have != tags {
+                put_tags(s3, &plan.name, &tags).await?;
+                changes.record(Action::Updated, format!("bucket {} tags", plan.name));
+            }
+        }
+        Ok(None) => return create(s3, plan, &tags, changes).await,
+        // Someone else's bucket, in another account: the name is taken.
+        Err(e) if e.kind == ErrorKind::AccessDenied => {
+            return Err(plan.owner.conflict(&format!("bucket {} (in another account)", plan.name), []));
+        }
+        Err(e) => return Err(e),
+    }
+    ensure_encryption(s3, plan, changes).await?;
+    ensure_public_access_block(s3, &plan.name, changes).await?;
+    ensure_ownership(s3, &plan.name, changes).await?;
+    ensure_versioning(s3, plan, changes).await?;
+    ensure_policy(s3, &plan.name, &plan.policy, changes).await?;
+    Ok(Step::Ready(()))
+}
+
+/// The bucket's tags; `None` when the bucket does not exist. A bucket without tags is not ours.
+async fn bucket_tags(s3: &Client, bucket: &str) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+    match s3.get_bucket_tagging().bucket(bucket).send().await {
+        Ok(out) => Ok(Some(out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())),
+        Err(e) => match AwsError::from_sdk(e) {
+            e if e.code == "NoSuchTagSet" => Ok(Some(BTreeMap::new())),
+            e if e.code == "NoSuchBucket" => Ok(None),
+            e => Err(e),
+        },
+    }
+}
+
+/// Creates the bucket with its tags in the same call, then lets the next pass configure it (the
+/// settings below run in the same pass too, so one pass is enough on a healthy account).
+async fn create(s3: &Client, plan: &BucketPlan, tags: &BTreeMap<String, String>, changes: &Changes) -> StepResult<()> {
+    let mut config = CreateBucketConfiguration::builder().set_tags(Some(s3_tags(tags)?));
+    // us-east-1 is the one region that refuses its own name as a location constraint.
+    if plan.region != "us-east-1" {
+        config = config.location_constraint(BucketLocationConstraint::from(plan.region.as_str()));
+    }
+    let created = s3
+        .create_bucket()
+        .bucket(&plan.name)
+        .create_bucket_configuration(config.build())
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .send()
+        .await;
+    match created.map_err(AwsError::from_sdk) {
+        Ok(_) => {}
+        Err(e) if e.code == "BucketAlreadyExists" => {
+            return Err(plan.owner.conflict(&format!("bucket {}", plan.name), []));
+        }
+        // Our own create raced a retry: configure it on the next pass, once its tags are seen.
+        Err(e) if e.code == "BucketAlreadyOwnedByYou" => {
+            return Ok(Step::Pending(format!("bucket {} was just created", plan.name)));
+        }
+        Err(e) => return Err(e),
+    }
+    changes.record(Action::Created, format!("bucket {}", plan.name));
+    // Create-time tags are new in S3; put them again so older endpoints hold them too.
+    put_tags(s3, &plan.name, tags).await?;
+    ensure_encryption(s3, plan, changes).await?;
+    ensure_public_access_block(s3, &plan.name, changes).await?;
+    ensure_ownership(s3, &plan.name, changes).await?;
+    ensure_versioning(s3, plan, changes).await?;
+    ensure_policy(s3, &plan.name, &plan.policy, changes).await?;
+    Ok(Step::Ready(()))
+}
+
+fn s3_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()
+        .map_err(|e| AwsError::from_code("InvalidTag", &e.to_string(), None))
+}
+
+async fn put_tags(s3: &Client, bucket: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(s3_tags(tags)?))
+        .build()
+        .map_err(|e| AwsError::from_code("InvalidTag", &e.to_string(), None))?;
+    s3.put_bucket_tagging().bucket(bucket).tagging(tagging).send().await.map_err(AwsError::from_sdk)?;
+    Ok(())
+}
+
+async fn ensure_encryption(s3: &Client, plan: &BucketPlan, changes: &Changes) -> Result<(), AwsError> {
+    let current = match s3.get_bucket_encryption().bucket(&plan.name).send().await {
+        Ok(out) => out.server_side_encryption_configuration().and_then(|c| c.rules().first().cloned()),
+        Err(e) => match AwsError::from_sdk(e) {
+            e if e.kind == ErrorKind::NotFound => None,
+            e => return Err(e),
+        },
+    };
+    let matches = current.as_ref().is_some_and(|rule| {
+        let default = rule.apply_server_side_encryption_by_default();
+        default.map(ServerSideEncryptionByDefault::sse_algorithm) == Some(&ServerSideEncryption::AwsKms)
+            && default.and_then(ServerSideEncryptionByDefault::kms_master_key_id) == Some(plan.key_arn.as_str())
+            && rule.bucket_key_enabled() == Some(true)
+    });
+    if matches {
+        return Ok(());
+    }
+    let by_default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::AwsKms)
+        .kms_master_key_id(&plan.key_arn)
+        .build()
+        .map_err(|e| AwsError::from_code("InvalidRequest", &e.to_string(), None))?;
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(by_default)
+        .bucket_key_enabled(true)
+        .build();
+    let config = ServerSideEncryptionConfiguration::builder()
+        .rules(rule)
+        .build()
+        .map_err(|e| AwsError::from_code("InvalidRequest", &e.to_string(), None))?;
+    s3.put_bucket_encryption()
+        .bucket(&plan.name)
+        .server_side_encryption_configuration(config)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    record_drift(changes, current.is_some(), &plan.name, "encryption");
+    Ok(())
+}
+
+async fn ensure_public_access_block(s3: &Client, bucket: &str, changes: &Changes) -> Result<(), AwsError> {
+    let current = match s3.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => out.public_access_block_configuration().cloned(),
+        Err(e) => match AwsError::from_sdk(e) {
+            e if e.kind == ErrorKind::NotFound => None,
+            e => return Err(e),
+        },
+    };
+    let all_on = current.as_ref().is_some_and(|c| {
+        [c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()]
+            .iter()
+            .all(|v| *v == Some(true))
+    });
+    if all_on {
+        return Ok(());
+    }
+    let config = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    s3.put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(config)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    record_drift(changes, current.is_some(), bucket, "public access block");
+    Ok(())
+}
+
+async fn ensure_ownership(s3: &Client, bucket: &str, changes: &Changes) -> Result<(), AwsError> {
+    let current = match s3.get_bucket_ownership_controls().bucket(bucket).send().await {
+        Ok(out) => out.ownership_controls().and_then(|c| c.rules().first()).map(|r| r.object_ownership().clone()),
+        Err(e) => match AwsError::from_sdk(e) {
+            e if e.kind == ErrorKind::NotFound || e.code == "OwnershipControlsNotFoundError" => None,
+            e => return Err(e),
+        },
+    };
+    if current == Some(ObjectOwnership::BucketOwnerEnforced) {
+        return Ok(());
+    }
+    let rule = OwnershipControlsRule::builder()
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .build()
+        .map_err(|e| AwsError::from_code("InvalidRequest", &e.to_string(), None))?;
+    let controls = OwnershipControls::builder()
+        .rules(rule)
+        .build()
+        .map_err(|e| AwsError::from_code("InvalidRequest", &e.to_string(), None))?;
+    s3.put_bucket_ownership_controls()
+        .bucket(bucket)
+        .ownership_controls(controls)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    record_drift(changes, current.is_some(), bucket, "object ownership");
+    Ok(())
+}
+
+async fn ensure_versioning(s3: &Client, plan: &BucketPlan, changes: &Changes) -> Result<(), AwsError> {
+    let current = s3.get_bucket_versioning().bucket(&plan.name).send().await.map_err(AwsError::from_sdk)?;
+    let want = if plan.versioning {
+        Some(BucketVersioningStatus::Enabled)
+    } else if current.status().is_some() {
+        // Versioning cannot be switched off, only suspended.
+        Some(BucketVersioningStatus::Suspended)
+    } else {
+        None
+    };
+    let Some(want) = want.filter(|w| current.status() != Some(w)) else { return Ok(()) };
+    let config = VersioningConfiguration::builder().status(want).build();
+    s3.put_bucket_versioning()
+        .bucket(&plan.name)
+        .versioning_configuration(config)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    record_drift(changes, current.status().is_some(), &plan.name, "versioning");
+    Ok(())
+}
+
+/// Puts the bucket policy if it differs semantically.
+pub async fn ensure_policy(
+    s3: &Client,
+    bucket: &str,
+    policy: &serde_json::Value,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let current = match s3.get_bucket_policy().bucket(bucket).send().await {
+        Ok(out) => out.policy().and_then(|p| sagekeeper_policy::parse(p).ok()),
+        Err(e) => match AwsError::from_sdk(e) {
+            e if e.kind == ErrorKind::NotFound => None,
+            e => return Err(e),
+        },
+    };
+    if current.as_ref().is_some_and(|c| sagekeeper_policy::equivalent(c, policy)) {
+        return Ok(());
+    }
+    s3.put_bucket_policy().bucket(bucket).policy(policy.to_string()).send().await.map_err(AwsError::from_sdk)?;
+    record_drift(changes, current.is_some(), bucket, "policy");
+    Ok(())
+}
+
+fn record_drift(changes: &Changes, existed: bool, bucket: &str, what: &str) {
+    let action = if existed { Action::Updated } else { Action::Created };
+    changes.record(action, format!("bucket {bucket} {what}"));
+}
+
+/// What deleting a bucket did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// The bucket is gone (or never existed, or is not ours).
+    Gone,
+    /// It holds objects and data is kept: it stays.
+    KeptWithData,
+}
+
+/// Deletes the bucket if it is ours. With `delete_data`, every object version and delete
+/// marker goes first; without, a bucket holding anything is kept.
+pub async fn delete_bucket(
+    s3: &Client,
+    owner: &Owner,
+    bucket: &str,
+    delete_data: bool,
+    changes: &Changes,
+) -> Result<Deleted, AwsError> {
+    match bucket_tags(s3, bucket).await? {
+        Some(tags) if owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) => {}
+        _ => return Ok(Deleted::Gone),
+    }
+    loop {
+        let page = s3.list_object_versions().bucket(bucket).max_keys(1000).send().await.map_err(AwsError::from_sdk)?;
+        let objects: Vec<(String, Option<String>)> = page
+            .versions()
+            .iter()
+            .map(|v| (v.key().unwrap_or_default().to_owned(), v.version_id().map(str::to_owned)))
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key().unwrap_or_default().to_owned(), m.version_id().map(str::to_owned))),
+            )
+            .collect();
+        if objects.is_empty() {
+            break;
+        }
+        if !delete_data {
+            return Ok(Deleted::KeptWithData);
+        }
+        for (key, version) in &objects {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.clone())
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+        }
+        changes.record(Action::Deleted, format!("{} objects in bucket {bucket}", objects.len()));
+    }
+    s3.delete_bucket().bucket(bucket).send().await.map_err(AwsError::from_sdk)?;
+    changes.record(Action::Deleted, format!("bucket {bucket}"));
+    Ok(Deleted::Gone)
+}

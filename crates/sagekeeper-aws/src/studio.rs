@@ -1,0 +1,390 @@
+//! The SageMaker Studio domain (VpcOnly, IAM auth, the private subnets, the workloads group,
+//! the studio key, the execution role) and its user profiles, each running as its persona's
+//! role. Teardown goes apps, spaces, profiles, domain; the home file system is kept unless data
+//! is to be deleted.
+
+use aws_sdk_sagemaker::Client;
+use aws_sdk_sagemaker::types::{
+    AppNetworkAccessType, AppStatus, AuthMode, DomainStatus, RetentionPolicy, RetentionType, SpaceStatus, Tag,
+    UserSettings,
+};
+
+use crate::errors::{AwsError, ErrorKind};
+use crate::steps::{Action, Changes, Owner, Step, StepResult};
+
+/// What the domain should be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainPlan {
+    /// Tags and adoption.
+    pub owner: Owner,
+    /// The domain name.
+    pub name: String,
+    /// The id already pinned in status, if any.
+    pub known_id: Option<String>,
+    /// The VPC.
+    pub vpc_id: String,
+    /// The private subnets.
+    pub subnet_ids: Vec<String>,
+    /// The workloads security group.
+    pub security_group_id: String,
+    /// The studio key.
+    pub kms_key_arn: String,
+    /// The default execution role.
+    pub execution_role_arn: String,
+}
+
+/// The domain's identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainOutputs {
+    /// `d-...`.
+    pub id: String,
+    /// The domain ARN.
+    pub arn: String,
+    /// The Studio URL.
+    pub url: Option<String>,
+    /// The home EFS file system.
+    pub home_efs: Option<String>,
+}
+
+/// One user profile and the role it runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfilePlan {
+    /// The profile name.
+    pub name: String,
+    /// Its persona's role.
+    pub role_arn: String,
+    /// Extra tags, e.g. the persona tag persona policies match profiles by.
+    pub tags: Vec<(String, String)>,
+}
+
+/// Converges the domain; pending while it is being created or updated.
+pub async fn ensure_domain(sm: &Client, plan: &DomainPlan, changes: &Changes) -> StepResult<DomainOutputs> {
+    let Some(id) = find_domain(sm, &plan.owner, &plan.name, plan.known_id.as_deref()).await? else {
+        return create_domain(sm, plan, changes).await;
+    };
+    let domain = sm.describe_domain().domain_id(&id).send().await.map_err(AwsError::from_sdk)?;
+    let outputs = DomainOutputs {
+        id: id.clone(),
+        arn: domain.domain_arn().unwrap_or_default().to_owned(),
+        url: domain.url().map(str::to_owned),
+        home_efs: domain.home_efs_file_system_id().map(str::to_owned),
+    };
+    match domain.status() {
+        Some(DomainStatus::InService) => {}
+        Some(DomainStatus::Failed | DomainStatus::UpdateFailed) => {
+            let reason = domain.failure_reason().unwrap_or("no reason given");
+            return Err(AwsError::from_code("DomainFailed", &format!("Studio domain {id} failed: {reason}"), None));
+        }
+        status => {
+            let status = status.map_or("unknown", |s| s.as_str());
+            return Ok(Step::Pending(format!("Studio domain {id} is {status}")));
+        }
+    }
+    if domain.vpc_id() != Some(plan.vpc_id.as_str()) {
+        let message = format!(
+            "Studio domain {id} is in VPC {} and cannot move to {}",
+            domain.vpc_id().unwrap_or("?"),
+            plan.vpc_id
+        );
+        return Err(AwsError::from_code("InvalidConfiguration", &message, None));
+    }
+    let settings = domain.default_user_settings();
+    let drifted = settings.and_then(UserSettings::execution_role) != Some(plan.execution_role_arn.as_str())
+        || settings.map(UserSettings::security_groups) != Some(std::slice::from_ref(&plan.security_group_id))
+        || domain.app_network_access_type() != Some(&AppNetworkAccessType::VpcOnly);
+    if drifted {
+        sm.update_domain()
+            .domain_id(&id)
+            .default_user_settings(user_settings(&plan.execution_role_arn, &plan.security_group_id))
+            .app_network_access_type(AppNetworkAccessType::VpcOnly)
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("Studio domain {id} settings"));
+        return Ok(Step::Pending(format!("Studio domain {id} is being updated")));
+    }
+    Ok(Step::Ready(outputs))
+}
+
+fn user_settings(role: &str, group: &str) -> UserSettings {
+    UserSettings::builder().execution_role(role).security_groups(group).build()
+}
+
+fn tags(owner: &Owner, component: &str) -> Vec<Tag> {
+    owner.tags(component).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+fn profile_tags(owner: &Owner, profile: &ProfilePlan) -> Vec<Tag> {
+    let mut all = tags(owner, &format!("studio/user-profile/{}", profile.name));
+    all.extend(profile.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()));
+    all
+}
+
+fn pairs(tags: &[Tag]) -> Vec<(&str, &str)> {
+    tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect()
+}
+
+/// The id of our domain: by the id pinned in status, else by name (adopting only our own).
+async fn find_domain(sm: &Client, owner: &Owner, name: &str, known: Option<&str>) -> Result<Option<String>, AwsError> {
+    if let Some(id) = known {
+        match sm.describe_domain().domain_id(id).send().await {
+            Ok(_) => return Ok(Some(id.to_owned())),
+            Err(e) => match AwsError::from_sdk(e) {
+                e if e.kind == ErrorKind::NotFound => {}
+                e => return Err(e),
+            },
+        }
+    }
+    let mut pages = sm.list_domains().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for domain in page.map_err(AwsError::from_sdk)?.domains() {
+            if domain.domain_name() != Some(name) || domain.status() == Some(&DomainStatus::Deleting) {
+                continue;
+            }
+            let arn = domain.domain_arn().unwrap_or_default();
+            let listed = sm.list_tags().resource_arn(arn).send().await.map_err(AwsError::from_sdk)?;
+            let tags = pairs(listed.tags());
+            if !owner.owns(tags.iter().copied()) {
+                return Err(owner.conflict(&format!("Studio domain {name}"), tags.iter().copied()));
+            }
+            return Ok(domain.domain_id().map(str::to_owned));
+        }
+    }
+    Ok(None)
+}
+
+async fn create_domain(sm: &Client, plan: &DomainPlan, changes: &Changes) -> StepResult<DomainOutputs> {
+    let created = sm
+        .create_domain()
+        .domain_name(&plan.name)
+        .auth_mode(AuthMode::Iam)
+        .app_network_access_type(AppNetworkAccessType::VpcOnly)
+        .vpc_id(&plan.vpc_id)
+        .set_subnet_ids(Some(plan.subnet_ids.clone()))
+        .kms_key_id(&plan.kms_key_arn)
+        .default_user_settings(user_settings(&plan.execution_role_arn, &plan.security_group_id))
+        .set_tags(Some(tags(&plan.owner, "studio/domain")))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let id = created.domain_arn().and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_owned();
+    changes.record(Action::Created, format!("Studio domain {id}"));
+    Ok(Step::Pending(format!("Studio domain {id} is being created")))
+}
+
+/// Converges the user profiles: creates missing ones, puts back their role and group, removes
+/// the ones this environment created that the spec no longer lists. Returns the profile names.
+pub async fn ensure_user_profiles(
+    sm: &Client,
+    owner: &Owner,
+    domain_id: &str,
+    profiles: &[ProfilePlan],
+    security_group: &str,
+    changes: &Changes,
+) -> StepResult<Vec<String>> {
+    let existing = list_profiles(sm, domain_id).await?;
+    let mut pending = None;
+    for profile in profiles {
+        if !existing.contains(&profile.name) {
+            sm.create_user_profile()
+                .domain_id(domain_id)
+                .user_profile_name(&profile.name)
+                .user_settings(user_settings(&profile.role_arn, security_group))
+                .set_tags(Some(profile_tags(owner, profile)))
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+            changes.record(Action::Created, format!("Studio user profile {}", profile.name));
+            continue;
+        }
+        let current = sm.describe_user_profile().domain_id(domain_id).user_profile_name(&profile.name).send().await;
+        let current = current.map_err(AwsError::from_sdk)?;
+        let settings = current.user_settings();
+        let drifted = settings.and_then(UserSettings::execution_role) != Some(profile.role_arn.as_str())
+            || settings.map(UserSettings::security_groups) != Some(std::slice::from_ref(&security_group.to_owned()));
+        if drifted {
+            sm.update_user_profile()
+                .domain_id(domain_id)
+                .user_profile_name(&profile.name)
+                .user_settings(user_settings(&profile.role_arn, security_group))
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+            changes.record(Action::Updated, format!("Studio user profile {} settings", profile.name));
+        }
+    }
+    for extra in existing.iter().filter(|name| !profiles.iter().any(|p| &p.name == *name)) {
+        if !profile_owned(sm, owner, domain_id, extra).await? {
+            continue;
+        }
+        if let Step::Pending(why) = delete_profile(sm, domain_id, extra, changes).await? {
+            pending = Some(why);
+        }
+    }
+    let names = profiles.iter().map(|p| p.name.clone()).collect();
+    Ok(pending.map_or(Step::Ready(names), Step::Pending))
+}
+
+async fn list_profiles(sm: &Client, domain_id: &str) -> Result<Vec<String>, AwsError> {
+    let mut names = Vec::new();
+    let mut pages = sm.list_user_profiles().domain_id_equals(domain_id).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        names.extend(
+            page.map_err(AwsError::from_sdk)?
+                .user_profiles()
+                .iter()
+                .filter_map(|p| p.user_profile_name().map(str::to_owned)),
+        );
+    }
+    Ok(names)
+}
+
+async fn profile_owned(sm: &Client, owner: &Owner, domain_id: &str, name: &str) -> Result<bool, AwsError> {
+    let profile = sm
+        .describe_user_profile()
+        .domain_id(domain_id)
+        .user_profile_name(name)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let listed = sm
+        .list_tags()
+        .resource_arn(profile.user_profile_arn().unwrap_or_default())
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(owner.owns(pairs(listed.tags())))
+}
+
+/// Deletes a profile after its apps and the spaces it owns; pending while those drain.
+async fn delete_profile(sm: &Client, domain_id: &str, name: &str, changes: &Changes) -> StepResult<()> {
+    let mut waiting = delete_apps(sm, domain_id, Some(name), None, changes).await?;
+    let mut spaces = sm.list_spaces().domain_id_equals(domain_id).into_paginator().send();
+    while let Some(page) = spaces.next().await {
+        for space in page.map_err(AwsError::from_sdk)?.spaces() {
+            let owned_by_profile =
+                space.ownership_settings_summary().and_then(|o| o.owner_user_profile_name()) == Some(name);
+            if owned_by_profile {
+                waiting |= delete_space(sm, domain_id, space.space_name().unwrap_or_default(), space.status(), changes)
+                    .await?;
+            }
+        }
+    }
+    if waiting {
+        return Ok(Step::Pending(format!("apps and spaces of Studio user profile {name} are being deleted")));
+    }
+    match sm.delete_user_profile().domain_id(domain_id).user_profile_name(name).send().await.map_err(AwsError::from_sdk)
+    {
+        Ok(_) => changes.record(Action::Deleted, format!("Studio user profile {name}")),
+        Err(e) if e.kind == ErrorKind::Busy => return Ok(Step::Pending(e.to_string())),
+        Err(e) if e.kind == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    Ok(Step::Ready(()))
+}
+
+/// Deletes the apps of a profile or a space; true while any is still running or deleting.
+async fn delete_apps(
+    sm: &Client,
+    domain_id: &str,
+    profile: Option<&str>,
+    space: Option<&str>,
+    changes: &Changes,
+) -> Result<bool, AwsError> {
+    let mut waiting = false;
+    let mut pages = sm
+        .list_apps()
+        .domain_id_equals(domain_id)
+        .set_user_profile_name_equals(profile.map(str::to_owned))
+        .set_space_name_equals(space.map(str::to_owned))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for app in page.map_err(AwsError::from_sdk)?.apps() {
+            match app.status() {
+                Some(AppStatus::Deleted | AppStatus::Failed) => {}
+                Some(AppStatus::Deleting) => waiting = true,
+                _ => {
+                    sm.delete_app()
+                        .domain_id(domain_id)
+                        .set_user_profile_name(app.user_profile_name().map(str::to_owned))
+                        .set_space_name(app.space_name().map(str::to_owned))
+                        .set_app_type(app.app_type().cloned())
+                        .set_app_name(app.app_name().map(str::to_owned))
+                        .send()
+                        .await
+                        .map_err(AwsError::from_sdk)?;
+                    changes.record(Action::Deleted, format!("Studio app {}", app.app_name().unwrap_or_default()));
+                    waiting = true;
+                }
+            }
+        }
+    }
+    Ok(waiting)
+}
+
+/// Deletes a space after its apps; true while it is still going.
+async fn delete_space(
+    sm: &Client,
+    domain_id: &str,
+    space: &str,
+    status: Option<&SpaceStatus>,
+    changes: &Changes,
+) -> Result<bool, AwsError> {
+    if status == Some(&SpaceStatus::Deleting) {
+        return Ok(true);
+    }
+    if delete_apps(sm, domain_id, None, Some(space), changes).await? {
+        return Ok(true);
+    }
+    sm.delete_space().domain_id(domain_id).space_name(space).send().await.map_err(AwsError::from_sdk)?;
+    changes.record(Action::Deleted, format!("Studio space {space}"));
+    Ok(true)
+}
+
+/// Deletes the domain and everything in it: the profiles this environment created (after their
+/// apps and spaces), the remaining spaces, then the domain itself, keeping its home file system
+/// unless `delete_home`. Ready once the domain is gone.
+pub async fn delete_domain(
+    sm: &Client,
+    owner: &Owner,
+    name: &str,
+    known_id: Option<&str>,
+    delete_home: bool,
+    changes: &Changes,
+) -> StepResult<()> {
+    let Some(id) = find_domain(sm, owner, name, known_id).await? else { return Ok(Step::Ready(())) };
+    let domain = sm.describe_domain().domain_id(&id).send().await.map_err(AwsError::from_sdk)?;
+    if domain.status() == Some(&DomainStatus::Deleting) {
+        return Ok(Step::Pending(format!("Studio domain {id} is being deleted")));
+    }
+    let mut waiting = false;
+    for profile in list_profiles(sm, &id).await? {
+        if let Step::Pending(_) = delete_profile(sm, &id, &profile, changes).await? {
+            waiting = true;
+        }
+    }
+    let mut spaces = sm.list_spaces().domain_id_equals(&id).into_paginator().send();
+    while let Some(page) = spaces.next().await {
+        for space in page.map_err(AwsError::from_sdk)?.spaces() {
+            waiting |= delete_space(sm, &id, space.space_name().unwrap_or_default(), space.status(), changes).await?;
+        }
+    }
+    if waiting {
+        return Ok(Step::Pending(format!("Studio domain {id}: user profiles, spaces and apps are being deleted")));
+    }
+    let retention = if delete_home { RetentionType::Delete } else { RetentionType::Retain };
+    let deleted = sm
+        .delete_domain()
+        .domain_id(&id)
+        .retention_policy(RetentionPolicy::builder().home_efs_file_system(retention).build())
+        .send()
+        .await
+        .map_err(AwsError::from_sdk);
+    match deleted {
+        Ok(_) => changes.record(Action::Deleted, format!("Studio domain {id}")),
+        Err(e) if e.kind == ErrorKind::Busy => return Ok(Step::Pending(e.to_string())),
+        Err(e) => return Err(e),
+    }
+    Ok(Step::Pending(format!("Studio domain {id} is being deleted")))
+}

@@ -1,0 +1,178 @@
+//! DataScienceEnvironment reconciler: resolve the dev and target accounts (existence, tenancy,
+//! region, readiness), plan every resource, converge them in dependency order, and report one
+//! condition per component. Deletion waits while projects name the environment.
+
+mod converge;
+mod plan;
+mod teardown;
+
+use kube::{Api, Client, ResourceExt};
+use std::sync::Arc;
+
+use sagekeeper_api::AwsAccount;
+use sagekeeper_api::conditions::{Component, ComponentState, Outcome, Reason};
+use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus, DeletionPolicy};
+
+use crate::context::Context;
+use kube::runtime::events::EventType;
+
+use crate::lifecycle::{Cleanup, Kind, Report, publish, status_fields};
+use crate::resolve::{self, environment_users, unless_in_use};
+use crate::run::Error;
+
+impl Kind for DataScienceEnvironment {
+    type Status = DataScienceEnvironmentStatus;
+
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
+        Api::namespaced(client, namespace.unwrap_or_default())
+    }
+
+    status_fields!();
+
+    fn retain_on_delete(&self) -> bool {
+        self.spec.deletion_policy == DeletionPolicy::Retain
+    }
+
+    async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
+        let status = self.status.clone().unwrap_or_default();
+        let (dev, targets) = match resolve_accounts(self, ctx).await? {
+            Ok(resolved) => resolved,
+            Err(outcome) => return Ok(Report::new(status, outcome)),
+        };
+        let pinned = status.network.as_ref().map(|n| n.availability_zones.clone()).unwrap_or_default();
+        let zones = match (&self.spec.network.availability_zones, pinned.is_empty()) {
+            (Some(zones), _) => zones.clone(),
+            (None, false) => pinned.clone(),
+            (None, true) => {
+                let session = ctx.sessions.session(&plan::account_plan(&dev, &self.spec.region).access);
+                match sagekeeper_aws::network::default_zones(session.ec2(), 2).await {
+                    Ok(zones) => zones,
+                    Err(e) => {
+                        let remedy = "check the region and sagekeeper's ec2:DescribeAvailabilityZones permission";
+                        return Ok(resolve::aws_failure(status, Component::Network, &e, "availability zones", remedy));
+                    }
+                }
+            }
+        };
+        let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
+        let converged = converge::converge(ctx, &plan, &status).await;
+        let outcome = overall(&converged.components);
+        Ok(Report {
+            status: converged.status,
+            outcome,
+            components: converged.components,
+            retry: converged.retry,
+            failure: converged.failure,
+        })
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<Cleanup<Self::Status>, Error> {
+        let mut status = self.status.clone().unwrap_or_default();
+        let users = environment_users(ctx, &self.namespace().unwrap_or_default(), &self.name_any()).await?;
+        if !users.is_empty() {
+            return Ok(unless_in_use(&users, status));
+        }
+        let (dev, targets) = match accounts_for_teardown(self, ctx) {
+            Ok(accounts) => accounts,
+            Err(outcome) => return Ok(Cleanup::Wait(Report::new(status, outcome))),
+        };
+        let zones = self
+            .spec
+            .network
+            .availability_zones
+            .clone()
+            .unwrap_or_else(|| status.network.as_ref().map(|n| n.availability_zones.clone()).unwrap_or_default());
+        let plan = plan::plan(self, &dev, &targets, &zones, &zones);
+        let domain_id = status.studio.as_ref().and_then(|s| s.domain_id.clone());
+        match teardown::teardown(ctx, &plan, domain_id.as_deref(), self.spec.delete_data_on_delete, &status.retained)
+            .await
+        {
+            teardown::Teardown::Done(kept) => {
+                if !kept.is_empty() {
+                    let note: Vec<String> =
+                        kept.iter().map(|r| format!("{} {} ({})", r.resource, r.id, r.reason)).collect();
+                    publish(ctx, self, EventType::Warning, "DataRetained", &note.join("; ")).await;
+                }
+                Ok(Cleanup::Done)
+            }
+            teardown::Teardown::Waiting(why, kept) => {
+                status.retained = kept;
+                Ok(Cleanup::Wait(Report::new(status, Outcome::progressing(Reason::Pending(Component::Deletion), why))))
+            }
+            teardown::Teardown::Failed(err, resource) => {
+                let remedy = "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it";
+                Ok(Cleanup::Wait(resolve::aws_failure(status, Component::Deletion, &err, &resource, remedy)))
+            }
+        }
+    }
+}
+
+/// The dev account, and each target account with its stage.
+type Accounts = (Arc<AwsAccount>, Vec<(String, Arc<AwsAccount>)>);
+
+/// The dev account and each target account (with its stage), resolved; or why not.
+async fn resolve_accounts(env: &DataScienceEnvironment, ctx: &Context) -> Result<Result<Accounts, Outcome>, Error> {
+    let namespace = env.namespace().unwrap_or_default();
+    let labels = resolve::namespace_labels(ctx, &namespace).await?;
+    let region = Some(env.spec.region.as_str());
+    let dev = match resolve::account(ctx, &env.spec.account, &namespace, &labels, region).await? {
+        Ok(dev) => dev,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
+    let mut targets = Vec::new();
+    for (stage, names) in &env.spec.target_accounts {
+        for name in names {
+            if let Some((other, _)) = targets.iter().find(|(_, a): &&(String, Arc<AwsAccount>)| a.name_any() == *name) {
+                let message = format!(
+                    "spec.targetAccounts: AwsAccount {name} is listed for stages {other} and {stage}; an account serves one stage"
+                );
+                return Ok(Err(Outcome::stalled(Reason::InvalidConfiguration, message)));
+            }
+            if *name == env.spec.account {
+                let message = format!(
+                    "spec.targetAccounts: AwsAccount {name} is the dev account; a target account must be another account"
+                );
+                return Ok(Err(Outcome::stalled(Reason::InvalidConfiguration, message)));
+            }
+            match resolve::account(ctx, name, &namespace, &labels, region).await? {
+                Ok(account) => targets.push((stage.clone(), account)),
+                Err(outcome) => return Ok(Err(outcome)),
+            }
+        }
+    }
+    Ok(Ok((dev, targets)))
+}
+
+/// The environment's outcome from its components: the first stalled one stalls it, else the
+/// first not ready keeps it progressing, else it is ready.
+fn overall(components: &[ComponentState]) -> Outcome {
+    if let Some(stalled) = components.iter().find(|c| matches!(c.outcome, Outcome::Stalled { .. })) {
+        return stalled.outcome.clone();
+    }
+    if let Some(waiting) = components.iter().find(|c| !c.outcome.is_ready()) {
+        return waiting.outcome.clone();
+    }
+    Outcome::Ready { message: "network, keys, buckets, roles, Studio and target accounts converged".into() }
+}
+
+/// The accounts to tear down in: every AwsAccount the spec names, as they are (deletion only
+/// removes what carries this environment's owner uid, so it needs no tenancy check, and the
+/// accounts cannot go away first: they wait while this environment names them).
+fn accounts_for_teardown(env: &DataScienceEnvironment, ctx: &Context) -> Result<Accounts, Outcome> {
+    let find = |name: &str| {
+        ctx.stores.accounts.get(&kube::runtime::reflector::ObjectRef::new(name)).ok_or_else(|| {
+            Outcome::progressing(
+                Reason::DependencyNotReady,
+                format!("AwsAccount {name} not found: cannot clean up there"),
+            )
+        })
+    };
+    let dev = find(&env.spec.account)?;
+    let mut targets = Vec::new();
+    for (stage, names) in &env.spec.target_accounts {
+        for name in names {
+            targets.push((stage.clone(), find(name)?));
+        }
+    }
+    Ok((dev, targets))
+}

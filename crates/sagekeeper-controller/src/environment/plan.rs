@@ -1,0 +1,320 @@
+//! Plan: the spec and its resolved accounts become every name, CIDR, endpoint, key, bucket and
+//! role of the environment, in the dev account and in each target account. Pure; the steps
+//! take it from here.
+
+use std::sync::Arc;
+
+use sagekeeper_api::cidr;
+use sagekeeper_api::environment::{InternetAccess, Persona};
+use sagekeeper_api::naming::EnvironmentNames;
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment};
+use sagekeeper_aws::AccountAccess;
+use sagekeeper_aws::network::{GroupNames, NetworkPlan, Zone};
+use sagekeeper_aws::steps::Owner;
+
+/// Interface endpoints of the dev VPC when the spec lists none (suffixes of
+/// `com.amazonaws.<region>.`; `notebook` is `aws.sagemaker.<region>.notebook`).
+pub(crate) const DEFAULT_ENDPOINTS: &[&str] = &[
+    "sagemaker.api",
+    "sagemaker.runtime",
+    "sagemaker.featurestore-runtime",
+    "sagemaker.metrics",
+    "sts",
+    "kms",
+    "logs",
+    "monitoring",
+    "ecr.api",
+    "ecr.dkr",
+    "ssm",
+    "notebook",
+];
+
+/// What a SageMaker endpoint in a target account needs to reach, privately.
+pub(crate) const TARGET_ENDPOINTS: &[&str] =
+    &["sagemaker.api", "sagemaker.runtime", "sts", "kms", "logs", "monitoring", "ecr.api", "ecr.dkr"];
+
+/// One account the environment uses, resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct AccountPlan {
+    /// The AwsAccount's name.
+    pub(crate) name: String,
+    /// Its 12-digit id.
+    pub(crate) account_id: String,
+    /// How to reach it.
+    pub(crate) access: AccountAccess,
+    /// sagekeeper's own principal there (exempt from the endpoint denies).
+    pub(crate) controller_arns: Vec<String>,
+    /// The permissions boundary for every role made there.
+    pub(crate) boundary: Option<String>,
+}
+
+/// Everything in one target account.
+#[derive(Clone, Debug)]
+pub(crate) struct TargetPlan {
+    pub(crate) account: AccountPlan,
+    pub(crate) stage: String,
+    pub(crate) network: NetworkPlan,
+    pub(crate) key_alias: String,
+    pub(crate) capture_bucket: String,
+    pub(crate) model_role: String,
+}
+
+/// The whole environment.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub(crate) names: EnvironmentNames,
+    pub(crate) owner: Owner,
+    pub(crate) partition: String,
+    pub(crate) region: String,
+    pub(crate) dev: AccountPlan,
+    pub(crate) zones: Vec<String>,
+    pub(crate) network: NetworkPlan,
+    pub(crate) rotation: bool,
+    pub(crate) versioning: bool,
+    pub(crate) data_bucket: String,
+    pub(crate) models_bucket: String,
+    pub(crate) roles: RoleNames,
+    pub(crate) personas: Vec<Persona>,
+    pub(crate) studio: Option<StudioPlan>,
+    pub(crate) targets: Vec<TargetPlan>,
+}
+
+/// The dev account's role names.
+#[derive(Clone, Debug)]
+pub(crate) struct RoleNames {
+    pub(crate) execution: String,
+    pub(crate) pipeline: String,
+    pub(crate) model_execution: String,
+    pub(crate) data_scientist: String,
+    pub(crate) team_admin: String,
+}
+
+/// The Studio domain and its users.
+#[derive(Clone, Debug)]
+pub(crate) struct StudioPlan {
+    pub(crate) domain: String,
+    pub(crate) profiles: Vec<(String, Persona)>,
+}
+
+impl Plan {
+    /// The ARN of role `name` in `account`.
+    pub(crate) fn role_arn(&self, account: &str, name: &str) -> String {
+        format!("arn:{}:iam::{account}:role/{name}", self.partition)
+    }
+
+    /// The role name of a persona.
+    pub(crate) fn persona_role(&self, persona: Persona) -> &str {
+        match persona {
+            Persona::DataScientist => &self.roles.data_scientist,
+            Persona::TeamAdmin => &self.roles.team_admin,
+        }
+    }
+}
+
+/// A resolved account: the AwsAccount and the controller principal sagekeeper uses there.
+pub(crate) fn account_plan(account: &AwsAccount, region: &str) -> AccountPlan {
+    let caller = account.status.as_ref().and_then(|s| s.caller_arn.clone());
+    let controller =
+        account.spec.role_arn.clone().or_else(|| caller.as_deref().map(principal_of)).into_iter().collect();
+    AccountPlan {
+        name: account.metadata.name.clone().unwrap_or_default(),
+        account_id: account.spec.account_id.clone(),
+        access: AccountAccess {
+            role_arn: account.spec.role_arn.clone(),
+            external_id: account.spec.external_id.clone(),
+            region: Some(region.to_owned()),
+        },
+        controller_arns: controller,
+        boundary: account.spec.permissions_boundary_arn.clone(),
+    }
+}
+
+/// The IAM principal behind a caller ARN: an assumed-role session becomes its role (policies
+/// match `aws:PrincipalArn`, which is the role, never the session).
+pub(crate) fn principal_of(caller: &str) -> String {
+    match caller.split_once(":assumed-role/") {
+        Some((prefix, rest)) => {
+            let role = rest.split('/').next().unwrap_or_default();
+            format!("{}:role/{role}", prefix.replacen(":sts:", ":iam:", 1))
+        }
+        None => caller.to_owned(),
+    }
+}
+
+/// The interface endpoints as (status key, service name).
+fn interface_endpoints(keys: &[String], region: &str) -> Vec<(String, String)> {
+    keys.iter()
+        .map(|key| {
+            let service = if key == "notebook" {
+                format!("aws.sagemaker.{region}.notebook")
+            } else {
+                format!("com.amazonaws.{region}.{key}")
+            };
+            (key.clone(), service)
+        })
+        .collect()
+}
+
+/// The zones with their subnet CIDRs. A zone keeps the CIDR index it was given when first
+/// pinned, so reordering or adding zones never moves an existing subnet.
+fn zones(vpc_cidr: &str, zones: &[String], pinned: &[String]) -> Vec<Zone> {
+    let mut used: Vec<usize> = zones.iter().filter_map(|z| pinned.iter().position(|p| p == z)).collect();
+    zones
+        .iter()
+        .map(|z| {
+            let index = pinned.iter().position(|p| p == z).unwrap_or_else(|| {
+                let next = (0..cidr::MAX_ZONES).find(|i| !used.contains(i)).unwrap_or(0);
+                used.push(next);
+                next
+            });
+            Zone {
+                name: z.clone(),
+                private_cidr: cidr::private_subnet(vpc_cidr, index).unwrap_or_default(),
+                public_cidr: cidr::public_subnet(vpc_cidr, index).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Builds the plan.
+pub(crate) fn plan(
+    env: &DataScienceEnvironment,
+    dev: &Arc<AwsAccount>,
+    targets: &[(String, Arc<AwsAccount>)],
+    chosen_zones: &[String],
+    pinned_zones: &[String],
+) -> Plan {
+    let namespace = env.metadata.namespace.clone().unwrap_or_default();
+    let name = env.metadata.name.clone().unwrap_or_default();
+    let names = EnvironmentNames::new(&namespace, &name);
+    let uid = env.metadata.uid.clone().unwrap_or_default();
+    let spec = &env.spec;
+    let region = spec.region.clone();
+    let partition = partition_of(dev.spec.role_arn.as_deref());
+    let mut base_tags = names.tags(&uid, "", &spec.tags);
+    base_tags.remove(sagekeeper_api::naming::COMPONENT_TAG);
+    let owner = Owner { uid, base_tags };
+    let dev = account_plan(dev, &region);
+    let data_bucket = names.bucket(&dev.account_id, &region, "data");
+    let models_bucket = names.bucket(&dev.account_id, &region, "models");
+    let endpoint_keys: Vec<String> = spec
+        .network
+        .vpc_endpoints
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ENDPOINTS.iter().map(|s| (*s).to_owned()).collect());
+    let groups =
+        GroupNames { workloads: names.security_group("workloads"), endpoints: names.security_group("endpoints") };
+    let dev_buckets = [data_bucket.clone(), models_bucket.clone()];
+    let network = NetworkPlan {
+        owner: owner.clone(),
+        name: names.ec2_name("dev"),
+        region: region.clone(),
+        vpc_cidr: spec.network.vpc_cidr.clone(),
+        zones: zones(&spec.network.vpc_cidr, chosen_zones, pinned_zones),
+        nat: spec.network.internet_access == InternetAccess::NatGateway,
+        group_names: groups.clone(),
+        interface_endpoints: interface_endpoints(&endpoint_keys, &region),
+        s3_endpoint_policy: sagekeeper_policy::endpoints::s3_gateway_policy(&partition, &region, &dev_buckets),
+    };
+    let target_cidr = spec.target_network.vpc_cidr.clone().unwrap_or_else(|| spec.network.vpc_cidr.clone());
+    let target_keys: Vec<String> = TARGET_ENDPOINTS.iter().map(|s| (*s).to_owned()).collect();
+    let targets = targets
+        .iter()
+        .map(|(stage, account)| {
+            let account = account_plan(account, &region);
+            let capture_bucket = names.bucket(&account.account_id, &region, "capture");
+            let buckets = [models_bucket.clone(), capture_bucket.clone()];
+            TargetPlan {
+                network: NetworkPlan {
+                    owner: owner.clone(),
+                    name: names.ec2_name(stage),
+                    region: region.clone(),
+                    vpc_cidr: target_cidr.clone(),
+                    zones: zones(&target_cidr, chosen_zones, pinned_zones),
+                    nat: false,
+                    group_names: groups.clone(),
+                    interface_endpoints: interface_endpoints(&target_keys, &region),
+                    s3_endpoint_policy: sagekeeper_policy::endpoints::s3_gateway_policy(&partition, &region, &buckets),
+                },
+                key_alias: names.key_alias("endpoint"),
+                capture_bucket,
+                model_role: names.role("model-execution"),
+                stage: stage.clone(),
+                account,
+            }
+        })
+        .collect();
+    let mut personas: Vec<Persona> = spec.studio.user_profiles.iter().map(|p| p.persona).collect();
+    personas.sort();
+    personas.dedup();
+    let studio = spec.studio.enabled.then(|| StudioPlan {
+        domain: names.domain(),
+        profiles: spec.studio.user_profiles.iter().map(|p| (p.name.clone(), p.persona)).collect(),
+    });
+    Plan {
+        roles: RoleNames {
+            execution: names.role("execution"),
+            pipeline: names.role("pipeline"),
+            model_execution: names.role("model-execution"),
+            data_scientist: names.role("data-scientist"),
+            team_admin: names.role("team-admin"),
+        },
+        owner,
+        partition,
+        region,
+        dev,
+        zones: chosen_zones.to_vec(),
+        network,
+        rotation: spec.encryption.key_rotation,
+        versioning: spec.storage.versioning,
+        data_bucket,
+        models_bucket,
+        personas,
+        studio,
+        targets,
+        names,
+    }
+}
+
+/// The partition of the dev account, from its role ARN (`aws` when there is none).
+fn partition_of(role_arn: Option<&str>) -> String {
+    role_arn.and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assumed_role_sessions_become_their_role() {
+        assert_eq!(
+            principal_of("arn:aws:sts::111111111111:assumed-role/sagekeeper-deployer/sagekeeper"),
+            "arn:aws:iam::111111111111:role/sagekeeper-deployer"
+        );
+        assert_eq!(principal_of("arn:aws:iam::111111111111:user/ci"), "arn:aws:iam::111111111111:user/ci");
+        assert_eq!(
+            principal_of("arn:aws-us-gov:sts::111111111111:assumed-role/r/s"),
+            "arn:aws-us-gov:iam::111111111111:role/r"
+        );
+    }
+
+    #[test]
+    fn zones_keep_their_pinned_cidr_when_reordered_or_extended() {
+        let first = zones("10.0.0.0/16", &["us-east-1a".into(), "us-east-1b".into()], &[]);
+        assert_eq!(first[1].private_cidr, "10.0.32.0/19");
+        let pinned = vec!["us-east-1a".to_owned(), "us-east-1b".to_owned()];
+        let later = zones("10.0.0.0/16", &["us-east-1c".into(), "us-east-1b".into(), "us-east-1a".into()], &pinned);
+        assert_eq!(later[1].private_cidr, "10.0.32.0/19", "us-east-1b keeps its block");
+        assert_eq!(later[2].private_cidr, "10.0.0.0/19", "us-east-1a keeps its block");
+        assert_eq!(later[0].private_cidr, "10.0.64.0/19", "the new zone takes the next free block");
+        assert_eq!(later[0].public_cidr, "10.0.160.0/20");
+    }
+
+    #[test]
+    fn endpoint_keys_map_to_service_names() {
+        let endpoints = interface_endpoints(&["sagemaker.api".into(), "notebook".into()], "eu-west-1");
+        assert_eq!(endpoints[0].1, "com.amazonaws.eu-west-1.sagemaker.api");
+        assert_eq!(endpoints[1].1, "aws.sagemaker.eu-west-1.notebook");
+        assert!(DEFAULT_ENDPOINTS.contains(&"sagemaker.featurestore-runtime") && DEFAULT_ENDPOINTS.len() == 12);
+    }
+}

@@ -1,0 +1,1096 @@
+//! IAM trust and role policies: what each role of an environment may do, in its dev account and
+//! in its target accounts. The controller attaches these as the roles' inline policies.
+//!
+//! Condition-key support, from the Service Authorization Reference for Amazon SageMaker
+//! (docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html), read
+//! in its machine-readable mirror iann0036/iam-dataset `aws/iam_definition.json` (commit 08eff2d):
+//! - `sagemaker:VpcSubnets` and `sagemaker:VpcSecurityGroupIds`: CreateAutoMLJob(V2),
+//!   CreateHyperParameterTuningJob, CreateModel, CreateNotebookInstance, CreateProcessingJob,
+//!   CreateTrainingJob; also CreateCluster, CreateDomain, CreateEndpointConfig, CreateJob, the
+//!   monitoring job definitions and schedules, UpdateCluster and UpdateDomain. Not CreateTransformJob
+//!   (it runs in the model's VPC) and not CreateCompilationJob, which supports neither key: the
+//!   reference's `Null` deny on it would refuse every compilation job.
+//! - `sagemaker:VolumeKmsKey` is deprecated and no longer listed on any action; its replacement
+//!   `sagemaker:VolumeKmsKeyArn` is: CreateAutoMLJob(V2), CreateHyperParameterTuningJob,
+//!   CreateNotebookInstance, CreateProcessingJob, CreateTrainingJob, CreateTransformJob, plus
+//!   CreateDomain, CreateEndpointConfig, CreateLabelingJob and the monitoring actions. Not CreateModel.
+//! - `sagemaker:InterContainerTrafficEncryption`: CreateAutoMLJob(V2), CreateHyperParameterTuningJob,
+//!   CreateProcessingJob, CreateTrainingJob and the monitoring actions.
+//! - `sagemaker:ModelApprovalStatus`: CreateModelPackage and UpdateModelPackage.
+//!
+//! A deny with a `Null` condition on an action that lacks the key denies that action always, so
+//! each deny below lists only actions that support its key. Left out although they support some
+//! keys: CreateEndpointConfig (its VPC is the model's, and instance types with local NVMe storage
+//! refuse a volume key), CreateDomain (the controller's), CreateCluster, CreateJob and
+//! CreateLabelingJob (no role is allowed them). Monitoring schedules and job definitions support
+//! all four keys; they belong in these lists once a role may create them.
+
+use serde_json::Value;
+
+use crate::document::{Statement, document};
+use crate::inputs::{Environment, Persona, Scope, Target, bucket_and_objects};
+
+/// Tag the controller puts on each Studio user profile, naming the persona whose role it runs as.
+pub const PERSONA_TAG_KEY: &str = "sagekeeper.io/persona";
+
+const SAGEMAKER_SERVICE: &str = "sagemaker.amazonaws.com";
+
+const VPC_KEY_ACTIONS: &[&str] = &[
+    "sagemaker:CreateAutoMLJob",
+    "sagemaker:CreateAutoMLJobV2",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateModel",
+    "sagemaker:CreateNotebookInstance",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTrainingJob",
+];
+
+const VOLUME_KEY_ACTIONS: &[&str] = &[
+    "sagemaker:CreateAutoMLJob",
+    "sagemaker:CreateAutoMLJobV2",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateNotebookInstance",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:CreateTransformJob",
+];
+
+const TRAFFIC_ENCRYPTION_ACTIONS: &[&str] = &[
+    "sagemaker:CreateAutoMLJob",
+    "sagemaker:CreateAutoMLJobV2",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTrainingJob",
+];
+
+/// SageMaker resource types the environment's roles create, all named `<name_prefix>*`.
+const ENVIRONMENT_RESOURCE_TYPES: &[&str] = &[
+    "training-job",
+    "processing-job",
+    "hyper-parameter-tuning-job",
+    "transform-job",
+    "automl-job",
+    "model",
+    "endpoint-config",
+    "endpoint",
+    "pipeline",
+    "experiment",
+    "model-package-group",
+    "model-package",
+];
+
+/// Resource types SageMaker Pipelines creates for steps, under its own `pipelines-<execution>-` names.
+const PIPELINE_STEP_TYPES: &[&str] =
+    &["training-job", "processing-job", "hyper-parameter-tuning-job", "transform-job", "model"];
+
+/// What the execution role and both personas do on the environment's SageMaker resources.
+const WORK_ACTIONS: &[&str] = &[
+    "sagemaker:AddTags",
+    "sagemaker:ListTags",
+    "sagemaker:Describe*",
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:StopTrainingJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:StopProcessingJob",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:StopHyperParameterTuningJob",
+    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    "sagemaker:CreateTransformJob",
+    "sagemaker:StopTransformJob",
+    "sagemaker:CreateAutoMLJob",
+    "sagemaker:CreateAutoMLJobV2",
+    "sagemaker:StopAutoMLJob",
+    "sagemaker:ListCandidatesForAutoMLJob",
+    "sagemaker:CreateModel",
+    "sagemaker:DeleteModel",
+    "sagemaker:CreateEndpointConfig",
+    "sagemaker:DeleteEndpointConfig",
+    "sagemaker:CreateEndpoint",
+    "sagemaker:UpdateEndpoint",
+    "sagemaker:DeleteEndpoint",
+    "sagemaker:InvokeEndpoint",
+    "sagemaker:CreateExperiment",
+    "sagemaker:UpdateExperiment",
+    "sagemaker:CreateModelPackage",
+    "sagemaker:ListPipelineExecutions",
+    "sagemaker:ListPipelineExecutionSteps",
+    "sagemaker:ListPipelineParametersForExecution",
+];
+
+/// What the pipeline role does on the environment's named resources (runs, registry, experiments).
+const PIPELINE_ACTIONS: &[&str] = &[
+    "sagemaker:AddTags",
+    "sagemaker:ListTags",
+    "sagemaker:Describe*",
+    "sagemaker:CreateModelPackage",
+    "sagemaker:CreateExperiment",
+    "sagemaker:UpdateExperiment",
+    "sagemaker:StartPipelineExecution",
+    "sagemaker:ListPipelineExecutions",
+    "sagemaker:ListPipelineExecutionSteps",
+    "sagemaker:ListPipelineParametersForExecution",
+];
+
+/// What the pipeline role does for its steps, on resources named by SageMaker Pipelines.
+const PIPELINE_STEP_ACTIONS: &[&str] = &[
+    "sagemaker:AddTags",
+    "sagemaker:ListTags",
+    "sagemaker:Describe*",
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:StopTrainingJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:StopProcessingJob",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:StopHyperParameterTuningJob",
+    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    "sagemaker:CreateTransformJob",
+    "sagemaker:StopTransformJob",
+    "sagemaker:CreateModel",
+];
+
+const TRIAL_ACTIONS: &[&str] = &[
+    "sagemaker:CreateTrial",
+    "sagemaker:UpdateTrial",
+    "sagemaker:DescribeTrial",
+    "sagemaker:CreateTrialComponent",
+    "sagemaker:UpdateTrialComponent",
+    "sagemaker:DescribeTrialComponent",
+    "sagemaker:AssociateTrialComponent",
+    "sagemaker:DisassociateTrialComponent",
+    "sagemaker:BatchPutMetrics",
+    "sagemaker:BatchGetMetrics",
+];
+
+/// List and search calls that support no resource-level scoping.
+const LIST_ACTIONS: &[&str] = &[
+    "sagemaker:ListTrainingJobs",
+    "sagemaker:ListProcessingJobs",
+    "sagemaker:ListHyperParameterTuningJobs",
+    "sagemaker:ListTransformJobs",
+    "sagemaker:ListAutoMLJobs",
+    "sagemaker:ListModels",
+    "sagemaker:ListEndpointConfigs",
+    "sagemaker:ListEndpoints",
+    "sagemaker:ListPipelines",
+    "sagemaker:ListExperiments",
+    "sagemaker:ListTrials",
+    "sagemaker:ListTrialComponents",
+    "sagemaker:ListModelPackageGroups",
+    "sagemaker:ListModelPackages",
+    "sagemaker:Search",
+];
+
+const STUDIO_LIST_ACTIONS: &[&str] =
+    &["sagemaker:ListDomains", "sagemaker:ListUserProfiles", "sagemaker:ListApps", "sagemaker:ListSpaces"];
+
+const STUDIO_ACTIONS: &[&str] = &[
+    "sagemaker:Describe*",
+    "sagemaker:ListTags",
+    "sagemaker:AddTags",
+    "sagemaker:CreateApp",
+    "sagemaker:DeleteApp",
+    "sagemaker:CreateSpace",
+    "sagemaker:UpdateSpace",
+    "sagemaker:DeleteSpace",
+];
+
+const BUCKET_ACTIONS: &[&str] = &["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"];
+const OBJECT_ACTIONS: &[&str] =
+    &["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"];
+
+pub(crate) const KEY_USE_ACTIONS: &[&str] =
+    &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"];
+pub(crate) const KEY_GRANT_ACTIONS: &[&str] = &["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
+
+/// Trust for an AWS service principal, e.g. `sagemaker.amazonaws.com`.
+pub fn service_trust(service: &str) -> Value {
+    document(vec![Statement::allow("TrustService").service_principal(service).actions(&["sts:AssumeRole"]).build()])
+}
+
+/// Trust for a persona role: people sign in to the dev account through their own federation and
+/// assume it, and Studio user profiles run as it.
+pub fn persona_trust(env: &Environment) -> Value {
+    document(vec![
+        Statement::allow("TrustAccountPrincipals")
+            .aws_principals([Scope::dev(env).root()])
+            .actions(&["sts:AssumeRole"])
+            .build(),
+        Statement::allow("TrustSageMaker").service_principal(SAGEMAKER_SERVICE).actions(&["sts:AssumeRole"]).build(),
+    ])
+}
+
+/// The four preventive denies: no job, model or notebook outside the VPC, without a volume key or
+/// with clear inter-container traffic. Each is its own statement: keys in one `Null` block are
+/// ANDed, so the reference's combined block denied only when both VPC keys were missing.
+pub fn preventive_denies(env: &Environment) -> Vec<Value> {
+    let resource = [Scope::dev(env).arn("sagemaker", "*")];
+    vec![
+        Statement::deny("DenyJobsWithoutVpcSubnets")
+            .actions(VPC_KEY_ACTIONS)
+            .resources(resource.clone())
+            .condition("Null", "sagemaker:VpcSubnets", "true")
+            .build(),
+        Statement::deny("DenyJobsWithoutSecurityGroups")
+            .actions(VPC_KEY_ACTIONS)
+            .resources(resource.clone())
+            .condition("Null", "sagemaker:VpcSecurityGroupIds", "true")
+            .build(),
+        // The deprecated VolumeKmsKey is listed on no action any more; a Null deny on it could
+        // match every request. The ARN-valued key is only set for ARNs, so passing a key id or
+        // alias is refused too, which is what sagekeeper's own requests never do.
+        Statement::deny("DenyJobsWithoutVolumeKmsKey")
+            .actions(VOLUME_KEY_ACTIONS)
+            .resources(resource.clone())
+            .condition("Null", "sagemaker:VolumeKmsKeyArn", "true")
+            .build(),
+        // IfExists: a request that omits the flag gets SageMaker's default, unencrypted traffic,
+        // so absence is denied like `false`, still with one key and one operator.
+        Statement::deny("DenyJobsWithoutTrafficEncryption")
+            .actions(TRAFFIC_ENCRYPTION_ACTIONS)
+            .resources(resource)
+            .condition("BoolIfExists", "sagemaker:InterContainerTrafficEncryption", "false")
+            .build(),
+    ]
+}
+
+/// The SageMaker execution role: jobs, the Studio domain default and shared spaces.
+pub fn execution_role_policy(env: &Environment) -> Value {
+    let scope = Scope::dev(env);
+    let mut statements = vec![
+        Statement::allow("SageMakerEnvironmentResources")
+            .actions(WORK_ACTIONS)
+            .resources(environment_resources(env))
+            .build(),
+        trials(scope),
+        Statement::allow("SageMakerList").actions(LIST_ACTIONS).resources(["*"]).build(),
+    ];
+    statements.extend(bucket_access(env));
+    statements.extend(key_access(&[&env.keys.ebs, &env.keys.studio, &env.keys.s3]));
+    statements.extend(logs_write(scope));
+    statements.extend(ecr_pull(scope));
+    statements.extend(vpc_network(scope));
+    // Jobs started from shared spaces, tuning and AutoML jobs pass the execution role itself.
+    statements.push(pass_roles(&[&env.roles.execution, &env.roles.model_execution]));
+    statements.extend(preventive_denies(env));
+    // Whoever can start a job can run code as this role, so it must not approve models either.
+    statements.extend(approval_denies());
+    statements.push(owner_tag_deny());
+    document(statements)
+}
+
+/// The pipeline execution role: runs the environment's pipelines, registers model versions (as
+/// Approved too, for projects with automatic approval) and passes the execution role to steps.
+/// It runs no container itself, so it needs no ECR, logs or network interfaces.
+pub fn pipeline_role_policy(env: &Environment) -> Value {
+    let scope = Scope::dev(env);
+    let mut statements = vec![
+        Statement::allow("SageMakerEnvironmentResources")
+            .actions(PIPELINE_ACTIONS)
+            .resources(environment_resources(env))
+            .build(),
+        Statement::allow("SageMakerPipelineSteps")
+            .actions(PIPELINE_STEP_ACTIONS)
+            .resources(pipeline_step_resources(scope))
+            .build(),
+        trials(scope),
+        // Condition steps read property files (evaluation reports) from S3 in the service.
+        Statement::allow("S3BucketRead")
+            .actions(&["s3:ListBucket", "s3:GetBucketLocation"])
+            .resources(buckets(env))
+            .build(),
+        Statement::allow("S3ObjectRead").actions(&["s3:GetObject"]).resources(objects(env)).build(),
+    ];
+    statements.extend(key_access(&[&env.keys.ebs, &env.keys.s3]));
+    statements.push(pass_roles(&[&env.roles.execution, &env.roles.model_execution]));
+    statements.extend(preventive_denies(env));
+    document(statements)
+}
+
+/// The dev model execution role: what SageMaker needs to run an endpoint's containers. It gets no
+/// SageMaker actions, so it cannot create jobs and carries no preventive denies.
+pub fn model_execution_role_policy(env: &Environment) -> Value {
+    let scope = Scope::dev(env);
+    let mut statements = vec![
+        model_artifacts_read(env),
+        Statement::allow("KmsDecryptModelArtifacts")
+            .actions(&["kms:Decrypt", "kms:DescribeKey"])
+            .resources([env.keys.s3.clone()])
+            .build(),
+        Statement::allow("KmsVolumeKeyUse").actions(KEY_USE_ACTIONS).resources([env.keys.ebs.clone()]).build(),
+    ];
+    statements.extend(logs_write(scope));
+    statements.extend(ecr_pull(scope));
+    statements.extend(vpc_network(scope));
+    document(statements)
+}
+
+/// The model execution role in a target account: read the dev models bucket, decrypt with the
+/// dev s3 key, use the target's endpoint key, write data capture. Nothing on the model registry:
+/// the reference let target accounts call UpdateModelPackage (its gap 5.4.12).
+pub fn target_model_execution_role_policy(env: &Environment, target: &Target) -> Value {
+    let scope = Scope::target(env, target);
+    let [_, capture_objects] = bucket_and_objects(&env.partition, &target.capture_bucket);
+    let mut statements = vec![
+        model_artifacts_read(env),
+        Statement::allow("KmsDecryptModelArtifacts")
+            .actions(&["kms:Decrypt", "kms:DescribeKey"])
+            .resources([env.keys.s3.clone()])
+            .build(),
+        Statement::allow("KmsEndpointKeyUse").actions(KEY_USE_ACTIONS).resources([target.endpoint_key.clone()]).build(),
+        Statement::allow("DataCaptureWrite").actions(&["s3:PutObject"]).resources([capture_objects]).build(),
+    ];
+    statements.extend(logs_write(scope));
+    statements.extend(ecr_pull(scope));
+    statements.extend(vpc_network(scope));
+    document(statements)
+}
+
+/// A persona role: Studio, SageMaker work on the environment's resources, its buckets and keys.
+///
+/// Data scientists cannot approve a model by any route: UpdateModelPackage and CreateModelPackage
+/// with `Approved` are denied; pipelines (whose parameters can set the approval status of the
+/// versions they register) may be neither changed nor started, and the pipeline role, which may
+/// register Approved versions, may not be passed; the execution role they can pass carries the
+/// same approval denies; and Studio opens only profiles tagged with their own persona, so no
+/// TeamAdmin profile. Every data scientist shares one role, so one data scientist can still open
+/// another's profile: per-user isolation would need session tags.
+pub fn persona_policy(persona: Persona, env: &Environment) -> Value {
+    let scope = Scope::dev(env);
+    let list_actions: Vec<&str> = LIST_ACTIONS.iter().chain(STUDIO_LIST_ACTIONS).copied().collect();
+    let mut statements = vec![
+        Statement::allow("SageMakerEnvironmentResources")
+            .actions(WORK_ACTIONS)
+            .resources(environment_resources(env))
+            .build(),
+        Statement::allow("SageMakerPipelineStepsRead")
+            .actions(&["sagemaker:Describe*", "sagemaker:ListTags"])
+            .resources(pipeline_step_resources(scope))
+            .build(),
+        trials(scope),
+        Statement::allow("SageMakerList").actions(&list_actions).resources(["*"]).build(),
+    ];
+    statements.extend(studio_access(persona, env));
+    statements.extend(bucket_access(env));
+    statements.extend(key_access(&[&env.keys.ebs, &env.keys.studio, &env.keys.s3]));
+    statements.push(logs_read(scope));
+    statements.extend(preventive_denies(env));
+    statements.push(owner_tag_deny());
+    match persona {
+        Persona::DataScientist => {
+            statements.push(pass_roles(&[&env.roles.execution, &env.roles.model_execution]));
+            statements.extend(approval_denies());
+            statements.push(pipeline_change_deny());
+        }
+        Persona::TeamAdmin => {
+            statements.push(pass_roles(&[&env.roles.execution, &env.roles.pipeline, &env.roles.model_execution]));
+            statements.push(
+                Statement::allow("ApproveModelPackages")
+                    .actions(&["sagemaker:UpdateModelPackage"])
+                    .resources([scope.arn("sagemaker", &format!("model-package/{}*", prefix(env)))])
+                    .build(),
+            );
+            statements.push(
+                Statement::allow("RunPipelines")
+                    .actions(&[
+                        "sagemaker:StartPipelineExecution",
+                        "sagemaker:StopPipelineExecution",
+                        "sagemaker:RetryPipelineExecution",
+                    ])
+                    .resources([scope.arn("sagemaker", &format!("pipeline/{}*", prefix(env)))])
+                    .build(),
+            );
+        }
+    }
+    document(statements)
+}
+
+/// SageMaker lowercases names in ARNs, so a prefix with capitals would never match.
+fn prefix(env: &Environment) -> String {
+    env.name_prefix.to_lowercase()
+}
+
+fn environment_resources(env: &Environment) -> Vec<String> {
+    let scope = Scope::dev(env);
+    let prefix = prefix(env);
+    ENVIRONMENT_RESOURCE_TYPES.iter().map(|kind| scope.arn("sagemaker", &format!("{kind}/{prefix}*"))).collect()
+}
+
+/// Pipelines name step jobs `pipelines-<execution id>-<step>-<suffix>`, whatever the pipeline is
+/// called, so `pipelines-*` is the narrowest name that matches them.
+fn pipeline_step_resources(scope: Scope) -> Vec<String> {
+    PIPELINE_STEP_TYPES.iter().map(|kind| scope.arn("sagemaker", &format!("{kind}/pipelines-*"))).collect()
+}
+
+/// Pipelines name trials after execution ids and jobs name their trial components after
+/// themselves, so neither carries the environment's prefix.
+fn trials(scope: Scope) -> Value {
+    Statement::allow("SageMakerTrials")
+        .actions(TRIAL_ACTIONS)
+        .resources([
+            scope.arn("sagemaker", "experiment-trial/*"),
+            scope.arn("sagemaker", "experiment-trial-component/*"),
+        ])
+        .build()
+}
+
+fn buckets(env: &Environment) -> Vec<String> {
+    [&env.data_bucket, &env.models_bucket].iter().map(|b| bucket_and_objects(&env.partition, b)[0].clone()).collect()
+}
+
+fn objects(env: &Environment) -> Vec<String> {
+    [&env.data_bucket, &env.models_bucket].iter().map(|b| bucket_and_objects(&env.partition, b)[1].clone()).collect()
+}
+
+fn bucket_access(env: &Environment) -> [Value; 2] {
+    [
+        Statement::allow("S3BucketAccess").actions(BUCKET_ACTIONS).resources(buckets(env)).build(),
+        Statement::allow("S3ObjectAccess").actions(OBJECT_ACTIONS).resources(objects(env)).build(),
+    ]
+}
+
+fn model_artifacts_read(env: &Environment) -> Value {
+    Statement::allow("ModelArtifactsRead")
+        .actions(&["s3:GetObject", "s3:ListBucket"])
+        .resources(bucket_and_objects(&env.partition, &env.models_bucket))
+        .build()
+}
+
+/// Same-account use is granted by the key policies; these statements keep the role's own policy
+/// an honest list of what it does, and matter for cross-account keys.
+fn key_access(keys: &[&String]) -> [Value; 2] {
+    let keys: Vec<String> = keys.iter().map(|k| (*k).clone()).collect();
+    [
+        Statement::allow("KmsKeyUse").actions(KEY_USE_ACTIONS).resources(keys.clone()).build(),
+        Statement::allow("KmsGrantsForAwsResources")
+            .actions(KEY_GRANT_ACTIONS)
+            .resources(keys)
+            .condition("Bool", "kms:GrantIsForAWSResource", "true")
+            .build(),
+    ]
+}
+
+fn log_groups(scope: Scope) -> String {
+    scope.arn("logs", "log-group:/aws/sagemaker/*")
+}
+
+fn logs_write(scope: Scope) -> [Value; 2] {
+    [
+        Statement::allow("CloudWatchLogs")
+            .actions(&[
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+                "logs:GetLogEvents",
+            ])
+            .resources([log_groups(scope)])
+            .build(),
+        // PutMetricData has no resource type; the namespace is the only thing to scope it by.
+        Statement::allow("CloudWatchMetrics")
+            .actions(&["cloudwatch:PutMetricData"])
+            .resources(["*"])
+            .condition("StringLike", "cloudwatch:namespace", "/aws/sagemaker/*")
+            .build(),
+    ]
+}
+
+fn logs_read(scope: Scope) -> Value {
+    Statement::allow("CloudWatchLogsRead")
+        .actions(&["logs:DescribeLogStreams", "logs:GetLogEvents", "logs:FilterLogEvents"])
+        .resources([log_groups(scope)])
+        .build()
+}
+
+/// Built-in algorithm and framework images live in AWS-owned accounts of the region.
+fn ecr_pull(scope: Scope) -> [Value; 2] {
+    let repositories = format!("arn:{}:ecr:{}:*:repository/*", scope.partition, scope.region);
+    [
+        Statement::allow("EcrAuthorization").actions(&["ecr:GetAuthorizationToken"]).resources(["*"]).build(),
+        Statement::allow("EcrImagePull")
+            .actions(&["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"])
+            .resources([repositories])
+            .build(),
+    ]
+}
+
+/// SageMaker attaches jobs and endpoints to the VPC with network interfaces made as the role.
+fn vpc_network(scope: Scope) -> [Value; 2] {
+    [
+        Statement::allow("VpcNetworkInterfaces")
+            .actions(&[
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ])
+            .resources([scope.arn("ec2", "*")])
+            .build(),
+        Statement::allow("VpcDescribe")
+            .actions(&[
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeVpcs",
+                "ec2:DescribeDhcpOptions",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+            ])
+            .resources(["*"])
+            .build(),
+    ]
+}
+
+fn pass_roles(roles: &[&String]) -> Value {
+    Statement::allow("PassRolesToSageMaker")
+        .actions(&["iam:PassRole"])
+        .resources(roles.iter().map(|role| (*role).clone()))
+        .condition("StringEquals", "iam:PassedToService", SAGEMAKER_SERVICE)
+        .build()
+}
+
+fn approval_denies() -> [Value; 2] {
+    [
+        Statement::deny("DenyModelApprovalUpdate").actions(&["sagemaker:UpdateModelPackage"]).resources(["*"]).build(),
+        // IgnoreCase: the status is an enum, but the deny must not hinge on its spelling.
+        Statement::deny("DenyApprovedModelRegistration")
+            .actions(&["sagemaker:CreateModelPackage"])
+            .resources(["*"])
+            .condition("StringEqualsIgnoreCase", "sagemaker:ModelApprovalStatus", "Approved")
+            .build(),
+    ]
+}
+
+/// A pipeline run registers versions as the pipeline role, with an approval status its
+/// parameters and definition can set: starting or changing a pipeline is an approval route.
+fn pipeline_change_deny() -> Value {
+    Statement::deny("DenyPipelineChanges")
+        .actions(&[
+            "sagemaker:CreatePipeline",
+            "sagemaker:UpdatePipeline",
+            "sagemaker:UpdatePipelineVersion",
+            "sagemaker:StartPipelineExecution",
+            "sagemaker:RetryPipelineExecution",
+        ])
+        .resources(["*"])
+        .build()
+}
+
+/// The controller adopts resources by its owner tags and maps profiles to personas by tag:
+/// nobody else may set or remove `sagekeeper.io/*` tags (creating with tags needs AddTags too).
+fn owner_tag_deny() -> Value {
+    Statement::deny("DenyOwnerTagChanges")
+        .actions(&["sagemaker:AddTags", "sagemaker:DeleteTags"])
+        .resources(["*"])
+        .condition_any("ForAnyValue:StringLike", "aws:TagKeys", &["sagekeeper.io/*"])
+        .build()
+}
+
+/// Studio within the environment's domain (the whole account's domains until it exists).
+fn studio_access(persona: Persona, env: &Environment) -> [Value; 2] {
+    let scope = Scope::dev(env);
+    let domain = env.studio_domain_id.as_deref().unwrap_or("*");
+    [
+        // A profile runs as its persona's role: opening another persona's profile would be
+        // an escalation, so the URL is only for profiles tagged with the caller's persona.
+        Statement::allow("StudioPresignedUrl")
+            .actions(&["sagemaker:CreatePresignedDomainUrl"])
+            .resources([scope.arn("sagemaker", &format!("user-profile/{domain}/*"))])
+            .condition("StringEquals", &format!("aws:ResourceTag/{PERSONA_TAG_KEY}"), persona.as_str())
+            .build(),
+        Statement::allow("StudioAppsAndSpaces")
+            .actions(STUDIO_ACTIONS)
+            .resources([
+                scope.arn("sagemaker", &format!("domain/{domain}")),
+                scope.arn("sagemaker", &format!("user-profile/{domain}/*")),
+                scope.arn("sagemaker", &format!("app/{domain}/*")),
+                scope.arn("sagemaker", &format!("space/{domain}/*")),
+            ])
+            .build(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::checks::{actions, statement, well_formed};
+    use crate::inputs::fixtures::*;
+    use serde_json::json;
+
+    const DEV_SAGEMAKER: &str = "arn:aws:sagemaker:us-east-1:111111111111";
+
+    fn env_resources() -> Vec<String> {
+        ENVIRONMENT_RESOURCE_TYPES.iter().map(|kind| format!("{DEV_SAGEMAKER}:{kind}/sk-fraud-3f2a*")).collect()
+    }
+
+    fn all_documents() -> Vec<Value> {
+        let env = env();
+        vec![
+            service_trust("sagemaker.amazonaws.com"),
+            persona_trust(&env),
+            execution_role_policy(&env),
+            pipeline_role_policy(&env),
+            model_execution_role_policy(&env),
+            target_model_execution_role_policy(&env, &env.targets[0]),
+            persona_policy(Persona::DataScientist, &env),
+            persona_policy(Persona::TeamAdmin, &env),
+        ]
+    }
+
+    #[test]
+    fn every_document_is_well_formed_and_round_trips() {
+        for policy in all_documents() {
+            well_formed(&policy);
+        }
+    }
+
+    #[test]
+    fn role_policies_fit_the_inline_policy_quota() {
+        // IAM counts every character but whitespace against 10,240 per role's inline policies.
+        for policy in all_documents() {
+            let size = serde_json::to_string(&policy).map(|s| s.len()).unwrap_or(usize::MAX);
+            assert!(size < 10_240, "{size} characters: {:?}", crate::statement_ids(&policy));
+        }
+    }
+
+    #[test]
+    fn service_trust_names_only_the_service() {
+        assert_eq!(
+            service_trust("sagemaker.amazonaws.com"),
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "TrustService", "Effect": "Allow",
+                "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"]
+            }]})
+        );
+    }
+
+    #[test]
+    fn persona_trust_is_the_dev_account_and_sagemaker() {
+        let policy = persona_trust(&env());
+        assert_eq!(
+            statement(&policy, "TrustAccountPrincipals"),
+            &json!({"Sid": "TrustAccountPrincipals", "Effect": "Allow",
+                "Principal": {"AWS": ["arn:aws:iam::111111111111:root"]}, "Action": ["sts:AssumeRole"]})
+        );
+        assert_eq!(
+            statement(&policy, "TrustSageMaker"),
+            &json!({"Sid": "TrustSageMaker", "Effect": "Allow",
+                "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"]})
+        );
+        assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn preventive_denies_are_four_statements_with_one_condition_key_each() {
+        let denies = preventive_denies(&env());
+        assert_eq!(denies.len(), 4);
+        let expected = [
+            ("DenyJobsWithoutVpcSubnets", VPC_KEY_ACTIONS, json!({"Null": {"sagemaker:VpcSubnets": "true"}})),
+            (
+                "DenyJobsWithoutSecurityGroups",
+                VPC_KEY_ACTIONS,
+                json!({"Null": {"sagemaker:VpcSecurityGroupIds": "true"}}),
+            ),
+            ("DenyJobsWithoutVolumeKmsKey", VOLUME_KEY_ACTIONS, json!({"Null": {"sagemaker:VolumeKmsKeyArn": "true"}})),
+            (
+                "DenyJobsWithoutTrafficEncryption",
+                TRAFFIC_ENCRYPTION_ACTIONS,
+                json!({"BoolIfExists": {"sagemaker:InterContainerTrafficEncryption": "false"}}),
+            ),
+        ];
+        for (deny, (sid, actions, condition)) in denies.iter().zip(expected) {
+            assert_eq!(
+                deny,
+                &json!({"Sid": sid, "Effect": "Deny", "Action": actions,
+                    "Resource": ["arn:aws:sagemaker:us-east-1:111111111111:*"], "Condition": condition})
+            );
+            let blocks = deny["Condition"].as_object().map(|c| c.values().collect::<Vec<_>>()).unwrap_or_default();
+            assert_eq!(blocks.len(), 1);
+            assert_eq!(blocks[0].as_object().map(|b| b.len()), Some(1), "{sid} has one condition key");
+        }
+    }
+
+    #[test]
+    fn preventive_denies_name_only_actions_that_support_their_key() {
+        // Actions the Service Authorization Reference lists without these keys.
+        for deny in preventive_denies(&env()) {
+            for action in actions(&deny) {
+                assert!(action.starts_with("sagemaker:Create"), "{action}");
+                assert_ne!(action, "sagemaker:CreateCompilationJob");
+                assert_ne!(action, "sagemaker:CreateEndpointConfig");
+            }
+        }
+        assert!(!VPC_KEY_ACTIONS.contains(&"sagemaker:CreateTransformJob"));
+        assert!(!VOLUME_KEY_ACTIONS.contains(&"sagemaker:CreateModel"));
+        assert!(!TRAFFIC_ENCRYPTION_ACTIONS.contains(&"sagemaker:CreateNotebookInstance"));
+    }
+
+    #[test]
+    fn every_role_that_creates_jobs_carries_the_preventive_denies() {
+        let env = env();
+        for policy in [
+            execution_role_policy(&env),
+            pipeline_role_policy(&env),
+            persona_policy(Persona::DataScientist, &env),
+            persona_policy(Persona::TeamAdmin, &env),
+        ] {
+            for deny in preventive_denies(&env) {
+                let sid = deny["Sid"].as_str().unwrap_or_default();
+                assert_eq!(statement(&policy, sid), &deny);
+            }
+        }
+        for policy in [model_execution_role_policy(&env), target_model_execution_role_policy(&env, &env.targets[0])] {
+            assert!(crate::find_statement(&policy, "DenyJobsWithoutVpcSubnets").is_none());
+            assert!(
+                policy["Statement"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|s| { actions(s).iter().all(|a| !a.starts_with("sagemaker:")) })
+            );
+        }
+    }
+
+    #[test]
+    fn execution_role_works_on_prefixed_resources_only() {
+        let policy = execution_role_policy(&env());
+        assert_eq!(
+            statement(&policy, "SageMakerEnvironmentResources"),
+            &json!({"Sid": "SageMakerEnvironmentResources", "Effect": "Allow", "Action": WORK_ACTIONS,
+                "Resource": env_resources()})
+        );
+        assert_eq!(
+            statement(&policy, "SageMakerTrials"),
+            &json!({"Sid": "SageMakerTrials", "Effect": "Allow", "Action": TRIAL_ACTIONS, "Resource": [
+                format!("{DEV_SAGEMAKER}:experiment-trial/*"), format!("{DEV_SAGEMAKER}:experiment-trial-component/*")]})
+        );
+        assert_eq!(
+            statement(&policy, "SageMakerList"),
+            &json!({"Sid": "SageMakerList", "Effect": "Allow", "Action": LIST_ACTIONS, "Resource": ["*"]})
+        );
+        assert!(!WORK_ACTIONS.contains(&"sagemaker:UpdateModelPackage"));
+    }
+
+    #[test]
+    fn prefix_is_lowercased_as_sagemaker_arns_are() {
+        let mut env = env();
+        env.name_prefix = "SK-Fraud".into();
+        let policy = execution_role_policy(&env);
+        let resources = &statement(&policy, "SageMakerEnvironmentResources")["Resource"];
+        assert_eq!(resources[0], format!("{DEV_SAGEMAKER}:training-job/sk-fraud*"));
+    }
+
+    #[test]
+    fn execution_role_uses_its_buckets_and_keys() {
+        let policy = execution_role_policy(&env());
+        let data = "arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-data";
+        let models = "arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-models";
+        assert_eq!(
+            statement(&policy, "S3BucketAccess"),
+            &json!({"Sid": "S3BucketAccess", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": [data, models]})
+        );
+        assert_eq!(
+            statement(&policy, "S3ObjectAccess"),
+            &json!({"Sid": "S3ObjectAccess", "Effect": "Allow", "Action": OBJECT_ACTIONS,
+                "Resource": [format!("{data}/*"), format!("{models}/*")]})
+        );
+        assert_eq!(
+            statement(&policy, "KmsKeyUse"),
+            &json!({"Sid": "KmsKeyUse", "Effect": "Allow", "Action": KEY_USE_ACTIONS,
+                "Resource": [EBS_KEY, STUDIO_KEY, S3_KEY]})
+        );
+        assert_eq!(
+            statement(&policy, "KmsGrantsForAwsResources"),
+            &json!({"Sid": "KmsGrantsForAwsResources", "Effect": "Allow", "Action": KEY_GRANT_ACTIONS,
+                "Resource": [EBS_KEY, STUDIO_KEY, S3_KEY],
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}})
+        );
+    }
+
+    #[test]
+    fn execution_role_logs_pulls_images_and_attaches_to_the_vpc() {
+        let policy = execution_role_policy(&env());
+        assert_eq!(
+            statement(&policy, "CloudWatchLogs"),
+            &json!({"Sid": "CloudWatchLogs", "Effect": "Allow", "Action": [
+                "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
+                "logs:GetLogEvents"],
+                "Resource": ["arn:aws:logs:us-east-1:111111111111:log-group:/aws/sagemaker/*"]})
+        );
+        assert_eq!(
+            statement(&policy, "CloudWatchMetrics"),
+            &json!({"Sid": "CloudWatchMetrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"],
+                "Resource": ["*"], "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}})
+        );
+        assert_eq!(
+            statement(&policy, "EcrAuthorization"),
+            &json!({"Sid": "EcrAuthorization", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"],
+                "Resource": ["*"]})
+        );
+        assert_eq!(
+            statement(&policy, "EcrImagePull"),
+            &json!({"Sid": "EcrImagePull", "Effect": "Allow", "Action": [
+                "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+                "Resource": ["arn:aws:ecr:us-east-1:*:repository/*"]})
+        );
+        assert_eq!(
+            statement(&policy, "VpcNetworkInterfaces"),
+            &json!({"Sid": "VpcNetworkInterfaces", "Effect": "Allow", "Action": [
+                "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission"],
+                "Resource": ["arn:aws:ec2:us-east-1:111111111111:*"]})
+        );
+        assert_eq!(
+            statement(&policy, "VpcDescribe"),
+            &json!({"Sid": "VpcDescribe", "Effect": "Allow", "Action": [
+                "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups"], "Resource": ["*"]})
+        );
+    }
+
+    #[test]
+    fn execution_role_passes_only_environment_roles_to_sagemaker() {
+        let policy = execution_role_policy(&env());
+        assert_eq!(
+            statement(&policy, "PassRolesToSageMaker"),
+            &json!({"Sid": "PassRolesToSageMaker", "Effect": "Allow", "Action": ["iam:PassRole"],
+                "Resource": [EXECUTION, MODEL_EXECUTION],
+                "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}})
+        );
+    }
+
+    #[test]
+    fn execution_role_cannot_approve_models_nor_forge_owner_tags() {
+        let policy = execution_role_policy(&env());
+        assert_eq!(
+            statement(&policy, "DenyModelApprovalUpdate"),
+            &json!({"Sid": "DenyModelApprovalUpdate", "Effect": "Deny", "Action": ["sagemaker:UpdateModelPackage"],
+                "Resource": ["*"]})
+        );
+        assert_eq!(
+            statement(&policy, "DenyApprovedModelRegistration"),
+            &json!({"Sid": "DenyApprovedModelRegistration", "Effect": "Deny",
+                "Action": ["sagemaker:CreateModelPackage"], "Resource": ["*"],
+                "Condition": {"StringEqualsIgnoreCase": {"sagemaker:ModelApprovalStatus": "Approved"}}})
+        );
+        assert_eq!(
+            statement(&policy, "DenyOwnerTagChanges"),
+            &json!({"Sid": "DenyOwnerTagChanges", "Effect": "Deny",
+                "Action": ["sagemaker:AddTags", "sagemaker:DeleteTags"], "Resource": ["*"],
+                "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["sagekeeper.io/*"]}}})
+        );
+    }
+
+    #[test]
+    fn pipeline_role_runs_steps_registers_and_passes_the_execution_role() {
+        let policy = pipeline_role_policy(&env());
+        assert_eq!(
+            statement(&policy, "SageMakerEnvironmentResources"),
+            &json!({"Sid": "SageMakerEnvironmentResources", "Effect": "Allow", "Action": PIPELINE_ACTIONS,
+                "Resource": env_resources()})
+        );
+        let steps: Vec<String> =
+            PIPELINE_STEP_TYPES.iter().map(|kind| format!("{DEV_SAGEMAKER}:{kind}/pipelines-*")).collect();
+        assert_eq!(
+            statement(&policy, "SageMakerPipelineSteps"),
+            &json!({"Sid": "SageMakerPipelineSteps", "Effect": "Allow", "Action": PIPELINE_STEP_ACTIONS,
+                "Resource": steps})
+        );
+        assert_eq!(
+            statement(&policy, "S3ObjectRead"),
+            &json!({"Sid": "S3ObjectRead", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [
+                "arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-data/*",
+                "arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-models/*"]})
+        );
+        assert_eq!(
+            statement(&policy, "S3BucketRead"),
+            &json!({"Sid": "S3BucketRead", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": ["arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-data",
+                    "arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-models"]})
+        );
+        assert_eq!(statement(&policy, "KmsKeyUse")["Resource"], json!([EBS_KEY, S3_KEY]));
+        assert_eq!(statement(&policy, "PassRolesToSageMaker")["Resource"], json!([EXECUTION, MODEL_EXECUTION]));
+        assert!(!PIPELINE_ACTIONS.contains(&"sagemaker:UpdateModelPackage"));
+        for absent in ["EcrImagePull", "VpcNetworkInterfaces", "CloudWatchLogs", "DenyApprovedModelRegistration"] {
+            assert!(crate::find_statement(&policy, absent).is_none(), "{absent}");
+        }
+    }
+
+    #[test]
+    fn dev_model_execution_role_reads_models_and_runs_containers() {
+        let env = env();
+        let policy = model_execution_role_policy(&env);
+        let models = "arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-models";
+        assert_eq!(
+            statement(&policy, "ModelArtifactsRead"),
+            &json!({"Sid": "ModelArtifactsRead", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": [models, format!("{models}/*")]})
+        );
+        assert_eq!(
+            statement(&policy, "KmsDecryptModelArtifacts"),
+            &json!({"Sid": "KmsDecryptModelArtifacts", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"],
+                "Resource": [S3_KEY]})
+        );
+        assert_eq!(
+            statement(&policy, "KmsVolumeKeyUse"),
+            &json!({"Sid": "KmsVolumeKeyUse", "Effect": "Allow", "Action": KEY_USE_ACTIONS, "Resource": [EBS_KEY]})
+        );
+        assert_eq!(
+            crate::statement_ids(&policy),
+            [
+                "ModelArtifactsRead",
+                "KmsDecryptModelArtifacts",
+                "KmsVolumeKeyUse",
+                "CloudWatchLogs",
+                "CloudWatchMetrics",
+                "EcrAuthorization",
+                "EcrImagePull",
+                "VpcNetworkInterfaces",
+                "VpcDescribe"
+            ]
+        );
+    }
+
+    #[test]
+    fn target_model_execution_role_does_nothing_beyond_serving() {
+        let env = env();
+        let policy = target_model_execution_role_policy(&env, &env.targets[0]);
+        assert_eq!(
+            crate::statement_ids(&policy),
+            [
+                "ModelArtifactsRead",
+                "KmsDecryptModelArtifacts",
+                "KmsEndpointKeyUse",
+                "DataCaptureWrite",
+                "CloudWatchLogs",
+                "CloudWatchMetrics",
+                "EcrAuthorization",
+                "EcrImagePull",
+                "VpcNetworkInterfaces",
+                "VpcDescribe"
+            ]
+        );
+        assert_eq!(
+            statement(&policy, "KmsEndpointKeyUse"),
+            &json!({"Sid": "KmsEndpointKeyUse", "Effect": "Allow", "Action": KEY_USE_ACTIONS,
+                "Resource": ["arn:aws:kms:us-east-1:222222222222:key/endpoint"]})
+        );
+        assert_eq!(
+            statement(&policy, "DataCaptureWrite"),
+            &json!({"Sid": "DataCaptureWrite", "Effect": "Allow", "Action": ["s3:PutObject"],
+                "Resource": ["arn:aws:s3:::sk-fraud-3f2a-222222222222-capture/*"]})
+        );
+        assert_eq!(statement(&policy, "KmsDecryptModelArtifacts")["Resource"], json!([S3_KEY]));
+        assert_eq!(
+            statement(&policy, "CloudWatchLogs")["Resource"],
+            json!(["arn:aws:logs:us-east-1:222222222222:log-group:/aws/sagemaker/*"])
+        );
+        assert_eq!(
+            statement(&policy, "VpcNetworkInterfaces")["Resource"],
+            json!(["arn:aws:ec2:us-east-1:222222222222:*"])
+        );
+        let text = policy.to_string();
+        assert!(!text.contains("ModelPackage"));
+    }
+
+    #[test]
+    fn data_scientist_cannot_approve_by_any_route() {
+        let policy = persona_policy(Persona::DataScientist, &env());
+        assert_eq!(statement(&policy, "DenyModelApprovalUpdate")["Effect"], "Deny");
+        assert_eq!(statement(&policy, "DenyModelApprovalUpdate")["Action"], json!(["sagemaker:UpdateModelPackage"]));
+        assert_eq!(statement(&policy, "DenyModelApprovalUpdate")["Resource"], json!(["*"]));
+        assert_eq!(
+            statement(&policy, "DenyApprovedModelRegistration")["Condition"],
+            json!({"StringEqualsIgnoreCase": {"sagemaker:ModelApprovalStatus": "Approved"}})
+        );
+        assert_eq!(
+            statement(&policy, "DenyPipelineChanges"),
+            &json!({"Sid": "DenyPipelineChanges", "Effect": "Deny", "Action": [
+                "sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:UpdatePipelineVersion",
+                "sagemaker:StartPipelineExecution", "sagemaker:RetryPipelineExecution"], "Resource": ["*"]})
+        );
+        // The pipeline role may register Approved versions, so data scientists may not pass it.
+        assert_eq!(statement(&policy, "PassRolesToSageMaker")["Resource"], json!([EXECUTION, MODEL_EXECUTION]));
+        assert!(crate::find_statement(&policy, "ApproveModelPackages").is_none());
+        assert!(crate::find_statement(&policy, "RunPipelines").is_none());
+    }
+
+    #[test]
+    fn team_admin_approves_and_runs_the_environment_pipelines() {
+        let policy = persona_policy(Persona::TeamAdmin, &env());
+        assert_eq!(
+            statement(&policy, "ApproveModelPackages"),
+            &json!({"Sid": "ApproveModelPackages", "Effect": "Allow", "Action": ["sagemaker:UpdateModelPackage"],
+                "Resource": [format!("{DEV_SAGEMAKER}:model-package/sk-fraud-3f2a*")]})
+        );
+        assert_eq!(
+            statement(&policy, "RunPipelines"),
+            &json!({"Sid": "RunPipelines", "Effect": "Allow", "Action": [
+                "sagemaker:StartPipelineExecution", "sagemaker:StopPipelineExecution",
+                "sagemaker:RetryPipelineExecution"],
+                "Resource": [format!("{DEV_SAGEMAKER}:pipeline/sk-fraud-3f2a*")]})
+        );
+        assert_eq!(
+            statement(&policy, "PassRolesToSageMaker")["Resource"],
+            json!([EXECUTION, PIPELINE, MODEL_EXECUTION])
+        );
+        for absent in ["DenyModelApprovalUpdate", "DenyApprovedModelRegistration", "DenyPipelineChanges"] {
+            assert!(crate::find_statement(&policy, absent).is_none(), "{absent}");
+        }
+    }
+
+    #[test]
+    fn personas_open_only_profiles_of_their_own_persona_in_the_domain() {
+        for persona in [Persona::DataScientist, Persona::TeamAdmin] {
+            let policy = persona_policy(persona, &env());
+            assert_eq!(
+                statement(&policy, "StudioPresignedUrl"),
+                &json!({"Sid": "StudioPresignedUrl", "Effect": "Allow",
+                    "Action": ["sagemaker:CreatePresignedDomainUrl"],
+                    "Resource": [format!("{DEV_SAGEMAKER}:user-profile/d-abc123/*")],
+                    "Condition": {"StringEquals": {"aws:ResourceTag/sagekeeper.io/persona": persona.as_str()}}})
+            );
+            assert_eq!(
+                statement(&policy, "StudioAppsAndSpaces"),
+                &json!({"Sid": "StudioAppsAndSpaces", "Effect": "Allow", "Action": STUDIO_ACTIONS, "Resource": [
+                    format!("{DEV_SAGEMAKER}:domain/d-abc123"), format!("{DEV_SAGEMAKER}:user-profile/d-abc123/*"),
+                    format!("{DEV_SAGEMAKER}:app/d-abc123/*"), format!("{DEV_SAGEMAKER}:space/d-abc123/*")]})
+            );
+        }
+    }
+
+    #[test]
+    fn personas_without_a_domain_yet_are_scoped_to_the_account() {
+        let mut env = env();
+        env.studio_domain_id = None;
+        let policy = persona_policy(Persona::DataScientist, &env);
+        assert_eq!(
+            statement(&policy, "StudioPresignedUrl")["Resource"],
+            json!([format!("{DEV_SAGEMAKER}:user-profile/*/*")])
+        );
+    }
+
+    #[test]
+    fn personas_work_like_the_execution_role_and_read_logs() {
+        let env = env();
+        for persona in [Persona::DataScientist, Persona::TeamAdmin] {
+            let policy = persona_policy(persona, &env);
+            assert_eq!(
+                statement(&policy, "SageMakerEnvironmentResources"),
+                statement(&execution_role_policy(&env), "SageMakerEnvironmentResources")
+            );
+            let list: Vec<&str> = LIST_ACTIONS.iter().chain(STUDIO_LIST_ACTIONS).copied().collect();
+            assert_eq!(statement(&policy, "SageMakerList")["Action"], json!(list));
+            assert_eq!(
+                statement(&policy, "CloudWatchLogsRead"),
+                &json!({"Sid": "CloudWatchLogsRead", "Effect": "Allow", "Action": [
+                    "logs:DescribeLogStreams", "logs:GetLogEvents", "logs:FilterLogEvents"],
+                    "Resource": ["arn:aws:logs:us-east-1:111111111111:log-group:/aws/sagemaker/*"]})
+            );
+            assert_eq!(
+                statement(&policy, "SageMakerPipelineStepsRead")["Action"],
+                json!(["sagemaker:Describe*", "sagemaker:ListTags"])
+            );
+            assert_eq!(statement(&policy, "KmsKeyUse")["Resource"], json!([EBS_KEY, STUDIO_KEY, S3_KEY]));
+            assert!(crate::find_statement(&policy, "DenyOwnerTagChanges").is_some());
+            assert!(crate::find_statement(&policy, "EcrImagePull").is_none());
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Inputs of the policy builders: the names and ARNs an environment and its target accounts
+//! have in AWS, resolved by the controller before it asks for any document.
+
+/// One data science environment: its dev account, its resources and its target accounts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Environment {
+    /// AWS partition, e.g. `aws`.
+    pub partition: String,
+    /// Region of the environment and of its target-account resources, e.g. `us-east-1`.
+    pub region: String,
+    /// The dev account id.
+    pub account_id: String,
+    /// Prefix of every SageMaker resource the environment's roles may create or change.
+    pub name_prefix: String,
+    /// sagekeeper's own principals in the dev account (role or user ARNs, never session ARNs).
+    pub controller_arns: Vec<String>,
+    /// Name of the data bucket.
+    pub data_bucket: String,
+    /// Name of the models bucket.
+    pub models_bucket: String,
+    /// ARNs of the environment's three KMS keys.
+    pub keys: Keys,
+    /// ARNs of the environment's roles.
+    pub roles: Roles,
+    /// The dev S3 gateway endpoint and every target account's S3 gateway endpoint.
+    pub s3_endpoint_ids: Vec<String>,
+    /// The dev KMS interface endpoint and every target account's KMS interface endpoint.
+    pub kms_endpoint_ids: Vec<String>,
+    /// Id of the Studio domain once it exists; `None` scopes persona Studio access to the account.
+    pub studio_domain_id: Option<String>,
+    /// The staging and production accounts.
+    pub targets: Vec<Target>,
+}
+
+/// ARNs of the environment's customer managed keys.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Keys {
+    /// Key for job, notebook and endpoint volumes.
+    pub ebs: String,
+    /// Key for the Studio domain's home file system and app volumes.
+    pub studio: String,
+    /// Key for SSE-KMS on the data and models buckets.
+    pub s3: String,
+}
+
+/// ARNs of the environment's roles in the dev account.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Roles {
+    /// SageMaker execution role: jobs, the Studio domain default and shared spaces.
+    pub execution: String,
+    /// SageMaker pipeline execution role.
+    pub pipeline: String,
+    /// Role the containers of dev endpoints run as.
+    pub model_execution: String,
+    /// DataScientist persona role, when a user profile has that persona.
+    pub data_scientist: Option<String>,
+    /// TeamAdmin persona role, when a user profile has that persona.
+    pub team_admin: Option<String>,
+}
+
+/// One staging or production account the environment deploys to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Target {
+    /// The target account id.
+    pub account_id: String,
+    /// sagekeeper's principals in the target account.
+    pub controller_arns: Vec<String>,
+    /// ARN of the model execution role in the target account.
+    pub model_execution_role: String,
+    /// ARN of the target's KMS key for endpoint volumes and data capture.
+    pub endpoint_key: String,
+    /// Name of the target's data-capture bucket.
+    pub capture_bucket: String,
+}
+
+/// The people-facing roles of an environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persona {
+    /// Builds and trains models; can never approve one.
+    DataScientist,
+    /// Runs the team's environment and approves model versions.
+    TeamAdmin,
+}
+
+impl Persona {
+    /// The name used in the API and in the `sagekeeper.io/persona` tag of user profiles.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Persona::DataScientist => "DataScientist",
+            Persona::TeamAdmin => "TeamAdmin",
+        }
+    }
+}
+
+/// Where ARNs point: a partition, a region and an account.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scope<'a> {
+    pub(crate) partition: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) account: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    /// The dev account of an environment.
+    pub(crate) fn dev(env: &'a Environment) -> Self {
+        Scope { partition: &env.partition, region: &env.region, account: &env.account_id }
+    }
+
+    /// A target account of an environment (same partition and region).
+    pub(crate) fn target(env: &'a Environment, target: &'a Target) -> Self {
+        Scope { partition: &env.partition, region: &env.region, account: &target.account_id }
+    }
+
+    /// A regional ARN of this account.
+    pub(crate) fn arn(&self, service: &str, resource: &str) -> String {
+        format!("arn:{}:{service}:{}:{}:{resource}", self.partition, self.region, self.account)
+    }
+
+    /// The account root principal.
+    pub(crate) fn root(&self) -> String {
+        root_arn(self.partition, self.account)
+    }
+}
+
+/// The root principal of an account.
+pub(crate) fn root_arn(partition: &str, account: &str) -> String {
+    format!("arn:{partition}:iam::{account}:root")
+}
+
+/// A bucket and every object in it, the two resources bucket-wide statements name.
+pub(crate) fn bucket_and_objects(partition: &str, bucket: &str) -> [String; 2] {
+    [format!("arn:{partition}:s3:::{bucket}"), format!("arn:{partition}:s3:::{bucket}/*")]
+}
+
+/// Service endpoint DNS suffix of a partition, as `kms:ViaService` values spell it.
+pub(crate) fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! A two-target environment every test builds its documents from.
+
+    use super::*;
+
+    pub(crate) const DEV: &str = "111111111111";
+    pub(crate) const STAGING: &str = "222222222222";
+    pub(crate) const PROD: &str = "333333333333";
+    pub(crate) const CONTROLLER: &str = "arn:aws:iam::111111111111:role/sagekeeper";
+    pub(crate) const EXECUTION: &str = "arn:aws:iam::111111111111:role/sk-fraud-3f2a-execution";
+    pub(crate) const PIPELINE: &str = "arn:aws:iam::111111111111:role/sk-fraud-3f2a-pipeline";
+    pub(crate) const MODEL_EXECUTION: &str = "arn:aws:iam::111111111111:role/sk-fraud-3f2a-model-execution";
+    pub(crate) const DATA_SCIENTIST: &str = "arn:aws:iam::111111111111:role/sk-fraud-3f2a-data-scientist";
+    pub(crate) const TEAM_ADMIN: &str = "arn:aws:iam::111111111111:role/sk-fraud-3f2a-team-admin";
+    pub(crate) const EBS_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/ebs";
+    pub(crate) const STUDIO_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/studio";
+    pub(crate) const S3_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/s3";
+    pub(crate) const STAGING_ROLE: &str = "arn:aws:iam::222222222222:role/sk-fraud-3f2a-model-execution";
+    pub(crate) const PROD_ROLE: &str = "arn:aws:iam::333333333333:role/sk-fraud-3f2a-model-execution";
+    pub(crate) const STAGING_CONTROLLER: &str = "arn:aws:iam::222222222222:role/sagekeeper-deployer";
+
+    pub(crate) fn target(account: &str, role: &str, controller: &str) -> Target {
+        Target {
+            account_id: account.into(),
+            controller_arns: vec![controller.into()],
+            model_execution_role: role.into(),
+            endpoint_key: format!("arn:aws:kms:us-east-1:{account}:key/endpoint"),
+            capture_bucket: format!("sk-fraud-3f2a-{account}-capture"),
+        }
+    }
+
+    pub(crate) fn env() -> Environment {
+        Environment {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account_id: DEV.into(),
+            name_prefix: "sk-fraud-3f2a".into(),
+            controller_arns: vec![CONTROLLER.into()],
+            data_bucket: "sk-fraud-3f2a-111111111111-us-east-1-data".into(),
+            models_bucket: "sk-fraud-3f2a-111111111111-us-east-1-models".into(),
+            keys: Keys { ebs: EBS_KEY.into(), studio: STUDIO_KEY.into(), s3: S3_KEY.into() },
+            roles: Roles {
+                execution: EXECUTION.into(),
+                pipeline: PIPELINE.into(),
+                model_execution: MODEL_EXECUTION.into(),
+                data_scientist: Some(DATA_SCIENTIST.into()),
+                team_admin: Some(TEAM_ADMIN.into()),
+            },
+            s3_endpoint_ids: vec!["vpce-s3dev".into(), "vpce-s3stg".into(), "vpce-s3prd".into()],
+            kms_endpoint_ids: vec!["vpce-kmsdev".into(), "vpce-kmsstg".into(), "vpce-kmsprd".into()],
+            studio_domain_id: Some("d-abc123".into()),
+            targets: vec![
+                target(STAGING, STAGING_ROLE, STAGING_CONTROLLER),
+                target(PROD, PROD_ROLE, "arn:aws:iam::333333333333:role/sagekeeper-deployer"),
+            ],
+        }
+    }
+}

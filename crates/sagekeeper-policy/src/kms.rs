@@ -1,0 +1,374 @@
+//! KMS key policies: the account root administers a key but never uses it, the environment's
+//! roles use it, and the s3 key is used only through the environment's VPC endpoints or by AWS
+//! services on a caller's behalf. Keys are created with [`admin_policy`] (the roles do not exist
+//! yet and KMS refuses policies naming missing principals), then get their full policy.
+
+use serde_json::Value;
+
+use crate::document::{Statement, document};
+use crate::iam::{KEY_GRANT_ACTIONS, KEY_USE_ACTIONS};
+use crate::inputs::{Environment, Target, dns_suffix, root_arn};
+
+/// What the root may do. Not `kms:Create*`: it includes CreateGrant, and a grant is use.
+/// Not ReplicateKey either: a replica gets a policy of its own.
+const ADMIN_ACTIONS: &[&str] = &[
+    "kms:CreateAlias",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+];
+
+/// The create-time policy: root administration, and what the controller needs to pass the key to
+/// CreateDomain and CreateEndpointConfig (DescribeKey, and grants for AWS resources).
+pub fn admin_policy(partition: &str, account_id: &str, controller_arns: &[String]) -> Value {
+    document(admin_statements(partition, account_id, controller_arns))
+}
+
+/// The ebs key: volumes of jobs, notebooks and dev endpoints.
+pub fn ebs_key_policy(env: &Environment) -> Value {
+    let mut users = vec![env.roles.execution.clone(), env.roles.pipeline.clone(), env.roles.model_execution.clone()];
+    users.extend(personas(env));
+    dev_key_policy(env, &users, Vec::new())
+}
+
+/// The studio key: the domain's home file system and app volumes.
+pub fn studio_key_policy(env: &Environment) -> Value {
+    let mut users = vec![env.roles.execution.clone()];
+    users.extend(personas(env));
+    dev_key_policy(env, &users, Vec::new())
+}
+
+/// The s3 key: SSE-KMS of the data and models buckets, also read by the target accounts' model
+/// execution roles, and denied to everyone outside the environment's VPC endpoints.
+pub fn s3_key_policy(env: &Environment) -> Value {
+    let mut users = vec![env.roles.execution.clone(), env.roles.pipeline.clone(), env.roles.model_execution.clone()];
+    users.extend(personas(env));
+    let mut extra = Vec::new();
+    let target_roles: Vec<String> = env.targets.iter().map(|t| t.model_execution_role.clone()).collect();
+    if !target_roles.is_empty() {
+        extra.push(
+            Statement::allow("KeyUseByTargetModelRoles")
+                .aws_principals(target_roles)
+                .actions(&["kms:Decrypt", "kms:DescribeKey"])
+                .resources(["*"])
+                .build(),
+        );
+    }
+    if !env.controller_arns.is_empty() {
+        // The controller uploads template scripts into the buckets: S3 asks KMS for a data key
+        // as the caller. Only through S3, and never Decrypt: the controller reads no data.
+        extra.push(
+            Statement::allow("ControllerUploads")
+                .aws_principals(env.controller_arns.clone())
+                .actions(&["kms:GenerateDataKey"])
+                .resources(["*"])
+                .condition(
+                    "StringEquals",
+                    "kms:ViaService",
+                    format!("s3.{}.{}", env.region, dns_suffix(&env.partition)),
+                )
+                .build(),
+        );
+    }
+    extra.push(deny_outside_vpc_endpoints(env));
+    dev_key_policy(env, &users, extra)
+}
+
+/// A target account's endpoint key: volumes and data capture of its endpoints. The target's
+/// controller gets its grants for CreateEndpointConfig from the administrative statements.
+pub fn target_key_policy(env: &Environment, target: &Target) -> Value {
+    let mut statements = admin_statements(&env.partition, &target.account_id, &target.controller_arns);
+    statements.extend(use_statements(std::slice::from_ref(&target.model_execution_role)));
+    document(statements)
+}
+
+fn admin_statements(partition: &str, account_id: &str, controller_arns: &[String]) -> Vec<Value> {
+    let mut statements = vec![
+        Statement::allow("KeyAdministration")
+            .aws_principals([root_arn(partition, account_id)])
+            .actions(ADMIN_ACTIONS)
+            .resources(["*"])
+            .build(),
+    ];
+    if !controller_arns.is_empty() {
+        // Two statements: DescribeKey requests carry no GrantIsForAWSResource key, so under
+        // that condition they would never be allowed.
+        statements.push(
+            Statement::allow("ControllerDescribeKey")
+                .aws_principals(controller_arns.to_vec())
+                .actions(&["kms:DescribeKey"])
+                .resources(["*"])
+                .build(),
+        );
+        statements.push(
+            Statement::allow("ControllerGrantsForAwsResources")
+                .aws_principals(controller_arns.to_vec())
+                .actions(&["kms:CreateGrant"])
+                .resources(["*"])
+                .condition("Bool", "kms:GrantIsForAWSResource", "true")
+                .build(),
+        );
+    }
+    statements
+}
+
+fn dev_key_policy(env: &Environment, users: &[String], extra: Vec<Value>) -> Value {
+    let mut statements = admin_statements(&env.partition, &env.account_id, &env.controller_arns);
+    statements.extend(use_statements(users));
+    statements.extend(extra);
+    document(statements)
+}
+
+/// Grants only for AWS resources: SageMaker, EBS and EFS hold grants for the volumes they
+/// encrypt; a grant a role made for itself would be use beyond this policy.
+fn use_statements(users: &[String]) -> [Value; 2] {
+    [
+        Statement::allow("KeyUse").aws_principals(users.to_vec()).actions(KEY_USE_ACTIONS).resources(["*"]).build(),
+        Statement::allow("KeyGrantsForAwsResources")
+            .aws_principals(users.to_vec())
+            .actions(KEY_GRANT_ACTIONS)
+            .resources(["*"])
+            .condition("Bool", "kms:GrantIsForAWSResource", "true")
+            .build(),
+    ]
+}
+
+fn personas(env: &Environment) -> Vec<String> {
+    [&env.roles.data_scientist, &env.roles.team_admin].into_iter().flatten().cloned().collect()
+}
+
+/// Conditions are ANDed: deny only when the request is not through one of the endpoints, not
+/// made by an AWS service for the caller (S3's own SSE-KMS calls), and not the controller's.
+/// With no endpoint or controller known yet, the matching exemption is left out: fail closed.
+fn deny_outside_vpc_endpoints(env: &Environment) -> Value {
+    let mut deny =
+        Statement::deny("DenyUseOutsideVpcEndpoints").any_principal().actions(KEY_USE_ACTIONS).resources(["*"]);
+    if !env.kms_endpoint_ids.is_empty() {
+        deny = deny.condition_any("StringNotEquals", "aws:sourceVpce", &env.kms_endpoint_ids);
+    }
+    deny = deny.condition("Bool", "aws:ViaAWSService", "false");
+    if !env.controller_arns.is_empty() {
+        deny = deny.condition_any("ArnNotEquals", "aws:PrincipalArn", &env.controller_arns);
+    }
+    deny.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::checks::{actions, statement, well_formed};
+    use crate::inputs::fixtures::*;
+    use serde_json::json;
+
+    const ROOT: &str = "arn:aws:iam::111111111111:root";
+
+    fn all_documents() -> Vec<Value> {
+        let env = env();
+        vec![
+            admin_policy("aws", DEV, &[CONTROLLER.to_string()]),
+            ebs_key_policy(&env),
+            studio_key_policy(&env),
+            s3_key_policy(&env),
+            target_key_policy(&env, &env.targets[0]),
+        ]
+    }
+
+    #[test]
+    fn every_key_policy_is_well_formed_and_round_trips() {
+        for policy in all_documents() {
+            well_formed(&policy);
+        }
+    }
+
+    /// Whether an action pattern (`kms:Get*`, `kms:*`) covers an action.
+    fn covers(pattern: &str, action: &str) -> bool {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => action.starts_with(prefix),
+            None => pattern == action,
+        }
+    }
+
+    #[test]
+    fn no_key_policy_lets_the_root_use_a_key() {
+        let use_and_grants = [
+            "kms:Encrypt",
+            "kms:Decrypt",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+            "kms:GenerateDataKey",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:GenerateDataKeyPair",
+            "kms:CreateGrant",
+            "kms:ReplicateKey",
+        ];
+        let mut roots = 0;
+        for policy in all_documents() {
+            for s in policy["Statement"].as_array().into_iter().flatten() {
+                if !s["Principal"].to_string().contains(":root") {
+                    continue;
+                }
+                roots += 1;
+                for pattern in actions(s) {
+                    for action in use_and_grants {
+                        assert!(!covers(pattern, action), "root may {action} through {pattern}");
+                    }
+                }
+            }
+        }
+        assert_eq!(roots, all_documents().len());
+        assert!(covers("kms:Get*", "kms:GetKeyPolicy") && !covers("kms:Create*", "kms:Decrypt"));
+    }
+
+    #[test]
+    fn admin_policy_is_root_administration_and_controller_grants() {
+        let policy = admin_policy("aws", DEV, &[CONTROLLER.to_string()]);
+        assert_eq!(
+            policy,
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Sid": "KeyAdministration", "Effect": "Allow", "Principal": {"AWS": [ROOT]},
+                    "Action": ADMIN_ACTIONS, "Resource": ["*"]},
+                {"Sid": "ControllerDescribeKey", "Effect": "Allow", "Principal": {"AWS": [CONTROLLER]},
+                    "Action": ["kms:DescribeKey"], "Resource": ["*"]},
+                {"Sid": "ControllerGrantsForAwsResources", "Effect": "Allow", "Principal": {"AWS": [CONTROLLER]},
+                    "Action": ["kms:CreateGrant"], "Resource": ["*"],
+                    "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}
+            ]})
+        );
+    }
+
+    #[test]
+    fn admin_policy_without_controller_principals_has_only_root_administration() {
+        let policy = admin_policy("aws-cn", DEV, &[]);
+        assert_eq!(crate::statement_ids(&policy), ["KeyAdministration"]);
+        assert_eq!(
+            statement(&policy, "KeyAdministration")["Principal"],
+            json!({"AWS": ["arn:aws-cn:iam::111111111111:root"]})
+        );
+    }
+
+    #[test]
+    fn ebs_key_is_used_by_every_role_that_makes_volumes() {
+        let policy = ebs_key_policy(&env());
+        let users = json!({"AWS": [EXECUTION, PIPELINE, MODEL_EXECUTION, DATA_SCIENTIST, TEAM_ADMIN]});
+        assert_eq!(
+            statement(&policy, "KeyUse"),
+            &json!({"Sid": "KeyUse", "Effect": "Allow", "Principal": users, "Action": KEY_USE_ACTIONS,
+                "Resource": ["*"]})
+        );
+        assert_eq!(
+            statement(&policy, "KeyGrantsForAwsResources"),
+            &json!({"Sid": "KeyGrantsForAwsResources", "Effect": "Allow", "Principal": users,
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": ["*"],
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}})
+        );
+        assert_eq!(
+            crate::statement_ids(&policy),
+            [
+                "KeyAdministration",
+                "ControllerDescribeKey",
+                "ControllerGrantsForAwsResources",
+                "KeyUse",
+                "KeyGrantsForAwsResources"
+            ]
+        );
+    }
+
+    #[test]
+    fn studio_key_is_used_by_the_execution_role_and_personas_in_use() {
+        let mut env = env();
+        env.roles.team_admin = None;
+        let policy = studio_key_policy(&env);
+        assert_eq!(statement(&policy, "KeyUse")["Principal"], json!({"AWS": [EXECUTION, DATA_SCIENTIST]}));
+        assert_eq!(
+            statement(&policy, "KeyGrantsForAwsResources")["Principal"],
+            json!({"AWS": [EXECUTION, DATA_SCIENTIST]})
+        );
+    }
+
+    #[test]
+    fn s3_key_is_used_by_environment_roles_and_read_by_target_model_roles() {
+        let policy = s3_key_policy(&env());
+        assert_eq!(
+            statement(&policy, "KeyUse")["Principal"],
+            json!({"AWS": [EXECUTION, PIPELINE, MODEL_EXECUTION, DATA_SCIENTIST, TEAM_ADMIN]})
+        );
+        assert_eq!(
+            statement(&policy, "KeyUseByTargetModelRoles"),
+            &json!({"Sid": "KeyUseByTargetModelRoles", "Effect": "Allow", "Principal": {"AWS": [STAGING_ROLE, PROD_ROLE]},
+                "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": ["*"]})
+        );
+        assert_eq!(
+            statement(&policy, "ControllerUploads"),
+            &json!({"Sid": "ControllerUploads", "Effect": "Allow", "Principal": {"AWS": [CONTROLLER]},
+                "Action": ["kms:GenerateDataKey"], "Resource": ["*"],
+                "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}})
+        );
+    }
+
+    #[test]
+    fn s3_key_denies_use_outside_the_endpoints_except_via_aws_services_and_the_controller() {
+        let policy = s3_key_policy(&env());
+        assert_eq!(
+            statement(&policy, "DenyUseOutsideVpcEndpoints"),
+            &json!({"Sid": "DenyUseOutsideVpcEndpoints", "Effect": "Deny", "Principal": "*",
+            "Action": KEY_USE_ACTIONS, "Resource": ["*"],
+            "Condition": {
+                "StringNotEquals": {"aws:sourceVpce": ["vpce-kmsdev", "vpce-kmsstg", "vpce-kmsprd"]},
+                "Bool": {"aws:ViaAWSService": "false"},
+                "ArnNotEquals": {"aws:PrincipalArn": [CONTROLLER]}
+            }})
+        );
+    }
+
+    #[test]
+    fn s3_key_deny_fails_closed_before_endpoints_and_controllers_are_known() {
+        let mut env = env();
+        env.kms_endpoint_ids.clear();
+        env.controller_arns.clear();
+        env.targets.clear();
+        let policy = s3_key_policy(&env);
+        assert_eq!(
+            statement(&policy, "DenyUseOutsideVpcEndpoints")["Condition"],
+            json!({"Bool": {"aws:ViaAWSService": "false"}})
+        );
+        assert!(crate::find_statement(&policy, "ControllerUploads").is_none());
+        assert!(crate::find_statement(&policy, "KeyUseByTargetModelRoles").is_none());
+        well_formed(&policy);
+    }
+
+    #[test]
+    fn target_key_is_administered_by_the_target_root_and_used_by_its_model_role() {
+        let env = env();
+        let policy = target_key_policy(&env, &env.targets[0]);
+        assert_eq!(
+            statement(&policy, "KeyAdministration")["Principal"],
+            json!({"AWS": ["arn:aws:iam::222222222222:root"]})
+        );
+        assert_eq!(
+            statement(&policy, "ControllerGrantsForAwsResources")["Principal"],
+            json!({"AWS": [STAGING_CONTROLLER]})
+        );
+        assert_eq!(
+            statement(&policy, "ControllerGrantsForAwsResources")["Condition"],
+            json!({"Bool": {"kms:GrantIsForAWSResource": "true"}})
+        );
+        assert_eq!(statement(&policy, "ControllerDescribeKey")["Principal"], json!({"AWS": [STAGING_CONTROLLER]}));
+        assert_eq!(
+            statement(&policy, "KeyUse"),
+            &json!({"Sid": "KeyUse", "Effect": "Allow", "Principal": {"AWS": [STAGING_ROLE]},
+                "Action": KEY_USE_ACTIONS, "Resource": ["*"]})
+        );
+        assert_eq!(statement(&policy, "KeyGrantsForAwsResources")["Principal"], json!({"AWS": [STAGING_ROLE]}));
+        assert!(!policy.to_string().contains(DEV));
+    }
+}
