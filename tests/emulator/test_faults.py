@@ -211,3 +211,30 @@ def test_faults_are_listed(account, emulator):
         "httpStatus": 400,
     }
     emulator.delete(f"/_emulator/faults?account={account.id}")
+
+
+def test_an_armed_fault_fires_only_after_the_arming_call_succeeds(emulator, account):
+    ec2 = account.client("ec2")
+    fault = emulator.post(
+        "/_emulator/faults",
+        {"operation": "*", "accounts": [account.id], "armAfter": "Create*", "code": "InternalFailure", "httpStatus": 500},
+    )["id"]
+    ec2.describe_vpcs()  # dormant: passes
+    ec2.create_vpc(CidrBlock="10.9.0.0/16")  # the arming call itself succeeds
+    with pytest.raises(ClientError) as refused:
+        ec2.describe_vpcs()
+    assert refused.value.response["Error"]["Code"] == "InternalFailure"
+    listed = next(f for f in emulator.get("/_emulator/faults")["faults"] if f["id"] == fault)
+    assert listed["armed"] and listed["armedBy"] == "CreateVpc" and listed["hits"] == 1
+    emulator.delete(f"/_emulator/faults/{fault}")
+    assert ec2.describe_vpcs()["Vpcs"]
+
+
+def test_an_armed_fault_ignores_other_accounts(emulator, account, other_account):
+    emulator.post(
+        "/_emulator/faults",
+        {"operation": "*", "accounts": [account.id], "armAfter": "Create*", "code": "InternalFailure", "httpStatus": 500},
+    )
+    other_account.client("ec2").create_vpc(CidrBlock="10.8.0.0/16")
+    account.client("ec2").describe_vpcs()  # still dormant: the create was elsewhere
+    other_account.client("ec2").describe_vpcs()

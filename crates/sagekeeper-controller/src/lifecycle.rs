@@ -97,6 +97,19 @@ pub(crate) struct Report<S> {
     pub(crate) retry: Retry,
     /// The kind of AWS failure behind this report, counted in the error metric.
     pub(crate) failure: Option<ErrorKind>,
+    /// Events to publish once the status is written (what was created, repaired, deleted).
+    pub(crate) notes: Vec<Note>,
+}
+
+/// One event about the object.
+#[derive(Clone, Debug)]
+pub(crate) struct Note {
+    /// Normal or Warning.
+    pub(crate) type_: EventType,
+    /// PascalCase reason, e.g. `Created`, `DriftRepaired`.
+    pub(crate) reason: &'static str,
+    /// What happened.
+    pub(crate) note: String,
 }
 
 impl<S> Report<S> {
@@ -107,7 +120,7 @@ impl<S> Report<S> {
             Outcome::Progressing { .. } => Retry::Pending,
             Outcome::Ready { .. } | Outcome::Stalled { .. } => Retry::Drift,
         };
-        Self { status, outcome, components: Vec::new(), retry, failure: None }
+        Self { status, outcome, components: Vec::new(), retry, failure: None, notes: Vec::new() }
     }
 }
 
@@ -165,6 +178,7 @@ pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result
             Cleanup::Wait(report) => {
                 count_failure(&ctx, &kind, &report);
                 write_status(&api, &obj, &ctx, Some(&report)).await?;
+                publish_notes(&ctx, &*obj, &report.notes).await;
                 Ok(action(&ctx, &*obj, report.retry))
             }
         };
@@ -180,6 +194,7 @@ pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result
     let report = obj.apply(&ctx).await?;
     count_failure(&ctx, &kind, &report);
     write_status(&api, &obj, &ctx, Some(&report)).await?;
+    publish_notes(&ctx, &*obj, &report.notes).await;
     Ok(action(&ctx, &*obj, report.retry))
 }
 
@@ -276,15 +291,26 @@ async fn publish_transition<K: Kind>(ctx: &Context, obj: &K, before: &[Condition
     }
 }
 
+async fn publish_notes<K: Kind>(ctx: &Context, obj: &K, notes: &[Note]) {
+    for note in notes {
+        publish(ctx, obj, note.type_, note.reason, &note.note).await;
+    }
+}
+
 /// Publishes one event about `obj`; failing to publish is logged, never fatal.
 pub(crate) async fn publish<K: Kind>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.to_owned()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
+    // The API server refuses notes over 1 kB.
+    let mut note = note.to_owned();
+    if note.len() > 1000 {
+        let mut end = 990;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str(" …");
+    }
+    let event =
+        Event { type_, reason: reason.to_owned(), note: Some(note), action: "Reconcile".into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         warn!(name = %obj.name_any(), error = %e, "could not publish event");
     }

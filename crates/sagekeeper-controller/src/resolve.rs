@@ -134,8 +134,11 @@ pub(crate) fn failure(component: Component, err: &AwsError, resource: &str, reme
 /// The objects that still name AwsAccount `name`: environments (as dev or target account)
 /// and deployments (in a stage's accounts, or still serving there per status).
 pub(crate) async fn account_users(ctx: &Context, name: &str) -> Result<Vec<String>, Error> {
+    // An environment still holds an account it no longer lists until it cleaned up there.
     let mut users = users_of(ctx, &ctx.stores.environments, |e| {
-        e.spec.account == name || e.spec.target_accounts.values().flatten().any(|a| a == name)
+        e.spec.account == name
+            || e.spec.target_accounts.values().flatten().any(|a| a == name)
+            || e.status.iter().flat_map(|s| &s.target_accounts).any(|t| t.account == name)
     })
     .await?;
     users.extend(

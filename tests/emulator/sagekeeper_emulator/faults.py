@@ -1,13 +1,18 @@
 """Injected faults: make chosen AWS calls fail with a chosen AWS error.
 
 moto has no error or throttling injection. A fault names an operation (or "*"),
-optionally a service, a caller account and a substring of the request; matching
-requests are answered with the error before moto sees them. `count` limits how
-often it fires, `probability` makes it fire for a share of calls (throttling).
+optionally a service, a caller account (or a list of `accounts`) and a substring
+of the request; matching requests are answered with the error before moto sees
+them. `count` limits how often it fires, `probability` makes it fire for a share
+of calls (throttling). `armAfter` (operation globs joined by `|`, e.g.
+`Create*|AllocateAddress`) keeps a fault dormant until one such call succeeds in
+one of its accounts: "everything fails right after the next create", which is how
+tests abort a reconcile after each create in turn.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import random
 import threading
@@ -30,13 +35,29 @@ class Fault:
     match: str | None
     count: int | None
     probability: float
+    accounts: list[str] | None = None
+    armAfter: str | None = None
+    armed: bool = True
+    armedBy: str | None = None
+    hits: int = 0
+
+    def in_accounts(self, account: str) -> bool:
+        return self.account in (None, account) and (self.accounts is None or account in self.accounts)
 
     def matches(self, request: AwsRequest, account: str) -> bool:
         return (
-            self.operation in ("*", request.operation)
+            self.armed
+            and self.operation in ("*", request.operation)
             and self.service in (None, request.service)
-            and self.account in (None, account)
+            and self.in_accounts(account)
             and (self.match is None or self.match in request.text())
+        )
+
+    def arms_on(self, operation: str, account: str) -> bool:
+        return (
+            not self.armed
+            and self.in_accounts(account)
+            and any(fnmatch.fnmatchcase(operation, glob) for glob in (self.armAfter or "").split("|") if glob)
         )
 
 
@@ -55,9 +76,12 @@ def parse_fault(spec: dict, fault_id: str) -> Fault:
         raise ValueError("probability must be between 0 and 1")
     if not isinstance(status, int) or not 400 <= status <= 599:
         raise ValueError("httpStatus must be an HTTP error status")
-    for name in ("service", "account", "match", "message"):
+    for name in ("service", "account", "match", "message", "armAfter"):
         if spec.get(name) is not None and not isinstance(spec[name], str):
             raise ValueError(f"{name} must be a string")
+    accounts = spec.get("accounts")
+    if accounts is not None and (not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts)):
+        raise ValueError("accounts must be a list of account ids")
     return Fault(
         id=fault_id,
         operation=operation,
@@ -69,6 +93,9 @@ def parse_fault(spec: dict, fault_id: str) -> Fault:
         match=spec.get("match"),
         count=count,
         probability=float(probability),
+        accounts=accounts,
+        armAfter=spec.get("armAfter"),
+        armed=not spec.get("armAfter"),
     )
 
 
@@ -111,12 +138,22 @@ class FaultRegistry:
                     continue
                 if self._random.random() >= fault.probability:
                     continue
+                fault.hits += 1
                 if fault.count is not None:
                     fault.count -= 1
                     if fault.count == 0:
                         del self._faults[fault.id]
                 return fault
             return None
+
+    def observe(self, operation: str, account: str, status: int) -> None:
+        """Arms the dormant faults waiting for this (successful) call."""
+        if status >= 400:
+            return
+        with self._lock:
+            for fault in self._faults.values():
+                if fault.arms_on(operation, account):
+                    fault.armed, fault.armedBy = True, operation
 
     def clear(self) -> None:
         with self._lock:

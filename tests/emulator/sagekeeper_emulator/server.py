@@ -75,6 +75,7 @@ class EmulatorMiddleware:
         finally:
             unbind(token)
         calls.log.record(caller.account, request.service, request.operation, status)
+        faults.registry.observe(request.operation, caller.account, status)
         start_response(_status_line(status), headers)
         return body
 

@@ -85,8 +85,9 @@ pub const S3_ENDPOINT: &str = "s3";
 /// Converges the network of one account and reports its ids. Pending while NAT gateways or
 /// endpoints are still being created.
 pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> StepResult<NetworkOutputs> {
-    let vpc_id = ensure_vpc(ec2, plan, changes).await?;
+    let (vpc_id, vpc_tags) = ensure_vpc(ec2, plan, changes).await?;
     let seen = observe::observe(ec2, &vpc_id, &plan.owner).await?;
+    ensure_tags(ec2, plan, &vpc_id, &vpc_tags, &seen, changes).await?;
     let mut private = Vec::with_capacity(plan.zones.len());
     for (i, zone) in plan.zones.iter().enumerate() {
         private.push(ensure_private_zone(ec2, plan, &vpc_id, &seen, i, zone, changes).await?);
@@ -113,7 +114,8 @@ pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes)
 }
 
 /// The VPC with our owner uid (created if missing), with DNS support and host names on.
-async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Result<String, AwsError> {
+/// Returns its id and its tags.
+async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Result<(String, Vec<Tag>), AwsError> {
     let found = ec2
         .describe_vpcs()
         .filters(observe::owned_by(&plan.owner))
@@ -121,8 +123,8 @@ async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    let vpc_id = match found.vpcs().iter().find_map(|v| v.vpc_id()) {
-        Some(id) => id.to_owned(),
+    let (vpc_id, tags) = match found.vpcs().iter().find_map(|v| Some((v.vpc_id()?, v.tags()))) {
+        Some((id, tags)) => (id.to_owned(), tags.to_vec()),
         None => {
             let created = ec2
                 .create_vpc()
@@ -131,9 +133,10 @@ async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
                 .send()
                 .await
                 .map_err(AwsError::from_sdk)?;
-            let id = created.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_owned();
+            let vpc = created.vpc();
+            let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_owned();
             changes.record(Action::Created, format!("VPC {id}"));
-            id
+            (id, vpc.map(|v| v.tags().to_vec()).unwrap_or_default())
         }
     };
     for attribute in [VpcAttributeName::EnableDnsSupport, VpcAttributeName::EnableDnsHostnames] {
@@ -161,7 +164,56 @@ async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
             changes.record(Action::Updated, format!("VPC {vpc_id} {attribute}"));
         }
     }
-    Ok(vpc_id)
+    Ok((vpc_id, tags))
+}
+
+/// Puts the owner's tags (owner, uid, the user's spec.tags) back on every resource of ours
+/// that lacks one or has another value, in one call.
+async fn ensure_tags(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    vpc_id: &str,
+    vpc_tags: &[Tag],
+    seen: &Observed,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let stale = |tags: &[Tag]| plan.owner.base_tags.iter().any(|(k, v)| observe::tag(tags, k) != Some(v.as_str()));
+    let mut resources: Vec<String> = Vec::new();
+    if stale(vpc_tags) {
+        resources.push(vpc_id.to_owned());
+    }
+    let owned = |tags: &[Tag]| seen.owns(tags) && stale(tags);
+    resources.extend(seen.subnets.iter().filter(|x| owned(x.tags())).filter_map(|x| x.subnet_id().map(str::to_owned)));
+    resources.extend(
+        seen.route_tables.iter().filter(|x| owned(x.tags())).filter_map(|x| x.route_table_id().map(str::to_owned)),
+    );
+    resources.extend(seen.groups.iter().filter(|x| owned(x.tags())).filter_map(|x| x.group_id().map(str::to_owned)));
+    resources.extend(
+        seen.endpoints.iter().filter(|x| owned(x.tags())).filter_map(|x| x.vpc_endpoint_id().map(str::to_owned)),
+    );
+    resources.extend(
+        seen.internet_gateways
+            .iter()
+            .filter(|x| owned(x.tags()))
+            .filter_map(|x| x.internet_gateway_id().map(str::to_owned)),
+    );
+    resources.extend(
+        seen.nat_gateways.iter().filter(|x| owned(x.tags())).filter_map(|x| x.nat_gateway_id().map(str::to_owned)),
+    );
+    resources
+        .extend(seen.addresses.iter().filter(|x| owned(x.tags())).filter_map(|x| x.allocation_id().map(str::to_owned)));
+    if resources.is_empty() {
+        return Ok(());
+    }
+    let tags: Vec<Tag> = plan.owner.base_tags.iter().map(|(k, v)| tag(k, v)).collect();
+    ec2.create_tags()
+        .set_resources(Some(resources.clone()))
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    changes.record(Action::Updated, format!("tags of {}", resources.join(", ")));
+    Ok(())
 }
 
 /// The private subnet of zone `index` and its own route table, associated. Returns

@@ -16,7 +16,7 @@ use sagekeeper_aws::iam::{self, RoleOutputs, RolePlan};
 use sagekeeper_aws::kms::{self, KeyOutputs, KeyPlan};
 use sagekeeper_aws::network::{self, NetworkOutputs, S3_ENDPOINT};
 use sagekeeper_aws::s3::{self, BucketPlan};
-use sagekeeper_aws::steps::{Changes, Step, StepResult};
+use sagekeeper_aws::steps::{Action, Changes, Step, StepResult};
 use sagekeeper_aws::studio::{self, DomainPlan, ProfilePlan};
 use sagekeeper_aws::{AwsError, ErrorKind, Session};
 use sagekeeper_policy::inputs::{Environment, Keys, Roles, Target};
@@ -35,6 +35,8 @@ pub(crate) struct Converged {
     pub(crate) components: Vec<ComponentState>,
     pub(crate) retry: Retry,
     pub(crate) failure: Option<ErrorKind>,
+    /// Every write the pass made.
+    pub(crate) changes: Vec<(Action, String)>,
 }
 
 /// The state of one component while the pass builds it up.
@@ -171,7 +173,18 @@ pub(crate) async fn converge(ctx: &Context, plan: &Plan, previous: &DataScienceE
     let studio =
         ensure_studio(&accounts.dev, plan, &dev_network, &dev_keys, &encryption, &identity, domain_id, &changes).await;
 
-    let status = status(plan, previous, &dev_network, &dev_keys, &identity, &storage, &studio, &targets);
+    // Target accounts the spec no longer lists: clean up there, entry by entry.
+    let leaving = remove_targets(ctx, plan, previous, &changes).await;
+
+    let mut status = status(plan, previous, &dev_network, &dev_keys, &identity, &storage, &studio, &targets);
+    for removal in &leaving {
+        if let Some(entry) = &removal.still_held {
+            status.target_accounts.push(entry.clone());
+        }
+        for kept in &removal.kept {
+            super::teardown::keep(&mut status.retained, &kept.resource, &kept.id, &kept.reason);
+        }
+    }
     let mut components = Vec::new();
     let mut retry = Retry::Drift;
     let mut failure = None;
@@ -209,8 +222,17 @@ pub(crate) async fn converge(ctx: &Context, plan: &Plan, previous: &DataScienceE
             None => "Studio disabled".into(),
         }),
     );
-    add(Component::TargetAccounts, targets_outcome(plan, &targets));
-    Converged { status, components, retry, failure }
+    // A target still being cleaned up after its removal keeps TargetAccounts from Ready.
+    let targets_state = targets_outcome(plan, &targets);
+    let leaving_state = leaving.iter().find_map(|r| r.outcome.clone());
+    add(
+        Component::TargetAccounts,
+        match (targets_state, leaving_state) {
+            (ready, Some(leaving)) if ready.0.is_ready() => leaving,
+            (state, _) => state,
+        },
+    );
+    Converged { status, components, retry, failure, changes: changes.take() }
 }
 
 /// The later of two retries: backoff beats pending beats drift.
@@ -723,4 +745,63 @@ fn status(
         })
         .collect();
     status
+}
+
+/// The cleanup in one target account the spec dropped.
+struct Removal {
+    /// The status entry to keep while the cleanup is not done (the account stays in use).
+    still_held: Option<TargetAccountStatus>,
+    /// What it keeps on purpose.
+    kept: Vec<sagekeeper_api::environment::RetainedResource>,
+    /// Why it is not done, if it is not.
+    outcome: Option<(Outcome, Option<Retry>, Option<ErrorKind>)>,
+}
+
+async fn remove_targets(
+    ctx: &Context,
+    plan: &Plan,
+    previous: &DataScienceEnvironmentStatus,
+    changes: &Changes,
+) -> Vec<Removal> {
+    let listed =
+        |t: &TargetAccountStatus| plan.targets.iter().any(|p| p.account.name == t.account && p.stage == t.stage);
+    let mut removals = Vec::new();
+    for entry in previous.target_accounts.iter().filter(|t| !listed(t)) {
+        let component = Component::TargetAccounts;
+        let waiting = |message: String| Removal {
+            still_held: Some(entry.clone()),
+            kept: Vec::new(),
+            outcome: Some((Outcome::progressing(Reason::Pending(component), message), Some(Retry::Pending), None)),
+        };
+        let account = match resolve::fetch::<sagekeeper_api::AwsAccount>(ctx, None, &entry.account).await {
+            Ok(Some(account)) => account,
+            Ok(None) => {
+                removals.push(waiting(format!(
+                    "AwsAccount {} is gone: cannot clean up what stage {} had there",
+                    entry.account, entry.stage
+                )));
+                continue;
+            }
+            Err(e) => {
+                removals.push(waiting(format!("reading AwsAccount {}: {e}", entry.account)));
+                continue;
+            }
+        };
+        let target = plan.target(&entry.stage, &account);
+        removals.push(match super::teardown::teardown_target(ctx, plan, &target, changes).await {
+            Ok((None, kept)) => Removal { still_held: None, kept, outcome: None },
+            Ok((Some(why), kept)) => {
+                Removal { kept, ..waiting(format!("removing stage {} from {}: {why}", entry.stage, entry.account)) }
+            }
+            Err((err, resource)) => {
+                let (outcome, retry) = resolve::failure(component, &err, &resource, remedy(&err));
+                Removal {
+                    still_held: Some(entry.clone()),
+                    kept: Vec::new(),
+                    outcome: Some((outcome, Some(retry), Some(err.kind))),
+                }
+            }
+        });
+    }
+    removals
 }

@@ -10,13 +10,14 @@ use kube::{Api, Client, ResourceExt};
 use std::sync::Arc;
 
 use sagekeeper_api::AwsAccount;
-use sagekeeper_api::conditions::{Component, ComponentState, Outcome, Reason};
+use sagekeeper_api::conditions::{self, Component, ComponentState, Outcome, Reason};
 use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus, DeletionPolicy};
+use sagekeeper_aws::steps::Action;
 
 use crate::context::Context;
 use kube::runtime::events::EventType;
 
-use crate::lifecycle::{Cleanup, Kind, Report, publish, status_fields};
+use crate::lifecycle::{Cleanup, Kind, Note, Report, publish, status_fields};
 use crate::resolve::{self, environment_users, unless_in_use};
 use crate::run::Error;
 
@@ -57,12 +58,15 @@ impl Kind for DataScienceEnvironment {
         let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
         let converged = converge::converge(ctx, &plan, &status).await;
         let outcome = overall(&converged.components);
+        // Writes to an environment that was Ready for this very spec were drift being repaired.
+        let was_ready = conditions::is_ready(&status.conditions, self.metadata.generation);
         Ok(Report {
             status: converged.status,
             outcome,
             components: converged.components,
             retry: converged.retry,
             failure: converged.failure,
+            notes: notes(&converged.changes, was_ready),
         })
     }
 
@@ -175,4 +179,23 @@ fn accounts_for_teardown(env: &DataScienceEnvironment, ctx: &Context) -> Result<
         }
     }
     Ok((dev, targets))
+}
+
+/// Events for what a pass wrote: one per kind of write, listing the resources.
+fn notes(changes: &[(Action, String)], was_ready: bool) -> Vec<Note> {
+    let list = |action: Action| {
+        let items: Vec<&str> = changes.iter().filter(|(a, _)| *a == action).map(|(_, what)| what.as_str()).collect();
+        (!items.is_empty()).then(|| items.join("; "))
+    };
+    let mut notes = Vec::new();
+    if let Some(created) = list(Action::Created) {
+        notes.push(Note { type_: EventType::Normal, reason: "Created", note: created });
+    }
+    let changed: Vec<String> = [list(Action::Updated), list(Action::Deleted)].into_iter().flatten().collect();
+    if !changed.is_empty() {
+        let (type_, reason) =
+            if was_ready { (EventType::Warning, "DriftRepaired") } else { (EventType::Normal, "Updated") };
+        notes.push(Note { type_, reason, note: changed.join("; ") });
+    }
+    notes
 }

@@ -71,12 +71,17 @@ pub(crate) struct Plan {
     pub(crate) network: NetworkPlan,
     pub(crate) rotation: bool,
     pub(crate) versioning: bool,
+    /// On teardown, delete data too (bucket objects, the Studio home file system).
+    pub(crate) delete_data: bool,
     pub(crate) data_bucket: String,
     pub(crate) models_bucket: String,
     pub(crate) roles: RoleNames,
     pub(crate) personas: Vec<Persona>,
     pub(crate) studio: Option<StudioPlan>,
     pub(crate) targets: Vec<TargetPlan>,
+    target_cidr: String,
+    target_zones: Vec<Zone>,
+    group_names: GroupNames,
 }
 
 /// The dev account's role names.
@@ -97,6 +102,36 @@ pub(crate) struct StudioPlan {
 }
 
 impl Plan {
+    /// Everything the environment has in a target account serving `stage`.
+    pub(crate) fn target(&self, stage: &str, account: &AwsAccount) -> TargetPlan {
+        let account = account_plan(account, &self.region);
+        let capture_bucket = self.names.bucket(&account.account_id, &self.region, "capture");
+        let buckets = [self.models_bucket.clone(), capture_bucket.clone()];
+        let endpoints: Vec<String> = TARGET_ENDPOINTS.iter().map(|s| (*s).to_owned()).collect();
+        TargetPlan {
+            network: NetworkPlan {
+                owner: self.owner.clone(),
+                name: self.names.ec2_name(stage),
+                region: self.region.clone(),
+                vpc_cidr: self.target_cidr.clone(),
+                zones: self.target_zones.clone(),
+                nat: false,
+                group_names: self.group_names.clone(),
+                interface_endpoints: interface_endpoints(&endpoints, &self.region),
+                s3_endpoint_policy: sagekeeper_policy::endpoints::s3_gateway_policy(
+                    &self.partition,
+                    &self.region,
+                    &buckets,
+                ),
+            },
+            key_alias: self.names.key_alias("endpoint"),
+            capture_bucket,
+            model_role: self.names.role("model-execution"),
+            stage: stage.to_owned(),
+            account,
+        }
+    }
+
     /// The ARN of role `name` in `account`.
     pub(crate) fn role_arn(&self, account: &str, name: &str) -> String {
         format!("arn:{}:iam::{account}:role/{name}", self.partition)
@@ -217,33 +252,7 @@ pub(crate) fn plan(
         s3_endpoint_policy: sagekeeper_policy::endpoints::s3_gateway_policy(&partition, &region, &dev_buckets),
     };
     let target_cidr = spec.target_network.vpc_cidr.clone().unwrap_or_else(|| spec.network.vpc_cidr.clone());
-    let target_keys: Vec<String> = TARGET_ENDPOINTS.iter().map(|s| (*s).to_owned()).collect();
-    let targets = targets
-        .iter()
-        .map(|(stage, account)| {
-            let account = account_plan(account, &region);
-            let capture_bucket = names.bucket(&account.account_id, &region, "capture");
-            let buckets = [models_bucket.clone(), capture_bucket.clone()];
-            TargetPlan {
-                network: NetworkPlan {
-                    owner: owner.clone(),
-                    name: names.ec2_name(stage),
-                    region: region.clone(),
-                    vpc_cidr: target_cidr.clone(),
-                    zones: zones(&target_cidr, chosen_zones, pinned_zones),
-                    nat: false,
-                    group_names: groups.clone(),
-                    interface_endpoints: interface_endpoints(&target_keys, &region),
-                    s3_endpoint_policy: sagekeeper_policy::endpoints::s3_gateway_policy(&partition, &region, &buckets),
-                },
-                key_alias: names.key_alias("endpoint"),
-                capture_bucket,
-                model_role: names.role("model-execution"),
-                stage: stage.clone(),
-                account,
-            }
-        })
-        .collect();
+    let target_zones = zones(&target_cidr, chosen_zones, pinned_zones);
     let mut personas: Vec<Persona> = spec.studio.user_profiles.iter().map(|p| p.persona).collect();
     personas.sort();
     personas.dedup();
@@ -251,7 +260,7 @@ pub(crate) fn plan(
         domain: names.domain(),
         profiles: spec.studio.user_profiles.iter().map(|p| (p.name.clone(), p.persona)).collect(),
     });
-    Plan {
+    let mut plan = Plan {
         roles: RoleNames {
             execution: names.role("execution"),
             pipeline: names.role("pipeline"),
@@ -267,13 +276,19 @@ pub(crate) fn plan(
         network,
         rotation: spec.encryption.key_rotation,
         versioning: spec.storage.versioning,
+        delete_data: spec.delete_data_on_delete,
         data_bucket,
         models_bucket,
         personas,
         studio,
-        targets,
+        targets: Vec::new(),
+        target_cidr,
+        target_zones,
+        group_names: groups,
         names,
-    }
+    };
+    plan.targets = targets.iter().map(|(stage, account)| plan.target(stage, account)).collect();
+    plan
 }
 
 /// The partition of the dev account, from its role ARN (`aws` when there is none).

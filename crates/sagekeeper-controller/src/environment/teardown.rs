@@ -47,7 +47,7 @@ pub(crate) async fn teardown(
         Err(e) => return Teardown::Failed(e, "Studio domain".into()),
     }
 
-    let targets = join_all(plan.targets.iter().map(|t| teardown_target(ctx, plan, t, delete_data, &changes))).await;
+    let targets = join_all(plan.targets.iter().map(|t| teardown_target(ctx, plan, t, &changes))).await;
     for result in targets {
         match result {
             Ok((Some(why), _)) => return Teardown::Waiting(why, kept),
@@ -120,13 +120,13 @@ async fn home_file_system(dev: &Session, domain_id: Option<&str>) -> Option<Stri
 
 /// One target account: capture bucket, role, network, key. Returns what it waits for (if
 /// anything) and what it keeps.
-async fn teardown_target(
+pub(crate) async fn teardown_target(
     ctx: &Context,
     plan: &Plan,
     target: &TargetPlan,
-    delete_data: bool,
     changes: &Changes,
 ) -> Result<(Option<String>, Vec<RetainedResource>), (AwsError, String)> {
+    let delete_data = plan.delete_data;
     let session = ctx.sessions.session(&target.account.access);
     let mut kept = Vec::new();
     let bucket = &target.capture_bucket;
@@ -166,7 +166,7 @@ async fn teardown_target(
     Ok((None, kept))
 }
 
-fn keep(kept: &mut Vec<RetainedResource>, resource: &str, id: &str, reason: &str) {
+pub(crate) fn keep(kept: &mut Vec<RetainedResource>, resource: &str, id: &str, reason: &str) {
     if !kept.iter().any(|r| r.resource == resource && r.id == id) {
         kept.push(RetainedResource { resource: resource.to_owned(), id: id.to_owned(), reason: reason.to_owned() });
     }
