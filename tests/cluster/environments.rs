@@ -13,7 +13,15 @@ pub async fn full_environment(t: &TestEnv) -> DataScienceEnvironment {
     ready_account(t, "dev", 1, &t.namespace).await;
     ready_account(t, "staging", 2, &t.namespace).await;
     ready_account(t, "prod", 3, &t.namespace).await;
-    let env: DataScienceEnvironment = t.manifest(
+    let env = environment_manifest(t);
+    t.api::<DataScienceEnvironment>().create(&Default::default(), &env).await.unwrap();
+    env
+}
+
+/// The full example environment (two zones, default endpoints, two user profiles, staging and
+/// production) on the accounts `full_environment` makes.
+pub fn environment_manifest(t: &TestEnv) -> DataScienceEnvironment {
+    t.manifest(
         &format!(
             "apiVersion: sagekeeper.io/v1alpha1
 kind: DataScienceEnvironment
@@ -36,9 +44,7 @@ spec:
             prod = t.name("prod")
         ),
         true,
-    );
-    t.api::<DataScienceEnvironment>().create(&Default::default(), &env).await.unwrap();
-    env
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

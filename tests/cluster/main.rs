@@ -4,7 +4,9 @@
 
 mod accounts;
 mod admission;
+mod crash;
 mod deletion;
+mod drift;
 mod environments;
 mod leader;
 mod references;

@@ -20,6 +20,11 @@ pub struct AccountCredentials {
     pub arn: String,
 }
 
+/// True for operations that only read (Describe*, Get*, List*, Head*).
+pub fn is_read(operation: &str) -> bool {
+    ["Describe", "Get", "List", "Head"].iter().any(|p| operation.starts_with(p))
+}
+
 /// One AWS call as the emulator saw it.
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct Call {
@@ -76,9 +81,19 @@ impl Emulator {
         serde_json::from_value(v["calls"].clone()).expect("calls")
     }
 
+    /// Forgets the calls `account` made so far.
+    pub fn clear_calls(&self, account: &str) {
+        self.send("DELETE", &format!("calls?account={account}"), None);
+    }
+
     /// Registers a fault (see the emulator README); returns its id.
     pub fn fault(&self, spec: Value) -> String {
         self.send("POST", "faults", Some(spec))["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The registered faults, as the emulator reports them (with `armed` and `hits`).
+    pub fn faults(&self) -> Vec<Value> {
+        self.send("GET", "faults", None)["faults"].as_array().cloned().unwrap_or_default()
     }
 
     /// Removes one fault.

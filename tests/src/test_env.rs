@@ -173,16 +173,28 @@ impl TestEnv {
     /// Starts a controller in this process that reconciles only this test's objects, with the
     /// controller's own credentials in the test's home account.
     pub async fn controller(&self) -> Controller {
+        self.controller_with(|_| {}, None).await
+    }
+
+    /// [`Self::controller`] with changed settings and, when given, a different number of SDK
+    /// attempts per AWS call (1 turns SDK retries off).
+    pub async fn controller_with(&self, adjust: impl FnOnce(&mut Settings), attempts: Option<u32>) -> Controller {
         let metrics = Metrics::new().expect("metrics");
-        let sessions = Sessions::new(self.aws_config(&self.home).await, metrics.aws.clone());
+        let mut config = self.aws_config(&self.home).await;
+        if let Some(attempts) = attempts {
+            let retry = sagekeeper_aws::sdk::config::retry::RetryConfig::standard().with_max_attempts(attempts);
+            config = config.into_builder().retry_config(retry).build();
+        }
+        let sessions = Sessions::new(config, metrics.aws.clone());
         // Waiting objects are not polled soon: a test that sees an object follow a change
         // proves the watch relation, not a requeue timer.
-        let settings = Settings {
+        let mut settings = Settings {
             label_selector: Some(format!("{TEST_LABEL}={}", self.id)),
             pending_interval: Duration::from_secs(300),
             instance: self.id.clone(),
             ..Settings::default()
         };
+        adjust(&mut settings);
         let token = CancellationToken::new();
         let task = tokio::spawn(sagekeeper_controller::run(
             self.client.clone(),
@@ -317,3 +329,55 @@ macro_rules! has_conditions {
     )*};
 }
 has_conditions!(AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment);
+
+/// AWS clients for one emulated account, for reading what the controller made.
+pub struct AccountClients {
+    /// EC2.
+    pub ec2: sagekeeper_aws::sdk::ec2::Client,
+    /// IAM.
+    pub iam: sagekeeper_aws::sdk::iam::Client,
+    /// KMS.
+    pub kms: sagekeeper_aws::sdk::kms::Client,
+    /// S3.
+    pub s3: sagekeeper_aws::sdk::s3::Client,
+    /// SageMaker.
+    pub sagemaker: sagekeeper_aws::sdk::sagemaker::Client,
+}
+
+impl TestEnv {
+    /// Clients acting as a new IAM user of `account` (not the controller).
+    pub async fn clients(&self, account: &str) -> AccountClients {
+        use sagekeeper_aws::sdk;
+        let config = self.aws_config(&self.emulator.credentials(account)).await;
+        AccountClients {
+            ec2: sdk::ec2::Client::new(&config),
+            iam: sdk::iam::Client::new(&config),
+            kms: sdk::kms::Client::new(&config),
+            s3: sdk::s3::Client::new(&config),
+            sagemaker: sdk::sagemaker::Client::new(&config),
+        }
+    }
+
+    /// Makes the controller look at an object again without changing its spec (an annotation
+    /// change is a watch event, not a new generation).
+    pub async fn poke<K>(&self, api: &Api<K>, name: &str)
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let value =
+            format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        let patch = serde_json::json!({"metadata": {"annotations": {"sagekeeper.io/test-poke": value}}});
+        api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("poke");
+    }
+
+    /// Event reasons recorded for an object of this test's namespace.
+    pub async fn event_reasons(&self, name: &str) -> Vec<String> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        let list = events.list(&Default::default()).await.expect("list events");
+        list.items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+}

@@ -57,8 +57,13 @@ pub struct ProfilePlan {
     pub tags: Vec<(String, String)>,
 }
 
-/// Converges the domain; pending while it is being created or updated.
-pub async fn ensure_domain(sm: &Client, plan: &DomainPlan, changes: &Changes) -> StepResult<DomainOutputs> {
+/// Converges the domain. Its identity is known from the moment it exists (so it can be pinned
+/// in status at once); the step is pending while it is being created or updated.
+pub async fn ensure_domain(
+    sm: &Client,
+    plan: &DomainPlan,
+    changes: &Changes,
+) -> Result<(DomainOutputs, Step<()>), AwsError> {
     let Some(id) = find_domain(sm, &plan.owner, &plan.name, plan.known_id.as_deref()).await? else {
         return create_domain(sm, plan, changes).await;
     };
@@ -77,7 +82,7 @@ pub async fn ensure_domain(sm: &Client, plan: &DomainPlan, changes: &Changes) ->
         }
         status => {
             let status = status.map_or("unknown", |s| s.as_str());
-            return Ok(Step::Pending(format!("Studio domain {id} is {status}")));
+            return Ok((outputs, Step::Pending(format!("Studio domain {id} is {status}"))));
         }
     }
     if domain.vpc_id() != Some(plan.vpc_id.as_str()) {
@@ -101,9 +106,9 @@ pub async fn ensure_domain(sm: &Client, plan: &DomainPlan, changes: &Changes) ->
             .await
             .map_err(AwsError::from_sdk)?;
         changes.record(Action::Updated, format!("Studio domain {id} settings"));
-        return Ok(Step::Pending(format!("Studio domain {id} is being updated")));
+        return Ok((outputs, Step::Pending(format!("Studio domain {id} is being updated"))));
     }
-    Ok(Step::Ready(outputs))
+    Ok((outputs, Step::Ready(())))
 }
 
 fn user_settings(role: &str, group: &str) -> UserSettings {
@@ -153,7 +158,11 @@ async fn find_domain(sm: &Client, owner: &Owner, name: &str, known: Option<&str>
     Ok(None)
 }
 
-async fn create_domain(sm: &Client, plan: &DomainPlan, changes: &Changes) -> StepResult<DomainOutputs> {
+async fn create_domain(
+    sm: &Client,
+    plan: &DomainPlan,
+    changes: &Changes,
+) -> Result<(DomainOutputs, Step<()>), AwsError> {
     let created = sm
         .create_domain()
         .domain_name(&plan.name)
@@ -167,9 +176,11 @@ async fn create_domain(sm: &Client, plan: &DomainPlan, changes: &Changes) -> Ste
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    let id = created.domain_arn().and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_owned();
+    let arn = created.domain_arn().unwrap_or_default().to_owned();
+    let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
     changes.record(Action::Created, format!("Studio domain {id}"));
-    Ok(Step::Pending(format!("Studio domain {id} is being created")))
+    let pending = Step::Pending(format!("Studio domain {id} is being created"));
+    Ok((DomainOutputs { id, arn, url: created.url().map(str::to_owned), home_efs: None }, pending))
 }
 
 /// Converges the user profiles: creates missing ones, puts back their role and group, removes

@@ -170,13 +170,19 @@ pub(crate) async fn converge(ctx: &Context, plan: &Plan, previous: &DataScienceE
     }
 
     // Phase 4: Studio.
-    let studio =
+    let (domain, studio) =
         ensure_studio(&accounts.dev, plan, &dev_network, &dev_keys, &encryption, &identity, domain_id, &changes).await;
 
     // Target accounts the spec no longer lists: clean up there, entry by entry.
     let leaving = remove_targets(ctx, plan, previous, &changes).await;
 
     let mut status = status(plan, previous, &dev_network, &dev_keys, &identity, &storage, &studio, &targets);
+    // The domain id is pinned as soon as the domain exists: the persona policies scope to it.
+    if let (Some(domain), true) = (domain, plan.studio.is_some()) {
+        let studio = status.studio.get_or_insert_with(Default::default);
+        studio.domain_id = Some(domain.id);
+        studio.url = studio.url.take().or(domain.url);
+    }
     for removal in &leaving {
         if let Some(entry) = &removal.still_held {
             status.target_accounts.push(entry.clone());
@@ -609,21 +615,21 @@ async fn ensure_studio(
     identity: &State<Vec<RoleOutputs>>,
     known_id: Option<String>,
     changes: &Changes,
-) -> State<Option<(studio::DomainOutputs, Vec<String>)>> {
+) -> (Option<studio::DomainOutputs>, State<Option<(studio::DomainOutputs, Vec<String>)>>) {
     let sm = session.sagemaker();
     let Some(studio_plan) = &plan.studio else {
         let deleted =
             studio::delete_domain(sm, &plan.owner, &plan.names.domain(), known_id.as_deref(), false, changes).await;
         return match State::from_step(deleted, "Studio domain") {
-            State::Ready(()) => State::Ready(None),
-            State::Waiting(w) => State::Waiting(w),
-            State::Failed(e, r) => State::Failed(e, r),
+            State::Ready(()) => (None, State::Ready(None)),
+            State::Waiting(w) => (None, State::Waiting(w)),
+            State::Failed(e, r) => (None, State::Failed(e, r)),
         };
     };
     let (Some(net), Some(keys), Some(()), Some(_)) =
         (network.ready(), keys.ready(), encryption.ready(), identity.ready())
     else {
-        return State::Waiting("waiting for the network, the studio key and the roles".into());
+        return (None, State::Waiting("waiting for the network, the studio key and the roles".into()));
     };
     let domain = DomainPlan {
         owner: plan.owner.clone(),
@@ -635,13 +641,10 @@ async fn ensure_studio(
         kms_key_arn: keys.studio.arn.clone(),
         execution_role_arn: plan.role_arn(&plan.dev.account_id, &plan.roles.execution),
     };
-    let outputs = match State::from_step(
-        studio::ensure_domain(sm, &domain, changes).await,
-        format!("Studio domain {}", domain.name),
-    ) {
-        State::Ready(outputs) => outputs,
-        State::Waiting(w) => return State::Waiting(w),
-        State::Failed(e, r) => return State::Failed(e, r),
+    let outputs = match studio::ensure_domain(sm, &domain, changes).await {
+        Ok((outputs, Step::Ready(()))) => outputs,
+        Ok((outputs, Step::Pending(why))) => return (Some(outputs), State::Waiting(why)),
+        Err(e) => return (None, State::Failed(e, format!("Studio domain {}", domain.name))),
     };
     let profiles: Vec<ProfilePlan> = studio_plan
         .profiles
@@ -655,11 +658,12 @@ async fn ensure_studio(
         .collect();
     let result =
         studio::ensure_user_profiles(sm, &plan.owner, &outputs.id, &profiles, &domain.security_group_id, changes).await;
-    match State::from_step(result, "Studio user profiles") {
-        State::Ready(names) => State::Ready(Some((outputs, names))),
+    let state = match State::from_step(result, "Studio user profiles") {
+        State::Ready(names) => State::Ready(Some((outputs.clone(), names))),
         State::Waiting(w) => State::Waiting(w),
         State::Failed(e, r) => State::Failed(e, r),
-    }
+    };
+    (Some(outputs), state)
 }
 
 /// The status: what is known now, pinned values kept from before.
