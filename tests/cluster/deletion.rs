@@ -5,6 +5,9 @@ use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, ModelDeployment, cond
 use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::test_env::HasConditions;
 
+use std::time::Duration;
+
+use crate::environments::{full_environment, nothing, owned_resources};
 use crate::references::{deployment, environment, project, ready_account};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,4 +84,119 @@ async fn retain_releases_at_once_even_while_in_use() {
     t.wait_condition(&envs, "fraud", "Ready", "False", None).await;
     envs.delete("fraud", &Default::default()).await.unwrap();
     t.wait_gone(&envs, "fraud").await;
+}
+
+/// Deletes the environment and waits until it is gone; returns the DataRetained note, if any.
+async fn delete_environment(t: &TestEnv) -> Option<String> {
+    let api = t.api::<DataScienceEnvironment>();
+    api.delete("fraud", &Default::default()).await.unwrap();
+    t.wait_gone(&api, "fraud").await;
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = kube::Api::namespaced(t.client.clone(), &t.namespace);
+    let list = events.list(&Default::default()).await.unwrap();
+    list.items.into_iter().find(|e| e.reason.as_deref() == Some("DataRetained")).and_then(|e| e.note)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_unused_environment_leaves_nothing_owned_in_any_account() {
+    let t = TestEnv::new("delete-unused-env").await;
+    let _controller = t.controller().await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    // Nobody used it: no user profiles, so no home directories; the buckets are empty.
+    let patch = serde_json::json!({"spec": {"studio": {"userProfiles": []}}});
+    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let uid = env.metadata.uid.unwrap();
+    let retained = delete_environment(&t).await;
+    assert_eq!(retained, None, "nothing held data, nothing is kept");
+    for n in 1..=3 {
+        assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_environment_with_data_keeps_the_data_its_keys_and_the_home_network() {
+    let t = TestEnv::new("delete-env-with-data").await;
+    let _controller = t.controller().await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let uid = env.metadata.uid.clone().unwrap();
+    let status = env.status.unwrap();
+    let data_bucket = status.storage.unwrap().data_bucket.unwrap();
+    let endpoint = status.network.unwrap().vpc_endpoint_ids["s3"].clone();
+    // A data scientist's object, written through the environment's S3 endpoint.
+    let dev = t.clients(&t.account(1)).await;
+    dev.s3
+        .put_object()
+        .bucket(&data_bucket)
+        .key("raw/train.csv")
+        .body(b"a,b\n1,2\n".to_vec().into())
+        .customize()
+        .mutate_request(move |r| {
+            r.headers_mut().insert("x-emulator-source-vpce", endpoint.clone());
+        })
+        .send()
+        .await
+        .unwrap();
+
+    let retained = delete_environment(&t).await.expect("a DataRetained event");
+    assert!(retained.contains(&data_bucket), "{retained}");
+    assert!(retained.contains("alias/sagekeeper/") && retained.contains("/s3"), "the s3 key is kept: {retained}");
+    assert!(retained.contains("efs-file-system") && retained.contains("vpc"), "home and its network: {retained}");
+    let dev_left = owned_resources(&t, &t.account(1), &uid).await;
+    let expected: std::collections::BTreeMap<String, usize> = [
+        ("vpc", 1),
+        ("subnets", 2),
+        ("route tables", 2),
+        ("security groups", 2),
+        ("endpoints", 13),
+        ("keys", 2),
+        ("aliases", 2),
+        ("roles", 0),
+        ("buckets", 1),
+        ("domains", 0),
+        ("user profiles", 0),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), *v))
+    .collect();
+    assert_eq!(dev_left, expected, "dev keeps the data bucket, the s3 and studio keys, and the home's network");
+    let object = dev.s3.list_objects_v2().bucket(&data_bucket).send().await.unwrap();
+    assert_eq!(object.contents().len(), 1, "the object is still there");
+    for n in [2, 3] {
+        assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_data_on_delete_removes_the_data_too() {
+    let t = TestEnv::new("delete-env-and-data").await;
+    let _controller = t.controller().await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    let patch = serde_json::json!({"spec": {"deleteDataOnDelete": true}});
+    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let uid = env.metadata.uid.clone().unwrap();
+    let status = env.status.unwrap();
+    let data_bucket = status.storage.unwrap().data_bucket.unwrap();
+    let endpoint = status.network.unwrap().vpc_endpoint_ids["s3"].clone();
+    let dev = t.clients(&t.account(1)).await;
+    dev.s3
+        .put_object()
+        .bucket(&data_bucket)
+        .key("raw/train.csv")
+        .body(b"x".to_vec().into())
+        .customize()
+        .mutate_request(move |r| {
+            r.headers_mut().insert("x-emulator-source-vpce", endpoint.clone());
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete_environment(&t).await, None);
+    for n in 1..=3 {
+        assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
+    }
 }

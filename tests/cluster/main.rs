@@ -7,6 +7,8 @@ mod admission;
 mod crash;
 mod deletion;
 mod drift;
+mod environment_state;
 mod environments;
+mod faults;
 mod leader;
 mod references;

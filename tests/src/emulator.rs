@@ -96,6 +96,17 @@ impl Emulator {
         self.send("GET", "faults", None)["faults"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Removes every fault registered with `account` as an account it applies to.
+    pub fn clear_faults(&self, account: &str) {
+        for fault in self.faults() {
+            let applies = fault["account"] == account
+                || fault["accounts"].as_array().is_some_and(|list| list.iter().any(|a| a == account));
+            if applies {
+                self.remove_fault(fault["id"].as_str().unwrap_or_default());
+            }
+        }
+    }
+
     /// Removes one fault.
     pub fn remove_fault(&self, id: &str) {
         self.send("DELETE", &format!("faults/{id}"), None);

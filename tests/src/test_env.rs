@@ -177,14 +177,12 @@ impl TestEnv {
     }
 
     /// [`Self::controller`] with changed settings and, when given, a different number of SDK
-    /// attempts per AWS call (1 turns SDK retries off).
+    /// attempts per AWS call than the product's default (1 turns SDK retries off).
     pub async fn controller_with(&self, adjust: impl FnOnce(&mut Settings), attempts: Option<u32>) -> Controller {
         let metrics = Metrics::new().expect("metrics");
-        let mut config = self.aws_config(&self.home).await;
-        if let Some(attempts) = attempts {
-            let retry = sagekeeper_aws::sdk::config::retry::RetryConfig::standard().with_max_attempts(attempts);
-            config = config.into_builder().retry_config(retry).build();
-        }
+        let attempts = attempts.unwrap_or(sagekeeper_aws::sessions::DEFAULT_MAX_ATTEMPTS);
+        let retry = sagekeeper_aws::sdk::config::retry::RetryConfig::standard().with_max_attempts(attempts);
+        let config = self.aws_config(&self.home).await.into_builder().retry_config(retry).build();
         let sessions = Sessions::new(config, metrics.aws.clone());
         // Waiting objects are not polled soon: a test that sees an object follow a change
         // proves the watch relation, not a requeue timer.
@@ -347,14 +345,35 @@ pub struct AccountClients {
 impl TestEnv {
     /// Clients acting as a new IAM user of `account` (not the controller).
     pub async fn clients(&self, account: &str) -> AccountClients {
+        Self::clients_for(&self.aws_config(&self.emulator.credentials(account)).await)
+    }
+
+    /// Clients acting as sagekeeper does in `account`: the `sagekeeper-deployer` role that
+    /// [`Self::create_role`] made there, assumed from the controller's own account. Policies
+    /// exempt this principal from their endpoint denies, as they exempt the controller.
+    pub async fn clients_as_controller(&self, account: &str) -> AccountClients {
+        use sagekeeper_aws::sdk::config::sts::AssumeRoleProvider;
+        let home = self.aws_config(&self.home).await;
+        let role = format!("arn:aws:iam::{account}:role/sagekeeper-deployer");
+        let provider = AssumeRoleProvider::builder(role).session_name("tests").configure(&home).build().await;
+        Self::clients_for(
+            &home
+                .into_builder()
+                .credentials_provider(sagekeeper_aws::sdk::credential_types::provider::SharedCredentialsProvider::new(
+                    provider,
+                ))
+                .build(),
+        )
+    }
+
+    fn clients_for(config: &SdkConfig) -> AccountClients {
         use sagekeeper_aws::sdk;
-        let config = self.aws_config(&self.emulator.credentials(account)).await;
         AccountClients {
-            ec2: sdk::ec2::Client::new(&config),
-            iam: sdk::iam::Client::new(&config),
-            kms: sdk::kms::Client::new(&config),
-            s3: sdk::s3::Client::new(&config),
-            sagemaker: sdk::sagemaker::Client::new(&config),
+            ec2: sdk::ec2::Client::new(config),
+            iam: sdk::iam::Client::new(config),
+            kms: sdk::kms::Client::new(config),
+            s3: sdk::s3::Client::new(config),
+            sagemaker: sdk::sagemaker::Client::new(config),
         }
     }
 

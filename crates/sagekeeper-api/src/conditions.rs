@@ -48,6 +48,23 @@ pub enum Component {
 }
 
 impl Component {
+    /// Every component.
+    pub const ALL: [Component; 13] = [
+        Self::Credentials,
+        Self::Network,
+        Self::Encryption,
+        Self::Storage,
+        Self::Identity,
+        Self::Studio,
+        Self::TargetAccounts,
+        Self::Environment,
+        Self::Registry,
+        Self::Pipeline,
+        Self::Model,
+        Self::Stages,
+        Self::Deletion,
+    ];
+
     /// The component's name as it appears in condition types and reasons.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -127,6 +144,31 @@ impl fmt::Display for Reason {
             Self::StepNotAllowed => f.write_str("StepNotAllowed"),
             Self::NotImplemented => f.write_str("NotImplemented"),
         }
+    }
+}
+
+impl std::str::FromStr for Reason {
+    type Err = String;
+
+    /// Reads a reason back from a condition (the inverse of `Display`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let fixed = [
+            Self::Converged,
+            Self::DependencyNotReady,
+            Self::AccountNotPermitted,
+            Self::AccountMismatch,
+            Self::AccessDenied,
+            Self::InvalidConfiguration,
+            Self::QuotaExceeded,
+            Self::NameConflict,
+            Self::InUse,
+            Self::Paused,
+            Self::ModelNotApproved,
+            Self::StepNotAllowed,
+            Self::NotImplemented,
+        ];
+        let composed = Component::ALL.into_iter().flat_map(|c| [Self::Pending(c), Self::Failed(c)]);
+        fixed.into_iter().chain(composed).find(|r| r.to_string() == s).ok_or_else(|| format!("unknown reason {s}"))
     }
 }
 
@@ -349,6 +391,10 @@ mod tests {
         assert_eq!(Reason::Pending(Component::TargetAccounts).to_string(), "TargetAccountsPending");
         assert_eq!(Reason::Failed(Component::Studio).to_string(), "StudioFailed");
         assert_eq!(Component::Network.condition_type(), "NetworkReady");
+        for reason in reasons {
+            assert_eq!(reason.to_string().parse::<Reason>(), Ok(reason), "{reason} reads back");
+        }
+        assert!("Whatever".parse::<Reason>().is_err());
     }
 
     #[test]

@@ -20,6 +20,10 @@ use crate::metrics::AwsCallMetrics;
 const SESSION_NAME: &str = "sagekeeper";
 /// Lifetime of assumed-role credentials.
 const ROLE_SESSION_SECONDS: i32 = 3600;
+/// Attempts per AWS call (the SDK's own retry with backoff): AWS throttles in bursts, and five
+/// attempts ride out a 30% throttle rate where the SDK's default three stall (`AWS_MAX_ATTEMPTS`
+/// overrides it).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// Credentials are refreshed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
@@ -56,7 +60,12 @@ impl Sessions {
     /// Loads the controller's own config the standard way: credential chain, `AWS_REGION`,
     /// `AWS_ENDPOINT_URL`. Without a region it uses us-east-1 for STS calls.
     pub async fn from_env(metrics: AwsCallMetrics) -> Self {
-        let mut base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+            loader =
+                loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(DEFAULT_MAX_ATTEMPTS));
+        }
+        let mut base = loader.load().await;
         if base.region().is_none() {
             base = base.into_builder().region(Region::from_static("us-east-1")).build();
         }

@@ -86,6 +86,13 @@ pub(crate) fn ready(kind: &str, name: &str, list: &[Condition], generation: Opti
     if conditions::is_ready(list, generation) {
         return Ok(());
     }
+    // A dependency that needs an outside fix stalls its users too, with its reason: waiting
+    // would not help them either.
+    if let Some(stalled) = conditions::find(list, conditions::STALLED).filter(|c| c.status == "True")
+        && let Ok(reason) = stalled.reason.parse::<Reason>()
+    {
+        return Err(Outcome::stalled(reason, format!("{kind} {name} is stalled: {}", stalled.message)));
+    }
     let why = conditions::find(list, conditions::READY)
         .map(|c| format!(" ({}: {})", c.reason, c.message))
         .unwrap_or_default();

@@ -421,8 +421,8 @@ async fn ensure_rules(
     Ok(())
 }
 
-/// The region's first `count` availability zones (by name), for environments that name none.
-pub async fn default_zones(ec2: &Client, count: usize) -> Result<Vec<String>, AwsError> {
+/// The region's available availability zones, by name.
+pub async fn region_zones(ec2: &Client) -> Result<Vec<String>, AwsError> {
     let zones = ec2
         .describe_availability_zones()
         .filters(aws_sdk_ec2::types::Filter::builder().name("zone-type").values("availability-zone").build())
@@ -436,7 +436,6 @@ pub async fn default_zones(ec2: &Client, count: usize) -> Result<Vec<String>, Aw
         .filter_map(|z| z.zone_name().map(str::to_owned))
         .collect();
     names.sort();
-    names.truncate(count);
     Ok(names)
 }
 

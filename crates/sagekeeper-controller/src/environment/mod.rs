@@ -17,7 +17,7 @@ use sagekeeper_aws::steps::Action;
 use crate::context::Context;
 use kube::runtime::events::EventType;
 
-use crate::lifecycle::{Cleanup, Kind, Note, Report, publish, status_fields};
+use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, publish, status_fields};
 use crate::resolve::{self, environment_users, unless_in_use};
 use crate::run::Error;
 
@@ -41,17 +41,32 @@ impl Kind for DataScienceEnvironment {
             Err(outcome) => return Ok(Report::new(status, outcome)),
         };
         let pinned = status.network.as_ref().map(|n| n.availability_zones.clone()).unwrap_or_default();
-        let zones = match (&self.spec.network.availability_zones, pinned.is_empty()) {
-            (Some(zones), _) => zones.clone(),
-            (None, false) => pinned.clone(),
-            (None, true) => {
+        let zones = match self.spec.network.availability_zones.clone() {
+            Some(zones) if zones == pinned => zones,
+            None if !pinned.is_empty() => pinned.clone(),
+            // New zones (or none pinned yet): checked against the region before anything is made.
+            wanted => {
                 let session = ctx.sessions.session(&plan::account_plan(&dev, &self.spec.region).access);
-                match sagekeeper_aws::network::default_zones(session.ec2(), 2).await {
+                let region_zones = match sagekeeper_aws::network::region_zones(session.ec2()).await {
                     Ok(zones) => zones,
                     Err(e) => {
                         let remedy = "check the region and sagekeeper's ec2:DescribeAvailabilityZones permission";
                         return Ok(resolve::aws_failure(status, Component::Network, &e, "availability zones", remedy));
                     }
+                };
+                match wanted {
+                    Some(zones) => {
+                        if let Some(missing) = zones.iter().find(|z| !region_zones.contains(z)) {
+                            let message = format!(
+                                "spec.network.availabilityZones: {missing} is not an available zone of {} (it has: {})",
+                                self.spec.region,
+                                region_zones.join(", ")
+                            );
+                            return Ok(Report::new(status, Outcome::stalled(Reason::InvalidConfiguration, message)));
+                        }
+                        zones
+                    }
+                    None => region_zones.into_iter().take(2).collect(),
                 }
             }
         };
@@ -60,11 +75,17 @@ impl Kind for DataScienceEnvironment {
         let outcome = overall(&converged.components);
         // Writes to an environment that was Ready for this very spec were drift being repaired.
         let was_ready = conditions::is_ready(&status.conditions, self.metadata.generation);
+        // A pass that failed somewhere but still made progress is not backed off: the backoff
+        // is for an object that gets nowhere, not for one throttled now and then.
+        let retry = match converged.retry {
+            Retry::Backoff if !converged.changes.is_empty() => Retry::Pending,
+            retry => retry,
+        };
         Ok(Report {
             status: converged.status,
             outcome,
             components: converged.components,
-            retry: converged.retry,
+            retry,
             failure: converged.failure,
             notes: notes(&converged.changes, was_ready),
         })

@@ -38,10 +38,11 @@ pub(crate) async fn teardown(
 
     // The domain first: its home file system (kept unless data goes) is recorded before it goes.
     let sm = dev.sagemaker();
-    if let Some(efs) = home_file_system(&dev, domain_id).await.filter(|_| !delete_data) {
-        keep(&mut kept, "efs-file-system", &efs, "the Studio home directories; deleteDataOnDelete is false");
+    if let Some(efs) = home_with_data(&dev, domain_id).await.filter(|_| !delete_data) {
+        keep(&mut kept, "efs-file-system", &efs, "it holds the Studio home directories; deleteDataOnDelete is false");
     }
-    match studio::delete_domain(sm, &plan.owner, &plan.names.domain(), domain_id, delete_data, &changes).await {
+    let keep_home = kept.iter().any(|r| r.resource == "efs-file-system");
+    match studio::delete_domain(sm, &plan.owner, &plan.names.domain(), domain_id, !keep_home, &changes).await {
         Ok(Step::Ready(())) => {}
         Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
         Err(e) => return Teardown::Failed(e, "Studio domain".into()),
@@ -112,10 +113,16 @@ pub(crate) async fn teardown(
     Teardown::Done(kept)
 }
 
-/// The home EFS of the domain, if it still exists.
-async fn home_file_system(dev: &Session, domain_id: Option<&str>) -> Option<String> {
-    let domain = dev.sagemaker().describe_domain().domain_id(domain_id?).send().await.ok()?;
-    domain.home_efs_file_system_id().map(str::to_owned)
+/// The domain's home file system when it holds home directories: while the domain has user
+/// profiles or spaces. A domain nobody ever used keeps nothing there.
+async fn home_with_data(dev: &Session, domain_id: Option<&str>) -> Option<String> {
+    let sm = dev.sagemaker();
+    let id = domain_id?;
+    let domain = sm.describe_domain().domain_id(id).send().await.ok()?;
+    let profiles = sm.list_user_profiles().domain_id_equals(id).max_results(1).send().await.ok()?;
+    let spaces = sm.list_spaces().domain_id_equals(id).max_results(1).send().await.ok()?;
+    let used = !profiles.user_profiles().is_empty() || !spaces.spaces().is_empty();
+    used.then(|| domain.home_efs_file_system_id().map(str::to_owned)).flatten()
 }
 
 /// One target account: capture bucket, role, network, key. Returns what it waits for (if

@@ -1,0 +1,141 @@
+//! Faults and bad input beyond admission: throttling, an account that cannot be assumed, a zone
+//! the region lacks, a name taken by someone else.
+
+use std::time::Duration;
+
+use sagekeeper_api::naming::EnvironmentNames;
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment, conditions};
+use sagekeeper_tests::TestEnv;
+use sagekeeper_tests::test_env::HasConditions;
+use serde_json::json;
+
+use crate::environments::{expected_in_dev, expected_in_target, owned_resources};
+use crate::references::{environment, ready_account};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_30_percent_of_calls_throttled_it_converges_without_duplicates() {
+    let t = TestEnv::new("throttled").await;
+    let accounts = json!([t.account(1), t.account(2)]);
+    for (service, code, status) in [
+        ("ec2", "RequestLimitExceeded", 503),
+        ("iam", "Throttling", 400),
+        ("sts", "Throttling", 400),
+        ("kms", "ThrottlingException", 400),
+        ("sagemaker", "ThrottlingException", 400),
+        ("s3", "SlowDown", 503),
+    ] {
+        t.emulator.fault(json!({"operation": "*", "service": service, "accounts": accounts, "code": code,
+            "httpStatus": status, "probability": 0.3, "message": "Rate exceeded"}));
+    }
+    let controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(2), None).await;
+    // A smaller environment than the full example (one target, three interface endpoints), so
+    // the SDK's throttling backoff keeps the test short; every kind of resource is still there.
+    ready_account(&t, "dev", 1, &t.namespace).await;
+    ready_account(&t, "staging", 2, &t.namespace).await;
+    let mut env = environment(&t, "fraud", "dev", &[("staging", "staging")]);
+    env.spec.network.vpc_endpoints = Some(vec!["sagemaker.api".into(), "sts".into(), "kms".into()]);
+    env.spec.studio.user_profiles = vec![sagekeeper_api::environment::UserProfile {
+        name: "alice".into(),
+        persona: sagekeeper_api::environment::Persona::DataScientist,
+    }];
+    let api = t.api::<DataScienceEnvironment>();
+    api.create(&Default::default(), &env).await.unwrap();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(240)).await;
+    let throttled: usize = (1..=2)
+        .map(|n| t.emulator.calls(&t.account(n)).iter().filter(|c| c.status == 400 || c.status == 503).count())
+        .sum();
+    assert!(throttled > 20, "only {throttled} calls were throttled");
+    // The counts below are the test's own calls: no throttling for them.
+    for n in 1..=2 {
+        t.emulator.clear_faults(&t.account(n));
+    }
+    let uid = env.metadata.uid.unwrap();
+    let mut dev = expected_in_dev();
+    dev.insert("endpoints".into(), 4);
+    dev.insert("roles".into(), 4);
+    dev.insert("user profiles".into(), 1);
+    assert_eq!(owned_resources(&t, &t.account(1), &uid).await, dev);
+    assert_eq!(owned_resources(&t, &t.account(2), &uid).await, expected_in_target());
+    let errors = controller.metrics.registry.gather();
+    let throttled_metric = errors
+        .iter()
+        .find(|m| m.name() == "sagekeeper_aws_calls_total")
+        .map(|m| m.get_metric().iter().filter(|s| s.get_label().iter().any(|l| l.value() != "ok")).count());
+    assert!(throttled_metric.unwrap_or(0) > 0, "the AWS call metric saw no failed calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_cannot_be_assumed_stalls_the_environment_with_its_reason() {
+    let t = TestEnv::new("unassumable").await;
+    let _controller = t.controller().await;
+    // No role exists in account 1: AssumeRole is refused.
+    let account: AwsAccount = t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {}}}\nspec:\n  accountId: '{}'\n  roleArn: arn:aws:iam::{}:role/missing\n  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: '{{ns}}'}}}}\n",
+            t.name("dev"),
+            t.account(1),
+            t.account(1)
+        ),
+        false,
+    );
+    t.accounts().create(&Default::default(), &account).await.unwrap();
+    let api = t.api::<DataScienceEnvironment>();
+    api.create(&Default::default(), &environment(&t, "fraud", "dev", &[])).await.unwrap();
+    let env = t.wait_condition(&api, "fraud", "Stalled", "True", Some("AccessDenied")).await;
+    let ready = conditions::find(env.conditions(), "Ready").unwrap();
+    assert!(ready.message.contains(&t.name("dev")) && ready.message.contains("AccessDenied"), "{}", ready.message);
+    let calls = t.emulator.calls(&t.account(1));
+    assert!(calls.is_empty(), "nothing may happen in an account that cannot be assumed: {calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_the_region_lacks_stalls_before_anything_is_created() {
+    let t = TestEnv::new("unknown-zone").await;
+    let _controller = t.controller().await;
+    ready_account(&t, "dev", 1, &t.namespace).await;
+    let mut env = environment(&t, "fraud", "dev", &[]);
+    env.spec.network.availability_zones = Some(vec!["us-east-1a".into(), "us-east-1z".into()]);
+    let api = t.api::<DataScienceEnvironment>();
+    api.create(&Default::default(), &env).await.unwrap();
+    let stalled = t.wait_condition(&api, "fraud", "Stalled", "True", Some("InvalidConfiguration")).await;
+    let message = &conditions::find(stalled.conditions(), "Ready").unwrap().message;
+    assert!(message.contains("us-east-1z") && message.contains("spec.network.availabilityZones"), "{message}");
+    let writes: Vec<_> = t
+        .emulator
+        .calls(&t.account(1))
+        .into_iter()
+        .filter(|c| !sagekeeper_tests::emulator::is_read(&c.operation) && c.operation != "CreateRole")
+        .collect();
+    assert!(writes.is_empty(), "created something for an impossible spec: {writes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_name_taken_by_someone_else_is_a_name_conflict_never_adopted() {
+    let t = TestEnv::new("name-conflict").await;
+    let _controller = t.controller().await;
+    ready_account(&t, "dev", 1, &t.namespace).await;
+    // Someone else's role with the name the environment would give its execution role.
+    let taken = EnvironmentNames::new(&t.namespace, "fraud").role("execution");
+    let dev = t.clients(&t.account(1)).await;
+    let foreign_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    dev.iam
+        .create_role()
+        .role_name(&taken)
+        .assume_role_policy_document(foreign_trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let api = t.api::<DataScienceEnvironment>();
+    api.create(&Default::default(), &environment(&t, "fraud", "dev", &[])).await.unwrap();
+    let env = t.wait_condition(&api, "fraud", "IdentityReady", "False", Some("NameConflict")).await;
+    let stalled = conditions::find(env.conditions(), "Stalled").unwrap();
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "NameConflict"));
+    assert!(stalled.message.starts_with("NameConflict: IAM role"), "{}", stalled.message);
+    let role = dev.iam.get_role().role_name(&taken).send().await.unwrap().role.unwrap();
+    assert!(role.tags().is_empty(), "the foreign role was tagged");
+    let trust = sagekeeper_policy::parse(role.assume_role_policy_document().unwrap()).unwrap();
+    assert!(sagekeeper_policy::equivalent(&trust, &foreign_trust), "the foreign role's trust changed");
+    let inline = dev.iam.list_role_policies().role_name(&taken).send().await.unwrap();
+    assert!(inline.policy_names().is_empty(), "a policy was put on the foreign role");
+}
