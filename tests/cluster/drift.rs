@@ -142,4 +142,5 @@ async fn edits_behind_its_back_are_repaired_with_an_event() {
     let reasons = t.event_reasons("fraud").await;
     assert!(reasons.iter().any(|r| r == "DriftRepaired"), "no DriftRepaired event: {reasons:?}");
     t.wait_condition(&t.api::<DataScienceEnvironment>(), "fraud", "Ready", "True", None).await;
+    t.assert_deployer_permitted(1);
 }

@@ -139,3 +139,55 @@ async fn a_role_name_taken_by_someone_else_is_a_name_conflict_never_adopted() {
     let inline = dev.iam.list_role_policies().role_name(&taken).send().await.unwrap();
     assert!(inline.policy_names().is_empty(), "a policy was put on the foreign role");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_iam_has_not_propagated_yet_are_pending_never_stalled() {
+    let t = TestEnv::new("iam-propagation").await;
+    let _controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), None).await;
+    for (name, n) in [("dev", 1), ("staging", 2), ("prod", 3)] {
+        ready_account(&t, name, n, &t.namespace).await;
+        // From now on, roles made in the account take six seconds to become usable.
+        t.emulator.configure(json!({"account": t.account(n), "iamPropagationSeconds": 6}));
+    }
+    // The accounts' own roles are older than that once this wait is over.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let env = crate::environments::environment_manifest(&t);
+    t.api::<DataScienceEnvironment>().create(&Default::default(), &env).await.unwrap();
+    let api = t.api::<DataScienceEnvironment>();
+    let mut waited_for_iam = false;
+    let started = std::time::Instant::now();
+    loop {
+        let env = api.get("fraud").await.unwrap();
+        let list = env.conditions();
+        if let Some(stalled) = conditions::find(list, "Stalled").filter(|c| c.status == "True") {
+            panic!("stalled while IAM propagated: {}: {}", stalled.reason, stalled.message);
+        }
+        waited_for_iam |= list.iter().any(|c| c.message.contains("IAM is propagating"));
+        if conditions::is_ready(list, env.metadata.generation) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "not Ready: {list:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(waited_for_iam, "the environment never waited for IAM: the delay was not exercised");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_error_is_stalled_with_the_aws_code_and_recovers_once_fixed() {
+    let t = TestEnv::new("quota").await;
+    let _controller = t.controller().await;
+    ready_account(&t, "dev", 1, &t.namespace).await;
+    let fault = t.emulator.fault(json!({"operation": "CreateVpc", "account": t.account(1), "code": "VpcLimitExceeded",
+        "message": "The maximum number of VPCs has been reached."}));
+    let api = t.api::<DataScienceEnvironment>();
+    api.create(&Default::default(), &environment(&t, "fraud", "dev", &[])).await.unwrap();
+    let env = t.wait_condition(&api, "fraud", "Stalled", "True", Some("QuotaExceeded")).await;
+    let network = conditions::find(env.conditions(), "NetworkReady").unwrap();
+    assert_eq!((network.status.as_str(), network.reason.as_str()), ("False", "QuotaExceeded"));
+    assert!(network.message.starts_with("VpcLimitExceeded: VPC of"), "{}", network.message);
+    assert!(network.message.contains("raise the service quota"), "{}", network.message);
+    // The quota is raised: the next look converges.
+    t.emulator.remove_fault(&fault);
+    t.poke(&api, "fraud").await;
+    t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+}

@@ -4,6 +4,8 @@
 
 mod accounts;
 mod admission;
+mod bench;
+mod changes;
 mod crash;
 mod deletion;
 mod drift;

@@ -7,6 +7,8 @@ from datetime import datetime
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import trust_policy
+
 
 def test_call_log_records_account_service_operation_and_status_in_order(account):
     account.client("sagemaker").list_models()
@@ -28,6 +30,21 @@ def test_call_log_records_account_service_operation_and_status_in_order(account)
     ]
     times = [datetime.fromisoformat(c["time"]) for c in calls]
     assert times == sorted(times)
+
+
+def test_call_log_names_the_caller_of_each_call(account, other_account):
+    role = other_account.client("iam").create_role(
+        RoleName="deployer", AssumeRolePolicyDocument=trust_policy(f"arn:aws:iam::{account.id}:root")
+    )["Role"]["Arn"]
+    other_account.clear_calls()
+    account.assume(role, session_name="sagekeeper").client("kms").list_keys()
+    other_account.client("kms").list_keys()
+
+    calls = other_account.calls()
+    assert [(c["caller"], c["operation"]) for c in calls] == [
+        (f"arn:aws:sts::{other_account.id}:assumed-role/deployer/sagekeeper", "ListKeys"),
+        (other_account.arn, "ListKeys"),
+    ]
 
 
 def test_call_log_names_s3_rest_operations(account):

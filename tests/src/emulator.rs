@@ -30,6 +30,8 @@ pub fn is_read(operation: &str) -> bool {
 pub struct Call {
     /// The caller's account.
     pub account: String,
+    /// The caller as GetCallerIdentity names it (`arn:aws:sts::A:assumed-role/<role>/<session>`).
+    pub caller: String,
     /// The signing name of the service (`sts`, `ec2`, ...).
     pub service: String,
     /// The operation (`AssumeRole`, `DescribeVpcs`, ...).

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod emulator;
+pub mod permissions;
 pub mod process;
 pub mod stack;
 pub mod test_env;

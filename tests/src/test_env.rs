@@ -84,6 +84,20 @@ impl TestEnv {
         account_id(self.index, n)
     }
 
+    /// Fails if the controller's session in account `n` (the role `sagekeeper-deployer`, session
+    /// `sagekeeper`) called an action that `deploy/aws/deployer-permissions.json` does not allow.
+    pub fn assert_deployer_permitted(&self, n: u32) {
+        let account = self.account(n);
+        let session = format!("arn:aws:sts::{account}:assumed-role/sagekeeper-deployer/sagekeeper");
+        let calls = self.emulator.calls(&account);
+        assert!(calls.iter().any(|c| c.caller == session), "no call of {session} in account {account}");
+        let missing = crate::permissions::unpermitted(&calls, &session);
+        assert!(
+            missing.is_empty(),
+            "deploy/aws/deployer-permissions.json does not allow {missing:?} (account {account})"
+        );
+    }
+
     /// A cluster-wide unique name for a cluster-scoped object of this test.
     pub fn name(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.id)

@@ -12,6 +12,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use aws_smithy_runtime_api::client::identity::SharedIdentityCache;
 
 use crate::errors::AwsError;
 use crate::metrics::AwsCallMetrics;
@@ -39,6 +40,9 @@ pub struct AccountAccess {
     pub region: Option<String>,
 }
 
+/// A role ARN and the external id it is assumed with.
+type RoleKey = (String, Option<String>);
+
 /// Hands out one [`Session`] per account access, built on the controller's own AWS config.
 #[derive(Debug)]
 pub struct Sessions {
@@ -46,6 +50,9 @@ pub struct Sessions {
     metrics: AwsCallMetrics,
     sts: aws_sdk_sts::Client,
     cache: Mutex<HashMap<AccountAccess, Arc<Session>>>,
+    /// One credentials provider and cache per role, shared by its sessions in every region,
+    /// so a role is assumed once however many regions use it.
+    roles: Mutex<HashMap<RoleKey, (SharedCredentialsProvider, SharedIdentityCache)>>,
 }
 
 impl Sessions {
@@ -54,7 +61,7 @@ impl Sessions {
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&base).interceptor(metrics.clone()).build(),
         );
-        Self { base, metrics, sts, cache: Mutex::default() }
+        Self { base, metrics, sts, cache: Mutex::default(), roles: Mutex::default() }
     }
 
     /// Loads the controller's own config the standard way: credential chain, `AWS_REGION`,
@@ -85,13 +92,18 @@ impl Sessions {
             config.set_region(Some(Region::new(region.clone())));
         }
         if let Some(role_arn) = &access.role_arn {
-            let provider = AssumedRole {
-                sts: self.sts.clone(),
-                role_arn: role_arn.clone(),
-                external_id: access.external_id.clone(),
-            };
-            config.set_credentials_provider(Some(SharedCredentialsProvider::new(provider)));
-            config.set_identity_cache(Some(IdentityCache::lazy().buffer_time(REFRESH_BEFORE_EXPIRY).build()));
+            let mut roles = self.roles.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (provider, cache) = roles.entry((role_arn.clone(), access.external_id.clone())).or_insert_with(|| {
+                let provider = AssumedRole {
+                    sts: self.sts.clone(),
+                    role_arn: role_arn.clone(),
+                    external_id: access.external_id.clone(),
+                };
+                let cache = IdentityCache::lazy().buffer_time(REFRESH_BEFORE_EXPIRY).build();
+                (SharedCredentialsProvider::new(provider), cache)
+            });
+            config.set_credentials_provider(Some(provider.clone()));
+            config.set_identity_cache(Some(cache.clone()));
         }
         Session { config: config.build(), metrics: self.metrics.clone(), clients: Clients::default() }
     }

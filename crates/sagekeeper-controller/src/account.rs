@@ -5,6 +5,7 @@
 use kube::{Api, Client, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
 use sagekeeper_api::{AwsAccount, AwsAccountStatus};
+use sagekeeper_aws::ErrorKind;
 use sagekeeper_aws::identity::describe_caller;
 
 use crate::context::Context;
@@ -60,7 +61,13 @@ impl Kind for AwsAccount {
                     ),
                     None => ("sts:GetCallerIdentity".to_owned(), "check the controller's own AWS credentials"),
                 };
-                aws_failure(AwsAccountStatus::default(), Component::Credentials, &err, &resource, remedy)
+                let report = aws_failure(AwsAccountStatus::default(), Component::Credentials, &err, &resource, remedy);
+                // A role just made (or a trust policy just changed) can refuse AssumeRole while IAM
+                // propagates: look again on the backoff schedule, not only at the next drift check.
+                match err.kind {
+                    ErrorKind::AccessDenied => Report { retry: Retry::Backoff, ..report },
+                    _ => report,
+                }
             }
         };
         Ok(report)

@@ -19,9 +19,10 @@ class CallLog:
         self._lock = threading.Lock()
         self._calls: list[dict] = []
 
-    def record(self, account: str, service: str, operation: str, status: int) -> None:
+    def record(self, account: str, caller: str, service: str, operation: str, status: int) -> None:
         entry = {
             "account": account,
+            "caller": caller,
             "service": service,
             "operation": operation,
             "status": status,

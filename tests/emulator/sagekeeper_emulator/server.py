@@ -74,7 +74,7 @@ class EmulatorMiddleware:
             status, headers, body = self._respond(request, caller.account, environ)
         finally:
             unbind(token)
-        calls.log.record(caller.account, request.service, request.operation, status)
+        calls.log.record(caller.account, caller.arn, request.service, request.operation, status)
         faults.registry.observe(request.operation, caller.account, status)
         start_response(_status_line(status), headers)
         return body

@@ -1,0 +1,140 @@
+//! Benchmarks (`make bench`, ignored by `make test`): AWS calls to converge one environment and
+//! for one drift check, the time to converge, and the controller's memory with 50 environments
+//! converged. The `sagekeeper` binary runs as a process against the local stack.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment};
+use sagekeeper_tests::TestEnv;
+use sagekeeper_tests::emulator::is_read;
+
+const ENVIRONMENTS: u32 = 50;
+/// The target accounts all environments share (their resources are per environment).
+const STAGING: u32 = 101;
+const PRODUCTION: u32 = 102;
+
+async fn account(t: &TestEnv, name: &str, n: u32) {
+    let role = t.create_role(&t.account(n), "sagekeeper-deployer", None).await;
+    let obj: AwsAccount = t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {}}}\nspec:\n  accountId: '{}'\n  roleArn: {role}\n  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: '{{ns}}'}}}}\n",
+            t.name(name),
+            t.account(n)
+        ),
+        false,
+    );
+    t.accounts().create(&Default::default(), &obj).await.unwrap();
+}
+
+fn environment(t: &TestEnv, i: u32) -> DataScienceEnvironment {
+    t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1
+kind: DataScienceEnvironment
+metadata: {{name: env-{i}}}
+spec:
+  account: {dev}
+  region: us-east-1
+  network: {{availabilityZones: [us-east-1a, us-east-1b]}}
+  studio:
+    userProfiles:
+      - {{name: alice, persona: DataScientist}}
+      - {{name: bob, persona: TeamAdmin}}
+  targetAccounts:
+    staging: [{staging}]
+    production: [{prod}]
+",
+            dev = t.name(&format!("dev-{i}")),
+            staging = t.name("staging"),
+            prod = t.name("prod")
+        ),
+        true,
+    )
+}
+
+async fn wait_ready(t: &TestEnv, name: &str) {
+    let api = t.api::<DataScienceEnvironment>();
+    t.wait_condition_for(&api, name, "Ready", "True", None, Duration::from_secs(1800)).await;
+}
+
+fn by_operation(t: &TestEnv, accounts: &[u32]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for n in accounts {
+        for call in t.emulator.calls(&t.account(*n)) {
+            *counts.entry(call.operation).or_default() += 1;
+        }
+    }
+    counts
+}
+
+fn report(title: &str, counts: &BTreeMap<String, usize>) {
+    let total: usize = counts.values().sum();
+    let writes: usize = counts.iter().filter(|(op, _)| !is_read(op)).map(|(_, n)| n).sum();
+    println!("\n{title}: {total} calls ({writes} writes, {} reads)", total - writes);
+    for (op, n) in counts {
+        println!("  {op:<36} {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_environments() {
+    let t = TestEnv::new("bench").await;
+    let process = t.spawn_sagekeeper("bench", &["--leader-elect=false"]);
+    account(&t, "staging", STAGING).await;
+    account(&t, "prod", PRODUCTION).await;
+    join_all((1..=ENVIRONMENTS).map(|i| {
+        let t = &t;
+        async move { account(t, &format!("dev-{i}"), i).await }
+    }))
+    .await;
+    for n in [1, STAGING, PRODUCTION] {
+        t.emulator.clear_calls(&t.account(n));
+    }
+    let api = t.api::<DataScienceEnvironment>();
+
+    // One environment from nothing, alone.
+    let started = Instant::now();
+    api.create(&Default::default(), &environment(&t, 1)).await.unwrap();
+    wait_ready(&t, "env-1").await;
+    let first = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report("converge one environment (dev + 2 target accounts)", &by_operation(&t, &[1, STAGING, PRODUCTION]));
+
+    // One drift check of it.
+    for n in [1, STAGING, PRODUCTION] {
+        t.emulator.clear_calls(&t.account(n));
+    }
+    t.poke(&api, "env-1").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    report("one drift check of a converged environment", &by_operation(&t, &[1, STAGING, PRODUCTION]));
+
+    // The other 49 at once.
+    let started = Instant::now();
+    join_all((2..=ENVIRONMENTS).map(|i| {
+        let api = api.clone();
+        let env = environment(&t, i);
+        async move { api.create(&Default::default(), &env).await.unwrap() }
+    }))
+    .await;
+    join_all((2..=ENVIRONMENTS).map(|i| {
+        let t = &t;
+        async move { wait_ready(t, &format!("env-{i}")).await }
+    }))
+    .await;
+    let rest = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss, peak) = process.memory_kib();
+    println!("\ntime to converge one environment alone: {:.1} s", first.as_secs_f64());
+    println!("time to converge {} more at once: {:.1} s", ENVIRONMENTS - 1, rest.as_secs_f64());
+    println!(
+        "controller memory with {ENVIRONMENTS} environments converged: RSS {} MiB, peak {} MiB",
+        rss / 1024,
+        peak / 1024
+    );
+    let reconciles = process.metric("sagekeeper_reconciles_total{kind=\"DataScienceEnvironment\"}");
+    println!("environment reconciles: {reconciles}");
+    assert!(rss < 128 * 1024, "RSS {} MiB is over the 128 MiB bar", rss / 1024);
+}
