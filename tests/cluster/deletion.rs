@@ -2,8 +2,8 @@
 
 use kube::ResourceExt;
 use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, ModelDeployment, conditions};
-use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::test_env::HasConditions;
+use sagekeeper_tests::{TestEnv, eventually};
 
 use std::time::Duration;
 
@@ -204,4 +204,106 @@ async fn delete_data_on_delete_removes_the_data_too() {
         assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
         t.assert_deployer_permitted(n);
     }
+}
+
+/// Delete-type calls the controller's session made in account `n`.
+fn controller_deletes(t: &TestEnv, n: u32) -> Vec<String> {
+    let session = format!("arn:aws:sts::{}:assumed-role/sagekeeper-deployer/sagekeeper", t.account(n));
+    let calls = t.emulator.calls(&t.account(n));
+    let deletes = calls.into_iter().filter(|c| c.caller == session);
+    let deletes = deletes.filter(|c| {
+        ["Delete", "Schedule", "Release", "Detach", "Disassociate", "Revoke"].iter().any(|p| c.operation.starts_with(p))
+    });
+    deletes.map(|c| c.operation).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_leaves_every_aws_resource_in_place() {
+    let t = TestEnv::new("retain-env").await;
+    let _controller = t.controller().await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    let patch = serde_json::json!({"spec": {"deletionPolicy": "Retain"}});
+    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let uid = env.metadata.uid.unwrap();
+    let mut before = Vec::new();
+    for n in 1..=3 {
+        before.push(owned_resources(&t, &t.account(n), &uid).await);
+        t.emulator.clear_calls(&t.account(n));
+    }
+    api.delete("fraud", &Default::default()).await.unwrap();
+    t.wait_gone(&api, "fraud").await;
+    for n in 1..=3 {
+        assert_eq!(controller_deletes(&t, n), Vec::<String>::new(), "account {}", t.account(n));
+        assert_eq!(owned_resources(&t, &t.account(n), &uid).await, before[n as usize - 1], "account {}", t.account(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_paused_environment_waits_until_it_is_unpaused() {
+    let t = TestEnv::new("delete-paused").await;
+    let _controller = t.controller().await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let uid = env.metadata.uid.unwrap();
+    let pause = |value: Option<&str>| serde_json::json!({"metadata": {"annotations": {"sagekeeper.io/paused": value}}});
+    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&pause(Some("true"))))
+        .await
+        .unwrap();
+    t.wait_condition(&api, "fraud", "Reconciling", "False", Some("Paused")).await;
+    let before = owned_resources(&t, &t.account(1), &uid).await;
+    for n in 1..=3 {
+        t.emulator.clear_calls(&t.account(n));
+    }
+
+    api.delete("fraud", &Default::default()).await.unwrap();
+    // The deletion is seen (a watch event), and nothing is torn down while paused.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = api.get("fraud").await.expect("still there while paused");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    for n in 1..=3 {
+        assert_eq!(controller_deletes(&t, n), Vec::<String>::new(), "account {}", t.account(n));
+    }
+    assert_eq!(owned_resources(&t, &t.account(1), &uid).await, before);
+
+    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&pause(None))).await.unwrap();
+    t.wait_gone(&api, "fraud").await;
+    for n in [2, 3] {
+        assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependency_violation_during_teardown_is_pending_not_stalled() {
+    let t = TestEnv::new("delete-dependency").await;
+    // Waits are looked at again after the pending interval (the default is 10 s).
+    let _controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), None).await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let uid = env.metadata.uid.unwrap();
+    // Something still drains in the staging VPC: AWS refuses to delete it, three times.
+    let fault = t.emulator.fault(serde_json::json!({
+        "operation": "DeleteVpc", "code": "DependencyViolation", "account": t.account(2), "count": 3,
+        "message": "The vpc has dependencies and cannot be deleted."
+    }));
+
+    api.delete("fraud", &Default::default()).await.unwrap();
+    let refused = format!("{}: DependencyViolation: ", t.name("staging"));
+    // Other waits come first (the domain deleting); the refusal shows as one more wait.
+    let waiting = eventually(Duration::from_secs(60), "the DependencyViolation reported", || async {
+        let env = api.get("fraud").await.unwrap();
+        let ready = conditions::find(env.conditions(), "Ready")?;
+        ready.message.starts_with(&refused).then_some(env)
+    })
+    .await;
+    let condition = |type_: &str| conditions::find(waiting.conditions(), type_).unwrap().clone();
+    let (reconciling, stalled) = (condition("Reconciling"), condition("Stalled"));
+    assert_eq!((reconciling.status.as_str(), reconciling.reason.as_str()), ("True", "DeletionPending"));
+    assert_eq!(stalled.status, "False", "a busy resource is a wait: {}", stalled.message);
+    t.wait_gone(&api, "fraud").await;
+    assert!(t.emulator.faults().iter().all(|f| f["id"] != fault.as_str()), "all three refusals were used");
+    assert_eq!(owned_resources(&t, &t.account(2), &uid).await, nothing());
 }

@@ -79,6 +79,16 @@ async fn target_account_outside_the_selector_gets_account_not_permitted() {
     let env = t.wait_condition(&api, "fraud", "Stalled", "True", Some("AccountNotPermitted")).await;
     let ready = conditions::find(env.conditions(), "Ready").unwrap();
     assert!(ready.message.contains(&t.name("prod")), "{}", ready.message);
+    // Refused before any work: nothing created in either account.
+    for n in [1, 2] {
+        let creates: Vec<_> = t
+            .emulator
+            .calls(&t.account(n))
+            .into_iter()
+            .filter(|c| c.operation != "CreateRole" && !sagekeeper_tests::emulator::is_read(&c.operation))
+            .collect();
+        assert!(creates.is_empty(), "account {}: {creates:?}", t.account(n));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
