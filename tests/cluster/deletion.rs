@@ -115,6 +115,24 @@ async fn deleting_an_unused_environment_leaves_nothing_owned_in_any_account() {
     }
 }
 
+/// A data scientist's object in the data bucket, written through the environment's S3
+/// endpoint; returns the bucket.
+async fn write_data(t: &TestEnv, env: &DataScienceEnvironment) -> String {
+    let status = env.status.as_ref().unwrap();
+    let data_bucket = status.storage.as_ref().unwrap().data_bucket.clone().unwrap();
+    let endpoint = status.network.as_ref().unwrap().vpc_endpoint_ids["s3"].clone();
+    let dev = t.clients(&t.account(1)).await;
+    let put = dev.s3.put_object().bucket(&data_bucket).key("raw/train.csv").body(b"a,b\n1,2\n".to_vec().into());
+    put.customize()
+        .mutate_request(move |r| {
+            r.headers_mut().insert("x-emulator-source-vpce", endpoint.clone());
+        })
+        .send()
+        .await
+        .unwrap();
+    data_bucket
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_environment_with_data_keeps_the_data_its_keys_and_the_home_network() {
     let t = TestEnv::new("delete-env-with-data").await;
@@ -123,23 +141,7 @@ async fn deleting_an_environment_with_data_keeps_the_data_its_keys_and_the_home_
     let api = t.api::<DataScienceEnvironment>();
     let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
     let uid = env.metadata.uid.clone().unwrap();
-    let status = env.status.unwrap();
-    let data_bucket = status.storage.unwrap().data_bucket.unwrap();
-    let endpoint = status.network.unwrap().vpc_endpoint_ids["s3"].clone();
-    // A data scientist's object, written through the environment's S3 endpoint.
-    let dev = t.clients(&t.account(1)).await;
-    dev.s3
-        .put_object()
-        .bucket(&data_bucket)
-        .key("raw/train.csv")
-        .body(b"a,b\n1,2\n".to_vec().into())
-        .customize()
-        .mutate_request(move |r| {
-            r.headers_mut().insert("x-emulator-source-vpce", endpoint.clone());
-        })
-        .send()
-        .await
-        .unwrap();
+    let data_bucket = write_data(&t, &env).await;
 
     let retained = delete_environment(&t).await.expect("a DataRetained event");
     assert!(retained.contains(&data_bucket), "{retained}");
@@ -163,6 +165,7 @@ async fn deleting_an_environment_with_data_keeps_the_data_its_keys_and_the_home_
     .map(|(k, v)| ((*k).to_owned(), *v))
     .collect();
     assert_eq!(dev_left, expected, "dev keeps the data bucket, the s3 and studio keys, and the home's network");
+    let dev = t.clients(&t.account(1)).await;
     let object = dev.s3.list_objects_v2().bucket(&data_bucket).send().await.unwrap();
     assert_eq!(object.contents().len(), 1, "the object is still there");
     for n in [2, 3] {
@@ -183,22 +186,7 @@ async fn delete_data_on_delete_removes_the_data_too() {
     api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
     let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
     let uid = env.metadata.uid.clone().unwrap();
-    let status = env.status.unwrap();
-    let data_bucket = status.storage.unwrap().data_bucket.unwrap();
-    let endpoint = status.network.unwrap().vpc_endpoint_ids["s3"].clone();
-    let dev = t.clients(&t.account(1)).await;
-    dev.s3
-        .put_object()
-        .bucket(&data_bucket)
-        .key("raw/train.csv")
-        .body(b"x".to_vec().into())
-        .customize()
-        .mutate_request(move |r| {
-            r.headers_mut().insert("x-emulator-source-vpce", endpoint.clone());
-        })
-        .send()
-        .await
-        .unwrap();
+    write_data(&t, &env).await;
     assert_eq!(delete_environment(&t).await, None);
     for n in 1..=3 {
         assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
