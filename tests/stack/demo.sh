@@ -49,12 +49,23 @@ for _ in $(seq 60); do
   [ "$ready" = 3 ] && break
   sleep 1
 done
+env_ready=0
+if [ "$ready" = 3 ]; then
+  say "waiting for the environment to converge in its three accounts"
+  kubectl wait --for=condition=Ready dse --all -n team-fraud --timeout=180s >/dev/null && env_ready=1
+fi
 kubectl get sagekeeper -A
+echo
+kubectl get dse -n team-fraud -o jsonpath='{range .items[*]}environment {.metadata.name}:{"\n"}{range .status.conditions[*]}{"  "}{.type}={.status} {.reason}{"\n"}{end}{end}'
 echo
 kubectl get dse,mlp,mdep -n team-fraud \
   -o custom-columns='KIND:.kind,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,MESSAGE:.status.conditions[?(@.type=="Ready")].message'
 if [ "$ready" != 3 ]; then
   echo "the accounts did not become Ready; see $dir/sagekeeper.log" >&2
+  exit 1
+fi
+if [ "$env_ready" != 1 ]; then
+  echo "the environment did not become Ready; see kubectl describe dse -n team-fraud and $dir/sagekeeper.log" >&2
   exit 1
 fi
 
