@@ -1,12 +1,14 @@
-//! Spec changes converge: interface endpoints, user profiles, target accounts, tags, and
-//! internet access, each added and removed on a living environment.
+//! Spec changes converge: interface endpoints, user profiles, target accounts, tags, personas
+//! and internet access, each added and removed on a living environment.
 
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use sagekeeper_api::DataScienceEnvironment;
 use sagekeeper_aws::sdk::ec2::types::Filter;
+use sagekeeper_aws::sdk::s3;
 use sagekeeper_tests::TestEnv;
+use sagekeeper_tests::test_env::AccountClients;
 use serde_json::json;
 
 use crate::environments::{expected_in_target, full_environment, nothing, owned_resources};
@@ -19,7 +21,7 @@ async fn change(t: &TestEnv, patch: serde_json::Value) -> DataScienceEnvironment
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpoints_profiles_targets_tags_and_internet_access_follow_the_spec() {
+async fn endpoints_profiles_targets_and_internet_access_follow_the_spec() {
     let t = TestEnv::new("spec-changes").await;
     let _controller = t.controller().await;
     full_environment(&t).await;
@@ -121,33 +123,6 @@ async fn endpoints_profiles_targets_tags_and_internet_access_follow_the_spec() {
         "the models bucket follows the targets: {policy}"
     );
 
-    // Tags: a new tag reaches the resources.
-    change(&t, json!({"spec": {"tags": {"cost-center": "4711", "team": "fraud"}}})).await;
-    let tagged = dev.ec2.describe_vpcs().vpc_ids(&vpc).send().await.unwrap();
-    let tags = tagged.vpcs()[0].tags();
-    assert!(tags.iter().any(|t| t.key() == Some("team") && t.value() == Some("fraud")), "{tags:?}");
-    let role = dev
-        .iam
-        .get_role()
-        .role_name(
-            env.status
-                .as_ref()
-                .unwrap()
-                .identity
-                .as_ref()
-                .unwrap()
-                .execution_role_arn
-                .as_ref()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(role.role.unwrap().tags().iter().any(|t| t.key() == "team" && t.value() == "fraud"));
-
     // Internet access: NAT on, then off again.
     let env = change(&t, json!({"spec": {"network": {"internetAccess": "NatGateway"}}})).await;
     let public = env.status.as_ref().unwrap().network.as_ref().unwrap().public_subnet_ids.clone();
@@ -197,4 +172,99 @@ async fn endpoints_profiles_targets_tags_and_internet_access_follow_the_spec() {
     for n in 1..=4 {
         t.assert_deployer_permitted(n);
     }
+}
+
+/// The value of tag `key` on the VPC, a private subnet, the execution role, the s3 key, the
+/// data bucket, the Studio domain and alice's profile, in that order.
+async fn tag_everywhere(c: &AccountClients, env: &DataScienceEnvironment, key: &str) -> Vec<Option<String>> {
+    let status = env.status.as_ref().unwrap();
+    let network = status.network.as_ref().unwrap();
+    let find = |pairs: Vec<(String, String)>| pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let ec2_tags = |tags: &[sagekeeper_aws::sdk::ec2::types::Tag]| {
+        find(
+            tags.iter()
+                .map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned()))
+                .collect(),
+        )
+    };
+    let vpc = c.ec2.describe_vpcs().vpc_ids(network.vpc_id.clone().unwrap()).send().await.unwrap();
+    let subnet = c.ec2.describe_subnets().subnet_ids(&network.private_subnet_ids[0]).send().await.unwrap();
+    let role_arn = status.identity.as_ref().unwrap().execution_role_arn.clone().unwrap();
+    let role = c.iam.list_role_tags().role_name(role_arn.rsplit('/').next().unwrap()).send().await.unwrap();
+    let key_arn = status.encryption.as_ref().unwrap().s3_key_arn.clone().unwrap();
+    let kms = c.kms.list_resource_tags().key_id(key_arn).send().await.unwrap();
+    let bucket = status.storage.as_ref().unwrap().data_bucket.clone().unwrap();
+    let s3 = c.s3.get_bucket_tagging().bucket(bucket).send().await.unwrap();
+    let domain_id = status.studio.as_ref().unwrap().domain_id.clone().unwrap();
+    let domain = c.sagemaker.describe_domain().domain_id(&domain_id).send().await.unwrap();
+    let domain = c.sagemaker.list_tags().resource_arn(domain.domain_arn().unwrap()).send().await.unwrap();
+    let profile = c.sagemaker.describe_user_profile().domain_id(&domain_id).user_profile_name("alice").send().await;
+    let profile = profile.unwrap();
+    let profile = c.sagemaker.list_tags().resource_arn(profile.user_profile_arn().unwrap()).send().await.unwrap();
+    let sm_tags = |tags: &[sagekeeper_aws::sdk::sagemaker::types::Tag]| {
+        find(
+            tags.iter()
+                .map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned()))
+                .collect(),
+        )
+    };
+    vec![
+        ec2_tags(vpc.vpcs()[0].tags()),
+        ec2_tags(subnet.subnets()[0].tags()),
+        find(role.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()),
+        find(kms.tags().iter().map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned())).collect()),
+        find(s3.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()),
+        sm_tags(domain.tags()),
+        sm_tags(profile.tags()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_and_personas_follow_the_spec_and_others_tags_stay() {
+    let t = TestEnv::new("tag-changes").await;
+    let _controller = t.controller().await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let dev = t.clients_as_controller(&t.account(1)).await;
+    let everywhere = |v: Option<&str>| vec![v.map(str::to_owned); 7];
+
+    // Someone else's tag on the VPC and on the data bucket.
+    let status = env.status.clone().unwrap();
+    let vpc = status.network.as_ref().unwrap().vpc_id.clone().unwrap();
+    let other = sagekeeper_aws::sdk::ec2::types::Tag::builder().key("finance:budget").value("ml").build();
+    dev.ec2.create_tags().resources(&vpc).tags(other).send().await.unwrap();
+    let bucket = status.storage.as_ref().unwrap().data_bucket.clone().unwrap();
+    let mut set: Vec<_> = dev.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap().tag_set().to_vec();
+    set.push(s3::types::Tag::builder().key("finance:budget").value("ml").build().unwrap());
+    let tagging = s3::types::Tagging::builder().set_tag_set(Some(set)).build().unwrap();
+    dev.s3.put_bucket_tagging().bucket(&bucket).tagging(tagging).send().await.unwrap();
+
+    // Added, and a persona changed.
+    let env = change(
+        &t,
+        json!({"spec": {"tags": {"cost-center": "4711", "team": "fraud"}, "studio": {"userProfiles": [
+            {"name": "alice", "persona": "TeamAdmin"}, {"name": "bob", "persona": "TeamAdmin"}]}}}),
+    )
+    .await;
+    assert_eq!(tag_everywhere(&dev, &env, "team").await, everywhere(Some("fraud")));
+    let persona = tag_everywhere(&dev, &env, sagekeeper_policy::iam::PERSONA_TAG_KEY).await;
+    assert_eq!(persona[6].as_deref(), Some("TeamAdmin"), "alice's persona tag follows her persona");
+    assert_eq!(env.status.as_ref().unwrap().tag_keys, ["cost-center", "team"]);
+
+    // Changed.
+    let env = change(&t, json!({"spec": {"tags": {"cost-center": "4712", "team": "fraud"}}})).await;
+    assert_eq!(tag_everywhere(&dev, &env, "cost-center").await, everywhere(Some("4712")));
+
+    // Removed: gone from every resource, and forgotten once gone.
+    let env = change(&t, json!({"spec": {"tags": {"cost-center": "4712", "team": null}}})).await;
+    assert_eq!(tag_everywhere(&dev, &env, "team").await, everywhere(None));
+    assert_eq!(env.status.as_ref().unwrap().tag_keys, ["cost-center"]);
+
+    // Others' tags were left alone throughout.
+    let vpc_tags = dev.ec2.describe_vpcs().vpc_ids(&vpc).send().await.unwrap();
+    assert!(vpc_tags.vpcs()[0].tags().iter().any(|t| t.key() == Some("finance:budget")), "the VPC keeps it");
+    let bucket_tags = dev.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
+    assert!(bucket_tags.tag_set().iter().any(|t| t.key() == "finance:budget"), "the bucket keeps it");
+    t.assert_deployer_permitted(1);
 }

@@ -304,6 +304,11 @@ pub struct DataScienceEnvironmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_accounts: Vec<TargetAccountStatus>,
 
+    /// The keys of `spec.tags` that may still be on the environment's resources. A key removed
+    /// from `spec.tags` is taken off every resource; tags others put there are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_keys: Vec<String>,
+
     /// What deletion kept and why (non-empty buckets, the Studio home file system, the keys
     /// that encrypt them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

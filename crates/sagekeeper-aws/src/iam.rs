@@ -167,16 +167,17 @@ async fn ensure_tags(iam: &Client, plan: &RolePlan, role: &Role, changes: &Chang
         .filter(|(k, v)| have.get(k.as_str()) != Some(&v.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    if missing.is_empty() {
-        return Ok(());
+    if !missing.is_empty() {
+        let call = iam.tag_role().role_name(&plan.name).set_tags(Some(iam_tags(&missing)?));
+        call.send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("IAM role {} tags", plan.name));
     }
-    iam.tag_role()
-        .role_name(&plan.name)
-        .set_tags(Some(iam_tags(&missing)?))
-        .send()
-        .await
-        .map_err(AwsError::from_sdk)?;
-    changes.record(Action::Updated, format!("IAM role {} tags", plan.name));
+    let stale = plan.owner.stale_keys(have.keys().copied());
+    if !stale.is_empty() {
+        let call = iam.untag_role().role_name(&plan.name).set_tag_keys(Some(stale));
+        call.send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("IAM role {} removed tags", plan.name));
+    }
     Ok(())
 }
 

@@ -42,19 +42,21 @@ pub struct KeyOutputs {
 
 /// Converges one key.
 pub async fn ensure_key(kms: &Client, plan: &KeyPlan, changes: &Changes) -> StepResult<KeyOutputs> {
-    let meta = match describe(kms, &plan.alias).await? {
+    // The tags seen, to converge below; a key just created carries ours already.
+    let (meta, tags) = match describe(kms, &plan.alias).await? {
         Some(meta) => {
-            if !owned(kms, plan, meta.key_id()).await? {
+            let tags = tags_of(kms, meta.key_id()).await?;
+            if !plan.owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
                 return Err(plan.owner.conflict(&format!("KMS alias {}", plan.alias), []));
             }
-            meta
+            (meta, Some(tags))
         }
         None => match find_orphan(kms, plan).await? {
-            Some(meta) => {
+            Some((meta, tags)) => {
                 alias(kms, plan, meta.key_id(), changes).await?;
-                meta
+                (meta, Some(tags))
             }
-            None => create(kms, plan, changes).await?,
+            None => (create(kms, plan, changes).await?, None),
         },
     };
     let id = meta.key_id().to_owned();
@@ -86,7 +88,9 @@ pub async fn ensure_key(kms: &Client, plan: &KeyPlan, changes: &Changes) -> Step
     if let Some(policy) = &plan.policy {
         ensure_policy(kms, &id, policy, changes).await?;
     }
-    ensure_tags(kms, &id, &plan.owner.tags(&plan.component), changes).await?;
+    if let Some(tags) = tags {
+        ensure_tags(kms, &id, &tags, &plan.owner, &plan.component, changes).await?;
+    }
     Ok(Step::Ready(KeyOutputs { arn, id }))
 }
 
@@ -132,13 +136,11 @@ async fn tags_of(kms: &Client, key_id: &str) -> Result<BTreeMap<String, String>,
     Ok(out.tags().iter().map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned())).collect())
 }
 
-async fn owned(kms: &Client, plan: &KeyPlan, key_id: &str) -> Result<bool, AwsError> {
-    let tags = tags_of(kms, key_id).await?;
-    Ok(plan.owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-}
-
 /// A key of ours (owner uid and component) that lost or never got its alias.
-async fn find_orphan(kms: &Client, plan: &KeyPlan) -> Result<Option<KeyMetadata>, AwsError> {
+async fn find_orphan(
+    kms: &Client,
+    plan: &KeyPlan,
+) -> Result<Option<(KeyMetadata, BTreeMap<String, String>)>, AwsError> {
     let want = plan.owner.tags(&plan.component);
     let mut keys = kms.list_keys().into_paginator().send();
     while let Some(page) = keys.next().await {
@@ -153,7 +155,7 @@ async fn find_orphan(kms: &Client, plan: &KeyPlan) -> Result<Option<KeyMetadata>
             let ours =
                 want.iter().filter(|(k, _)| k.starts_with("sagekeeper.io/")).all(|(k, v)| tags.get(k) == Some(v));
             if ours {
-                return describe(kms, id).await;
+                return Ok(describe(kms, id).await?.map(|meta| (meta, tags)));
             }
         }
     }
@@ -190,11 +192,13 @@ async fn alias(kms: &Client, plan: &KeyPlan, key_id: &str, changes: &Changes) ->
 async fn ensure_tags(
     kms: &Client,
     key_id: &str,
-    want: &BTreeMap<String, String>,
+    have: &BTreeMap<String, String>,
+    owner: &Owner,
+    component: &str,
     changes: &Changes,
 ) -> Result<(), AwsError> {
-    let have = tags_of(kms, key_id).await?;
-    let missing: Vec<Tag> = want
+    let missing: Vec<Tag> = owner
+        .tags(component)
         .iter()
         .filter(|(k, v)| have.get(*k) != Some(*v))
         .filter_map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build().ok())
@@ -202,6 +206,11 @@ async fn ensure_tags(
     if !missing.is_empty() {
         kms.tag_resource().key_id(key_id).set_tags(Some(missing)).send().await.map_err(AwsError::from_sdk)?;
         changes.record(Action::Updated, format!("KMS key {key_id} tags"));
+    }
+    let stale = owner.stale_keys(have.keys().map(String::as_str));
+    if !stale.is_empty() {
+        kms.untag_resource().key_id(key_id).set_tag_keys(Some(stale)).send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("KMS key {key_id} removed tags"));
     }
     Ok(())
 }

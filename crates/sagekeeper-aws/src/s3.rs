@@ -44,8 +44,14 @@ pub async fn ensure_bucket(s3: &Client, plan: &BucketPlan, changes: &Changes) ->
                     .owner
                     .conflict(&format!("bucket {}", plan.name), have.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
             }
-            if have != tags {
-                put_tags(s3, &plan.name, &tags).await?;
+            // S3 replaces the whole tag set: keep what others put there, drop the keys
+            // removed from spec.tags, put ours.
+            let stale = plan.owner.stale_keys(have.keys().map(String::as_str));
+            let mut want = have.clone();
+            want.retain(|k, _| !stale.contains(k));
+            want.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if have != want {
+                put_tags(s3, &plan.name, &want).await?;
                 changes.record(Action::Updated, format!("bucket {} tags", plan.name));
             }
         }

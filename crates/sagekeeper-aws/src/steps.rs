@@ -2,7 +2,7 @@
 //! state), the owner whose tags it writes and by whose uid alone it adopts, and the log of the
 //! writes it made (for events, and so a drift check can prove it wrote nothing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use sagekeeper_api::naming::{OWNER_TAG, OWNER_UID_TAG};
@@ -38,6 +38,8 @@ pub struct Owner {
     pub uid: String,
     /// Tags on every resource (owner, uid and user tags), without the component tag.
     pub base_tags: BTreeMap<String, String>,
+    /// User tag keys once applied and since removed from the spec: taken off where found.
+    pub removed_tags: BTreeSet<String>,
 }
 
 impl Owner {
@@ -46,6 +48,11 @@ impl Owner {
         let mut tags = self.base_tags.clone();
         tags.insert(sagekeeper_api::naming::COMPONENT_TAG.into(), component.into());
         tags
+    }
+
+    /// The removed tag keys among `have`, the keys a resource carries.
+    pub fn stale_keys<'a>(&self, have: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        have.into_iter().filter(|k| self.removed_tags.contains(*k)).map(str::to_owned).collect()
     }
 
     /// True when these tags carry this owner's uid.

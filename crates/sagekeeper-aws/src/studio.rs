@@ -4,6 +4,7 @@
 //! is to be deleted.
 
 use aws_sdk_sagemaker::Client;
+use aws_sdk_sagemaker::operation::describe_domain::DescribeDomainOutput;
 use aws_sdk_sagemaker::types::{
     AppNetworkAccessType, AppStatus, AuthMode, DomainStatus, RetentionPolicy, RetentionType, SpaceStatus, Tag,
     UserSettings,
@@ -64,10 +65,10 @@ pub async fn ensure_domain(
     plan: &DomainPlan,
     changes: &Changes,
 ) -> Result<(DomainOutputs, Step<()>), AwsError> {
-    let Some(id) = find_domain(sm, &plan.owner, &plan.name, plan.known_id.as_deref()).await? else {
+    let Some(domain) = find_domain(sm, &plan.owner, &plan.name, plan.known_id.as_deref()).await? else {
         return create_domain(sm, plan, changes).await;
     };
-    let domain = sm.describe_domain().domain_id(&id).send().await.map_err(AwsError::from_sdk)?;
+    let id = domain.domain_id().unwrap_or_default().to_owned();
     let outputs = DomainOutputs {
         id: id.clone(),
         arn: domain.domain_arn().unwrap_or_default().to_owned(),
@@ -85,6 +86,8 @@ pub async fn ensure_domain(
             return Ok((outputs, Step::Pending(format!("Studio domain {id} is {status}"))));
         }
     }
+    let what = format!("Studio domain {id}");
+    ensure_tags(sm, &outputs.arn, &tags(&plan.owner, "studio/domain"), &plan.owner, &what, changes).await?;
     if domain.vpc_id() != Some(plan.vpc_id.as_str()) {
         let message = format!(
             "Studio domain {id} is in VPC {} and cannot move to {}",
@@ -125,15 +128,49 @@ fn profile_tags(owner: &Owner, profile: &ProfilePlan) -> Vec<Tag> {
     all
 }
 
+/// Puts the wanted tags on a SageMaker resource (AddTags replaces a value) and takes the keys
+/// removed from spec.tags off it; others' tags stay.
+async fn ensure_tags(
+    sm: &Client,
+    arn: &str,
+    want: &[Tag],
+    owner: &Owner,
+    what: &str,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let listed = sm.list_tags().resource_arn(arn).send().await.map_err(AwsError::from_sdk)?;
+    let have = pairs(listed.tags());
+    let missing: Vec<Tag> = want
+        .iter()
+        .filter(|t| !have.contains(&(t.key().unwrap_or_default(), t.value().unwrap_or_default())))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        sm.add_tags().resource_arn(arn).set_tags(Some(missing)).send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("{what} tags"));
+    }
+    let stale = owner.stale_keys(have.iter().map(|(k, _)| *k));
+    if !stale.is_empty() {
+        sm.delete_tags().resource_arn(arn).set_tag_keys(Some(stale)).send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("{what} removed tags"));
+    }
+    Ok(())
+}
+
 fn pairs(tags: &[Tag]) -> Vec<(&str, &str)> {
     tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect()
 }
 
-/// The id of our domain: by the id pinned in status, else by name (adopting only our own).
-async fn find_domain(sm: &Client, owner: &Owner, name: &str, known: Option<&str>) -> Result<Option<String>, AwsError> {
+/// Our domain: by the id pinned in status, else by name (adopting only our own).
+async fn find_domain(
+    sm: &Client,
+    owner: &Owner,
+    name: &str,
+    known: Option<&str>,
+) -> Result<Option<DescribeDomainOutput>, AwsError> {
     if let Some(id) = known {
         match sm.describe_domain().domain_id(id).send().await {
-            Ok(_) => return Ok(Some(id.to_owned())),
+            Ok(domain) => return Ok(Some(domain)),
             Err(e) => match AwsError::from_sdk(e) {
                 e if e.kind == ErrorKind::NotFound => {}
                 e => return Err(e),
@@ -152,7 +189,8 @@ async fn find_domain(sm: &Client, owner: &Owner, name: &str, known: Option<&str>
             if !owner.owns(tags.iter().copied()) {
                 return Err(owner.conflict(&format!("Studio domain {name}"), tags.iter().copied()));
             }
-            return Ok(domain.domain_id().map(str::to_owned));
+            let id = domain.domain_id().unwrap_or_default();
+            return Ok(Some(sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk)?));
         }
     }
     Ok(None)
@@ -210,6 +248,9 @@ pub async fn ensure_user_profiles(
         }
         let current = sm.describe_user_profile().domain_id(domain_id).user_profile_name(&profile.name).send().await;
         let current = current.map_err(AwsError::from_sdk)?;
+        let arn = current.user_profile_arn().unwrap_or_default();
+        let what = format!("Studio user profile {}", profile.name);
+        ensure_tags(sm, arn, &profile_tags(owner, profile), owner, &what, changes).await?;
         let settings = current.user_settings();
         let drifted = settings.and_then(UserSettings::execution_role) != Some(profile.role_arn.as_str())
             || settings.map(UserSettings::security_groups) != Some(std::slice::from_ref(&security_group.to_owned()));
@@ -364,8 +405,8 @@ pub async fn delete_domain(
     delete_home: bool,
     changes: &Changes,
 ) -> StepResult<()> {
-    let Some(id) = find_domain(sm, owner, name, known_id).await? else { return Ok(Step::Ready(())) };
-    let domain = sm.describe_domain().domain_id(&id).send().await.map_err(AwsError::from_sdk)?;
+    let Some(domain) = find_domain(sm, owner, name, known_id).await? else { return Ok(Step::Ready(())) };
+    let id = domain.domain_id().unwrap_or_default().to_owned();
     if domain.status() == Some(&DomainStatus::Deleting) {
         return Ok(Step::Pending(format!("Studio domain {id} is being deleted")));
     }

@@ -168,7 +168,8 @@ async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
 }
 
 /// Puts the owner's tags (owner, uid, the user's spec.tags) back on every resource of ours
-/// that lacks one or has another value, in one call.
+/// that lacks one or has another value, and takes the tag keys removed from spec.tags off
+/// them: one call each.
 async fn ensure_tags(
     ec2: &Client,
     plan: &NetworkPlan,
@@ -177,42 +178,36 @@ async fn ensure_tags(
     seen: &Observed,
     changes: &Changes,
 ) -> Result<(), AwsError> {
-    let stale = |tags: &[Tag]| plan.owner.base_tags.iter().any(|(k, v)| observe::tag(tags, k) != Some(v.as_str()));
-    let mut resources: Vec<String> = Vec::new();
-    if stale(vpc_tags) {
-        resources.push(vpc_id.to_owned());
+    // The VPC is ours by how it was found; the rest by their owner tag.
+    let others = (seen.subnets.iter().map(|x| (x.subnet_id(), x.tags())))
+        .chain(seen.route_tables.iter().map(|x| (x.route_table_id(), x.tags())))
+        .chain(seen.groups.iter().map(|x| (x.group_id(), x.tags())))
+        .chain(seen.endpoints.iter().map(|x| (x.vpc_endpoint_id(), x.tags())))
+        .chain(seen.internet_gateways.iter().map(|x| (x.internet_gateway_id(), x.tags())))
+        .chain(seen.nat_gateways.iter().map(|x| (x.nat_gateway_id(), x.tags())))
+        .chain(seen.addresses.iter().map(|x| (x.allocation_id(), x.tags())));
+    let mut ours: Vec<(&str, &[Tag])> = vec![(vpc_id, vpc_tags)];
+    ours.extend(others.filter_map(|(id, tags)| id.filter(|_| seen.owns(tags)).map(|id| (id, tags))));
+
+    let owner = &plan.owner;
+    let lacking = |tags: &[Tag]| owner.base_tags.iter().any(|(k, v)| observe::tag(tags, k) != Some(v.as_str()));
+    let untag = |tags: &[Tag]| !owner.stale_keys(tags.iter().filter_map(Tag::key)).is_empty();
+    let ids = |pick: &dyn Fn(&[Tag]) -> bool| -> Vec<String> {
+        ours.iter().filter(|(_, tags)| pick(tags)).map(|(id, _)| (*id).to_owned()).collect()
+    };
+    let (lacking, untag) = (ids(&lacking), ids(&untag));
+    if !lacking.is_empty() {
+        let tags: Vec<Tag> = owner.base_tags.iter().map(|(k, v)| tag(k, v)).collect();
+        let call = ec2.create_tags().set_resources(Some(lacking.clone())).set_tags(Some(tags));
+        call.send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("tags of {}", lacking.join(", ")));
     }
-    let owned = |tags: &[Tag]| seen.owns(tags) && stale(tags);
-    resources.extend(seen.subnets.iter().filter(|x| owned(x.tags())).filter_map(|x| x.subnet_id().map(str::to_owned)));
-    resources.extend(
-        seen.route_tables.iter().filter(|x| owned(x.tags())).filter_map(|x| x.route_table_id().map(str::to_owned)),
-    );
-    resources.extend(seen.groups.iter().filter(|x| owned(x.tags())).filter_map(|x| x.group_id().map(str::to_owned)));
-    resources.extend(
-        seen.endpoints.iter().filter(|x| owned(x.tags())).filter_map(|x| x.vpc_endpoint_id().map(str::to_owned)),
-    );
-    resources.extend(
-        seen.internet_gateways
-            .iter()
-            .filter(|x| owned(x.tags()))
-            .filter_map(|x| x.internet_gateway_id().map(str::to_owned)),
-    );
-    resources.extend(
-        seen.nat_gateways.iter().filter(|x| owned(x.tags())).filter_map(|x| x.nat_gateway_id().map(str::to_owned)),
-    );
-    resources
-        .extend(seen.addresses.iter().filter(|x| owned(x.tags())).filter_map(|x| x.allocation_id().map(str::to_owned)));
-    if resources.is_empty() {
-        return Ok(());
+    if !untag.is_empty() {
+        let keys = owner.removed_tags.iter().map(|k| Tag::builder().key(k).build()).collect();
+        let call = ec2.delete_tags().set_resources(Some(untag.clone())).set_tags(Some(keys));
+        call.send().await.map_err(AwsError::from_sdk)?;
+        changes.record(Action::Updated, format!("removed tags of {}", untag.join(", ")));
     }
-    let tags: Vec<Tag> = plan.owner.base_tags.iter().map(|(k, v)| tag(k, v)).collect();
-    ec2.create_tags()
-        .set_resources(Some(resources.clone()))
-        .set_tags(Some(tags))
-        .send()
-        .await
-        .map_err(AwsError::from_sdk)?;
-    changes.record(Action::Updated, format!("tags of {}", resources.join(", ")));
     Ok(())
 }
 

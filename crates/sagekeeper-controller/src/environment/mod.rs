@@ -73,6 +73,13 @@ impl Kind for DataScienceEnvironment {
         let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
         let converged = converge::converge(ctx, &plan, &status).await;
         let outcome = overall(&converged.components);
+        let mut status = converged.status;
+        // Removed tag keys are forgotten only once a pass took them off everything.
+        let mut tag_keys: std::collections::BTreeSet<String> = self.spec.tags.keys().cloned().collect();
+        if !outcome.is_ready() {
+            tag_keys.extend(status.tag_keys.iter().cloned());
+        }
+        status.tag_keys = tag_keys.into_iter().collect();
         // Writes to an environment that was Ready for this very spec were drift being repaired.
         let was_ready = conditions::is_ready(&status.conditions, self.metadata.generation);
         // A pass that failed somewhere but still made progress is not backed off: the backoff
@@ -82,7 +89,7 @@ impl Kind for DataScienceEnvironment {
             retry => retry,
         };
         Ok(Report {
-            status: converged.status,
+            status,
             outcome,
             components: converged.components,
             retry,

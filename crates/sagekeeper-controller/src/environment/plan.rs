@@ -228,7 +228,9 @@ pub(crate) fn plan(
     let partition = partition_of(dev.spec.role_arn.as_deref());
     let mut base_tags = names.tags(&uid, "", &spec.tags);
     base_tags.remove(sagekeeper_api::naming::COMPONENT_TAG);
-    let owner = Owner { uid, base_tags };
+    let applied = env.status.as_ref().map(|s| s.tag_keys.as_slice()).unwrap_or_default();
+    let removed_tags = applied.iter().filter(|k| !spec.tags.contains_key(*k)).cloned().collect();
+    let owner = Owner { uid, base_tags, removed_tags };
     let dev = account_plan(dev, &region);
     let data_bucket = names.bucket(&dev.account_id, &region, "data");
     let models_bucket = names.bucket(&dev.account_id, &region, "models");
