@@ -11,6 +11,7 @@ use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::test_env::AccountClients;
 use serde_json::json;
 
+use crate::deletion::controller_deletes;
 use crate::environments::{expected_in_target, full_environment, nothing, owned_resources};
 use crate::references::ready_account;
 
@@ -267,4 +268,32 @@ async fn tags_and_personas_follow_the_spec_and_others_tags_stay() {
     let bucket_tags = dev.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
     assert!(bucket_tags.tag_set().iter().any(|t| t.key() == "finance:budget"), "the bucket keeps it");
     t.assert_deployer_permitted(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_moved_to_another_stage_keeps_everything_it_has() {
+    let t = TestEnv::new("stage-move").await;
+    let _controller = t.controller().await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let uid = env.metadata.uid.clone().unwrap();
+    let mut before = Vec::new();
+    for n in [2, 3] {
+        before.push(owned_resources(&t, &t.account(n), &uid).await);
+        t.emulator.clear_calls(&t.account(n));
+    }
+
+    // Staging and production swap accounts.
+    let swapped = json!({"spec": {"targetAccounts": {"staging": [t.name("prod")], "production": [t.name("staging")]}}});
+    let env = change(&t, swapped).await;
+    let stages: Vec<(String, String)> =
+        env.status.unwrap().target_accounts.into_iter().map(|a| (a.account, a.stage)).collect();
+    assert_eq!(stages.len(), 2, "{stages:?}");
+    assert!(stages.contains(&(t.name("prod"), "staging".into())), "{stages:?}");
+    assert!(stages.contains(&(t.name("staging"), "production".into())), "{stages:?}");
+    for (i, n) in [2, 3].into_iter().enumerate() {
+        assert_eq!(controller_deletes(&t, n), Vec::<String>::new(), "account {}", t.account(n));
+        assert_eq!(owned_resources(&t, &t.account(n), &uid).await, before[i], "account {}", t.account(n));
+    }
 }

@@ -195,7 +195,7 @@ async fn delete_data_on_delete_removes_the_data_too() {
 }
 
 /// Delete-type calls the controller's session made in account `n`.
-fn controller_deletes(t: &TestEnv, n: u32) -> Vec<String> {
+pub fn controller_deletes(t: &TestEnv, n: u32) -> Vec<String> {
     let session = format!("arn:aws:sts::{}:assumed-role/sagekeeper-deployer/sagekeeper", t.account(n));
     let calls = t.emulator.calls(&t.account(n));
     let deletes = calls.into_iter().filter(|c| c.caller == session);

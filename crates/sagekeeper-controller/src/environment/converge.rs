@@ -767,8 +767,9 @@ async fn remove_targets(
     previous: &DataScienceEnvironmentStatus,
     changes: &Changes,
 ) -> Vec<Removal> {
-    let listed =
-        |t: &TargetAccountStatus| plan.targets.iter().any(|p| p.account.name == t.account && p.stage == t.stage);
+    // What a target account has is per account, not per stage: an account moved to another
+    // stage keeps everything; only an account no stage names any more is cleaned up.
+    let listed = |t: &TargetAccountStatus| plan.targets.iter().any(|p| p.account.name == t.account);
     let mut removals = Vec::new();
     for entry in previous.target_accounts.iter().filter(|t| !listed(t)) {
         let component = Component::TargetAccounts;
