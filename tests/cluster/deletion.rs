@@ -7,7 +7,7 @@ use sagekeeper_tests::{TestEnv, eventually};
 
 use std::time::Duration;
 
-use crate::environments::{full_environment, nothing, owned_resources};
+use crate::environments::{environment_manifest, full_environment, nothing, owned_resources};
 use crate::references::{deployment, environment, project, ready_account};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,11 +100,14 @@ async fn delete_environment(t: &TestEnv) -> Option<String> {
 async fn deleting_an_unused_environment_leaves_nothing_owned_in_any_account() {
     let t = TestEnv::new("delete-unused-env").await;
     let _controller = t.controller().await;
-    full_environment(&t).await;
+    ready_account(&t, "dev", 1, &t.namespace).await;
+    ready_account(&t, "staging", 2, &t.namespace).await;
+    ready_account(&t, "prod", 3, &t.namespace).await;
+    // Nobody used it: never a user profile, so no home directories; the buckets are empty.
+    let mut env = environment_manifest(&t);
+    env.spec.studio.user_profiles.clear();
     let api = t.api::<DataScienceEnvironment>();
-    // Nobody used it: no user profiles, so no home directories; the buckets are empty.
-    let patch = serde_json::json!({"spec": {"studio": {"userProfiles": []}}});
-    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    api.create(&Default::default(), &env).await.unwrap();
     let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
     let uid = env.metadata.uid.unwrap();
     let retained = delete_environment(&t).await;
@@ -113,6 +116,27 @@ async fn deleting_an_unused_environment_leaves_nothing_owned_in_any_account() {
         assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
         t.assert_deployer_permitted(n);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_directories_outlive_their_profiles() {
+    let t = TestEnv::new("delete-used-home").await;
+    let _controller = t.controller().await;
+    full_environment(&t).await;
+    let api = t.api::<DataScienceEnvironment>();
+    t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    // The profiles go first; their home directories stay on the file system.
+    let patch = serde_json::json!({"spec": {"studio": {"userProfiles": []}}});
+    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    assert!(env.status.as_ref().unwrap().studio.as_ref().unwrap().user_profiles.is_empty());
+    let uid = env.metadata.uid.unwrap();
+
+    let retained = delete_environment(&t).await.expect("a DataRetained event");
+    assert!(retained.contains("efs-file-system") && retained.contains("vpc"), "home and its network: {retained}");
+    assert!(retained.contains("/studio"), "the studio key encrypts the home: {retained}");
+    let dev_left = owned_resources(&t, &t.account(1), &uid).await;
+    assert_eq!((dev_left["vpc"], dev_left["keys"], dev_left["buckets"]), (1, 1, 0), "{dev_left:?}");
 }
 
 /// A data scientist's object in the data bucket, written through the environment's S3

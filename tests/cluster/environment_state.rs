@@ -1051,8 +1051,8 @@ async fn full_environment_resources_and_policies_match_the_contract() {
         for arn in bucket_arns(bucket) {
             assert!(covers_resource(st, &arn), "{what}: the endpoint deny does not cover {arn}: {st}");
         }
-        // The pipeline role is exempt too: SageMaker Pipelines evaluates condition steps (reading
-        // evaluation reports) from its own network (crates/sagekeeper-policy/src/s3.rs).
+        // The pipeline role is exempt too, for reading only: SageMaker Pipelines evaluates
+        // condition steps (reading evaluation reports) from its own network.
         assert_eq!(
             conditions_of(st),
             [
@@ -1061,6 +1061,33 @@ async fn full_environment_resources_and_policies_match_the_contract() {
             ]
             .into(),
             "{what}: deny unless through the dev/staging/prod S3 gateways {s3_endpoints:?}, the controller {dev_controller} (and the pipeline role) exempt: {st}"
+        );
+        let st = statement(policy, "DenyPipelineRoleWritesOutsideVpcEndpoints", &what);
+        assert!(is_deny(st) && aws_principals(st) == set(["*"]), "{what}: {st}");
+        assert_eq!(st["NotAction"], json!(["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"]), "{what}: {st}");
+        assert_eq!(
+            conditions_of(st),
+            [
+                (("StringNotEquals".to_owned(), "aws:sourcevpce".to_owned()), s3_endpoints.clone()),
+                (("ArnEquals".to_owned(), "aws:principalarn".to_owned()), set([&pipeline])),
+            ]
+            .into(),
+            "{what}: outside the gateways the pipeline role only reads: {st}"
+        );
+        let st = statement(policy, "DenyOtherKmsKeys", &what);
+        assert!(is_deny(st) && covers_action(st, "s3:PutObject"), "{what}: {st}");
+        let key_id = s3_arn.rsplit('/').next().unwrap().to_owned();
+        assert_eq!(
+            conditions_of(st),
+            [
+                (
+                    ("StringNotEquals".to_owned(), "s3:x-amz-server-side-encryption-aws-kms-key-id".to_owned()),
+                    set([&s3_arn, &key_id])
+                ),
+                (("Null".to_owned(), "s3:x-amz-server-side-encryption-aws-kms-key-id".to_owned()), set(["false"])),
+            ]
+            .into(),
+            "{what}: uploads may name only the s3 key: {st}"
         );
         check_tls_only(policy, bucket);
         let st = statement(policy, "DenyControllerObjectReads", &what);
@@ -1395,6 +1422,30 @@ async fn data_access_follows_the_bucket_policy() {
     );
     // Still readable the right way after the refusals.
     assert_eq!(get_only(&s3, &bucket, "through-endpoint.csv", Some(&vpce), false).await, Ok(()));
+
+    // Uploads may name the s3 key, but no other key and no other encryption.
+    let s3_key = status.encryption.and_then(|e| e.s3_key_arn).expect("status.encryption.s3KeyArn");
+    let put = |sse: &'static str, key: Option<String>| {
+        let vpce = vpce.clone();
+        s3.put_object()
+            .bucket(&bucket)
+            .key("encrypted.csv")
+            .body(ByteStream::from_static(b"x"))
+            .server_side_encryption(sse.into())
+            .set_ssekms_key_id(key)
+            .customize()
+            .mutate_request(move |req| {
+                req.headers_mut().insert("x-emulator-source-vpce", vpce.clone());
+            })
+            .send()
+    };
+    let code = |r: Result<_, sagekeeper_aws::sdk::s3::error::SdkError<_, _>>| {
+        r.map(|_| ()).map_err(|e| e.code().map(str::to_owned))
+    };
+    assert_eq!(code(put("aws:kms", Some(s3_key)).await), Ok(()), "naming the s3 key is fine");
+    let other = format!("arn:aws:kms:us-east-1:{}:key/other", t.account(1));
+    assert_eq!(code(put("aws:kms", Some(other)).await), Err(Some("AccessDenied".into())), "another KMS key is refused");
+    assert_eq!(code(put("AES256", None).await), Err(Some("AccessDenied".into())), "SSE-S3 is refused");
 }
 
 fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<(&'a str, &'a str)> {

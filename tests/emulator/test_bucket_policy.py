@@ -134,6 +134,38 @@ def test_a_conditional_deny_that_does_not_hold_does_not_deny(account, scientist,
     assert outcome(lambda: bad.get_object(Bucket=bucket, Key="data/x.csv")) == "AccessDenied 403"
 
 
+def test_encryption_headers_are_condition_keys(account, scientist, bucket):
+    key = "arn:aws:kms:us-east-1:111111111111:key/s3"
+    put_policy(
+        account,
+        bucket,
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Condition": {
+                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": [key, "s3"]},
+                "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+            },
+        },
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Condition": {
+                "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                "Null": {"s3:x-amz-server-side-encryption": "false"},
+            },
+        },
+    )
+    s3 = scientist.client("s3")
+    put = lambda **kw: outcome(lambda: s3.put_object(Bucket=bucket, Key="data/z.csv", Body=b"1", **kw))  # noqa: E731
+    assert put() == "ok", "no header: the bucket default applies"
+    assert put(ServerSideEncryption="aws:kms", SSEKMSKeyId=key) == "ok"
+    assert put(ServerSideEncryption="aws:kms", SSEKMSKeyId="arn:aws:kms:us-east-1:999999999999:key/x") == "AccessDenied 403"
+    assert put(ServerSideEncryption="AES256") == "AccessDenied 403"
+
+
 def test_a_deny_naming_one_principal_hits_only_that_principal(account, scientist, bucket):
     put_policy(
         account,

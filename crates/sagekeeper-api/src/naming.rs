@@ -13,6 +13,9 @@ pub const OWNER_TAG: &str = "sagekeeper.io/owner";
 pub const OWNER_UID_TAG: &str = "sagekeeper.io/owner-uid";
 /// Tag key: which part of the object the resource is (`vpc`, `subnet/private/0`, `key/s3`, ...).
 pub const COMPONENT_TAG: &str = "sagekeeper.io/component";
+/// Tag key on a Studio domain once it had a user profile: its home file system may hold home
+/// directories from then on (they outlive their profiles), so deletion keeps it.
+pub const HOME_USED_TAG: &str = "sagekeeper.io/home-used";
 
 /// The first 6 hex digits of sha256 over `parts` joined by `/` (which no Kubernetes name holds).
 pub fn short_hash(parts: &[&str]) -> String {

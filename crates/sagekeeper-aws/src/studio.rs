@@ -12,6 +12,7 @@ use aws_sdk_sagemaker::types::{
 
 use crate::errors::{AwsError, ErrorKind};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
+use sagekeeper_api::naming::HOME_USED_TAG;
 
 /// What the domain should be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct DomainPlan {
     pub kms_key_arn: String,
     /// The default execution role.
     pub execution_role_arn: String,
+    /// The domain gets user profiles: mark its home as used before the first one is made.
+    pub home_used: bool,
 }
 
 /// The domain's identity.
@@ -87,7 +90,7 @@ pub async fn ensure_domain(
         }
     }
     let what = format!("Studio domain {id}");
-    ensure_tags(sm, &outputs.arn, &tags(&plan.owner, "studio/domain"), &plan.owner, &what, changes).await?;
+    ensure_tags(sm, &outputs.arn, &domain_tags(plan), &plan.owner, &what, changes).await?;
     if domain.vpc_id() != Some(plan.vpc_id.as_str()) {
         let message = format!(
             "Studio domain {id} is in VPC {} and cannot move to {}",
@@ -120,6 +123,15 @@ fn user_settings(role: &str, group: &str) -> UserSettings {
 
 fn tags(owner: &Owner, component: &str) -> Vec<Tag> {
     owner.tags(component).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// The domain's tags; the home-used mark is added, never taken away.
+fn domain_tags(plan: &DomainPlan) -> Vec<Tag> {
+    let mut all = tags(&plan.owner, "studio/domain");
+    if plan.home_used {
+        all.push(Tag::builder().key(HOME_USED_TAG).value("true").build());
+    }
+    all
 }
 
 fn profile_tags(owner: &Owner, profile: &ProfilePlan) -> Vec<Tag> {
@@ -210,7 +222,7 @@ async fn create_domain(
         .set_subnet_ids(Some(plan.subnet_ids.clone()))
         .kms_key_id(&plan.kms_key_arn)
         .default_user_settings(user_settings(&plan.execution_role_arn, &plan.security_group_id))
-        .set_tags(Some(tags(&plan.owner, "studio/domain")))
+        .set_tags(Some(domain_tags(plan)))
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
@@ -306,6 +318,26 @@ async fn profile_owned(sm: &Client, owner: &Owner, domain_id: &str, name: &str) 
         .await
         .map_err(AwsError::from_sdk)?;
     Ok(owner.owns(pairs(listed.tags())))
+}
+
+/// The domain's home file system if it may hold home directories, which outlive their
+/// profiles: the domain had user profiles from sagekeeper (the home-used tag), or has profiles
+/// or spaces now. `None` when there is no domain or its home was never used.
+pub async fn used_home(
+    sm: &Client,
+    owner: &Owner,
+    name: &str,
+    known_id: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    let Some(domain) = find_domain(sm, owner, name, known_id).await? else { return Ok(None) };
+    let Some(efs) = domain.home_efs_file_system_id() else { return Ok(None) };
+    let id = domain.domain_id().unwrap_or_default();
+    let listed = sm.list_tags().resource_arn(domain.domain_arn().unwrap_or_default()).send().await;
+    let marked = listed.map_err(AwsError::from_sdk)?.tags().iter().any(|t| t.key() == Some(HOME_USED_TAG));
+    let used = marked
+        || !list_profiles(sm, id).await?.is_empty()
+        || !sm.list_spaces().domain_id_equals(id).send().await.map_err(AwsError::from_sdk)?.spaces().is_empty();
+    Ok(used.then(|| efs.to_owned()))
 }
 
 /// Deletes a profile after its apps and the spaces it owns; pending while those drain.

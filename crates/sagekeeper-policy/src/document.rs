@@ -55,6 +55,12 @@ impl Statement {
         self
     }
 
+    /// Every action but these (`NotAction`).
+    pub(crate) fn not_actions(mut self, actions: &[&str]) -> Self {
+        self.fields.insert("NotAction".into(), json!(actions));
+        self
+    }
+
     /// The resources, as given.
     pub(crate) fn resources<S: Into<String>>(mut self, resources: impl IntoIterator<Item = S>) -> Self {
         let resources: Vec<String> = resources.into_iter().map(Into::into).collect();

@@ -382,7 +382,9 @@ pub fn persona_policy(persona: Persona, env: &Environment) -> Value {
             statements.push(pipeline_change_deny());
         }
         Persona::TeamAdmin => {
-            statements.push(pass_roles(&[&env.roles.execution, &env.roles.pipeline, &env.roles.model_execution]));
+            // Not the pipeline role: sagekeeper creates the pipelines, and a job running as the
+            // pipeline role would read the buckets from outside the endpoints.
+            statements.push(pass_roles(&[&env.roles.execution, &env.roles.model_execution]));
             statements.push(
                 Statement::allow("ApproveModelPackages")
                     .actions(&["sagemaker:UpdateModelPackage"])
@@ -1027,10 +1029,7 @@ mod tests {
                 "sagemaker:RetryPipelineExecution"],
                 "Resource": [format!("{DEV_SAGEMAKER}:pipeline/sk-fraud-3f2a*")]})
         );
-        assert_eq!(
-            statement(&policy, "PassRolesToSageMaker")["Resource"],
-            json!([EXECUTION, PIPELINE, MODEL_EXECUTION])
-        );
+        assert_eq!(statement(&policy, "PassRolesToSageMaker")["Resource"], json!([EXECUTION, MODEL_EXECUTION]));
         for absent in ["DenyModelApprovalUpdate", "DenyApprovedModelRegistration", "DenyPipelineChanges"] {
             assert!(crate::find_statement(&policy, absent).is_none(), "{absent}");
         }

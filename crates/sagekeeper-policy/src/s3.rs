@@ -13,6 +13,7 @@ pub fn environment_bucket_policy(env: &Environment, bucket: &str, readers: &[Str
     let arns = bucket_and_objects(&env.partition, bucket);
     let mut statements = vec![
         deny_outside_vpc_endpoints(env, &arns),
+        deny_pipeline_writes_outside_vpc_endpoints(env, &arns),
         deny_insecure_transport(&arns),
         // A request naming SSE-S3 (or anything but SSE-KMS) would store data that never meets
         // the s3 key's endpoint perimeter. Requests without the header get the bucket default.
@@ -22,6 +23,19 @@ pub fn environment_bucket_policy(env: &Environment, bucket: &str, readers: &[Str
             .resources([arns[1].clone()])
             .condition("StringNotEquals", "s3:x-amz-server-side-encryption", "aws:kms")
             .condition("Null", "s3:x-amz-server-side-encryption", "false")
+            .build(),
+        // Naming another KMS key (even one of another account) would do the same. Requests that
+        // name none get the bucket default, the s3 key.
+        Statement::deny("DenyOtherKmsKeys")
+            .any_principal()
+            .actions(&["s3:PutObject"])
+            .resources([arns[1].clone()])
+            .condition_any(
+                "StringNotEquals",
+                "s3:x-amz-server-side-encryption-aws-kms-key-id",
+                &[env.keys.s3.as_str(), env.keys.s3.rsplit('/').next().unwrap_or_default()],
+            )
+            .condition("Null", "s3:x-amz-server-side-encryption-aws-kms-key-id", "false")
             .build(),
     ];
     if !env.controller_arns.is_empty() {
@@ -57,7 +71,8 @@ pub fn capture_bucket_policy(env: &Environment, target: &Target) -> Value {
 /// Exempt by `aws:PrincipalArn`, which callers cannot forge (the reference matched a principal
 /// tag, which anyone allowed to tag a role could set): the controller, which manages and checks
 /// the buckets from outside any VPC, and the pipeline role, whose condition steps SageMaker
-/// Pipelines evaluates in its own network. With no endpoint known yet, nothing else gets in.
+/// Pipelines evaluates in its own network (for reading only: see the next deny). With no
+/// endpoint known yet, nothing else gets in.
 fn deny_outside_vpc_endpoints(env: &Environment, arns: &[String; 2]) -> Value {
     let mut deny =
         Statement::deny("DenyOutsideVpcEndpoints").any_principal().actions(&["s3:*"]).resources(arns.clone());
@@ -66,6 +81,18 @@ fn deny_outside_vpc_endpoints(env: &Environment, arns: &[String; 2]) -> Value {
     }
     let exempt: Vec<&String> = env.controller_arns.iter().chain([&env.roles.pipeline]).collect();
     deny.condition_any("ArnNotEquals", "aws:PrincipalArn", &exempt).build()
+}
+
+/// The pipeline role outside the endpoints may read (property files) and nothing else.
+fn deny_pipeline_writes_outside_vpc_endpoints(env: &Environment, arns: &[String; 2]) -> Value {
+    let mut deny = Statement::deny("DenyPipelineRoleWritesOutsideVpcEndpoints")
+        .any_principal()
+        .not_actions(&["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"])
+        .resources(arns.clone());
+    if !env.s3_endpoint_ids.is_empty() {
+        deny = deny.condition_any("StringNotEquals", "aws:sourceVpce", &env.s3_endpoint_ids);
+    }
+    deny.condition_any("ArnEquals", "aws:PrincipalArn", &[&env.roles.pipeline]).build()
 }
 
 fn deny_insecure_transport(arns: &[String; 2]) -> Value {
@@ -136,6 +163,33 @@ mod tests {
     }
 
     #[test]
+    fn bucket_denies_uploads_that_name_another_kms_key() {
+        assert_eq!(
+            statement(&models_policy(), "DenyOtherKmsKeys"),
+            &json!({"Sid": "DenyOtherKmsKeys", "Effect": "Deny", "Principal": "*", "Action": ["s3:PutObject"],
+            "Resource": [format!("{MODELS}/*")],
+            "Condition": {
+                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": [S3_KEY, "s3"]},
+                "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"}
+            }})
+        );
+    }
+
+    #[test]
+    fn pipeline_role_only_reads_outside_the_endpoints() {
+        assert_eq!(
+            statement(&models_policy(), "DenyPipelineRoleWritesOutsideVpcEndpoints"),
+            &json!({"Sid": "DenyPipelineRoleWritesOutsideVpcEndpoints", "Effect": "Deny", "Principal": "*",
+            "NotAction": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": [MODELS, format!("{MODELS}/*")],
+            "Condition": {
+                "StringNotEquals": {"aws:sourceVpce": ["vpce-s3dev", "vpce-s3stg", "vpce-s3prd"]},
+                "ArnEquals": {"aws:PrincipalArn": [PIPELINE]}
+            }})
+        );
+    }
+
+    #[test]
     fn controller_may_not_read_objects() {
         assert_eq!(
             statement(&models_policy(), "DenyControllerObjectReads"),
@@ -159,7 +213,14 @@ mod tests {
         let policy = environment_bucket_policy(&env, &env.data_bucket, &[]);
         assert_eq!(
             crate::statement_ids(&policy),
-            ["DenyOutsideVpcEndpoints", "DenyInsecureTransport", "DenyNonKmsEncryption", "DenyControllerObjectReads"]
+            [
+                "DenyOutsideVpcEndpoints",
+                "DenyPipelineRoleWritesOutsideVpcEndpoints",
+                "DenyInsecureTransport",
+                "DenyNonKmsEncryption",
+                "DenyOtherKmsKeys",
+                "DenyControllerObjectReads"
+            ]
         );
         assert!(policy["Statement"].as_array().into_iter().flatten().all(|s| s["Effect"] == "Deny"));
     }

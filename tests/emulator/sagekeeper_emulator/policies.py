@@ -11,7 +11,8 @@ What moto gets wrong, and what this module changes:
   ignores Principal and Condition, so every conditional Deny denies always, with
   a bare 403. Here Deny statements are evaluated with Principal, Action,
   Resource and Condition (aws:PrincipalArn, aws:SecureTransport,
-  aws:SourceVpce, aws:ViaAWSService, aws:PrincipalAccount). The middleware turns
+  aws:SourceVpce, aws:ViaAWSService, aws:PrincipalAccount, and S3's
+  s3:x-amz-server-side-encryption and s3:x-amz-server-side-encryption-aws-kms-key-id). The middleware turns
   moto's bare 403 into an AccessDenied XML error.
 - moto's KMS DescribeKey check has the same flaw (any Deny of kms:* denies); it
   is replaced by the same evaluation.
@@ -233,6 +234,10 @@ def request_keys(context: RequestContext) -> dict[str, list[str]]:
     }
     if "x-emulator-source-vpce" in headers:
         keys["aws:sourcevpce"] = [headers["x-emulator-source-vpce"]]
+    # S3's encryption keys come from the request's own headers, when it names them.
+    for header in ("x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id"):
+        if header in headers:
+            keys[f"s3:{header}"] = [headers[header]]
     return keys
 
 

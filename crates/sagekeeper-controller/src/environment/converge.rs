@@ -640,6 +640,7 @@ async fn ensure_studio(
         security_group_id: net.security_group_ids.get("workloads").cloned().unwrap_or_default(),
         kms_key_arn: keys.studio.arn.clone(),
         execution_role_arn: plan.role_arn(&plan.dev.account_id, &plan.roles.execution),
+        home_used: !studio_plan.profiles.is_empty(),
     };
     let outputs = match studio::ensure_domain(sm, &domain, changes).await {
         Ok((outputs, Step::Ready(()))) => outputs,

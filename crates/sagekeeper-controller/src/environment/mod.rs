@@ -131,7 +131,8 @@ impl Kind for DataScienceEnvironment {
                 status.retained = kept;
                 Ok(Cleanup::Wait(Report::new(status, Outcome::progressing(Reason::Pending(Component::Deletion), why))))
             }
-            teardown::Teardown::Failed(err, resource) => {
+            teardown::Teardown::Failed(err, resource, kept) => {
+                status.retained = kept;
                 let remedy = "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it";
                 Ok(Cleanup::Wait(resolve::aws_failure(status, Component::Deletion, &err, &resource, remedy)))
             }

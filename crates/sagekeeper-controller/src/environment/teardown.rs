@@ -9,7 +9,7 @@ use sagekeeper_api::environment::RetainedResource;
 use sagekeeper_aws::kms;
 use sagekeeper_aws::s3::{self, Deleted};
 use sagekeeper_aws::steps::{Changes, Step};
-use sagekeeper_aws::{AwsError, Session, iam, network, studio};
+use sagekeeper_aws::{AwsError, iam, network, studio};
 
 use super::plan::{Plan, TargetPlan};
 use crate::context::Context;
@@ -20,8 +20,8 @@ pub(crate) enum Teardown {
     Done(Vec<RetainedResource>),
     /// Still going: why, and what is kept so far.
     Waiting(String, Vec<RetainedResource>),
-    /// AWS refused: the error and the resource.
-    Failed(AwsError, String),
+    /// AWS refused: the error, the resource, and what is kept so far.
+    Failed(AwsError, String, Vec<RetainedResource>),
 }
 
 /// One pass of teardown. `retained` is what earlier passes recorded as kept.
@@ -36,16 +36,27 @@ pub(crate) async fn teardown(
     let dev = ctx.sessions.session(&plan.dev.access);
     let mut kept: Vec<RetainedResource> = retained.to_vec();
 
-    // The domain first: its home file system (kept unless data goes) is recorded before it goes.
+    // The domain first: its home file system (kept unless data goes) is recorded before it
+    // goes, and a pass that cannot tell whether the home was used stops there.
     let sm = dev.sagemaker();
-    if let Some(efs) = home_with_data(&dev, domain_id).await.filter(|_| !delete_data) {
-        keep(&mut kept, "efs-file-system", &efs, "it holds the Studio home directories; deleteDataOnDelete is false");
+    let home_recorded = kept.iter().any(|r| r.resource == "efs-file-system");
+    if !delete_data && !home_recorded {
+        match studio::used_home(sm, &plan.owner, &plan.names.domain(), domain_id).await {
+            Ok(Some(efs)) => keep(
+                &mut kept,
+                "efs-file-system",
+                &efs,
+                "it holds Studio home directories; deleteDataOnDelete is false",
+            ),
+            Ok(None) => {}
+            Err(e) => return Teardown::Failed(e, "Studio domain".into(), kept),
+        }
     }
     let keep_home = kept.iter().any(|r| r.resource == "efs-file-system");
     match studio::delete_domain(sm, &plan.owner, &plan.names.domain(), domain_id, !keep_home, &changes).await {
         Ok(Step::Ready(())) => {}
         Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
-        Err(e) => return Teardown::Failed(e, "Studio domain".into()),
+        Err(e) => return Teardown::Failed(e, "Studio domain".into(), kept),
     }
 
     let targets = join_all(plan.targets.iter().map(|t| teardown_target(ctx, plan, t, &changes))).await;
@@ -55,7 +66,7 @@ pub(crate) async fn teardown(
             Ok((None, target_kept)) => {
                 target_kept.into_iter().for_each(|r| keep(&mut kept, &r.resource, &r.id, &r.reason))
             }
-            Err((e, what)) => return Teardown::Failed(e, what),
+            Err((e, what)) => return Teardown::Failed(e, what, kept),
         }
     }
 
@@ -68,7 +79,7 @@ pub(crate) async fn teardown(
     ];
     for name in roles {
         if let Err(e) = iam::delete_role(dev.iam(), &plan.owner, name, &changes).await {
-            return Teardown::Failed(e, format!("IAM role {name}"));
+            return Teardown::Failed(e, format!("IAM role {name}"), kept);
         }
     }
 
@@ -85,7 +96,7 @@ pub(crate) async fn teardown(
         match network::delete_network(dev.ec2(), &plan.owner, &changes).await {
             Ok(Step::Ready(())) => {}
             Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
-            Err(e) => return Teardown::Failed(e, "network".into()),
+            Err(e) => return Teardown::Failed(e, "network".into(), kept),
         }
     }
 
@@ -97,7 +108,7 @@ pub(crate) async fn teardown(
                 data_kept = true;
                 keep(&mut kept, "s3-bucket", bucket, "it holds objects; deleteDataOnDelete is false");
             }
-            Err(e) => return Teardown::Failed(e, format!("bucket {bucket}")),
+            Err(e) => return Teardown::Failed(e, format!("bucket {bucket}"), kept),
         }
     }
     for (purpose, keep_it) in [("ebs", false), ("studio", efs_kept), ("s3", data_kept)] {
@@ -107,22 +118,10 @@ pub(crate) async fn teardown(
             continue;
         }
         if let Err(e) = kms::delete_key(dev.kms(), &plan.owner, &alias, &changes).await {
-            return Teardown::Failed(e, format!("KMS key {alias}"));
+            return Teardown::Failed(e, format!("KMS key {alias}"), kept);
         }
     }
     Teardown::Done(kept)
-}
-
-/// The domain's home file system when it holds home directories: while the domain has user
-/// profiles or spaces. A domain nobody ever used keeps nothing there.
-async fn home_with_data(dev: &Session, domain_id: Option<&str>) -> Option<String> {
-    let sm = dev.sagemaker();
-    let id = domain_id?;
-    let domain = sm.describe_domain().domain_id(id).send().await.ok()?;
-    let profiles = sm.list_user_profiles().domain_id_equals(id).max_results(1).send().await.ok()?;
-    let spaces = sm.list_spaces().domain_id_equals(id).max_results(1).send().await.ok()?;
-    let used = !profiles.user_profiles().is_empty() || !spaces.spaces().is_empty();
-    used.then(|| domain.home_efs_file_system_id().map(str::to_owned)).flatten()
 }
 
 /// One target account: capture bucket, role, network, key. Returns what it waits for (if
