@@ -23,7 +23,7 @@ async fn deleting_each_kind_releases_the_finalizer_and_leaves_no_object() {
     deployments.create(&Default::default(), &deployment(&t, "churn", "churn", "staging")).await.unwrap();
     // Every object got the finalizer and a status before we delete it.
     let e = t.wait_condition(&envs, "fraud", "Ready", "True", None).await;
-    let p = t.wait_condition(&projects, "churn", "Stalled", "True", Some("NotImplemented")).await;
+    let p = t.wait_condition(&projects, "churn", "Ready", "True", None).await;
     let d = t.wait_condition(&deployments, "churn", "Ready", "False", None).await;
     for finalizers in [e.finalizers(), p.finalizers(), d.finalizers()] {
         assert_eq!(finalizers, [sagekeeper_api::FINALIZER]);

@@ -13,4 +13,5 @@ mod environment_state;
 mod environments;
 mod faults;
 mod leader;
+mod projects;
 mod references;

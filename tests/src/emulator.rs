@@ -114,6 +114,15 @@ impl Emulator {
         self.send("DELETE", &format!("faults/{id}"), None);
     }
 
+    /// Ends an Executing pipeline execution now, as `Succeeded` or `Failed` with `reason`.
+    pub fn finish_execution(&self, arn: &str, status: &str, reason: Option<&str>) {
+        let mut body = json!({"arn": arn, "status": status});
+        if let Some(reason) = reason {
+            body["failureReason"] = json!(reason);
+        }
+        self.send("POST", "pipeline-executions", Some(body));
+    }
+
     /// Sets per-account behaviour (transitional state durations and the like).
     pub fn configure(&self, settings: Value) -> Value {
         self.send("POST", "config", Some(settings))

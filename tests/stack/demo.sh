@@ -54,6 +54,11 @@ if [ "$ready" = 3 ]; then
   say "waiting for the environment to converge in its three accounts"
   kubectl wait --for=condition=Ready dse --all -n team-fraud --timeout=180s >/dev/null && env_ready=1
 fi
+project_ready=0
+if [ "$env_ready" = 1 ]; then
+  say "waiting for the project's registry, pipeline and first run"
+  kubectl wait --for=condition=Ready mlp --all -n team-fraud --timeout=120s >/dev/null && project_ready=1
+fi
 kubectl get sagekeeper -A
 echo
 kubectl get dse -n team-fraud -o jsonpath='{range .items[*]}environment {.metadata.name}:{"\n"}{range .status.conditions[*]}{"  "}{.type}={.status} {.reason}{"\n"}{end}{end}'
@@ -66,6 +71,10 @@ if [ "$ready" != 3 ]; then
 fi
 if [ "$env_ready" != 1 ]; then
   echo "the environment did not become Ready; see kubectl describe dse -n team-fraud and $dir/sagekeeper.log" >&2
+  exit 1
+fi
+if [ "$project_ready" != 1 ]; then
+  echo "the project did not become Ready; see kubectl describe mlp -n team-fraud and $dir/sagekeeper.log" >&2
   exit 1
 fi
 

@@ -261,7 +261,7 @@ pub fn conditions(
     previous: &[Condition],
 ) -> Vec<Condition> {
     let build = |type_: &str, status: bool, reason: Reason, message: &str| {
-        condition(type_, status, &reason.to_string(), message, generation, now, previous)
+        condition(type_, if status { "True" } else { "False" }, &reason.to_string(), message, generation, now, previous)
     };
     let stalled = matches!(outcome, Outcome::Stalled { .. });
     let ready = outcome.is_ready();
@@ -278,13 +278,38 @@ pub fn conditions(
     out
 }
 
+/// A condition outside the kstatus triple and the components (such as `LastRunSucceeded`):
+/// `status` None is `Unknown`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extra {
+    /// The condition type.
+    pub type_: &'static str,
+    /// True, False, or None for Unknown.
+    pub status: Option<bool>,
+    /// Its reason, from the vocabulary.
+    pub reason: Reason,
+    /// What it says.
+    pub message: String,
+}
+
+/// The condition of an [`Extra`], with `lastTransitionTime` kept from `previous` when its
+/// status is unchanged.
+pub fn extra(extra: &Extra, generation: Option<i64>, now: &Time, previous: &[Condition]) -> Condition {
+    let status = match extra.status {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "Unknown",
+    };
+    condition(extra.type_, status, &extra.reason.to_string(), &extra.message, generation, now, previous)
+}
+
 /// The condition list of a paused object: every condition keeps its last observation and only
 /// Reconciling changes (False, reason Paused).
 pub fn paused(generation: Option<i64>, now: &Time, previous: &[Condition]) -> Vec<Condition> {
     let mut out: Vec<Condition> = previous.iter().filter(|c| c.type_ != RECONCILING).cloned().collect();
     out.push(condition(
         RECONCILING,
-        false,
+        "False",
         &Reason::Paused.to_string(),
         "sagekeeper.io/paused is \"true\": no AWS writes until it is removed",
         generation,
@@ -296,14 +321,13 @@ pub fn paused(generation: Option<i64>, now: &Time, previous: &[Condition]) -> Ve
 
 fn condition(
     type_: &str,
-    status: bool,
+    status: &str,
     reason: &str,
     message: &str,
     generation: Option<i64>,
     now: &Time,
     previous: &[Condition],
 ) -> Condition {
-    let status = if status { "True" } else { "False" };
     let last_transition_time = previous
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)

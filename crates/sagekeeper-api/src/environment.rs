@@ -385,6 +385,9 @@ pub struct IdentityStatus {
     /// Role of each persona in use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub persona_role_arns: BTreeMap<String, String>,
+    /// The model package groups of the environment's projects, which its roles may use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_package_groups: Vec<String>,
 }
 
 /// The Studio domain.

@@ -110,6 +110,47 @@ impl EnvironmentNames {
     }
 }
 
+/// The names of what an MLOpsProject creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectNames {
+    namespace: String,
+    name: String,
+}
+
+impl ProjectNames {
+    /// The names for project `namespace/name`.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self { namespace: namespace.to_owned(), name: name.to_owned() }
+    }
+
+    /// `MLOpsProject/<namespace>/<name>`, the owner tag's value.
+    pub fn owner(&self) -> String {
+        format!("MLOpsProject/{}/{}", self.namespace, self.name)
+    }
+
+    /// The default model package group name: `<namespace>-<name>` when that is a valid name of
+    /// at most 63 characters, else cut to fit with the short hash.
+    pub fn default_group(&self) -> String {
+        let raw = format!("{}-{}", self.namespace, self.name);
+        if raw.len() <= 63 && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return raw;
+        }
+        format!("{}-{}", sanitize(&raw, 56), short_hash(&[&self.namespace, &self.name]))
+    }
+
+    /// The pipeline name: the environment's resource prefix (so its roles may run it), then the
+    /// project name and the short hash. At most 256 characters.
+    pub fn pipeline(&self, environment: &EnvironmentNames) -> String {
+        let hash = short_hash(&[&self.namespace, &self.name]);
+        format!("{}{}-{hash}", environment.resource_prefix, sanitize(&self.name, 200))
+    }
+
+    /// The S3 key prefix of the project in the environment's buckets: `projects/<name>/`.
+    pub fn prefix(&self) -> String {
+        format!("projects/{}/", self.name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +204,21 @@ mod tests {
         assert_eq!(tags[COMPONENT_TAG], "vpc");
         assert_eq!(tags["cost-center"], "4711");
         assert_eq!(names.key_alias("s3"), "alias/sagekeeper/team-fraud/fraud/s3");
+    }
+
+    #[test]
+    fn project_names_default_to_namespace_dash_name_and_fit_sagemaker_limits() {
+        let names = ProjectNames::new("team-fraud", "churn");
+        assert_eq!(names.default_group(), "team-fraud-churn");
+        assert_eq!(names.owner(), "MLOpsProject/team-fraud/churn");
+        let long = ProjectNames::new(&"n".repeat(63), "a.b");
+        let group = long.default_group();
+        assert!(group.len() <= 63 && group.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{group}");
+        assert_ne!(group, ProjectNames::new(&"n".repeat(63), "a-b").default_group());
+        let env = EnvironmentNames::new("team-fraud", "fraud");
+        let pipeline = names.pipeline(&env);
+        assert!(pipeline.starts_with(&env.resource_prefix), "{pipeline}");
+        assert!(ProjectNames::new("x", &"y".repeat(253)).pipeline(&env).len() <= 256);
+        assert_eq!(names.prefix(), "projects/churn/");
     }
 }

@@ -76,7 +76,7 @@ pub enum ModelApproval {
 }
 
 /// The project's SageMaker pipeline.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineSpec {
     /// Built-in pipeline: preprocess -> train (XGBoost) -> evaluate -> condition -> register.
@@ -107,6 +107,19 @@ pub struct PipelineSpec {
 
 fn yes() -> bool {
     true
+}
+
+impl Default for PipelineSpec {
+    /// The built-in template, run on change, as an absent `pipeline` means.
+    fn default() -> Self {
+        Self {
+            template: PipelineTemplate::default(),
+            definition: None,
+            parameters: BTreeMap::new(),
+            run_on_change: true,
+            run_request: None,
+        }
+    }
 }
 
 /// The built-in pipeline templates.
@@ -149,6 +162,11 @@ pub struct MLOpsProjectStatus {
     /// The runRequest value already acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_request: Option<String>,
+
+    /// The definition hash a run was last started for (runOnChange), so a restart can tell a
+    /// change was already acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_definition_hash: Option<String>,
 
     /// The latest pipeline execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -209,8 +209,10 @@ fn kind_of(code: &str, message: &str, http_status: Option<u16>) -> ErrorKind {
         ErrorKind::Transient
     } else if NOT_FOUND.contains(&code) || code.ends_with(".NotFound") {
         ErrorKind::NotFound
-    } else if code == "ValidationException" && message.starts_with("Could not find") {
-        // SageMaker answers Describe* of a missing resource with a ValidationException.
+    } else if code == "ValidationException" && ["Could not find", "Cannot find"].iter().any(|m| message.starts_with(m))
+    {
+        // SageMaker answers Describe* of a missing resource (an endpoint, a group's policy) with
+        // a ValidationException.
         ErrorKind::NotFound
     } else if CONFLICT.contains(&code) || code.ends_with(".Duplicate") || code.ends_with("AlreadyExists") {
         ErrorKind::Conflict
@@ -292,6 +294,8 @@ mod tests {
         // A create naming a missing role is the caller's mistake, not a missing resource.
         let role = AwsError::from_code("ValidationException", "Role arn:aws:iam::1:role/x does not exist", Some(400));
         assert_eq!(role.kind, ErrorKind::Invalid);
+        let policy = AwsError::from_code("ValidationException", "Cannot find resource policy for: arn", Some(400));
+        assert_eq!(policy.kind, ErrorKind::NotFound);
     }
 
     #[test]

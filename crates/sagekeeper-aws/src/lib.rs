@@ -8,6 +8,7 @@ pub mod identity;
 pub mod kms;
 pub mod metrics;
 pub mod network;
+pub mod project;
 pub mod s3;
 pub mod sessions;
 pub mod steps;

@@ -121,7 +121,7 @@ fn user_settings(role: &str, group: &str) -> UserSettings {
     UserSettings::builder().execution_role(role).security_groups(group).build()
 }
 
-fn tags(owner: &Owner, component: &str) -> Vec<Tag> {
+pub(crate) fn tags(owner: &Owner, component: &str) -> Vec<Tag> {
     owner.tags(component).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
@@ -142,7 +142,7 @@ fn profile_tags(owner: &Owner, profile: &ProfilePlan) -> Vec<Tag> {
 
 /// Puts the wanted tags on a SageMaker resource (AddTags replaces a value) and takes the keys
 /// removed from spec.tags off it; others' tags stay.
-async fn ensure_tags(
+pub(crate) async fn ensure_tags(
     sm: &Client,
     arn: &str,
     want: &[Tag],
@@ -169,7 +169,7 @@ async fn ensure_tags(
     Ok(())
 }
 
-fn pairs(tags: &[Tag]) -> Vec<(&str, &str)> {
+pub(crate) fn pairs(tags: &[Tag]) -> Vec<(&str, &str)> {
     tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect()
 }
 

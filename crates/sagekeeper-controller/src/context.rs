@@ -20,6 +20,8 @@ pub struct Settings {
     pub drift_interval: Duration,
     /// How soon an object waiting on something that changes by itself is looked at again.
     pub pending_interval: Duration,
+    /// How often a project re-reads its registry (latest versions) and its running pipeline run.
+    pub poll_interval: Duration,
     /// Watch only objects with these labels (sharding; tests use it to isolate controllers).
     pub label_selector: Option<String>,
     /// The controller's name in events.
@@ -31,6 +33,7 @@ impl Default for Settings {
         Self {
             drift_interval: Duration::from_secs(600),
             pending_interval: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(60),
             label_selector: None,
             instance: "sagekeeper".into(),
         }
@@ -55,6 +58,7 @@ pub(crate) struct Context {
     pub(crate) settings: Settings,
     pub(crate) recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    full_checks: Mutex<HashMap<String, (std::time::Instant, u64)>>,
     synced: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -73,7 +77,17 @@ impl Context {
     ) -> Self {
         let reporter = Reporter { controller: "sagekeeper".into(), instance: Some(settings.instance.clone()) };
         let recorder = Recorder::new(client.clone(), reporter);
-        Self { client, sessions, stores, metrics, settings, recorder, failures: Mutex::default(), synced }
+        Self {
+            client,
+            sessions,
+            stores,
+            metrics,
+            settings,
+            recorder,
+            failures: Mutex::default(),
+            full_checks: Mutex::default(),
+            synced,
+        }
     }
 
     /// Waits until every kind's cache holds a full list, so references and "still in use"
@@ -102,6 +116,24 @@ impl Context {
     /// Forgets an object's failures after it made progress.
     pub(crate) fn reset_backoff(&self, uid: &str) {
         self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
+    }
+
+    /// True when the object's last full check saw the same inputs (`fingerprint`) less than a
+    /// drift interval ago, so a poll may stay light. Kept in memory: a restart checks fully.
+    pub(crate) fn recently_checked(&self, uid: &str, fingerprint: u64) -> bool {
+        let checks = self.full_checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        checks.get(uid).is_some_and(|(at, seen)| *seen == fingerprint && at.elapsed() < self.settings.drift_interval)
+    }
+
+    /// Records a full check of the object with these inputs.
+    pub(crate) fn checked(&self, uid: &str, fingerprint: u64) {
+        let mut checks = self.full_checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        checks.insert(uid.to_owned(), (std::time::Instant::now(), fingerprint));
+    }
+
+    /// Forgets the object's full checks (it went away, or its last pass was not clean).
+    pub(crate) fn forget_check(&self, uid: &str) {
+        self.full_checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
     }
 
     /// The drift-check interval with jitter, so converged objects spread out.

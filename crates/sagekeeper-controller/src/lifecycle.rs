@@ -99,6 +99,8 @@ pub(crate) struct Report<S> {
     pub(crate) failure: Option<ErrorKind>,
     /// Events to publish once the status is written (what was created, repaired, deleted).
     pub(crate) notes: Vec<Note>,
+    /// Conditions beyond Ready, Stalled, Reconciling and the components.
+    pub(crate) extra: Vec<conditions::Extra>,
 }
 
 /// One event about the object.
@@ -120,7 +122,7 @@ impl<S> Report<S> {
             Outcome::Progressing { .. } => Retry::Pending,
             Outcome::Ready { .. } | Outcome::Stalled { .. } => Retry::Drift,
         };
-        Self { status, outcome, components: Vec::new(), retry, failure: None, notes: Vec::new() }
+        Self { status, outcome, components: Vec::new(), retry, failure: None, notes: Vec::new(), extra: Vec::new() }
     }
 }
 
@@ -133,6 +135,8 @@ pub(crate) enum Retry {
     Pending,
     /// After the object's next exponential backoff step (throttling, transient failures).
     Backoff,
+    /// After this long (polling something that changes outside the object, like a registry).
+    After(std::time::Duration),
 }
 
 /// The result of a cleanup pass.
@@ -224,6 +228,10 @@ fn action<K: Resource>(ctx: &Context, obj: &K, retry: Retry) -> Action {
             Action::requeue(ctx.settings.pending_interval)
         }
         Retry::Backoff => Action::requeue(ctx.backoff(&uid(obj))),
+        Retry::After(wait) => {
+            ctx.reset_backoff(&uid(obj));
+            Action::requeue(wait.min(ctx.drift_interval()))
+        }
     }
 }
 
@@ -247,11 +255,11 @@ async fn write_status<K: Kind>(
     // A paused object has not acted on its current generation: it keeps the generation it last
     // observed, so kstatus readers do not take an unapplied spec for a current one.
     let (mut status, list, observed) = match report {
-        Some(r) => (
-            r.status.clone(),
-            conditions::conditions(&r.outcome, &r.components, generation, &now, previous_conditions),
-            generation,
-        ),
+        Some(r) => {
+            let mut list = conditions::conditions(&r.outcome, &r.components, generation, &now, previous_conditions);
+            list.extend(r.extra.iter().map(|e| conditions::extra(e, generation, &now, previous_conditions)));
+            (r.status.clone(), list, generation)
+        }
         None => (
             previous.cloned().unwrap_or_default(),
             conditions::paused(generation, &now, previous_conditions),

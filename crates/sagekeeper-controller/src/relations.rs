@@ -39,7 +39,8 @@ pub(crate) fn accounts(c: Controller<AwsAccount>, w: Watch) -> Controller<AwsAcc
     })
 }
 
-/// Environments follow their accounts (readiness, tenancy) and their namespace's labels, and,
+/// Environments follow their accounts (readiness, tenancy) and their namespace's labels, the
+/// model package groups of their projects (which their roles must be allowed to use), and,
 /// being deleted, the projects that hold them.
 pub(crate) fn environments(c: Controller<DataScienceEnvironment>, w: Watch) -> Controller<DataScienceEnvironment> {
     let (by_account, by_namespace, by_project) =
@@ -53,7 +54,15 @@ pub(crate) fn environments(c: Controller<DataScienceEnvironment>, w: Watch) -> C
         refs(&by_namespace, |e| e.namespace().as_deref() == Some(name.as_str()))
     })
     .watches(w.api::<MLOpsProject>(), w.config.clone(), move |p| {
-        deleting(&by_project, p.namespace().map(|ns| ObjectRef::new(&p.spec.environment).within(&ns)))
+        let env = p.namespace().map(|ns| ObjectRef::new(&p.spec.environment).within(&ns))?;
+        let stored = by_project.get(&env)?;
+        let granted = stored
+            .status
+            .iter()
+            .filter_map(|s| s.identity.as_ref())
+            .any(|i| i.model_package_groups.contains(&crate::project::group_name(&p)));
+        let live = p.metadata.deletion_timestamp.is_none();
+        (stored.meta().deletion_timestamp.is_some() || granted != live).then_some(env)
     })
 }
 

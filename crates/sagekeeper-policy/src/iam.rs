@@ -388,7 +388,7 @@ pub fn persona_policy(persona: Persona, env: &Environment) -> Value {
             statements.push(
                 Statement::allow("ApproveModelPackages")
                     .actions(&["sagemaker:UpdateModelPackage"])
-                    .resources([scope.arn("sagemaker", &format!("model-package/{}*", prefix(env)))])
+                    .resources(model_packages(env))
                     .build(),
             );
             statements.push(
@@ -414,7 +414,22 @@ fn prefix(env: &Environment) -> String {
 fn environment_resources(env: &Environment) -> Vec<String> {
     let scope = Scope::dev(env);
     let prefix = prefix(env);
-    ENVIRONMENT_RESOURCE_TYPES.iter().map(|kind| scope.arn("sagemaker", &format!("{kind}/{prefix}*"))).collect()
+    let mut resources: Vec<String> =
+        ENVIRONMENT_RESOURCE_TYPES.iter().map(|kind| scope.arn("sagemaker", &format!("{kind}/{prefix}*"))).collect();
+    for group in &env.model_package_groups {
+        resources.push(scope.arn("sagemaker", &format!("model-package-group/{}", group.to_lowercase())));
+    }
+    resources.extend(model_packages(env).into_iter().skip(1));
+    resources
+}
+
+/// The model versions of the environment: under its prefix, and in its projects' groups.
+fn model_packages(env: &Environment) -> Vec<String> {
+    let scope = Scope::dev(env);
+    std::iter::once(format!("{}*", prefix(env)))
+        .chain(env.model_package_groups.iter().map(|g| format!("{}/*", g.to_lowercase())))
+        .map(|name| scope.arn("sagemaker", &format!("model-package/{name}")))
+        .collect()
 }
 
 /// Pipelines name step jobs `pipelines-<execution id>-<step>-<suffix>`, whatever the pipeline is
@@ -1012,6 +1027,26 @@ mod tests {
         assert_eq!(statement(&policy, "PassRolesToSageMaker")["Resource"], json!([EXECUTION, MODEL_EXECUTION]));
         assert!(crate::find_statement(&policy, "ApproveModelPackages").is_none());
         assert!(crate::find_statement(&policy, "RunPipelines").is_none());
+    }
+
+    #[test]
+    fn project_groups_are_registered_into_and_approved_in_by_name() {
+        let mut env = env();
+        env.model_package_groups = vec!["team-fraud-Churn".into()];
+        let group = format!("{DEV_SAGEMAKER}:model-package-group/team-fraud-churn");
+        let versions = format!("{DEV_SAGEMAKER}:model-package/team-fraud-churn/*");
+        let pipeline = pipeline_role_policy(&env);
+        let resources = &statement(&pipeline, "SageMakerEnvironmentResources")["Resource"];
+        assert!(resources.as_array().unwrap().contains(&json!(group)), "{resources}");
+        assert!(resources.as_array().unwrap().contains(&json!(versions)), "{resources}");
+        let admin = persona_policy(Persona::TeamAdmin, &env);
+        assert_eq!(
+            statement(&admin, "ApproveModelPackages")["Resource"],
+            json!([format!("{DEV_SAGEMAKER}:model-package/sk-fraud-3f2a*"), versions])
+        );
+        // Data scientists still may not approve there.
+        let scientist = persona_policy(Persona::DataScientist, &env);
+        assert_eq!(statement(&scientist, "DenyModelApprovalUpdate")["Resource"], json!(["*"]));
     }
 
     #[test]

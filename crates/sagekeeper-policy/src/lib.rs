@@ -8,6 +8,8 @@ pub mod endpoints;
 pub mod iam;
 pub mod inputs;
 pub mod kms;
+pub mod pipeline;
+pub mod registry;
 pub mod s3;
 
 pub use compare::{equivalent, normalize, parse};

@@ -57,6 +57,10 @@ struct RunArgs {
     /// Seconds between drift checks of a converged object (jittered).
     #[arg(long, default_value_t = 600)]
     drift_interval_seconds: u64,
+    /// Seconds between reads of a project's registry (latest versions) and its running
+    /// pipeline run: an approval reaches deployments within this time.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    poll_interval_seconds: u64,
     /// Reconcile only objects with these labels, e.g. `shard=a` (sharding across controllers).
     #[arg(long, env = "SAGEKEEPER_WATCH_LABEL_SELECTOR")]
     watch_label_selector: Option<String>,
@@ -113,6 +117,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let identity = args.identity.unwrap_or_else(default_identity);
     let settings = Settings {
         drift_interval: Duration::from_secs(args.drift_interval_seconds),
+        poll_interval: Duration::from_secs(args.poll_interval_seconds),
         label_selector: args.watch_label_selector,
         instance: identity.clone(),
         ..Settings::default()

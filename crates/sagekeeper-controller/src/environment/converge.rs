@@ -244,7 +244,7 @@ pub(crate) async fn converge(ctx: &Context, plan: &Plan, previous: &DataScienceE
 /// The later of two retries: backoff beats pending beats drift.
 fn worst(a: Retry, b: Retry) -> Retry {
     let rank = |r: Retry| match r {
-        Retry::Drift => 0,
+        Retry::Drift | Retry::After(_) => 0,
         Retry::Pending => 1,
         Retry::Backoff => 2,
     };
@@ -351,6 +351,7 @@ fn policy_inputs(
         region: plan.region.clone(),
         account_id: dev.clone(),
         name_prefix: plan.names.resource_prefix.clone(),
+        model_package_groups: plan.model_package_groups.clone(),
         controller_arns: plan.dev.controller_arns.clone(),
         data_bucket: plan.data_bucket.clone(),
         models_bucket: plan.models_bucket.clone(),
@@ -716,6 +717,7 @@ fn status(
                 .iter()
                 .map(|p| (format!("{p:?}"), plan.role_arn(dev, plan.persona_role(*p))))
                 .collect(),
+            model_package_groups: plan.model_package_groups.clone(),
         });
     }
     match studio {

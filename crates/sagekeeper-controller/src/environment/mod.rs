@@ -70,7 +70,8 @@ impl Kind for DataScienceEnvironment {
                 }
             }
         };
-        let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
+        let mut plan = plan::plan(self, &dev, &targets, &zones, &pinned);
+        plan.model_package_groups = project_groups(ctx, self);
         let converged = converge::converge(ctx, &plan, &status).await;
         let outcome = overall(&converged.components);
         let mut status = converged.status;
@@ -95,6 +96,7 @@ impl Kind for DataScienceEnvironment {
             retry,
             failure: converged.failure,
             notes: notes(&converged.changes, was_ready),
+            extra: Vec::new(),
         })
     }
 
@@ -138,6 +140,25 @@ impl Kind for DataScienceEnvironment {
             }
         }
     }
+}
+
+/// The model package groups of the live projects that name `env`, which its roles may use.
+pub(crate) fn project_groups(ctx: &Context, env: &DataScienceEnvironment) -> Vec<String> {
+    let mut groups: Vec<String> = ctx
+        .stores
+        .projects
+        .state()
+        .iter()
+        .filter(|p| {
+            p.namespace() == env.namespace()
+                && p.spec.environment == env.name_any()
+                && p.metadata.deletion_timestamp.is_none()
+        })
+        .map(|p| crate::project::group_name(p))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
 }
 
 /// The dev account, and each target account with its stage.

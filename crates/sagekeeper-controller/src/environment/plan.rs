@@ -79,6 +79,8 @@ pub(crate) struct Plan {
     pub(crate) personas: Vec<Persona>,
     pub(crate) studio: Option<StudioPlan>,
     pub(crate) targets: Vec<TargetPlan>,
+    /// The model package groups of the projects that name the environment.
+    pub(crate) model_package_groups: Vec<String>,
     target_cidr: String,
     target_zones: Vec<Zone>,
     group_names: GroupNames,
@@ -284,6 +286,7 @@ pub(crate) fn plan(
         personas,
         studio,
         targets: Vec::new(),
+        model_package_groups: Vec::new(),
         target_cidr,
         target_zones,
         group_names: groups,

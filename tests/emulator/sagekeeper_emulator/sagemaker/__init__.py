@@ -7,9 +7,9 @@ and transitional states to moto's SageMaker response class:
 
 - core: handler registration, the extension's own state, lazily applied state changes
 - studio: domains, user profiles, apps, spaces
-- registry: model package groups, their policies, model package deletes
+- registry: model package groups, their policies, model package updates, listing order and deletes
 - endpoints: models, endpoint configs, endpoints (create, blue/green update, delete)
-- pipelines: pipeline executions
+- pipelines: pipelines (tokens, not-found errors, deletes) and their executions
 - tags: AddTags / ListTags / DeleteTags
 """
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 
 from moto.sagemaker.exceptions import ConflictException, ValidationError
-from moto.sagemaker.models import ModelPackage, SageMakerModelBackend
+from moto.sagemaker.models import PAGINATION_MODEL, ModelPackage, SageMakerModelBackend
+from moto.utilities.paginator import paginate
 
 from ..policies import parse
 from .core import Call, operation, table
@@ -88,6 +89,41 @@ def delete_model_package(call: Call) -> None:
         del mapping[name]
 
 
+@operation
+def update_model_package(call: Call) -> dict:
+    package = call.backend.describe_model_package(call.param("ModelPackageArn"))
+    if call.param("ModelApprovalStatus") is not None:
+        package.set_model_approval_status(call.param("ModelApprovalStatus"))
+    if call.param("ApprovalDescription") is not None:
+        package.approval_description = call.param("ApprovalDescription")
+    properties = dict(package.customer_metadata_properties or {})
+    properties.update(call.param("CustomerMetadataProperties") or {})
+    for key in call.param("CustomerMetadataPropertiesToRemove") or []:
+        properties.pop(key, None)
+    package.customer_metadata_properties = properties or None
+    if call.param("AdditionalInferenceSpecificationsToAdd"):
+        package.add_additional_inference_specifications(call.param("AdditionalInferenceSpecificationsToAdd"))
+    package.modifications_done()
+    return {"ModelPackageArn": package.arn}
+
+
+def _ordered_by_creation(list_model_packages):
+    """moto's filtering; then creation order, with the version number breaking ties."""
+
+    @functools.wraps(list_model_packages)
+    def ordered(self: SageMakerModelBackend, next_token=None, max_results=None, **kwargs) -> list:
+        packages = list_model_packages(self, **kwargs)  # the paginator pages what this returns
+        if kwargs.get("sort_by") in (None, "CreationTime"):
+            packages = sorted(
+                packages,
+                key=lambda p: (p.creation_time, p.model_package_version or 0),
+                reverse=kwargs.get("sort_order") == "Descending",
+            )
+        return packages
+
+    return ordered
+
+
 def _never_reused_versions(original):
     @functools.wraps(original)
     def create_model_package(self: SageMakerModelBackend, **kwargs):
@@ -121,7 +157,11 @@ def _never_reused_versions(original):
 
 
 def install() -> None:
-    """Patch moto's model package creation so version numbers are never reused."""
+    """Patch moto's model package creation so version numbers are never reused, and its
+    listing (under moto's paginator) so equal creation times sort by version."""
     SageMakerModelBackend.create_model_package = _never_reused_versions(
         SageMakerModelBackend.create_model_package
+    )
+    SageMakerModelBackend.list_model_packages = paginate(PAGINATION_MODEL)(
+        _ordered_by_creation(SageMakerModelBackend.list_model_packages.__wrapped__)
     )

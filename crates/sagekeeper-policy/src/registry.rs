@@ -1,0 +1,84 @@
+//! The model package group's resource policy: the environment's target accounts read the group
+//! and its versions and create models from them (what deploying a registered version in another
+//! account needs), and nothing else: no approval, no change, no new versions.
+
+use serde_json::Value;
+
+use crate::document::{Statement, document};
+
+/// What a target account may do on the group itself.
+pub const GROUP_READ_ACTIONS: &[&str] = &["sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"];
+
+/// What a target account may do on the group's versions.
+pub const VERSION_ACTIONS: &[&str] =
+    &["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"];
+
+/// The group policy for `group_arn`, granting `account_ids` (the target accounts' roots, so
+/// each account's own IAM decides which of its roles use it). `None` when there is no target
+/// account: no policy at all.
+pub fn group_policy(group_arn: &str, partition: &str, account_ids: &[String]) -> Option<Value> {
+    if account_ids.is_empty() {
+        return None;
+    }
+    let mut ids = account_ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let principals: Vec<String> = ids.iter().map(|id| format!("arn:{partition}:iam::{id}:root")).collect();
+    let versions = group_arn.replacen(":model-package-group/", ":model-package/", 1) + "/*";
+    Some(document(vec![
+        Statement::allow("TargetAccountsReadGroup")
+            .aws_principals(principals.clone())
+            .actions(GROUP_READ_ACTIONS)
+            .resources([group_arn])
+            .build(),
+        Statement::allow("TargetAccountsUseVersions")
+            .aws_principals(principals)
+            .actions(VERSION_ACTIONS)
+            .resources([versions])
+            .build(),
+    ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::find_statement;
+
+    const GROUP: &str = "arn:aws:sagemaker:us-east-1:111111111111:model-package-group/team-fraud-churn";
+
+    #[test]
+    fn target_accounts_read_the_group_and_use_its_versions() {
+        let policy = group_policy(GROUP, "aws", &["333333333333".into(), "222222222222".into()]).unwrap();
+        let roots = json!({"AWS": ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]});
+        assert_eq!(
+            find_statement(&policy, "TargetAccountsReadGroup").unwrap(),
+            &json!({"Sid": "TargetAccountsReadGroup", "Effect": "Allow", "Principal": roots,
+                "Action": ["sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"],
+                "Resource": [GROUP]})
+        );
+        assert_eq!(
+            find_statement(&policy, "TargetAccountsUseVersions").unwrap(),
+            &json!({"Sid": "TargetAccountsUseVersions", "Effect": "Allow", "Principal": roots,
+                "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"],
+                "Resource": ["arn:aws:sagemaker:us-east-1:111111111111:model-package/team-fraud-churn/*"]})
+        );
+        assert_eq!(crate::statement_ids(&policy).len(), 2);
+    }
+
+    #[test]
+    fn nothing_grants_approval_or_change() {
+        let policy = group_policy(GROUP, "aws", &["222222222222".into()]).unwrap();
+        let text = policy.to_string();
+        for forbidden in ["UpdateModelPackage", "CreateModelPackage", "Delete", "Put", "*\"]"] {
+            assert!(!text.contains(&format!("sagemaker:{forbidden}")), "{forbidden} in {text}");
+        }
+        assert!(!text.contains("\"Deny\""));
+    }
+
+    #[test]
+    fn no_target_account_means_no_policy() {
+        assert_eq!(group_policy(GROUP, "aws", &[]), None);
+    }
+}
