@@ -52,7 +52,7 @@ test: lint venv stack-bins ## Everything: lint, unit tests, emulator tests, clus
 	$(PYTHON) -m pytest tests/emulator tests/deploy -q -p no:cacheprovider
 
 .PHONY: bench
-bench: venv stack-bins ## Benchmarks: AWS calls per converge and drift check, converge time, memory with 50 environments
+bench: venv stack-bins ## Benchmarks: AWS calls per converge, drift check and registry poll, converge time, memory with 50 environments
 	$(CARGO) build --release -p sagekeeper
 	SAGEKEEPER_BIN=$(abspath $(or $(CARGO_TARGET_DIR),target))/release/sagekeeper $(CARGO) test -p sagekeeper-tests --test cluster bench -- --ignored --nocapture --test-threads=1
 

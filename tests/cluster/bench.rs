@@ -1,12 +1,13 @@
 //! Benchmarks (`make bench`, ignored by `make test`): AWS calls to converge one environment and
 //! for one drift check, the time to converge, and the controller's memory with 50 environments
-//! converged. The `sagekeeper` binary runs as a process against the local stack.
+//! converged; AWS calls to converge one project, per full check and per registry poll. The
+//! `sagekeeper` binary runs as a process against the local stack.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use sagekeeper_api::{AwsAccount, DataScienceEnvironment};
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject};
 use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::emulator::is_read;
 
@@ -137,4 +138,76 @@ async fn bench_environments() {
     let reconciles = process.metric("sagekeeper_reconciles_total{kind=\"DataScienceEnvironment\"}");
     println!("environment reconciles: {reconciles}");
     assert!(rss < 128 * 1024, "RSS {} MiB is over the 128 MiB bar", rss / 1024);
+}
+
+fn clear(t: &TestEnv, accounts: &[u32]) {
+    for n in accounts {
+        t.emulator.clear_calls(&t.account(*n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_project() {
+    let t = TestEnv::new("bench-project").await;
+    let poll = 5;
+    let process =
+        t.spawn_sagekeeper("bench-project", &["--leader-elect=false", &format!("--poll-interval-seconds={poll}")]);
+    let accounts = [1, STAGING, PRODUCTION];
+    account(&t, "staging", STAGING).await;
+    account(&t, "prod", PRODUCTION).await;
+    account(&t, "dev-1", 1).await;
+    t.api::<DataScienceEnvironment>().create(&Default::default(), &environment(&t, 1)).await.unwrap();
+    wait_ready(&t, "env-1").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // One project from nothing, with its first run, and the environment granting its group.
+    clear(&t, &accounts);
+    let projects = t.api::<MLOpsProject>();
+    let project: MLOpsProject = t.manifest(
+        "apiVersion: sagekeeper.io/v1alpha1\nkind: MLOpsProject\nmetadata: {name: churn}\nspec: {environment: env-1}\n",
+        true,
+    );
+    let started = Instant::now();
+    projects.create(&Default::default(), &project).await.unwrap();
+    t.wait_condition_for(&projects, "churn", "Ready", "True", None, Duration::from_secs(300)).await;
+    let ready_in = started.elapsed();
+    report(
+        "converge one project to Ready (its first run started; the environment's grant included)",
+        &by_operation(&t, &accounts),
+    );
+    t.wait_condition_for(&projects, "churn", "LastRunSucceeded", "True", None, Duration::from_secs(300)).await;
+    println!("\ntime to converge one project: {:.1} s", ready_in.as_secs_f64());
+
+    // A full check of the converged project (what the drift timer does): a spec change that
+    // changes nothing in AWS forces one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    clear(&t, &accounts);
+    let patch = serde_json::json!({"spec": {"deletionPolicy": "Retain"}});
+    projects.patch("churn", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report("one full (drift) check of a converged project", &by_operation(&t, &accounts));
+
+    // Registry polls with a pending version registered (the most a poll reads: the newest
+    // versions, then the newest approved one).
+    let p = projects.get("churn").await.unwrap();
+    let group = p.status.unwrap().model_package_group_name.unwrap();
+    let sm = t.clients_as_controller(&t.account(1)).await.sagemaker;
+    sm.create_model_package()
+        .model_package_group_name(&group)
+        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(poll + 1)).await;
+    clear(&t, &accounts);
+    let reconciles = || process.metric("sagekeeper_reconciles_total{kind=\"MLOpsProject\"}");
+    let before = reconciles();
+    tokio::time::sleep(Duration::from_secs(6 * poll)).await;
+    let polls = reconciles() - before;
+    let counts = by_operation(&t, &accounts);
+    let calls: usize = counts.values().sum();
+    report(&format!("{polls} registry polls ({poll} s apart)"), &counts);
+    assert!(polls >= 4.0, "only {polls} polls in {} s", 6 * poll);
+    println!("calls per registry poll: {:.1}", calls as f64 / polls);
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sagekeeper_api::DataScienceEnvironment;
+use sagekeeper_api::{DataScienceEnvironment, MLOpsProject};
 use sagekeeper_tests::{TestEnv, eventually};
 use serde_json::json;
 
@@ -70,4 +70,71 @@ async fn a_crash_after_each_create_leaves_exactly_one_of_each_resource() {
 async fn create_environment(t: &TestEnv) {
     let env = crate::environments::environment_manifest(t);
     t.api::<DataScienceEnvironment>().create(&Default::default(), &env).await.unwrap();
+}
+
+/// Every project write after which a crash could leave an orphan or a second run.
+const PROJECT_WRITES: &str =
+    "CreateModelPackageGroup|PutModelPackageGroupPolicy|PutObject|CreatePipeline|StartPipelineExecution|AddTags";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_each_project_write_leaves_one_group_one_pipeline_and_one_run() {
+    let t = TestEnv::new("project-crash").await;
+    {
+        let _controller = t.controller().await;
+        crate::projects::ready_environment(&t).await;
+    }
+    let dev = t.account(1);
+    let api = t.api::<MLOpsProject>();
+    let mut crashes = 0;
+    loop {
+        let fault = t.emulator.fault(json!({
+            "operation": "*", "account": dev, "armAfter": PROJECT_WRITES,
+            "code": "InternalFailure", "httpStatus": 500, "message": "crash: the controller died here",
+        }));
+        let controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), Some(1)).await;
+        if crashes == 0 {
+            crate::projects::create_project(&t, "churn", json!({})).await;
+        }
+        let hit = eventually(Duration::from_secs(60), "the next write, or Ready", || async {
+            let fired = t.emulator.faults().into_iter().any(|f| f["id"] == fault && f["hits"].as_u64() > Some(0));
+            let ready = api.get("churn").await.ok().is_some_and(|p| {
+                sagekeeper_api::conditions::is_ready(
+                    p.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default(),
+                    p.metadata.generation,
+                )
+            });
+            (fired || ready).then_some(fired)
+        })
+        .await;
+        controller.stop().await;
+        t.emulator.remove_fault(&fault);
+        if !hit {
+            break;
+        }
+        crashes += 1;
+        assert!(crashes < 100, "still writing after {crashes} crashes");
+    }
+    eprintln!("the project converged through {crashes} crashes");
+    // A group, its policy, three assets, the pipeline, the run: at least seven writes.
+    assert!(crashes >= 7, "only {crashes} crashes");
+
+    let p = api.get("churn").await.unwrap();
+    let name = crate::projects::pipeline_name(&p);
+    let runs = crate::projects::runs(&t, &name).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let c = t.clients(&dev).await;
+    let groups = c.sagemaker.list_model_package_groups().send().await.unwrap();
+    let ours: Vec<_> = groups
+        .model_package_group_summary_list()
+        .iter()
+        .filter(|g| g.model_package_group_name().is_some_and(|n| n.ends_with("-churn")))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let pipelines = c.sagemaker.list_pipelines().send().await.unwrap();
+    assert_eq!(pipelines.pipeline_summaries().len(), 1, "{:?}", pipelines.pipeline_summaries());
+    let env = t.api::<DataScienceEnvironment>().get("fraud").await.unwrap();
+    let bucket = env.status.unwrap().storage.unwrap().data_bucket.unwrap();
+    let as_controller = t.clients_as_controller(&dev).await;
+    let listed = as_controller.s3.list_objects_v2().bucket(&bucket).prefix("projects/churn/").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 3, "the three template assets, once each");
 }

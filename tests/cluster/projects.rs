@@ -15,6 +15,11 @@ use crate::references::{deployment, environment, project, ready_account};
 /// A Ready environment with a staging and a production account, and the project `name` on it.
 async fn setup(t: &TestEnv, name: &str, spec: Value) -> (Api<MLOpsProject>, MLOpsProject) {
     ready_environment(t).await;
+    create_project(t, name, spec).await
+}
+
+/// The project `name` on the environment `fraud`, with `spec` merged into its spec.
+pub(crate) async fn create_project(t: &TestEnv, name: &str, spec: Value) -> (Api<MLOpsProject>, MLOpsProject) {
     let projects = t.api::<MLOpsProject>();
     let mut obj = project(t, name, "fraud");
     let mut value = serde_json::to_value(&obj).unwrap();
@@ -27,7 +32,7 @@ async fn setup(t: &TestEnv, name: &str, spec: Value) -> (Api<MLOpsProject>, MLOp
 }
 
 /// The environment `fraud`, Ready, with a staging and a production account.
-async fn ready_environment(t: &TestEnv) {
+pub(crate) async fn ready_environment(t: &TestEnv) {
     ready_account(t, "dev", 1, &t.namespace).await;
     ready_account(t, "staging", 2, &t.namespace).await;
     ready_account(t, "production", 3, &t.namespace).await;
@@ -45,7 +50,7 @@ fn fast(s: &mut sagekeeper_controller::Settings) {
     s.poll_interval = Duration::from_secs(1);
 }
 
-async fn runs(t: &TestEnv, pipeline: &str) -> Vec<(String, String)> {
+pub(crate) async fn runs(t: &TestEnv, pipeline: &str) -> Vec<(String, String)> {
     let c = t.clients(&t.account(1)).await;
     let out = c.sagemaker.list_pipeline_executions().pipeline_name(pipeline).send().await.unwrap();
     out.pipeline_execution_summaries()
@@ -59,7 +64,7 @@ async fn runs(t: &TestEnv, pipeline: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn pipeline_name(p: &MLOpsProject) -> String {
+pub(crate) fn pipeline_name(p: &MLOpsProject) -> String {
     let arn = p.status.as_ref().unwrap().pipeline_arn.clone().unwrap();
     arn.rsplit('/').next().unwrap().to_owned()
 }
@@ -218,6 +223,9 @@ async fn a_project_converges_with_a_locked_down_pipeline_and_one_run() {
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
     assert_eq!(runs(&t, &name).await.len(), 1, "a restart starts no run");
+    // Granting the new project's group was an update of the environment, not drift.
+    let reasons = t.event_reasons("fraud").await;
+    assert!(!reasons.contains(&"DriftRepaired".to_owned()), "{reasons:?}");
     t.assert_deployer_permitted(1);
 }
 
@@ -436,7 +444,7 @@ async fn registered_and_approved_versions_reach_status_without_any_change_to_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_group_policy_follows_the_environments_target_accounts() {
+async fn the_group_policy_and_the_tags_follow_the_environment() {
     let t = TestEnv::new("project-targets").await;
     let _controller = t.controller().await;
     let (projects, _) = setup(&t, "churn", json!({})).await;
@@ -466,6 +474,47 @@ async fn the_group_policy_follows_the_environments_target_accounts() {
         (principals().await == want).then_some(())
     })
     .await;
+
+    // The environment's spec.tags go on the group and the pipeline, and come off again when
+    // removed there; a tag someone else put on stays.
+    let p = projects.get("churn").await.unwrap();
+    let dev = t.clients(&t.account(1)).await;
+    let arns = [p.status.as_ref().unwrap().model_package_group_arn.clone().unwrap(), {
+        let name = pipeline_name(&p);
+        dev.sagemaker.describe_pipeline().pipeline_name(&name).send().await.unwrap().pipeline_arn().unwrap().to_owned()
+    }];
+    let foreign = sagekeeper_aws::sdk::sagemaker::types::Tag::builder().key("team").value("risk").build();
+    dev.sagemaker.add_tags().resource_arn(&arns[0]).tags(foreign).send().await.unwrap();
+    let tags = |arn: String| {
+        let sm = dev.sagemaker.clone();
+        async move {
+            let listed = sm.list_tags().resource_arn(arn).send().await.unwrap();
+            listed
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        }
+    };
+    let patch = json!({"spec": {"tags": {"cost-center": "4711"}}});
+    envs.patch("fraud", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    for arn in &arns {
+        eventually(Duration::from_secs(60), "the environment's tag on the project's resource", || async {
+            (tags(arn.clone()).await.get("cost-center").map(String::as_str) == Some("4711")).then_some(())
+        })
+        .await;
+    }
+    let patch = json!({"spec": {"tags": null}});
+    envs.patch("fraud", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    for arn in &arns {
+        eventually(Duration::from_secs(60), "the removed tag off the project's resource", || async {
+            (!tags(arn.clone()).await.contains_key("cost-center")).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(tags(arns[0].clone()).await.get("team").map(String::as_str), Some("risk"), "others' tags stay");
+    let p = ready(&t, &projects, "churn").await;
+    assert!(p.status.unwrap().tag_keys.is_empty(), "the removed key is forgotten once it is off everything");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,4 +599,56 @@ async fn deletion_keeps_registered_versions_unless_asked_and_waits_for_deploymen
     }
     assert!(t.event_reasons("kept").await.contains(&"DataRetained".to_owned()));
     t.assert_deployer_permitted(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_refusals_stall_the_project_with_the_aws_code_and_throttling_only_slows_it() {
+    let t = TestEnv::new("project-faults").await;
+    let _controller = t.controller().await;
+    ready_environment(&t).await;
+    let dev = t.account(1);
+
+    // SageMaker refuses the definition: Stalled, the code first in the pipeline's message.
+    let refused = t.emulator.fault(json!({"operation": "CreatePipeline", "account": dev,
+        "code": "ValidationException", "message": "Step TrainAbaloneModel: InstanceType ml.x1.huge is not supported"}));
+    let (projects, _) = create_project(&t, "churn", json!({})).await;
+    let p = t.wait_condition(&projects, "churn", "Stalled", "True", Some("InvalidConfiguration")).await;
+    let pipeline = conditions::find(p.conditions(), "PipelineReady").unwrap();
+    assert_eq!((pipeline.status.as_str(), pipeline.reason.as_str()), ("False", "InvalidConfiguration"));
+    assert!(pipeline.message.starts_with("ValidationException: pipeline "), "{}", pipeline.message);
+    assert!(pipeline.message.contains("ml.x1.huge is not supported"), "{}", pipeline.message);
+    assert_eq!(conditions::find(p.conditions(), "RegistryReady").unwrap().status, "True");
+    assert!(!t.emulator.calls(&dev).iter().any(|c| c.operation == "StartPipelineExecution"), "no run");
+    t.emulator.remove_fault(&refused);
+    t.poke(&projects, "churn").await;
+    ready(&t, &projects, "churn").await;
+
+    // sagekeeper may not share the group: Stalled AccessDenied on the registry.
+    let denied = t.emulator.fault(json!({"operation": "PutModelPackageGroupPolicy", "account": dev,
+        "code": "AccessDeniedException", "message": "User is not authorized to perform: sagemaker:PutModelPackageGroupPolicy"}));
+    create_project(&t, "risk", json!({})).await;
+    let p = t.wait_condition(&projects, "risk", "Stalled", "True", Some("AccessDenied")).await;
+    let registry = conditions::find(p.conditions(), "RegistryReady").unwrap();
+    assert!(registry.message.starts_with("AccessDeniedException: model package group "), "{}", registry.message);
+    t.emulator.remove_fault(&denied);
+    t.poke(&projects, "risk").await;
+    ready(&t, &projects, "risk").await;
+
+    // A third of SageMaker and S3 calls throttled: slower, still one group, pipeline and run.
+    for (service, code, status) in [("sagemaker", "ThrottlingException", 400), ("s3", "SlowDown", 503)] {
+        t.emulator.fault(json!({"operation": "*", "service": service, "account": dev, "code": code,
+            "httpStatus": status, "probability": 0.3, "message": "Rate exceeded"}));
+    }
+    create_project(&t, "pricing", json!({})).await;
+    let p = t.wait_condition_for(&projects, "pricing", "Ready", "True", None, Duration::from_secs(120)).await;
+    let throttled = t.emulator.calls(&dev).iter().filter(|c| c.status == 400 || c.status == 503).count();
+    t.emulator.clear_faults(&dev);
+    assert!(throttled > 3, "only {throttled} calls were throttled");
+    let name = pipeline_name(&p);
+    assert_eq!(runs(&t, &name).await.len(), 1, "one run");
+    let c = t.clients(&dev).await;
+    let groups = c.sagemaker.list_model_package_groups().name_contains("pricing").send().await.unwrap();
+    assert_eq!(groups.model_package_group_summary_list().len(), 1);
+    let pipelines = c.sagemaker.list_pipelines().pipeline_name_prefix(&name).send().await.unwrap();
+    assert_eq!(pipelines.pipeline_summaries().len(), 1);
 }

@@ -179,6 +179,11 @@ pub struct MLOpsProjectStatus {
     /// The newest Approved model version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_approved_model_package: Option<ModelPackageRef>,
+
+    /// The keys of the environment's `spec.tags` that may still be on the project's resources.
+    /// A key removed there is taken off the group and the pipeline; others' tags stay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_keys: Vec<String>,
 }
 
 /// One pipeline execution.

@@ -59,6 +59,7 @@ pub(crate) struct Context {
     pub(crate) recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     full_checks: Mutex<HashMap<String, (std::time::Instant, u64)>>,
+    converged: Mutex<HashMap<String, u64>>,
     synced: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -86,6 +87,7 @@ impl Context {
             recorder,
             failures: Mutex::default(),
             full_checks: Mutex::default(),
+            converged: Mutex::default(),
             synced,
         }
     }
@@ -134,6 +136,25 @@ impl Context {
     /// Forgets the object's full checks (it went away, or its last pass was not clean).
     pub(crate) fn forget_check(&self, uid: &str) {
         self.full_checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
+    }
+
+    /// Whether the object's last Ready pass (in this process) had these inputs; `None` when this
+    /// process has not seen it Ready yet. Writes to an object that already converged with the
+    /// inputs it has now repair drift; writes after a change of inputs apply that change.
+    pub(crate) fn converged_with(&self, uid: &str, inputs: u64) -> Option<bool> {
+        let converged = self.converged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        converged.get(uid).map(|seen| *seen == inputs)
+    }
+
+    /// Records that the object converged with these inputs.
+    pub(crate) fn record_converged(&self, uid: &str, inputs: u64) {
+        let mut converged = self.converged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        converged.insert(uid.to_owned(), inputs);
+    }
+
+    /// Forgets what the object converged with (it went away).
+    pub(crate) fn forget_converged(&self, uid: &str) {
+        self.converged.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
     }
 
     /// The drift-check interval with jitter, so converged objects spread out.

@@ -177,6 +177,8 @@ pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result
                 };
                 publish(&ctx, &*obj, EventType::Normal, "Deleted", note).await;
                 ctx.reset_backoff(&uid(&*obj));
+                ctx.forget_check(&uid(&*obj));
+                ctx.forget_converged(&uid(&*obj));
                 Ok(Action::await_change())
             }
             Cleanup::Wait(report) => {

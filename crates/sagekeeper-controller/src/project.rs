@@ -77,6 +77,12 @@ impl Kind for MLOpsProject {
         } else {
             ctx.forget_check(&uid);
         }
+        // Removed tag keys are forgotten only once a full pass took them off everything.
+        let mut tag_keys: std::collections::BTreeSet<String> = env.spec.tags.keys().cloned().collect();
+        if light || !report.outcome.is_ready() {
+            tag_keys.extend(report.status.tag_keys.iter().cloned());
+        }
+        report.status.tag_keys = tag_keys.into_iter().collect();
         report.components.insert(0, environment_ready(&env));
         report.extra = last_run(report.status.last_execution.as_ref()).into_iter().collect();
         Ok(report)
@@ -200,7 +206,10 @@ fn owner(project: &MLOpsProject, env: &DataScienceEnvironment) -> Owner {
     let mut base_tags: BTreeMap<String, String> = env.spec.tags.clone();
     base_tags.insert(OWNER_TAG.into(), names.owner());
     base_tags.insert(OWNER_UID_TAG.into(), project.meta().uid.clone().unwrap_or_default());
-    Owner { uid: project.meta().uid.clone().unwrap_or_default(), base_tags, removed_tags: Default::default() }
+    // User tag keys applied before and no longer in the environment's spec.tags.
+    let applied = project.status.as_ref().map(|s| s.tag_keys.clone()).unwrap_or_default();
+    let removed_tags = applied.into_iter().filter(|k| !env.spec.tags.contains_key(k)).collect();
+    Owner { uid: project.meta().uid.clone().unwrap_or_default(), base_tags, removed_tags }
 }
 
 /// Everything one pass needs, derived from the project and its environment's status.

@@ -81,8 +81,17 @@ impl Kind for DataScienceEnvironment {
             tag_keys.extend(status.tag_keys.iter().cloned());
         }
         status.tag_keys = tag_keys.into_iter().collect();
-        // Writes to an environment that was Ready for this very spec were drift being repaired.
-        let was_ready = conditions::is_ready(&status.conditions, self.metadata.generation);
+        // Writes to an environment that already converged with these very inputs (its spec and
+        // its projects' groups) were drift being repaired, even when the repair takes several
+        // passes; writes after a change of inputs are updates. After a restart, the status says.
+        let uid = self.metadata.uid.clone().unwrap_or_default();
+        let inputs = converged_inputs(self, &plan.model_package_groups);
+        let was_ready = ctx
+            .converged_with(&uid, inputs)
+            .unwrap_or_else(|| conditions::is_ready(&status.conditions, self.metadata.generation));
+        if outcome.is_ready() {
+            ctx.record_converged(&uid, inputs);
+        }
         // A pass that failed somewhere but still made progress is not backed off: the backoff
         // is for an object that gets nowhere, not for one throttled now and then.
         let retry = match converged.retry {
@@ -159,6 +168,16 @@ pub(crate) fn project_groups(ctx: &Context, env: &DataScienceEnvironment) -> Vec
     groups.sort();
     groups.dedup();
     groups
+}
+
+/// What an environment converges from besides AWS: its spec (by generation) and the model
+/// package groups of its projects.
+fn converged_inputs(env: &DataScienceEnvironment, groups: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    env.metadata.generation.hash(&mut hasher);
+    groups.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The dev account, and each target account with its stage.
