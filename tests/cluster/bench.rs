@@ -1,13 +1,15 @@
 //! Benchmarks (`make bench`, ignored by `make test`): AWS calls to converge one environment and
 //! for one drift check, the time to converge, and the controller's memory with 50 environments
-//! converged; AWS calls to converge one project, per full check and per registry poll. The
+//! converged; AWS calls to converge one project, per full check and per registry poll; AWS
+//! calls and time per promotion of a model version, and the longest reconcile. The
 //! `sagekeeper` binary runs as a process against the local stack.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject};
+use sagekeeper_api::deployment::StagePhase;
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
 use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::emulator::is_read;
 
@@ -210,4 +212,93 @@ async fn bench_project() {
     report(&format!("{polls} registry polls ({poll} s apart)"), &counts);
     assert!(polls >= 4.0, "only {polls} polls in {} s", 6 * poll);
     println!("calls per registry poll: {:.1}", calls as f64 / polls);
+
+    // A deployment: staging follows the newest approved version, production waits for a person.
+    let transition = 3;
+    for n in [STAGING, PRODUCTION] {
+        t.emulator.configure(serde_json::json!({"account": t.account(n),
+            "endpointCreatingSeconds": transition, "endpointUpdatingSeconds": transition}));
+    }
+    let deployments = t.api::<ModelDeployment>();
+    let deployment: ModelDeployment = t.manifest(
+        "apiVersion: sagekeeper.io/v1alpha1\nkind: ModelDeployment\nmetadata: {name: churn}\nspec:\n  project: churn\n  stages:\n  - {name: staging, instanceType: ml.m5.large}\n  - {name: production, instanceType: ml.m5.large, approval: Manual}\n",
+        true,
+    );
+    deployments.create(&Default::default(), &deployment).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("\nendpoint transitions in the emulator: Creating and Updating last {transition} s");
+    let serving = |stage: &'static str, version: i64| {
+        let deployments = deployments.clone();
+        async move {
+            sagekeeper_tests::eventually(Duration::from_secs(120), "the stage serving", || async {
+                let d = deployments.get("churn").await.unwrap();
+                let s = d.status?.stages.into_iter().find(|s| s.name == stage)?;
+                (s.serving_version == Some(version) && s.phase != StagePhase::Deploying).then_some(())
+            })
+            .await
+        }
+    };
+    let approve = |version: i64| {
+        let sm = sm.clone();
+        let group = group.clone();
+        let account = t.account(1);
+        async move {
+            let arn = format!("arn:aws:sagemaker:us-east-1:{account}:model-package/{group}/{version}");
+            sm.update_model_package()
+                .model_package_arn(arn)
+                .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::Approved)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    clear(&t, &accounts);
+    let started = Instant::now();
+    approve(1).await;
+    serving("staging", 1).await;
+    let to_staging = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    report(
+        "v1 approved until staging serves it (a new endpoint; project polls included)",
+        &by_operation(&t, &accounts),
+    );
+    println!("time from approval to Serving in staging: {:.1} s", to_staging.as_secs_f64());
+
+    clear(&t, &accounts);
+    let started = Instant::now();
+    let patch = serde_json::json!({"spec": {"stages": [{"name": "staging", "instanceType": "ml.m5.large"},
+        {"name": "production", "instanceType": "ml.m5.large", "approval": "Manual", "approvedVersion": "1"}]}});
+    deployments.patch("churn", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    serving("production", 1).await;
+    let to_production = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    report("approvedVersion set until production serves v1", &by_operation(&t, &accounts));
+    println!("time from approvedVersion to Serving in production: {:.1} s", to_production.as_secs_f64());
+
+    let v2 = sm
+        .create_model_package()
+        .model_package_group_name(&group)
+        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)
+        .send()
+        .await
+        .unwrap();
+    let v2: i64 = v2.model_package_arn().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    tokio::time::sleep(Duration::from_secs(poll + 1)).await;
+    clear(&t, &accounts);
+    let started = Instant::now();
+    approve(v2).await;
+    serving("staging", v2).await;
+    let moved = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    report(
+        "v2 approved until staging serves it (UpdateEndpoint, old model and config removed)",
+        &by_operation(&t, &accounts),
+    );
+    println!("time from approval to Serving through UpdateEndpoint: {:.1} s", moved.as_secs_f64());
+    let longest = process.metric("sagekeeper_reconcile_duration_max_seconds{kind=\"ModelDeployment\"}");
+    println!("longest ModelDeployment reconcile: {:.3} s", longest);
+    for kind in ["DataScienceEnvironment", "MLOpsProject"] {
+        let longest = process.metric(&format!("sagekeeper_reconcile_duration_max_seconds{{kind=\"{kind}\"}}"));
+        println!("longest {kind} reconcile: {longest:.3} s");
+    }
 }

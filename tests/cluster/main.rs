@@ -8,6 +8,7 @@ mod bench;
 mod changes;
 mod crash;
 mod deletion;
+mod deployments;
 mod drift;
 mod environment_state;
 mod environments;

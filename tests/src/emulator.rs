@@ -123,6 +123,13 @@ impl Emulator {
         self.send("POST", "pipeline-executions", Some(body));
     }
 
+    /// Makes the next create or update (`kind`) of endpoint `endpoint` in `account` fail with
+    /// `reason` (an update is rolled back to the old config).
+    pub fn fail_endpoint(&self, account: &str, endpoint: &str, kind: &str, reason: &str) {
+        let body = json!({"account": account, "endpointName": endpoint, "kind": kind, "reason": reason});
+        self.send("POST", "endpoint-failures", Some(body));
+    }
+
     /// Sets per-account behaviour (transitional state durations and the like).
     pub fn configure(&self, settings: Value) -> Value {
         self.send("POST", "config", Some(settings))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the whole thing on the local stack. Starts a fresh stack in DIR, installs the CRDs,
 # creates the example accounts' roles in the AWS emulator, runs the controller, applies
-# examples/, and shows `kubectl get sagekeeper -A` until the accounts are Ready. Ctrl-C (or
+# examples/, waits for the environment and the project, approves a model version and promotes it
+# through staging and (one field) production, and shows `kubectl get sagekeeper -A`. Ctrl-C (or
 # `make demo-down` later) stops the controller and the stack.
 #
 #   tests/stack/demo.sh DIR
@@ -36,7 +37,7 @@ say "creating the role sagekeeper assumes in each emulated account"
 
 say "starting the controller (log: $dir/sagekeeper.log)"
 kubectl create namespace sagekeeper-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-setsid "$sagekeeper" run --lease-namespace=sagekeeper-system --metrics-addr=127.0.0.1:0 \
+setsid "$sagekeeper" run --lease-namespace=sagekeeper-system --metrics-addr=127.0.0.1:0 --poll-interval-seconds=5 \
   >"$dir/sagekeeper.log" 2>&1 </dev/null &
 record "$dir" $! sagekeeper
 
@@ -59,6 +60,21 @@ if [ "$env_ready" = 1 ]; then
   say "waiting for the project's registry, pipeline and first run"
   kubectl wait --for=condition=Ready mlp --all -n team-fraud --timeout=120s >/dev/null && project_ready=1
 fi
+deployment_ready=0
+if [ "$project_ready" = 1 ]; then
+  group=$(kubectl get mlp churn -n team-fraud -o jsonpath='{.status.modelPackageGroupName}')
+  version=$("$python" "$here/seed-demo.py" approve "$group")
+  say "model v$version registered and approved in $group: staging deploys it, production waits for a person"
+  if kubectl wait --for=condition=PromotionPending mdep/churn -n team-fraud --timeout=120s >/dev/null \
+    && kubectl wait --for=condition=Ready mdep/churn -n team-fraud --timeout=120s >/dev/null; then
+    kubectl get mdep churn -n team-fraud -o jsonpath='{range .status.stages[*]}{"  "}{.name}: {.phase} {.message}{"\n"}{end}'
+    say "promoting v$version to production: one field, as a GitOps commit would set it"
+    kubectl patch mdep churn -n team-fraud --type=json \
+      -p "[{\"op\": \"add\", \"path\": \"/spec/stages/1/approvedVersion\", \"value\": \"$version\"}]" >/dev/null
+    kubectl wait --for=condition=PromotionPending=False mdep/churn -n team-fraud --timeout=120s >/dev/null \
+      && kubectl wait --for=condition=Ready mdep/churn -n team-fraud --timeout=120s >/dev/null && deployment_ready=1
+  fi
+fi
 kubectl get sagekeeper -A
 echo
 kubectl get dse -n team-fraud -o jsonpath='{range .items[*]}environment {.metadata.name}:{"\n"}{range .status.conditions[*]}{"  "}{.type}={.status} {.reason}{"\n"}{end}{end}'
@@ -75,6 +91,10 @@ if [ "$env_ready" != 1 ]; then
 fi
 if [ "$project_ready" != 1 ]; then
   echo "the project did not become Ready; see kubectl describe mlp -n team-fraud and $dir/sagekeeper.log" >&2
+  exit 1
+fi
+if [ "$deployment_ready" != 1 ]; then
+  echo "the deployment did not serve in both stages; see kubectl describe mdep -n team-fraud and $dir/sagekeeper.log" >&2
   exit 1
 fi
 

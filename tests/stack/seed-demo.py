@@ -1,7 +1,10 @@
 """Seeds the emulator for `make demo`: the role sagekeeper assumes in each of the example's three
 accounts (examples/10-accounts.yaml), trusting the controller's account and, for staging and
 production, asking for the external id. On real AWS a platform team creates these roles once
-(deploy/aws/ has the policies)."""
+(deploy/aws/ has the policies).
+
+`seed-demo.py approve GROUP` registers a model version in the dev account's group GROUP, as the
+pipeline's register step does, and approves it, as a reviewer does; it prints the version."""
 
 import json
 import os
@@ -35,8 +38,31 @@ def trust_policy(external_id):
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
+def client(endpoint, account, service):
+    creds = credentials(endpoint, account)
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=creds["accessKeyId"],
+        aws_secret_access_key=creds["secretAccessKey"],
+    )
+
+
+def approve(endpoint, group):
+    sagemaker = client(endpoint, "111111111111", "sagemaker")
+    package = sagemaker.create_model_package(
+        ModelPackageGroupName=group, ModelApprovalStatus="PendingManualApproval"
+    )["ModelPackageArn"]
+    sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
+    print(package.rsplit("/", 1)[1])
+
+
 def main():
     endpoint = os.environ["AWS_ENDPOINT_URL"]
+    if sys.argv[1:2] == ["approve"]:
+        approve(endpoint, sys.argv[2])
+        return
     for account, external_id in ACCOUNTS.items():
         creds = credentials(endpoint, account)
         iam = boto3.client(

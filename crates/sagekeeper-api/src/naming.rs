@@ -151,9 +151,66 @@ impl ProjectNames {
     }
 }
 
+/// The names of what a ModelDeployment creates in its target accounts. Names are letters,
+/// digits and hyphens, at most 63 characters, as SageMaker allows for models, endpoint configs
+/// and endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentNames {
+    namespace: String,
+    name: String,
+}
+
+impl DeploymentNames {
+    /// The names for deployment `namespace/name`.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self { namespace: namespace.to_owned(), name: name.to_owned() }
+    }
+
+    /// `ModelDeployment/<namespace>/<name>`, the owner tag's value.
+    pub fn owner(&self) -> String {
+        format!("ModelDeployment/{}/{}", self.namespace, self.name)
+    }
+
+    /// A stage's endpoint (the same name in each of the stage's accounts), and the stem of its
+    /// models' and configs' names: at most 40 characters.
+    pub fn endpoint(&self, stage: &str) -> String {
+        let hash = short_hash(&[&self.namespace, &self.name, stage]);
+        format!("{}-{}-{hash}", sanitize(&self.name, 20), sanitize(stage, 12))
+    }
+
+    /// A model or endpoint config of a stage for `version` with `settings` (hashed): a change
+    /// of either makes a new name, so the endpoint moves blue/green. At most 63 characters.
+    pub fn versioned(&self, stage: &str, version: i64, settings: &str) -> String {
+        format!("{}-v{version}-{}", self.endpoint(stage), short_hash(&[settings]))
+    }
+
+    /// The S3 key prefix of the deployment in the capture buckets: `deployments/<name>/`.
+    pub fn prefix(&self) -> String {
+        format!("deployments/{}/", self.name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deployment_names_fit_sagemaker_and_change_with_version_and_settings() {
+        let names = DeploymentNames::new("a-very-long-namespace-name-for-a-team", "a-deployment-with-a-long-name");
+        let endpoint = names.endpoint("production-eu-west");
+        assert!(endpoint.len() <= 40, "{endpoint}");
+        let model = names.versioned("production-eu-west", 123_456_789, "settings");
+        assert!(model.len() <= 63, "{model}");
+        for name in [&endpoint, &model] {
+            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{name}");
+            assert!(!name.starts_with('-') && !name.ends_with('-'), "{name}");
+        }
+        assert!(model.starts_with(&endpoint));
+        assert_ne!(model, names.versioned("production-eu-west", 123_456_789, "other settings"));
+        assert_ne!(model, names.versioned("production-eu-west", 8, "settings"));
+        assert_ne!(names.endpoint("staging"), DeploymentNames::new("a", "b").endpoint("staging"));
+        assert_ne!(DeploymentNames::new("a-b", "c").endpoint("s"), DeploymentNames::new("a", "b-c").endpoint("s"));
+    }
 
     #[test]
     fn names_are_deterministic_and_do_not_collide_across_splits() {

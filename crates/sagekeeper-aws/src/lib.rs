@@ -3,6 +3,7 @@
 //! classification, and one module per AWS resource family with idempotent steps.
 
 pub mod errors;
+pub mod hosting;
 pub mod iam;
 pub mod identity;
 pub mod kms;

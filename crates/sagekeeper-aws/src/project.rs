@@ -281,6 +281,11 @@ pub async fn latest_versions(sm: &Client, group: &str) -> Result<(Option<Version
     Ok((latest, approved))
 }
 
+/// The newest hundred versions of the group, newest first, with their approval status.
+pub async fn versions(sm: &Client, group: &str) -> Result<Vec<Version>, AwsError> {
+    list_versions(sm, group, None, 100).await
+}
+
 async fn list_versions(
     sm: &Client,
     group: &str,

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use sagekeeper_aws::AwsCallMetrics;
 
 /// All metrics sagekeeper exports, registered in one registry.
@@ -16,6 +16,7 @@ pub struct Metrics {
     reconciles: IntCounterVec,
     errors: IntCounterVec,
     duration: HistogramVec,
+    longest: GaugeVec,
     leader: IntGauge,
 }
 
@@ -33,24 +34,34 @@ impl Metrics {
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
             &["kind"],
         )?;
+        let longest = GaugeVec::new(
+            Opts::new("sagekeeper_reconcile_duration_max_seconds", "The longest reconcile since start, by kind"),
+            &["kind"],
+        )?;
         let leader = IntGauge::new("sagekeeper_leader", "1 while this replica holds the leader lease")?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(longest.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         let aws = AwsCallMetrics::register(&registry)?;
         // Every kind's series exists from the start, so dashboards see 0 rather than nothing.
         for kind in ["AwsAccount", "DataScienceEnvironment", "MLOpsProject", "ModelDeployment"] {
             reconciles.with_label_values(&[kind]);
             duration.with_label_values(&[kind]);
+            longest.with_label_values(&[kind]);
         }
-        Ok(Self { registry, aws, reconciles, errors, duration, leader })
+        Ok(Self { registry, aws, reconciles, errors, duration, longest, leader })
     }
 
     /// Counts one reconcile of `kind` and times it until the guard drops.
     pub(crate) fn reconcile(&self, kind: &str) -> ReconcileTimer {
         self.reconciles.with_label_values(&[kind]).inc();
-        ReconcileTimer { histogram: self.duration.with_label_values(&[kind]), start: Instant::now() }
+        ReconcileTimer {
+            histogram: self.duration.with_label_values(&[kind]),
+            longest: self.longest.with_label_values(&[kind]),
+            start: Instant::now(),
+        }
     }
 
     /// Counts one reconcile error of `kind` in a fixed `category`.
@@ -67,11 +78,16 @@ impl Metrics {
 /// Observes the reconcile duration when dropped.
 pub(crate) struct ReconcileTimer {
     histogram: Histogram,
+    longest: Gauge,
     start: Instant,
 }
 
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
-        self.histogram.observe(self.start.elapsed().as_secs_f64());
+        let seconds = self.start.elapsed().as_secs_f64();
+        self.histogram.observe(seconds);
+        if seconds > self.longest.get() {
+            self.longest.set(seconds);
+        }
     }
 }

@@ -8,7 +8,8 @@ and transitional states to moto's SageMaker response class:
 - core: handler registration, the extension's own state, lazily applied state changes
 - studio: domains, user profiles, apps, spaces
 - registry: model package groups, their policies, model package updates, listing order and deletes
-- endpoints: models, endpoint configs, endpoints (create, blue/green update, delete)
+- endpoints: models (model package access), endpoint configs, endpoints (create, blue/green update,
+  delete), their listings
 - pipelines: pipelines (tokens, not-found errors, deletes) and their executions
 - tags: AddTags / ListTags / DeleteTags
 """
@@ -19,4 +20,5 @@ from . import core, endpoints, pipelines, registry, studio, tags  # noqa: F401  
 def install() -> None:
     """Attach all SageMaker handlers and patches to moto."""
     core.install()
+    endpoints.install()
     registry.install()

@@ -128,12 +128,15 @@ def merged(base: dict | None, update: dict | None) -> dict:
     return result
 
 
-def listing(call: Call, items: list[dict], key: str) -> dict:
-    """A List* response: sorted as requested (newest first by default), one page."""
+def listing(call: Call, items: list[dict], key: str, sort_fields: dict[str, str] | None = None) -> dict:
+    """A List* response: sorted as requested (newest first by default), one page.
+    `sort_fields` maps a SortBy value to the item field it sorts on, when they differ
+    (SortBy "Name" sorts on "ModelName")."""
     sort_by = call.param("SortBy") or "CreationTime"
+    field = (sort_fields or {}).get(sort_by, sort_by)
     items = sorted(
         items,
-        key=lambda item: item.get(sort_by) or "",
+        key=lambda item: item.get(field) or "",
         reverse=(call.param("SortOrder") or "Descending") == "Descending",
     )
     try:

@@ -1,0 +1,328 @@
+//! What a ModelDeployment has in a target account: SageMaker models made from a model package
+//! of the dev account's registry, endpoint configs, and one endpoint per stage that moves from
+//! config to config (blue/green). Each is found by name and adopted only with our owner-uid.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_sagemaker::Client;
+use aws_sdk_sagemaker::types::{
+    CaptureMode, CaptureOption, ContainerDefinition, DataCaptureConfig, ProductionVariant,
+    ProductionVariantInstanceType, Tag, VpcConfig,
+};
+
+use crate::errors::{AwsError, ErrorKind};
+use crate::steps::{Action, Changes, Owner, Step, StepResult};
+use crate::studio::pairs;
+
+/// Tag on an endpoint: the config sagekeeper last moved it to. Written before UpdateEndpoint,
+/// so after a crash a rolled-back update is recognised as that config's failure and is not
+/// started a second time.
+pub const UPDATING_TO_TAG: &str = "sagekeeper.io/updating-to";
+
+/// A model served from a model package (any account's registry), in the account's network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelPlan {
+    /// The model name.
+    pub name: String,
+    /// The versioned model package ARN.
+    pub package_arn: String,
+    /// The role SageMaker runs the model as.
+    pub role_arn: String,
+    /// Private subnets of the account's VPC.
+    pub subnets: Vec<String>,
+    /// The security group of the model's network interfaces.
+    pub security_group: String,
+}
+
+/// An endpoint config: one variant of one model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigPlan {
+    /// The endpoint config name.
+    pub name: String,
+    /// The model it serves.
+    pub model: String,
+    /// The hosting instance type.
+    pub instance_type: String,
+    /// Instances behind the endpoint.
+    pub instance_count: i32,
+    /// The key for the instances' storage volumes (`None` for instance types with local NVMe
+    /// storage, which AWS refuses a volume key for).
+    pub volume_key: Option<String>,
+    /// Data capture, when enabled.
+    pub capture: Option<CapturePlan>,
+}
+
+/// Where and how much of the traffic is captured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapturePlan {
+    /// Share of requests, 1 to 100.
+    pub percentage: i32,
+    /// `s3://<bucket>/<prefix>`.
+    pub destination: String,
+    /// The key captures are encrypted with.
+    pub key: String,
+}
+
+/// What DescribeEndpoint says about an endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointState {
+    /// The endpoint ARN.
+    pub arn: String,
+    /// Creating, Updating, InService, Failed, Deleting, ...
+    pub status: String,
+    /// The config it serves.
+    pub config: String,
+    /// The config an update in flight moves it to.
+    pub pending_config: Option<String>,
+    /// SageMaker's reason for the last failure (a failed create, or a rolled-back update).
+    pub failure_reason: Option<String>,
+    /// When it last changed.
+    pub changed: Option<SystemTime>,
+}
+
+impl EndpointState {
+    /// Creating, Updating, rolling back, or deleting: wait.
+    pub fn in_progress(&self) -> bool {
+        matches!(self.status.as_str(), "Creating" | "Updating" | "SystemUpdating" | "RollingBack" | "Deleting")
+            || self.pending_config.is_some()
+    }
+
+    /// How long to wait before looking again: a fifth of the time it has been changing, between
+    /// one and thirty seconds, so a short transition is seen soon and a long one is not polled
+    /// in a tight loop.
+    pub fn poll_after(&self) -> Duration {
+        let elapsed = self.changed.and_then(|t| t.elapsed().ok()).unwrap_or_default();
+        (elapsed / 5).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+}
+
+/// SageMaker tags from the owner's tags for `component`.
+fn tags(owner: &Owner, component: &str) -> Vec<Tag> {
+    crate::studio::tags(owner, component)
+}
+
+/// Adopts the resource `arn` only if it carries our owner-uid; returns its tags.
+async fn owned(sm: &Client, owner: &Owner, arn: &str, what: &str) -> Result<Vec<(String, String)>, AwsError> {
+    let listed = sm.list_tags().resource_arn(arn).send().await.map_err(AwsError::from_sdk)?;
+    if !owner.owns(pairs(listed.tags())) {
+        return Err(owner.conflict(what, pairs(listed.tags())));
+    }
+    Ok(pairs(listed.tags()).into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+}
+
+/// Whether the resource carries our owner-uid (someone else's is left alone).
+async fn ours(sm: &Client, owner: &Owner, arn: &str, what: &str) -> Result<bool, AwsError> {
+    match owned(sm, owner, arn, what).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == ErrorKind::Conflict => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// True for the error SageMaker gives when a resource does not exist.
+fn not_found(e: &AwsError) -> bool {
+    e.kind == ErrorKind::NotFound
+}
+
+/// The model, created unless it exists (a model never changes: a change is a new name).
+pub async fn ensure_model(sm: &Client, owner: &Owner, plan: &ModelPlan, changes: &Changes) -> Result<(), AwsError> {
+    let what = format!("model {}", plan.name);
+    match sm.describe_model().model_name(&plan.name).send().await.map_err(AwsError::from_sdk) {
+        Ok(model) => {
+            owned(sm, owner, model.model_arn().unwrap_or_default(), &what).await?;
+            return Ok(());
+        }
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(e),
+    }
+    let vpc =
+        VpcConfig::builder().set_subnets(Some(plan.subnets.clone())).security_group_ids(&plan.security_group).build();
+    sm.create_model()
+        .model_name(&plan.name)
+        .primary_container(ContainerDefinition::builder().model_package_name(&plan.package_arn).build())
+        .execution_role_arn(&plan.role_arn)
+        .vpc_config(vpc)
+        .set_tags(Some(tags(owner, "hosting/model")))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    changes.record(Action::Created, what);
+    Ok(())
+}
+
+/// The endpoint config, created unless it exists (never changed: a change is a new name).
+pub async fn ensure_config(sm: &Client, owner: &Owner, plan: &ConfigPlan, changes: &Changes) -> Result<(), AwsError> {
+    let what = format!("endpoint config {}", plan.name);
+    match sm.describe_endpoint_config().endpoint_config_name(&plan.name).send().await.map_err(AwsError::from_sdk) {
+        Ok(config) => {
+            owned(sm, owner, config.endpoint_config_arn().unwrap_or_default(), &what).await?;
+            return Ok(());
+        }
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(e),
+    }
+    let variant = ProductionVariant::builder()
+        .variant_name("AllTraffic")
+        .model_name(&plan.model)
+        .instance_type(ProductionVariantInstanceType::from(plan.instance_type.as_str()))
+        .initial_instance_count(plan.instance_count)
+        .initial_variant_weight(1.0)
+        .build();
+    let capture = plan.capture.as_ref().map(|c| {
+        DataCaptureConfig::builder()
+            .enable_capture(true)
+            .initial_sampling_percentage(c.percentage)
+            .destination_s3_uri(&c.destination)
+            .kms_key_id(&c.key)
+            .capture_options(CaptureOption::builder().capture_mode(CaptureMode::Input).build())
+            .capture_options(CaptureOption::builder().capture_mode(CaptureMode::Output).build())
+            .build()
+    });
+    sm.create_endpoint_config()
+        .endpoint_config_name(&plan.name)
+        .production_variants(variant)
+        .set_kms_key_id(plan.volume_key.clone())
+        .set_data_capture_config(capture)
+        .set_tags(Some(tags(owner, "hosting/endpoint-config")))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    changes.record(Action::Created, what);
+    Ok(())
+}
+
+/// The endpoint `name` as SageMaker describes it, or `None` when there is none.
+pub async fn describe_endpoint(sm: &Client, name: &str) -> Result<Option<EndpointState>, AwsError> {
+    let out = match sm.describe_endpoint().endpoint_name(name).send().await.map_err(AwsError::from_sdk) {
+        Ok(out) => out,
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let changed = out.last_modified_time().or(out.creation_time()).and_then(|t| SystemTime::try_from(*t).ok());
+    Ok(Some(EndpointState {
+        arn: out.endpoint_arn().unwrap_or_default().to_owned(),
+        status: out.endpoint_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        config: out.endpoint_config_name().unwrap_or_default().to_owned(),
+        pending_config: out.pending_deployment_summary().and_then(|p| p.endpoint_config_name()).map(str::to_owned),
+        failure_reason: out.failure_reason().filter(|r| !r.is_empty()).map(str::to_owned),
+        changed,
+    }))
+}
+
+/// The endpoint's tags, adopting it only with our owner-uid.
+pub async fn endpoint_tags(
+    sm: &Client,
+    owner: &Owner,
+    endpoint: &EndpointState,
+    name: &str,
+) -> Result<Vec<(String, String)>, AwsError> {
+    owned(sm, owner, &endpoint.arn, &format!("endpoint {name}")).await
+}
+
+/// Creates the endpoint `name` on `config`; returns its ARN.
+pub async fn create_endpoint(
+    sm: &Client,
+    owner: &Owner,
+    name: &str,
+    config: &str,
+    changes: &Changes,
+) -> Result<String, AwsError> {
+    let mut all = tags(owner, "hosting/endpoint");
+    all.push(Tag::builder().key(UPDATING_TO_TAG).value(config).build());
+    let out = sm
+        .create_endpoint()
+        .endpoint_name(name)
+        .endpoint_config_name(config)
+        .set_tags(Some(all))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    changes.record(Action::Created, format!("endpoint {name} on {config}"));
+    Ok(out.endpoint_arn().unwrap_or_default().to_owned())
+}
+
+/// Moves the endpoint to `config`: marks the move on the endpoint first, then UpdateEndpoint.
+/// An endpoint already being updated is Pending.
+pub async fn update_endpoint(
+    sm: &Client,
+    endpoint: &EndpointState,
+    name: &str,
+    config: &str,
+    changes: &Changes,
+) -> StepResult<()> {
+    let mark = Tag::builder().key(UPDATING_TO_TAG).value(config).build();
+    sm.add_tags().resource_arn(&endpoint.arn).tags(mark).send().await.map_err(AwsError::from_sdk)?;
+    match sm.update_endpoint().endpoint_name(name).endpoint_config_name(config).send().await {
+        Ok(_) => {
+            changes.record(Action::Updated, format!("endpoint {name} to {config}"));
+            Ok(Step::Ready(()))
+        }
+        Err(e) => {
+            let e = AwsError::from_sdk(e);
+            if e.code == "ValidationException" && e.message.contains("in-progress") {
+                return Ok(Step::Pending(format!("endpoint {name} is being updated already")));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Deletes the endpoint `name`: Ready once it is gone, Pending while it is deleting.
+pub async fn delete_endpoint(sm: &Client, owner: &Owner, name: &str, changes: &Changes) -> StepResult<()> {
+    let Some(endpoint) = describe_endpoint(sm, name).await? else {
+        return Ok(Step::Ready(()));
+    };
+    if endpoint.status != "Deleting" {
+        endpoint_tags(sm, owner, &endpoint, name).await?;
+        match sm.delete_endpoint().endpoint_name(name).send().await.map_err(AwsError::from_sdk) {
+            Ok(_) => changes.record(Action::Deleted, format!("endpoint {name}")),
+            Err(e) if not_found(&e) => return Ok(Step::Ready(())),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Step::Pending(format!("endpoint {name} is being deleted")))
+}
+
+/// Removes the models and endpoint configs named `<stem>-...` that carry our owner-uid, except
+/// those in `keep`. Configs go first, since a config names its model.
+pub async fn remove_unused(
+    sm: &Client,
+    owner: &Owner,
+    stem: &str,
+    keep: &[&str],
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let prefix = format!("{stem}-v");
+    let configs = sm.list_endpoint_configs().name_contains(stem).max_results(100).send().await;
+    let configs = configs.map_err(AwsError::from_sdk)?;
+    for config in configs.endpoint_configs() {
+        let (name, arn) = (config.endpoint_config_name().unwrap_or_default(), config.endpoint_config_arn());
+        if !name.starts_with(&prefix) || keep.contains(&name) {
+            continue;
+        }
+        if !ours(sm, owner, arn.unwrap_or_default(), name).await? {
+            continue;
+        }
+        match sm.delete_endpoint_config().endpoint_config_name(name).send().await.map_err(AwsError::from_sdk) {
+            Ok(_) => changes.record(Action::Deleted, format!("endpoint config {name}")),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let models = sm.list_models().name_contains(stem).max_results(100).send().await.map_err(AwsError::from_sdk)?;
+    for model in models.models() {
+        let (name, arn) = (model.model_name().unwrap_or_default(), model.model_arn().unwrap_or_default());
+        if !name.starts_with(&prefix) || keep.contains(&name) {
+            continue;
+        }
+        if !ours(sm, owner, arn, name).await? {
+            continue;
+        }
+        match sm.delete_model().model_name(name).send().await.map_err(AwsError::from_sdk) {
+            Ok(_) => changes.record(Action::Deleted, format!("model {name}")),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

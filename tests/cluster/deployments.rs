@@ -1,0 +1,539 @@
+//! ModelDeployment: an approved version promoted stage by stage into the target accounts'
+//! private networks, the Manual gate, blue/green updates, failed updates, rollback, crash
+//! safety, drift, errors, and deletion in every account.
+
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use sagekeeper_api::deployment::{StagePhase, StageStatus};
+use sagekeeper_api::{DataScienceEnvironment, ModelDeployment, conditions};
+use sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus;
+use sagekeeper_tests::test_env::HasConditions;
+use sagekeeper_tests::{TestEnv, eventually};
+use serde_json::{Value, json};
+
+use crate::projects::{create_project, ready_environment};
+
+fn settings(s: &mut sagekeeper_controller::Settings) {
+    s.poll_interval = Duration::from_secs(1);
+}
+
+/// A Ready environment (staging: account 2, production: account 3) and the Ready project
+/// `churn`; returns its model package group.
+async fn project(t: &TestEnv) -> String {
+    ready_environment(t).await;
+    let (projects, _) = create_project(t, "churn", json!({})).await;
+    let p = t.wait_condition_for(&projects, "churn", "Ready", "True", None, Duration::from_secs(90)).await;
+    p.status.unwrap().model_package_group_name.unwrap()
+}
+
+/// Registers a version as the pipeline's RegisterModel step would; returns its number.
+async fn register(t: &TestEnv, group: &str) -> i64 {
+    let dev = t.clients_as_controller(&t.account(1)).await;
+    let out = dev
+        .sagemaker
+        .create_model_package()
+        .model_package_group_name(group)
+        .model_approval_status(ModelApprovalStatus::PendingManualApproval)
+        .send()
+        .await
+        .unwrap();
+    out.model_package_arn().unwrap().rsplit('/').next().unwrap().parse().unwrap()
+}
+
+/// Sets a version's approval, as a person in the registry would.
+async fn set_approval(t: &TestEnv, group: &str, version: i64, status: ModelApprovalStatus) {
+    let dev = t.clients(&t.account(1)).await;
+    let arn = format!("arn:aws:sagemaker:us-east-1:{}:model-package/{group}/{version}", t.account(1));
+    dev.sagemaker.update_model_package().model_package_arn(arn).model_approval_status(status).send().await.unwrap();
+}
+
+async fn create(t: &TestEnv, name: &str, spec: Value) -> Api<ModelDeployment> {
+    let mut spec = spec;
+    spec["project"] = json!("churn");
+    let obj: ModelDeployment = t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+        ),
+        true,
+    );
+    let api = t.api::<ModelDeployment>();
+    api.create(&Default::default(), &obj).await.unwrap();
+    api
+}
+
+fn stage<'a>(d: &'a ModelDeployment, name: &str) -> &'a StageStatus {
+    let status = d.status.as_ref().expect("status");
+    status.stages.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("stage {name} in {status:?}"))
+}
+
+/// Waits until `check` holds for the deployment, printing its status while it does not.
+async fn until(
+    api: &Api<ModelDeployment>,
+    name: &str,
+    what: &str,
+    secs: u64,
+    check: impl Fn(&ModelDeployment) -> bool,
+) -> ModelDeployment {
+    eventually(Duration::from_secs(secs), what, || async {
+        let d = api.get(name).await.unwrap();
+        if check(&d) {
+            return Some(d);
+        }
+        eprintln!("waiting for {what}: {:?}", d.status.as_ref().map(|s| (&s.summary, &s.conditions)));
+        None
+    })
+    .await
+}
+
+fn serving(d: &ModelDeployment, name: &str, version: i64) -> bool {
+    d.status.as_ref().is_some_and(|s| s.stages.iter().any(|st| st.name == name))
+        && stage(d, name).phase != StagePhase::Deploying
+        && stage(d, name).serving_version == Some(version)
+}
+
+fn condition<'a>(d: &'a ModelDeployment, type_: &str) -> (&'a str, &'a str, &'a str) {
+    let c = conditions::find(d.conditions(), type_).unwrap_or_else(|| panic!("{type_} condition"));
+    (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+}
+
+fn is_ready(d: &ModelDeployment) -> bool {
+    conditions::is_ready(d.conditions(), d.metadata.generation)
+}
+
+/// The calls the controller made in `account` with this operation.
+fn calls(t: &TestEnv, account: u32, operation: &str) -> Vec<sagekeeper_tests::emulator::Call> {
+    t.emulator
+        .calls(&t.account(account))
+        .into_iter()
+        .filter(|c| c.operation == operation && c.caller.ends_with("/sagekeeper") && c.status < 300)
+        .collect()
+}
+
+const TWO_STAGES: &str = r#"{"stages": [
+    {"name": "staging", "instanceType": "ml.m5.large", "initialInstanceCount": 1, "approval": "Automatic"},
+    {"name": "production", "instanceType": "ml.m5.xlarge", "initialInstanceCount": 2, "approval": "Manual"}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_is_promoted_through_staging_and_a_manual_production_gate() {
+    let t = TestEnv::new("deploy-flow").await;
+    let _controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    let v1 = register(&t, &group).await;
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+    let api = create(&t, "churn", serde_json::from_str(TWO_STAGES).unwrap()).await;
+
+    // Staging serves v1; production waits for a person, and that is a steady, Ready state.
+    let d = until(&api, "churn", "staging serving v1, production waiting", 90, |d| {
+        serving(d, "staging", v1) && stage(d, "production").phase == StagePhase::WaitingForApproval && is_ready(d)
+    })
+    .await;
+    assert_eq!(condition(&d, "PromotionPending").0, "True");
+    assert_eq!(condition(&d, "ModelResolved").0, "True");
+    let production = stage(&d, "production");
+    assert_eq!(
+        production.message,
+        format!("set spec.stages[1].approvedVersion: \"{v1}\" to deploy v{v1} to production")
+    );
+    assert!(production.accounts.is_empty(), "nothing in production before the approval");
+    let summary = d.status.as_ref().unwrap().summary.clone().unwrap();
+    assert_eq!(summary, format!("staging=v{v1} Serving, production=none WaitingForApproval(v{v1})"));
+    assert!(stage(&d, "staging").verified_versions.contains(&v1));
+
+    // The approval is one field in git.
+    let patch = json!({"spec": {"stages": [{"name": "staging", "instanceType": "ml.m5.large", "approval": "Automatic"},
+        {"name": "production", "instanceType": "ml.m5.xlarge", "initialInstanceCount": 2, "approval": "Manual",
+         "approvedVersion": v1.to_string()}]}});
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let d = until(&api, "churn", "production serving v1", 90, |d| serving(d, "production", v1) && is_ready(d)).await;
+    assert_eq!(condition(&d, "PromotionPending").0, "False");
+
+    // In each target account: the model from the dev registry's package, in that account's
+    // private network with its model execution role; the config with the account's key and
+    // the stage's instances; no endpoint in the dev account.
+    let env = t.api::<DataScienceEnvironment>().get("fraud").await.unwrap();
+    let targets = env.status.unwrap().target_accounts;
+    for (name, n, instance, count) in [("staging", 2, "ml.m5.large", 1), ("production", 3, "ml.m5.xlarge", 2)] {
+        let account = &stage(&d, name).accounts[0];
+        let target = targets.iter().find(|x| x.account_id.as_deref() == Some(t.account(n).as_str())).unwrap();
+        let c = t.clients(&t.account(n)).await;
+        let endpoint =
+            c.sagemaker.describe_endpoint().endpoint_name(account.endpoint_name.clone().unwrap()).send().await.unwrap();
+        assert_eq!(endpoint.endpoint_status().unwrap().as_str(), "InService");
+        let config = c
+            .sagemaker
+            .describe_endpoint_config()
+            .endpoint_config_name(endpoint.endpoint_config_name().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(config.kms_key_id(), target.endpoint_key_arn.as_deref(), "{name}: the account's endpoint key");
+        let variant = &config.production_variants()[0];
+        assert_eq!(variant.instance_type().unwrap().as_str(), instance);
+        assert_eq!(variant.initial_instance_count(), Some(count));
+        let model = c.sagemaker.describe_model().model_name(variant.model_name().unwrap()).send().await.unwrap();
+        assert_eq!(model.execution_role_arn(), target.model_execution_role_arn.as_deref());
+        let vpc = model.vpc_config().unwrap();
+        assert_eq!(vpc.subnets(), target.private_subnet_ids.as_slice());
+        assert_eq!(vpc.security_group_ids(), [target.security_group_id.clone().unwrap()]);
+        let package = model.primary_container().unwrap().model_package_name().unwrap();
+        assert_eq!(package, format!("arn:aws:sagemaker:us-east-1:{}:model-package/{group}/{v1}", t.account(1)));
+    }
+    let dev = t.clients(&t.account(1)).await;
+    assert!(dev.sagemaker.list_endpoints().send().await.unwrap().endpoints().is_empty(), "no endpoint in dev");
+
+    // v2 approved: staging moves to it on the same endpoint through UpdateEndpoint; production
+    // stays on v1 until a person approves v2.
+    let staging_endpoint = stage(&d, "staging").accounts[0].endpoint_name.clone().unwrap();
+    let old_config = stage(&d, "staging").accounts[0].endpoint_config_name.clone().unwrap();
+    let v2 = register(&t, &group).await;
+    set_approval(&t, &group, v2, ModelApprovalStatus::Approved).await;
+    let d = until(&api, "churn", "staging serving v2", 60, |d| {
+        serving(d, "staging", v2) && stage(d, "production").phase == StagePhase::WaitingForApproval
+    })
+    .await;
+    let now = &stage(&d, "staging").accounts[0];
+    assert_eq!(now.endpoint_name.as_deref(), Some(staging_endpoint.as_str()), "same endpoint");
+    assert_ne!(now.endpoint_config_name.as_deref(), Some(old_config.as_str()), "new config");
+    let updates = calls(&t, 2, "UpdateEndpoint");
+    assert_eq!(updates.len(), 1, "one UpdateEndpoint: {updates:?}");
+    assert_eq!(calls(&t, 2, "CreateEndpoint").len(), 1, "the endpoint was created once");
+    assert_eq!(stage(&d, "production").serving_version, Some(v1));
+    assert_eq!(
+        d.status.as_ref().unwrap().summary.as_deref(),
+        Some(format!("staging=v{v2} Serving, production=v{v1} WaitingForApproval(v{v2})").as_str())
+    );
+    // The v1 model and config in staging are gone once v2 serves.
+    let staging = t.clients(&t.account(2)).await;
+    let configs = staging.sagemaker.list_endpoint_configs().send().await.unwrap();
+    let names: Vec<&str> = configs.endpoint_configs().iter().filter_map(|c| c.endpoint_config_name()).collect();
+    assert_eq!(names, [now.endpoint_config_name.as_deref().unwrap()], "unused configs removed");
+    assert_eq!(staging.sagemaker.list_models().send().await.unwrap().models().len(), 1, "unused models removed");
+
+    // Production gets v2, then is rolled back to v1 (which staging verified) with the same field.
+    for version in [v2, v1] {
+        let mut patch = patch.clone();
+        patch["spec"]["stages"][1]["approvedVersion"] = json!(version.to_string());
+        api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        until(&api, "churn", "production on the approved version", 60, |d| serving(d, "production", version)).await;
+    }
+    let d = api.get("churn").await.unwrap();
+    assert_eq!(stage(&d, "production").phase, StagePhase::WaitingForApproval, "v2 is still waiting for production");
+    assert_eq!(calls(&t, 3, "UpdateEndpoint").len(), 2, "one update to v2, one back to v1");
+    t.assert_deployer_permitted(2);
+    t.assert_deployer_permitted(3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_update_keeps_the_last_good_version_serving_and_a_rejected_one_is_not_left_on_its_own() {
+    let t = TestEnv::new("deploy-failed-update").await;
+    let _controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    let v1 = register(&t, &group).await;
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+    let one_stage = json!({"stages": [{"name": "staging", "instanceType": "ml.m5.large"}]});
+    let api = create(&t, "churn", one_stage).await;
+    let d = until(&api, "churn", "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
+    let endpoint = stage(&d, "staging").accounts[0].endpoint_name.clone().unwrap();
+    let good_config = stage(&d, "staging").accounts[0].endpoint_config_name.clone().unwrap();
+
+    // The next update of the staging endpoint fails and is rolled back.
+    t.emulator.configure(json!({"account": t.account(2), "endpointUpdatingSeconds": 1}));
+    t.emulator.fail_endpoint(&t.account(2), &endpoint, "update", "The primary container failed ping health check");
+    let v2 = register(&t, &group).await;
+    set_approval(&t, &group, v2, ModelApprovalStatus::Approved).await;
+    let d = until(&api, "churn", "staging Failed", 60, |d| stage(d, "staging").phase == StagePhase::Failed).await;
+    let staging = stage(&d, "staging");
+    assert!(staging.message.contains("The primary container failed ping health check"), "{}", staging.message);
+    let account = &staging.accounts[0];
+    assert_eq!(account.failure_reason.as_deref(), Some("The primary container failed ping health check"));
+    assert!(account.failed_endpoint_config_name.is_some());
+    assert_eq!(account.endpoint_config_name.as_deref(), Some(good_config.as_str()), "v1 keeps serving");
+    assert_eq!(staging.serving_version, Some(v1));
+    let (stalled, reason, _) = condition(&d, "Stalled");
+    assert_eq!((stalled, reason), ("True", "StagesFailed"));
+    assert!(t.event_reasons("churn").await.contains(&"DeploymentFailed".to_owned()));
+
+    // Not retried with the same config, however often it is looked at.
+    for _ in 0..3 {
+        t.poke(&api, "churn").await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), 1, "the failed config is not tried again");
+
+    // v3 recovers.
+    let v3 = register(&t, &group).await;
+    set_approval(&t, &group, v3, ModelApprovalStatus::Approved).await;
+    let d = until(&api, "churn", "staging serving v3", 60, |d| serving(d, "staging", v3) && is_ready(d)).await;
+    assert!(stage(&d, "staging").accounts[0].failed_endpoint_config_name.is_none());
+    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), 2);
+
+    // v3 is Rejected after the fact: it keeps serving (no automatic step back to v2) and a
+    // Warning says a person must decide; a newer approval replaces it.
+    set_approval(&t, &group, v3, ModelApprovalStatus::Rejected).await;
+    eventually(Duration::from_secs(30), "a RejectedVersionServing event", || async {
+        t.event_reasons("churn").await.contains(&"RejectedVersionServing".to_owned()).then_some(())
+    })
+    .await;
+    let d = api.get("churn").await.unwrap();
+    assert_eq!(stage(&d, "staging").serving_version, Some(v3));
+    assert!(stage(&d, "staging").message.contains(&format!("v{v3} is Rejected and still serves")));
+    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), 2, "no step back on its own");
+    let v4 = register(&t, &group).await;
+    set_approval(&t, &group, v4, ModelApprovalStatus::Approved).await;
+    until(&api, "churn", "staging serving v4", 60, |d| serving(d, "staging", v4) && is_ready(d)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_creating_or_updating_makes_no_second_endpoint_or_update() {
+    let t = TestEnv::new("deploy-crash").await;
+    let controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    t.emulator.configure(json!({"account": t.account(2), "endpointCreatingSeconds": 4, "endpointUpdatingSeconds": 4}));
+    let v1 = register(&t, &group).await;
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+    let api = create(&t, "churn", json!({"stages": [{"name": "staging", "instanceType": "ml.m5.large"}]})).await;
+
+    // Killed while the endpoint is Creating.
+    eventually(Duration::from_secs(60), "CreateEndpoint called", || async {
+        (!calls(&t, 2, "CreateEndpoint").is_empty()).then_some(())
+    })
+    .await;
+    controller.stop().await;
+    let controller = t.controller_with(settings, None).await;
+    until(&api, "churn", "staging serving v1", 60, |d| serving(d, "staging", v1)).await;
+    assert_eq!(calls(&t, 2, "CreateEndpoint").len(), 1);
+
+    // Killed while it is Updating to v2.
+    let v2 = register(&t, &group).await;
+    set_approval(&t, &group, v2, ModelApprovalStatus::Approved).await;
+    eventually(Duration::from_secs(60), "UpdateEndpoint called", || async {
+        (!calls(&t, 2, "UpdateEndpoint").is_empty()).then_some(())
+    })
+    .await;
+    controller.stop().await;
+    let _controller = t.controller_with(settings, None).await;
+    until(&api, "churn", "staging serving v2", 60, |d| serving(d, "staging", v2)).await;
+    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), 1, "one UpdateEndpoint per target");
+    assert_eq!(calls(&t, 2, "CreateEndpoint").len(), 1);
+    let c = t.clients(&t.account(2)).await;
+    assert_eq!(c.sagemaker.list_endpoints().send().await.unwrap().endpoints().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_repaired_and_a_converged_deployment_is_checked_without_writes() {
+    let t = TestEnv::new("deploy-drift").await;
+    let controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    let v1 = register(&t, &group).await;
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+    let api = create(&t, "churn", json!({"stages": [{"name": "staging", "instanceType": "ml.m5.large"}]})).await;
+    let d = until(&api, "churn", "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
+    let account = stage(&d, "staging").accounts[0].clone();
+    let endpoint = account.endpoint_name.clone().unwrap();
+    let config = account.endpoint_config_name.clone().unwrap();
+
+    // A check of the converged deployment (a fresh controller looks at everything) writes nothing.
+    controller.stop().await;
+    t.emulator.clear_calls(&t.account(2));
+    let controller = t.controller_with(settings, None).await;
+    eventually(Duration::from_secs(30), "a full check", || async {
+        (!calls(&t, 2, "DescribeEndpoint").is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes: Vec<String> = t
+        .emulator
+        .calls(&t.account(2))
+        .into_iter()
+        .filter(|c| c.caller.ends_with("/sagekeeper") && !sagekeeper_tests::emulator::is_read(&c.operation))
+        .map(|c| c.operation)
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+
+    // Moved to another config behind its back: moved back.
+    let c = t.clients_as_controller(&t.account(2)).await;
+    let described = c.sagemaker.describe_endpoint_config().endpoint_config_name(&config).send().await.unwrap();
+    let variant = described.production_variants()[0].clone();
+    c.sagemaker
+        .create_endpoint_config()
+        .endpoint_config_name("someone-elses")
+        .production_variants(variant)
+        .send()
+        .await
+        .unwrap();
+    c.sagemaker.update_endpoint().endpoint_name(&endpoint).endpoint_config_name("someone-elses").send().await.unwrap();
+    controller.stop().await;
+    let controller = t.controller_with(settings, None).await;
+    eventually(Duration::from_secs(60), "the endpoint back on its config", || async {
+        let e = c.sagemaker.describe_endpoint().endpoint_name(&endpoint).send().await.unwrap();
+        (e.endpoint_config_name() == Some(config.as_str()) && e.endpoint_status().unwrap().as_str() == "InService")
+            .then_some(())
+    })
+    .await;
+
+    // Deleted behind its back: made again.
+    c.sagemaker.delete_endpoint().endpoint_name(&endpoint).send().await.unwrap();
+    controller.stop().await;
+    let _controller = t.controller_with(settings, None).await;
+    eventually(Duration::from_secs(60), "the endpoint back", || async {
+        let e = c.sagemaker.describe_endpoint().endpoint_name(&endpoint).send().await.ok()?;
+        (e.endpoint_config_name() == Some(config.as_str()) && e.endpoint_status().unwrap().as_str() == "InService")
+            .then_some(())
+    })
+    .await;
+    until(&api, "churn", "Ready again", 60, is_ready).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_per_stage_local_nvme_capture_account_removal_and_deletion() {
+    let t = TestEnv::new("deploy-accounts").await;
+    let _controller = t.controller_with(settings, None).await;
+    // Staging in accounts 2 and 4, production in 3 and 5.
+    for (name, n) in [("dev", 1), ("staging", 2), ("production", 3), ("staging-b", 4), ("production-b", 5)] {
+        crate::references::ready_account(&t, name, n, &t.namespace).await;
+    }
+    let env: DataScienceEnvironment = t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {{name: fraud}}\nspec:\n  account: {}\n  region: us-east-1\n  targetAccounts:\n    staging: [{}, {}]\n    production: [{}, {}]\n",
+            t.name("dev"),
+            t.name("staging"),
+            t.name("staging-b"),
+            t.name("production"),
+            t.name("production-b")
+        ),
+        true,
+    );
+    let envs = t.api::<DataScienceEnvironment>();
+    envs.create(&Default::default(), &env).await.unwrap();
+    t.wait_condition_for(&envs, "fraud", "Ready", "True", None, Duration::from_secs(180)).await;
+    let (projects, _) = create_project(&t, "churn", json!({})).await;
+    let p = t.wait_condition_for(&projects, "churn", "Ready", "True", None, Duration::from_secs(90)).await;
+    let group = p.status.unwrap().model_package_group_name.unwrap();
+    let v1 = register(&t, &group).await;
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+    let api = create(
+        &t,
+        "churn",
+        json!({"stages": [
+            {"name": "staging", "instanceType": "ml.g4dn.xlarge"},
+            {"name": "production", "instanceType": "ml.m5.large", "dataCapture": {"enabled": true, "samplingPercentage": 20}}]}),
+    )
+    .await;
+    let d = until(&api, "churn", "both stages serving v1", 120, |d| {
+        serving(d, "staging", v1) && serving(d, "production", v1) && is_ready(d)
+    })
+    .await;
+    let targets = envs.get("fraud").await.unwrap().status.unwrap().target_accounts;
+    let mut endpoints = 0;
+    for n in [2, 3, 4, 5] {
+        let c = t.clients(&t.account(n)).await;
+        let listed = c.sagemaker.list_endpoints().send().await.unwrap();
+        assert_eq!(listed.endpoints().len(), 1, "one endpoint in account {n}");
+        endpoints += 1;
+        let e = c.sagemaker.describe_endpoint().endpoint_name(listed.endpoints()[0].endpoint_name().unwrap()).send();
+        let e = e.await.unwrap();
+        let config =
+            c.sagemaker.describe_endpoint_config().endpoint_config_name(e.endpoint_config_name().unwrap()).send();
+        let config = config.await.unwrap();
+        let target = targets.iter().find(|x| x.account_id.as_deref() == Some(t.account(n).as_str())).unwrap();
+        if [2, 4].contains(&n) {
+            assert_eq!(config.kms_key_id(), None, "no volume key for local NVMe in account {n}");
+            assert!(config.data_capture_config().is_none());
+        } else {
+            assert_eq!(config.kms_key_id(), target.endpoint_key_arn.as_deref());
+            let capture = config.data_capture_config().unwrap();
+            assert_eq!(capture.initial_sampling_percentage(), Some(20));
+            let bucket = target.data_capture_bucket.clone().unwrap();
+            assert_eq!(
+                capture.destination_s3_uri(),
+                Some(format!("s3://{bucket}/deployments/churn/production").as_str())
+            );
+            assert_eq!(capture.kms_key_id(), target.endpoint_key_arn.as_deref());
+        }
+    }
+    assert_eq!(endpoints, 4);
+    assert_eq!(stage(&d, "staging").accounts.len(), 2);
+
+    // Production serves from one account only: the other's endpoint, config and model go.
+    let patch = json!({"spec": {"stages": [
+        {"name": "staging", "instanceType": "ml.g4dn.xlarge"},
+        {"name": "production", "instanceType": "ml.m5.large", "accounts": [t.name("production")],
+         "dataCapture": {"enabled": true, "samplingPercentage": 20}}]}});
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let c5 = t.clients(&t.account(5)).await;
+    eventually(Duration::from_secs(60), "account 5 emptied", || async {
+        let endpoints = c5.sagemaker.list_endpoints().send().await.unwrap().endpoints().len();
+        let configs = c5.sagemaker.list_endpoint_configs().send().await.unwrap().endpoint_configs().len();
+        let models = c5.sagemaker.list_models().send().await.unwrap().models().len();
+        (endpoints + configs + models == 0).then_some(())
+    })
+    .await;
+    let d = until(&api, "churn", "Ready with production in one account", 60, is_ready).await;
+    assert_eq!(stage(&d, "production").accounts.len(), 1);
+
+    // Deletion: endpoints, configs and models in every account.
+    api.delete("churn", &Default::default()).await.unwrap();
+    t.wait_gone(&api, "churn").await;
+    for n in [2, 3, 4, 5] {
+        let c = t.clients(&t.account(n)).await;
+        assert!(c.sagemaker.list_endpoints().send().await.unwrap().endpoints().is_empty(), "account {n}");
+        assert!(c.sagemaker.list_endpoint_configs().send().await.unwrap().endpoint_configs().is_empty());
+        assert!(c.sagemaker.list_models().send().await.unwrap().models().is_empty());
+    }
+    for n in [2, 3, 4, 5] {
+        t.assert_deployer_permitted(n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unapproved_pins_unshared_packages_and_quotas_stall_with_the_aws_code() {
+    let t = TestEnv::new("deploy-errors").await;
+    let _controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    let v1 = register(&t, &group).await;
+
+    // A pinned version that is not Approved.
+    let api = create(
+        &t,
+        "churn",
+        json!({"modelVersion": v1.to_string(),
+        "stages": [{"name": "staging", "instanceType": "ml.m5.large"}]}),
+    )
+    .await;
+    let d = t.wait_condition(&api, "churn", "Stalled", "True", Some("ModelNotApproved")).await;
+    let (_, _, message) = condition(&d, "ModelResolved");
+    assert!(message.contains("is PendingManualApproval, not Approved"), "{message}");
+    assert!(calls(&t, 2, "CreateModel").is_empty(), "nothing deployed");
+
+    // Approved, but the registry does not share the group with staging (its policy was removed
+    // behind the project's back): the staging account may not use the package.
+    let dev = t.clients_as_controller(&t.account(1)).await;
+    let policy = dev.sagemaker.get_model_package_group_policy().model_package_group_name(&group).send().await;
+    let policy = policy.unwrap().resource_policy().unwrap().to_owned();
+    dev.sagemaker.delete_model_package_group_policy().model_package_group_name(&group).send().await.unwrap();
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+    let d = t.wait_condition(&api, "churn", "Stalled", "True", Some("AccessDenied")).await;
+    let (_, _, message) = condition(&d, "StagesReady");
+    assert!(message.starts_with("AccessDeniedException: model "), "{message}");
+    assert!(message.contains(&format!("in AwsAccount {}", t.name("staging"))), "{message}");
+    dev.sagemaker
+        .put_model_package_group_policy()
+        .model_package_group_name(&group)
+        .resource_policy(policy)
+        .send()
+        .await
+        .unwrap();
+
+    // Shared again, but the staging account is out of instances.
+    let quota = t.emulator.fault(json!({"operation": "CreateEndpoint", "account": t.account(2),
+        "code": "ResourceLimitExceeded", "message": "The account-level service limit 'ml.m5.large for endpoint usage' is 0 Instances"}));
+    t.poke(&api, "churn").await;
+    let d = t.wait_condition(&api, "churn", "Stalled", "True", Some("QuotaExceeded")).await;
+    let (_, _, message) = condition(&d, "StagesReady");
+    assert!(message.starts_with("ResourceLimitExceeded: endpoint "), "{message}");
+    assert!(message.contains(&format!("in AwsAccount {}", t.name("staging"))), "{message}");
+    t.emulator.remove_fault(&quota);
+    t.poke(&api, "churn").await;
+    until(&api, "churn", "staging serving v1", 60, |d| serving(d, "staging", v1) && is_ready(d)).await;
+}
