@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use kube::Api;
 use sagekeeper_api::{DataScienceEnvironment, MLOpsProject};
+use sagekeeper_tests::test_env::HasConditions;
 use sagekeeper_tests::{TestEnv, eventually};
 use serde_json::json;
 
@@ -26,36 +28,8 @@ async fn a_crash_after_each_create_leaves_exactly_one_of_each_resource() {
     }
     let api = t.api::<DataScienceEnvironment>();
     let started = Instant::now();
-    let mut crashes = 0;
-    loop {
-        let fault = t.emulator.fault(json!({
-            "operation": "*", "accounts": accounts, "armAfter": CREATES,
-            "code": "InternalFailure", "httpStatus": 500, "message": "crash: the controller died here",
-        }));
-        // A fresh controller every time: nothing survives in memory, as after a real crash.
-        let controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), Some(1)).await;
-        if crashes == 0 {
-            create_environment(&t).await;
-        }
-        let hit = eventually(Duration::from_secs(60), "the next create, or Ready", || async {
-            let fired = t.emulator.faults().into_iter().any(|f| f["id"] == fault && f["hits"].as_u64() > Some(0));
-            let ready = api.get("fraud").await.ok().is_some_and(|e| {
-                sagekeeper_api::conditions::is_ready(
-                    e.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default(),
-                    e.metadata.generation,
-                )
-            });
-            (fired || ready).then_some(fired)
-        })
-        .await;
-        controller.stop().await;
-        t.emulator.remove_fault(&fault);
-        if !hit {
-            break;
-        }
-        crashes += 1;
-        assert!(crashes < 400, "still creating after {crashes} crashes");
-    }
+    create_environment(&t).await;
+    let crashes = crash_after_each(&t, json!(accounts), CREATES, &api, "fraud").await;
     eprintln!("converged through {crashes} crashes in {:?}", started.elapsed());
     assert!(crashes >= 20, "only {crashes} crashes: the environment needs dozens of creates");
 
@@ -64,6 +38,44 @@ async fn a_crash_after_each_create_leaves_exactly_one_of_each_resource() {
     assert_eq!(owned_resources(&t, &t.account(1), &uid).await, expected_in_dev(), "dev account");
     for account in [t.account(2), t.account(3)] {
         assert_eq!(owned_resources(&t, &account, &uid).await, expected_in_target(), "account {account}");
+    }
+}
+
+/// Runs a fresh controller (nothing in memory, as after a real crash) again and again, each
+/// killed right after the next call matching `arm_after` in `accounts` succeeded (the call
+/// after it fails, and the controller is stopped), until the object `name` is Ready. Returns how
+/// many crashes it took.
+async fn crash_after_each<K: HasConditions>(
+    t: &TestEnv,
+    accounts: serde_json::Value,
+    arm_after: &str,
+    api: &Api<K>,
+    name: &str,
+) -> u32 {
+    let mut crashes = 0;
+    loop {
+        let fault = t.emulator.fault(json!({
+            "operation": "*", "accounts": accounts, "armAfter": arm_after,
+            "code": "InternalFailure", "httpStatus": 500, "message": "crash: the controller died here",
+        }));
+        let controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), Some(1)).await;
+        let hit = eventually(Duration::from_secs(60), "the next write, or Ready", || async {
+            let fired = t.emulator.faults().into_iter().any(|f| f["id"] == fault && f["hits"].as_u64() > Some(0));
+            let ready = api
+                .get(name)
+                .await
+                .ok()
+                .is_some_and(|o| sagekeeper_api::conditions::is_ready(o.conditions(), o.meta().generation));
+            (fired || ready).then_some(fired)
+        })
+        .await;
+        controller.stop().await;
+        t.emulator.remove_fault(&fault);
+        if !hit {
+            return crashes;
+        }
+        crashes += 1;
+        assert!(crashes < 400, "still writing after {crashes} crashes");
     }
 }
 
@@ -80,40 +92,14 @@ const PROJECT_WRITES: &str =
 async fn a_crash_after_each_project_write_leaves_one_group_one_pipeline_and_one_run() {
     let t = TestEnv::new("project-crash").await;
     {
-        let _controller = t.controller().await;
+        let controller = t.controller().await;
         crate::projects::ready_environment(&t).await;
+        controller.stop().await;
     }
     let dev = t.account(1);
     let api = t.api::<MLOpsProject>();
-    let mut crashes = 0;
-    loop {
-        let fault = t.emulator.fault(json!({
-            "operation": "*", "account": dev, "armAfter": PROJECT_WRITES,
-            "code": "InternalFailure", "httpStatus": 500, "message": "crash: the controller died here",
-        }));
-        let controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), Some(1)).await;
-        if crashes == 0 {
-            crate::projects::create_project(&t, "churn", json!({})).await;
-        }
-        let hit = eventually(Duration::from_secs(60), "the next write, or Ready", || async {
-            let fired = t.emulator.faults().into_iter().any(|f| f["id"] == fault && f["hits"].as_u64() > Some(0));
-            let ready = api.get("churn").await.ok().is_some_and(|p| {
-                sagekeeper_api::conditions::is_ready(
-                    p.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default(),
-                    p.metadata.generation,
-                )
-            });
-            (fired || ready).then_some(fired)
-        })
-        .await;
-        controller.stop().await;
-        t.emulator.remove_fault(&fault);
-        if !hit {
-            break;
-        }
-        crashes += 1;
-        assert!(crashes < 100, "still writing after {crashes} crashes");
-    }
+    crate::projects::create_project(&t, "churn", json!({})).await;
+    let crashes = crash_after_each(&t, json!([dev]), PROJECT_WRITES, &api, "churn").await;
     eprintln!("the project converged through {crashes} crashes");
     // A group, its policy, three assets, the pipeline, the run: at least seven writes.
     assert!(crashes >= 7, "only {crashes} crashes");

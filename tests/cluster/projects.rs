@@ -214,13 +214,7 @@ async fn a_project_converges_with_a_locked_down_pipeline_and_one_run() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes: Vec<String> = t
-        .emulator
-        .calls(&t.account(1))
-        .into_iter()
-        .filter(|c| c.caller.ends_with("/sagekeeper") && !sagekeeper_tests::emulator::is_read(&c.operation))
-        .map(|c| c.operation)
-        .collect();
+    let writes = t.emulator.controller_writes(&t.account(1));
     assert!(writes.is_empty(), "{writes:?}");
     assert_eq!(runs(&t, &name).await.len(), 1, "a restart starts no run");
     // Granting the new project's group was an update of the environment, not drift.

@@ -83,6 +83,16 @@ impl Emulator {
         serde_json::from_value(v["calls"].clone()).expect("calls")
     }
 
+    /// The write operations sagekeeper's deployer session made in `account`, in order (the
+    /// test's own calls and reads left out).
+    pub fn controller_writes(&self, account: &str) -> Vec<String> {
+        self.calls(account)
+            .into_iter()
+            .filter(|c| c.caller.ends_with("/sagekeeper") && !is_read(&c.operation))
+            .map(|c| c.operation)
+            .collect()
+    }
+
     /// Forgets the calls `account` made so far.
     pub fn clear_calls(&self, account: &str) {
         self.send("DELETE", &format!("calls?account={account}"), None);

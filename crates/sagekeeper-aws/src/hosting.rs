@@ -14,10 +14,22 @@ use crate::errors::{AwsError, ErrorKind};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 use crate::studio::pairs;
 
-/// Tag on an endpoint: the config sagekeeper last moved it to. Written before UpdateEndpoint,
-/// so after a crash a rolled-back update is recognised as that config's failure and is not
-/// started a second time.
+/// Tag on an endpoint: the config sagekeeper last moved it to and when (`<config>@<unix
+/// seconds>`). Written before UpdateEndpoint, so after a crash a rollback that happened after
+/// the mark is recognised as that config's failure and the update is not started a second time.
 pub const UPDATING_TO_TAG: &str = "sagekeeper.io/updating-to";
+
+/// The config and time of the last update mark among an endpoint's tags.
+pub fn update_mark(tags: &[(String, String)]) -> Option<(String, SystemTime)> {
+    let (_, value) = tags.iter().find(|(k, _)| k == UPDATING_TO_TAG)?;
+    let (config, at) = value.rsplit_once('@')?;
+    Some((config.to_owned(), SystemTime::UNIX_EPOCH + Duration::from_secs(at.parse().ok()?)))
+}
+
+fn mark(config: &str) -> Tag {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    Tag::builder().key(UPDATING_TO_TAG).value(format!("{config}@{now}")).build()
+}
 
 /// A model served from a model package (any account's registry), in the account's network.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +93,11 @@ pub struct EndpointState {
 }
 
 impl EndpointState {
+    /// InService with no update in flight.
+    pub fn in_service(&self) -> bool {
+        self.status == "InService" && self.pending_config.is_none()
+    }
+
     /// Creating, Updating, rolling back, or deleting: wait.
     pub fn in_progress(&self) -> bool {
         matches!(self.status.as_str(), "Creating" | "Updating" | "SystemUpdating" | "RollingBack" | "Deleting")
@@ -228,7 +245,7 @@ pub async fn create_endpoint(
     changes: &Changes,
 ) -> Result<String, AwsError> {
     let mut all = tags(owner, "hosting/endpoint");
-    all.push(Tag::builder().key(UPDATING_TO_TAG).value(config).build());
+    all.push(mark(config));
     let out = sm
         .create_endpoint()
         .endpoint_name(name)
@@ -242,7 +259,8 @@ pub async fn create_endpoint(
 }
 
 /// Moves the endpoint to `config`: marks the move on the endpoint first, then UpdateEndpoint.
-/// An endpoint already being updated is Pending.
+/// An endpoint already being updated is Pending. A refused update takes its mark off again (best
+/// effort; the mark's time tells a later rollback from an earlier one anyway).
 pub async fn update_endpoint(
     sm: &Client,
     endpoint: &EndpointState,
@@ -250,8 +268,7 @@ pub async fn update_endpoint(
     config: &str,
     changes: &Changes,
 ) -> StepResult<()> {
-    let mark = Tag::builder().key(UPDATING_TO_TAG).value(config).build();
-    sm.add_tags().resource_arn(&endpoint.arn).tags(mark).send().await.map_err(AwsError::from_sdk)?;
+    sm.add_tags().resource_arn(&endpoint.arn).tags(mark(config)).send().await.map_err(AwsError::from_sdk)?;
     match sm.update_endpoint().endpoint_name(name).endpoint_config_name(config).send().await {
         Ok(_) => {
             changes.record(Action::Updated, format!("endpoint {name} to {config}"));
@@ -259,6 +276,7 @@ pub async fn update_endpoint(
         }
         Err(e) => {
             let e = AwsError::from_sdk(e);
+            let _ = sm.delete_tags().resource_arn(&endpoint.arn).tag_keys(UPDATING_TO_TAG).send().await;
             if e.code == "ValidationException" && e.message.contains("in-progress") {
                 return Ok(Step::Pending(format!("endpoint {name} is being updated already")));
             }
@@ -267,13 +285,24 @@ pub async fn update_endpoint(
     }
 }
 
-/// Deletes the endpoint `name`: Ready once it is gone, Pending while it is deleting.
+/// Whether SageMaker rolled the endpoint back from an update to `config` that sagekeeper
+/// started: the endpoint reports a failure, and changed after the mark for that config.
+pub fn rolled_back_from(endpoint: &EndpointState, tags: &[(String, String)], config: &str) -> bool {
+    let Some((marked, at)) = update_mark(tags) else { return false };
+    endpoint.failure_reason.is_some() && marked == config && endpoint.changed.is_some_and(|changed| changed >= at)
+}
+
+/// Deletes the endpoint `name`: Ready once it is gone (or when it is not ours), Pending while it
+/// is deleting.
 pub async fn delete_endpoint(sm: &Client, owner: &Owner, name: &str, changes: &Changes) -> StepResult<()> {
     let Some(endpoint) = describe_endpoint(sm, name).await? else {
         return Ok(Step::Ready(()));
     };
     if endpoint.status != "Deleting" {
-        endpoint_tags(sm, owner, &endpoint, name).await?;
+        // Someone else's endpoint of that name is not ours to delete.
+        if !ours(sm, owner, &endpoint.arn, &format!("endpoint {name}")).await? {
+            return Ok(Step::Ready(()));
+        }
         match sm.delete_endpoint().endpoint_name(name).send().await.map_err(AwsError::from_sdk) {
             Ok(_) => changes.record(Action::Deleted, format!("endpoint {name}")),
             Err(e) if not_found(&e) => return Ok(Step::Ready(())),
@@ -293,32 +322,41 @@ pub async fn remove_unused(
     changes: &Changes,
 ) -> Result<(), AwsError> {
     let prefix = format!("{stem}-v");
-    let configs = sm.list_endpoint_configs().name_contains(stem).max_results(100).send().await;
-    let configs = configs.map_err(AwsError::from_sdk)?;
-    for config in configs.endpoint_configs() {
-        let (name, arn) = (config.endpoint_config_name().unwrap_or_default(), config.endpoint_config_arn());
-        if !name.starts_with(&prefix) || keep.contains(&name) {
+    let mut configs = Vec::new();
+    let mut pages = sm.list_endpoint_configs().name_contains(stem).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for c in page.map_err(AwsError::from_sdk)?.endpoint_configs() {
+            let name = c.endpoint_config_name().unwrap_or_default();
+            if name.starts_with(&prefix) && !keep.contains(&name) {
+                configs.push((name.to_owned(), c.endpoint_config_arn().unwrap_or_default().to_owned()));
+            }
+        }
+    }
+    let mut models = Vec::new();
+    let mut pages = sm.list_models().name_contains(stem).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for m in page.map_err(AwsError::from_sdk)?.models() {
+            let name = m.model_name().unwrap_or_default();
+            if name.starts_with(&prefix) && !keep.contains(&name) {
+                models.push((name.to_owned(), m.model_arn().unwrap_or_default().to_owned()));
+            }
+        }
+    }
+    for (name, arn) in configs {
+        if !ours(sm, owner, &arn, &name).await? {
             continue;
         }
-        if !ours(sm, owner, arn.unwrap_or_default(), name).await? {
-            continue;
-        }
-        match sm.delete_endpoint_config().endpoint_config_name(name).send().await.map_err(AwsError::from_sdk) {
+        match sm.delete_endpoint_config().endpoint_config_name(&name).send().await.map_err(AwsError::from_sdk) {
             Ok(_) => changes.record(Action::Deleted, format!("endpoint config {name}")),
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(e),
         }
     }
-    let models = sm.list_models().name_contains(stem).max_results(100).send().await.map_err(AwsError::from_sdk)?;
-    for model in models.models() {
-        let (name, arn) = (model.model_name().unwrap_or_default(), model.model_arn().unwrap_or_default());
-        if !name.starts_with(&prefix) || keep.contains(&name) {
+    for (name, arn) in models {
+        if !ours(sm, owner, &arn, &name).await? {
             continue;
         }
-        if !ours(sm, owner, arn, name).await? {
-            continue;
-        }
-        match sm.delete_model().model_name(name).send().await.map_err(AwsError::from_sdk) {
+        match sm.delete_model().model_name(&name).send().await.map_err(AwsError::from_sdk) {
             Ok(_) => changes.record(Action::Deleted, format!("model {name}")),
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(e),

@@ -1,0 +1,276 @@
+//! One account of one stage: the model (from the dev registry's package, in the account's
+//! private network), the endpoint config (the account's key, unless the instance type has local
+//! NVMe storage; data capture to the account's bucket) and the endpoint, moved blue/green.
+
+use std::time::Duration;
+
+use sagekeeper_api::deployment::{Stage, StageAccountStatus};
+use sagekeeper_api::environment::TargetAccountStatus;
+use sagekeeper_api::naming::DeploymentNames;
+use sagekeeper_aws::AwsError;
+use sagekeeper_aws::hosting::{self as aws, CapturePlan, ConfigPlan, EndpointState, ModelPlan};
+use sagekeeper_aws::sdk::sagemaker::Client;
+use sagekeeper_aws::steps::{Changes, Owner, Step, StepResult};
+
+/// Where one account of a stage stands after a pass.
+pub(super) enum AccountState {
+    /// The endpoint is InService on the wanted config.
+    Serving,
+    /// Creating, updating or waiting on something that changes by itself; look again after this.
+    Deploying(Duration, String),
+    /// The wanted config failed (SageMaker's reason), or the endpoint is in a state a person
+    /// must look at; not retried until the spec or the version changes.
+    Failed(String),
+    /// The environment has not prepared the account yet.
+    NotPrepared(String),
+    /// An AWS call failed on this resource.
+    Error(AwsError, String),
+}
+
+/// Where one account's endpoint goes and what it serves.
+pub(super) struct Place<'a> {
+    pub(super) names: &'a DeploymentNames,
+    pub(super) owner: &'a Owner,
+    pub(super) stage: &'a Stage,
+    pub(super) version: i64,
+    pub(super) package_arn: &'a str,
+    /// What the environment prepared in the account (network, role, key, capture bucket).
+    pub(super) prepared: &'a TargetAccountStatus,
+}
+
+/// Instance types with local NVMe instance storage, which AWS refuses a volume key for: every
+/// family with a `d` in its name (m5d, c6gd, g4dn, p4d, dl1, ...), and the newer GPU and
+/// Trainium families that have it without saying so.
+pub(super) fn local_nvme(instance_type: &str) -> bool {
+    const NVME: &[&str] = &["g5", "g6", "g6e", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "trn1", "trn1n", "trn2"];
+    let family = instance_type.trim_start_matches("ml.").split('.').next().unwrap_or_default();
+    family.contains('d') || NVME.contains(&family)
+}
+
+/// What the environment must report for an account before anything is deployed there, by name.
+pub(super) fn missing_outputs(prepared: &TargetAccountStatus, stage: &Stage) -> Vec<&'static str> {
+    let capture = stage.data_capture.as_ref().is_some_and(|c| c.enabled);
+    [
+        ("private subnets", prepared.private_subnet_ids.is_empty()),
+        ("security group", prepared.security_group_id.is_none()),
+        ("model execution role", prepared.model_execution_role_arn.is_none()),
+        ("endpoint key", prepared.endpoint_key_arn.is_none()),
+        ("data capture bucket", capture && prepared.data_capture_bucket.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(what, missing)| missing.then_some(what))
+    .collect()
+}
+
+impl Place<'_> {
+    fn model(&self) -> ModelPlan {
+        let t = self.prepared;
+        let plan = ModelPlan {
+            name: String::new(),
+            package_arn: self.package_arn.to_owned(),
+            role_arn: t.model_execution_role_arn.clone().unwrap_or_default(),
+            subnets: t.private_subnet_ids.clone(),
+            security_group: t.security_group_id.clone().unwrap_or_default(),
+        };
+        // Everything that makes the model what it is, in a fixed form: a change is a new name.
+        let settings =
+            [plan.package_arn.as_str(), &plan.role_arn, &plan.subnets.join(","), &plan.security_group].join("|");
+        ModelPlan { name: self.names.versioned(&self.stage.name, self.version, &settings), ..plan }
+    }
+
+    fn config(&self, model: &ModelPlan) -> ConfigPlan {
+        let key = self.prepared.endpoint_key_arn.clone().unwrap_or_default();
+        let capture = self.stage.data_capture.as_ref().filter(|c| c.enabled).map(|c| CapturePlan {
+            percentage: c.sampling_percentage,
+            destination: format!(
+                "s3://{}/{}{}",
+                self.prepared.data_capture_bucket.clone().unwrap_or_default(),
+                self.names.prefix(),
+                self.stage.name
+            ),
+            key: key.clone(),
+        });
+        let volume_key = (!local_nvme(&self.stage.instance_type)).then_some(key);
+        let settings = [
+            model.name.clone(),
+            self.stage.instance_type.clone(),
+            self.stage.initial_instance_count.to_string(),
+            volume_key.clone().unwrap_or_default(),
+            capture.as_ref().map(|c| format!("{}|{}|{}", c.percentage, c.destination, c.key)).unwrap_or_default(),
+        ]
+        .join("|");
+        ConfigPlan {
+            name: self.names.versioned(&self.stage.name, self.version, &settings),
+            model: model.name.clone(),
+            instance_type: self.stage.instance_type.clone(),
+            instance_count: self.stage.initial_instance_count,
+            volume_key,
+            capture,
+        }
+    }
+}
+
+/// Converges one account's endpoint to the stage's version: creates the model, config and
+/// endpoint, or moves the endpoint to a new config; a failed config is recorded and not tried
+/// again; while it serves, the models and configs it no longer uses go.
+pub(super) async fn converge(
+    sm: &Client,
+    place: &Place<'_>,
+    before: Option<&StageAccountStatus>,
+    changes: &Changes,
+) -> (StageAccountStatus, AccountState) {
+    let mut out = before.cloned().unwrap_or_default();
+    out.account = place.prepared.account.clone();
+    out.account_id = place.prepared.account_id.clone();
+    out.endpoint_name = Some(place.names.endpoint(&place.stage.name));
+    let state = match converge_endpoint(sm, place, before, &mut out, changes).await {
+        Ok(state) => state,
+        Err((e, resource)) => AccountState::Error(e, resource),
+    };
+    (out, state)
+}
+
+/// An AWS failure on `what`.
+fn on(what: impl Into<String>) -> impl FnOnce(AwsError) -> (AwsError, String) {
+    let what = what.into();
+    move |e| (e, what)
+}
+
+async fn converge_endpoint(
+    sm: &Client,
+    place: &Place<'_>,
+    before: Option<&StageAccountStatus>,
+    out: &mut StageAccountStatus,
+    changes: &Changes,
+) -> Result<AccountState, (AwsError, String)> {
+    let (model, endpoint) = (place.model(), place.names.endpoint(&place.stage.name));
+    let config = place.config(&model);
+    // A failure of another config is history once the spec or the version moved on.
+    if out.failed_endpoint_config_name.as_deref() != Some(config.name.as_str()) {
+        out.failed_endpoint_config_name = None;
+        out.failure_reason = None;
+    }
+    let ensure_both = async {
+        aws::ensure_model(sm, place.owner, &model, changes).await.map_err(on(format!("model {}", model.name)))?;
+        aws::ensure_config(sm, place.owner, &config, changes)
+            .await
+            .map_err(on(format!("endpoint config {}", config.name)))
+    };
+    let described = aws::describe_endpoint(sm, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?;
+    let Some(state) = described else {
+        ensure_both.await?;
+        let arn = aws::create_endpoint(sm, place.owner, &endpoint, &config.name, changes)
+            .await
+            .map_err(on(format!("endpoint {endpoint}")))?;
+        out.endpoint_arn = Some(arn);
+        out.endpoint_status = Some("Creating".into());
+        out.endpoint_config_name = Some(config.name.clone());
+        out.model_name = Some(model.name.clone());
+        return Ok(AccountState::Deploying(Duration::from_secs(1), format!("creating endpoint {endpoint}")));
+    };
+    out.endpoint_arn = Some(state.arn.clone());
+    out.endpoint_status = Some(state.status.clone());
+    out.endpoint_config_name = Some(state.config.clone());
+    if state.in_progress() {
+        let to = state.pending_config.as_deref().unwrap_or(&state.config);
+        return Ok(AccountState::Deploying(
+            state.poll_after(),
+            format!("endpoint {endpoint} is {} ({to})", state.status),
+        ));
+    }
+    // The endpoint's tags: read on first sight (it is adopted only if ours) and before any write.
+    let first_sight = before.and_then(|b| b.endpoint_arn.as_deref()) != Some(state.arn.as_str());
+    let wrong_config = state.config != config.name;
+    let tags = if first_sight || wrong_config || state.status != "InService" {
+        aws::endpoint_tags(sm, place.owner, &state, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?
+    } else {
+        Vec::new()
+    };
+    match state.status.as_str() {
+        "InService" if !wrong_config => {
+            out.model_name = Some(model.name.clone());
+            aws::remove_unused(sm, place.owner, &endpoint, &[&config.name, &model.name], changes)
+                .await
+                .map_err(on(format!("unused models and configs of endpoint {endpoint}")))?;
+            Ok(AccountState::Serving)
+        }
+        "InService" => {
+            if out.failed_endpoint_config_name.as_deref() == Some(config.name.as_str()) {
+                return Ok(AccountState::Failed(out.failure_reason.clone().unwrap_or_default()));
+            }
+            if aws::rolled_back_from(&state, &tags, &config.name) {
+                return Ok(failed(out, &config, &state));
+            }
+            ensure_both.await?;
+            match aws::update_endpoint(sm, &state, &endpoint, &config.name, changes).await {
+                Ok(Step::Ready(())) => {
+                    out.endpoint_status = Some("Updating".into());
+                    let why = format!("updating endpoint {endpoint} to {}", config.name);
+                    Ok(AccountState::Deploying(Duration::from_secs(1), why))
+                }
+                Ok(Step::Pending(why)) => Ok(AccountState::Deploying(Duration::from_secs(2), why)),
+                Err(e) => Err((e, format!("endpoint {endpoint}"))),
+            }
+        }
+        // A failed create: recorded for its config; a new config replaces the endpoint, since a
+        // failed endpoint cannot be updated.
+        "Failed" if !wrong_config => Ok(failed(out, &config, &state)),
+        "Failed" => match aws::delete_endpoint(sm, place.owner, &endpoint, changes).await {
+            Ok(_) => {
+                Ok(AccountState::Deploying(Duration::from_secs(1), format!("replacing failed endpoint {endpoint}")))
+            }
+            Err(e) => Err((e, format!("endpoint {endpoint}"))),
+        },
+        // OutOfService, UpdateRollbackFailed: nothing sagekeeper can safely do on its own.
+        other => {
+            let reason = state.failure_reason.clone().map(|r| format!(": {r}")).unwrap_or_default();
+            Ok(AccountState::Failed(format!("endpoint {endpoint} is {other}{reason}")))
+        }
+    }
+}
+
+fn failed(out: &mut StageAccountStatus, config: &ConfigPlan, state: &EndpointState) -> AccountState {
+    let reason = state.failure_reason.clone().unwrap_or_else(|| format!("endpoint is {}", state.status));
+    out.failed_endpoint_config_name = Some(config.name.clone());
+    out.failure_reason = Some(reason.clone());
+    AccountState::Failed(reason)
+}
+
+/// Removes a stage's endpoint in one account, then its configs and models (only what carries
+/// our owner-uid). Ready once all are gone.
+pub(super) async fn teardown(sm: &Client, owner: &Owner, endpoint: &str, changes: &Changes) -> StepResult<()> {
+    match aws::delete_endpoint(sm, owner, endpoint, changes).await? {
+        Step::Ready(()) => {
+            aws::remove_unused(sm, owner, endpoint, &[], changes).await?;
+            Ok(Step::Ready(()))
+        }
+        pending => Ok(pending),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_nvme_types_are_recognised() {
+        for t in [
+            "ml.dl1.24xlarge",
+            "ml.p5en.48xlarge",
+            "ml.c6gd.large",
+            "ml.g4dn.xlarge",
+            "ml.g5.2xlarge",
+            "ml.trn2.48xlarge",
+            "ml.m5d.large",
+            "ml.c5d.xlarge",
+            "ml.r5d.large",
+            "ml.r7gd.large",
+            "ml.p4d.24xlarge",
+        ] {
+            assert!(local_nvme(t), "{t}");
+        }
+        for t in ["ml.m5.large", "ml.c5.xlarge", "ml.m6g.large", "ml.t2.medium", "ml.inf1.xlarge", "ml.inf2.xlarge"] {
+            assert!(!local_nvme(t), "{t}");
+        }
+    }
+}
