@@ -222,6 +222,9 @@ async fn a_version_is_promoted_through_staging_and_a_manual_production_gate() {
     let d = api.get("churn").await.unwrap();
     assert_eq!(stage(&d, "production").phase, StagePhase::WaitingForApproval, "v2 is still waiting for production");
     assert_eq!(calls(&t, 3, "UpdateEndpoint").len(), 2, "one update to v2, one back to v1");
+    let reasons = t.event_reasons("churn").await;
+    assert!(reasons.contains(&"Serving".to_owned()), "{reasons:?}");
+    assert!(!reasons.contains(&"DriftRepaired".to_owned()), "promotions are not drift: {reasons:?}");
     t.assert_deployer_permitted(2);
     t.assert_deployer_permitted(3);
 }
@@ -290,6 +293,7 @@ async fn a_failed_update_keeps_the_last_good_version_serving_and_a_rejected_one_
     let v4 = register(&t, &group).await;
     set_approval(&t, &group, v4, ModelApprovalStatus::Approved).await;
     until(&api, "churn", "staging serving v4", 60, |d| serving(d, "staging", v4) && is_ready(d)).await;
+    t.assert_deployer_permitted(2);
 }
 
 /// Stops the controller and puts the deployment's status back to `stages`: a crash between an
@@ -414,6 +418,8 @@ async fn drift_is_repaired_and_a_converged_deployment_is_checked_without_writes(
     })
     .await;
     until(&api, "churn", "Ready again", 60, is_ready).await;
+    assert!(t.event_reasons("churn").await.contains(&"DriftRepaired".to_owned()));
+    t.assert_deployer_permitted(2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,9 +516,92 @@ async fn two_accounts_per_stage_local_nvme_capture_account_removal_and_deletion(
         assert!(c.sagemaker.list_endpoint_configs().send().await.unwrap().endpoint_configs().is_empty());
         assert!(c.sagemaker.list_models().send().await.unwrap().models().is_empty());
     }
+    // In each account: the endpoint first, then the configs, then the models.
+    for n in [2, 3, 4] {
+        let order: Vec<String> =
+            t.emulator.controller_writes(&t.account(n)).into_iter().filter(|op| op.starts_with("Delete")).collect();
+        let first = |op: &str| order.iter().position(|o| o == op).unwrap_or_else(|| panic!("{op} in {order:?}"));
+        let last = |op: &str| order.iter().rposition(|o| o == op).unwrap();
+        assert!(last("DeleteEndpoint") < first("DeleteEndpointConfig"), "account {n}: {order:?}");
+        assert!(last("DeleteEndpointConfig") < first("DeleteModel"), "account {n}: {order:?}");
+    }
     for n in [2, 3, 4, 5] {
         t.assert_deployer_permitted(n);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_endpoint_is_never_adopted_a_removed_stage_is_cleaned_up_and_retain_keeps_the_rest() {
+    let t = TestEnv::new("deploy-ownership").await;
+    let _controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    let v1 = register(&t, &group).await;
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+
+    // Someone already has an endpoint with the name the staging endpoint would get.
+    let name = sagekeeper_api::naming::DeploymentNames::new(&t.namespace, "churn").endpoint("staging");
+    let staging = t.clients(&t.account(2)).await;
+    let variant = sagekeeper_aws::sdk::sagemaker::types::ProductionVariant::builder()
+        .variant_name("AllTraffic")
+        .model_name("theirs")
+        .instance_type(sagekeeper_aws::sdk::sagemaker::types::ProductionVariantInstanceType::MlT2Medium)
+        .initial_instance_count(1)
+        .build();
+    let role = format!("arn:aws:iam::{}:role/theirs", t.account(2));
+    staging.sagemaker.create_model().model_name("theirs").execution_role_arn(role).send().await.unwrap();
+    staging
+        .sagemaker
+        .create_endpoint_config()
+        .endpoint_config_name("theirs")
+        .production_variants(variant)
+        .send()
+        .await
+        .unwrap();
+    staging.sagemaker.create_endpoint().endpoint_name(&name).endpoint_config_name("theirs").send().await.unwrap();
+    let both = json!({"stages": [{"name": "staging", "instanceType": "ml.m5.large"},
+        {"name": "production", "instanceType": "ml.m5.large"}]});
+    let api = create(&t, "churn", both).await;
+    let d = t.wait_condition(&api, "churn", "Stalled", "True", Some("NameConflict")).await;
+    let (_, _, message) = condition(&d, "StagesReady");
+    assert!(message.contains(&format!("endpoint {name}")), "{message}");
+    let theirs = staging.sagemaker.describe_endpoint().endpoint_name(&name).send().await.unwrap();
+    assert_eq!(theirs.endpoint_config_name(), Some("theirs"), "not moved to our config");
+    assert!(calls(&t, 2, "UpdateEndpoint").is_empty() && calls(&t, 2, "DeleteEndpoint").is_empty());
+
+    // Gone: staging, then production, serve v1.
+    staging.sagemaker.delete_endpoint().endpoint_name(&name).send().await.unwrap();
+    t.poke(&api, "churn").await;
+    until(&api, "churn", "both stages serving v1", 90, |d| {
+        serving(d, "staging", v1) && serving(d, "production", v1) && is_ready(d)
+    })
+    .await;
+
+    // Production leaves the spec: its endpoint, config and model go from its account.
+    let patch = json!({"spec": {"stages": [{"name": "staging", "instanceType": "ml.m5.large"}]}});
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let production = t.clients(&t.account(3)).await;
+    eventually(Duration::from_secs(60), "production emptied", || async {
+        let endpoints = production.sagemaker.list_endpoints().send().await.unwrap().endpoints().len();
+        let configs = production.sagemaker.list_endpoint_configs().send().await.unwrap().endpoint_configs().len();
+        let models = production.sagemaker.list_models().send().await.unwrap().models().len();
+        (endpoints + configs + models == 0).then_some(())
+    })
+    .await;
+    let d = until(&api, "churn", "production out of status", 30, |d| {
+        is_ready(d) && d.status.as_ref().unwrap().stages.iter().all(|s| s.name != "production")
+    })
+    .await;
+    assert_eq!(d.status.unwrap().summary.as_deref(), Some(format!("staging=v{v1} Serving").as_str()));
+
+    // Retain: the object goes, the staging endpoint keeps serving.
+    let patch = json!({"spec": {"deletionPolicy": "Retain"}});
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    t.wait_condition(&api, "churn", "Ready", "True", None).await;
+    api.delete("churn", &Default::default()).await.unwrap();
+    t.wait_gone(&api, "churn").await;
+    let ours = staging.sagemaker.describe_endpoint().endpoint_name(&name).send().await.unwrap();
+    assert_eq!(ours.endpoint_status().unwrap().as_str(), "InService");
+    assert!(calls(&t, 2, "DeleteEndpoint").is_empty(), "Retain touches nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

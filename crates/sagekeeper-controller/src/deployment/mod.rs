@@ -16,7 +16,7 @@ use std::time::Duration;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
-use sagekeeper_api::conditions::{Component, ComponentState, Extra, Outcome, Reason};
+use sagekeeper_api::conditions::{self, Component, ComponentState, Extra, Outcome, Reason};
 use sagekeeper_api::deployment::{
     LATEST_APPROVED, ResolvedModelPackage, Stage, StageAccountStatus, StagePhase, StageStatus,
 };
@@ -313,6 +313,9 @@ async fn converge(
     let mut stages = Vec::new();
     let mut summary = Vec::new();
     let mut promotion_pending = false;
+    // Writes to a deployment that was Ready for this spec, with every stage's version unchanged,
+    // repair drift.
+    let mut drift = conditions::is_ready(&status.conditions, d.meta().generation);
     for (index, (stage, accounts)) in d.spec.stages.iter().zip(&resolved.stages).enumerate() {
         let previous = status.stages.iter().find(|s| s.name == stage.name).cloned().unwrap_or_default();
         let decision = gate::decide(&gate::Input {
@@ -326,6 +329,7 @@ async fn converge(
             group,
         });
         promotion_pending |= decision.waiting_for.is_some();
+        drift &= decision.target == previous.desired_version;
         if let Some(v) = decision.rejected_serving
             && !previous.message.contains("is Rejected and still serves")
         {
@@ -408,7 +412,10 @@ async fn converge(
     report.components = vec![ComponentState { component: Component::Stages, outcome: stages_outcome }];
     report.extra = vec![model_condition, pending_condition];
     report.notes = tally.notes;
-    report.notes.extend(notes(&changes));
+    report.notes.extend(notes(&changes).into_iter().map(|note| match note.reason {
+        "Created" | "Updated" if drift => Note { type_: EventType::Warning, reason: "DriftRepaired", ..note },
+        _ => note,
+    }));
     report
 }
 
