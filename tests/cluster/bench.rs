@@ -295,6 +295,13 @@ async fn bench_project() {
         &by_operation(&t, &accounts),
     );
     println!("time from approval to Serving through UpdateEndpoint: {:.1} s", moved.as_secs_f64());
+
+    // A check of the converged deployment (what the drift timer does).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    clear(&t, &accounts);
+    t.poke(&deployments, "churn").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report("one check of a converged deployment (2 stages, 1 account each)", &by_operation(&t, &accounts));
     let longest = process.metric("sagekeeper_reconcile_duration_max_seconds{kind=\"ModelDeployment\"}");
     println!("longest ModelDeployment reconcile: {:.3} s", longest);
     for kind in ["DataScienceEnvironment", "MLOpsProject"] {

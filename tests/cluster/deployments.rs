@@ -112,6 +112,21 @@ fn calls(t: &TestEnv, account: u32, operation: &str) -> Vec<sagekeeper_tests::em
         .collect()
 }
 
+/// The endpoints, endpoint configs and models in an account, by name.
+async fn hosting(c: &sagekeeper_tests::test_env::AccountClients) -> Vec<String> {
+    let sm = &c.sagemaker;
+    let endpoints = sm.list_endpoints().send().await.unwrap();
+    let configs = sm.list_endpoint_configs().send().await.unwrap();
+    let models = sm.list_models().send().await.unwrap();
+    let mut all: Vec<String> =
+        endpoints.endpoints().iter().map(|e| format!("endpoint {}", e.endpoint_name().unwrap_or_default())).collect();
+    all.extend(
+        configs.endpoint_configs().iter().map(|e| format!("config {}", e.endpoint_config_name().unwrap_or_default())),
+    );
+    all.extend(models.models().iter().map(|m| format!("model {}", m.model_name().unwrap_or_default())));
+    all
+}
+
 const TWO_STAGES: &str = r#"{"stages": [
     {"name": "staging", "instanceType": "ml.m5.large", "initialInstanceCount": 1, "approval": "Automatic"},
     {"name": "production", "instanceType": "ml.m5.xlarge", "initialInstanceCount": 2, "approval": "Manual"}]}"#;
@@ -497,13 +512,8 @@ async fn two_accounts_per_stage_local_nvme_capture_account_removal_and_deletion(
          "dataCapture": {"enabled": true, "samplingPercentage": 20}}]}});
     api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let c5 = t.clients(&t.account(5)).await;
-    eventually(Duration::from_secs(60), "account 5 emptied", || async {
-        let endpoints = c5.sagemaker.list_endpoints().send().await.unwrap().endpoints().len();
-        let configs = c5.sagemaker.list_endpoint_configs().send().await.unwrap().endpoint_configs().len();
-        let models = c5.sagemaker.list_models().send().await.unwrap().models().len();
-        (endpoints + configs + models == 0).then_some(())
-    })
-    .await;
+    eventually(Duration::from_secs(60), "account 5 emptied", || async { hosting(&c5).await.is_empty().then_some(()) })
+        .await;
     let d = until(&api, "churn", "Ready with production in one account", 60, is_ready).await;
     assert_eq!(stage(&d, "production").accounts.len(), 1);
 
@@ -511,10 +521,8 @@ async fn two_accounts_per_stage_local_nvme_capture_account_removal_and_deletion(
     api.delete("churn", &Default::default()).await.unwrap();
     t.wait_gone(&api, "churn").await;
     for n in [2, 3, 4, 5] {
-        let c = t.clients(&t.account(n)).await;
-        assert!(c.sagemaker.list_endpoints().send().await.unwrap().endpoints().is_empty(), "account {n}");
-        assert!(c.sagemaker.list_endpoint_configs().send().await.unwrap().endpoint_configs().is_empty());
-        assert!(c.sagemaker.list_models().send().await.unwrap().models().is_empty());
+        let left = hosting(&t.clients(&t.account(n)).await).await;
+        assert!(left.is_empty(), "account {n}: {left:?}");
     }
     // In each account: the endpoint first, then the configs, then the models.
     for n in [2, 3, 4] {
@@ -581,10 +589,7 @@ async fn a_foreign_endpoint_is_never_adopted_a_removed_stage_is_cleaned_up_and_r
     api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let production = t.clients(&t.account(3)).await;
     eventually(Duration::from_secs(60), "production emptied", || async {
-        let endpoints = production.sagemaker.list_endpoints().send().await.unwrap().endpoints().len();
-        let configs = production.sagemaker.list_endpoint_configs().send().await.unwrap().endpoint_configs().len();
-        let models = production.sagemaker.list_models().send().await.unwrap().models().len();
-        (endpoints + configs + models == 0).then_some(())
+        hosting(&production).await.is_empty().then_some(())
     })
     .await;
     let d = until(&api, "churn", "production out of status", 30, |d| {

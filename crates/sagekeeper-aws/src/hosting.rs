@@ -11,8 +11,8 @@ use aws_sdk_sagemaker::types::{
 };
 
 use crate::errors::{AwsError, ErrorKind};
+use crate::sagemaker_tags::{pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
-use crate::studio::pairs;
 
 /// Tag on an endpoint: the config sagekeeper last moved it to and when (`<config>@<unix
 /// seconds>`). Written before UpdateEndpoint, so after a crash a rollback that happened after
@@ -111,11 +111,6 @@ impl EndpointState {
         let elapsed = self.changed.and_then(|t| t.elapsed().ok()).unwrap_or_default();
         (elapsed / 5).clamp(Duration::from_secs(1), Duration::from_secs(30))
     }
-}
-
-/// SageMaker tags from the owner's tags for `component`.
-fn tags(owner: &Owner, component: &str) -> Vec<Tag> {
-    crate::studio::tags(owner, component)
 }
 
 /// Adopts the resource `arn` only if it carries our owner-uid; returns its tags.

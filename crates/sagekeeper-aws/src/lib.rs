@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod network;
 pub mod project;
 pub mod s3;
+mod sagemaker_tags;
 pub mod sessions;
 pub mod steps;
 pub mod studio;

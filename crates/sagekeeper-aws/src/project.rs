@@ -9,8 +9,8 @@ use aws_sdk_sagemaker::types::{ModelApprovalStatus, ModelPackageGroupStatus, Pip
 use serde_json::Value;
 
 use crate::errors::{AwsError, ErrorKind};
+use crate::sagemaker_tags::{ensure_tags, pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
-use crate::studio::{ensure_tags, pairs, tags};
 
 /// Converges the model package group `name` with its resource policy (`None`: no policy).
 /// Returns the group's ARN.

@@ -11,6 +11,7 @@ use aws_sdk_sagemaker::types::{
 };
 
 use crate::errors::{AwsError, ErrorKind};
+use crate::sagemaker_tags::{ensure_tags, pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 use sagekeeper_api::naming::HOME_USED_TAG;
 
@@ -121,10 +122,6 @@ fn user_settings(role: &str, group: &str) -> UserSettings {
     UserSettings::builder().execution_role(role).security_groups(group).build()
 }
 
-pub(crate) fn tags(owner: &Owner, component: &str) -> Vec<Tag> {
-    owner.tags(component).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
-}
-
 /// The domain's tags; the home-used mark is added, never taken away.
 fn domain_tags(plan: &DomainPlan) -> Vec<Tag> {
     let mut all = tags(&plan.owner, "studio/domain");
@@ -138,39 +135,6 @@ fn profile_tags(owner: &Owner, profile: &ProfilePlan) -> Vec<Tag> {
     let mut all = tags(owner, &format!("studio/user-profile/{}", profile.name));
     all.extend(profile.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()));
     all
-}
-
-/// Puts the wanted tags on a SageMaker resource (AddTags replaces a value) and takes the keys
-/// removed from spec.tags off it; others' tags stay.
-pub(crate) async fn ensure_tags(
-    sm: &Client,
-    arn: &str,
-    want: &[Tag],
-    owner: &Owner,
-    what: &str,
-    changes: &Changes,
-) -> Result<(), AwsError> {
-    let listed = sm.list_tags().resource_arn(arn).send().await.map_err(AwsError::from_sdk)?;
-    let have = pairs(listed.tags());
-    let missing: Vec<Tag> = want
-        .iter()
-        .filter(|t| !have.contains(&(t.key().unwrap_or_default(), t.value().unwrap_or_default())))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        sm.add_tags().resource_arn(arn).set_tags(Some(missing)).send().await.map_err(AwsError::from_sdk)?;
-        changes.record(Action::Updated, format!("{what} tags"));
-    }
-    let stale = owner.stale_keys(have.iter().map(|(k, _)| *k));
-    if !stale.is_empty() {
-        sm.delete_tags().resource_arn(arn).set_tag_keys(Some(stale)).send().await.map_err(AwsError::from_sdk)?;
-        changes.record(Action::Updated, format!("{what} removed tags"));
-    }
-    Ok(())
-}
-
-pub(crate) fn pairs(tags: &[Tag]) -> Vec<(&str, &str)> {
-    tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect()
 }
 
 /// Our domain: by the id pinned in status, else by name (adopting only our own).

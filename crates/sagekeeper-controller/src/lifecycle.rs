@@ -84,6 +84,21 @@ macro_rules! status_fields {
 }
 pub(crate) use status_fields;
 
+/// The part of [`Kind`] every namespaced kind shares: its API in the object's namespace, and
+/// `spec.deletionPolicy: Retain` leaving AWS untouched.
+macro_rules! namespaced_kind {
+    () => {
+        fn api(client: kube::Client, namespace: Option<&str>) -> kube::Api<Self> {
+            kube::Api::namespaced(client, namespace.unwrap_or_default())
+        }
+
+        fn retain_on_delete(&self) -> bool {
+            self.spec.deletion_policy == sagekeeper_api::DeletionPolicy::Retain
+        }
+    };
+}
+pub(crate) use namespaced_kind;
+
 /// What one pass over an object found.
 #[derive(Debug)]
 pub(crate) struct Report<S> {

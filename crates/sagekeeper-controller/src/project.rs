@@ -10,18 +10,18 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
 use kube::runtime::events::EventType;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, ComponentState, Extra, Outcome, Reason};
 use sagekeeper_api::naming::{EnvironmentNames, OWNER_TAG, OWNER_UID_TAG, ProjectNames};
 use sagekeeper_api::project::{ExecutionStatus, ModelApproval, ModelPackageRef};
-use sagekeeper_api::{DataScienceEnvironment, DeletionPolicy, MLOpsProject, MLOpsProjectStatus};
+use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, MLOpsProjectStatus};
 use sagekeeper_aws::project::{self as aws, Execution, GroupTeardown, PipelinePlan, Version};
 use sagekeeper_aws::steps::{Changes, Owner, Step};
 use sagekeeper_aws::{AccountAccess, AwsError, Session};
 use sagekeeper_policy::pipeline::{self, ABALONE_ASSETS, JobSettings, Violation};
 
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, publish, status_fields};
+use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, namespaced_kind, publish, status_fields};
 use crate::resolve::{self, project_users, unless_in_use};
 use crate::run::Error;
 
@@ -31,15 +31,8 @@ const LAST_RUN: &str = "LastRunSucceeded";
 impl Kind for MLOpsProject {
     type Status = MLOpsProjectStatus;
 
-    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
-        Api::namespaced(client, namespace.unwrap_or_default())
-    }
-
+    namespaced_kind!();
     status_fields!();
-
-    fn retain_on_delete(&self) -> bool {
-        self.spec.deletion_policy == DeletionPolicy::Retain
-    }
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let status = self.status.clone().unwrap_or_default();

@@ -112,7 +112,7 @@ impl Place<'_> {
 
 /// Converges one account's endpoint to the stage's version: creates the model, config and
 /// endpoint, or moves the endpoint to a new config; a failed config is recorded and not tried
-/// again; while it serves, the models and configs it no longer uses go.
+/// again; once it serves, the models and configs it no longer uses go.
 pub(super) async fn converge(
     sm: &Client,
     place: &Place<'_>,
@@ -188,10 +188,20 @@ async fn converge_endpoint(
     };
     match state.status.as_str() {
         "InService" if !wrong_config => {
+            // Newly serving (or its last cleanup failed): the models and configs it used before go.
+            // `modelName` is recorded only once that is done, so a failed cleanup is tried again.
+            let settled = before.is_some_and(|b| {
+                b.endpoint_status.as_deref() == Some("InService")
+                    && b.endpoint_config_name.as_deref() == Some(config.name.as_str())
+                    && b.model_name.as_deref() == Some(model.name.as_str())
+            });
+            if !settled {
+                out.model_name = None;
+                aws::remove_unused(sm, place.owner, &endpoint, &[&config.name, &model.name], changes)
+                    .await
+                    .map_err(on(format!("unused models and configs of endpoint {endpoint}")))?;
+            }
             out.model_name = Some(model.name.clone());
-            aws::remove_unused(sm, place.owner, &endpoint, &[&config.name, &model.name], changes)
-                .await
-                .map_err(on(format!("unused models and configs of endpoint {endpoint}")))?;
             Ok(AccountState::Serving)
         }
         "InService" => {

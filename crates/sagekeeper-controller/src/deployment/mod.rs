@@ -15,22 +15,20 @@ use std::time::Duration;
 
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, ComponentState, Extra, Outcome, Reason};
 use sagekeeper_api::deployment::{
     LATEST_APPROVED, ResolvedModelPackage, Stage, StageAccountStatus, StagePhase, StageStatus,
 };
 use sagekeeper_api::naming::{DeploymentNames, OWNER_TAG, OWNER_UID_TAG};
-use sagekeeper_api::{
-    AwsAccount, DataScienceEnvironment, DeletionPolicy, MLOpsProject, ModelDeployment, ModelDeploymentStatus,
-};
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment, ModelDeploymentStatus};
 use sagekeeper_aws::project::Version;
 use sagekeeper_aws::steps::{Action, Changes, Owner, Step};
 use sagekeeper_aws::{AccountAccess, AwsError};
 
 use self::endpoint::{AccountState, Place};
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, status_fields};
+use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, namespaced_kind, status_fields};
 use crate::resolve;
 use crate::run::Error;
 
@@ -42,15 +40,8 @@ const POLL_MAX: Duration = Duration::from_secs(30);
 impl Kind for ModelDeployment {
     type Status = ModelDeploymentStatus;
 
-    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
-        Api::namespaced(client, namespace.unwrap_or_default())
-    }
-
+    namespaced_kind!();
     status_fields!();
-
-    fn retain_on_delete(&self) -> bool {
-        self.spec.deletion_policy == DeletionPolicy::Retain
-    }
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let status = self.status.clone().unwrap_or_default();

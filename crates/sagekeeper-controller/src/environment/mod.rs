@@ -6,33 +6,26 @@ mod converge;
 mod plan;
 mod teardown;
 
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
 use std::sync::Arc;
 
 use sagekeeper_api::AwsAccount;
 use sagekeeper_api::conditions::{self, Component, ComponentState, Outcome, Reason};
-use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus, DeletionPolicy};
+use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus};
 use sagekeeper_aws::steps::Action;
 
 use crate::context::Context;
 use kube::runtime::events::EventType;
 
-use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, publish, status_fields};
+use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, namespaced_kind, publish, status_fields};
 use crate::resolve::{self, environment_users, unless_in_use};
 use crate::run::Error;
 
 impl Kind for DataScienceEnvironment {
     type Status = DataScienceEnvironmentStatus;
 
-    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
-        Api::namespaced(client, namespace.unwrap_or_default())
-    }
-
+    namespaced_kind!();
     status_fields!();
-
-    fn retain_on_delete(&self) -> bool {
-        self.spec.deletion_policy == DeletionPolicy::Retain
-    }
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let status = self.status.clone().unwrap_or_default();
