@@ -660,3 +660,33 @@ async fn unapproved_pins_unshared_packages_and_quotas_stall_with_the_aws_code() 
     t.poke(&api, "churn").await;
     until(&api, "churn", "staging serving v1", 60, |d| serving(d, "staging", v1) && is_ready(d)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_registry_still_resolves_older_approved_and_pinned_versions() {
+    let t = TestEnv::new("deploy-busy-registry").await;
+    let _controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    let v1 = register(&t, &group).await;
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+    // A hundred newer versions nobody approved: v1 is out of the newest hundred.
+    for _ in 0..100 {
+        register(&t, &group).await;
+    }
+    let api = create(&t, "churn", json!({"stages": [{"name": "staging", "instanceType": "ml.m5.large"}]})).await;
+    let d = until(&api, "churn", "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
+    assert_eq!(d.status.unwrap().resolved_model_package.unwrap().version, v1);
+
+    // Pinned, it is found too; a pin to a version that does not exist is refused by name.
+    let patch = json!({"spec": {"modelVersion": v1.to_string()}});
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let d = until(&api, "churn", "pinned v1", 30, |d| {
+        d.status.as_ref().unwrap().observed_generation == d.metadata.generation && is_ready(d)
+    })
+    .await;
+    assert_eq!(condition(&d, "ModelResolved").0, "True");
+    let patch = json!({"spec": {"modelVersion": "999"}});
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let d = t.wait_condition(&api, "churn", "Stalled", "True", Some("ModelNotApproved")).await;
+    assert!(condition(&d, "ModelResolved").2.contains("has no version 999"), "{:?}", condition(&d, "ModelResolved"));
+    assert_eq!(stage(&d, "staging").serving_version, Some(v1), "v1 keeps serving");
+}

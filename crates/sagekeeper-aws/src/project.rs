@@ -281,9 +281,37 @@ pub async fn latest_versions(sm: &Client, group: &str) -> Result<(Option<Version
     Ok((latest, approved))
 }
 
+/// How many of the newest versions one registry read returns.
+pub const NEWEST: usize = 100;
+
 /// The newest hundred versions of the group, newest first, with their approval status.
 pub async fn versions(sm: &Client, group: &str) -> Result<Vec<Version>, AwsError> {
-    list_versions(sm, group, None, 100).await
+    list_versions(sm, group, None, NEWEST as i32).await
+}
+
+/// The group's newest Approved version, however old.
+pub async fn newest_approved(sm: &Client, group: &str) -> Result<Option<Version>, AwsError> {
+    Ok(list_versions(sm, group, Some(ModelApprovalStatus::Approved), 1).await?.into_iter().next())
+}
+
+/// One version by its ARN; `None` when the registry has no such version.
+pub async fn version(sm: &Client, arn: &str) -> Result<Option<Version>, AwsError> {
+    match sm.describe_model_package().model_package_name(arn).send().await.map_err(AwsError::from_sdk) {
+        Ok(p) => Ok(Some(Version {
+            arn: p.model_package_arn().unwrap_or_default().to_owned(),
+            version: p.model_package_version().map_or(0, i64::from),
+            approval_status: p.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        })),
+        // SageMaker answers an unknown version with a ValidationException.
+        Err(e)
+            if e.kind == ErrorKind::NotFound
+                || (e.code == "ValidationException"
+                    && (e.message.contains("does not exist") || e.message.contains("not found"))) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn list_versions(

@@ -60,7 +60,8 @@ impl Kind for ModelDeployment {
             return Ok(Report::new(status, Outcome::progressing(Reason::DependencyNotReady, message)));
         };
         let dev = ctx.sessions.session(&access(&resolved.dev, &resolved.region));
-        let versions = match sagekeeper_aws::project::versions(dev.sagemaker(), &group).await {
+        let group_arn = resolved.project.status.as_ref().and_then(|s| s.model_package_group_arn.clone());
+        let versions = match registry(self, &status, dev.sagemaker(), &group, group_arn.as_deref()).await {
             Ok(versions) => versions,
             Err(e) => {
                 let remedy = "check sagekeeper's SageMaker permissions in the environment's account";
@@ -246,6 +247,40 @@ fn owner(d: &ModelDeployment) -> Owner {
     let uid = d.meta().uid.clone().unwrap_or_default();
     let base_tags = [(OWNER_TAG.to_owned(), names.owner()), (OWNER_UID_TAG.to_owned(), uid.clone())].into();
     Owner { uid, base_tags, removed_tags: Default::default() }
+}
+
+/// The versions a pass decides from: the newest hundred (one call), and in a registry with more,
+/// the ones the deployment names that are older (the newest Approved one, a pinned
+/// modelVersion, approvedVersions, what the stages serve), each looked up once.
+async fn registry(
+    d: &ModelDeployment,
+    status: &ModelDeploymentStatus,
+    sm: &sagekeeper_aws::sdk::sagemaker::Client,
+    group: &str,
+    group_arn: Option<&str>,
+) -> Result<Vec<Version>, AwsError> {
+    use sagekeeper_aws::project as registry;
+    let mut versions = registry::versions(sm, group).await?;
+    if versions.len() < registry::NEWEST {
+        return Ok(versions);
+    }
+    if d.spec.model_version == LATEST_APPROVED && !versions.iter().any(|v| v.approval_status == "Approved") {
+        versions.extend(registry::newest_approved(sm, group).await?);
+    }
+    let named: BTreeSet<i64> = std::iter::once(d.spec.model_version.as_str())
+        .chain(d.spec.stages.iter().filter_map(|s| s.approved_version.as_deref()))
+        .filter_map(|v| v.parse().ok())
+        .chain(status.stages.iter().filter_map(|s| s.serving_version))
+        .collect();
+    for number in named {
+        if !versions.iter().any(|v| v.version == number)
+            && let Some(arn) = group_arn
+            && let Some(v) = registry::version(sm, &versioned_arn(arn, number)).await?
+        {
+            versions.push(v);
+        }
+    }
+    Ok(versions)
 }
 
 /// The registry's ARN of `version`, if the newest hundred hold it.

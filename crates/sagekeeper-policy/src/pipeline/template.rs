@@ -56,14 +56,38 @@ pub fn image_registry(region: &str) -> Option<&'static str> {
     IMAGE_ACCOUNTS.iter().find(|(r, _)| *r == region).map(|(_, account)| *account)
 }
 
-/// Region -> account of the `sagemaker-xgboost` and `sagemaker-scikit-learn` repositories.
+/// Region -> account of the `sagemaker-xgboost` and `sagemaker-scikit-learn` repositories, for
+/// every commercial region `abalone/images.md` verified against the SageMaker Python SDK.
 const IMAGE_ACCOUNTS: &[(&str, &str)] = &[
+    ("af-south-1", "510948584623"),
+    ("ap-east-1", "651117190479"),
+    ("ap-northeast-1", "354813040037"),
+    ("ap-northeast-2", "366743142698"),
+    ("ap-northeast-3", "867004704886"),
+    ("ap-south-1", "720646828776"),
+    ("ap-south-2", "628508329040"),
+    ("ap-southeast-1", "121021644041"),
+    ("ap-southeast-2", "783357654285"),
+    ("ap-southeast-3", "951798379941"),
+    ("ap-southeast-4", "106583098589"),
+    ("ca-central-1", "341280168497"),
+    ("ca-west-1", "190319476487"),
+    ("eu-central-1", "492215442770"),
+    ("eu-central-2", "680994064768"),
+    ("eu-north-1", "662702820516"),
+    ("eu-south-1", "978288397137"),
+    ("eu-south-2", "104374241257"),
+    ("eu-west-1", "141502667606"),
+    ("eu-west-2", "764974769150"),
+    ("eu-west-3", "659782779980"),
+    ("il-central-1", "898809789911"),
+    ("me-central-1", "272398656194"),
+    ("me-south-1", "801668240914"),
+    ("sa-east-1", "737474898029"),
     ("us-east-1", "683313688378"),
     ("us-east-2", "257758044811"),
     ("us-west-1", "746614075791"),
     ("us-west-2", "246618743249"),
-    ("eu-west-1", "141502667606"),
-    ("eu-central-1", "492215442770"),
 ];
 
 /// A value in a definition: a literal, or an expression SageMaker evaluates at run time.
@@ -625,4 +649,26 @@ pub fn abalone(settings: &JobSettings) -> Option<Value> {
         steps: vec![preprocess, train, evaluate, check],
     };
     serde_json::to_value(definition).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_table_is_the_verified_one() {
+        let verified = include_str!("abalone/images.md");
+        let rows: Vec<(&str, &str)> = verified
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+                (cells.len() == 2 && cells[1].len() == 12 && cells[1].bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| (cells[0], cells[1]))
+            })
+            .collect();
+        assert_eq!(rows.len(), 29);
+        assert_eq!(rows, IMAGE_ACCOUNTS.to_vec());
+        assert_eq!(image_registry("us-east-1"), Some("683313688378"));
+        assert_eq!(image_registry("mx-central-1"), None);
+    }
 }
