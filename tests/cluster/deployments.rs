@@ -103,12 +103,12 @@ fn is_ready(d: &ModelDeployment) -> bool {
     conditions::is_ready(d.conditions(), d.metadata.generation)
 }
 
-/// The calls the controller made in `account` with this operation.
+/// The calls the controller made in `account` with this operation, refused ones included.
 fn calls(t: &TestEnv, account: u32, operation: &str) -> Vec<sagekeeper_tests::emulator::Call> {
     t.emulator
         .calls(&t.account(account))
         .into_iter()
-        .filter(|c| c.operation == operation && c.caller.ends_with("/sagekeeper") && c.status < 300)
+        .filter(|c| c.operation == operation && c.caller.ends_with("/sagekeeper"))
         .collect()
 }
 
@@ -292,7 +292,9 @@ async fn a_failed_update_keeps_the_last_good_version_serving_and_a_rejected_one_
     t.poke(&api, "churn").await;
     let d = until(&api, "churn", "staging serving v3", 60, |d| serving(d, "staging", v3) && is_ready(d)).await;
     assert!(stage(&d, "staging").accounts[0].failed_endpoint_config_name.is_none());
-    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), 2, "v2's failed update, then v3's");
+    let (taken, refused): (Vec<_>, Vec<_>) = calls(&t, 2, "UpdateEndpoint").into_iter().partition(|c| c.status < 300);
+    assert_eq!(taken.len(), 2, "v2's failed update, then v3's");
+    assert!(!refused.is_empty(), "v3 was refused for the quota first");
 
     // v3 is Rejected after the fact: it keeps serving (no automatic step back to v2) and a
     // Warning says a person must decide; a newer approval replaces it.
@@ -304,7 +306,19 @@ async fn a_failed_update_keeps_the_last_good_version_serving_and_a_rejected_one_
     let d = api.get("churn").await.unwrap();
     assert_eq!(stage(&d, "staging").serving_version, Some(v3));
     assert!(stage(&d, "staging").message.contains(&format!("v{v3} is Rejected and still serves")));
-    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), 2, "no step back on its own");
+    let updates = calls(&t, 2, "UpdateEndpoint").len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), updates, "no step back on its own");
+    // Nor is the Rejected version moved to new settings.
+    let patch = json!({"spec": {"stages": [{"name": "staging", "instanceType": "ml.m5.xlarge"}]}});
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let d = until(&api, "churn", "the new settings seen", 30, |d| {
+        d.status.as_ref().unwrap().observed_generation == d.metadata.generation
+    })
+    .await;
+    assert!(stage(&d, "staging").message.contains("not moved to new settings"), "{}", stage(&d, "staging").message);
+    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), updates, "a Rejected version is not deployed anew");
+    assert!(calls(&t, 2, "CreateModel").len() == 3, "no model made for the Rejected version");
     let v4 = register(&t, &group).await;
     set_approval(&t, &group, v4, ModelApprovalStatus::Approved).await;
     until(&api, "churn", "staging serving v4", 60, |d| serving(d, "staging", v4) && is_ready(d)).await;
@@ -328,7 +342,7 @@ async fn a_crash_while_creating_or_updating_makes_no_second_endpoint_or_update()
     let t = TestEnv::new("deploy-crash").await;
     let controller = t.controller_with(settings, None).await;
     let group = project(&t).await;
-    t.emulator.configure(json!({"account": t.account(2), "endpointCreatingSeconds": 3, "endpointUpdatingSeconds": 3}));
+    t.emulator.configure(json!({"account": t.account(2), "endpointCreatingSeconds": 5, "endpointUpdatingSeconds": 5}));
     let v1 = register(&t, &group).await;
     set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
     let api = create(&t, "churn", json!({"stages": [{"name": "staging", "instanceType": "ml.m5.large"}]})).await;
@@ -666,27 +680,28 @@ async fn a_busy_registry_still_resolves_older_approved_and_pinned_versions() {
     let t = TestEnv::new("deploy-busy-registry").await;
     let _controller = t.controller_with(settings, None).await;
     let group = project(&t).await;
-    let v1 = register(&t, &group).await;
+    let (v1, v2) = (register(&t, &group).await, register(&t, &group).await);
     set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
-    // A hundred newer versions nobody approved: v1 is out of the newest hundred.
+    set_approval(&t, &group, v2, ModelApprovalStatus::Approved).await;
+    // A hundred newer versions nobody approved: v1 and v2 are out of the newest hundred.
     for _ in 0..100 {
         register(&t, &group).await;
     }
     let api = create(&t, "churn", json!({"stages": [{"name": "staging", "instanceType": "ml.m5.large"}]})).await;
-    let d = until(&api, "churn", "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
-    assert_eq!(d.status.unwrap().resolved_model_package.unwrap().version, v1);
+    let d = until(&api, "churn", "staging serving v2", 90, |d| serving(d, "staging", v2) && is_ready(d)).await;
+    assert_eq!(d.status.unwrap().resolved_model_package.unwrap().version, v2);
 
-    // Pinned, it is found too; a pin to a version that does not exist is refused by name.
+    // Pinned to v1 (neither among the newest nor served), it is found and deployed; a pin to a
+    // version that does not exist is refused by name.
     let patch = json!({"spec": {"modelVersion": v1.to_string()}});
     api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    let d = until(&api, "churn", "pinned v1", 30, |d| {
-        d.status.as_ref().unwrap().observed_generation == d.metadata.generation && is_ready(d)
-    })
-    .await;
+    let d =
+        until(&api, "churn", "staging serving the pinned v1", 60, |d| serving(d, "staging", v1) && is_ready(d)).await;
     assert_eq!(condition(&d, "ModelResolved").0, "True");
     let patch = json!({"spec": {"modelVersion": "999"}});
     api.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let d = t.wait_condition(&api, "churn", "Stalled", "True", Some("ModelNotApproved")).await;
     assert!(condition(&d, "ModelResolved").2.contains("has no version 999"), "{:?}", condition(&d, "ModelResolved"));
     assert_eq!(stage(&d, "staging").serving_version, Some(v1), "v1 keeps serving");
+    assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), 1, "v2 to v1, and nothing for the missing pin");
 }

@@ -14,21 +14,29 @@ use crate::errors::{AwsError, ErrorKind};
 use crate::sagemaker_tags::{pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
-/// Tag on an endpoint: the config sagekeeper last moved it to and when (`<config>@<unix
-/// seconds>`). Written before UpdateEndpoint, so after a crash a rollback that happened after
-/// the mark is recognised as that config's failure and the update is not started a second time.
+/// Tag on an endpoint: the config sagekeeper last moved it to, and the endpoint's own last
+/// modification time (AWS's clock) when it did (`<config>@<unix milliseconds>`). Written before
+/// UpdateEndpoint and left in place, so after a crash a rollback that happened after the mark is
+/// recognised as that config's failure and the update is not started a second time; taken off
+/// once the failure is recorded.
 pub const UPDATING_TO_TAG: &str = "sagekeeper.io/updating-to";
 
-/// The config and time of the last update mark among an endpoint's tags.
-pub fn update_mark(tags: &[(String, String)]) -> Option<(String, SystemTime)> {
+/// The config and time (unix milliseconds) of the update mark among an endpoint's tags.
+pub fn update_mark(tags: &[(String, String)]) -> Option<(String, u128)> {
     let (_, value) = tags.iter().find(|(k, _)| k == UPDATING_TO_TAG)?;
     let (config, at) = value.rsplit_once('@')?;
-    Some((config.to_owned(), SystemTime::UNIX_EPOCH + Duration::from_secs(at.parse().ok()?)))
+    Some((config.to_owned(), at.parse().ok()?))
 }
 
-fn mark(config: &str) -> Tag {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-    Tag::builder().key(UPDATING_TO_TAG).value(format!("{config}@{now}")).build()
+/// When the endpoint last changed, in unix milliseconds (the mark's resolution).
+fn changed_millis(endpoint: &EndpointState) -> Option<u128> {
+    endpoint.changed.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_millis())
+}
+
+/// The mark for a move of `endpoint` to `config`.
+fn mark(endpoint: &EndpointState, config: &str) -> Tag {
+    let at = changed_millis(endpoint).unwrap_or_default();
+    Tag::builder().key(UPDATING_TO_TAG).value(format!("{config}@{at}")).build()
 }
 
 /// A model served from a model package (any account's registry), in the account's network.
@@ -93,11 +101,6 @@ pub struct EndpointState {
 }
 
 impl EndpointState {
-    /// InService with no update in flight.
-    pub fn in_service(&self) -> bool {
-        self.status == "InService" && self.pending_config.is_none()
-    }
-
     /// Creating, Updating, rolling back, or deleting: wait.
     pub fn in_progress(&self) -> bool {
         matches!(self.status.as_str(), "Creating" | "Updating" | "SystemUpdating" | "RollingBack" | "Deleting")
@@ -239,13 +242,11 @@ pub async fn create_endpoint(
     config: &str,
     changes: &Changes,
 ) -> Result<String, AwsError> {
-    let mut all = tags(owner, "hosting/endpoint");
-    all.push(mark(config));
     let out = sm
         .create_endpoint()
         .endpoint_name(name)
         .endpoint_config_name(config)
-        .set_tags(Some(all))
+        .set_tags(Some(tags(owner, "hosting/endpoint")))
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
@@ -254,8 +255,9 @@ pub async fn create_endpoint(
 }
 
 /// Moves the endpoint to `config`: marks the move on the endpoint first, then UpdateEndpoint.
-/// An endpoint already being updated is Pending. A refused update takes its mark off again (best
-/// effort; the mark's time tells a later rollback from an earlier one anyway).
+/// An endpoint already being updated is Pending. The mark stays even when the call fails: the
+/// call may have been taken before its answer was lost, and the mark's time tells a later
+/// rollback from an earlier one.
 pub async fn update_endpoint(
     sm: &Client,
     endpoint: &EndpointState,
@@ -263,7 +265,7 @@ pub async fn update_endpoint(
     config: &str,
     changes: &Changes,
 ) -> StepResult<()> {
-    sm.add_tags().resource_arn(&endpoint.arn).tags(mark(config)).send().await.map_err(AwsError::from_sdk)?;
+    sm.add_tags().resource_arn(&endpoint.arn).tags(mark(endpoint, config)).send().await.map_err(AwsError::from_sdk)?;
     match sm.update_endpoint().endpoint_name(name).endpoint_config_name(config).send().await {
         Ok(_) => {
             changes.record(Action::Updated, format!("endpoint {name} to {config}"));
@@ -271,7 +273,6 @@ pub async fn update_endpoint(
         }
         Err(e) => {
             let e = AwsError::from_sdk(e);
-            let _ = sm.delete_tags().resource_arn(&endpoint.arn).tag_keys(UPDATING_TO_TAG).send().await;
             if e.code == "ValidationException" && e.message.contains("in-progress") {
                 return Ok(Step::Pending(format!("endpoint {name} is being updated already")));
             }
@@ -281,10 +282,20 @@ pub async fn update_endpoint(
 }
 
 /// Whether SageMaker rolled the endpoint back from an update to `config` that sagekeeper
-/// started: the endpoint reports a failure, and changed after the mark for that config.
+/// started: the endpoint reports a failure, and changed after the mark for that config (both
+/// times from AWS).
 pub fn rolled_back_from(endpoint: &EndpointState, tags: &[(String, String)], config: &str) -> bool {
     let Some((marked, at)) = update_mark(tags) else { return false };
-    endpoint.failure_reason.is_some() && marked == config && endpoint.changed.is_some_and(|changed| changed >= at)
+    endpoint.failure_reason.is_some()
+        && marked == config
+        && changed_millis(endpoint).is_some_and(|changed| changed > at)
+}
+
+/// Takes the update mark off once its failure is recorded, so the same config may be tried
+/// again after the spec or the version moved away and back.
+pub async fn clear_mark(sm: &Client, endpoint: &EndpointState) -> Result<(), AwsError> {
+    sm.delete_tags().resource_arn(&endpoint.arn).tag_keys(UPDATING_TO_TAG).send().await.map_err(AwsError::from_sdk)?;
+    Ok(())
 }
 
 /// Deletes the endpoint `name`: Ready once it is gone (or when it is not ours), Pending while it

@@ -21,6 +21,9 @@ pub(super) enum AccountState {
     /// The wanted config failed (SageMaker's reason), or the endpoint is in a state a person
     /// must look at; not retried until the spec or the version changes.
     Failed(String),
+    /// The version may not be deployed anew (it is no longer Approved): what exists is left
+    /// as it is, nothing is created or moved.
+    Held(String),
     /// The environment has not prepared the account yet.
     NotPrepared(String),
     /// An AWS call failed on this resource.
@@ -36,6 +39,8 @@ pub(super) struct Place<'a> {
     pub(super) package_arn: &'a str,
     /// What the environment prepared in the account (network, role, key, capture bucket).
     pub(super) prepared: &'a TargetAccountStatus,
+    /// Why the version may only be kept, not deployed anew (it is not Approved), if so.
+    pub(super) hold: Option<String>,
 }
 
 /// Instance types with local NVMe instance storage, which AWS refuses a volume key for: every
@@ -150,6 +155,7 @@ async fn converge_endpoint(
         out.failed_endpoint_config_name = None;
         out.failure_reason = None;
     }
+    let failed_before = out.failed_endpoint_config_name.is_some();
     let ensure_both = async {
         aws::ensure_model(sm, place.owner, &model, changes).await.map_err(on(format!("model {}", model.name)))?;
         aws::ensure_config(sm, place.owner, &config, changes)
@@ -158,6 +164,15 @@ async fn converge_endpoint(
     };
     let described = aws::describe_endpoint(sm, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?;
     let Some(state) = described else {
+        if let Some(why) = &place.hold {
+            return Ok(AccountState::Held(format!("no endpoint here, and {why}")));
+        }
+        if failed_before {
+            let reason = out.failure_reason.clone().unwrap_or_default();
+            return Ok(AccountState::Failed(format!(
+                "{reason} (the endpoint is gone; the failed config is not tried again until the spec or the version changes)"
+            )));
+        }
         ensure_both.await?;
         let arn = aws::create_endpoint(sm, place.owner, &endpoint, &config.name, changes)
             .await
@@ -168,9 +183,44 @@ async fn converge_endpoint(
         out.model_name = Some(model.name.clone());
         return Ok(AccountState::Deploying(Duration::from_secs(1), format!("creating endpoint {endpoint}")));
     };
+    // The endpoint's tags: read on first sight (it is adopted only if ours), and before any
+    // write to it or any judgement of a failure.
+    let first_sight = before.and_then(|b| b.endpoint_arn.as_deref()) != Some(state.arn.as_str());
+    let wrong_config = state.config != config.name;
+    let serving = matches!(state.status.as_str(), "InService" | "SystemUpdating") && state.pending_config.is_none();
+    let tags = if first_sight || ((wrong_config || !serving) && !state.in_progress()) {
+        aws::endpoint_tags(sm, place.owner, &state, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?
+    } else {
+        Vec::new()
+    };
     out.endpoint_arn = Some(state.arn.clone());
     out.endpoint_status = Some(state.status.clone());
     out.endpoint_config_name = Some(state.config.clone());
+    if serving && !wrong_config {
+        // Newly serving (or its last cleanup failed): the models and configs it used before go.
+        // `modelName` is recorded only once that is done, so a failed cleanup is tried again.
+        let settled = before.is_some_and(|b| {
+            b.endpoint_status.as_deref() == Some(state.status.as_str())
+                && b.endpoint_config_name.as_deref() == Some(config.name.as_str())
+                && b.model_name.as_deref() == Some(model.name.as_str())
+        });
+        if !settled && place.hold.is_none() {
+            out.model_name = None;
+            aws::remove_unused(sm, place.owner, &endpoint, &[&config.name, &model.name], changes)
+                .await
+                .map_err(on(format!("unused models and configs of endpoint {endpoint}")))?;
+        }
+        out.model_name = Some(model.name.clone());
+        return Ok(AccountState::Serving);
+    }
+    if let Some(why) = &place.hold {
+        // Not moved while the version may not be deployed anew: it serves as it is.
+        return Ok(if serving {
+            AccountState::Held(format!("not moved to new settings: {why}"))
+        } else {
+            AccountState::Held(format!("endpoint {endpoint} is {}: {why}", state.status))
+        });
+    }
     if state.in_progress() {
         let to = state.pending_config.as_deref().unwrap_or(&state.config);
         return Ok(AccountState::Deploying(
@@ -178,37 +228,15 @@ async fn converge_endpoint(
             format!("endpoint {endpoint} is {} ({to})", state.status),
         ));
     }
-    // The endpoint's tags: read on first sight (it is adopted only if ours) and before any write.
-    let first_sight = before.and_then(|b| b.endpoint_arn.as_deref()) != Some(state.arn.as_str());
-    let wrong_config = state.config != config.name;
-    let tags = if first_sight || wrong_config || state.status != "InService" {
-        aws::endpoint_tags(sm, place.owner, &state, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?
-    } else {
-        Vec::new()
-    };
     match state.status.as_str() {
-        "InService" if !wrong_config => {
-            // Newly serving (or its last cleanup failed): the models and configs it used before go.
-            // `modelName` is recorded only once that is done, so a failed cleanup is tried again.
-            let settled = before.is_some_and(|b| {
-                b.endpoint_status.as_deref() == Some("InService")
-                    && b.endpoint_config_name.as_deref() == Some(config.name.as_str())
-                    && b.model_name.as_deref() == Some(model.name.as_str())
-            });
-            if !settled {
-                out.model_name = None;
-                aws::remove_unused(sm, place.owner, &endpoint, &[&config.name, &model.name], changes)
-                    .await
-                    .map_err(on(format!("unused models and configs of endpoint {endpoint}")))?;
-            }
-            out.model_name = Some(model.name.clone());
-            Ok(AccountState::Serving)
-        }
         "InService" => {
-            if out.failed_endpoint_config_name.as_deref() == Some(config.name.as_str()) {
+            // While the wanted config is the failed one, nothing moves (not even drift back):
+            // a person decides with a new version or a change of the stage.
+            if failed_before {
                 return Ok(AccountState::Failed(out.failure_reason.clone().unwrap_or_default()));
             }
             if aws::rolled_back_from(&state, &tags, &config.name) {
+                aws::clear_mark(sm, &state).await.map_err(on(format!("endpoint {endpoint}")))?;
                 return Ok(failed(out, &config, &state));
             }
             ensure_both.await?;

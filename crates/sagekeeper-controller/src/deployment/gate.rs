@@ -54,6 +54,9 @@ pub(super) struct Decision {
     pub(super) waiting_for: Option<i64>,
     /// The Rejected version the stage keeps serving until a person decides.
     pub(super) rejected_serving: Option<i64>,
+    /// Why the target may only be kept where it serves, not deployed anew (it is not Approved
+    /// any more): no account gets it newly, and no endpoint is moved to new settings.
+    pub(super) hold: Option<String>,
     /// Why it serves what it does, or exactly what to set.
     pub(super) message: String,
 }
@@ -122,7 +125,12 @@ pub(super) fn decide(input: &Input<'_>) -> Decision {
         };
         messages.insert(0, format!("v{s} is Rejected and still serves: {remedy}"));
     }
-    Decision { target, waiting_for, rejected_serving, message: messages.join("; ") }
+    let hold = target.and_then(|t| match approval(t) {
+        Some("Approved") => None,
+        Some(other) => Some(format!("v{t} is {other}, so it is not deployed anew")),
+        None => Some(format!("v{t} is no longer in model package group {}, so it is not deployed anew", input.group)),
+    });
+    Decision { target, waiting_for, rejected_serving, hold, message: messages.join("; ") }
 }
 
 /// `staging=v7 Serving`, `production=v6 WaitingForApproval(v7)`, `staging=v6 Deploying(v7)`.
@@ -246,6 +254,32 @@ mod tests {
         let manual = decide_after(&stage(Approval::Manual, Some("2")), Some(3), Some(2), &[2]);
         assert_eq!(manual.rejected_serving, Some(2));
         assert!(manual.message.starts_with("v2 is Rejected and still serves: set approvedVersion"));
+    }
+
+    #[test]
+    fn a_version_no_longer_approved_is_only_kept_where_it_serves() {
+        let held = decide_after(&stage(Approval::Automatic, None), Some(1), Some(2), &[1, 2]);
+        assert_eq!(held.hold.as_deref(), Some("v2 is Rejected, so it is not deployed anew"));
+        let manual = decide_after(&stage(Approval::Manual, Some("4")), Some(3), Some(4), &[3, 4]);
+        assert_eq!(manual.target, Some(4));
+        assert_eq!(manual.hold.as_deref(), Some("v4 is PendingManualApproval, so it is not deployed anew"));
+        assert_eq!(decide_after(&stage(Approval::Automatic, None), Some(3), Some(1), &[1, 3]).hold, None);
+    }
+
+    #[test]
+    fn a_pin_steps_back_from_a_rejected_version_when_a_person_asks() {
+        let versions = [version(3, "Approved"), version(2, "Rejected"), version(1, "Approved")];
+        let decision = decide(&Input {
+            index: 0,
+            stage: &stage(Approval::Automatic, None),
+            wanted: Some(1),
+            following: false,
+            serving: Some(2),
+            earlier: &[],
+            versions: &versions,
+            group: "g",
+        });
+        assert_eq!((decision.target, decision.hold), (Some(1), None));
     }
 
     #[test]

@@ -111,8 +111,20 @@ impl Kind for ModelDeployment {
                 if known.contains(&(stage.name.clone(), name.clone())) {
                     continue;
                 }
-                if let Ok(account) = resolve::account(ctx, &name, &namespace, &labels, Some(&env.spec.region)).await? {
-                    places.push((stage.name.clone(), account));
+                // An account that never admitted this namespace (or region) holds nothing of it;
+                // one that is not Ready yet may, so deletion waits for it.
+                match resolve::account(ctx, &name, &namespace, &labels, Some(&env.spec.region)).await? {
+                    Ok(account) => places.push((stage.name.clone(), account)),
+                    Err(Outcome::Stalled {
+                        reason: Reason::AccountNotPermitted | Reason::InvalidConfiguration,
+                        ..
+                    }) => {}
+                    Err(_) if ctx.stores.accounts.get(&ObjectRef::new(&name)).is_none() => {}
+                    Err(outcome) => pending.push(format!(
+                        "cannot clean up stage {} in AwsAccount {name} yet: {}",
+                        stage.name,
+                        outcome.message()
+                    )),
                 }
             }
         }
@@ -355,7 +367,9 @@ async fn converge(
             group,
         });
         promotion_pending |= decision.waiting_for.is_some();
-        drift &= decision.target == previous.desired_version;
+        drift &= decision.target == previous.desired_version
+            && accounts.len() == previous.accounts.len()
+            && accounts.iter().all(|a| previous.accounts.iter().any(|p| p.account == a.name_any()));
         if let Some(v) = decision.rejected_serving
             && !previous.message.contains("is Rejected and still serves")
         {
@@ -476,6 +490,8 @@ async fn converge_stage(
         accounts: previous.accounts.clone(),
     };
     let Some(version) = decision.target else {
+        // Accounts that left are for `depart`.
+        out.accounts.retain(|a| place.accounts.iter().any(|account| account.name_any() == a.account));
         out.phase = if decision.waiting_for.is_some() { StagePhase::WaitingForApproval } else { StagePhase::Pending };
         if out.message.is_empty() {
             out.message = "no model version to deploy yet".into();
@@ -506,7 +522,15 @@ async fn converge_stage(
             continue;
         };
         let session = ctx.sessions.session(&access(account, &place.resolved.region));
-        let at = Place { names: place.names, owner: place.owner, stage, version, package_arn: &package_arn, prepared };
+        let at = Place {
+            names: place.names,
+            owner: place.owner,
+            stage,
+            version,
+            package_arn: &package_arn,
+            prepared,
+            hold: decision.hold.clone(),
+        };
         let (account_status, state) = endpoint::converge(session.sagemaker(), &at, before, changes).await;
         if let AccountState::Failed(reason) = &state
             && before.and_then(|b| b.failure_reason.as_ref()) != account_status.failure_reason.as_ref()
@@ -522,14 +546,30 @@ async fn converge_stage(
     }
     out.accounts = accounts;
 
+    let settled = if decision.waiting_for.is_some() { StagePhase::WaitingForApproval } else { StagePhase::Serving };
+    if decision.hold.is_some() && states.iter().all(|s| matches!(s, AccountState::Serving | AccountState::Held(_))) {
+        // Kept as it serves; nothing new is verified.
+        out.phase = settled;
+        let held: Vec<String> = states
+            .iter()
+            .zip(&out.accounts)
+            .filter_map(|(s, a)| match s {
+                AccountState::Held(why) => Some(format!("{}: {why}", a.account)),
+                _ => None,
+            })
+            .collect();
+        let messages = [out.message.clone(), held.join("; ")];
+        out.message = messages.into_iter().filter(|m| !m.is_empty()).collect::<Vec<_>>().join("; ");
+        return out;
+    }
     if states.iter().all(|s| matches!(s, AccountState::Serving)) {
         out.serving_version = Some(version);
-        out.phase = if decision.waiting_for.is_some() { StagePhase::WaitingForApproval } else { StagePhase::Serving };
-        if !out.verified_versions.contains(&version) {
-            out.verified_versions.push(version);
-            let excess = out.verified_versions.len().saturating_sub(VERIFIED_KEPT);
-            out.verified_versions.drain(..excess);
-        }
+        out.phase = settled;
+        // The most recently verified last, so the oldest is the first to go.
+        out.verified_versions.retain(|v| *v != version);
+        out.verified_versions.push(version);
+        let excess = out.verified_versions.len().saturating_sub(VERIFIED_KEPT);
+        out.verified_versions.drain(..excess);
         if previous.serving_version != Some(version) {
             tally.notes.push(Note {
                 type_: EventType::Normal,
@@ -552,7 +592,7 @@ async fn converge_stage(
                 out.phase = StagePhase::Failed;
                 messages.push(format!("{}: {reason}", account.account));
             }
-            AccountState::NotPrepared(why) => messages.push(why),
+            AccountState::NotPrepared(why) | AccountState::Held(why) => messages.push(why),
             AccountState::Error(e, resource) => {
                 messages.push(format!("{}: {}: {}", account.account, e.code, e.message));
                 tally.error(e, format!("{resource} in AwsAccount {}", account.account));
