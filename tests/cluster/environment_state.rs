@@ -769,32 +769,18 @@ fn check_sagemaker_trust(trust: &Value, what: &str) {
 /// The four preventive denies, each its own statement with one condition key, on roles that can
 /// create jobs, models or notebooks; `expect` false checks that none is there.
 fn check_preventive_denies(policy: &Value, what: &str, expect: bool, account: &str) {
+    // What must run in the environment's subnets and security groups.
+    const VPC_BOUND: &[&str] = &[
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateNotebookInstance",
+    ];
     // (condition key, operators allowed, value, actions the deny must cover)
     let denies: [(&str, &[&str], &str, &[&str]); 4] = [
-        (
-            "sagemaker:vpcsubnets",
-            &["Null"],
-            "true",
-            &[
-                "sagemaker:CreateTrainingJob",
-                "sagemaker:CreateProcessingJob",
-                "sagemaker:CreateHyperParameterTuningJob",
-                "sagemaker:CreateModel",
-                "sagemaker:CreateNotebookInstance",
-            ],
-        ),
-        (
-            "sagemaker:vpcsecuritygroupids",
-            &["Null"],
-            "true",
-            &[
-                "sagemaker:CreateTrainingJob",
-                "sagemaker:CreateProcessingJob",
-                "sagemaker:CreateHyperParameterTuningJob",
-                "sagemaker:CreateModel",
-                "sagemaker:CreateNotebookInstance",
-            ],
-        ),
+        ("sagemaker:vpcsubnets", &["Null"], "true", VPC_BOUND),
+        ("sagemaker:vpcsecuritygroupids", &["Null"], "true", VPC_BOUND),
         (
             // The current key; api.md's sagemaker:VolumeKmsKey is deprecated and on no action.
             "sagemaker:volumekmskeyarn",

@@ -154,6 +154,19 @@ pub(crate) enum Retry {
     After(std::time::Duration),
 }
 
+/// One Normal event per kind of write a pass made (Created, Updated, Deleted), each listing the
+/// resources.
+pub(crate) fn change_notes(changes: &[(sagekeeper_aws::steps::Action, String)]) -> Vec<Note> {
+    use sagekeeper_aws::steps::Action::{Created, Deleted, Updated};
+    [(Created, "Created"), (Updated, "Updated"), (Deleted, "Deleted")]
+        .into_iter()
+        .filter_map(|(action, reason)| {
+            let items: Vec<&str> = changes.iter().filter(|(a, _)| *a == action).map(|(_, w)| w.as_str()).collect();
+            (!items.is_empty()).then(|| Note { type_: EventType::Normal, reason, note: items.join("; ") })
+        })
+        .collect()
+}
+
 /// The result of a cleanup pass.
 #[derive(Debug)]
 pub(crate) enum Cleanup<S> {

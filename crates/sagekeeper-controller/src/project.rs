@@ -21,7 +21,7 @@ use sagekeeper_aws::{AccountAccess, AwsError, Session};
 use sagekeeper_policy::pipeline::{self, ABALONE_ASSETS, JobSettings, Violation};
 
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, namespaced_kind, publish, status_fields};
+use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, change_notes, namespaced_kind, publish, status_fields};
 use crate::resolve::{self, project_users, unless_in_use};
 use crate::run::Error;
 
@@ -334,6 +334,16 @@ fn fingerprint(project: &MLOpsProject, env: &DataScienceEnvironment) -> u64 {
     hasher.finish()
 }
 
+/// A poll that failed on `resource`: reported, and tried again (throttling backs off).
+fn retrying(
+    status: MLOpsProjectStatus,
+    component: Component,
+    e: &AwsError,
+    resource: &str,
+) -> Report<MLOpsProjectStatus> {
+    resolve::aws_failure(status, component, e, resource, "sagekeeper retries")
+}
+
 /// A full pass: registry, assets, pipeline, runs, registry versions.
 async fn converge(
     ctx: &Context,
@@ -433,7 +443,7 @@ async fn converge(
         }
     }
     let mut report = poll(ctx, plan, session, status).await;
-    report.notes.extend(notes(&changes.take()));
+    report.notes.extend(change_notes(&changes.take()));
     report
 }
 
@@ -448,39 +458,21 @@ async fn poll(
     let mut notes = Vec::new();
     if let Some(last) = status.last_execution.clone().filter(|e| matches!(e.status.as_str(), "Executing" | "Stopping"))
     {
-        match aws::describe_run(sm, &last.arn).await {
-            Ok(run) => {
-                if !run.running() {
-                    notes.push(run_note(&run));
-                }
-                status.last_execution = Some(execution_status(run));
-            }
-            Err(e) => {
-                return resolve::aws_failure(
-                    status,
-                    Component::Pipeline,
-                    &e,
-                    &format!("run {}", last.arn),
-                    "sagekeeper retries",
-                );
-            }
+        let run = match aws::describe_run(sm, &last.arn).await {
+            Ok(run) => run,
+            Err(e) => return retrying(status, Component::Pipeline, &e, &format!("run {}", last.arn)),
+        };
+        if !run.running() {
+            notes.push(run_note(&run));
         }
+        status.last_execution = Some(execution_status(run));
     }
-    match aws::latest_versions(sm, &plan.group).await {
-        Ok((latest, approved)) => {
-            status.latest_model_package = latest.map(|v| package_ref(&v, true));
-            status.latest_approved_model_package = approved.map(|v| package_ref(&v, false));
-        }
-        Err(e) => {
-            return resolve::aws_failure(
-                status,
-                Component::Registry,
-                &e,
-                &format!("model package group {}", plan.group),
-                "sagekeeper retries",
-            );
-        }
-    }
+    let (latest, approved) = match aws::latest_versions(sm, &plan.group).await {
+        Ok(versions) => versions,
+        Err(e) => return retrying(status, Component::Registry, &e, &format!("model package group {}", plan.group)),
+    };
+    status.latest_model_package = latest.map(|v| package_ref(&v, true));
+    status.latest_approved_model_package = approved.map(|v| package_ref(&v, false));
     let outcome = Outcome::Ready {
         message: format!("model package group {} and pipeline {} converged", plan.group, plan.pipeline.name),
     };
@@ -517,23 +509,8 @@ fn pending(
     let outcome = Outcome::progressing(Reason::Pending(component), why);
     let mut report = Report::new(status, outcome.clone());
     report.components = vec![ComponentState { component, outcome }];
-    report.notes = notes(&changes.take());
+    report.notes = change_notes(&changes.take());
     report
-}
-
-fn notes(changes: &[(sagekeeper_aws::steps::Action, String)]) -> Vec<Note> {
-    use sagekeeper_aws::steps::Action;
-    let list = |action: Action| -> Vec<&str> {
-        changes.iter().filter(|(a, _)| *a == action).map(|(_, what)| what.as_str()).collect()
-    };
-    let mut notes = Vec::new();
-    for (action, reason) in [(Action::Created, "Created"), (Action::Updated, "Updated"), (Action::Deleted, "Deleted")] {
-        let items = list(action);
-        if !items.is_empty() {
-            notes.push(Note { type_: EventType::Normal, reason, note: items.join("; ") });
-        }
-    }
-    notes
 }
 
 fn run_note(run: &Execution) -> Note {

@@ -23,12 +23,12 @@ use sagekeeper_api::deployment::{
 use sagekeeper_api::naming::{DeploymentNames, OWNER_TAG, OWNER_UID_TAG};
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment, ModelDeploymentStatus};
 use sagekeeper_aws::project::Version;
-use sagekeeper_aws::steps::{Action, Changes, Owner, Step};
+use sagekeeper_aws::steps::{Changes, Owner, Step};
 use sagekeeper_aws::{AccountAccess, AwsError};
 
 use self::endpoint::{AccountState, Place};
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, namespaced_kind, status_fields};
+use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, change_notes, namespaced_kind, status_fields};
 use crate::resolve;
 use crate::run::Error;
 
@@ -144,7 +144,7 @@ impl Kind for ModelDeployment {
                 }
             }
         }
-        let notes = notes(&changes);
+        let notes = change_notes(&changes.take());
         if let Some((e, resource)) = failure {
             let remedy = "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it";
             let mut report = resolve::aws_failure(status, Component::Deletion, &e, &resource, remedy);
@@ -452,7 +452,7 @@ async fn converge(
     report.components = vec![ComponentState { component: Component::Stages, outcome: stages_outcome }];
     report.extra = vec![model_condition, pending_condition];
     report.notes = tally.notes;
-    report.notes.extend(notes(&changes).into_iter().map(|note| match note.reason {
+    report.notes.extend(change_notes(&changes.take()).into_iter().map(|note| match note.reason {
         "Created" | "Updated" if drift => Note { type_: EventType::Warning, reason: "DriftRepaired", ..note },
         _ => note,
     }));
@@ -671,19 +671,6 @@ fn keep(stages: &mut Vec<StageStatus>, stage: &str, account: StageAccountStatus)
             ..Default::default()
         }),
     }
-}
-
-/// Events for what a pass wrote.
-fn notes(changes: &Changes) -> Vec<Note> {
-    let all = changes.take();
-    let list = |action: Action| {
-        let items: Vec<&str> = all.iter().filter(|(a, _)| *a == action).map(|(_, w)| w.as_str()).collect();
-        (!items.is_empty()).then(|| items.join("; "))
-    };
-    [(Action::Created, "Created"), (Action::Updated, "Updated"), (Action::Deleted, "Deleted")]
-        .into_iter()
-        .filter_map(|(action, reason)| list(action).map(|note| Note { type_: EventType::Normal, reason, note }))
-        .collect()
 }
 
 #[cfg(test)]
