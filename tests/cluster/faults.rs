@@ -15,6 +15,11 @@ use crate::references::{environment, ready_account};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_30_percent_of_calls_throttled_it_converges_without_duplicates() {
     let t = TestEnv::new("throttled").await;
+    let controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(2), None).await;
+    ready_account(&t, "dev", 1, &t.namespace).await;
+    ready_account(&t, "staging", 2, &t.namespace).await;
+    // Throttling from here on: the test's own setup calls (the deployer roles) are not retried
+    // as patiently as the controller's.
     let accounts = json!([t.account(1), t.account(2)]);
     for (service, code, status) in [
         ("ec2", "RequestLimitExceeded", 503),
@@ -27,11 +32,8 @@ async fn with_30_percent_of_calls_throttled_it_converges_without_duplicates() {
         t.emulator.fault(json!({"operation": "*", "service": service, "accounts": accounts, "code": code,
             "httpStatus": status, "probability": 0.3, "message": "Rate exceeded"}));
     }
-    let controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(2), None).await;
     // A smaller environment than the full example (one target, three interface endpoints), so
     // the SDK's throttling backoff keeps the test short; every kind of resource is still there.
-    ready_account(&t, "dev", 1, &t.namespace).await;
-    ready_account(&t, "staging", 2, &t.namespace).await;
     let mut env = environment(&t, "fraud", "dev", &[("staging", "staging")]);
     env.spec.network.vpc_endpoints = Some(vec!["sagemaker.api".into(), "sts".into(), "kms".into()]);
     env.spec.studio.user_profiles = vec![sagekeeper_api::environment::UserProfile {
