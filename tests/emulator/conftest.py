@@ -37,10 +37,11 @@ class Process:
     started_in: float
 
 
-def start_emulator(workdir: Path) -> Process:
-    """Launch the emulator as a subprocess on port 0 and wait for its readiness line."""
+def start_emulator(workdir: Path, *extra: str) -> Process:
+    """Launch the emulator as a subprocess on port 0 (with `extra` arguments) and wait for its
+    readiness line."""
     started = time.monotonic()
-    arguments = ["--host", "127.0.0.1", "--port", "0", "--port-file", str(workdir / "port")]
+    arguments = ["--host", "127.0.0.1", "--port", "0", "--port-file", str(workdir / "port"), *extra]
     popen = subprocess.Popen(
         [sys.executable, "-m", "sagekeeper_emulator", *arguments],
         cwd=HERE,

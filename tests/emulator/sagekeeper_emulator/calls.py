@@ -19,7 +19,9 @@ class CallLog:
         self._lock = threading.Lock()
         self._calls: list[dict] = []
 
-    def record(self, account: str, caller: str, service: str, operation: str, status: int) -> None:
+    def record(
+        self, account: str, caller: str, service: str, operation: str, status: int, verdict: dict | None = None
+    ) -> None:
         entry = {
             "account": account,
             "caller": caller,
@@ -27,6 +29,7 @@ class CallLog:
             "operation": operation,
             "status": status,
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            **(verdict or {}),
         }
         with self._lock:
             self._calls.append(entry)

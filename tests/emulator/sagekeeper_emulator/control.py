@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import calls, config, faults
+from . import authorization, calls, config, faults
 from .sagemaker import core as sagemaker_core
 from .sagemaker import endpoints, pipelines
 
@@ -52,7 +52,12 @@ def create_credentials(request):
     name = body.get("userName") or f"emulator-{uuid.uuid4().hex[:8]}"
     user = iam.users.get(name) or iam.create_user(region_name="us-east-1", user_name=name)
     key = iam.create_access_key(name)
-    return {"accessKeyId": key.access_key_id, "secretAccessKey": key.secret_access_key, "arn": user.arn}
+    admin = body.get("admin", False)
+    if not isinstance(admin, bool):
+        raise ValueError("admin must be true or false")
+    if admin:
+        authorization.admin_keys.add(key.access_key_id)
+    return {"accessKeyId": key.access_key_id, "secretAccessKey": key.secret_access_key, "arn": user.arn, "admin": admin}
 
 
 def list_calls(request):
@@ -91,6 +96,21 @@ def set_config(request):
     body = _body(request)
     account = _account(body.pop("account", None))
     return config.as_json(account, config.registry.update(account, body))
+
+
+def get_iam(_request):
+    return authorization.modes.as_json()
+
+
+def set_iam(request):
+    body = _body(request)
+    accounts = body.get("accounts")
+    if accounts is not None:
+        if not isinstance(accounts, list):
+            raise ValueError("accounts must be a list of 12-digit account ids")
+        accounts = [_account(a) for a in accounts]
+    authorization.modes.set(body.get("mode"), accounts)
+    return authorization.modes.as_json()
 
 
 def finish_pipeline_execution(request):
@@ -135,6 +155,8 @@ _ROUTES = Map(
         Rule("/_emulator/faults/<fault_id>", methods=["DELETE"], endpoint=remove_fault),
         Rule("/_emulator/config", methods=["GET"], endpoint=get_config),
         Rule("/_emulator/config", methods=["POST"], endpoint=set_config),
+        Rule("/_emulator/iam", methods=["GET"], endpoint=get_iam),
+        Rule("/_emulator/iam", methods=["POST"], endpoint=set_iam),
         Rule("/_emulator/pipeline-executions", methods=["POST"], endpoint=finish_pipeline_execution),
         Rule("/_emulator/endpoint-failures", methods=["POST"], endpoint=add_endpoint_failure),
         Rule("/_emulator/endpoint-failures", methods=["DELETE"], endpoint=clear_endpoint_failures),
@@ -173,6 +195,7 @@ def reset_extension_state() -> None:
     faults.registry.clear()
     config.registry.clear()
     sagemaker_core.reset()
+    authorization.reset()
 
 
 def install() -> None:

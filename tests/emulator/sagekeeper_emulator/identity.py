@@ -26,6 +26,8 @@ class Caller:
     account: str
     arn: str  # as GetCallerIdentity reports it
     principal_arn: str  # aws:PrincipalArn
+    kind: str = "anonymous"  # user | session | anonymous (a key the emulator did not issue)
+    admin: bool = False  # the account-admin identity of a test's setup, exempt from IAM evaluation
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ def _anonymous(account: str) -> Caller:
     return Caller(account, f"arn:aws:sts::{account}:user/moto", f"arn:aws:iam::{account}:user/moto")
 
 
-def identify(access_key: str | None, account_header: str | None = None) -> Caller:
-    """The caller for an access key, attributed to an account exactly as moto does."""
+def identify(access_key: str | None, account_header: str | None = None, admin_keys=frozenset()) -> Caller:
+    """The caller for an access key, attributed to an account exactly as moto does; keys in
+    `admin_keys` belong to account-admin identities."""
     if account_header:
         return _anonymous(account_header)
     if not access_key:
@@ -58,9 +61,11 @@ def identify(access_key: str | None, account_header: str | None = None) -> Calle
         role_name = key.role_arn.rsplit("/", 1)[-1]
         role = next((r for r in list(iam.get_roles()) if r.name == role_name), None)
         arn = session.arn if session else key.role_arn
-        return Caller(account, arn, role.arn if role else key.role_arn)
+        return Caller(account, arn, role.arn if role else key.role_arn, "session")
     user = iam.users.get(key.user_name)
-    return Caller(account, user.arn, user.arn) if user else _anonymous(account)
+    if user is None:
+        return _anonymous(account)
+    return Caller(account, user.arn, user.arn, "user", access_key in admin_keys)
 
 
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("request")

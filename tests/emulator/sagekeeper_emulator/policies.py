@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import re
 from datetime import timedelta
 
@@ -38,26 +37,15 @@ from moto.s3.exceptions import S3ClientError
 from moto.s3.models import FakeBucket, S3Backend
 
 from . import config
+from .authorization.evaluation import Check, Evaluator, Principal, parse, statement_principal, statements
 from .identity import Caller, RequestContext, current
 
 _ACCOUNT = re.compile(r"\d{12}")
 _IAM_ENTITY = re.compile(r"arn:aws:iam::(\d{12}):(user|role)/(?:.*/)?([^/]+)")
 _ACCOUNT_ROOT = re.compile(r"arn:aws:iam::(\d{12}):root")
 _SESSION = re.compile(r"arn:aws:sts::(\d{12}):assumed-role/([^/]+)/[^/]+")
-_NEGATED = {"StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike", "StringNotEqualsIgnoreCase"}
 # moto names the bucket-policy action after the HTTP method; AWS authorizes these as:
 _S3_ACTIONS = {"s3:HeadObject": "s3:GetObject", "s3:PostObject": "s3:PutObject"}
-
-
-def parse(document) -> dict | None:
-    """A policy document as a dict, or None when it is not a JSON object."""
-    if isinstance(document, bytes):
-        document = document.decode("utf-8", "replace")
-    try:
-        policy = json.loads(document) if isinstance(document, str) else document
-    except ValueError:
-        return None
-    return policy if isinstance(policy, dict) else None
 
 
 def _as_list(value) -> list:
@@ -70,11 +58,6 @@ def _values(value) -> list[str]:
 
 def _statements(policy: dict) -> list[dict]:
     return [s for s in _as_list(policy.get("Statement", [])) if isinstance(s, dict)]
-
-
-def _glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
 
 
 # --- principals --------------------------------------------------------------
@@ -115,109 +98,33 @@ def invalid_principals(policy: dict) -> list[str]:
     return [p for p in named if not principal_exists(p)]
 
 
-def _entity(arn: str) -> tuple[str, ...] | None:
-    match = _IAM_ENTITY.fullmatch(arn)
-    return match.groups() if match else None
+# --- resource-policy evaluation (the one engine: authorization.evaluation) ---------------
+
+_ENGINE = Evaluator()
 
 
-def _names_caller(principal: str, caller: Caller) -> bool:
-    if principal in ("*", caller.account, f"arn:aws:iam::{caller.account}:root", caller.arn):
-        return True
-    return _entity(principal) is not None and _entity(principal) == _entity(caller.principal_arn)
-
-
-def _principal_matches(statement: dict, caller: Caller) -> bool:
-    if "NotPrincipal" in statement:
-        return not _principal_in(statement["NotPrincipal"], caller)
-    return "Principal" not in statement or _principal_in(statement["Principal"], caller)
-
-
-def _principal_in(principal, caller: Caller) -> bool:
-    if principal == "*":
-        return True
-    aws = principal.get("AWS", []) if isinstance(principal, dict) else []
-    return any(_names_caller(p, caller) for p in _values(aws))
-
-
-# --- conditions --------------------------------------------------------------
-
-
-def _value_matches(base: str, wanted: str, actual: str) -> bool:
-    if base in ("StringEquals", "StringNotEquals"):
-        return wanted == actual
-    if base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
-        return wanted.lower() == actual.lower()
-    if base == "Bool":
-        return wanted.lower() == actual.lower()
-    # StringLike and the Arn operators (ArnEquals also takes wildcards in AWS)
-    return _glob(wanted, actual)
-
-
-_OPERATORS = {
-    "StringEquals",
-    "StringNotEquals",
-    "StringEqualsIgnoreCase",
-    "StringNotEqualsIgnoreCase",
-    "StringLike",
-    "StringNotLike",
-    "ArnEquals",
-    "ArnNotEquals",
-    "ArnLike",
-    "ArnNotLike",
-    "Bool",
-}
-
-
-def _key_matches(operator: str, wanted: list[str], actual: list[str] | None) -> bool:
-    if_exists = operator.endswith("IfExists")
-    base = operator[: -len("IfExists")] if if_exists else operator
-    if base == "Null":
-        return (actual is None) == ("true" in [w.lower() for w in wanted])
-    if actual is None:
-        # AWS: a missing key fails positive operators and satisfies negated ones.
-        return if_exists or base in _NEGATED
-    if base not in _OPERATORS:
-        return False
-    hit = any(_value_matches(base, w, a) for w in wanted for a in actual)
-    return not hit if base in _NEGATED else hit
+def _principal(caller: Caller) -> Principal:
+    return Principal(caller.account, caller.arn, caller.principal_arn)
 
 
 def conditions_match(conditions: dict, keys: dict[str, list[str]]) -> bool:
-    """AND across operators and keys, OR across a key's values; key names case-insensitive."""
-    for operator, block in conditions.items():
-        if not isinstance(block, dict):
-            return False
-        for key, wanted in block.items():
-            if not _key_matches(operator, _values(wanted), keys.get(key.lower())):
-                return False
-    return True
-
-
-# --- statements --------------------------------------------------------------
-
-
-def _listed(statement: dict, name: str, value: str, ignore_case: bool) -> bool:
-    """Whether value matches the statement's Action/Resource (or is outside NotX)."""
-    if f"Not{name}" in statement:
-        return not any(_glob(p, value, ignore_case) for p in _values(statement[f"Not{name}"]))
-    if name not in statement:
-        return True
-    return any(_glob(p, value, ignore_case) for p in _values(statement[name]))
+    """AND across operators and keys, OR across a key's values; key names case-insensitive.
+    A condition that cannot be judged (an unknown operator) does not match."""
+    return _ENGINE.conditions(conditions, keys, []) is True
 
 
 def evaluate(policy: dict, action: str, resource: str, caller: Caller, keys: dict) -> str | None:
-    """'Deny' if a matching Deny applies, else 'Allow' if an Allow does, else None."""
+    """A resource policy's verdict for the caller: 'Deny' if a matching Deny applies, else
+    'Allow' if an Allow does, else None."""
+    check = Check(action, resource, keys)
     verdict = None
-    for statement in _statements(policy):
-        applies = (
-            _principal_matches(statement, caller)
-            and _listed(statement, "Action", action, ignore_case=True)
-            and _listed(statement, "Resource", resource, ignore_case=False)
-            and conditions_match(statement.get("Condition", {}), keys)
-        )
-        if applies and statement.get("Effect") == "Deny":
+    for statement in statements(policy):
+        form = statement_principal(statement, _principal(caller))
+        if not _ENGINE.statement(statement, check, form).applies:
+            continue
+        if statement.get("Effect") == "Deny":
             return "Deny"
-        if applies and statement.get("Effect") == "Allow":
+        if statement.get("Effect") == "Allow":
             verdict = "Allow"
     return verdict
 

@@ -99,6 +99,7 @@ class AwsRequest:
     access_key: str | None
     service: str  # signing name from the credential scope, "unknown" if unsigned
     operation: str
+    region: str | None = None  # from the credential scope
 
     @property
     def protocol(self) -> str:
@@ -136,7 +137,7 @@ def read_request(environ: dict) -> AwsRequest:
     scope = _SCOPE.search(headers.get("authorization", "")) or _SCOPE.search(
         "Credential=" + query.get("X-Amz-Credential", [""])[0]
     )
-    access_key, _region, service = scope.groups() if scope else (None, None, "unknown")
+    access_key, region, service = scope.groups() if scope else (None, None, "unknown")
     method = environ.get("REQUEST_METHOD", "GET")
     path = environ.get("PATH_INFO", "/")
     return AwsRequest(
@@ -148,6 +149,7 @@ def read_request(environ: dict) -> AwsRequest:
         access_key=access_key,
         service=service,
         operation=_operation(service, method, path, query, headers, body),
+        region=region,
     )
 
 

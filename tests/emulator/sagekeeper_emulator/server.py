@@ -32,7 +32,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import make_server
 
-from . import calls, control, ec2, faults, policies, s3, sagemaker, sts
+from . import authorization, calls, control, ec2, faults, policies, s3, sagemaker, sts
 from .identity import RequestContext, bind, identify, unbind
 from .protocol import AwsRequest, error_response, read_request
 
@@ -45,6 +45,7 @@ def install() -> None:
     s3.install()
     sagemaker.install()
     control.install()
+    authorization.install()
 
 
 class EmulatorMiddleware:
@@ -61,7 +62,9 @@ class EmulatorMiddleware:
             return self.app(environ, start_response)
         try:
             request = read_request(environ)
-            caller = identify(request.access_key, request.headers.get("x-moto-account-id"))
+            caller = identify(
+                request.access_key, request.headers.get("x-moto-account-id"), authorization.admin_keys
+            )
         except Exception:  # never let a malformed request take the server down
             traceback.print_exc()
             status, headers, body = error_response(
@@ -70,21 +73,35 @@ class EmulatorMiddleware:
             start_response(_status_line(status), headers)
             return [body]
         token = bind(RequestContext(caller, request.headers))
+        verdict = None
         try:
-            status, headers, body = self._respond(request, caller.account, environ)
+            status, headers, body, verdict = self._respond(request, caller, environ)
         finally:
             unbind(token)
-        calls.log.record(caller.account, caller.arn, request.service, request.operation, status)
+        calls.log.record(
+            caller.account, caller.arn, request.service, request.operation, status, verdict.as_log() if verdict else None
+        )
         faults.registry.observe(request.operation, caller.account, status)
         start_response(_status_line(status), headers)
         return body
 
-    def _respond(self, request: AwsRequest, account: str, environ) -> tuple[int, list, object]:
-        fault = faults.registry.fire(request, account)
+    def _respond(self, request: AwsRequest, caller, environ) -> tuple[int, list, object, object]:
+        fault = faults.registry.fire(request, caller.account)
         if fault:
-            return self._error(request, fault.code, fault.message, fault.httpStatus)
+            return (*self._error(request, fault.code, fault.message, fault.httpStatus), None)
         if request.protocol == "json" and not request.json_body_ok():
-            return self._error(request, "SerializationException", "The request body is not valid JSON", 400)
+            return (*self._error(request, "SerializationException", "The request body is not valid JSON", 400), None)
+        try:
+            verdict = authorization.authorize(request, caller)
+        except Exception as error:  # a table bug must show, not pass as allowed
+            traceback.print_exc()
+            code = "InternalError" if request.protocol == "s3" else "InternalFailure"
+            return (*self._error(request, code, f"authorization: {type(error).__name__}: {error}", 500), None)
+        if verdict.refused:
+            return (*self._error(request, verdict.code, verdict.message, verdict.status), verdict)
+        return (*self._moto(request, environ), verdict)
+
+    def _moto(self, request: AwsRequest, environ) -> tuple[int, list, object]:
         captured: dict = {}
 
         def capture(status, headers, exc_info=None):
@@ -144,7 +161,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--port-file", help="write the bound port number here once listening")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--iam-evaluation",
+        choices=authorization.MODES,
+        default="off",
+        help="evaluate IAM for every account unless /_emulator/iam says otherwise (default: off)",
+    )
     args = parser.parse_args(argv)
+    authorization.modes.server_default = args.iam_evaluation
+    authorization.modes.reset()
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     install()

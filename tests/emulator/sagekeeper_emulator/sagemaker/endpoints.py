@@ -84,20 +84,30 @@ def _model_package(call: Call, name: str):
     return package, owner, owner_region
 
 
-def _authorize_package(call: Call, name: str) -> None:
-    """AWS's resource-policy check of CreateModel on a model package: another account's package
-    needs an Allow in its group's policy; a Deny refuses it in any account."""
+def _authorize_package(call: Call, name: str, action: str = "sagemaker:CreateModel"):
+    """AWS's resource-policy check of an action on a model package: another account's package
+    needs an Allow in its group's policy; a Deny refuses it in any account. Returns the package."""
     package, owner, region = _model_package(call, name)
     group = package.model_package_group_name
     policy = parse(table("group-policy", owner, region).get(group) or "") if group else None
     context = current()
-    action = "sagemaker:CreateModel"
     verdict = evaluate(policy, action, package.arn, context.caller, request_keys(context)) if policy else None
     refusal = f"User: {context.caller.arn} is not authorized to perform: {action} on resource: {package.arn}"
     if verdict == "Deny":
         raise AccessDeniedException(f"{refusal} with an explicit deny in a resource-based policy")
     if owner != call.scope[0] and verdict != "Allow":
         raise AccessDeniedException(f"{refusal} because no resource-based policy allows the {action} action")
+    return package
+
+
+@operation
+def describe_model_package(call: Call):
+    """Another account's package by ARN, as its group's policy allows (moto looks only in the
+    caller's account)."""
+    name = call.param("ModelPackageName") or ""
+    if not _PACKAGE_ARN.fullmatch(name):
+        return call.original()
+    return _authorize_package(call, name, "sagemaker:DescribeModelPackage").gen_response_object()
 
 
 @operation
