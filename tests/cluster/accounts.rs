@@ -47,11 +47,34 @@ async fn account_without_role_in_another_account_stalls_with_account_mismatch() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_without_role_in_the_controllers_own_account_is_ready() {
     let t = TestEnv::new("own-account").await;
+    t.install_boundary(&t.home_account).await;
     let _controller = t.controller().await;
     let obj = account(&t, "home", &format!("  accountId: '{}'", t.home_account));
     t.accounts().create(&Default::default(), &obj).await.unwrap();
     let ready = t.wait_condition(&t.accounts(), &t.name("home"), "Ready", "True", None).await;
     assert_eq!(ready.status.unwrap().caller_arn.as_deref(), Some(t.home.arn.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boundary_that_does_not_exist_stalls_the_account_naming_it() {
+    let t = TestEnv::new("missing-boundary").await;
+    let role = t.create_role(&t.account(1), "sagekeeper-deployer", None).await;
+    let _controller = t.controller().await;
+    let missing = format!("arn:aws:iam::{}:policy/team-boundary", t.account(1));
+    let body = format!("  accountId: '{}'\n  roleArn: {role}\n  permissionsBoundaryArn: {missing}", t.account(1));
+    t.accounts().create(&Default::default(), &account(&t, "dev", &body)).await.unwrap();
+    let stalled =
+        t.wait_condition(&t.accounts(), &t.name("dev"), "Stalled", "True", Some("InvalidConfiguration")).await;
+    let ready = conditions::find(stalled.conditions(), "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    let expected = format!("NoSuchEntity: permissions boundary {missing} does not exist in account {}", t.account(1));
+    assert!(ready.message.starts_with(&expected), "{}", ready.message);
+    // Without spec.permissionsBoundaryArn the account's sagekeeper-boundary is used (it exists).
+    let patch = json!({"spec": {"permissionsBoundaryArn": null}});
+    t.accounts().patch(&t.name("dev"), &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let ready = t.wait_condition(&t.accounts(), &t.name("dev"), "Ready", "True", Some("Converged")).await;
+    let default = format!("arn:aws:iam::{}:policy/sagekeeper-boundary", t.account(1));
+    assert_eq!(ready.status.unwrap().permissions_boundary_arn.as_deref(), Some(default.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use kube::Api;
+use sagekeeper_api::naming::ProjectNames;
 use sagekeeper_api::{DataScienceEnvironment, MLOpsProject};
 use sagekeeper_tests::test_env::HasConditions;
 use sagekeeper_tests::{TestEnv, eventually};
@@ -113,7 +114,9 @@ async fn a_crash_after_each_project_write_leaves_one_group_one_pipeline_and_one_
     let ours: Vec<_> = groups
         .model_package_group_summary_list()
         .iter()
-        .filter(|g| g.model_package_group_name().is_some_and(|n| n.ends_with("-churn")))
+        .filter(|g| {
+            g.model_package_group_name() == Some(ProjectNames::new(&t.namespace, "churn").default_group().as_str())
+        })
         .collect();
     assert_eq!(ours.len(), 1, "{ours:?}");
     let pipelines = c.sagemaker.list_pipelines().send().await.unwrap();

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admission;
+mod approval;
 mod bench;
 mod changes;
 mod crash;
@@ -16,3 +17,4 @@ mod faults;
 mod leader;
 mod projects;
 mod references;
+mod security;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
+use sagekeeper_api::naming::ProjectNames;
 use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, conditions};
 use sagekeeper_tests::test_env::HasConditions;
 use sagekeeper_tests::{TestEnv, eventually};
@@ -93,7 +94,7 @@ async fn a_project_converges_with_a_locked_down_pipeline_and_one_run() {
     let (projects, _) = setup(&t, "churn", json!({})).await;
     let p = ready(&t, &projects, "churn").await;
     let status = p.status.clone().unwrap();
-    let group = format!("{}-churn", t.namespace);
+    let group = ProjectNames::new(&t.namespace, "churn").default_group();
     assert_eq!(status.model_package_group_name.as_deref(), Some(group.as_str()));
     for condition in ["EnvironmentReady", "RegistryReady", "PipelineReady"] {
         assert_eq!(conditions::find(p.conditions(), condition).unwrap().status, "True", "{condition}");
@@ -578,15 +579,12 @@ async fn deletion_keeps_registered_versions_unless_asked_and_waits_for_deploymen
         let sm = dev.sagemaker.clone();
         async move { sm.describe_model_package_group().model_package_group_name(group).send().await.is_ok() }
     };
-    assert!(exists(format!("{}-kept", t.namespace)).await, "versions (and so the group) are kept");
-    assert!(!exists(format!("{}-empty", t.namespace)).await, "a group without versions goes");
-    assert!(!exists(format!("{}-purged", t.namespace)).await, "deleteDataOnDelete removes versions and group");
-    let kept_policy = dev
-        .sagemaker
-        .get_model_package_group_policy()
-        .model_package_group_name(format!("{}-kept", t.namespace))
-        .send()
-        .await;
+    let group = |name: &str| ProjectNames::new(&t.namespace, name).default_group();
+    assert!(exists(group("kept")).await, "versions (and so the group) are kept");
+    assert!(!exists(group("empty")).await, "a group without versions goes");
+    assert!(!exists(group("purged")).await, "deleteDataOnDelete removes versions and group");
+    let kept_policy =
+        dev.sagemaker.get_model_package_group_policy().model_package_group_name(group("kept")).send().await;
     assert!(kept_policy.is_err(), "the kept group's policy is removed");
     for pipeline in pipelines {
         assert!(dev.sagemaker.describe_pipeline().pipeline_name(&pipeline).send().await.is_err(), "{pipeline} deleted");

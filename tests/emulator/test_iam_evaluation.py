@@ -319,3 +319,15 @@ def test_a_known_key_absent_from_the_request_is_judged_not_unknown():
     assert not decision.allowed and decision.unknown == ()
     decision = verdict([policy(allow(), deny(Condition={"StringEquals": {"sagemaker:ModelApprovalStatus": "Approved"}}))])
     assert decision.allowed
+
+
+def test_a_service_key_another_operation_sets_is_unknown_for_a_check_that_does_not_declare_it():
+    """The table says which service keys AWS sets for each authorization: a key AWS sets for some
+    other action (here s3:prefix, a listing key) is unknown on this one, so a Deny on it applies
+    rather than silently not matching."""
+    deny_on_prefix = deny(Condition={"StringEquals": {"s3:prefix": "secret/"}})
+    declared = check(declared=lambda key: key == "s3:x-amz-server-side-encryption")
+    decision = verdict([policy(allow(), deny_on_prefix)], c=declared)
+    assert not decision.allowed and decision.unknown
+    listing = check(declared=lambda key: key == "s3:prefix")
+    assert verdict([policy(allow(), deny_on_prefix)], c=listing).allowed  # declared, absent: judged

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 #[derive(Clone, Debug)]
 pub struct Emulator {
     base: String,
+    /// The account-admin credentials issued so far, by account (IAM allows two keys per user).
+    admins: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, AccountCredentials>>>,
 }
 
 /// Static credentials the emulator attributes to one account.
@@ -38,12 +40,18 @@ pub struct Call {
     pub operation: String,
     /// The HTTP status sent.
     pub status: u16,
+    /// IAM evaluation's verdict: NotEvaluated, Exempt, Allow, Deny or WouldDeny.
+    #[serde(default)]
+    pub decision: Option<String>,
+    /// The action a Deny refused, and AWS's message.
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 impl Emulator {
     /// The emulator at `base` (e.g. `http://127.0.0.1:41234`).
     pub fn new(base: &str) -> Self {
-        Self { base: base.trim_end_matches('/').to_owned() }
+        Self { base: base.trim_end_matches('/').to_owned(), admins: Default::default() }
     }
 
     /// Its base URL, for `AWS_ENDPOINT_URL`.
@@ -67,14 +75,41 @@ impl Emulator {
         value
     }
 
-    /// New credentials of an IAM user in `account`.
+    /// New credentials of an IAM user in `account`, with no permissions of its own.
     pub fn credentials(&self, account: &str) -> AccountCredentials {
-        let v = self.send("POST", "credentials", Some(json!({"account": account})));
+        self.new_credentials(json!({"account": account}))
+    }
+
+    /// New credentials of IAM user `user` in `account` (created if missing).
+    pub fn user_credentials(&self, account: &str, user: &str) -> AccountCredentials {
+        self.new_credentials(json!({"account": account, "userName": user}))
+    }
+
+    /// New credentials of the account-admin identity (IAM user `account-admin`) a test sets a
+    /// scenario up with: exempt from IAM evaluation, and nothing else is.
+    pub fn admin_credentials(&self, account: &str) -> AccountCredentials {
+        let mut admins = self.admins.lock().unwrap();
+        admins
+            .entry(account.to_owned())
+            .or_insert_with(|| {
+                self.new_credentials(json!({"account": account, "userName": "account-admin", "admin": true}))
+            })
+            .clone()
+    }
+
+    fn new_credentials(&self, body: Value) -> AccountCredentials {
+        let v = self.send("POST", "credentials", Some(body));
         AccountCredentials {
             access_key_id: v["accessKeyId"].as_str().unwrap().to_owned(),
             secret_access_key: v["secretAccessKey"].as_str().unwrap().to_owned(),
             arn: v["arn"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// Evaluates IAM for every request of these accounts' principals (`enforce`), records what
+    /// it would refuse (`audit`), or neither (`off`).
+    pub fn iam_evaluation(&self, mode: &str, accounts: &[String]) {
+        self.send("POST", "iam", Some(json!({"mode": mode, "accounts": accounts})));
     }
 
     /// Every call made by `account`, in order.

@@ -10,12 +10,22 @@ use crate::emulator::Call;
 /// The policy shipped for the role sagekeeper assumes in each account.
 pub const DEPLOYER_PERMISSIONS: &str = include_str!("../../deploy/aws/deployer-permissions.json");
 
+/// The permissions boundary shipped for every role sagekeeper creates.
+pub const BOUNDARY: &str = include_str!("../../deploy/aws/sagekeeper-boundary.json");
+
+/// The deployer policy for `account`, as a platform team installs it.
+pub fn deployer_permissions(account: &str) -> String {
+    DEPLOYER_PERMISSIONS.replace("ACCOUNT_ID", account)
+}
+
 /// The IAM actions the deployer policy allows (as written, possibly with `*`).
 fn allowed_actions() -> Vec<String> {
     let policy: serde_json::Value = serde_json::from_str(DEPLOYER_PERMISSIONS).expect("deployer-permissions.json");
     let mut actions = Vec::new();
     for statement in policy["Statement"].as_array().expect("Statement") {
-        assert_eq!(statement["Effect"], "Allow", "the deployer policy only allows");
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
         match &statement["Action"] {
             serde_json::Value::String(a) => actions.push(a.clone()),
             serde_json::Value::Array(list) => actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned))),
@@ -44,17 +54,6 @@ pub fn action(service: &str, operation: &str) -> String {
     }
 }
 
-fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern.eq_ignore_ascii_case(text),
-        Some((head, rest)) => {
-            text.len() >= head.len()
-                && text[..head.len()].eq_ignore_ascii_case(head)
-                && (0..=text.len() - head.len()).any(|i| glob(rest, &text[head.len() + i..]))
-        }
-    }
-}
-
 /// The actions `caller` (a session ARN) called (through `calls`) that the deployer policy does
 /// not allow.
 pub fn unpermitted(calls: &[Call], caller: &str) -> BTreeSet<String> {
@@ -63,7 +62,7 @@ pub fn unpermitted(calls: &[Call], caller: &str) -> BTreeSet<String> {
         .iter()
         .filter(|c| c.caller == caller)
         .map(|c| action(&c.service, &c.operation))
-        .filter(|a| !allowed.iter().any(|p| glob(p, a)))
+        .filter(|a| !allowed.iter().any(|p| sagekeeper_policy::action_matches(p, a)))
         .collect()
 }
 
@@ -78,6 +77,8 @@ mod tests {
             service: service.into(),
             operation: operation.into(),
             status: 200,
+            decision: None,
+            message: None,
         }
     }
 
@@ -101,9 +102,10 @@ mod tests {
 
     #[test]
     fn globs_match_actions() {
-        assert!(glob("ec2:Describe*", "ec2:DescribeVpcs"));
-        assert!(glob("s3:*", "s3:GetBucketPolicy"));
-        assert!(!glob("ec2:Describe*", "ec2:CreateVpc"));
-        assert!(glob("kms:ListKeys", "kms:listkeys"));
+        use sagekeeper_policy::action_matches;
+        assert!(action_matches("ec2:Describe*", "ec2:DescribeVpcs"));
+        assert!(action_matches("s3:*", "s3:GetBucketPolicy"));
+        assert!(!action_matches("ec2:Describe*", "ec2:CreateVpc"));
+        assert!(action_matches("kms:ListKeys", "kms:listkeys"));
     }
 }

@@ -51,7 +51,29 @@ fn start() -> Stack {
     let stack =
         Stack { kubeconfig: PathBuf::from(value("KUBECONFIG")), aws_endpoint: value("AWS_ENDPOINT_URL"), bin, dir };
     install_crds(&stack);
+    install_manifests(&stack);
     stack
+}
+
+/// `deploy/kubernetes/`'s RBAC and approval gate, as a platform team installs them (the
+/// controller's Deployment is left out: tests run the controller in process).
+fn install_manifests(stack: &Stack) {
+    let out = stack.kubectl_with_input(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: sagekeeper-system}\n"),
+    );
+    assert!(out.status.success(), "creating sagekeeper-system failed: {}", String::from_utf8_lossy(&out.stderr));
+    for file in ["rbac.yaml", "approval.yaml"] {
+        let path = repo_root().join("deploy/kubernetes").join(file);
+        let out = stack.kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=sagekeeper-tests",
+            "-f",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "applying {file} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 fn install_crds(stack: &Stack) {

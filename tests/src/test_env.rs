@@ -28,6 +28,9 @@ use crate::stack::{Stack, stack};
 /// The label that ties objects to one test (and so to that test's controller).
 pub const TEST_LABEL: &str = "sagekeeper.io/test";
 
+/// The IAM user of the controller's own credentials in each test's home account.
+pub const CONTROLLER_USER: &str = "sagekeeper-controller";
+
 static NEXT_TEST: AtomicU32 = AtomicU32::new(0);
 
 /// One test's namespace, accounts, clients and emulator.
@@ -70,8 +73,42 @@ impl TestEnv {
             .expect("create namespace");
         let emulator = Emulator::new(&stack.aws_endpoint);
         let home_account = account_id(index, 0);
-        let home = emulator.credentials(&home_account);
-        Self { namespace: id.clone(), id, client, emulator, home_account, home, index }
+        let home = emulator.user_credentials(&home_account, CONTROLLER_USER);
+        let t = Self { namespace: id.clone(), id, client, emulator, home_account, home, index };
+        t.install_controller_identity().await;
+        t
+    }
+
+    /// The controller's own identity may assume the deployer roles and nothing else, as
+    /// `deploy/aws/README.md` tells platform teams.
+    async fn install_controller_identity(&self) {
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "AssumeDeployerRoles", "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Resource": "arn:aws:iam::*:role/sagekeeper-deployer",
+        }]});
+        let iam = sagekeeper_aws::sdk::iam::Client::new(&self.admin_config(&self.home_account).await);
+        iam.put_user_policy()
+            .user_name(CONTROLLER_USER)
+            .policy_name("sagekeeper-controller")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .expect("put the controller's policy");
+    }
+
+    /// Turns IAM evaluation on (`enforce`) for every account of this test: from then on each call
+    /// of the controller, and of any role a test acts as, is judged by the policies it carries.
+    /// `SAGEKEEPER_TEST_IAM_MODE=audit` records what would be refused instead (to find every
+    /// missing permission in one run while changing policies).
+    pub fn enforce_iam(&self) {
+        let accounts: Vec<String> = (0..10).map(|n| self.account(n)).collect();
+        let mode = std::env::var("SAGEKEEPER_TEST_IAM_MODE").unwrap_or_else(|_| "enforce".into());
+        self.emulator.iam_evaluation(&mode, &accounts);
+    }
+
+    /// An AWS config acting as the account-admin identity of `account` (exempt from evaluation).
+    pub async fn admin_config(&self, account: &str) -> SdkConfig {
+        self.aws_config(&self.emulator.admin_credentials(account)).await
     }
 
     /// The stack of this run.
@@ -159,8 +196,10 @@ impl TestEnv {
             .await
     }
 
-    /// Creates role `name` in `account`, trusting the controller's own account (with
-    /// `sts:ExternalId` when given), as a platform team would before adding the AwsAccount.
+    /// Installs sagekeeper in `account` as a platform team would before adding the AwsAccount:
+    /// the permissions boundary policy (`deploy/aws/sagekeeper-boundary.json`, once per account)
+    /// and role `name` trusting the controller's own account (with `sts:ExternalId` when given)
+    /// with exactly `deploy/aws/deployer-permissions.json` as its permissions.
     pub async fn create_role(&self, account: &str, name: &str, external_id: Option<&str>) -> String {
         let condition = external_id.map(|e| serde_json::json!({"StringEquals": {"sts:ExternalId": e}}));
         let mut statement = serde_json::json!({
@@ -172,8 +211,8 @@ impl TestEnv {
             statement["Condition"] = condition;
         }
         let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [statement]});
-        let creds = self.emulator.credentials(account);
-        let iam = sagekeeper_aws::sdk::iam::Client::new(&self.aws_config(&creds).await);
+        self.install_boundary(account).await;
+        let iam = sagekeeper_aws::sdk::iam::Client::new(&self.admin_config(account).await);
         let out = iam
             .create_role()
             .role_name(name)
@@ -181,7 +220,31 @@ impl TestEnv {
             .send()
             .await
             .expect("create role");
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name("sagekeeper-deployer")
+            .policy_document(crate::permissions::deployer_permissions(account))
+            .send()
+            .await
+            .expect("put the deployer's permissions");
         out.role.expect("role").arn
+    }
+
+    /// Creates the `sagekeeper-boundary` managed policy in `account` unless it has it.
+    pub async fn install_boundary(&self, account: &str) {
+        let iam = sagekeeper_aws::sdk::iam::Client::new(&self.admin_config(account).await);
+        let created = iam
+            .create_policy()
+            .policy_name(sagekeeper_api::account::DEFAULT_BOUNDARY_NAME)
+            .policy_document(crate::permissions::BOUNDARY)
+            .description("The ceiling of every role sagekeeper creates")
+            .send()
+            .await;
+        if let Err(e) = created {
+            let code =
+                e.as_service_error().and_then(|e| sagekeeper_aws::sdk::iam::error::ProvideErrorMetadata::code(e));
+            assert_eq!(code, Some("EntityAlreadyExists"), "create the boundary policy: {e:?}");
+        }
     }
 
     /// Starts a controller in this process that reconciles only this test's objects, with the
@@ -357,9 +420,10 @@ pub struct AccountClients {
 }
 
 impl TestEnv {
-    /// Clients acting as a new IAM user of `account` (not the controller).
+    /// Clients acting as the account-admin identity of `account` (not the controller): what a
+    /// test reads and arranges with, exempt from IAM evaluation.
     pub async fn clients(&self, account: &str) -> AccountClients {
-        Self::clients_for(&self.aws_config(&self.emulator.credentials(account)).await)
+        Self::clients_for(&self.admin_config(account).await)
     }
 
     /// Clients acting as sagekeeper does in `account`: the `sagekeeper-deployer` role that
@@ -380,7 +444,8 @@ impl TestEnv {
         )
     }
 
-    fn clients_for(config: &SdkConfig) -> AccountClients {
+    /// Clients for a config (credentials, endpoint and region).
+    pub fn clients_for(config: &SdkConfig) -> AccountClients {
         use sagekeeper_aws::sdk;
         AccountClients {
             ec2: sdk::ec2::Client::new(config),

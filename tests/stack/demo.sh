@@ -32,7 +32,10 @@ for _ in $(seq 60); do
   sleep 0.5
 done
 
-say "creating the role sagekeeper assumes in each emulated account"
+say "installing the approval gate (deploy/kubernetes/approval.yaml)"
+kubectl apply --server-side -f "$root/deploy/kubernetes/approval.yaml"
+
+say "creating the permissions boundary and the role sagekeeper assumes in each emulated account"
 "$python" "$here/seed-demo.py"
 
 say "starting the controller (log: $dir/sagekeeper.log)"

@@ -1,7 +1,8 @@
-"""Seeds the emulator for `make demo`: the role sagekeeper assumes in each of the example's three
-accounts (examples/10-accounts.yaml), trusting the controller's account and, for staging and
-production, asking for the external id. On real AWS a platform team creates these roles once
-(deploy/aws/ has the policies).
+"""Seeds the emulator for `make demo`: in each of the example's three accounts
+(examples/10-accounts.yaml), the permissions boundary every role sagekeeper creates carries
+(deploy/aws/sagekeeper-boundary.json) and the role sagekeeper assumes, with exactly
+deploy/aws/deployer-permissions.json, trusting the controller's account and, for staging and
+production, asking for the external id. On real AWS a platform team does this once per account.
 
 `seed-demo.py approve GROUP` registers a model version in the dev account's group GROUP, as the
 pipeline's register step does, and approves it, as a reviewer does; it prints the version."""
@@ -10,17 +11,19 @@ import json
 import os
 import sys
 import urllib.request
+from pathlib import Path
 
 import boto3
 
 CONTROLLER_ACCOUNT = "123456789012"
+DEPLOY_AWS = Path(__file__).resolve().parents[2] / "deploy" / "aws"
 ACCOUNTS = {"111111111111": None, "222222222222": "fraud-7f3a", "333333333333": "fraud-7f3a"}
 
 
 def credentials(endpoint, account):
     request = urllib.request.Request(
         f"{endpoint}/_emulator/credentials",
-        data=json.dumps({"account": account, "userName": "platform-admin"}).encode(),
+        data=json.dumps({"account": account, "userName": "platform-admin", "admin": True}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request) as response:
@@ -72,8 +75,13 @@ def main():
             aws_access_key_id=creds["accessKeyId"],
             aws_secret_access_key=creds["secretAccessKey"],
         )
+        boundary = iam.create_policy(
+            PolicyName="sagekeeper-boundary", PolicyDocument=(DEPLOY_AWS / "sagekeeper-boundary.json").read_text()
+        )
         role = iam.create_role(RoleName="sagekeeper-deployer", AssumeRolePolicyDocument=trust_policy(external_id))
-        print(f"  role {role['Role']['Arn']}", file=sys.stderr)
+        permissions = (DEPLOY_AWS / "deployer-permissions.json").read_text().replace("ACCOUNT_ID", account)
+        iam.put_role_policy(RoleName="sagekeeper-deployer", PolicyName="sagekeeper-deployer", PolicyDocument=permissions)
+        print(f"  role {role['Role']['Arn']}, boundary {boundary['Policy']['Arn']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -84,10 +84,11 @@ start etcd "$bin/etcd" --name sagekeeper-test --data-dir "$dir/etcd" \
   --initial-cluster "sagekeeper-test=http://127.0.0.1:$peer_port" \
   --unsafe-no-fsync=true --log-level=warn
 
-# The emulator starts while etcd comes up; it picks its own port and reports it.
+# The emulator starts while etcd comes up; it picks its own port and reports it. IAM evaluation
+# for every account: off unless SAGEKEEPER_IAM_EVALUATION says audit or enforce.
 rm -f "$dir/emulator.port"
 start emulator env PYTHONPATH="$root/tests/emulator" "$python" -m sagekeeper_emulator \
-  --host 127.0.0.1 --port 0 --port-file "$dir/emulator.port"
+  --host 127.0.0.1 --port 0 --port-file "$dir/emulator.port" --iam-evaluation "${SAGEKEEPER_IAM_EVALUATION:-off}"
 
 wait_for etcd 20 curl -sf "http://127.0.0.1:$etcd_port/health"
 

@@ -54,6 +54,9 @@ pub struct AwsAccountSpec {
     pub regions: Option<Vec<String>>,
 
     /// IAM managed policy attached as permissions boundary to every role sagekeeper creates here.
+    /// Absent: `arn:<partition>:iam::<accountId>:policy/sagekeeper-boundary`, the policy of
+    /// `deploy/aws/sagekeeper-boundary.json`. It must exist (the account is Stalled until it
+    /// does); the shipped deployer policy creates and changes roles only with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), pattern(POLICY_ARN))]
     pub permissions_boundary_arn: Option<String>,
@@ -85,8 +88,53 @@ pub struct AwsAccountStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_arn: Option<String>,
 
-    /// Ready: credentials obtained and the caller's account is accountId. Also Stalled, Reconciling.
+    /// The permissions boundary every role sagekeeper creates here carries (spec or default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary_arn: Option<String>,
+
+    /// Ready: credentials obtained, the caller's account is accountId and the permissions
+    /// boundary exists. Also Stalled, Reconciling.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// Name of the permissions boundary policy sagekeeper expects when an AwsAccount names none.
+pub const DEFAULT_BOUNDARY_NAME: &str = "sagekeeper-boundary";
+
+impl AwsAccountSpec {
+    /// The permissions boundary of every role sagekeeper creates in this account: the spec's, or
+    /// `arn:<partition>:iam::<accountId>:policy/sagekeeper-boundary` (the partition of roleArn).
+    /// A CRD default cannot be computed from another field, so the controller resolves it.
+    pub fn boundary_arn(&self) -> String {
+        self.permissions_boundary_arn.clone().unwrap_or_else(|| {
+            let partition = self.role_arn.as_deref().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws");
+            format!("arn:{partition}:iam::{}:policy/{DEFAULT_BOUNDARY_NAME}", self.account_id)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(role_arn: Option<&str>, boundary: Option<&str>) -> AwsAccountSpec {
+        AwsAccountSpec {
+            account_id: "111111111111".into(),
+            role_arn: role_arn.map(str::to_owned),
+            external_id: None,
+            regions: None,
+            permissions_boundary_arn: boundary.map(str::to_owned),
+            namespace_selector: LabelSelector::default(),
+        }
+    }
+
+    #[test]
+    fn the_boundary_defaults_to_sagekeeper_boundary_in_the_accounts_partition() {
+        assert_eq!(spec(None, None).boundary_arn(), "arn:aws:iam::111111111111:policy/sagekeeper-boundary");
+        let china = spec(Some("arn:aws-cn:iam::111111111111:role/deployer"), None);
+        assert_eq!(china.boundary_arn(), "arn:aws-cn:iam::111111111111:policy/sagekeeper-boundary");
+        let own = "arn:aws:iam::111111111111:policy/team/own-boundary";
+        assert_eq!(spec(None, Some(own)).boundary_arn(), own);
+    }
 }

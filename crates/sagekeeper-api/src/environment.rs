@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::DeletionPolicy;
 use crate::schema::{
-    AVAILABILITY_ZONE, ENDPOINT_SERVICE, IPV4_CIDR, MAX_NAME, OBJECT_NAME, REGION, SAGEMAKER_NAME, bound_map,
+    AVAILABILITY_ZONE, ENDPOINT_SERVICE, IPV4_CIDR, MAX_NAME, OBJECT_NAME, PRINCIPAL_ARN, REGION, SAGEMAKER_NAME,
+    bound_map,
 };
 
 /// What the environment should look like: its account, region, network, keys, buckets, Studio
@@ -64,6 +65,10 @@ pub struct DataScienceEnvironmentSpec {
     /// The SageMaker Studio domain and its user profiles.
     #[serde(default)]
     pub studio: StudioSpec,
+
+    /// Who may act as the persona roles besides SageMaker.
+    #[serde(default, skip_serializing_if = "IdentitySpec::is_empty")]
+    pub identity: IdentitySpec,
 
     /// Stage name -> names of AwsAccounts that serve models in that stage. ModelDeployment
     /// stages use these stage names.
@@ -240,6 +245,64 @@ pub enum Persona {
     DataScientist,
     /// Administers the team's environment and approves model versions.
     TeamAdmin,
+}
+
+/// Who may assume the persona roles.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentitySpec {
+    /// IAM roles or users of the dev account (for example the role your SSO permission set
+    /// gives a team) that may assume each persona role, besides SageMaker for Studio. Never the
+    /// account root. Setting it needs the sagekeeper-approver role (deploy/kubernetes/).
+    #[serde(default, skip_serializing_if = "PersonaPrincipals::is_empty")]
+    pub persona_principals: PersonaPrincipals,
+}
+
+impl IdentitySpec {
+    fn is_empty(&self) -> bool {
+        self.persona_principals.is_empty()
+    }
+}
+
+/// IAM principals (role or user ARNs of the dev account) per persona.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct PersonaPrincipals {
+    /// Who may act as the DataScientist role.
+    #[serde(rename = "DataScientist", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(max = 2048), pattern(PRINCIPAL_ARN)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub data_scientist: Vec<String>,
+
+    /// Who may act as the TeamAdmin role (which approves model versions).
+    #[serde(rename = "TeamAdmin", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(max = 2048), pattern(PRINCIPAL_ARN)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub team_admin: Vec<String>,
+}
+
+impl PersonaPrincipals {
+    /// Whether no persona names a principal.
+    pub fn is_empty(&self) -> bool {
+        self.data_scientist.is_empty() && self.team_admin.is_empty()
+    }
+
+    /// The principals of one persona.
+    pub fn of(&self, persona: Persona) -> &[String] {
+        match persona {
+            Persona::DataScientist => &self.data_scientist,
+            Persona::TeamAdmin => &self.team_admin,
+        }
+    }
+
+    /// The first principal outside `account`, with its persona.
+    pub fn outside(&self, account: &str) -> Option<(Persona, &str)> {
+        [Persona::DataScientist, Persona::TeamAdmin].into_iter().find_map(|persona| {
+            self.of(persona)
+                .iter()
+                .find(|arn| arn.split(':').nth(4) != Some(account))
+                .map(|arn| (persona, arn.as_str()))
+        })
+    }
 }
 
 /// The VPC made in each target account.

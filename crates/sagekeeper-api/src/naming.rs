@@ -128,14 +128,12 @@ impl ProjectNames {
         format!("MLOpsProject/{}/{}", self.namespace, self.name)
     }
 
-    /// The default model package group name: `<namespace>-<name>` when that is a valid name of
-    /// at most 63 characters, else cut to fit with the short hash.
+    /// The default model package group name: `<namespace>-<name>-<short hash>`, cut to 63
+    /// characters. The hash keeps `team-fraud/churn` and `team/fraud-churn` apart: two tenants
+    /// of one dev account never default to the same group.
     pub fn default_group(&self) -> String {
-        let raw = format!("{}-{}", self.namespace, self.name);
-        if raw.len() <= 63 && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return raw;
-        }
-        format!("{}-{}", sanitize(&raw, 56), short_hash(&[&self.namespace, &self.name]))
+        let hash = short_hash(&[&self.namespace, &self.name]);
+        format!("{}-{hash}", sanitize(&format!("{}-{}", self.namespace, self.name), 56))
     }
 
     /// The pipeline name: the environment's resource prefix (so its roles may run it), then the
@@ -266,7 +264,10 @@ mod tests {
     #[test]
     fn project_names_default_to_namespace_dash_name_and_fit_sagemaker_limits() {
         let names = ProjectNames::new("team-fraud", "churn");
-        assert_eq!(names.default_group(), "team-fraud-churn");
+        let group = names.default_group();
+        assert!(group.starts_with("team-fraud-churn-") && group.len() == "team-fraud-churn-".len() + 6, "{group}");
+        // The same text split differently between namespace and name is another group.
+        assert_ne!(group, ProjectNames::new("team", "fraud-churn").default_group());
         assert_eq!(names.owner(), "MLOpsProject/team-fraud/churn");
         let long = ProjectNames::new(&"n".repeat(63), "a.b");
         let group = long.default_group();

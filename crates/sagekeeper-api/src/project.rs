@@ -40,8 +40,10 @@ pub struct MLOpsProjectSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.environment is immutable"))]
     pub environment: String,
 
-    /// Name of the model package group. Absent: `<namespace>-<name>` cut to 63 characters,
-    /// chosen once and pinned in status. Cannot be set, changed or removed after creation.
+    /// Name of the model package group. Absent: `<namespace>-<name>-<short hash>` cut to 63
+    /// characters, chosen once and pinned in status. Cannot be set, changed or removed after
+    /// creation. A group that exists and belongs to anything else is a NameConflict: sagekeeper
+    /// never adopts it, and the environment's roles are never granted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63), pattern(SAGEMAKER_NAME))]
     pub model_package_group_name: Option<String>,
@@ -147,7 +149,8 @@ pub struct MLOpsProjectStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_package_group_name: Option<String>,
 
-    /// The model package group's ARN.
+    /// The model package group's ARN, once sagekeeper created the group or found it carrying
+    /// this project's owner tags. Only a group reported here is granted to the environment's roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_package_group_arn: Option<String>,
 

@@ -9,6 +9,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 pub(crate) const ACCOUNT_ID: &str = r"^[0-9]{12}$";
 /// An IAM role ARN in any partition.
 pub(crate) const ROLE_ARN: &str = r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+/// An IAM role or user ARN (so never an account root or a service).
+pub(crate) const PRINCIPAL_ARN: &str = r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]{1,512}$";
 /// An IAM managed policy ARN, customer managed or AWS managed.
 pub(crate) const POLICY_ARN: &str = r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[A-Za-z0-9+=,.@_/-]{1,512}$";
 /// The characters and length STS accepts for an external id.

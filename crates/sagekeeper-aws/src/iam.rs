@@ -1,7 +1,10 @@
-//! IAM roles, found by their deterministic name: trust policy, inline policies, permissions
-//! boundary and tags, each compared semantically and put back when they drifted. A role just
-//! created may not be usable for seconds (IAM is eventually consistent); the outputs say when
-//! it was created so callers can tell "not yet" from "wrong".
+//! IAM roles, found by their deterministic name: permissions boundary, trust policy, inline
+//! policies and tags, each compared semantically and put back when they drifted. The boundary
+//! comes first: the shipped deployer policy changes a role's trust or policies only while it
+//! carries the boundary, so a role found without it (made by an older version, or changed by
+//! hand) gets it before anything else. A role just created may not be usable for seconds (IAM
+//! is eventually consistent); the outputs say when it was created so callers can tell "not
+//! yet" from "wrong".
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -27,8 +30,8 @@ pub struct RolePlan {
     pub trust: serde_json::Value,
     /// Inline policies by name.
     pub policies: BTreeMap<String, serde_json::Value>,
-    /// The permissions boundary every role in the account gets, if the AwsAccount names one.
-    pub boundary: Option<String>,
+    /// The permissions boundary every role sagekeeper creates in the account carries.
+    pub boundary: String,
 }
 
 /// A role's identity.
@@ -50,6 +53,7 @@ pub async fn ensure_role(iam: &Client, plan: &RolePlan, changes: &Changes) -> St
     if !plan.owner.owns(tags.iter().copied()) {
         return Err(plan.owner.conflict(&format!("IAM role {}", plan.name), tags.iter().copied()));
     }
+    ensure_boundary(iam, &plan.name, &plan.boundary, &role, changes).await?;
     let trust_ok = role
         .assume_role_policy_document()
         .and_then(|d| sagekeeper_policy::parse(d).ok())
@@ -63,7 +67,6 @@ pub async fn ensure_role(iam: &Client, plan: &RolePlan, changes: &Changes) -> St
             .map_err(AwsError::from_sdk)?;
         changes.record(Action::Updated, format!("IAM role {} trust policy", plan.name));
     }
-    ensure_boundary(iam, plan, &role, changes).await?;
     ensure_inline_policies(iam, plan, changes).await?;
     ensure_tags(iam, plan, &role, changes).await?;
     let created = SystemTime::try_from(*role.create_date()).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -86,7 +89,7 @@ async fn create(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<Role
         .role_name(&plan.name)
         .description(&plan.description)
         .assume_role_policy_document(plan.trust.to_string())
-        .set_permissions_boundary(plan.boundary.clone())
+        .permissions_boundary(&plan.boundary)
         .set_tags(Some(iam_tags(&plan.owner.tags(&plan.component))?))
         .send()
         .await;
@@ -107,22 +110,32 @@ fn iam_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
         .map_err(|e| AwsError::from_code("InvalidInput", &e.to_string(), None))
 }
 
-async fn ensure_boundary(iam: &Client, plan: &RolePlan, role: &Role, changes: &Changes) -> Result<(), AwsError> {
+/// Puts `boundary` on the role unless it carries it already. Never removes a boundary: the
+/// shipped deployer policy does not allow that, and nothing sagekeeper makes goes without one.
+async fn ensure_boundary(
+    iam: &Client,
+    name: &str,
+    boundary: &str,
+    role: &Role,
+    changes: &Changes,
+) -> Result<(), AwsError> {
     let current = role.permissions_boundary().and_then(|b| b.permissions_boundary_arn());
-    if current == plan.boundary.as_deref() {
+    if current == Some(boundary) {
         return Ok(());
     }
-    match &plan.boundary {
-        Some(arn) => {
-            let call = iam.put_role_permissions_boundary().role_name(&plan.name).permissions_boundary(arn);
-            call.send().await.map_err(AwsError::from_sdk)?;
-        }
-        None => {
-            iam.delete_role_permissions_boundary().role_name(&plan.name).send().await.map_err(AwsError::from_sdk)?;
-        }
-    }
-    changes.record(Action::Updated, format!("IAM role {} permissions boundary", plan.name));
+    let call = iam.put_role_permissions_boundary().role_name(name).permissions_boundary(boundary);
+    call.send().await.map_err(AwsError::from_sdk)?;
+    changes.record(Action::Updated, format!("IAM role {name} permissions boundary"));
     Ok(())
+}
+
+/// Whether the managed policy `arn` exists (the boundary an account's roles will carry).
+pub async fn policy_exists(iam: &Client, arn: &str) -> Result<bool, AwsError> {
+    match iam.get_policy().policy_arn(arn).send().await.map_err(AwsError::from_sdk) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 async fn ensure_inline_policies(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<(), AwsError> {
@@ -181,12 +194,20 @@ async fn ensure_tags(iam: &Client, plan: &RolePlan, role: &Role, changes: &Chang
     Ok(())
 }
 
-/// Deletes the role (its inline policies first) if it is ours.
-pub async fn delete_role(iam: &Client, owner: &Owner, name: &str, changes: &Changes) -> Result<(), AwsError> {
+/// Deletes the role (its inline policies first) if it is ours. A role without the boundary gets
+/// it first: the deployer may delete a role's policies only while it carries the boundary.
+pub async fn delete_role(
+    iam: &Client,
+    owner: &Owner,
+    name: &str,
+    boundary: &str,
+    changes: &Changes,
+) -> Result<(), AwsError> {
     let Some(role) = get_role(iam, name).await? else { return Ok(()) };
     if !owner.owns(role.tags().iter().map(|t| (t.key(), t.value()))) {
         return Ok(());
     }
+    ensure_boundary(iam, name, boundary, &role, changes).await?;
     let listed = iam.list_role_policies().role_name(name).send().await.map_err(AwsError::from_sdk)?;
     for policy in listed.policy_names() {
         iam.delete_role_policy().role_name(name).policy_name(policy).send().await.map_err(AwsError::from_sdk)?;

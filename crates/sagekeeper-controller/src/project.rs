@@ -182,6 +182,16 @@ fn environment_ready(env: &DataScienceEnvironment) -> ComponentState {
     ComponentState { component: Component::Environment, outcome: Outcome::Ready { message } }
 }
 
+/// The model package group the project owns, with its ARN: only once sagekeeper created it or
+/// found it carrying the project's owner tags (status names its ARN), and only under the name the
+/// project uses. A name in a spec alone never counts: any tenant can write any name there.
+pub(crate) fn owned_group(project: &MLOpsProject) -> Option<(String, String)> {
+    let status = project.status.as_ref()?;
+    let (name, arn) = (status.model_package_group_name.clone()?, status.model_package_group_arn.clone()?);
+    let suffix = format!(":model-package-group/{}", name.to_lowercase());
+    (name == group_name(project) && arn.to_lowercase().ends_with(&suffix)).then_some((name, arn))
+}
+
 /// The project's model package group: as the spec names it, else as pinned, else the default.
 pub(crate) fn group_name(project: &MLOpsProject) -> String {
     project
@@ -372,6 +382,10 @@ async fn converge(
         Ok(Step::Ready(arn)) => arn,
         Ok(Step::Pending(why)) => return pending(status, Component::Registry, why, &changes),
         Err(e) => {
+            if e.code == "NameConflict" {
+                // Someone else's group: the project owns nothing, so its environment grants nothing.
+                status.model_package_group_arn = None;
+            }
             let remedy = "check sagekeeper's SageMaker permissions in the environment's account, or choose another spec.modelPackageGroupName";
             return failed(status, Component::Registry, &e, &format!("model package group {}", plan.group), remedy);
         }
@@ -558,4 +572,40 @@ fn last_run(execution: Option<&ExecutionStatus>) -> Option<Extra> {
         ),
     };
     Some(Extra { type_: LAST_RUN, status, reason, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(spec_group: Option<&str>, pinned: Option<&str>, arn: Option<&str>) -> MLOpsProject {
+        let mut p: MLOpsProject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sagekeeper.io/v1alpha1", "kind": "MLOpsProject",
+            "metadata": {"name": "churn", "namespace": "team-b"},
+            "spec": {"environment": "fraud", "modelPackageGroupName": spec_group},
+        }))
+        .expect("a project");
+        p.status = Some(MLOpsProjectStatus {
+            model_package_group_name: pinned.map(str::to_owned),
+            model_package_group_arn: arn.map(str::to_owned),
+            ..Default::default()
+        });
+        p
+    }
+
+    const ARN: &str = "arn:aws:sagemaker:us-east-1:111111111111:model-package-group/team-a-churn";
+
+    #[test]
+    fn a_group_counts_as_owned_only_with_its_arn_pinned_under_the_name_the_project_uses() {
+        let owned = project(Some("team-a-churn"), Some("team-a-churn"), Some(ARN));
+        assert_eq!(owned_group(&owned), Some(("team-a-churn".into(), ARN.into())));
+        // Named in the spec, pinned, but never created or verified (NameConflict): not owned.
+        assert_eq!(owned_group(&project(Some("team-a-churn"), Some("team-a-churn"), None)), None);
+        // An ARN of another group than the one the project uses.
+        assert_eq!(owned_group(&project(Some("team-b-churn"), Some("team-b-churn"), Some(ARN))), None);
+        // Nothing pinned yet.
+        let mut fresh = project(None, None, None);
+        fresh.status = None;
+        assert_eq!(owned_group(&fresh), None);
+    }
 }

@@ -77,6 +77,22 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether an IAM action pattern (`s3:Get*`, case-insensitive) matches an action. A pattern with
+/// `*` matches that pattern written literally too, so wildcards can be checked for coverage.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern.eq_ignore_ascii_case(action),
+        Some((head, rest)) => {
+            action.len() >= head.len()
+                && action.is_char_boundary(head.len())
+                && action[..head.len()].eq_ignore_ascii_case(head)
+                && (head.len()..=action.len())
+                    .filter(|i| action.is_char_boundary(*i))
+                    .any(|i| action_matches(rest, &action[i..]))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,16 +207,27 @@ pub fn service_trust(service: &str) -> Value {
     document(vec![Statement::allow("TrustService").service_principal(service).actions(&["sts:AssumeRole"]).build()])
 }
 
-/// Trust for a persona role: people sign in to the dev account through their own federation and
-/// assume it, and Studio user profiles run as it.
-pub fn persona_trust(env: &Environment) -> Value {
-    document(vec![
-        Statement::allow("TrustAccountPrincipals")
-            .aws_principals([Scope::dev(env).root()])
+/// Trust for a persona role: Studio user profiles run as it (SageMaker, for this account only),
+/// and the principals the environment names for the persona (people's federated roles) assume
+/// it. Never the account root: that would let every principal of the account whose own policy
+/// allows sts:AssumeRole act as the persona, TeamAdmin's approvals included.
+pub fn persona_trust(env: &Environment, principals: &[String]) -> Value {
+    let mut statements = vec![
+        Statement::allow("TrustSageMaker")
+            .service_principal(SAGEMAKER_SERVICE)
             .actions(&["sts:AssumeRole"])
+            .condition("StringEquals", "aws:SourceAccount", env.account_id.clone())
             .build(),
-        Statement::allow("TrustSageMaker").service_principal(SAGEMAKER_SERVICE).actions(&["sts:AssumeRole"]).build(),
-    ])
+    ];
+    if !principals.is_empty() {
+        statements.push(
+            Statement::allow("TrustPersonaPrincipals")
+                .aws_principals(principals.iter().cloned())
+                .actions(&["sts:AssumeRole"])
+                .build(),
+        );
+    }
+    document(statements)
 }
 
 /// The four preventive denies: no job, model or notebook outside the VPC, without a volume key or
@@ -641,7 +652,7 @@ mod tests {
         let env = env();
         vec![
             service_trust("sagemaker.amazonaws.com"),
-            persona_trust(&env),
+            persona_trust(&env, &["arn:aws:iam::111111111111:role/AWSReservedSSO_MLAdmins_abc".into()]),
             execution_role_policy(&env),
             pipeline_role_policy(&env),
             model_execution_role_policy(&env),
@@ -649,6 +660,62 @@ mod tests {
             persona_policy(Persona::DataScientist, &env),
             persona_policy(Persona::TeamAdmin, &env),
         ]
+    }
+
+    /// `deploy/aws/sagekeeper-boundary.json`, the ceiling of every role sagekeeper creates.
+    const BOUNDARY: &str = include_str!("../../../deploy/aws/sagekeeper-boundary.json");
+
+    fn boundary_actions(effect: &str, conditional: bool) -> Vec<String> {
+        let boundary: Value = serde_json::from_str(BOUNDARY).expect("the boundary is JSON");
+        let mut found = Vec::new();
+        for statement in boundary["Statement"].as_array().expect("statements") {
+            if statement["Effect"] == effect && statement.get("Condition").is_some() == conditional {
+                match &statement["Action"] {
+                    Value::String(a) => found.push(a.clone()),
+                    Value::Array(list) => found.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned))),
+                    other => panic!("Action must be a string or a list: {other}"),
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_shipped_boundary_allows_everything_the_roles_are_given_and_denies_iam_writes() {
+        let allowed = boundary_actions("Allow", false);
+        let denied = boundary_actions("Deny", false);
+        let env = env();
+        for (name, policy) in [
+            ("execution", execution_role_policy(&env)),
+            ("pipeline", pipeline_role_policy(&env)),
+            ("model execution", model_execution_role_policy(&env)),
+            ("target model execution", target_model_execution_role_policy(&env, &env.targets[0])),
+            ("DataScientist", persona_policy(Persona::DataScientist, &env)),
+            ("TeamAdmin", persona_policy(Persona::TeamAdmin, &env)),
+        ] {
+            for statement in policy["Statement"].as_array().expect("statements") {
+                if statement["Effect"] != "Allow" {
+                    continue;
+                }
+                for action in actions(statement) {
+                    assert!(
+                        allowed.iter().any(|p| crate::action_matches(p, action)),
+                        "the boundary does not allow {action} ({name} role)"
+                    );
+                    assert!(
+                        !denied.iter().any(|p| crate::action_matches(p, action)),
+                        "the boundary denies {action} ({name} role)"
+                    );
+                }
+            }
+        }
+        for write in ["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePermissionsBoundary", "iam:CreateUser"] {
+            assert!(denied.iter().any(|p| crate::action_matches(p, write)), "the boundary must deny {write}");
+        }
+        assert!(
+            !allowed.iter().any(|p| p.ends_with(":*") || p == "*"),
+            "the boundary names actions, never a whole service"
+        );
     }
 
     #[test]
@@ -679,19 +746,23 @@ mod tests {
     }
 
     #[test]
-    fn persona_trust_is_the_dev_account_and_sagemaker() {
-        let policy = persona_trust(&env());
-        assert_eq!(
-            statement(&policy, "TrustAccountPrincipals"),
-            &json!({"Sid": "TrustAccountPrincipals", "Effect": "Allow",
-                "Principal": {"AWS": ["arn:aws:iam::111111111111:root"]}, "Action": ["sts:AssumeRole"]})
-        );
+    fn persona_trust_is_sagemaker_for_the_account_and_the_named_principals_never_the_root() {
+        let admins = "arn:aws:iam::111111111111:role/AWSReservedSSO_MLAdmins_abc".to_owned();
+        let policy = persona_trust(&env(), std::slice::from_ref(&admins));
         assert_eq!(
             statement(&policy, "TrustSageMaker"),
             &json!({"Sid": "TrustSageMaker", "Effect": "Allow",
-                "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"]})
+                "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"],
+                "Condition": {"StringEquals": {"aws:SourceAccount": "111111111111"}}})
         );
-        assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            statement(&policy, "TrustPersonaPrincipals"),
+            &json!({"Sid": "TrustPersonaPrincipals", "Effect": "Allow",
+                "Principal": {"AWS": [admins]}, "Action": ["sts:AssumeRole"]})
+        );
+        assert!(!policy.to_string().contains(":root"), "{policy}");
+        let only_sagemaker = persona_trust(&env(), &[]);
+        assert_eq!(only_sagemaker["Statement"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

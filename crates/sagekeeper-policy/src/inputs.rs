@@ -118,11 +118,6 @@ impl<'a> Scope<'a> {
     pub(crate) fn arn(&self, service: &str, resource: &str) -> String {
         format!("arn:{}:{service}:{}:{}:{resource}", self.partition, self.region, self.account)
     }
-
-    /// The account root principal.
-    pub(crate) fn root(&self) -> String {
-        root_arn(self.partition, self.account)
-    }
 }
 
 /// The root principal of an account.

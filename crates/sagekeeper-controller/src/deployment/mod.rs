@@ -55,13 +55,14 @@ impl Kind for ModelDeployment {
         {
             return Ok(Report::new(status, outcome));
         }
-        let Some(group) = resolved.project.status.as_ref().and_then(|s| s.model_package_group_name.clone()) else {
-            let message = format!("MLOpsProject {} does not report its model package group yet", self.spec.project);
+        // Only a group the project owns: a name alone could be another tenant's registry.
+        let Some((group, group_arn)) = crate::project::owned_group(&resolved.project) else {
+            let message =
+                format!("MLOpsProject {} does not report a model package group it owns yet", self.spec.project);
             return Ok(Report::new(status, Outcome::progressing(Reason::DependencyNotReady, message)));
         };
         let dev = ctx.sessions.session(&access(&resolved.dev, &resolved.region));
-        let group_arn = resolved.project.status.as_ref().and_then(|s| s.model_package_group_arn.clone());
-        let versions = match registry(self, &status, dev.sagemaker(), &group, group_arn.as_deref()).await {
+        let versions = match registry(self, &status, dev.sagemaker(), &group, Some(group_arn.as_str())).await {
             Ok(versions) => versions,
             Err(e) => {
                 let remedy = "check sagekeeper's SageMaker permissions in the environment's account";

@@ -443,7 +443,7 @@ fn role(
     name: &str,
     trust: serde_json::Value,
     policy: serde_json::Value,
-    boundary: Option<String>,
+    boundary: String,
 ) -> RolePlan {
     RolePlan {
         owner: plan.owner.clone(),
@@ -504,11 +504,11 @@ async fn ensure_dev_roles(
                 plan,
                 &format!("persona/{persona:?}"),
                 name,
-                policy::persona_trust(inputs),
+                policy::persona_trust(inputs, plan.persona_principals.of(persona)),
                 policy::persona_policy(kind, inputs),
                 boundary.clone(),
             ));
-        } else if let Err(e) = iam::delete_role(session.iam(), &plan.owner, name, changes).await {
+        } else if let Err(e) = iam::delete_role(session.iam(), &plan.owner, name, &boundary, changes).await {
             return State::Failed(e, format!("IAM role {name}"));
         }
     }

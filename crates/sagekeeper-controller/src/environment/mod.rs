@@ -33,6 +33,15 @@ impl Kind for DataScienceEnvironment {
             Ok(resolved) => resolved,
             Err(outcome) => return Ok(Report::new(status, outcome)),
         };
+        // A persona role trusting another account would hand the team's approvals to it.
+        if let Some((persona, arn)) = self.spec.identity.persona_principals.outside(&dev.spec.account_id) {
+            let message = format!(
+                "spec.identity.personaPrincipals.{persona:?}: {arn} is not a principal of the dev account {} ({}); persona roles trust only principals of their own account",
+                dev.spec.account_id,
+                dev.name_any()
+            );
+            return Ok(Report::new(status, Outcome::stalled(Reason::InvalidConfiguration, message)));
+        }
         let pinned = status.network.as_ref().map(|n| n.availability_zones.clone()).unwrap_or_default();
         let zones = match self.spec.network.availability_zones.clone() {
             Some(zones) if zones == pinned => zones,
@@ -144,8 +153,11 @@ impl Kind for DataScienceEnvironment {
     }
 }
 
-/// The model package groups of the live projects that name `env`, which its roles may use.
+/// The model package groups the live projects naming `env` own in its dev account, which its
+/// roles may use. A group a project only names (it belongs to someone else: NameConflict) is
+/// never granted, so a tenant cannot name its way into another tenant's registry.
 pub(crate) fn project_groups(ctx: &Context, env: &DataScienceEnvironment) -> Vec<String> {
+    let dev_account = env.status.as_ref().and_then(|s| s.account_id.clone());
     let mut groups: Vec<String> = ctx
         .stores
         .projects
@@ -156,7 +168,9 @@ pub(crate) fn project_groups(ctx: &Context, env: &DataScienceEnvironment) -> Vec
                 && p.spec.environment == env.name_any()
                 && p.metadata.deletion_timestamp.is_none()
         })
-        .map(|p| crate::project::group_name(p))
+        .filter_map(|p| crate::project::owned_group(p))
+        .filter(|(_, arn)| dev_account.as_deref().is_some_and(|account| arn.split(':').nth(4) == Some(account)))
+        .map(|(name, _)| name)
         .collect();
     groups.sort();
     groups.dedup();

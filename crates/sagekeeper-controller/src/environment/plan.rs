@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sagekeeper_api::cidr;
-use sagekeeper_api::environment::{InternetAccess, Persona};
+use sagekeeper_api::environment::{InternetAccess, Persona, PersonaPrincipals};
 use sagekeeper_api::naming::EnvironmentNames;
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment};
 use sagekeeper_aws::AccountAccess;
@@ -44,8 +44,8 @@ pub(crate) struct AccountPlan {
     pub(crate) access: AccountAccess,
     /// sagekeeper's own principal there (exempt from the endpoint denies).
     pub(crate) controller_arns: Vec<String>,
-    /// The permissions boundary for every role made there.
-    pub(crate) boundary: Option<String>,
+    /// The permissions boundary every role made there carries.
+    pub(crate) boundary: String,
 }
 
 /// Everything in one target account.
@@ -76,7 +76,10 @@ pub(crate) struct Plan {
     pub(crate) data_bucket: String,
     pub(crate) models_bucket: String,
     pub(crate) roles: RoleNames,
+    /// The personas in use: by a user profile, or named in spec.identity.personaPrincipals.
     pub(crate) personas: Vec<Persona>,
+    /// Who besides SageMaker may assume each persona role.
+    pub(crate) persona_principals: PersonaPrincipals,
     pub(crate) studio: Option<StudioPlan>,
     pub(crate) targets: Vec<TargetPlan>,
     /// The model package groups of the projects that name the environment.
@@ -162,7 +165,7 @@ pub(crate) fn account_plan(account: &AwsAccount, region: &str) -> AccountPlan {
             region: Some(region.to_owned()),
         },
         controller_arns: controller,
-        boundary: account.spec.permissions_boundary_arn.clone(),
+        boundary: account.spec.boundary_arn(),
     }
 }
 
@@ -257,7 +260,9 @@ pub(crate) fn plan(
     };
     let target_cidr = spec.target_network.vpc_cidr.clone().unwrap_or_else(|| spec.network.vpc_cidr.clone());
     let target_zones = zones(&target_cidr, chosen_zones, pinned_zones);
+    let principals = &spec.identity.persona_principals;
     let mut personas: Vec<Persona> = spec.studio.user_profiles.iter().map(|p| p.persona).collect();
+    personas.extend([Persona::DataScientist, Persona::TeamAdmin].into_iter().filter(|p| !principals.of(*p).is_empty()));
     personas.sort();
     personas.dedup();
     let studio = spec.studio.enabled.then(|| StudioPlan {
@@ -284,6 +289,7 @@ pub(crate) fn plan(
         data_bucket,
         models_bucket,
         personas,
+        persona_principals: principals.clone(),
         studio,
         targets: Vec::new(),
         model_package_groups: Vec::new(),

@@ -78,7 +78,7 @@ pub(crate) async fn teardown(
         &plan.roles.team_admin,
     ];
     for name in roles {
-        if let Err(e) = iam::delete_role(dev.iam(), &plan.owner, name, &changes).await {
+        if let Err(e) = iam::delete_role(dev.iam(), &plan.owner, name, &plan.dev.boundary, &changes).await {
             return Teardown::Failed(e, format!("IAM role {name}"), kept);
         }
     }
@@ -149,7 +149,7 @@ pub(crate) async fn teardown_target(
         }
         Err(e) => return Err((e, format!("bucket {bucket}"))),
     };
-    iam::delete_role(session.iam(), &plan.owner, &target.model_role, changes)
+    iam::delete_role(session.iam(), &plan.owner, &target.model_role, &target.account.boundary, changes)
         .await
         .map_err(|e| (e, format!("IAM role {} in {}", target.model_role, target.account.name)))?;
     match network::delete_network(session.ec2(), &plan.owner, changes).await {

@@ -161,7 +161,8 @@ def _message(caller: Caller, check: Check, decision: Decision) -> str:
 
 
 def _validate(op: table.Operation, check: Check) -> None:
-    """A check must be one the operation declares, with only declared (or global) keys."""
+    """A check must be one the operation declares, with only declared (or global) keys; the
+    declaration then says which service keys are known for it."""
     declared = [g for g in op.grants if g.action == check.action and g.resource_type == check.resource_type]
     if not declared:
         raise AssertionError(f"{op.service}:{op.name} made an undeclared check {check.action} on {check.resource_type}")
@@ -169,6 +170,7 @@ def _validate(op: table.Operation, check: Check) -> None:
     extra = [k for k in check.keys if not any(p.fullmatch(k) for p in patterns)]
     if extra:
         raise AssertionError(f"{op.service}:{op.name} supplied undeclared keys {extra} for {check.action}")
+    check.declared = lambda key: any(p.fullmatch(key) for p in patterns)
 
 
 def authorize(request, caller: Caller) -> Verdict:

@@ -147,6 +147,9 @@ class Check:
     # "none": the resource type has no resource policy; "optional": S3 buckets,
     # SageMaker groups; "required": KMS key policies and role trust policies.
     resource_policy_kind: str = "none"
+    # The service keys AWS sets for this authorization (the operation table's declaration); a
+    # service key outside it is unknown here, even if other operations set it.
+    declared: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -235,13 +238,18 @@ class Evaluator:
     def __init__(self, known_key: Callable[[str], bool] | None = None):
         self._known_key = known_key or (lambda key: True)
 
-    def known(self, key: str) -> bool:
+    def known(self, key: str, check: Check | None = None) -> bool:
         key = key.lower()
-        return key in GLOBAL_KEYS or key.startswith(GLOBAL_KEY_PREFIXES) or self._known_key(key)
+        if key in GLOBAL_KEYS or key.startswith(GLOBAL_KEY_PREFIXES):
+            return True
+        declared = check.declared if check is not None and check.declared is not None else self._known_key
+        return declared(key)
 
     # --- policy variables -------------------------------------------------------
 
-    def substitute(self, text: str, keys: dict[str, list[str]], unknown: list[str]) -> str | None:
+    def substitute(
+        self, text: str, keys: dict[str, list[str]], unknown: list[str], check: Check | None = None
+    ) -> str | None:
         """`text` with its policy variables replaced; None when one cannot be resolved."""
         failed = False
 
@@ -256,7 +264,7 @@ class Evaluator:
                 return values[0]
             if default:
                 return default.strip().strip("'")
-            known = "" if self.known(name) else "unknown "
+            known = "" if self.known(name, check) else "unknown "
             unknown.append(f"{known}variable ${{{name}}} without a single value")
             failed = True
             return ""
@@ -267,7 +275,13 @@ class Evaluator:
     # --- conditions -------------------------------------------------------------
 
     def _key_result(
-        self, operator: str, key: str, wanted: list[str], keys: dict[str, list[str]], unknown: list[str]
+        self,
+        operator: str,
+        key: str,
+        wanted: list[str],
+        keys: dict[str, list[str]],
+        unknown: list[str],
+        check: Check | None,
     ) -> bool | None:
         """True/False for one key of a condition block; None when it cannot be judged."""
         qualifier, _, base = operator.rpartition(":")
@@ -281,12 +295,12 @@ class Evaluator:
             unknown.append(f"operator {operator}")
             return None
         actual = keys.get(key.lower())
-        if actual is None and not self.known(key):
+        if actual is None and not self.known(key, check):
             unknown.append(f"condition key {key}")
             return None
         if base == "Null":
             return (actual is None) == ("true" in [w.lower() for w in wanted])
-        resolved = [self.substitute(w, keys, unknown) for w in wanted]
+        resolved = [self.substitute(w, keys, unknown, check) for w in wanted]
         if any(r is None for r in resolved):
             return None
         wanted = [r for r in resolved if r is not None]
@@ -306,7 +320,9 @@ class Evaluator:
         hit = any(match(w, v) for w in wanted for v in actual)
         return not hit if negated else hit
 
-    def conditions(self, block, keys: dict[str, list[str]], unknown: list[str]) -> bool | None:
+    def conditions(
+        self, block, keys: dict[str, list[str]], unknown: list[str], check: Check | None = None
+    ) -> bool | None:
         """AND across operators and keys, OR across a key's values; None: cannot be judged."""
         if not isinstance(block, dict):
             unknown.append("a Condition that is not an object")
@@ -317,7 +333,7 @@ class Evaluator:
                 unknown.append(f"operator {operator} without keys")
                 return None
             for key, wanted in entries.items():
-                result = self._key_result(operator, key, [_text(w) for w in _as_list(wanted)], keys, unknown)
+                result = self._key_result(operator, key, [_text(w) for w in _as_list(wanted)], keys, unknown, check)
                 if result is False:
                     return False
                 if result is None:
@@ -326,7 +342,7 @@ class Evaluator:
 
     # --- statements -------------------------------------------------------------
 
-    def _listed(self, statement: dict, name: str, value: str, keys, unknown: list[str]) -> bool | None:
+    def _listed(self, statement: dict, name: str, value: str, check: Check, unknown: list[str]) -> bool | None:
         """Whether value is in the statement's Action/Resource (or outside its NotX); None: cannot tell."""
         negated = f"Not{name}" in statement
         patterns = statement.get(f"Not{name}") if negated else statement.get(name)
@@ -338,7 +354,7 @@ class Evaluator:
             if name == "Action":
                 hit = hit or _glob(pattern, value, ignore_case=True)
                 continue
-            resolved = self.substitute(pattern, keys, unknown)
+            resolved = self.substitute(pattern, check.keys, unknown, check)
             if resolved is None:
                 unresolved = True
             elif _arn_matches(resolved, value):
@@ -354,11 +370,11 @@ class Evaluator:
         if principal_form is None:
             return _Match(False, unknown)
         parts = [
-            self._listed(statement, "Action", check.action, check.keys, unknown),
-            self._listed(statement, "Resource", check.resource, check.keys, unknown),
+            self._listed(statement, "Action", check.action, check, unknown),
+            self._listed(statement, "Resource", check.resource, check, unknown),
         ]
-        if "Condition" in statement:
-            parts.append(self.conditions(statement["Condition"], check.keys, unknown))
+        if "Condition" in statement and False not in parts:
+            parts.append(self.conditions(statement["Condition"], check.keys, unknown, check))
         if any(p is False for p in parts):
             return _Match(False, unknown)
         if any(p is None for p in parts):

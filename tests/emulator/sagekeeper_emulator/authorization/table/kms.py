@@ -35,12 +35,14 @@ def key_check(ctx: Ctx, action: str, key_id: str | None, *, keys=None, via: str 
     )
 
 
-def _key_operation(name: str, *keys: str):
+def _key_operation(name: str, **keys):
+    """An operation on one key; `keys` maps a service key to its value from the request."""
     action = f"kms:{name}"
 
     @operation("kms", name, grant(action, "key", CALLER, VIA, *RESOURCE_TAG, *keys))
     def entry(ctx: Ctx):
-        check = key_check(ctx, action, ctx.param("KeyId"))
+        values = {key: [value(ctx)] for key, value in keys.items()}
+        check = key_check(ctx, action, ctx.param("KeyId"), keys=values)
         return [check] if check else []
 
     return entry
@@ -63,8 +65,14 @@ for _name in (
     "GenerateDataKeyWithoutPlaintext",
 ):
     _key_operation(_name)
-_key_operation("PutKeyPolicy", "kms:BypassPolicyLockoutSafetyCheck")
-_key_operation("ScheduleKeyDeletion", "kms:ScheduleKeyDeletionPendingWindowInDays")
+_key_operation(
+    "PutKeyPolicy",
+    **{"kms:BypassPolicyLockoutSafetyCheck": lambda ctx: "true" if ctx.param("BypassPolicyLockoutSafetyCheck") else "false"},
+)
+_key_operation(
+    "ScheduleKeyDeletion",
+    **{"kms:ScheduleKeyDeletionPendingWindowInDays": lambda ctx: str(ctx.param("PendingWindowInDays") or 30)},
+)
 
 
 @operation("kms", "TagResource", grant("kms:TagResource", "key", CALLER, VIA, *RESOURCE_TAG, *TAG_KEYS))

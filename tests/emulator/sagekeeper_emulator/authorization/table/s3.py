@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ElementTree
 
 from .. import resources
 from ..evaluation import Policy, parse
-from . import TAG_KEYS, Ctx, grant, operation
+from . import RESOURCE_TAG, TAG_KEYS, Ctx, grant, operation
 from .kms import CALLER, VIA, key_check
 
 ENCRYPTION = ("s3:x-amz-server-side-encryption", "s3:x-amz-server-side-encryption-aws-kms-key-id")
@@ -128,7 +128,7 @@ def _via_s3(ctx: Ctx, found) -> str:
     "GetObject",
     grant("s3:GetObject", "object"),
     grant("s3:GetObjectVersion", "object", "s3:versionid"),
-    grant("kms:Decrypt", "key", CALLER, VIA),
+    grant("kms:Decrypt", "key", CALLER, VIA, *RESOURCE_TAG),
 )
 def get_object(ctx: Ctx):
     checks = head_object(ctx)
@@ -152,7 +152,7 @@ def _bucket_key_check(ctx: Ctx, found, action: str, key_id: str):
     "s3",
     "PutObject",
     grant("s3:PutObject", "object", *ENCRYPTION),
-    grant("kms:GenerateDataKey", "key", CALLER, VIA),
+    grant("kms:GenerateDataKey", "key", CALLER, VIA, *RESOURCE_TAG),
 )
 def put_object(ctx: Ctx):
     headers = ctx.request.headers

@@ -15,7 +15,7 @@ from . import RESOURCE_TAG, TAG_KEYS, Ctx, grant, operation
 from .kms import CALLER, VIA, key_check
 
 SERVICE = "sagemaker.amazonaws.com"
-PASS = grant("iam:PassRole", "role", "iam:PassedToService", "iam:AssociatedResourceArn")
+PASS = grant("iam:PassRole", "role", *RESOURCE_TAG, "iam:PassedToService", "iam:AssociatedResourceArn")
 SUBNETS, GROUPS = "sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds"
 
 

@@ -1,0 +1,480 @@
+//! Attacks, under the emulator's IAM evaluation (`enforce` for every account of the test, so the
+//! controller converges with exactly `deploy/aws/deployer-permissions.json` and the boundary):
+//! the tenant next door naming another tenant's model registry, and a stolen deployer session
+//! minting a role stronger than the permissions boundary. Each test acts as the attacker: it
+//! assumes the role and tries the call.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject};
+use sagekeeper_aws::sdk::iam::error::ProvideErrorMetadata;
+use sagekeeper_tests::test_env::{AccountClients, TEST_LABEL};
+use sagekeeper_tests::{TestEnv, eventually};
+use serde_json::json;
+
+/// The AWS error code of a refused call, or None when it was allowed.
+fn code<T, E: ProvideErrorMetadata>(result: &Result<T, E>) -> Option<String> {
+    result.as_ref().err().map(|e| e.code().unwrap_or("(no code)").to_owned())
+}
+
+fn message<T, E: ProvideErrorMetadata>(result: &Result<T, E>) -> String {
+    result.as_ref().err().and_then(|e| e.message()).unwrap_or_default().to_owned()
+}
+
+/// Asserts that IAM refused `result` (AccessDenied): the deployer or role could not `what`.
+fn denied<T, E: ProvideErrorMetadata>(result: &Result<T, E>, what: &str) {
+    assert_eq!(code(result).as_deref(), Some("AccessDenied"), "it could {what}");
+}
+
+/// Clients acting as a session of `role_arn`, assumed by the account-admin identity of its account.
+async fn acting_as(t: &TestEnv, role_arn: &str) -> AccountClients {
+    use sagekeeper_aws::sdk::config::sts::AssumeRoleProvider;
+    use sagekeeper_aws::sdk::credential_types::provider::SharedCredentialsProvider;
+    let account = role_arn.split(':').nth(4).unwrap();
+    let admin = t.admin_config(account).await;
+    let provider = AssumeRoleProvider::builder(role_arn).session_name("attacker").configure(&admin).build().await;
+    TestEnv::clients_for(&admin.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build())
+}
+
+/// Lets the account-admin identity of the role's account assume it (besides who already may).
+async fn trust_the_admin(t: &TestEnv, clients: &AccountClients, role: &str) {
+    let account = role.split(':').nth(4).unwrap();
+    let admin_user = t.emulator.admin_credentials(account).arn;
+    let name = role.rsplit('/').next().unwrap();
+    let trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": admin_user}, "Action": "sts:AssumeRole"},
+    ]});
+    clients.iam.update_assume_role_policy().role_name(name).policy_document(trust.to_string()).send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_next_door_cannot_take_over_a_registry_it_names() {
+    let t = TestEnv::new("registry-takeover").await;
+    let dev = t.account(1);
+    let role = t.create_role(&dev, "sagekeeper-deployer", None).await;
+    t.enforce_iam();
+    // Team B lives in its own namespace and shares team A's dev account.
+    let team_b = format!("{}-b", t.namespace);
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(team_b.clone()),
+            labels: Some([(TEST_LABEL.to_owned(), t.id.clone())].into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(t.client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    let account: AwsAccount = t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {{id}}-dev}}\nspec:\n  accountId: '{dev}'\n  roleArn: {role}\n  namespaceSelector:\n    matchExpressions: [{{key: kubernetes.io/metadata.name, operator: In, values: ['{{ns}}', '{team_b}']}}]\n"
+        ),
+        false,
+    );
+    t.accounts().create(&PostParams::default(), &account).await.unwrap();
+
+    // B's people act as B's TeamAdmin through their own IAM user in the dev account.
+    let admin = t.clients(&dev).await;
+    let person = |name: &'static str| {
+        let iam = admin.iam.clone();
+        async move { iam.create_user().user_name(name).send().await.unwrap().user.unwrap().arn }
+    };
+    let (a_admin, b_admin) = (person("team-a-admin").await, person("team-b-admin").await);
+    let environment = |name: &str, namespace: &str, principals: &str| -> DataScienceEnvironment {
+        let mut env: DataScienceEnvironment = t.manifest(
+            &format!(
+                "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {{name: {name}}}\nspec:\n  account: {{id}}-dev\n  region: us-east-1\n  network: {{vpcEndpoints: []}}\n  studio:\n    userProfiles: [{{name: lead, persona: TeamAdmin}}]\n  identity: {{personaPrincipals: {{TeamAdmin: [{principals}]}}}}\n"
+            ),
+            true,
+        );
+        env.metadata.namespace = Some(namespace.to_owned());
+        env
+    };
+    let project = |name: &str, namespace: &str, group: Option<&str>| -> MLOpsProject {
+        let group = group.map(|g| format!("  modelPackageGroupName: {g}\n")).unwrap_or_default();
+        let mut project: MLOpsProject = t.manifest(
+            &format!(
+                "apiVersion: sagekeeper.io/v1alpha1\nkind: MLOpsProject\nmetadata: {{name: {name}}}\nspec:\n  environment: fraud\n{group}  pipeline: {{runOnChange: false}}\n"
+            ),
+            true,
+        );
+        project.metadata.namespace = Some(namespace.to_owned());
+        project
+    };
+    let envs_a: Api<DataScienceEnvironment> = t.api();
+    let envs_b: Api<DataScienceEnvironment> = Api::namespaced(t.client.clone(), &team_b);
+    let projects_a: Api<MLOpsProject> = t.api();
+    let projects_b: Api<MLOpsProject> = Api::namespaced(t.client.clone(), &team_b);
+    let _controller = t.controller().await;
+    envs_a.create(&PostParams::default(), &environment("fraud", &t.namespace, &a_admin)).await.unwrap();
+    envs_b.create(&PostParams::default(), &environment("fraud", &team_b, &b_admin)).await.unwrap();
+    let long = Duration::from_secs(180);
+    t.wait_condition_for(&envs_a, "fraud", "Ready", "True", None, long).await;
+    let env_b = t.wait_condition_for(&envs_b, "fraud", "Ready", "True", None, long).await;
+
+    // Team A's project makes its group; team B names it, and owns a group of its own.
+    projects_a.create(&PostParams::default(), &project("churn", &t.namespace, None)).await.unwrap();
+    let churn = t.wait_condition_for(&projects_a, "churn", "Ready", "True", None, long).await;
+    let a_group = churn.status.unwrap().model_package_group_name.unwrap();
+    projects_b.create(&PostParams::default(), &project("takeover", &team_b, Some(&a_group))).await.unwrap();
+    projects_b.create(&PostParams::default(), &project("own", &team_b, None)).await.unwrap();
+    let stalled = t.wait_condition_for(&projects_b, "takeover", "Stalled", "True", Some("NameConflict"), long).await;
+    assert!(
+        stalled.status.unwrap().model_package_group_arn.is_none(),
+        "a group it does not own is not pinned as owned"
+    );
+    let own = t.wait_condition_for(&projects_b, "own", "Ready", "True", None, long).await;
+    let b_group = own.status.unwrap().model_package_group_name.unwrap();
+    // B's environment converges again with its projects' groups: only the one B owns.
+    let granted = eventually(long, "B's environment to grant its own group", || {
+        let envs_b = envs_b.clone();
+        let b_group = b_group.clone();
+        async move {
+            let env = envs_b.get("fraud").await.ok()?;
+            let groups = env.status?.identity?.model_package_groups;
+            groups.contains(&b_group).then_some(groups)
+        }
+    })
+    .await;
+    assert!(!granted.contains(&a_group), "B's roles are granted A's group {a_group}: {granted:?}");
+
+    // A version waits for approval in A's registry.
+    let spec = || {
+        sagekeeper_aws::sdk::sagemaker::types::InferenceSpecification::builder()
+            .containers(
+                sagekeeper_aws::sdk::sagemaker::types::ModelPackageContainerDefinition::builder()
+                    .image("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1")
+                    .build(),
+            )
+            .supported_content_types("text/csv")
+            .supported_response_mime_types("text/csv")
+            .build()
+    };
+    let a_version = admin
+        .sagemaker
+        .create_model_package()
+        .model_package_group_name(&a_group)
+        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)
+        .inference_specification(spec())
+        .send()
+        .await
+        .unwrap()
+        .model_package_arn
+        .unwrap();
+
+    // The attack, as B's TeamAdmin: approve A's version.
+    let identity = env_b.status.unwrap().identity.unwrap();
+    let b_team_admin = identity.persona_role_arns["TeamAdmin"].clone();
+    let keys = t.emulator.user_credentials(&dev, "team-b-admin");
+    let b_person = t.aws_config(&keys).await;
+    let as_b_admin = {
+        use sagekeeper_aws::sdk::config::sts::AssumeRoleProvider;
+        use sagekeeper_aws::sdk::credential_types::provider::SharedCredentialsProvider;
+        let provider =
+            AssumeRoleProvider::builder(&b_team_admin).session_name("b-lead").configure(&b_person).build().await;
+        TestEnv::clients_for(
+            &b_person.clone().into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build(),
+        )
+    };
+    let approve = as_b_admin
+        .sagemaker
+        .update_model_package()
+        .model_package_arn(&a_version)
+        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::Approved)
+        .send()
+        .await;
+    assert_eq!(code(&approve).as_deref(), Some("AccessDeniedException"), "B's TeamAdmin approved A's version");
+    assert!(message(&approve).contains("sagemaker:UpdateModelPackage"), "{}", message(&approve));
+
+    // The attack, as B's pipeline role: register a version in A's group.
+    let b_pipeline = identity.pipeline_role_arn.unwrap();
+    trust_the_admin(&t, &admin, &b_pipeline).await;
+    let as_b_pipeline = acting_as(&t, &b_pipeline).await;
+    let register = as_b_pipeline
+        .sagemaker
+        .create_model_package()
+        .model_package_group_name(&a_group)
+        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::Approved)
+        .inference_specification(spec())
+        .send()
+        .await;
+    assert_eq!(code(&register).as_deref(), Some("AccessDeniedException"), "B's pipeline role registered in A's group");
+    // The same roles work in B's own registry: the refusals are about whose group it is.
+    as_b_pipeline
+        .sagemaker
+        .create_model_package()
+        .model_package_group_name(&b_group)
+        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)
+        .inference_specification(spec())
+        .send()
+        .await
+        .expect("B's pipeline role registers in B's own group");
+    let b_version = format!("arn:aws:sagemaker:us-east-1:{dev}:model-package/{}/1", b_group.to_lowercase());
+    as_b_admin
+        .sagemaker
+        .update_model_package()
+        .model_package_arn(&b_version)
+        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::Approved)
+        .send()
+        .await
+        .expect("B's TeamAdmin approves in B's own group");
+
+    // A's registry holds only A's version, still waiting for A's approval.
+    let versions = admin.sagemaker.list_model_packages().model_package_group_name(&a_group).send().await.unwrap();
+    let summaries = versions.model_package_summary_list();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert_eq!(summaries[0].model_approval_status().map(|s| s.as_str()), Some("PendingManualApproval"));
+    t.poke(&projects_a, "churn").await;
+    eventually(Duration::from_secs(30), "A's project to read its registry", || {
+        let projects_a = projects_a.clone();
+        async move {
+            let status = projects_a.get("churn").await.ok()?.status?;
+            let latest = status.latest_model_package?;
+            assert!(latest.version == 1 && status.latest_approved_model_package.is_none(), "{latest:?}");
+            Some(())
+        }
+    })
+    .await;
+    assert_controller_never_refused(&t, &[&t.home_account, &dev]);
+}
+
+/// Every call the controller made under evaluation was allowed (or, in audit mode, would be).
+fn assert_controller_never_refused(t: &TestEnv, accounts: &[&str]) {
+    for account in accounts {
+        let refused: Vec<_> = t
+            .emulator
+            .calls(account)
+            .into_iter()
+            .filter(|c| c.caller.ends_with("/sagekeeper"))
+            .filter(|c| matches!(c.decision.as_deref(), Some("Deny" | "WouldDeny")))
+            .map(|c| c.message.unwrap_or(c.operation))
+            .collect();
+        assert!(refused.is_empty(), "the controller was refused in {account}: {refused:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_deployer_session_cannot_mint_a_role_beyond_the_boundary() {
+    let t = TestEnv::new("role-minting").await;
+    let account = t.account(1);
+    t.create_role(&account, "sagekeeper-deployer", None).await;
+    t.enforce_iam();
+    let admin = t.clients(&account).await;
+    let admin_user = t.emulator.admin_credentials(&account).arn;
+    let boundary = format!("arn:aws:iam::{account}:policy/sagekeeper-boundary");
+    let everything =
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    let wide_open = admin
+        .iam
+        .create_policy()
+        .policy_name("wide-open")
+        .policy_document(everything.to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap();
+    let trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": admin_user}, "Action": "sts:AssumeRole"},
+    ]})
+    .to_string();
+    // A role someone else made, without the boundary.
+    admin.iam.create_role().role_name("sk-legacy").assume_role_policy_document(&trust).send().await.unwrap();
+
+    let deployer = t.clients_as_controller(&account).await;
+    let iam = &deployer.iam;
+    let free = iam.create_role().role_name("sk-free").assume_role_policy_document(&trust).send().await;
+    denied(&free, "create a role without the boundary");
+    let other = iam
+        .create_role()
+        .role_name("sk-other")
+        .assume_role_policy_document(&trust)
+        .permissions_boundary(&wide_open)
+        .send()
+        .await;
+    denied(&other, "create a role with another boundary");
+    let widened = iam
+        .create_policy_version()
+        .policy_arn(&boundary)
+        .policy_document(everything.to_string())
+        .set_as_default(true)
+        .send()
+        .await;
+    denied(&widened, "rewrite the boundary");
+    let trusted = iam.update_assume_role_policy().role_name("sk-legacy").policy_document(&trust).send().await;
+    denied(&trusted, "take over the trust of a role without the boundary");
+
+    // What it may do: a role with the boundary, given everything, trusting the attacker.
+    iam.create_role()
+        .role_name("sk-x")
+        .assume_role_policy_document(&trust)
+        .permissions_boundary(&boundary)
+        .send()
+        .await
+        .expect("the deployer creates a role with the boundary");
+    iam.put_role_policy()
+        .role_name("sk-x")
+        .policy_name("everything")
+        .policy_document(everything.to_string())
+        .send()
+        .await
+        .expect("the deployer puts a policy on a role with the boundary");
+    denied(&iam.delete_role_permissions_boundary().role_name("sk-x").send().await, "remove the boundary");
+    let replaced = iam.put_role_permissions_boundary().role_name("sk-x").permissions_boundary(&wide_open).send().await;
+    denied(&replaced, "replace the boundary");
+    let attached = iam.attach_role_policy().role_name("sk-x").policy_arn(&wide_open).send().await;
+    denied(&attached, "attach a managed policy");
+
+    // The minted role, given `*:*`, still cannot do what the boundary denies or leaves out.
+    let role = format!("arn:aws:iam::{account}:role/sk-x");
+    let minted = acting_as(&t, &role).await;
+    let user = minted.iam.create_user().user_name("backdoor").send().await;
+    denied(&user, "create a user through the minted role");
+    assert!(message(&user).ends_with("with an explicit deny in a permissions boundary"), "{}", message(&user));
+    let escalate = minted
+        .iam
+        .put_role_policy()
+        .role_name("sk-x")
+        .policy_name("more")
+        .policy_document(everything.to_string())
+        .send()
+        .await;
+    denied(&escalate, "change its own policies");
+    let vpc = minted.ec2.create_vpc().cidr_block("10.9.0.0/16").send().await;
+    assert_eq!(code(&vpc).as_deref(), Some("UnauthorizedOperation"), "the minted role created a VPC");
+    assert!(
+        message(&vpc).ends_with("because no permissions boundary allows the ec2:CreateVpc action"),
+        "{}",
+        message(&vpc)
+    );
+    minted.sagemaker.list_models().send().await.expect("within the boundary the role works");
+}
+
+/// A dev-only environment under evaluation, Ready; returns its status.
+async fn converged_environment(t: &TestEnv, spec_extra: &str) -> sagekeeper_api::DataScienceEnvironmentStatus {
+    let dev = t.account(1);
+    let role = t.create_role(&dev, "sagekeeper-deployer", None).await;
+    t.enforce_iam();
+    let account: AwsAccount = t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {{id}}-dev}}\nspec:\n  accountId: '{dev}'\n  roleArn: {role}\n  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: '{{ns}}'}}}}\n"
+        ),
+        false,
+    );
+    t.accounts().create(&PostParams::default(), &account).await.unwrap();
+    let env: DataScienceEnvironment = t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {{name: fraud}}\nspec:\n  account: {{id}}-dev\n  region: us-east-1\n  network: {{vpcEndpoints: []}}\n{spec_extra}"
+        ),
+        true,
+    );
+    t.api::<DataScienceEnvironment>().create(&PostParams::default(), &env).await.unwrap();
+    let envs = t.api::<DataScienceEnvironment>();
+    let ready = t.wait_condition_for(&envs, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    ready.status.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_found_without_the_boundary_gets_it_before_any_other_change() {
+    let t = TestEnv::new("boundary-first").await;
+    let _controller = t.controller().await;
+    let status = converged_environment(&t, "").await;
+    let dev = t.account(1);
+    let role_arn = status.identity.unwrap().execution_role_arn.unwrap();
+    let name = role_arn.rsplit('/').next().unwrap().to_owned();
+    // As made by an older version, or changed by hand: no boundary, another policy and trust.
+    let admin = t.clients(&dev).await;
+    admin.iam.delete_role_permissions_boundary().role_name(&name).send().await.unwrap();
+    let other = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+    admin
+        .iam
+        .put_role_policy()
+        .role_name(&name)
+        .policy_name("sagekeeper")
+        .policy_document(other.to_string())
+        .send()
+        .await
+        .unwrap();
+    let trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
+    ]});
+    admin.iam.update_assume_role_policy().role_name(&name).policy_document(trust.to_string()).send().await.unwrap();
+    t.emulator.clear_calls(&dev);
+    t.poke(&t.api::<DataScienceEnvironment>(), "fraud").await;
+    let boundary = format!("arn:aws:iam::{dev}:policy/sagekeeper-boundary");
+    eventually(Duration::from_secs(60), "the role to be repaired", || {
+        let iam = admin.iam.clone();
+        let (name, boundary) = (name.clone(), boundary.clone());
+        async move {
+            let role = iam.get_role().role_name(&name).send().await.ok()?.role?;
+            let bounded = role.permissions_boundary()?.permissions_boundary_arn() == Some(boundary.as_str());
+            let trust = sagekeeper_policy::parse(role.assume_role_policy_document().unwrap_or_default()).ok()?;
+            let trust = trust.to_string().contains("sagemaker.amazonaws.com");
+            let policy = iam.get_role_policy().role_name(&name).policy_name("sagekeeper").send().await.ok()?;
+            let policy = sagekeeper_policy::parse(policy.policy_document()).ok()?.to_string();
+            (bounded && trust && !policy.contains("\"s3:*\"")).then_some(())
+        }
+    })
+    .await;
+    // The deployer may change trust and policies only of a role with the boundary: the repair
+    // put the boundary back first, and nothing it did was refused.
+    let writes = t.emulator.controller_writes(&dev);
+    let first = |op: &str| writes.iter().position(|w| w == op).unwrap_or_else(|| panic!("no {op}: {writes:?}"));
+    assert!(first("PutRolePermissionsBoundary") < first("UpdateAssumeRolePolicy"), "{writes:?}");
+    assert!(first("PutRolePermissionsBoundary") < first("PutRolePolicy"), "{writes:?}");
+    assert_controller_never_refused(&t, &[&dev]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persona_principals_trust_only_their_own_account_never_its_root() {
+    let t = TestEnv::new("persona-principals").await;
+    let _controller = t.controller().await;
+    let dev = t.account(1);
+    let admin = t.clients(&dev).await;
+    // The person's own IAM user exists before a trust policy may name it.
+    let lead = admin.iam.create_user().user_name("lead").send().await.unwrap().user.unwrap().arn;
+    let status =
+        converged_environment(&t, &format!("  identity: {{personaPrincipals: {{TeamAdmin: ['{lead}']}}}}\n")).await;
+    let team_admin = status.identity.unwrap().persona_role_arns["TeamAdmin"].clone();
+    let role = admin.iam.get_role().role_name(team_admin.rsplit('/').next().unwrap()).send().await.unwrap();
+    let trust = role.role.unwrap().assume_role_policy_document.unwrap();
+    let trust = sagekeeper_policy::parse(&trust).unwrap().to_string();
+    assert!(trust.contains(&lead) && !trust.contains(":root"), "{trust}");
+    // The person assumes the TeamAdmin role; another user of the account cannot.
+    let keys = t.emulator.user_credentials(&dev, "lead");
+    let as_lead = t.aws_config(&keys).await;
+    let sts = sagekeeper_aws::sdk::sts::Client::new(&as_lead);
+    sts.assume_role()
+        .role_arn(&team_admin)
+        .role_session_name("lead")
+        .send()
+        .await
+        .expect("the named person assumes TeamAdmin");
+    admin.iam.create_user().user_name("someone").send().await.unwrap();
+    let someone = t.aws_config(&t.emulator.user_credentials(&dev, "someone")).await;
+    let refused = sagekeeper_aws::sdk::sts::Client::new(&someone)
+        .assume_role()
+        .role_arn(&team_admin)
+        .role_session_name("x")
+        .send()
+        .await;
+    assert_eq!(code(&refused).as_deref(), Some("AccessDenied"), "another user of the account assumed TeamAdmin");
+
+    // A principal of another account stalls the environment, naming the field.
+    let outside = format!("arn:aws:iam::{}:role/admins", t.account(2));
+    let patch = json!({"spec": {"identity": {"personaPrincipals": {"TeamAdmin": [lead, outside]}}}});
+    let api = t.api::<DataScienceEnvironment>();
+    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    let stalled = t.wait_condition(&api, "fraud", "Stalled", "True", Some("InvalidConfiguration")).await;
+    let ready =
+        sagekeeper_api::conditions::find(stalled.status.as_ref().unwrap().conditions.as_slice(), "Ready").unwrap();
+    assert!(
+        ready.message.starts_with("spec.identity.personaPrincipals.TeamAdmin:") && ready.message.contains(&outside),
+        "{}",
+        ready.message
+    );
+}
