@@ -237,8 +237,8 @@ async fn a_version_is_promoted_through_staging_and_a_manual_production_gate() {
     let d = api.get("churn").await.unwrap();
     assert_eq!(stage(&d, "production").phase, StagePhase::WaitingForApproval, "v2 is still waiting for production");
     assert_eq!(calls(&t, 3, "UpdateEndpoint").len(), 2, "one update to v2, one back to v1");
+    t.wait_event("churn", "Serving").await;
     let reasons = t.event_reasons("churn").await;
-    assert!(reasons.contains(&"Serving".to_owned()), "{reasons:?}");
     assert!(!reasons.contains(&"DriftRepaired".to_owned()), "promotions are not drift: {reasons:?}");
     t.assert_deployer_permitted(2);
     t.assert_deployer_permitted(3);
@@ -272,7 +272,7 @@ async fn a_failed_update_keeps_the_last_good_version_serving_and_a_rejected_one_
     assert_eq!(staging.serving_version, Some(v1));
     let (stalled, reason, _) = condition(&d, "Stalled");
     assert_eq!((stalled, reason), ("True", "StagesFailed"));
-    assert!(t.event_reasons("churn").await.contains(&"DeploymentFailed".to_owned()));
+    t.wait_event("churn", "DeploymentFailed").await;
 
     // Not retried with the same config, however often it is looked at.
     for _ in 0..3 {
@@ -447,7 +447,7 @@ async fn drift_is_repaired_and_a_converged_deployment_is_checked_without_writes(
     })
     .await;
     until(&api, "churn", "Ready again", 60, is_ready).await;
-    assert!(t.event_reasons("churn").await.contains(&"DriftRepaired".to_owned()));
+    t.wait_event("churn", "DriftRepaired").await;
     t.assert_deployer_permitted(2);
 }
 

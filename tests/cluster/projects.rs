@@ -249,7 +249,7 @@ async fn a_failed_run_is_reported_with_its_reason_and_the_project_stays_ready() 
         "True",
         "a failed run does not make it unready"
     );
-    assert!(t.event_reasons("churn").await.contains(&"RunFailed".to_owned()));
+    t.wait_event("churn", "RunFailed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -589,7 +589,7 @@ async fn deletion_keeps_registered_versions_unless_asked_and_waits_for_deploymen
     for pipeline in pipelines {
         assert!(dev.sagemaker.describe_pipeline().pipeline_name(&pipeline).send().await.is_err(), "{pipeline} deleted");
     }
-    assert!(t.event_reasons("kept").await.contains(&"DataRetained".to_owned()));
+    t.wait_event("kept", "DataRetained").await;
     t.assert_deployer_permitted(1);
 }
 

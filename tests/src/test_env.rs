@@ -468,6 +468,15 @@ impl TestEnv {
         api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("poke");
     }
 
+    /// Waits until an event with `reason` was recorded for `name` (events are published right
+    /// after the status write a test sees, so they can trail it); panics after 15 s.
+    pub async fn wait_event(&self, name: &str, reason: &str) {
+        crate::eventually(Duration::from_secs(15), &format!("a {reason} event for {name}"), || async {
+            self.event_reasons(name).await.iter().any(|r| r == reason).then_some(())
+        })
+        .await;
+    }
+
     /// Event reasons recorded for an object of this test's namespace.
     pub async fn event_reasons(&self, name: &str) -> Vec<String> {
         let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), &self.namespace);
