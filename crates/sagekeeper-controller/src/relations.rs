@@ -40,7 +40,7 @@ pub(crate) fn accounts(c: Controller<AwsAccount>, w: Watch) -> Controller<AwsAcc
 }
 
 /// Environments follow their accounts (readiness, tenancy) and their namespace's labels, the
-/// model package groups of their projects (which their roles must be allowed to use), and,
+/// model package groups their projects own (which their roles must be allowed to use), and,
 /// being deleted, the projects that hold them.
 pub(crate) fn environments(c: Controller<DataScienceEnvironment>, w: Watch) -> Controller<DataScienceEnvironment> {
     let (by_account, by_namespace, by_project) =
@@ -61,8 +61,10 @@ pub(crate) fn environments(c: Controller<DataScienceEnvironment>, w: Watch) -> C
             .iter()
             .filter_map(|s| s.identity.as_ref())
             .any(|i| i.model_package_groups.contains(&crate::project::group_name(&p)));
-        let live = p.metadata.deletion_timestamp.is_none();
-        (stored.meta().deletion_timestamp.is_some() || granted != live).then_some(env)
+        // Only a group the project owns is granted: a project still creating its group, or one
+        // whose name belongs to someone else, changes nothing for the environment.
+        let owned = p.metadata.deletion_timestamp.is_none() && crate::project::owned_group(&p).is_some();
+        (stored.meta().deletion_timestamp.is_some() || granted != owned).then_some(env)
     })
 }
 
