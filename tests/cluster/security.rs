@@ -307,6 +307,9 @@ async fn a_stolen_deployer_session_cannot_mint_a_role_beyond_the_boundary() {
     denied(&widened, "rewrite the boundary");
     let trusted = iam.update_assume_role_policy().role_name("sk-legacy").policy_document(&trust).send().await;
     denied(&trusted, "take over the trust of a role without the boundary");
+    // It reads the boundary (the AwsAccount checks it exists), and no other policy.
+    iam.get_policy().policy_arn(&boundary).send().await.expect("the deployer reads the boundary");
+    denied(&iam.get_policy().policy_arn(&wide_open).send().await, "read another managed policy");
 
     // What it may do: a role with the boundary, given everything, trusting the attacker.
     iam.create_role()

@@ -100,6 +100,20 @@ mod tests {
         assert_eq!(unpermitted(&calls, session), BTreeSet::from(["ec2:RunInstances".to_owned()]));
     }
 
+    /// IAM counts a policy's characters without white space: at most 6,144 for a managed policy
+    /// (the boundary) and 10,240 for a role's inline policies together (the deployer's).
+    #[test]
+    fn the_shipped_policies_fit_iams_size_limits() {
+        let size = |text: &str| text.chars().filter(|c| !c.is_whitespace()).count();
+        let boundary = size(BOUNDARY);
+        assert!(boundary <= 6_144, "the boundary has {boundary} characters; a managed policy takes 6,144");
+        let deployer = size(&deployer_permissions("111111111111"));
+        assert!(
+            deployer <= 10_240,
+            "the deployer policy has {deployer} characters; a role's inline policies take 10,240"
+        );
+    }
+
     #[test]
     fn globs_match_actions() {
         use sagekeeper_policy::action_matches;

@@ -72,20 +72,8 @@ modes = Modes()
 admin_keys: set[str] = set()
 
 
-def _known_key(key: str) -> bool:
-    return any(p.fullmatch(key) for p in _declared())
-
-
-_DECLARED: list = []
-
-
-def _declared() -> list:
-    if not _DECLARED:
-        _DECLARED.extend(table.declared_keys())
-    return _DECLARED
-
-
-evaluator = Evaluator(_known_key)
+# Which service keys are known is decided per check, from the table's declaration (_validate).
+evaluator = Evaluator()
 
 
 @dataclass

@@ -230,9 +230,9 @@ def _ip(policy: str, value: str) -> bool:
 class Evaluator:
     """Evaluates statements against one request context.
 
-    `known_key(name)` tells whether a condition key is one AWS could set on
-    requests the emulator authorizes (global keys, and the service keys of the
-    operation table); an unknown key is reported and never widens access.
+    Which service keys are known for a check comes from the check (the operation
+    table's declaration for it), else from `known_key` (default: all). Global keys
+    are always known. An unknown key is reported and never widens access.
     """
 
     def __init__(self, known_key: Callable[[str], bool] | None = None):

@@ -77,12 +77,6 @@ def key_pattern(key: str) -> re.Pattern:
     return re.compile(".+".join(re.escape(p) for p in parts))
 
 
-def declared_keys() -> list[re.Pattern]:
-    """Every key any operation may supply."""
-    keys = {k for op in REGISTRY.values() for g in op.grants for k in g.keys}
-    return [key_pattern(k) for k in sorted(keys)]
-
-
 TAG_KEYS = ("aws:RequestTag/${TagKey}", "aws:TagKeys")
 RESOURCE_TAG = ("aws:ResourceTag/${TagKey}",)
 
