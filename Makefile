@@ -9,6 +9,9 @@ SHELL := /bin/bash
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+# The linters get a venv of their own: checkov pins libraries the emulator's must not share.
+LINT_VENV := .venv-lint
+POLICY_DUMP := $(or $(CARGO_TARGET_DIR),target)/policy-documents
 STACK := .stack
 CARGO ?= cargo
 # Cluster tests mostly wait on servers, so more threads than cores is fine.
@@ -28,6 +31,17 @@ $(VENV)/.installed: tests/emulator/requirements.txt
 .PHONY: venv
 venv: $(VENV)/.installed ## Create the Python venv with the pinned AWS emulator (moto + extension)
 
+$(LINT_VENV)/.installed: tests/lint/requirements.txt
+	python3 -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/lint/requirements.txt
+	touch $@
+
+.PHONY: lint-policies
+lint-policies: $(LINT_VENV)/.installed ## parliament over the shipped and generated AWS policies, checkov over deploy/kubernetes
+	rm -rf $(POLICY_DUMP)
+	SAGEKEEPER_POLICY_DUMP=$(abspath $(POLICY_DUMP)) $(CARGO) test --quiet -p sagekeeper-policy limits::
+	$(LINT_VENV)/bin/python tests/lint/check.py --generated $(POLICY_DUMP)
+
 .PHONY: stack-bins
 stack-bins: ## Build kube-apiserver, etcd and kubectl from their Go modules (cached)
 	@tests/stack/build-bins.sh >/dev/null
@@ -46,7 +60,7 @@ lint: ## rustfmt and clippy (warnings are errors)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: test
-test: lint venv stack-bins ## Everything: lint, unit tests, emulator tests, cluster tests on a private stack
+test: lint lint-policies venv stack-bins ## Everything: lint, policy and manifest linters, unit tests, emulator tests, cluster tests on a private stack
 	$(CARGO) build -p sagekeeper
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 	$(PYTHON) -m pytest tests/emulator tests/deploy -q -p no:cacheprovider
@@ -76,4 +90,4 @@ demo-down: stack-down ## Stop the demo (the controller and the stack)
 .PHONY: clean
 clean: stack-down ## Remove build output, the venv and the stack folder
 	$(CARGO) clean
-	rm -rf $(VENV) $(STACK)
+	rm -rf $(VENV) $(LINT_VENV) $(STACK)

@@ -47,7 +47,9 @@ async fn account_without_role_in_another_account_stalls_with_account_mismatch() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_without_role_in_the_controllers_own_account_is_ready() {
     let t = TestEnv::new("own-account").await;
-    t.install_boundary(&t.home_account).await;
+    // Without a role, sagekeeper acts with its own identity: that identity carries the deployer
+    // permissions in its own account (deploy/aws/README.md).
+    t.grant_deployer_policies_to_controller().await;
     let _controller = t.controller().await;
     let obj = account(&t, "home", &format!("  accountId: '{}'", t.home_account));
     t.accounts().create(&Default::default(), &obj).await.unwrap();
@@ -59,22 +61,23 @@ async fn account_without_role_in_the_controllers_own_account_is_ready() {
 async fn a_boundary_that_does_not_exist_stalls_the_account_naming_it() {
     let t = TestEnv::new("missing-boundary").await;
     let role = t.create_role(&t.account(1), "sagekeeper-deployer", None).await;
+    // The platform team forgot the boundary policy in this account.
+    let boundary = format!("arn:aws:iam::{}:policy/sagekeeper-boundary", t.account(1));
+    t.clients(&t.account(1)).await.iam.delete_policy().policy_arn(&boundary).send().await.unwrap();
     let _controller = t.controller().await;
-    let missing = format!("arn:aws:iam::{}:policy/team-boundary", t.account(1));
-    let body = format!("  accountId: '{}'\n  roleArn: {role}\n  permissionsBoundaryArn: {missing}", t.account(1));
+    let body = format!("  accountId: '{}'\n  roleArn: {role}", t.account(1));
     t.accounts().create(&Default::default(), &account(&t, "dev", &body)).await.unwrap();
     let stalled =
         t.wait_condition(&t.accounts(), &t.name("dev"), "Stalled", "True", Some("InvalidConfiguration")).await;
     let ready = conditions::find(stalled.conditions(), "Ready").unwrap();
     assert_eq!(ready.status, "False");
-    let expected = format!("NoSuchEntity: permissions boundary {missing} does not exist in account {}", t.account(1));
+    let expected = format!("NoSuchEntity: permissions boundary {boundary} does not exist in account {}", t.account(1));
     assert!(ready.message.starts_with(&expected), "{}", ready.message);
-    // Without spec.permissionsBoundaryArn the account's sagekeeper-boundary is used (it exists).
-    let patch = json!({"spec": {"permissionsBoundaryArn": null}});
-    t.accounts().patch(&t.name("dev"), &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    // Once it is installed, the account is ready and reports the boundary it attaches.
+    t.install_boundary(&t.account(1)).await;
+    t.poke(&t.accounts(), &t.name("dev")).await;
     let ready = t.wait_condition(&t.accounts(), &t.name("dev"), "Ready", "True", Some("Converged")).await;
-    let default = format!("arn:aws:iam::{}:policy/sagekeeper-boundary", t.account(1));
-    assert_eq!(ready.status.unwrap().permissions_boundary_arn.as_deref(), Some(default.as_str()));
+    assert_eq!(ready.status.unwrap().permissions_boundary_arn.as_deref(), Some(boundary.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,6 +101,7 @@ async fn access_denied_on_assume_role_stalls_with_the_code_in_the_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_external_id_is_refused_by_the_role_trust_policy() {
     let t = TestEnv::new("external-id").await;
+    t.expect_denied("sts:AssumeRole");
     let role = t.create_role(&t.account(1), "sagekeeper-deployer", Some("right-id")).await;
     let _controller = t.controller().await;
     let wrong =

@@ -194,7 +194,7 @@ async fn bench_project() {
     // versions, then the newest approved one).
     let p = projects.get("churn").await.unwrap();
     let group = p.status.unwrap().model_package_group_name.unwrap();
-    let sm = t.clients_as_controller(&t.account(1)).await.sagemaker;
+    let sm = t.clients(&t.account(1)).await.sagemaker;
     sm.create_model_package()
         .model_package_group_name(&group)
         .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)

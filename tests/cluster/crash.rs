@@ -123,7 +123,7 @@ async fn a_crash_after_each_project_write_leaves_one_group_one_pipeline_and_one_
     assert_eq!(pipelines.pipeline_summaries().len(), 1, "{:?}", pipelines.pipeline_summaries());
     let env = t.api::<DataScienceEnvironment>().get("fraud").await.unwrap();
     let bucket = env.status.unwrap().storage.unwrap().data_bucket.unwrap();
-    let as_controller = t.clients_as_controller(&dev).await;
-    let listed = as_controller.s3.list_objects_v2().bucket(&bucket).prefix("projects/churn/").send().await.unwrap();
+    let admin = t.clients(&dev).await;
+    let listed = admin.s3.list_objects_v2().bucket(&bucket).prefix("projects/churn/").send().await.unwrap();
     assert_eq!(listed.contents().len(), 3, "the three template assets, once each");
 }

@@ -242,7 +242,7 @@ fn bucket_arns(bucket: &str) -> [String; 2] {
     [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]
 }
 
-/// SDK clients signed as a fresh IAM user of one account.
+/// SDK clients signed as the account-admin identity of one account (exempt from IAM evaluation).
 struct Clients {
     account: String,
     ec2: ec2::Client,
@@ -253,7 +253,7 @@ struct Clients {
 }
 
 async fn clients(t: &TestEnv, account: &str) -> Clients {
-    let config = t.aws_config(&t.emulator.credentials(account)).await;
+    let config = t.admin_config(account).await;
     Clients {
         account: account.to_owned(),
         ec2: ec2::Client::new(&config),
@@ -753,15 +753,18 @@ async fn check_role(c: &Clients, arn: &str, owner: &Owner) -> (Value, Value) {
     (trust, json!({"Version": "2012-10-17", "Statement": all}))
 }
 
-/// Trusted by the SageMaker service only.
-fn check_sagemaker_trust(trust: &Value, what: &str) {
+/// Trusted by the SageMaker service only, acting for `account` only (`aws:SourceAccount`).
+fn check_sagemaker_trust(trust: &Value, what: &str, account: &str) {
     let sts: Vec<&Value> = statements(trust);
+    let for_account: BTreeMap<(String, String), BTreeSet<String>> =
+        [(("StringEquals".to_owned(), "aws:sourceaccount".to_owned()), set([account]))].into();
     assert!(
         sts.iter().all(|s| is_allow(s)
             && aws_principals(s).is_empty()
             && service_principals(s) == set(["sagemaker.amazonaws.com"])
-            && covers_action(s, "sts:AssumeRole")),
-        "{what}: trust should be sagemaker.amazonaws.com only\n{}",
+            && covers_action(s, "sts:AssumeRole")
+            && conditions_of(s) == for_account),
+        "{what}: trust should be sagemaker.amazonaws.com for account {account} only\n{}",
         pretty(trust)
     );
     assert!(!sts.is_empty(), "{what}: empty trust policy");
@@ -1018,13 +1021,28 @@ async fn full_environment_resources_and_policies_match_the_contract() {
             "{what}: the controller {dev_controller} may decrypt with the s3 key: {st}"
         );
     }
-    // The emulator evaluates it: outside the endpoints even DescribeKey is refused.
-    let refused = dev.kms.describe_key().key_id(&s3_arn).send().await;
+    // The emulator evaluates it: outside the endpoints even DescribeKey is refused, by the key
+    // policy's deny, to a dev user whose own policy allows it.
+    let allow = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:DescribeKey", "Resource": s3_arn}]});
+    dev.iam.create_user().user_name("analyst").send().await.unwrap();
+    dev.iam
+        .put_user_policy()
+        .user_name("analyst")
+        .policy_name("describe")
+        .policy_document(allow.to_string())
+        .send()
+        .await
+        .unwrap();
+    let analyst = kms::Client::new(&t.aws_config(&t.emulator.user_credentials(&dev_id, "analyst")).await);
+    let refused = analyst.describe_key().key_id(&s3_arn).send().await;
     assert_eq!(
         refused.as_ref().map_err(|e| e.code()).err(),
         Some(Some("AccessDeniedException")),
         "dev s3 key: DescribeKey by a dev user outside the KMS endpoints should be denied: {refused:?}"
     );
+    let message = refused.err().and_then(|e| e.message().map(str::to_owned)).unwrap_or_default();
+    assert!(message.contains("explicit deny in a resource-based policy"), "{message}");
 
     // --- dev buckets ---
     let data_policy = check_bucket(&dev, &data_bucket, &s3_arn, &owner, true).await;
@@ -1117,7 +1135,7 @@ async fn full_environment_resources_and_policies_match_the_contract() {
         role_policies.insert(label, (trust, policy));
     }
     for label in ["execution", "pipeline", "model execution"] {
-        check_sagemaker_trust(&role_policies[label].0, &format!("dev {label} role"));
+        check_sagemaker_trust(&role_policies[label].0, &format!("dev {label} role"), &dev_id);
     }
     for label in ["DataScientist", "TeamAdmin"] {
         let trust = &role_policies[label].0;
@@ -1268,7 +1286,7 @@ async fn full_environment_resources_and_policies_match_the_contract() {
         check_tls_only(&capture_policy, &capture);
 
         let (trust, policy) = check_role(c, &role, &owner).await;
-        check_sagemaker_trust(&trust, &format!("{what} model execution role"));
+        check_sagemaker_trust(&trust, &format!("{what} model execution role"), account);
         let model_object = format!("arn:aws:s3:::{models_bucket}/fraud/model.tar.gz");
         assert!(
             statements(&policy)
@@ -1371,10 +1389,16 @@ async fn data_access_follows_the_bucket_policy() {
     let vpce = network.vpc_endpoint_ids.get("s3").cloned().expect("status.network.vpcEndpointIds.s3");
     let interface = network.vpc_endpoint_ids.get("sagemaker.api").cloned().expect("vpcEndpointIds[sagemaker.api]");
 
-    // A user of the dev account: not the controller, so not exempt from the endpoint deny.
-    let user = t.emulator.credentials(&t.account(1));
-    assert!(!user.arn.contains("sagekeeper-deployer"), "the test principal must not be the controller: {}", user.arn);
-    let config = t.aws_config(&user).await;
+    // A data scientist: their own IAM user, named in identity.personaPrincipals, working as the
+    // DataScientist persona role (which the bucket and key policies admit); not the controller,
+    // so not exempt from the endpoint deny.
+    let dev = t.clients(&t.account(1)).await;
+    let alice = dev.iam.create_user().user_name("alice").send().await.unwrap().user.unwrap().arn;
+    let patch = json!({"spec": {"identity": {"personaPrincipals": {"DataScientist": [alice]}}}});
+    api.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(60)).await;
+    let persona = env.status.unwrap().identity.unwrap().persona_role_arns["DataScientist"].clone();
+    let config = t.assume(&t.emulator.user_credentials(&t.account(1), "alice"), &persona).await;
     let s3 = s3::Client::from_conf(s3::config::Builder::from(&config).force_path_style(true).build());
 
     assert_eq!(

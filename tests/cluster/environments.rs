@@ -109,7 +109,7 @@ fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
 /// How many of each resource carry this owner uid in one account.
 pub async fn owned_resources(t: &TestEnv, account: &str, uid: &str) -> BTreeMap<String, usize> {
     use sagekeeper_aws::sdk::ec2::types::Filter;
-    let c = t.clients_as_controller(account).await;
+    let c = t.clients(account).await;
     let owned = || Filter::builder().name(format!("tag:{OWNER_UID_TAG}")).values(uid).build();
     let mut counts = BTreeMap::new();
     let vpcs = c.ec2.describe_vpcs().filters(owned()).send().await.unwrap();

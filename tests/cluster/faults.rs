@@ -69,6 +69,7 @@ async fn with_30_percent_of_calls_throttled_it_converges_without_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_that_cannot_be_assumed_stalls_the_environment_with_its_reason() {
     let t = TestEnv::new("unassumable").await;
+    t.expect_denied("sts:AssumeRole");
     let _controller = t.controller().await;
     // No role exists in account 1: AssumeRole is refused.
     let account: AwsAccount = t.manifest(

@@ -33,12 +33,12 @@ async fn standby_stays_passive_and_takes_over_within_the_lease_duration() {
     .await;
 
     // Work arrives: the leader does it, the standby neither reconciles nor writes.
-    t.install_boundary(&t.home_account).await;
+    let role = t.create_role(&t.account(1), "sagekeeper-deployer", None).await;
     let obj: AwsAccount = t.manifest(
         &format!(
-            "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {}}}\nspec:\n  accountId: '{}'\n  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: '{{ns}}'}}}}\n",
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {}}}\nspec:\n  accountId: '{}'\n  roleArn: {role}\n  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: '{{ns}}'}}}}\n",
             t.name("home"),
-            t.home_account
+            t.account(1)
         ),
         false,
     );

@@ -15,6 +15,7 @@ mod environment_state;
 mod environments;
 mod faults;
 mod leader;
+mod manifests;
 mod projects;
 mod references;
 mod security;

@@ -2,6 +2,7 @@
 //! job is locked into the environment's network and keys, one run per trigger (also across a
 //! restart), run outcomes, registry polling, drift, and deletion.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
@@ -101,14 +102,15 @@ async fn a_project_converges_with_a_locked_down_pipeline_and_one_run() {
     }
     let env = t.api::<DataScienceEnvironment>().get("fraud").await.unwrap();
     let es = env_status(&env);
-    assert!(
-        es.identity.as_ref().unwrap().model_package_groups.contains(&group),
-        "the environment grants its roles the group"
-    );
 
-    // The group: tagged as ours, with a policy naming exactly the target accounts' roots and
-    // granting no approval or change.
+    // The group: tagged as ours and with the environment's registry tag (by which its roles are
+    // granted it), with a policy naming exactly the target accounts' deployer and model
+    // execution roles and granting no approval or change.
     let dev = t.clients(&t.account(1)).await;
+    let group_arn = status.model_package_group_arn.clone().unwrap();
+    let tags = dev.sagemaker.list_tags().resource_arn(group_arn).send().await.unwrap();
+    let registry = tags.tags().iter().find(|t| t.key() == Some("sagekeeper.io/environment")).and_then(|t| t.value());
+    assert_eq!(registry, env.metadata.uid.as_deref(), "the group carries the environment's registry tag");
     let policy = dev.sagemaker.get_model_package_group_policy().model_package_group_name(&group).send().await.unwrap();
     let policy: Value = serde_json::from_str(policy.resource_policy().unwrap()).unwrap();
     let mut principals: Vec<String> = policy["Statement"]
@@ -120,10 +122,17 @@ async fn a_project_converges_with_a_locked_down_pipeline_and_one_run() {
         .collect();
     principals.sort();
     principals.dedup();
-    assert_eq!(
-        principals,
-        [format!("arn:aws:iam::{}:root", t.account(2)), format!("arn:aws:iam::{}:root", t.account(3))]
-    );
+    let mut expected: Vec<String> = es
+        .target_accounts
+        .iter()
+        .flat_map(|t| [t.deployer_arn.clone().unwrap(), t.model_execution_role_arn.clone().unwrap()])
+        .collect();
+    expected.sort();
+    assert_eq!(principals, expected, "the target accounts' deployer and model execution roles, never a root");
+    for n in [2, 3] {
+        let deployer = format!("arn:aws:iam::{}:role/sagekeeper-deployer", t.account(n));
+        assert!(principals.contains(&deployer), "{deployer} in {principals:?}");
+    }
     let actions: Vec<&str> = policy["Statement"]
         .as_array()
         .unwrap()
@@ -188,8 +197,8 @@ async fn a_project_converges_with_a_locked_down_pipeline_and_one_run() {
     // The template's scripts and data are under the project's prefix, named by their content,
     // and the definition reads exactly those.
     let bucket = es.storage.as_ref().unwrap().data_bucket.clone().unwrap();
-    let as_controller = t.clients_as_controller(&t.account(1)).await;
-    let listed = as_controller.s3.list_objects_v2().bucket(&bucket).prefix("projects/churn/").send().await.unwrap();
+    let admin = t.clients(&t.account(1)).await;
+    let listed = admin.s3.list_objects_v2().bucket(&bucket).prefix("projects/churn/").send().await.unwrap();
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys.len(), 3, "{keys:?}");
     let text = definition.to_string();
@@ -221,7 +230,6 @@ async fn a_project_converges_with_a_locked_down_pipeline_and_one_run() {
     // Granting the new project's group was an update of the environment, not drift.
     let reasons = t.event_reasons("fraud").await;
     assert!(!reasons.contains(&"DriftRepaired".to_owned()), "{reasons:?}");
-    t.assert_deployer_permitted(1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,8 +314,8 @@ async fn a_run_started_just_before_a_crash_is_adopted_not_started_again() {
     controller.stop().await;
     let patch = json!({"spec": {"pipeline": {"runRequest": "nightly"}}});
     projects.patch("churn", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    let as_controller = t.clients_as_controller(&t.account(1)).await;
-    let orphan = as_controller
+    let admin = t.clients(&t.account(1)).await;
+    let orphan = admin
         .sagemaker
         .start_pipeline_execution()
         .pipeline_name(&name)
@@ -398,9 +406,9 @@ async fn registered_and_approved_versions_reach_status_without_any_change_to_the
     let p = ready(&t, &projects, "churn").await;
     let generation = p.metadata.generation;
     let group = p.status.clone().unwrap().model_package_group_name.unwrap();
-    let as_controller = t.clients_as_controller(&t.account(1)).await;
+    let admin = t.clients(&t.account(1)).await;
     let register = || {
-        as_controller
+        admin
             .sagemaker
             .create_model_package()
             .model_package_group_name(&group)
@@ -425,7 +433,7 @@ async fn registered_and_approved_versions_reach_status_without_any_change_to_the
     };
     let s = latest(2, None).await;
     assert_eq!(s.latest_model_package.unwrap().approval_status.as_deref(), Some("PendingManualApproval"));
-    as_controller
+    admin
         .sagemaker
         .update_model_package()
         .model_package_arn(&first)
@@ -459,12 +467,20 @@ async fn the_group_policy_and_the_tags_follow_the_environment() {
         all.sort();
         all
     };
-    assert_eq!(principals().await.len(), 2);
+    let accounts = |all: Vec<String>| -> BTreeSet<String> {
+        all.iter().map(|p| p.split(':').nth(4).unwrap().to_owned()).collect()
+    };
+    let before = principals().await;
+    assert_eq!(before.len(), 4, "each target's deployer and model execution role: {before:?}");
+    assert_eq!(accounts(before), BTreeSet::from([t.account(2), t.account(3)]));
     // Production leaves the environment; the policy follows without any change to the project.
     let envs = t.api::<DataScienceEnvironment>();
     let patch = json!({"spec": {"targetAccounts": {"production": null}}});
     envs.patch("fraud", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    let want = vec![format!("arn:aws:iam::{}:root", t.account(2))];
+    let staging = envs.get("fraud").await.unwrap().status.unwrap().target_accounts;
+    let staging = staging.iter().find(|t| t.stage == "staging").unwrap();
+    let mut want = vec![staging.deployer_arn.clone().unwrap(), staging.model_execution_role_arn.clone().unwrap()];
+    want.sort();
     eventually(Duration::from_secs(90), "the policy without production", || async {
         (principals().await == want).then_some(())
     })
@@ -519,7 +535,7 @@ async fn drift_in_the_pipeline_and_the_group_policy_is_repaired() {
     let (projects, _) = setup(&t, "churn", json!({})).await;
     let p = ready(&t, &projects, "churn").await;
     let (name, group) = (pipeline_name(&p), p.status.clone().unwrap().model_package_group_name.unwrap());
-    let dev = t.clients_as_controller(&t.account(1)).await;
+    let dev = t.clients(&t.account(1)).await;
     let original = dev.sagemaker.describe_pipeline().pipeline_name(&name).send().await.unwrap();
     let original: Value = serde_json::from_str(original.pipeline_definition().unwrap()).unwrap();
     let open = json!({"Version": "2020-12-01", "Steps": [{"Name": "Anything", "Type": "Training", "Arguments": {}}]});
@@ -549,14 +565,14 @@ async fn deletion_keeps_registered_versions_unless_asked_and_waits_for_deploymen
         obj.spec.delete_data_on_delete = spec.get("deleteDataOnDelete").is_some();
         projects.create(&Default::default(), &obj).await.unwrap();
     }
-    let as_controller = t.clients_as_controller(&t.account(1)).await;
+    let admin = t.clients(&t.account(1)).await;
     let mut pipelines = Vec::new();
     for name in ["kept", "empty", "purged"] {
         let p = ready(&t, &projects, name).await;
         pipelines.push(pipeline_name(&p));
         if name != "empty" {
             let group = p.status.unwrap().model_package_group_name.unwrap();
-            as_controller.sagemaker.create_model_package().model_package_group_name(&group).send().await.unwrap();
+            admin.sagemaker.create_model_package().model_package_group_name(&group).send().await.unwrap();
         }
     }
     // A deployment names "kept": its deletion waits, InUse.
@@ -590,7 +606,6 @@ async fn deletion_keeps_registered_versions_unless_asked_and_waits_for_deploymen
         assert!(dev.sagemaker.describe_pipeline().pipeline_name(&pipeline).send().await.is_err(), "{pipeline} deleted");
     }
     t.wait_event("kept", "DataRetained").await;
-    t.assert_deployer_permitted(1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

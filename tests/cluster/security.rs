@@ -1,5 +1,5 @@
 //! Attacks, under the emulator's IAM evaluation (`enforce` for every account of the test, so the
-//! controller converges with exactly `deploy/aws/deployer-permissions.json` and the boundary):
+//! controller converges with exactly the deployer policies of `deploy/aws/deployer/` and the boundary):
 //! the tenant next door naming another tenant's model registry, and a stolen deployer session
 //! minting a role stronger than the permissions boundary. Each test acts as the attacker: it
 //! assumes the role and tries the call.
@@ -55,7 +55,6 @@ async fn the_tenant_next_door_cannot_take_over_a_registry_it_names() {
     let t = TestEnv::new("registry-takeover").await;
     let dev = t.account(1);
     let role = t.create_role(&dev, "sagekeeper-deployer", None).await;
-    t.enforce_iam();
     // Team B lives in its own namespace and shares team A's dev account.
     let team_b = format!("{}-b", t.namespace);
     let ns = Namespace {
@@ -127,18 +126,28 @@ async fn the_tenant_next_door_cannot_take_over_a_registry_it_names() {
     );
     let own = t.wait_condition_for(&projects_b, "own", "Ready", "True", None, long).await;
     let b_group = own.status.unwrap().model_package_group_name.unwrap();
-    // B's environment converges again with its projects' groups: only the one B owns.
-    let granted = eventually(long, "B's environment to grant its own group", || {
-        let envs_b = envs_b.clone();
-        let b_group = b_group.clone();
+    // Environments grant their roles the groups carrying their uid as registry tag: A's group
+    // carries A's, B's group B's; naming A's group made B's project tag nothing.
+    let registry_tag = |group: String| {
+        let (admin, dev) = (&admin, &dev);
         async move {
-            let env = envs_b.get("fraud").await.ok()?;
-            let groups = env.status?.identity?.model_package_groups;
-            groups.contains(&b_group).then_some(groups)
+            let arn = format!("arn:aws:sagemaker:us-east-1:{dev}:model-package-group/{}", group.to_lowercase());
+            let tags = admin.sagemaker.list_tags().resource_arn(arn).send().await.unwrap();
+            tags.tags()
+                .iter()
+                .find(|t| t.key() == Some("sagekeeper.io/environment"))
+                .and_then(|t| t.value().map(str::to_owned))
         }
-    })
-    .await;
-    assert!(!granted.contains(&a_group), "B's roles are granted A's group {a_group}: {granted:?}");
+    };
+    let env_a = envs_a.get("fraud").await.unwrap();
+    assert_eq!(registry_tag(a_group.clone()).await, env_a.metadata.uid, "A's group carries A's registry tag");
+    assert_eq!(registry_tag(b_group.clone()).await, env_b.metadata.uid, "B's group carries B's registry tag");
+    let b_tag = || {
+        sagekeeper_aws::sdk::sagemaker::types::Tag::builder()
+            .key("sagekeeper.io/environment")
+            .value(env_b.metadata.uid.clone().unwrap())
+            .build()
+    };
 
     // A version waits for approval in A's registry.
     let spec = || {
@@ -152,12 +161,17 @@ async fn the_tenant_next_door_cannot_take_over_a_registry_it_names() {
             .supported_response_mime_types("text/csv")
             .build()
     };
+    let a_tag = sagekeeper_aws::sdk::sagemaker::types::Tag::builder()
+        .key("sagekeeper.io/environment")
+        .value(env_a.metadata.uid.clone().unwrap())
+        .build();
     let a_version = admin
         .sagemaker
         .create_model_package()
         .model_package_group_name(&a_group)
         .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)
         .inference_specification(spec())
+        .tags(a_tag)
         .send()
         .await
         .unwrap()
@@ -188,7 +202,8 @@ async fn the_tenant_next_door_cannot_take_over_a_registry_it_names() {
     assert_eq!(code(&approve).as_deref(), Some("AccessDeniedException"), "B's TeamAdmin approved A's version");
     assert!(message(&approve).contains("sagemaker:UpdateModelPackage"), "{}", message(&approve));
 
-    // The attack, as B's pipeline role: register a version in A's group.
+    // The attack, as B's pipeline role: register a version in A's group (tagged as B's, the
+    // only tag its policy lets it set).
     let b_pipeline = identity.pipeline_role_arn.unwrap();
     trust_the_admin(&t, &admin, &b_pipeline).await;
     let as_b_pipeline = acting_as(&t, &b_pipeline).await;
@@ -198,6 +213,7 @@ async fn the_tenant_next_door_cannot_take_over_a_registry_it_names() {
         .model_package_group_name(&a_group)
         .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::Approved)
         .inference_specification(spec())
+        .tags(b_tag())
         .send()
         .await;
     assert_eq!(code(&register).as_deref(), Some("AccessDeniedException"), "B's pipeline role registered in A's group");
@@ -208,6 +224,7 @@ async fn the_tenant_next_door_cannot_take_over_a_registry_it_names() {
         .model_package_group_name(&b_group)
         .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)
         .inference_specification(spec())
+        .tags(b_tag())
         .send()
         .await
         .expect("B's pipeline role registers in B's own group");
@@ -237,22 +254,6 @@ async fn the_tenant_next_door_cannot_take_over_a_registry_it_names() {
         }
     })
     .await;
-    assert_controller_never_refused(&t, &[&t.home_account, &dev]);
-}
-
-/// Every call the controller made under evaluation was allowed (or, in audit mode, would be).
-fn assert_controller_never_refused(t: &TestEnv, accounts: &[&str]) {
-    for account in accounts {
-        let refused: Vec<_> = t
-            .emulator
-            .calls(account)
-            .into_iter()
-            .filter(|c| c.caller.ends_with("/sagekeeper"))
-            .filter(|c| matches!(c.decision.as_deref(), Some("Deny" | "WouldDeny")))
-            .map(|c| c.message.unwrap_or(c.operation))
-            .collect();
-        assert!(refused.is_empty(), "the controller was refused in {account}: {refused:#?}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +261,6 @@ async fn a_stolen_deployer_session_cannot_mint_a_role_beyond_the_boundary() {
     let t = TestEnv::new("role-minting").await;
     let account = t.account(1);
     t.create_role(&account, "sagekeeper-deployer", None).await;
-    t.enforce_iam();
     let admin = t.clients(&account).await;
     let admin_user = t.emulator.admin_credentials(&account).arn;
     let boundary = format!("arn:aws:iam::{account}:policy/sagekeeper-boundary");
@@ -361,7 +361,6 @@ async fn a_stolen_deployer_session_cannot_mint_a_role_beyond_the_boundary() {
 async fn converged_environment(t: &TestEnv, spec_extra: &str) -> sagekeeper_api::DataScienceEnvironmentStatus {
     let dev = t.account(1);
     let role = t.create_role(&dev, "sagekeeper-deployer", None).await;
-    t.enforce_iam();
     let account: AwsAccount = t.manifest(
         &format!(
             "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {{id}}-dev}}\nspec:\n  accountId: '{dev}'\n  roleArn: {role}\n  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: '{{ns}}'}}}}\n"
@@ -429,7 +428,6 @@ async fn a_role_found_without_the_boundary_gets_it_before_any_other_change() {
     let first = |op: &str| writes.iter().position(|w| w == op).unwrap_or_else(|| panic!("no {op}: {writes:?}"));
     assert!(first("PutRolePermissionsBoundary") < first("UpdateAssumeRolePolicy"), "{writes:?}");
     assert!(first("PutRolePermissionsBoundary") < first("PutRolePolicy"), "{writes:?}");
-    assert_controller_never_refused(&t, &[&dev]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

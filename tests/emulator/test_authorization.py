@@ -193,6 +193,24 @@ def test_resource_tag_conditions(world):
     session.client("ec2").delete_vpc(VpcId=ours["Vpc"]["VpcId"])
 
 
+def test_registering_a_version_checks_the_groups_own_tags_and_the_versions_request_tags(world):
+    sm = world.admin.client("sagemaker")
+    tag = [{"Key": "team", "Value": "a"}]
+    sm.create_model_package_group(ModelPackageGroupName="ours", Tags=tag)
+    sm.create_model_package_group(ModelPackageGroupName="theirs")
+    container = {"InferenceSpecification": {"Containers": [{"Image": "img"}], "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}}
+    session = world.session(
+        "registrar",
+        allow("sagemaker:CreateModelPackage", f"arn:aws:sagemaker:us-east-1:{world.id}:model-package-group/*",
+              Condition={"StringEquals": {"aws:ResourceTag/team": "a"}}),
+        allow(["sagemaker:CreateModelPackage", "sagemaker:AddTags"], f"arn:aws:sagemaker:us-east-1:{world.id}:model-package/*/*",
+              Condition={"StringEquals": {"aws:RequestTag/team": "a"}}),
+    ).client("sagemaker")
+    session.create_model_package(ModelPackageGroupName="ours", Tags=tag, **container)
+    refused(lambda: session.create_model_package(ModelPackageGroupName="theirs", Tags=tag, **container), "AccessDeniedException")
+    refused(lambda: session.create_model_package(ModelPackageGroupName="ours", **container), "AccessDeniedException")
+
+
 def test_a_bucket_policy_naming_the_role_grants_within_the_account(world):
     world.admin.client("s3").create_bucket(Bucket=f"granted-{world.id}")
     arn = world.role("granted")
@@ -356,3 +374,21 @@ def test_creating_a_role_can_be_conditioned_on_its_boundary(world):
     other = world.managed_policy("other", allow("*"))
     refused(lambda: iam.create_role(RoleName="sk-other", AssumeRolePolicyDocument=trust, PermissionsBoundary=other), "AccessDenied")
     iam.create_role(RoleName="sk-bounded", AssumeRolePolicyDocument=trust, PermissionsBoundary=boundary, Tags=[{"Key": "a", "Value": "b"}])
+
+
+def test_the_admin_identity_is_exempt_from_key_and_bucket_policy_denies_too(world):
+    deny_all = document({"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"})
+    kms = world.admin.client("kms")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=deny_all, BypassPolicyLockoutSafetyCheck=True)
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyId"] == key
+    s3 = world.admin.client("s3")
+    bucket = f"denied-{world.id}"
+    s3.create_bucket(Bucket=bucket)
+    deny_objects = document({"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/*"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=deny_objects)
+    s3.put_object(Bucket=bucket, Key="x", Body=b"x")
+    # Anyone else is refused by the same policies.
+    role = world.session("reader", allow("kms:DescribeKey"), allow("s3:GetObject"))
+    refused(lambda: role.client("kms").describe_key(KeyId=key), "AccessDeniedException")
+    refused(lambda: role.client("s3").get_object(Bucket=bucket, Key="x"), "AccessDenied")

@@ -55,8 +55,10 @@ fn newest_source(dir: &std::path::Path) -> std::time::SystemTime {
 
 impl TestEnv {
     /// Starts `sagekeeper run` as `identity`, competing for a lease in the test namespace and
-    /// reconciling only this test's objects; `args` are extra flags.
+    /// reconciling only this test's objects, as the controller's ServiceAccount; `args` are extra
+    /// flags.
     pub fn spawn_sagekeeper(&self, identity: &str, args: &[&str]) -> Process {
+        self.grant_lease();
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let log = self.stack().dir.join(format!("{}-{identity}.log", self.id));
         let file = std::fs::File::create(&log).expect("log file");
@@ -68,7 +70,7 @@ impl TestEnv {
             .arg(format!("--watch-label-selector={TEST_LABEL}={}", self.id))
             .args(args)
             .env_clear()
-            .env("KUBECONFIG", &self.stack().kubeconfig)
+            .env("KUBECONFIG", &self.stack().controller_kubeconfig)
             .env("AWS_ENDPOINT_URL", self.emulator.url())
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", &self.home.access_key_id)
@@ -84,6 +86,27 @@ impl TestEnv {
         // test process is killed before it can.
         self.stack().record(child.id().expect("pid"), "sagekeeper");
         Process { child, http: format!("http://127.0.0.1:{port}"), identity: identity.to_owned(), log }
+    }
+}
+
+impl TestEnv {
+    /// The shipped leader-election Role and RoleBinding (`deploy/kubernetes/rbac.yaml`), moved to
+    /// the test namespace where this test's lease lives.
+    fn grant_lease(&self) {
+        let rbac = std::fs::read_to_string(crate::stack::repo_root().join("deploy/kubernetes/rbac.yaml"))
+            .expect("read rbac.yaml");
+        let mut docs = Vec::new();
+        for doc in serde_yaml::Deserializer::from_str(&rbac) {
+            let mut value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).expect("rbac.yaml");
+            let namespaced = matches!(value["kind"].as_str(), Some("Role" | "RoleBinding"));
+            if namespaced && value["metadata"]["name"] == "sagekeeper-leader-election" {
+                value["metadata"]["namespace"] = self.namespace.clone().into();
+                docs.push(serde_yaml::to_string(&value).expect("YAML"));
+            }
+        }
+        assert_eq!(docs.len(), 2, "rbac.yaml has the leader-election Role and RoleBinding");
+        let out = self.stack().kubectl_with_input(&["apply", "-f", "-"], Some(&docs.join("---\n")));
+        assert!(out.status.success(), "granting the lease: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 

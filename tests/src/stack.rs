@@ -17,6 +17,8 @@ pub struct Stack {
     pub aws_endpoint: String,
     /// Folder holding `kubectl`, `kube-apiserver` and `etcd` of the matching version.
     pub bin: PathBuf,
+    /// Kubeconfig of the admin user impersonating the controller's ServiceAccount.
+    pub controller_kubeconfig: PathBuf,
 }
 
 /// The repository root.
@@ -48,22 +50,32 @@ fn start() -> Stack {
             .to_owned()
     };
     let bin = PathBuf::from(value("PATH").trim_end_matches(":$PATH"));
-    let stack =
-        Stack { kubeconfig: PathBuf::from(value("KUBECONFIG")), aws_endpoint: value("AWS_ENDPOINT_URL"), bin, dir };
+    let kubeconfig = PathBuf::from(value("KUBECONFIG"));
+    let controller_kubeconfig = dir.join("controller.kubeconfig");
+    write_impersonating(&kubeconfig, &controller_kubeconfig, crate::test_env::CONTROLLER_SERVICE_ACCOUNT);
+    let stack = Stack { kubeconfig, aws_endpoint: value("AWS_ENDPOINT_URL"), bin, dir, controller_kubeconfig };
     install_crds(&stack);
     install_manifests(&stack);
     stack
 }
 
-/// `deploy/kubernetes/`'s RBAC and approval gate, as a platform team installs them (the
-/// controller's Deployment is left out: tests run the controller in process).
+/// A copy of kubeconfig `from` whose users act as `user` (kubectl's `--as`): the admin
+/// impersonates the controller, so the controller gets exactly the RBAC bound to it.
+fn write_impersonating(from: &Path, to: &Path, user: &str) {
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(from).expect("read kubeconfig")).expect("kubeconfig YAML");
+    for entry in config["users"].as_sequence_mut().expect("kubeconfig users") {
+        entry["user"]["as"] = serde_yaml::Value::from(user);
+    }
+    std::fs::write(to, serde_yaml::to_string(&config).expect("kubeconfig YAML")).expect("write kubeconfig");
+}
+
+/// All of `deploy/kubernetes/` as a platform team installs it: the controller's namespace,
+/// ServiceAccount and RBAC, and the approval gate. The API server runs no controllers, so the
+/// Deployment makes no pods; tests run the controller in process or as a local process, acting as
+/// that ServiceAccount.
 fn install_manifests(stack: &Stack) {
-    let out = stack.kubectl_with_input(
-        &["apply", "-f", "-"],
-        Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: sagekeeper-system}\n"),
-    );
-    assert!(out.status.success(), "creating sagekeeper-system failed: {}", String::from_utf8_lossy(&out.stderr));
-    for file in ["rbac.yaml", "approval.yaml"] {
+    for file in ["controller.yaml", "rbac.yaml", "approval.yaml"] {
         let path = repo_root().join("deploy/kubernetes").join(file);
         let out = stack.kubectl(&[
             "apply",

@@ -31,6 +31,9 @@ pub const TEST_LABEL: &str = "sagekeeper.io/test";
 /// The IAM user of the controller's own credentials in each test's home account.
 pub const CONTROLLER_USER: &str = "sagekeeper-controller";
 
+/// The Kubernetes user the controller acts as: the ServiceAccount `deploy/kubernetes/` binds.
+pub const CONTROLLER_SERVICE_ACCOUNT: &str = "system:serviceaccount:sagekeeper-system:sagekeeper";
+
 static NEXT_TEST: AtomicU32 = AtomicU32::new(0);
 
 /// One test's namespace, accounts, clients and emulator.
@@ -48,6 +51,8 @@ pub struct TestEnv {
     /// The controller's own credentials.
     pub home: AccountCredentials,
     index: u32,
+    /// Actions the controller is expected to be refused in this test (see [`Self::expect_denied`]).
+    expected_denials: std::sync::Mutex<Vec<String>>,
 }
 
 impl TestEnv {
@@ -74,9 +79,42 @@ impl TestEnv {
         let emulator = Emulator::new(&stack.aws_endpoint);
         let home_account = account_id(index, 0);
         let home = emulator.user_credentials(&home_account, CONTROLLER_USER);
-        let t = Self { namespace: id.clone(), id, client, emulator, home_account, home, index };
+        let t = Self {
+            namespace: id.clone(),
+            id,
+            client,
+            emulator,
+            home_account,
+            home,
+            index,
+            expected_denials: Default::default(),
+        };
+        t.evaluate_iam();
         t.install_controller_identity().await;
         t
+    }
+
+    /// Declares that the controller's identities may be refused `action` (`service:Action`) in
+    /// this test: every other refusal fails the test when it ends (see the `Drop` below).
+    pub fn expect_denied(&self, action: &str) {
+        self.expected_denials.lock().unwrap().push(action.to_owned());
+    }
+
+    /// The refusals (or, in audit mode, would-be refusals) of the controller's identities (its
+    /// `sagekeeper` session of each deployer role, the `sagekeeper-controller` user) in this test's
+    /// accounts that the test did not declare with [`Self::expect_denied`].
+    pub fn unexpected_denials(&self) -> Vec<String> {
+        let expected = self.expected_denials.lock().unwrap().clone();
+        let controller = |caller: &str| {
+            caller.ends_with(":assumed-role/sagekeeper-deployer/sagekeeper")
+                || caller.ends_with(&format!(":user/{CONTROLLER_USER}"))
+        };
+        (0..10)
+            .flat_map(|n| self.emulator.calls(&self.account(n)))
+            .filter(|c| matches!(c.decision.as_deref(), Some("Deny" | "WouldDeny")) && controller(&c.caller))
+            .filter(|c| !expected.iter().any(|a| c.message.as_deref().is_some_and(|m| m.contains(&format!(" {a} ")))))
+            .map(|c| format!("{} {}: {}", c.caller, c.operation, c.message.unwrap_or_default()))
+            .collect()
     }
 
     /// The controller's own identity may assume the deployer roles and nothing else, as
@@ -96,11 +134,12 @@ impl TestEnv {
             .expect("put the controller's policy");
     }
 
-    /// Turns IAM evaluation on (`enforce`) for every account of this test: from then on each call
-    /// of the controller, and of any role a test acts as, is judged by the policies it carries.
+    /// IAM evaluation (`enforce`) for every account of this test, from its start: each call of
+    /// the controller, and of any identity a test acts as, is judged by the policies it carries
+    /// (the account-admin identity tests arrange scenarios with is exempt).
     /// `SAGEKEEPER_TEST_IAM_MODE=audit` records what would be refused instead (to find every
     /// missing permission in one run while changing policies).
-    pub fn enforce_iam(&self) {
+    fn evaluate_iam(&self) {
         let accounts: Vec<String> = (0..10).map(|n| self.account(n)).collect();
         let mode = std::env::var("SAGEKEEPER_TEST_IAM_MODE").unwrap_or_else(|_| "enforce".into());
         self.emulator.iam_evaluation(&mode, &accounts);
@@ -119,20 +158,6 @@ impl TestEnv {
     /// The test's `n`th AWS account id (0 is the controller's own account).
     pub fn account(&self, n: u32) -> String {
         account_id(self.index, n)
-    }
-
-    /// Fails if the controller's session in account `n` (the role `sagekeeper-deployer`, session
-    /// `sagekeeper`) called an action that `deploy/aws/deployer-permissions.json` does not allow.
-    pub fn assert_deployer_permitted(&self, n: u32) {
-        let account = self.account(n);
-        let session = format!("arn:aws:sts::{account}:assumed-role/sagekeeper-deployer/sagekeeper");
-        let calls = self.emulator.calls(&account);
-        assert!(calls.iter().any(|c| c.caller == session), "no call of {session} in account {account}");
-        let missing = crate::permissions::unpermitted(&calls, &session);
-        assert!(
-            missing.is_empty(),
-            "deploy/aws/deployer-permissions.json does not allow {missing:?} (account {account})"
-        );
     }
 
     /// A cluster-wide unique name for a cluster-scoped object of this test.
@@ -199,7 +224,7 @@ impl TestEnv {
     /// Installs sagekeeper in `account` as a platform team would before adding the AwsAccount:
     /// the permissions boundary policy (`deploy/aws/sagekeeper-boundary.json`, once per account)
     /// and role `name` trusting the controller's own account (with `sts:ExternalId` when given)
-    /// with exactly `deploy/aws/deployer-permissions.json` as its permissions.
+    /// with exactly the managed policies of `deploy/aws/deployer/` as its permissions.
     pub async fn create_role(&self, account: &str, name: &str, external_id: Option<&str>) -> String {
         let condition = external_id.map(|e| serde_json::json!({"StringEquals": {"sts:ExternalId": e}}));
         let mut statement = serde_json::json!({
@@ -220,14 +245,41 @@ impl TestEnv {
             .send()
             .await
             .expect("create role");
-        iam.put_role_policy()
-            .role_name(name)
-            .policy_name("sagekeeper-deployer")
-            .policy_document(crate::permissions::deployer_permissions(account))
-            .send()
-            .await
-            .expect("put the deployer's permissions");
+        for policy in self.install_deployer_policies(account).await {
+            iam.attach_role_policy().role_name(name).policy_arn(policy).send().await.expect("attach a deployer policy");
+        }
         out.role.expect("role").arn
+    }
+
+    /// Gives the controller's own identity (user `sagekeeper-controller` of the home account) the
+    /// deployer policies there: what an AwsAccount without `roleArn` acts with.
+    pub async fn grant_deployer_policies_to_controller(&self) {
+        self.install_boundary(&self.home_account).await;
+        let iam = sagekeeper_aws::sdk::iam::Client::new(&self.admin_config(&self.home_account).await);
+        for policy in self.install_deployer_policies(&self.home_account).await {
+            iam.attach_user_policy()
+                .user_name(CONTROLLER_USER)
+                .policy_arn(policy)
+                .send()
+                .await
+                .expect("attach a deployer policy");
+        }
+    }
+
+    /// Creates the deployer's managed policies in `account` unless it has them; returns their ARNs.
+    async fn install_deployer_policies(&self, account: &str) -> Vec<String> {
+        let iam = sagekeeper_aws::sdk::iam::Client::new(&self.admin_config(account).await);
+        let mut arns = Vec::new();
+        for (name, document) in crate::permissions::deployer_policies(account) {
+            let created = iam.create_policy().policy_name(&name).policy_document(document).send().await;
+            if let Err(e) = created {
+                let code =
+                    e.as_service_error().and_then(|e| sagekeeper_aws::sdk::iam::error::ProvideErrorMetadata::code(e));
+                assert_eq!(code, Some("EntityAlreadyExists"), "create the deployer policy {name}: {e:?}");
+            }
+            arns.push(format!("arn:aws:iam::{account}:policy/{name}"));
+        }
+        arns
     }
 
     /// Creates the `sagekeeper-boundary` managed policy in `account` unless it has it.
@@ -272,7 +324,7 @@ impl TestEnv {
         adjust(&mut settings);
         let token = CancellationToken::new();
         let task = tokio::spawn(sagekeeper_controller::run(
-            self.client.clone(),
+            self.controller_client().await,
             sessions,
             metrics.clone(),
             settings,
@@ -324,10 +376,11 @@ impl TestEnv {
                 let seen: Vec<String> =
                     last.iter().map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message)).collect();
                 panic!(
-                    "timed out after {timeout:?} waiting for {} {name}: {type_}={status} {}; last conditions:\n  {}",
+                    "timed out after {timeout:?} waiting for {} {name}: {type_}={status} {}; last conditions:\n  {}{}",
                     K::kind(&()),
                     reason.unwrap_or(""),
-                    seen.join("\n  ")
+                    seen.join("\n  "),
+                    self.denials_note()
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -345,12 +398,52 @@ impl TestEnv {
                     .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
                     .collect();
                 panic!(
-                    "timed out after 60s waiting for {name} to be deleted; last conditions:\n  {}",
-                    seen.join("\n  ")
+                    "timed out after 60s waiting for {name} to be deleted; last conditions:\n  {}{}",
+                    seen.join("\n  "),
+                    self.denials_note()
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+impl TestEnv {
+    /// What the controller was refused, for a timeout's message (a refusal often explains it).
+    fn denials_note(&self) -> String {
+        let denied = self.unexpected_denials();
+        if denied.is_empty() {
+            String::new()
+        } else {
+            format!("\nthe controller was refused:\n  {}", denied.join("\n  "))
+        }
+    }
+
+    /// A Kubernetes client acting as the controller's ServiceAccount (the admin impersonates it),
+    /// so the RBAC of `deploy/kubernetes/` decides what the controller may do.
+    pub async fn controller_client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.stack().controller_kubeconfig).expect("read kubeconfig");
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig");
+        assert_eq!(config.auth_info.impersonate.as_deref(), Some(CONTROLLER_SERVICE_ACCOUNT));
+        Client::try_from(config).expect("client")
+    }
+}
+
+/// A test that ends without panicking fails if the controller was refused anything it did not
+/// declare: every cluster test runs under IAM evaluation with the shipped deployer policy, so a
+/// missing permission shows up here even when the object still became Ready.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let denied = self.unexpected_denials();
+        assert!(
+            denied.is_empty(),
+            "the controller was refused what the shipped policies should allow:\n  {}",
+            denied.join("\n  ")
+        );
     }
 }
 
@@ -442,6 +535,16 @@ impl TestEnv {
                 ))
                 .build(),
         )
+    }
+
+    /// An AWS config acting as a session of `role_arn`, assumed with `credentials` (which the
+    /// role's trust policy must admit).
+    pub async fn assume(&self, credentials: &AccountCredentials, role_arn: &str) -> SdkConfig {
+        use sagekeeper_aws::sdk::config::sts::AssumeRoleProvider;
+        use sagekeeper_aws::sdk::credential_types::provider::SharedCredentialsProvider;
+        let base = self.aws_config(credentials).await;
+        let provider = AssumeRoleProvider::builder(role_arn).session_name("tests").configure(&base).build().await;
+        base.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
     }
 
     /// Clients for a config (credentials, endpoint and region).

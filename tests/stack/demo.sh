@@ -32,15 +32,22 @@ for _ in $(seq 60); do
   sleep 0.5
 done
 
-say "installing the approval gate (deploy/kubernetes/approval.yaml)"
-kubectl apply --server-side -f "$root/deploy/kubernetes/approval.yaml"
+say "installing deploy/kubernetes/ (the controller's namespace, ServiceAccount and RBAC, the approval gate)"
+kubectl apply --server-side -f "$root/deploy/kubernetes/"
 
 say "creating the permissions boundary and the role sagekeeper assumes in each emulated account"
 "$python" "$here/seed-demo.py"
 
-say "starting the controller (log: $dir/sagekeeper.log)"
-kubectl create namespace sagekeeper-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-setsid "$sagekeeper" run --lease-namespace=sagekeeper-system --metrics-addr=127.0.0.1:0 --poll-interval-seconds=5 \
+say "starting the controller as its ServiceAccount (log: $dir/sagekeeper.log)"
+# No kubelet runs pods here: the controller runs as a local process, and the admin user
+# impersonates the ServiceAccount for it, so the shipped RBAC decides what it may do.
+kubectl config view --raw -o json | "$python" -c '
+import json, sys
+config = json.load(sys.stdin)
+for user in config["users"]:
+    user["user"]["as"] = "system:serviceaccount:sagekeeper-system:sagekeeper"
+json.dump(config, sys.stdout)' >"$dir/controller.kubeconfig"
+KUBECONFIG="$dir/controller.kubeconfig" setsid "$sagekeeper" run --lease-namespace=sagekeeper-system --metrics-addr=127.0.0.1:0 --poll-interval-seconds=5 \
   >"$dir/sagekeeper.log" 2>&1 </dev/null &
 record "$dir" $! sagekeeper
 

@@ -1,8 +1,9 @@
 """Seeds the emulator for `make demo`: in each of the example's three accounts
 (examples/10-accounts.yaml), the permissions boundary every role sagekeeper creates carries
-(deploy/aws/sagekeeper-boundary.json) and the role sagekeeper assumes, with exactly
-deploy/aws/deployer-permissions.json, trusting the controller's account and, for staging and
-production, asking for the external id. On real AWS a platform team does this once per account.
+(deploy/aws/sagekeeper-boundary.json) and the role sagekeeper assumes, with exactly the managed
+policies of deploy/aws/deployer/, trusting the controller's account and, for staging and
+production, asking for the external id; and lets the controller's own identity assume those roles.
+On real AWS a platform team does this once per account.
 
 `seed-demo.py approve GROUP` registers a model version in the dev account's group GROUP, as the
 pipeline's register step does, and approves it, as a reviewer does; it prints the version."""
@@ -79,9 +80,20 @@ def main():
             PolicyName="sagekeeper-boundary", PolicyDocument=(DEPLOY_AWS / "sagekeeper-boundary.json").read_text()
         )
         role = iam.create_role(RoleName="sagekeeper-deployer", AssumeRolePolicyDocument=trust_policy(external_id))
-        permissions = (DEPLOY_AWS / "deployer-permissions.json").read_text().replace("ACCOUNT_ID", account)
-        iam.put_role_policy(RoleName="sagekeeper-deployer", PolicyName="sagekeeper-deployer", PolicyDocument=permissions)
+        for part in sorted((DEPLOY_AWS / "deployer").glob("*.json")):
+            document = part.read_text().replace("ACCOUNT_ID", account)
+            policy = iam.create_policy(PolicyName=f"sagekeeper-deployer-{part.stem}", PolicyDocument=document)
+            iam.attach_role_policy(RoleName="sagekeeper-deployer", PolicyArn=policy["Policy"]["Arn"])
         print(f"  role {role['Role']['Arn']}, boundary {boundary['Policy']['Arn']}", file=sys.stderr)
+    # The controller's own identity (the user whose keys .stack/env exports) may assume the
+    # deployer roles and nothing else, as deploy/aws/README.md asks of its role.
+    assume = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "AssumeDeployerRoles", "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Resource": "arn:aws:iam::*:role/sagekeeper-deployer",
+    }]}
+    client(endpoint, CONTROLLER_ACCOUNT, "iam").put_user_policy(
+        UserName="sagekeeper", PolicyName="sagekeeper-controller", PolicyDocument=json.dumps(assume)
+    )
 
 
 if __name__ == "__main__":

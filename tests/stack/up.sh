@@ -85,10 +85,10 @@ start etcd "$bin/etcd" --name sagekeeper-test --data-dir "$dir/etcd" \
   --unsafe-no-fsync=true --log-level=warn
 
 # The emulator starts while etcd comes up; it picks its own port and reports it. IAM evaluation
-# for every account: off unless SAGEKEEPER_IAM_EVALUATION says audit or enforce.
+# for every account: enforce unless SAGEKEEPER_IAM_EVALUATION says audit or off.
 rm -f "$dir/emulator.port"
 start emulator env PYTHONPATH="$root/tests/emulator" "$python" -m sagekeeper_emulator \
-  --host 127.0.0.1 --port 0 --port-file "$dir/emulator.port" --iam-evaluation "${SAGEKEEPER_IAM_EVALUATION:-off}"
+  --host 127.0.0.1 --port 0 --port-file "$dir/emulator.port" --iam-evaluation "${SAGEKEEPER_IAM_EVALUATION:-enforce}"
 
 wait_for etcd 20 curl -sf "http://127.0.0.1:$etcd_port/health"
 

@@ -448,9 +448,6 @@ pub struct IdentityStatus {
     /// Role of each persona in use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub persona_role_arns: BTreeMap<String, String>,
-    /// The model package groups of the environment's projects, which its roles may use.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub model_package_groups: Vec<String>,
 }
 
 /// The Studio domain.
@@ -497,6 +494,10 @@ pub struct TargetAccountStatus {
     /// The model execution role there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_execution_role_arn: Option<String>,
+    /// sagekeeper's principal there (the AwsAccount's role): with the model execution role, the
+    /// only principal of the account the projects' model registries are shared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployer_arn: Option<String>,
     /// Whether everything the account needs exists and matches.
     #[serde(default)]
     pub ready: bool,

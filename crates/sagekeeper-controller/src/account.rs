@@ -82,7 +82,7 @@ impl Kind for AwsAccount {
                 Component::Credentials,
                 &err,
                 &format!("iam:GetPolicy {boundary}"),
-                "let sagekeeper's role read the permissions boundary (deploy/aws/deployer-permissions.json grants iam:GetPolicy on it)",
+                "let sagekeeper's role read the permissions boundary (deploy/aws/deployer/roles.json grants iam:GetPolicy on it)",
             ),
             Err((err, Step::Caller)) => {
                 let (resource, remedy) = match &self.spec.role_arn {

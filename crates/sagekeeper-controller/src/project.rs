@@ -18,6 +18,7 @@ use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, MLOpsProjectStatus};
 use sagekeeper_aws::project::{self as aws, Execution, GroupTeardown, PipelinePlan, Version};
 use sagekeeper_aws::steps::{Changes, Owner, Step};
 use sagekeeper_aws::{AccountAccess, AwsError, Session};
+use sagekeeper_policy::iam::REGISTRY_TAG_KEY;
 use sagekeeper_policy::pipeline::{self, ABALONE_ASSETS, JobSettings, Violation};
 
 use crate::context::Context;
@@ -209,6 +210,8 @@ fn owner(project: &MLOpsProject, env: &DataScienceEnvironment) -> Owner {
     let mut base_tags: BTreeMap<String, String> = env.spec.tags.clone();
     base_tags.insert(OWNER_TAG.into(), names.owner());
     base_tags.insert(OWNER_UID_TAG.into(), project.meta().uid.clone().unwrap_or_default());
+    // The environment's roles are granted the groups (and versions) carrying its uid here.
+    base_tags.insert(REGISTRY_TAG_KEY.into(), env.metadata.uid.clone().unwrap_or_default());
     // User tag keys applied before and no longer in the environment's spec.tags.
     let applied = project.status.as_ref().map(|s| s.tag_keys.clone()).unwrap_or_default();
     let removed_tags = applied.into_iter().filter(|k| !env.spec.tags.contains_key(k)).collect();
@@ -222,11 +225,8 @@ struct Plan {
     pipeline: PipelinePlan,
     hash: String,
     settings: JobSettings,
-    partition: String,
-    target_account_ids: Vec<String>,
-    /// The environment grants its roles the group (its status says so).
-    granted: bool,
-    environment: String,
+    /// The target accounts' deployer and model execution roles, which the registry is shared with.
+    registry_readers: Vec<String>,
     template: bool,
     run_on_change: bool,
     run_request: Option<String>,
@@ -266,7 +266,7 @@ fn plan(project: &MLOpsProject, env: &DataScienceEnvironment) -> Result<Plan, Ou
     let pipeline_role = identity.pipeline_role_arn.clone().ok_or_else(|| missing("pipeline role"))?;
     let partition = pipeline_role.split(':').nth(1).unwrap_or("aws").to_owned();
     let settings = JobSettings {
-        partition: partition.clone(),
+        partition,
         region: env.spec.region.clone(),
         subnets: network.private_subnet_ids.clone(),
         security_group: network
@@ -285,6 +285,7 @@ fn plan(project: &MLOpsProject, env: &DataScienceEnvironment) -> Result<Plan, Ou
             ModelApproval::Manual => "PendingManualApproval".into(),
             ModelApproval::Automatic => "Approved".into(),
         },
+        registry_tag: env.metadata.uid.clone().ok_or_else(|| missing("uid"))?,
     };
     let spec = &project.spec.pipeline;
     let template = spec.definition.is_none();
@@ -319,11 +320,13 @@ fn plan(project: &MLOpsProject, env: &DataScienceEnvironment) -> Result<Plan, Ou
         owner,
         hash,
         settings,
-        partition,
-        target_account_ids: s.target_accounts.iter().filter_map(|t| t.account_id.clone()).collect(),
-        granted: identity.model_package_groups.contains(&group),
+        registry_readers: s
+            .target_accounts
+            .iter()
+            .flat_map(|t| [t.deployer_arn.clone(), t.model_execution_role_arn.clone()])
+            .flatten()
+            .collect(),
         group,
-        environment: env_name,
         template,
         run_on_change: spec.run_on_change,
         run_request: spec.run_request.clone().filter(|r| !r.is_empty()),
@@ -369,12 +372,12 @@ async fn converge(
         report
     };
     status.model_package_group_name = Some(plan.group.clone());
-    let (partition, ids) = (&plan.partition, &plan.target_account_ids);
+    let readers = &plan.registry_readers;
     let group = match aws::ensure_group(
         sm,
         &plan.owner,
         &plan.group,
-        |arn| sagekeeper_policy::registry::group_policy(arn, partition, ids),
+        |arn| sagekeeper_policy::registry::group_policy(arn, readers),
         &changes,
     )
     .await
@@ -422,15 +425,6 @@ async fn converge(
         }
     }
     status.pipeline_definition_hash = Some(plan.hash.clone());
-    if !plan.granted {
-        let why = format!(
-            "waiting for DataScienceEnvironment {} to let its roles use model package group {} before any run",
-            plan.environment, plan.group
-        );
-        let mut report = pending(status, Component::Pipeline, why, &changes);
-        report.components.insert(0, registry);
-        return report;
-    }
     if let Some(trigger) = plan.trigger(&status) {
         match aws::start_run(sm, &plan.owner, &plan.pipeline.name, &trigger, &changes).await {
             Ok((arn, _)) => {
@@ -507,9 +501,9 @@ async fn poll(
 
 fn registry_ready(plan: &Plan) -> ComponentState {
     let message = format!(
-        "model package group {} shared read-only with {} target account(s)",
+        "model package group {} shared read-only with {} role(s) of the target accounts",
         plan.group,
-        plan.target_account_ids.len()
+        plan.registry_readers.len()
     );
     ComponentState { component: Component::Registry, outcome: Outcome::Ready { message } }
 }

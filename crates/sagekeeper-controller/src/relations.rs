@@ -39,9 +39,9 @@ pub(crate) fn accounts(c: Controller<AwsAccount>, w: Watch) -> Controller<AwsAcc
     })
 }
 
-/// Environments follow their accounts (readiness, tenancy) and their namespace's labels, the
-/// model package groups their projects own (which their roles must be allowed to use), and,
-/// being deleted, the projects that hold them.
+/// Environments follow their accounts (readiness, tenancy) and their namespace's labels, and,
+/// being deleted, the projects that hold them. (Their projects' registries are granted by tag,
+/// so a project coming or going changes nothing for a live environment.)
 pub(crate) fn environments(c: Controller<DataScienceEnvironment>, w: Watch) -> Controller<DataScienceEnvironment> {
     let (by_account, by_namespace, by_project) =
         (w.stores.environments.clone(), w.stores.environments.clone(), w.stores.environments.clone());
@@ -54,17 +54,7 @@ pub(crate) fn environments(c: Controller<DataScienceEnvironment>, w: Watch) -> C
         refs(&by_namespace, |e| e.namespace().as_deref() == Some(name.as_str()))
     })
     .watches(w.api::<MLOpsProject>(), w.config.clone(), move |p| {
-        let env = p.namespace().map(|ns| ObjectRef::new(&p.spec.environment).within(&ns))?;
-        let stored = by_project.get(&env)?;
-        let granted = stored
-            .status
-            .iter()
-            .filter_map(|s| s.identity.as_ref())
-            .any(|i| i.model_package_groups.contains(&crate::project::group_name(&p)));
-        // Only a group the project owns is granted: a project still creating its group, or one
-        // whose name belongs to someone else, changes nothing for the environment.
-        let owned = p.metadata.deletion_timestamp.is_none() && crate::project::owned_group(&p).is_some();
-        (stored.meta().deletion_timestamp.is_some() || granted != owned).then_some(env)
+        deleting(&by_project, p.namespace().map(|ns| ObjectRef::new(&p.spec.environment).within(&ns)))
     })
 }
 

@@ -33,6 +33,18 @@ use crate::inputs::{Environment, Persona, Scope, Target, bucket_and_objects};
 /// Tag the controller puts on each Studio user profile, naming the persona whose role it runs as.
 pub const PERSONA_TAG_KEY: &str = "sagekeeper.io/persona";
 
+/// Tag on the model package groups an environment's projects own, and on every version
+/// registered into them: the environment's uid. The environment's roles are granted the
+/// registries carrying it.
+pub const REGISTRY_TAG_KEY: &str = "sagekeeper.io/environment";
+
+/// The `sagekeeper.io/` tags nobody but sagekeeper may set or remove: the controller adopts
+/// resources by the owner tags and maps Studio profiles to personas by the persona tag. The
+/// registry tag is not among them: registering a version means setting it (to this
+/// environment's uid only, see [`register_versions`]).
+const PROTECTED_TAG_KEYS: &[&str] =
+    &["sagekeeper.io/owner*", "sagekeeper.io/component", "sagekeeper.io/persona", "sagekeeper.io/home-used"];
+
 const SAGEMAKER_SERVICE: &str = "sagemaker.amazonaws.com";
 
 const VPC_KEY_ACTIONS: &[&str] = &[
@@ -100,7 +112,6 @@ const WORK_ACTIONS: &[&str] = &[
     "sagemaker:CreateAutoMLJob",
     "sagemaker:CreateAutoMLJobV2",
     "sagemaker:StopAutoMLJob",
-    "sagemaker:ListCandidatesForAutoMLJob",
     "sagemaker:CreateModel",
     "sagemaker:DeleteModel",
     "sagemaker:CreateEndpointConfig",
@@ -116,6 +127,11 @@ const WORK_ACTIONS: &[&str] = &[
     "sagemaker:ListPipelineExecutionSteps",
     "sagemaker:ListPipelineParametersForExecution",
 ];
+
+/// What the environment's roles do in the projects' model registries (besides registering, see
+/// `register_versions`, and TeamAdmin's approvals).
+const REGISTRY_ACTIONS: &[&str] =
+    &["sagemaker:Describe*", "sagemaker:ListTags", "sagemaker:ListModelPackages", "sagemaker:CreateModelPackage"];
 
 /// What the pipeline role does on the environment's named resources (runs, registry, experiments).
 const PIPELINE_ACTIONS: &[&str] = &[
@@ -177,6 +193,7 @@ const LIST_ACTIONS: &[&str] = &[
     "sagemaker:ListTrialComponents",
     "sagemaker:ListModelPackageGroups",
     "sagemaker:ListModelPackages",
+    "sagemaker:ListCandidatesForAutoMLJob",
     "sagemaker:Search",
 ];
 
@@ -202,9 +219,17 @@ pub(crate) const KEY_USE_ACTIONS: &[&str] =
     &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"];
 pub(crate) const KEY_GRANT_ACTIONS: &[&str] = &["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
 
-/// Trust for an AWS service principal, e.g. `sagemaker.amazonaws.com`.
-pub fn service_trust(service: &str) -> Value {
-    document(vec![Statement::allow("TrustService").service_principal(service).actions(&["sts:AssumeRole"]).build()])
+/// Trust for an AWS service principal, e.g. `sagemaker.amazonaws.com`, acting for `account`
+/// only (`aws:SourceAccount`): the service, serving another account's request, cannot be made
+/// to use the role (the confused deputy).
+pub fn service_trust(service: &str, account: &str) -> Value {
+    document(vec![
+        Statement::allow("TrustService")
+            .service_principal(service)
+            .actions(&["sts:AssumeRole"])
+            .condition("StringEquals", "aws:SourceAccount", account.to_owned())
+            .build(),
+    ])
 }
 
 /// Trust for a persona role: Studio user profiles run as it (SageMaker, for this account only),
@@ -272,7 +297,9 @@ pub fn execution_role_policy(env: &Environment) -> Value {
             .actions(WORK_ACTIONS)
             .resources(environment_resources(env))
             .build(),
-        trials(scope),
+        project_registries(env, "SageMakerProjectRegistries", REGISTRY_ACTIONS),
+        register_versions(env),
+        trials(env),
         Statement::allow("SageMakerList").actions(LIST_ACTIONS).resources(["*"]).build(),
     ];
     statements.extend(bucket_access(env));
@@ -299,11 +326,13 @@ pub fn pipeline_role_policy(env: &Environment) -> Value {
             .actions(PIPELINE_ACTIONS)
             .resources(environment_resources(env))
             .build(),
+        project_registries(env, "SageMakerProjectRegistries", REGISTRY_ACTIONS),
+        register_versions(env),
         Statement::allow("SageMakerPipelineSteps")
             .actions(PIPELINE_STEP_ACTIONS)
             .resources(pipeline_step_resources(scope))
             .build(),
-        trials(scope),
+        trials(env),
         // Condition steps read property files (evaluation reports) from S3 in the service.
         Statement::allow("S3BucketRead")
             .actions(&["s3:ListBucket", "s3:GetBucketLocation"])
@@ -373,11 +402,13 @@ pub fn persona_policy(persona: Persona, env: &Environment) -> Value {
             .actions(WORK_ACTIONS)
             .resources(environment_resources(env))
             .build(),
+        project_registries(env, "SageMakerProjectRegistries", REGISTRY_ACTIONS),
+        register_versions(env),
         Statement::allow("SageMakerPipelineStepsRead")
             .actions(&["sagemaker:Describe*", "sagemaker:ListTags"])
             .resources(pipeline_step_resources(scope))
             .build(),
-        trials(scope),
+        trials(env),
         Statement::allow("SageMakerList").actions(&list_actions).resources(["*"]).build(),
     ];
     statements.extend(studio_access(persona, env));
@@ -399,9 +430,10 @@ pub fn persona_policy(persona: Persona, env: &Environment) -> Value {
             statements.push(
                 Statement::allow("ApproveModelPackages")
                     .actions(&["sagemaker:UpdateModelPackage"])
-                    .resources(model_packages(env))
+                    .resources([scope.arn("sagemaker", &format!("model-package/{}*", prefix(env)))])
                     .build(),
             );
+            statements.push(project_registries(env, "ApproveProjectModelPackages", &["sagemaker:UpdateModelPackage"]));
             statements.push(
                 Statement::allow("RunPipelines")
                     .actions(&[
@@ -425,22 +457,31 @@ fn prefix(env: &Environment) -> String {
 fn environment_resources(env: &Environment) -> Vec<String> {
     let scope = Scope::dev(env);
     let prefix = prefix(env);
-    let mut resources: Vec<String> =
-        ENVIRONMENT_RESOURCE_TYPES.iter().map(|kind| scope.arn("sagemaker", &format!("{kind}/{prefix}*"))).collect();
-    for group in &env.model_package_groups {
-        resources.push(scope.arn("sagemaker", &format!("model-package-group/{}", group.to_lowercase())));
-    }
-    resources.extend(model_packages(env).into_iter().skip(1));
-    resources
+    ENVIRONMENT_RESOURCE_TYPES.iter().map(|kind| scope.arn("sagemaker", &format!("{kind}/{prefix}*"))).collect()
 }
 
-/// The model versions of the environment: under its prefix, and in its projects' groups.
-fn model_packages(env: &Environment) -> Vec<String> {
+/// The projects' model package groups and their versions: whatever carries the environment's
+/// registry tag. Projects tag the groups they own, and versions are registered with the tag
+/// ([`register_versions`]). One ARN per project would pass IAM's 10,240 characters per role at
+/// about nine projects; a tag condition costs the same for any number.
+fn project_registries(env: &Environment, sid: &str, actions: &[&str]) -> Value {
     let scope = Scope::dev(env);
-    std::iter::once(format!("{}*", prefix(env)))
-        .chain(env.model_package_groups.iter().map(|g| format!("{}/*", g.to_lowercase())))
-        .map(|name| scope.arn("sagemaker", &format!("model-package/{name}")))
-        .collect()
+    Statement::allow(sid)
+        .actions(actions)
+        .resources([scope.arn("sagemaker", "model-package-group/*"), scope.arn("sagemaker", "model-package/*/*")])
+        .condition("StringEquals", &format!("aws:ResourceTag/{REGISTRY_TAG_KEY}"), env.uid.clone())
+        .build()
+}
+
+/// Registering a version into a project's group: the new version (`<group>/<n>`, which the
+/// group half of the check scopes to tagged groups) must carry the registry tag itself, so every
+/// version the environment's roles may later read or approve is tagged from birth.
+fn register_versions(env: &Environment) -> Value {
+    Statement::allow("RegisterProjectModelVersions")
+        .actions(&["sagemaker:CreateModelPackage", "sagemaker:AddTags"])
+        .resources([Scope::dev(env).arn("sagemaker", "model-package/*/*")])
+        .condition("StringEquals", &format!("aws:RequestTag/{REGISTRY_TAG_KEY}"), env.uid.clone())
+        .build()
 }
 
 /// Pipelines name step jobs `pipelines-<execution id>-<step>-<suffix>`, whatever the pipeline is
@@ -450,13 +491,22 @@ fn pipeline_step_resources(scope: Scope) -> Vec<String> {
 }
 
 /// Pipelines name trials after execution ids and jobs name their trial components after
-/// themselves, so neither carries the environment's prefix.
-fn trials(scope: Scope) -> Value {
+/// themselves, so neither carries the environment's prefix. Some trial actions are authorized on
+/// a second resource as well: CreateTrial on its experiment (the environment's, named like its
+/// pipelines), metrics on their training job, DisassociateTrialComponent on a processing job.
+fn trials(env: &Environment) -> Value {
+    let scope = Scope::dev(env);
+    let prefix = prefix(env);
     Statement::allow("SageMakerTrials")
         .actions(TRIAL_ACTIONS)
         .resources([
             scope.arn("sagemaker", "experiment-trial/*"),
             scope.arn("sagemaker", "experiment-trial-component/*"),
+            scope.arn("sagemaker", &format!("experiment/{prefix}*")),
+            scope.arn("sagemaker", &format!("training-job/{prefix}*")),
+            scope.arn("sagemaker", "training-job/pipelines-*"),
+            scope.arn("sagemaker", &format!("processing-job/{prefix}*")),
+            scope.arn("sagemaker", "processing-job/pipelines-*"),
         ])
         .build()
 }
@@ -602,12 +652,12 @@ fn pipeline_change_deny() -> Value {
 }
 
 /// The controller adopts resources by its owner tags and maps profiles to personas by tag:
-/// nobody else may set or remove `sagekeeper.io/*` tags (creating with tags needs AddTags too).
+/// nobody else may set or remove them (creating with tags needs AddTags too).
 fn owner_tag_deny() -> Value {
     Statement::deny("DenyOwnerTagChanges")
         .actions(&["sagemaker:AddTags", "sagemaker:DeleteTags"])
         .resources(["*"])
-        .condition_any("ForAnyValue:StringLike", "aws:TagKeys", &["sagekeeper.io/*"])
+        .condition_any("ForAnyValue:StringLike", "aws:TagKeys", PROTECTED_TAG_KEYS)
         .build()
 }
 
@@ -651,7 +701,7 @@ mod tests {
     fn all_documents() -> Vec<Value> {
         let env = env();
         vec![
-            service_trust("sagemaker.amazonaws.com"),
+            service_trust("sagemaker.amazonaws.com", DEV),
             persona_trust(&env, &["arn:aws:iam::111111111111:role/AWSReservedSSO_MLAdmins_abc".into()]),
             execution_role_policy(&env),
             pipeline_role_policy(&env),
@@ -735,12 +785,13 @@ mod tests {
     }
 
     #[test]
-    fn service_trust_names_only_the_service() {
+    fn service_trust_names_only_the_service_for_its_account() {
         assert_eq!(
-            service_trust("sagemaker.amazonaws.com"),
+            service_trust("sagemaker.amazonaws.com", DEV),
             json!({"Version": "2012-10-17", "Statement": [{
                 "Sid": "TrustService", "Effect": "Allow",
-                "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"]
+                "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"],
+                "Condition": {"StringEquals": {"aws:SourceAccount": DEV}}
             }]})
         );
     }
@@ -847,7 +898,11 @@ mod tests {
         assert_eq!(
             statement(&policy, "SageMakerTrials"),
             &json!({"Sid": "SageMakerTrials", "Effect": "Allow", "Action": TRIAL_ACTIONS, "Resource": [
-                format!("{DEV_SAGEMAKER}:experiment-trial/*"), format!("{DEV_SAGEMAKER}:experiment-trial-component/*")]})
+                format!("{DEV_SAGEMAKER}:experiment-trial/*"), format!("{DEV_SAGEMAKER}:experiment-trial-component/*"),
+                // The second resource some trial actions are authorized on, within the environment.
+                format!("{DEV_SAGEMAKER}:experiment/sk-fraud-3f2a*"),
+                format!("{DEV_SAGEMAKER}:training-job/sk-fraud-3f2a*"), format!("{DEV_SAGEMAKER}:training-job/pipelines-*"),
+                format!("{DEV_SAGEMAKER}:processing-job/sk-fraud-3f2a*"), format!("{DEV_SAGEMAKER}:processing-job/pipelines-*")]})
         );
         assert_eq!(
             statement(&policy, "SageMakerList"),
@@ -962,7 +1017,8 @@ mod tests {
             statement(&policy, "DenyOwnerTagChanges"),
             &json!({"Sid": "DenyOwnerTagChanges", "Effect": "Deny",
                 "Action": ["sagemaker:AddTags", "sagemaker:DeleteTags"], "Resource": ["*"],
-                "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["sagekeeper.io/*"]}}})
+                "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["sagekeeper.io/owner*",
+                    "sagekeeper.io/component", "sagekeeper.io/persona", "sagekeeper.io/home-used"]}}})
         );
     }
 
@@ -1101,23 +1157,36 @@ mod tests {
     }
 
     #[test]
-    fn project_groups_are_registered_into_and_approved_in_by_name() {
-        let mut env = env();
-        env.model_package_groups = vec!["team-fraud-Churn".into()];
-        let group = format!("{DEV_SAGEMAKER}:model-package-group/team-fraud-churn");
-        let versions = format!("{DEV_SAGEMAKER}:model-package/team-fraud-churn/*");
+    fn project_registries_are_granted_by_the_environment_tag_never_by_name() {
+        let env = env();
+        let registries =
+            json!([format!("{DEV_SAGEMAKER}:model-package-group/*"), format!("{DEV_SAGEMAKER}:model-package/*/*")]);
+        let tagged = json!({"StringEquals": {"aws:ResourceTag/sagekeeper.io/environment": env.uid}});
         let pipeline = pipeline_role_policy(&env);
-        let resources = &statement(&pipeline, "SageMakerEnvironmentResources")["Resource"];
-        assert!(resources.as_array().unwrap().contains(&json!(group)), "{resources}");
-        assert!(resources.as_array().unwrap().contains(&json!(versions)), "{resources}");
-        let admin = persona_policy(Persona::TeamAdmin, &env);
+        let grant = statement(&pipeline, "SageMakerProjectRegistries");
+        assert_eq!((&grant["Resource"], &grant["Condition"]), (&registries, &tagged));
+        // New versions carry the tag from birth, or cannot be registered.
+        let register = statement(&pipeline, "RegisterProjectModelVersions");
+        assert_eq!(register["Resource"], json!([format!("{DEV_SAGEMAKER}:model-package/*/*")]));
         assert_eq!(
-            statement(&admin, "ApproveModelPackages")["Resource"],
-            json!([format!("{DEV_SAGEMAKER}:model-package/sk-fraud-3f2a*"), versions])
+            register["Condition"],
+            json!({"StringEquals": {"aws:RequestTag/sagekeeper.io/environment": env.uid}})
         );
-        // Data scientists still may not approve there.
+        let admin = persona_policy(Persona::TeamAdmin, &env);
+        let approve = statement(&admin, "ApproveProjectModelPackages");
+        assert_eq!((&approve["Action"], &approve["Condition"]), (&json!(["sagemaker:UpdateModelPackage"]), &tagged));
+        // Data scientists still may not approve there, nor forge the owner tags, but may set
+        // the registry tag (registering a version sets it).
         let scientist = persona_policy(Persona::DataScientist, &env);
         assert_eq!(statement(&scientist, "DenyModelApprovalUpdate")["Resource"], json!(["*"]));
+        let deny = &statement(&scientist, "DenyOwnerTagChanges")["Condition"]["ForAnyValue:StringLike"]["aws:TagKeys"];
+        assert!(deny.as_array().unwrap().iter().all(|k| !crate::action_matches(k.as_str().unwrap(), REGISTRY_TAG_KEY)));
+        assert!(
+            deny.as_array()
+                .unwrap()
+                .iter()
+                .any(|k| crate::action_matches(k.as_str().unwrap(), "sagekeeper.io/owner-uid"))
+        );
     }
 
     #[test]

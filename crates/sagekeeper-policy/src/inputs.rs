@@ -12,9 +12,10 @@ pub struct Environment {
     pub account_id: String,
     /// Prefix of every SageMaker resource the environment's roles may create or change.
     pub name_prefix: String,
-    /// The model package groups of the environment's projects (named by the projects, so
-    /// outside the prefix): its roles register into them and TeamAdmin approves there.
-    pub model_package_groups: Vec<String>,
+    /// The environment's uid: the value of the registry tag (`sagekeeper.io/environment`) its
+    /// projects put on the model package groups they own and on every version in them; its
+    /// roles register into and TeamAdmin approves in what carries it.
+    pub uid: String,
     /// sagekeeper's own principals in the dev account (role or user ARNs, never session ARNs).
     pub controller_arns: Vec<String>,
     /// Name of the data bucket.
@@ -176,7 +177,7 @@ pub(crate) mod fixtures {
             region: "us-east-1".into(),
             account_id: DEV.into(),
             name_prefix: "sk-fraud-3f2a".into(),
-            model_package_groups: Vec::new(),
+            uid: "0b9d3c1e-5f7a-4c2b-9e8d-1a2b3c4d5e6f".into(),
             controller_arns: vec![CONTROLLER.into()],
             data_bucket: "sk-fraud-3f2a-111111111111-us-east-1-data".into(),
             models_bucket: "sk-fraud-3f2a-111111111111-us-east-1-models".into(),

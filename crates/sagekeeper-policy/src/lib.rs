@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod iam;
 pub mod inputs;
 pub mod kms;
+pub mod limits;
 pub mod pipeline;
 pub mod registry;
 pub mod s3;

@@ -6,24 +6,24 @@ use serde_json::Value;
 
 use crate::document::{Statement, document};
 
-/// What a target account may do on the group itself.
+/// What a target account's roles may do on the group itself.
 pub const GROUP_READ_ACTIONS: &[&str] = &["sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"];
 
 /// What a target account may do on the group's versions.
 pub const VERSION_ACTIONS: &[&str] =
     &["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"];
 
-/// The group policy for `group_arn`, granting `account_ids` (the target accounts' roots, so
-/// each account's own IAM decides which of its roles use it). `None` when there is no target
-/// account: no policy at all.
-pub fn group_policy(group_arn: &str, partition: &str, account_ids: &[String]) -> Option<Value> {
-    if account_ids.is_empty() {
+/// The group policy for `group_arn`, granting exactly `principals`: the target accounts'
+/// deployer roles (which create models from the versions) and model execution roles. Never an
+/// account root: that would let every principal of a target account whose own policy allows
+/// these actions use the registry. `None` when there is no target account: no policy at all.
+pub fn group_policy(group_arn: &str, principals: &[String]) -> Option<Value> {
+    if principals.is_empty() {
         return None;
     }
-    let mut ids = account_ids.to_vec();
-    ids.sort();
-    ids.dedup();
-    let principals: Vec<String> = ids.iter().map(|id| format!("arn:{partition}:iam::{id}:root")).collect();
+    let mut principals = principals.to_vec();
+    principals.sort();
+    principals.dedup();
     let versions = group_arn.replacen(":model-package-group/", ":model-package/", 1) + "/*";
     Some(document(vec![
         Statement::allow("TargetAccountsReadGroup")
@@ -49,9 +49,14 @@ mod tests {
     const GROUP: &str = "arn:aws:sagemaker:us-east-1:111111111111:model-package-group/team-fraud-churn";
 
     #[test]
-    fn target_accounts_read_the_group_and_use_its_versions() {
-        let policy = group_policy(GROUP, "aws", &["333333333333".into(), "222222222222".into()]).unwrap();
-        let roots = json!({"AWS": ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]});
+    fn the_target_accounts_deployer_and_model_execution_roles_read_the_group_and_use_its_versions() {
+        let (deployer, model) = (
+            "arn:aws:iam::222222222222:role/sagekeeper-deployer",
+            "arn:aws:iam::222222222222:role/sk-team-fraud-fraud-3f2a1b-model-execution",
+        );
+        let policy = group_policy(GROUP, &[model.into(), deployer.into(), deployer.into()]).unwrap();
+        let roots = json!({"AWS": [deployer, model]});
+        assert!(!policy.to_string().contains(":root"), "{policy}");
         assert_eq!(
             find_statement(&policy, "TargetAccountsReadGroup").unwrap(),
             &json!({"Sid": "TargetAccountsReadGroup", "Effect": "Allow", "Principal": roots,
@@ -69,7 +74,7 @@ mod tests {
 
     #[test]
     fn nothing_grants_approval_or_change() {
-        let policy = group_policy(GROUP, "aws", &["222222222222".into()]).unwrap();
+        let policy = group_policy(GROUP, &["arn:aws:iam::222222222222:role/sagekeeper-deployer".into()]).unwrap();
         let text = policy.to_string();
         for forbidden in ["UpdateModelPackage", "CreateModelPackage", "Delete", "Put", "*\"]"] {
             assert!(!text.contains(&format!("sagemaker:{forbidden}")), "{forbidden} in {text}");
@@ -79,6 +84,6 @@ mod tests {
 
     #[test]
     fn no_target_account_means_no_policy() {
-        assert_eq!(group_policy(GROUP, "aws", &[]), None);
+        assert_eq!(group_policy(GROUP, &[]), None);
     }
 }

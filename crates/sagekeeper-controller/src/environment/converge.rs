@@ -351,7 +351,7 @@ fn policy_inputs(
         region: plan.region.clone(),
         account_id: dev.clone(),
         name_prefix: plan.names.resource_prefix.clone(),
-        model_package_groups: plan.model_package_groups.clone(),
+        uid: plan.owner.uid.clone(),
         controller_arns: plan.dev.controller_arns.clone(),
         data_bucket: plan.data_bucket.clone(),
         models_bucket: plan.models_bucket.clone(),
@@ -465,7 +465,7 @@ async fn ensure_dev_roles(
     changes: &Changes,
 ) -> State<Vec<RoleOutputs>> {
     use sagekeeper_policy::iam as policy;
-    let sagemaker = policy::service_trust("sagemaker.amazonaws.com");
+    let sagemaker = policy::service_trust("sagemaker.amazonaws.com", &plan.dev.account_id);
     let boundary = plan.dev.boundary.clone();
     let mut roles = vec![
         role(
@@ -530,7 +530,7 @@ fn target_role(plan: &Plan, target: &TargetPlan, inputs: &Environment, input: &T
         plan,
         "model-execution",
         &target.model_role,
-        policy::service_trust("sagemaker.amazonaws.com"),
+        policy::service_trust("sagemaker.amazonaws.com", &target.account.account_id),
         policy::target_model_execution_role_policy(inputs, input),
         target.account.boundary.clone(),
     )
@@ -717,7 +717,6 @@ fn status(
                 .iter()
                 .map(|p| (format!("{p:?}"), plan.role_arn(dev, plan.persona_role(*p))))
                 .collect(),
-            model_package_groups: plan.model_package_groups.clone(),
         });
     }
     match studio {
@@ -747,6 +746,7 @@ fn status(
                 endpoint_key_arn: state.key.ready().map(|k| k.arn.clone()),
                 data_capture_bucket: state.finish.ready().map(|()| t.capture_bucket.clone()),
                 model_execution_role_arn: state.role.ready().map(|r| r.arn.clone()),
+                deployer_arn: t.account.controller_arns.first().cloned(),
                 ready: state.finish.ready().is_some(),
             }
         })

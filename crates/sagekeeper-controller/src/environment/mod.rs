@@ -72,8 +72,7 @@ impl Kind for DataScienceEnvironment {
                 }
             }
         };
-        let mut plan = plan::plan(self, &dev, &targets, &zones, &pinned);
-        plan.model_package_groups = project_groups(ctx, self);
+        let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
         let converged = converge::converge(ctx, &plan, &status).await;
         let outcome = overall(&converged.components);
         let mut status = converged.status;
@@ -83,11 +82,11 @@ impl Kind for DataScienceEnvironment {
             tag_keys.extend(status.tag_keys.iter().cloned());
         }
         status.tag_keys = tag_keys.into_iter().collect();
-        // Writes to an environment that already converged with these very inputs (its spec and
-        // its projects' groups) were drift being repaired, even when the repair takes several
-        // passes; writes after a change of inputs are updates. After a restart, the status says.
+        // Writes to an environment that already converged with this very spec were drift being
+        // repaired, even when the repair takes several passes; writes after a change of the spec
+        // are updates. After a restart, the status says.
         let uid = self.metadata.uid.clone().unwrap_or_default();
-        let inputs = converged_inputs(self, &plan.model_package_groups);
+        let inputs = converged_inputs(self);
         let was_ready = ctx
             .converged_with(&uid, inputs)
             .unwrap_or_else(|| conditions::is_ready(&status.conditions, self.metadata.generation));
@@ -153,37 +152,12 @@ impl Kind for DataScienceEnvironment {
     }
 }
 
-/// The model package groups the live projects naming `env` own in its dev account, which its
-/// roles may use. A group a project only names (it belongs to someone else: NameConflict) is
-/// never granted, so a tenant cannot name its way into another tenant's registry.
-pub(crate) fn project_groups(ctx: &Context, env: &DataScienceEnvironment) -> Vec<String> {
-    let dev_account = env.status.as_ref().and_then(|s| s.account_id.clone());
-    let mut groups: Vec<String> = ctx
-        .stores
-        .projects
-        .state()
-        .iter()
-        .filter(|p| {
-            p.namespace() == env.namespace()
-                && p.spec.environment == env.name_any()
-                && p.metadata.deletion_timestamp.is_none()
-        })
-        .filter_map(|p| crate::project::owned_group(p))
-        .filter(|(_, arn)| dev_account.as_deref().is_some_and(|account| arn.split(':').nth(4) == Some(account)))
-        .map(|(name, _)| name)
-        .collect();
-    groups.sort();
-    groups.dedup();
-    groups
-}
-
-/// What an environment converges from besides AWS: its spec (by generation) and the model
-/// package groups of its projects.
-fn converged_inputs(env: &DataScienceEnvironment, groups: &[String]) -> u64 {
+/// What an environment converges from besides AWS: its spec, by generation. (Its projects'
+/// registries are granted by tag, so projects coming and going change nothing here.)
+fn converged_inputs(env: &DataScienceEnvironment) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     env.metadata.generation.hash(&mut hasher);
-    groups.hash(&mut hasher);
     hasher.finish()
 }
 

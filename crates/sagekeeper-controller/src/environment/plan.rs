@@ -82,8 +82,6 @@ pub(crate) struct Plan {
     pub(crate) persona_principals: PersonaPrincipals,
     pub(crate) studio: Option<StudioPlan>,
     pub(crate) targets: Vec<TargetPlan>,
-    /// The model package groups of the projects that name the environment.
-    pub(crate) model_package_groups: Vec<String>,
     target_cidr: String,
     target_zones: Vec<Zone>,
     group_names: GroupNames,
@@ -292,7 +290,6 @@ pub(crate) fn plan(
         persona_principals: principals.clone(),
         studio,
         targets: Vec::new(),
-        model_package_groups: Vec::new(),
         target_cidr,
         target_zones,
         group_names: groups,

@@ -238,6 +238,15 @@ fn job_problems(step: &Map<String, Value>, settings: &JobSettings) -> Vec<String
             let group = args.get("ModelPackageGroupName").and_then(Value::as_str);
             let want = format!("{} (the project's model package group)", settings.model_package_group);
             c.need(group == Some(settings.model_package_group.as_str()), "ModelPackageGroupName", want);
+            // The environment's roles find the versions they may read and approve by this tag.
+            let key = crate::iam::REGISTRY_TAG_KEY;
+            let tagged = args.get("Tags").and_then(Value::as_array).into_iter().flatten().any(|t| {
+                t.get("Key").and_then(Value::as_str) == Some(key)
+                    && t.get("Value").and_then(Value::as_str) == Some(settings.registry_tag.as_str())
+            });
+            let want =
+                format!("to include {{Key: {key}, Value: {}}} (the environment's registry tag)", settings.registry_tag);
+            c.need(tagged, "Tags", want);
         }
         _ => {}
     }

@@ -39,6 +39,9 @@ pub struct JobSettings {
     pub model_package_group: String,
     /// `PendingManualApproval` or `Approved`, from the project's modelApproval.
     pub approval_status: String,
+    /// The environment's uid: registered versions carry it as the registry tag
+    /// ([`crate::iam::REGISTRY_TAG_KEY`]), which the environment's roles are granted by.
+    pub registry_tag: String,
 }
 
 impl JobSettings {
@@ -93,6 +96,7 @@ mod tests {
             prefix: "projects/churn/".into(),
             model_package_group: "team-fraud-churn".into(),
             approval_status: "PendingManualApproval".into(),
+            registry_tag: "0b9d3c1e-5f7a-4c2b-9e8d-1a2b3c4d5e6f".into(),
         }
     }
 

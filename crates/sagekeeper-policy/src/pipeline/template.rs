@@ -390,6 +390,14 @@ struct Register {
     model_approval_status: String,
     inference_specification: InferenceSpecification,
     model_metrics: ModelMetrics,
+    tags: Vec<RegisterTag>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RegisterTag {
+    key: &'static str,
+    value: String,
 }
 
 #[derive(Serialize)]
@@ -586,6 +594,7 @@ pub fn abalone(settings: &JobSettings) -> Option<Value> {
         arguments: Arguments::Register(Box::new(Register {
             model_package_group_name: settings.model_package_group.clone(),
             model_approval_status: settings.approval_status.clone(),
+            tags: vec![RegisterTag { key: crate::iam::REGISTRY_TAG_KEY, value: settings.registry_tag.clone() }],
             inference_specification: InferenceSpecification {
                 containers: vec![Container { image: image(XGBOOST), model_data_url: model_data() }],
                 supported_content_types: vec!["text/csv"],

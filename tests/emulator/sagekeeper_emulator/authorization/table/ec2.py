@@ -230,7 +230,10 @@ def _tags_operation(name: str):
     action = f"ec2:{name}"
     kinds = ("vpc", "subnet", "route-table", "security-group", "internet-gateway", "natgateway", "elastic-ip", "vpc-endpoint")
 
-    @operation("ec2", name, *[grant(action, kind, *EXISTING, *TAG_KEYS) for kind in kinds])
+    # A CreateTags call of its own knows ec2:CreateAction too: absent, so statements that allow
+    # tagging only as part of a create do not apply (as in AWS), rather than being unjudgeable.
+    create_action = ("ec2:CreateAction",) if name == "CreateTags" else ()
+    @operation("ec2", name, *[grant(action, kind, *EXISTING, *TAG_KEYS, *create_action) for kind in kinds])
     def entry(ctx: Ctx):
         tags = ctx.query_tags("Tag")
         checks = []

@@ -23,9 +23,13 @@ def arn(ctx: Ctx, kind: str, name: str, account: str | None = None, region: str 
     return ctx.arn("sagemaker", f"{kind}/{name.lower()}", account, region)
 
 
-def on(ctx: Ctx, action: str, kind: str, resource: str, *, keys=None, request_tags=None, policy=None, account=None):
-    """A check on a SageMaker resource (existing ones with their tags)."""
-    tags = resources.sagemaker_tags(resource) if request_tags is None else {}
+def on(
+    ctx: Ctx, action: str, kind: str, resource: str, *, keys=None, request_tags=None, policy=None, account=None, exists=None
+):
+    """A check on a SageMaker resource (existing ones with their tags). A request carrying tags
+    creates the resource, unless `exists` says it is an existing one (the group a version goes to)."""
+    existing = request_tags is None if exists is None else exists
+    tags = resources.sagemaker_tags(resource) if existing else {}
     return ctx.check(
         action,
         kind,
@@ -355,8 +359,8 @@ def update_model_package(ctx: Ctx):
 @operation(
     "sagemaker",
     "CreateModelPackage",
-    grant("sagemaker:CreateModelPackage", "model-package", *TAG_KEYS, "sagemaker:ModelApprovalStatus"),
-    grant("sagemaker:CreateModelPackage", "model-package-group", *TAG_KEYS, "sagemaker:ModelApprovalStatus"),
+    grant("sagemaker:CreateModelPackage", "model-package", *RESOURCE_TAG, *TAG_KEYS, "sagemaker:ModelApprovalStatus"),
+    grant("sagemaker:CreateModelPackage", "model-package-group", *RESOURCE_TAG, *TAG_KEYS, "sagemaker:ModelApprovalStatus"),
     grant("sagemaker:AddTags", "model-package", *TAG_KEYS),
 )
 def create_model_package(ctx: Ctx):
@@ -370,11 +374,11 @@ def create_model_package(ctx: Ctx):
     resource = arn(ctx, "model-package", f"{group}/{version}")
     policy = _group_policy(ctx.account, ctx.region, group)
     package = on(ctx, "sagemaker:CreateModelPackage", "model-package", resource, keys=keys, request_tags=tags, policy=policy)
-    in_group = _group_check(ctx, "sagemaker:CreateModelPackage", group, keys=keys, request_tags=tags)
+    in_group = _group_check(ctx, "sagemaker:CreateModelPackage", group, keys=keys, request_tags=tags, exists=True)
     return [package, in_group] + tagged(ctx, "model-package", resource, tags)
 
 
-@operation("sagemaker", "ListModelPackages", grant("sagemaker:ListModelPackages", "model-package"))
+@operation("sagemaker", "ListModelPackages", grant("sagemaker:ListModelPackages", "model-package", *RESOURCE_TAG))
 def list_model_packages(ctx: Ctx):
     group = ctx.param("ModelPackageGroupName")
     resource = arn(ctx, "model-package", f"{group}/*" if group else "*")
