@@ -314,3 +314,66 @@ async fn dependency_violation_during_teardown_is_pending_not_stalled() {
     assert!(t.emulator.faults().iter().all(|f| f["id"] != fault.as_str()), "all three refusals were used");
     assert_eq!(owned_resources(&t, &t.account(2), &uid).await, nothing());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_reaches_only_accounts_the_status_records_and_that_still_admit_the_namespace() {
+    let t = TestEnv::new("delete-tenancy").await;
+    let _controller = t.controller().await;
+    ready_account(&t, "dev", 1, &t.namespace).await;
+    ready_account(&t, "staging", 2, &t.namespace).await;
+    ready_account(&t, "prod", 3, &t.namespace).await;
+    let api = t.api::<DataScienceEnvironment>();
+    api.create(&Default::default(), &environment(&t, "fraud", "dev", &[("staging", "staging")])).await.unwrap();
+    let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+    let uid = env.metadata.uid.unwrap();
+
+    // Paused, the spec gains production (never converged there), then the environment is deleted.
+    let patch = |value: serde_json::Value| kube::api::Patch::Merge(value);
+    let pp = kube::api::PatchParams::default();
+    api.patch("fraud", &pp, &patch(serde_json::json!({"metadata": {"annotations": {"sagekeeper.io/paused": "true"}}})))
+        .await
+        .unwrap();
+    t.wait_condition(&api, "fraud", "Reconciling", "False", Some("Paused")).await;
+    let targets = serde_json::json!({"spec": {"targetAccounts": {"production": [t.name("prod")]}}});
+    api.patch("fraud", &pp, &patch(targets)).await.unwrap();
+    // And the staging account stops admitting the namespace.
+    let elsewhere = serde_json::json!({"spec": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "elsewhere"}}}});
+    t.accounts().patch(&t.name("staging"), &pp, &patch(elsewhere)).await.unwrap();
+    for n in 1..=3 {
+        t.emulator.clear_calls(&t.account(n));
+    }
+    api.delete("fraud", &Default::default()).await.unwrap();
+    api.patch("fraud", &pp, &patch(serde_json::json!({"metadata": {"annotations": {"sagekeeper.io/paused": null}}})))
+        .await
+        .unwrap();
+
+    // Deletion waits, naming the account that no longer admits the namespace; nothing happens
+    // there, nor in production, which the status never recorded.
+    let waiting = eventually(Duration::from_secs(30), "deletion to wait for the staging account", || async {
+        let env = api.get("fraud").await.ok()?;
+        let ready = conditions::find(env.conditions(), "Ready")?.clone();
+        (ready.reason == "AccountNotPermitted").then_some(ready)
+    })
+    .await;
+    assert!(waiting.message.contains(&t.name("staging")), "{}", waiting.message);
+    // Calls of the controller's session there, besides the AwsAccount's own checks of it.
+    let touched = |n: u32| {
+        let calls = t.emulator.calls(&t.account(n));
+        let own_checks = ["GetCallerIdentity", "GetPolicy"];
+        calls
+            .into_iter()
+            .filter(|c| c.caller.ends_with("/sagekeeper") && !own_checks.contains(&c.operation.as_str()))
+            .count()
+    };
+    assert_eq!(touched(2), 0, "nothing in the staging account that no longer admits the namespace");
+    assert_ne!(owned_resources(&t, &t.account(2), &uid).await, nothing(), "staging keeps everything");
+
+    // Admitted again, the environment is torn down in dev and staging, and production is never called.
+    let back = serde_json::json!({"spec": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": t.namespace}}}});
+    t.accounts().patch(&t.name("staging"), &pp, &patch(back)).await.unwrap();
+    t.wait_gone(&api, "fraud").await;
+    for n in [1, 2] {
+        assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
+    }
+    assert_eq!(touched(3), 0, "production, which the status never recorded, was called");
+}

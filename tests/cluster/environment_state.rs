@@ -810,9 +810,15 @@ fn check_preventive_denies(policy: &Value, what: &str, expect: bool, account: &s
         ),
     ];
     for (key, operators, value, actions) in denies {
+        // The presence deny on `key` (the value denies test the same keys otherwise).
         let found: Vec<&Value> = statements(policy)
             .into_iter()
-            .filter(|s| is_deny(s) && conditions_of(s).keys().any(|(_, k)| k == key))
+            .filter(|s| {
+                is_deny(s)
+                    && conditions_of(s)
+                        .iter()
+                        .any(|((op, k), v)| k == key && operators.contains(&op.as_str()) && v == &set([value]))
+            })
             .collect();
         if !expect {
             assert!(found.is_empty(), "{what}: should carry no preventive deny on {key}, has {found:?}");
@@ -840,6 +846,29 @@ fn check_preventive_denies(policy: &Value, what: &str, expect: bool, account: &s
         }
         let resource = format!("arn:aws:sagemaker:{REGION}:{account}:training-job/x");
         assert!(covers_resource(st, &resource), "{what}: deny on {key} does not cover {resource}: {st}");
+    }
+}
+
+/// The value denies: any subnet, security group or volume key but the environment's own is
+/// refused, whatever the SageMaker action.
+fn check_value_denies(policy: &Value, what: &str, subnets: &[String], groups: &[String], volume_key: &str) {
+    let deny_on = |key: &str| -> Vec<&Value> {
+        statements(policy)
+            .into_iter()
+            .filter(|s| is_deny(s) && conditions_of(s).keys().any(|(op, k)| k == key && op.contains("StringNotEquals")))
+            .collect()
+    };
+    let expected = [
+        ("sagemaker:vpcsubnets", "ForAnyValue:StringNotEquals", set(subnets)),
+        ("sagemaker:vpcsecuritygroupids", "ForAnyValue:StringNotEquals", set(groups)),
+        ("sagemaker:volumekmskeyarn", "StringNotEquals", set([volume_key])),
+    ];
+    for (key, operator, values) in expected {
+        let found = deny_on(key);
+        assert_eq!(found.len(), 1, "{what}: one deny of other values of {key}\n{}", pretty(policy));
+        let conditions = conditions_of(found[0]);
+        assert_eq!(conditions.get(&(operator.to_owned(), key.to_owned())), Some(&values), "{what}: {}", found[0]);
+        assert!(covers_action(found[0], "sagemaker:CreateTrainingJob"), "{what}: {}", found[0]);
     }
 }
 
@@ -1155,6 +1184,13 @@ async fn full_environment_resources_and_policies_match_the_contract() {
     }
     for label in ["execution", "pipeline", "DataScientist", "TeamAdmin"] {
         check_preventive_denies(&role_policies[label].1, &format!("dev {label} role"), true, &dev_id);
+        check_value_denies(
+            &role_policies[label].1,
+            &format!("dev {label} role"),
+            &net.private_subnet_ids,
+            std::slice::from_ref(&workloads),
+            &ebs_arn,
+        );
     }
     let model_role_policy = &role_policies["model execution"].1;
     check_preventive_denies(model_role_policy, "dev model execution role", false, &dev_id);
@@ -1186,8 +1222,12 @@ async fn full_environment_resources_and_policies_match_the_contract() {
         pretty(ds)
     );
     let ta = &role_policies["TeamAdmin"].1;
+    // The value denies name every SageMaker action but judge only the network and volume keys,
+    // which the registry actions never carry.
+    let job_keys = set(["sagemaker:vpcsubnets", "sagemaker:vpcsecuritygroupids", "sagemaker:volumekmskeyarn"]);
     for action in ["sagemaker:UpdateModelPackage", "sagemaker:CreateModelPackage"] {
-        let found = denies(ta, action);
+        let mut found = denies(ta, action);
+        found.retain(|s| !conditions_of(s).keys().all(|(_, key)| job_keys.contains(key)));
         assert!(found.is_empty(), "dev TeamAdmin role: approves models, yet {action} is denied by {found:?}");
     }
     assert!(

@@ -350,7 +350,7 @@ async fn a_stolen_deployer_session_cannot_mint_a_role_beyond_the_boundary() {
     let vpc = minted.ec2.create_vpc().cidr_block("10.9.0.0/16").send().await;
     assert_eq!(code(&vpc).as_deref(), Some("UnauthorizedOperation"), "the minted role created a VPC");
     assert!(
-        message(&vpc).ends_with("because no permissions boundary allows the ec2:CreateVpc action"),
+        message(&vpc).contains("because no permissions boundary allows the ec2:CreateVpc action"),
         "{}",
         message(&vpc)
     );
@@ -478,4 +478,189 @@ async fn persona_principals_trust_only_their_own_account_never_its_root() {
         "{}",
         ready.message
     );
+}
+
+/// A training job as a data scientist's notebook would start it: in `subnets` with `groups`,
+/// volumes under `volume_key`, inter-container traffic encrypted when `encrypted`.
+async fn training_job(
+    sm: &sagekeeper_aws::sdk::sagemaker::Client,
+    name: &str,
+    role: &str,
+    (subnets, groups): (&[String], &[String]),
+    volume_key: Option<&str>,
+    encrypted: bool,
+    output: &str,
+) -> Result<(), String> {
+    use sagekeeper_aws::sdk::sagemaker::types::{
+        AlgorithmSpecification, OutputDataConfig, ResourceConfig, StoppingCondition, TrainingInputMode,
+        TrainingInstanceType, VpcConfig,
+    };
+    sm.create_training_job()
+        .training_job_name(name)
+        .role_arn(role)
+        .algorithm_specification(
+            AlgorithmSpecification::builder()
+                .training_image("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1")
+                .training_input_mode(TrainingInputMode::File)
+                .build(),
+        )
+        .output_data_config(OutputDataConfig::builder().s3_output_path(output).build())
+        .resource_config(
+            ResourceConfig::builder()
+                .instance_type(TrainingInstanceType::MlM5Large)
+                .instance_count(1)
+                .volume_size_in_gb(10)
+                .set_volume_kms_key_id(volume_key.map(str::to_owned))
+                .build(),
+        )
+        .stopping_condition(StoppingCondition::builder().max_runtime_in_seconds(3600).build())
+        .vpc_config(
+            VpcConfig::builder()
+                .set_subnets(Some(subnets.to_vec()))
+                .set_security_group_ids(Some(groups.to_vec()))
+                .build(),
+        )
+        .enable_inter_container_traffic_encryption(encrypted)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_only_in_the_environments_subnets_group_and_key() {
+    let t = TestEnv::new("job-guardrails").await;
+    let _controller = t.controller().await;
+    let dev = t.account(1);
+    let admin = t.clients(&dev).await;
+    let scientist = admin.iam.create_user().user_name("scientist").send().await.unwrap().user.unwrap().arn;
+    let status =
+        converged_environment(&t, &format!("  identity: {{personaPrincipals: {{DataScientist: ['{scientist}']}}}}\n"))
+            .await;
+    let network = status.network.unwrap();
+    let subnets = network.private_subnet_ids.clone();
+    let groups = vec![network.security_group_ids["workloads"].clone()];
+    let ebs = status.encryption.as_ref().unwrap().ebs_key_arn.clone().unwrap();
+    let identity = status.identity.unwrap();
+    let execution = identity.execution_role_arn.unwrap();
+    let output = format!("s3://{}/jobs/", status.storage.unwrap().models_bucket.unwrap());
+
+    // Another subnet, security group and key of the same account, as the tenant next door has.
+    let vpc = admin.ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    let other_subnet = admin
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.9.0.0/24")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    let other_group = admin
+        .ec2
+        .create_security_group()
+        .vpc_id(&vpc)
+        .group_name("other")
+        .description("other")
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    let other_key = admin.kms.create_key().send().await.unwrap().key_metadata.unwrap().arn.unwrap();
+
+    // As the data scientist (their own user, through the DataScientist persona role), and as
+    // the execution role a notebook's jobs run as.
+    let persona =
+        t.assume(&t.emulator.user_credentials(&dev, "scientist"), &identity.persona_role_arns["DataScientist"]).await;
+    // The test acts as the execution role through a trust the controller would repair: paused,
+    // it leaves the role alone while the test runs.
+    let pause = json!({"metadata": {"annotations": {"sagekeeper.io/paused": "true"}}});
+    let envs = t.api::<DataScienceEnvironment>();
+    envs.patch("fraud", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&pause)).await.unwrap();
+    t.wait_condition(&envs, "fraud", "Reconciling", "False", Some("Paused")).await;
+    trust_the_admin(&t, &admin, &execution).await;
+    let as_execution = acting_as(&t, &execution).await;
+    let principals = [
+        ("DataScientist", sagekeeper_aws::sdk::sagemaker::Client::new(&persona)),
+        ("execution role", as_execution.sagemaker),
+    ];
+    let job_prefix = sagekeeper_api::naming::EnvironmentNames::new(&t.namespace, "fraud").resource_prefix;
+    for (n, (who, sm)) in principals.iter().enumerate() {
+        let name = |case: &str| format!("{job_prefix}{case}-{n}");
+        let ours = (subnets.as_slice(), groups.as_slice());
+        let refused = |result: Result<(), String>, what: &str| {
+            let message = result.expect_err(&format!("{who} started a training job {what}"));
+            assert!(message.starts_with("AccessDeniedException: "), "{who}, {what}: {message}");
+            assert!(
+                message.contains("explicit deny"),
+                "{who}, {what}: refused by a deny, not for lack of an allow: {message}"
+            );
+        };
+        let foreign_subnet = [subnets[0].clone(), other_subnet.clone()];
+        let result =
+            training_job(sm, &name("subnet"), &execution, (&foreign_subnet, &groups), Some(&ebs), true, &output).await;
+        refused(result, "in another subnet");
+        let foreign_group = [other_group.clone()];
+        let result =
+            training_job(sm, &name("group"), &execution, (&subnets, &foreign_group), Some(&ebs), true, &output).await;
+        refused(result, "with another security group");
+        refused(
+            training_job(sm, &name("key"), &execution, ours, Some(&other_key), true, &output).await,
+            "with another key",
+        );
+        refused(training_job(sm, &name("nokey"), &execution, ours, None, true, &output).await, "without a volume key");
+        refused(
+            training_job(sm, &name("clear"), &execution, ours, Some(&ebs), false, &output).await,
+            "with clear traffic",
+        );
+        training_job(sm, &name("ok"), &execution, ours, Some(&ebs), true, &output)
+            .await
+            .unwrap_or_else(|e| panic!("{who}: the environment's own subnets, group and key are refused: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_reaches_status_with_its_code_resource_and_remedy_never_an_encoded_message() {
+    let t = TestEnv::new("refusal-message").await;
+    t.expect_denied("ec2:*");
+    let _controller = t.controller().await;
+    let dev = t.account(1);
+    let role = t.create_role(&dev, "sagekeeper-deployer", None).await;
+    // The platform team forgot the deployer's network policy in this account.
+    let admin = t.clients(&dev).await;
+    let network = format!("arn:aws:iam::{dev}:policy/sagekeeper-deployer-network");
+    admin.iam.detach_role_policy().role_name("sagekeeper-deployer").policy_arn(network).send().await.unwrap();
+    let account: AwsAccount = t.manifest(
+        &format!(
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {{id}}-dev}}\nspec:\n  accountId: '{dev}'\n  roleArn: {role}\n  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: '{{ns}}'}}}}\n"
+        ),
+        false,
+    );
+    t.accounts().create(&PostParams::default(), &account).await.unwrap();
+    let env: DataScienceEnvironment = t.manifest(
+        "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {name: fraud}\nspec:\n  account: '{id}-dev'\n  region: us-east-1\n",
+        true,
+    );
+    let envs = t.api::<DataScienceEnvironment>();
+    envs.create(&PostParams::default(), &env).await.unwrap();
+    let stalled = t.wait_condition(&envs, "fraud", "Stalled", "True", Some("AccessDenied")).await;
+    let ready =
+        sagekeeper_api::conditions::find(stalled.status.as_ref().unwrap().conditions.as_slice(), "Ready").unwrap();
+    let message = &ready.message;
+    // The AWS code first, then who was refused what on which resource, then the remedy.
+    assert!(message.starts_with("UnauthorizedOperation: "), "{message}");
+    assert!(message.contains(&format!("arn:aws:sts::{dev}:assumed-role/sagekeeper-deployer/sagekeeper")), "{message}");
+    assert!(message.contains("is not authorized to perform: ec2:"), "{message}");
+    assert!(message.contains("deploy/aws/deployer/"), "the remedy names the shipped policies: {message}");
+    // What EC2 appends (kilobytes of an encoded authorization message) stays out of status and events.
+    assert!(!message.contains("Encoded authorization failure message"), "{message}");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(t.client.clone(), &t.namespace);
+    for event in events.list(&Default::default()).await.unwrap().items {
+        let note = event.note.unwrap_or_default();
+        assert!(!note.contains("Encoded authorization failure message"), "{note}");
+    }
 }

@@ -53,11 +53,22 @@ def world(emulator) -> World:
     return World(emulator)
 
 
+EC2_PREFIX = "You are not authorized to perform this operation. "
+EC2_ENCODED = " Encoded authorization failure message: "
+
+
 def refused(call, code: str) -> str:
+    """The refusal's message; EC2's, as AWS wraps it (a fixed sentence before, an encoded
+    authorization failure message after), is checked for the wrapper and unwrapped."""
     with pytest.raises(ClientError) as error:
         call()
     assert error.value.response["Error"]["Code"] == code, error.value.response
-    return error.value.response["Error"]["Message"]
+    message = error.value.response["Error"]["Message"]
+    if code == "UnauthorizedOperation":
+        assert message.startswith(EC2_PREFIX) and EC2_ENCODED in message, message
+        message, encoded = message.removeprefix(EC2_PREFIX).split(EC2_ENCODED)
+        assert len(encoded) > 20 and " " not in encoded, encoded
+    return message
 
 
 # --- modes and identities ---------------------------------------------------------
@@ -392,3 +403,16 @@ def test_the_admin_identity_is_exempt_from_key_and_bucket_policy_denies_too(worl
     role = world.session("reader", allow("kms:DescribeKey"), allow("s3:GetObject"))
     refused(lambda: role.client("kms").describe_key(KeyId=key), "AccessDeniedException")
     refused(lambda: role.client("s3").get_object(Bucket=bucket, Key="x"), "AccessDenied")
+
+
+def test_a_key_aws_never_sets_on_an_action_is_absent_and_an_undeclared_listed_one_unknown(world):
+    # sagemaker:VpcSubnets is not a key of ListModels: a deny of other subnets does not apply,
+    # as in AWS, rather than counting as a key the emulator cannot judge.
+    session = world.session(
+        "scientist",
+        allow("sagemaker:ListModels"),
+        {"Effect": "Deny", "Action": "sagemaker:*", "Resource": "*",
+         "Condition": {"ForAnyValue:StringNotEquals": {"sagemaker:VpcSubnets": ["subnet-ours"]}}},
+    )
+    assert session.client("sagemaker").list_models()["Models"] == []
+    assert "unknown" not in session.calls("sagemaker")[-1]

@@ -43,7 +43,10 @@ pub struct Call {
     /// IAM evaluation's verdict: NotEvaluated, Exempt, Allow, Deny or WouldDeny.
     #[serde(default)]
     pub decision: Option<String>,
-    /// The action a Deny refused, and AWS's message.
+    /// The action evaluation judged last (the refused one, for a Deny).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// AWS's message of a refusal.
     #[serde(default)]
     pub message: Option<String>,
 }

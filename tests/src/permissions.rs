@@ -37,4 +37,23 @@ mod tests {
         installed.sort();
         assert_eq!(shipped, installed);
     }
+
+    /// IAM counts a policy's characters without white space: at most 6,144 for each managed
+    /// policy (the boundary, every deployer policy) and 2,048 for the deployer's trust policy.
+    #[test]
+    fn the_shipped_policies_fit_iams_size_limits() {
+        use sagekeeper_policy::limits::{MANAGED_POLICY, TRUST_POLICY, iam_size};
+        let size = |text: &str| iam_size(&serde_json::from_str(text).unwrap());
+        let boundary = size(BOUNDARY);
+        assert!(boundary <= MANAGED_POLICY, "the boundary has {boundary} characters of {MANAGED_POLICY}");
+        for (name, document) in deployer_policies("111111111111") {
+            let n = size(&document);
+            assert!(n <= MANAGED_POLICY, "{name} has {n} characters of {MANAGED_POLICY}");
+        }
+        let trust = std::fs::read_to_string(crate::stack::repo_root().join("deploy/aws/controller-trust-policy.json"))
+            .unwrap()
+            .replace("CONTROLLER_ACCOUNT_ID", "222222222222");
+        let n = size(&trust);
+        assert!(n <= TRUST_POLICY, "the deployer's trust policy has {n} characters of {TRUST_POLICY}");
+    }
 }

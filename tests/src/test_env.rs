@@ -94,8 +94,9 @@ impl TestEnv {
         t
     }
 
-    /// Declares that the controller's identities may be refused `action` (`service:Action`) in
-    /// this test: every other refusal fails the test when it ends (see the `Drop` below).
+    /// Declares that the controller's identities may be refused `action` (`service:Action`, `*`
+    /// allowed) in this test: every other refusal fails the test when it ends (see the `Drop`
+    /// below).
     pub fn expect_denied(&self, action: &str) {
         self.expected_denials.lock().unwrap().push(action.to_owned());
     }
@@ -112,7 +113,10 @@ impl TestEnv {
         (0..10)
             .flat_map(|n| self.emulator.calls(&self.account(n)))
             .filter(|c| matches!(c.decision.as_deref(), Some("Deny" | "WouldDeny")) && controller(&c.caller))
-            .filter(|c| !expected.iter().any(|a| c.message.as_deref().is_some_and(|m| m.contains(&format!(" {a} ")))))
+            .filter(|c| {
+                let action = c.action.as_deref().unwrap_or_default();
+                !expected.iter().any(|pattern| sagekeeper_policy::action_matches(pattern, action))
+            })
             .map(|c| format!("{} {}: {}", c.caller, c.operation, c.message.unwrap_or_default()))
             .collect()
     }

@@ -75,7 +75,8 @@ impl StdError for AwsError {}
 impl AwsError {
     /// An error from a code and message, classified by the code.
     pub fn from_code(code: &str, message: &str, http_status: Option<u16>) -> Self {
-        Self { kind: kind_of(code, message, http_status), code: code.to_owned(), message: message.to_owned() }
+        let message = without_encoded_authorization(message);
+        Self { kind: kind_of(code, &message, http_status), code: code.to_owned(), message }
     }
 
     /// Classifies the error of any SDK operation.
@@ -125,6 +126,18 @@ impl AwsError {
 
     fn transport(code: &str, err: &dyn StdError) -> Self {
         Self { kind: ErrorKind::Transient, code: code.to_owned(), message: chain(err) }
+    }
+}
+
+/// EC2 appends an encoded authorization failure message to a refusal: kilobytes of opaque
+/// text that only `sts:DecodeAuthorizationMessage` reads, and that tells whoever reads it which
+/// policies and conditions refused the call. It never reaches a status, an event or a log: the
+/// plain part before it already names the caller, the action and the resource.
+fn without_encoded_authorization(message: &str) -> String {
+    const MARKER: &str = "Encoded authorization failure message:";
+    match message.find(MARKER) {
+        Some(at) => format!("{} (encoded authorization message omitted)", message[..at].trim_end()),
+        None => message.to_owned(),
     }
 }
 
@@ -255,6 +268,17 @@ fn chain(err: &dyn StdError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_authorization_messages_are_cut_and_the_plain_refusal_kept() {
+        let message = "You are not authorized to perform this operation. User: arn:aws:sts::111111111111:assumed-role/sagekeeper-deployer/sagekeeper is not authorized to perform: ec2:CreateVpc on resource: arn:aws:ec2:us-east-1:111111111111:vpc/* because no identity-based policy allows the ec2:CreateVpc action. Encoded authorization failure message: 3Ad9fKq-VeryLongOpaqueBlob";
+        let err = AwsError::from_code("UnauthorizedOperation", message, Some(403));
+        assert_eq!(err.kind, ErrorKind::AccessDenied);
+        assert!(!err.message.contains("3Ad9fKq") && !err.message.contains("Encoded authorization failure message"));
+        assert!(err.message.contains("not authorized to perform: ec2:CreateVpc on resource"), "{}", err.message);
+        assert!(err.message.ends_with("(encoded authorization message omitted)"), "{}", err.message);
+        assert_eq!(AwsError::from_code("AccessDenied", "plain", Some(403)).message, "plain");
+    }
 
     #[test]
     fn codes_map_to_the_kind_the_reconciler_acts_on() {

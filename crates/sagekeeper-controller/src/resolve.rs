@@ -50,6 +50,30 @@ pub(crate) async fn account(
     Ok(permitted(&account, name, namespace, namespace_labels, region).map(|()| Arc::new(account)))
 }
 
+/// An account to clean up in: it must still admit the namespace (tenancy is re-checked at
+/// deletion too: an object never reaches into an account that no longer admits it), but may be
+/// not ready or being deleted itself (it waits for its users, this object among them).
+pub(crate) async fn account_for_teardown(
+    ctx: &Context,
+    name: &str,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Result<Result<Arc<AwsAccount>, Outcome>, Error> {
+    let Some(account) = fetch::<AwsAccount>(ctx, None, name).await? else {
+        let why = format!("AwsAccount {name} not found: cannot clean up there");
+        return Ok(Err(Outcome::progressing(Reason::DependencyNotReady, why)));
+    };
+    if !tenancy::selects(&account.spec.namespace_selector, namespace_labels) {
+        return Ok(Err(Outcome::stalled(
+            Reason::AccountNotPermitted,
+            format!(
+                "AwsAccount {name} does not admit namespace {namespace} any more: nothing is cleaned up there until it does (or set deletionPolicy: Retain to release the object)"
+            ),
+        )));
+    }
+    Ok(Ok(Arc::new(account)))
+}
+
 fn permitted(
     account: &AwsAccount,
     name: &str,

@@ -217,6 +217,9 @@ const OBJECT_ACTIONS: &[&str] =
 
 pub(crate) const KEY_USE_ACTIONS: &[&str] =
     &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"];
+/// The environment's roles use its keys by the key policies alone (`crate::kms`): a key policy
+/// naming a role of its own account grants it directly, so the roles' own policies repeat none
+/// of it (a role's inline policies have 10,240 characters for everything).
 pub(crate) const KEY_GRANT_ACTIONS: &[&str] = &["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
 
 /// Trust for an AWS service principal, e.g. `sagemaker.amazonaws.com`, acting for `account`
@@ -255,10 +258,44 @@ pub fn persona_trust(env: &Environment, principals: &[String]) -> Value {
     document(statements)
 }
 
-/// The four preventive denies: no job, model or notebook outside the VPC, without a volume key or
-/// with clear inter-container traffic. Each is its own statement: keys in one `Null` block are
-/// ANDed, so the reference's combined block denied only when both VPC keys were missing.
+/// The preventive denies: no job, model or notebook outside the VPC, without a volume key or
+/// with clear inter-container traffic (four statements, each its own: keys in one `Null` block
+/// are ANDed, so the reference's combined block denied only when both VPC keys were missing);
+/// and none in another subnet, with another security group or another volume key than the
+/// environment's own.
 pub fn preventive_denies(env: &Environment) -> Vec<Value> {
+    let mut denies = presence_denies(env);
+    denies.extend(value_denies(env));
+    denies
+}
+
+/// Denies of values other than the environment's own. They name every SageMaker action: an
+/// action that does not carry the key (or a request that omits it) is left alone, since
+/// `ForAnyValue` over no values is false and the volume-key deny also asks the key be present.
+/// Absence is the presence denies' business.
+fn value_denies(env: &Environment) -> Vec<Value> {
+    const VOLUME_KEY: &str = "sagemaker:VolumeKmsKeyArn";
+    vec![
+        Statement::deny("DenyOtherSubnets")
+            .actions(&["sagemaker:*"])
+            .resources(["*"])
+            .condition_any("ForAnyValue:StringNotEquals", "sagemaker:VpcSubnets", &env.subnets)
+            .build(),
+        Statement::deny("DenyOtherSecurityGroups")
+            .actions(&["sagemaker:*"])
+            .resources(["*"])
+            .condition_any("ForAnyValue:StringNotEquals", "sagemaker:VpcSecurityGroupIds", &env.security_groups)
+            .build(),
+        Statement::deny("DenyOtherVolumeKeys")
+            .actions(&["sagemaker:*"])
+            .resources(["*"])
+            .condition("StringNotEquals", VOLUME_KEY, env.keys.ebs.clone())
+            .condition("Null", VOLUME_KEY, "false")
+            .build(),
+    ]
+}
+
+fn presence_denies(env: &Environment) -> Vec<Value> {
     let resource = [Scope::dev(env).arn("sagemaker", "*")];
     vec![
         Statement::deny("DenyJobsWithoutVpcSubnets")
@@ -303,7 +340,6 @@ pub fn execution_role_policy(env: &Environment) -> Value {
         Statement::allow("SageMakerList").actions(LIST_ACTIONS).resources(["*"]).build(),
     ];
     statements.extend(bucket_access(env));
-    statements.extend(key_access(&[&env.keys.ebs, &env.keys.studio, &env.keys.s3]));
     statements.extend(logs_write(scope));
     statements.extend(ecr_pull(scope));
     statements.extend(vpc_network(scope));
@@ -340,7 +376,6 @@ pub fn pipeline_role_policy(env: &Environment) -> Value {
             .build(),
         Statement::allow("S3ObjectRead").actions(&["s3:GetObject"]).resources(objects(env)).build(),
     ];
-    statements.extend(key_access(&[&env.keys.ebs, &env.keys.s3]));
     statements.push(pass_roles(&[&env.roles.execution, &env.roles.model_execution]));
     statements.extend(preventive_denies(env));
     document(statements)
@@ -413,7 +448,6 @@ pub fn persona_policy(persona: Persona, env: &Environment) -> Value {
     ];
     statements.extend(studio_access(persona, env));
     statements.extend(bucket_access(env));
-    statements.extend(key_access(&[&env.keys.ebs, &env.keys.studio, &env.keys.s3]));
     statements.push(logs_read(scope));
     statements.extend(preventive_denies(env));
     statements.push(owner_tag_deny());
@@ -531,20 +565,6 @@ fn model_artifacts_read(env: &Environment) -> Value {
         .actions(&["s3:GetObject", "s3:ListBucket"])
         .resources(bucket_and_objects(&env.partition, &env.models_bucket))
         .build()
-}
-
-/// Same-account use is granted by the key policies; these statements keep the role's own policy
-/// an honest list of what it does, and matter for cross-account keys.
-fn key_access(keys: &[&String]) -> [Value; 2] {
-    let keys: Vec<String> = keys.iter().map(|k| (*k).clone()).collect();
-    [
-        Statement::allow("KmsKeyUse").actions(KEY_USE_ACTIONS).resources(keys.clone()).build(),
-        Statement::allow("KmsGrantsForAwsResources")
-            .actions(KEY_GRANT_ACTIONS)
-            .resources(keys)
-            .condition("Bool", "kms:GrantIsForAWSResource", "true")
-            .build(),
-    ]
 }
 
 fn log_groups(scope: Scope) -> String {
@@ -817,9 +837,9 @@ mod tests {
     }
 
     #[test]
-    fn preventive_denies_are_four_statements_with_one_condition_key_each() {
+    fn presence_denies_are_four_statements_with_one_condition_key_each() {
         let denies = preventive_denies(&env());
-        assert_eq!(denies.len(), 4);
+        assert_eq!(denies.len(), 7, "four presence denies, three value denies");
         let expected = [
             ("DenyJobsWithoutVpcSubnets", VPC_KEY_ACTIONS, json!({"Null": {"sagemaker:VpcSubnets": "true"}})),
             (
@@ -847,9 +867,31 @@ mod tests {
     }
 
     #[test]
-    fn preventive_denies_name_only_actions_that_support_their_key() {
+    fn value_denies_refuse_every_subnet_group_and_volume_key_but_the_environments() {
+        let env = env();
+        let denies = preventive_denies(&env);
+        let by_sid = |sid: &str| denies.iter().find(|d| d["Sid"] == sid).unwrap().clone();
+        assert_eq!(
+            by_sid("DenyOtherSubnets"),
+            json!({"Sid": "DenyOtherSubnets", "Effect": "Deny", "Action": ["sagemaker:*"], "Resource": ["*"],
+                "Condition": {"ForAnyValue:StringNotEquals": {"sagemaker:VpcSubnets": env.subnets}}})
+        );
+        assert_eq!(
+            by_sid("DenyOtherSecurityGroups")["Condition"],
+            json!({"ForAnyValue:StringNotEquals": {"sagemaker:VpcSecurityGroupIds": env.security_groups}})
+        );
+        // Present and not the ebs key: absence is DenyJobsWithoutVolumeKmsKey's.
+        assert_eq!(
+            by_sid("DenyOtherVolumeKeys")["Condition"],
+            json!({"StringNotEquals": {"sagemaker:VolumeKmsKeyArn": EBS_KEY},
+                "Null": {"sagemaker:VolumeKmsKeyArn": "false"}})
+        );
+    }
+
+    #[test]
+    fn presence_denies_name_only_actions_that_support_their_key() {
         // Actions the Service Authorization Reference lists without these keys.
-        for deny in preventive_denies(&env()) {
+        for deny in presence_denies(&env()) {
             for action in actions(&deny) {
                 assert!(action.starts_with("sagemaker:Create"), "{action}");
                 assert_ne!(action, "sagemaker:CreateCompilationJob");
@@ -934,17 +976,8 @@ mod tests {
             &json!({"Sid": "S3ObjectAccess", "Effect": "Allow", "Action": OBJECT_ACTIONS,
                 "Resource": [format!("{data}/*"), format!("{models}/*")]})
         );
-        assert_eq!(
-            statement(&policy, "KmsKeyUse"),
-            &json!({"Sid": "KmsKeyUse", "Effect": "Allow", "Action": KEY_USE_ACTIONS,
-                "Resource": [EBS_KEY, STUDIO_KEY, S3_KEY]})
-        );
-        assert_eq!(
-            statement(&policy, "KmsGrantsForAwsResources"),
-            &json!({"Sid": "KmsGrantsForAwsResources", "Effect": "Allow", "Action": KEY_GRANT_ACTIONS,
-                "Resource": [EBS_KEY, STUDIO_KEY, S3_KEY],
-                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}})
-        );
+        // The keys' own policies grant their use: nothing about KMS here.
+        assert!(!policy.to_string().contains("\"kms:"), "{policy}");
     }
 
     #[test]
@@ -1049,7 +1082,7 @@ mod tests {
                 "Resource": ["arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-data",
                     "arn:aws:s3:::sk-fraud-3f2a-111111111111-us-east-1-models"]})
         );
-        assert_eq!(statement(&policy, "KmsKeyUse")["Resource"], json!([EBS_KEY, S3_KEY]));
+        assert!(!policy.to_string().contains("\"kms:"), "the key policies grant the keys' use");
         assert_eq!(statement(&policy, "PassRolesToSageMaker")["Resource"], json!([EXECUTION, MODEL_EXECUTION]));
         assert!(!PIPELINE_ACTIONS.contains(&"sagemaker:UpdateModelPackage"));
         for absent in ["EcrImagePull", "VpcNetworkInterfaces", "CloudWatchLogs", "DenyApprovedModelRegistration"] {
@@ -1262,7 +1295,7 @@ mod tests {
                 statement(&policy, "SageMakerPipelineStepsRead")["Action"],
                 json!(["sagemaker:Describe*", "sagemaker:ListTags"])
             );
-            assert_eq!(statement(&policy, "KmsKeyUse")["Resource"], json!([EBS_KEY, STUDIO_KEY, S3_KEY]));
+            assert!(!policy.to_string().contains("\"kms:"), "the key policies grant the keys' use");
             assert!(crate::find_statement(&policy, "DenyOwnerTagChanges").is_some());
             assert!(crate::find_statement(&policy, "EcrImagePull").is_none());
         }

@@ -30,6 +30,11 @@ pub struct Environment {
     pub s3_endpoint_ids: Vec<String>,
     /// The dev KMS interface endpoint and every target account's KMS interface endpoint.
     pub kms_endpoint_ids: Vec<String>,
+    /// The environment's private subnets: the only subnets its roles may put jobs, models and
+    /// notebooks in.
+    pub subnets: Vec<String>,
+    /// The environment's workloads security group: the only group its roles may give them.
+    pub security_groups: Vec<String>,
     /// Id of the Studio domain once it exists; `None` scopes persona Studio access to the account.
     pub studio_domain_id: Option<String>,
     /// The staging and production accounts.
@@ -191,6 +196,8 @@ pub(crate) mod fixtures {
             },
             s3_endpoint_ids: vec!["vpce-s3dev".into(), "vpce-s3stg".into(), "vpce-s3prd".into()],
             kms_endpoint_ids: vec!["vpce-kmsdev".into(), "vpce-kmsstg".into(), "vpce-kmsprd".into()],
+            subnets: vec!["subnet-0a1".into(), "subnet-0b2".into()],
+            security_groups: vec!["sg-0work".into()],
             studio_domain_id: Some("d-abc123".into()),
             targets: vec![
                 target(STAGING, STAGING_ROLE, STAGING_CONTROLLER),

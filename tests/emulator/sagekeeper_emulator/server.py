@@ -98,7 +98,7 @@ class EmulatorMiddleware:
             code = "InternalError" if request.protocol == "s3" else "InternalFailure"
             return (*self._error(request, code, f"authorization: {type(error).__name__}: {error}", 500), None)
         if verdict.refused:
-            return (*self._error(request, verdict.code, verdict.message, verdict.status), verdict)
+            return (*self._error(request, verdict.code, authorization.response_message(request, verdict), verdict.status), verdict)
         return (*self._moto(request, environ), verdict)
 
     def _moto(self, request: AwsRequest, environ) -> tuple[int, list, object]:

@@ -101,10 +101,12 @@ impl Kind for ModelDeployment {
         let labels = resolve::namespace_labels(ctx, &namespace).await?;
         let mut places: Vec<(String, Arc<AwsAccount>)> = Vec::new();
         let mut pending = Vec::new();
+        // Tenancy is checked again: an account that stopped admitting the namespace is not
+        // touched (deletion waits, or deletionPolicy: Retain releases the object).
         for (stage, name) in &known {
-            match ctx.stores.accounts.get(&ObjectRef::new(name)) {
-                Some(account) => places.push((stage.clone(), account)),
-                None => pending.push(format!("AwsAccount {name} not found: cannot clean up stage {stage} there")),
+            match resolve::account_for_teardown(ctx, name, &namespace, &labels).await? {
+                Ok(account) => places.push((stage.clone(), account)),
+                Err(outcome) => pending.push(format!("cannot clean up stage {stage}: {}", outcome.message())),
             }
         }
         for stage in &self.spec.stages {

@@ -110,11 +110,13 @@ pub(crate) async fn converge(ctx: &Context, plan: &Plan, previous: &DataScienceE
         })
         .collect();
 
-    // Phase 2: roles, which name the keys.
+    // Phase 2: roles, which name the keys, and (their preventive denies) the dev subnets and
+    // workloads group.
     let domain_id = previous.studio.as_ref().and_then(|s| s.domain_id.clone());
-    let mut inputs = policy_inputs(plan, dev_keys.ready(), &targets, domain_id.clone());
-    let identity = match &dev_keys {
-        State::Ready(_) => ensure_dev_roles(&accounts.dev, plan, &inputs, &changes).await,
+    let mut inputs = policy_inputs(plan, dev_keys.ready(), dev_network.ready(), &targets, domain_id.clone());
+    let identity = match (&dev_keys, dev_network.ready()) {
+        (State::Ready(_), Some(_)) => ensure_dev_roles(&accounts.dev, plan, &inputs, &changes).await,
+        (State::Ready(_), None) => State::Waiting("waiting for the environment's network".into()),
         _ => State::Waiting("waiting for the environment's keys".into()),
     };
     for ((state, session), target) in targets.iter_mut().zip(&accounts.targets).zip(&plan.targets) {
@@ -271,7 +273,9 @@ fn outcome<T>(
 /// What to do about a failure, for the condition message.
 fn remedy(err: &AwsError) -> &'static str {
     match err.kind {
-        ErrorKind::AccessDenied => "grant sagekeeper's role in that account the permission (see deploy/aws)",
+        ErrorKind::AccessDenied => {
+            "grant sagekeeper's role in that account the permission: attach the policies of deploy/aws/deployer/"
+        }
         ErrorKind::Quota => "raise the service quota or free capacity",
         ErrorKind::Conflict => "rename or remove the other resource; sagekeeper never adopts what it did not create",
         ErrorKind::Invalid => "fix the spec or the account's settings",
@@ -341,6 +345,7 @@ fn endpoint_ids(dev: &NetworkOutputs, targets: &[TargetState], key: &str) -> Vec
 fn policy_inputs(
     plan: &Plan,
     keys: Option<&DevKeys>,
+    network: Option<&NetworkOutputs>,
     targets: &[TargetState],
     studio_domain_id: Option<String>,
 ) -> Environment {
@@ -369,6 +374,8 @@ fn policy_inputs(
         },
         s3_endpoint_ids: Vec::new(),
         kms_endpoint_ids: Vec::new(),
+        subnets: network.map(|n| n.private_subnet_ids.clone()).unwrap_or_default(),
+        security_groups: network.and_then(|n| n.security_group_ids.get("workloads").cloned()).into_iter().collect(),
         studio_domain_id,
         targets: plan
             .targets

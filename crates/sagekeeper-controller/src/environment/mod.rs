@@ -52,7 +52,7 @@ impl Kind for DataScienceEnvironment {
                 let region_zones = match sagekeeper_aws::network::region_zones(session.ec2()).await {
                     Ok(zones) => zones,
                     Err(e) => {
-                        let remedy = "check the region and sagekeeper's ec2:DescribeAvailabilityZones permission";
+                        let remedy = "check the region, and that sagekeeper's role there has the policies of deploy/aws/deployer/ (ec2:DescribeAvailabilityZones is in network.json)";
                         return Ok(resolve::aws_failure(status, Component::Network, &e, "availability zones", remedy));
                     }
                 };
@@ -116,7 +116,7 @@ impl Kind for DataScienceEnvironment {
         if !users.is_empty() {
             return Ok(unless_in_use(&users, status));
         }
-        let (dev, targets) = match accounts_for_teardown(self, ctx) {
+        let (dev, targets) = match accounts_for_teardown(self, ctx).await? {
             Ok(accounts) => accounts,
             Err(outcome) => return Ok(Cleanup::Wait(Report::new(status, outcome))),
         };
@@ -212,23 +212,27 @@ fn overall(components: &[ComponentState]) -> Outcome {
 /// The accounts to tear down in: every AwsAccount the spec names, as they are (deletion only
 /// removes what carries this environment's owner uid, so it needs no tenancy check, and the
 /// accounts cannot go away first: they wait while this environment names them).
-fn accounts_for_teardown(env: &DataScienceEnvironment, ctx: &Context) -> Result<Accounts, Outcome> {
-    let find = |name: &str| {
-        ctx.stores.accounts.get(&kube::runtime::reflector::ObjectRef::new(name)).ok_or_else(|| {
-            Outcome::progressing(
-                Reason::DependencyNotReady,
-                format!("AwsAccount {name} not found: cannot clean up there"),
-            )
-        })
+/// The accounts to clean up in: the dev account and the target accounts the status records
+/// (where something may have been made), never those only the spec names now; each must still
+/// admit the namespace.
+async fn accounts_for_teardown(
+    env: &DataScienceEnvironment,
+    ctx: &Context,
+) -> Result<Result<Accounts, Outcome>, Error> {
+    let namespace = env.namespace().unwrap_or_default();
+    let labels = resolve::namespace_labels(ctx, &namespace).await?;
+    let dev = match resolve::account_for_teardown(ctx, &env.spec.account, &namespace, &labels).await? {
+        Ok(dev) => dev,
+        Err(outcome) => return Ok(Err(outcome)),
     };
-    let dev = find(&env.spec.account)?;
     let mut targets = Vec::new();
-    for (stage, names) in &env.spec.target_accounts {
-        for name in names {
-            targets.push((stage.clone(), find(name)?));
+    for recorded in env.status.iter().flat_map(|s| &s.target_accounts) {
+        match resolve::account_for_teardown(ctx, &recorded.account, &namespace, &labels).await? {
+            Ok(account) => targets.push((recorded.stage.clone(), account)),
+            Err(outcome) => return Ok(Err(outcome)),
         }
     }
-    Ok((dev, targets))
+    Ok(Ok((dev, targets)))
 }
 
 /// Events for what a pass wrote: one per kind of write, listing the resources.

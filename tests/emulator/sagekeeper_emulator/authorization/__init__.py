@@ -22,13 +22,15 @@ an operation missing from it is refused. `evaluation` decides each one.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..identity import Caller
-from . import resources, table
+from . import reference, resources, table
 from .evaluation import Check, Decision, Evaluator, Principal, decide
 
 MODES = ("off", "audit", "enforce")
@@ -158,7 +160,14 @@ def _validate(op: table.Operation, check: Check) -> None:
     extra = [k for k in check.keys if not any(p.fullmatch(k) for p in patterns)]
     if extra:
         raise AssertionError(f"{op.service}:{op.name} supplied undeclared keys {extra} for {check.action}")
-    check.declared = lambda key: any(p.fullmatch(key) for p in patterns)
+    # A key the table declares is judged with the value it supplies (or as absent). A service key
+    # the Service Authorization Reference does not list for the action is absent too: AWS never
+    # sets it there (a `ForAnyValue` deny on it does not apply, as in AWS). A listed key the table
+    # does not declare stays unknown: a gap of the table never widens access.
+    listed = reference.condition_keys(check.action)
+    check.declared = lambda key: any(p.fullmatch(key) for p in patterns) or (
+        listed is not None and not reference.lists(listed, key)
+    )
 
 
 def authorize(request, caller: Caller) -> Verdict:
@@ -204,6 +213,22 @@ def authorize(request, caller: Caller) -> Verdict:
             return _refuse(mode, verdict)
         allowed_by = allowed_by or decision.statement
     return Verdict("Allow", statement=allowed_by, unknown=unknown)
+
+
+def response_message(request, verdict: Verdict) -> str:
+    """The message a refusal carries in its response. EC2 wraps the refusal as AWS does: a fixed
+    sentence, the plain refusal, and an opaque encoded authorization failure message (here the
+    base64 of the decision, which `sts:DecodeAuthorizationMessage` would decode in AWS); the call
+    log keeps the plain refusal."""
+    if request.protocol != "ec2" or verdict.code != "UnauthorizedOperation":
+        return verdict.message
+    detail = json.dumps({"allowed": False, "explicitDeny": bool(verdict.statement), "action": verdict.action,
+                         "resource": verdict.resource, "statement": verdict.statement})
+    encoded = base64.urlsafe_b64encode(detail.encode()).decode().rstrip("=")
+    return (
+        f"You are not authorized to perform this operation. {verdict.message} "
+        f"Encoded authorization failure message: {encoded}"
+    )
 
 
 def _refuse(mode: str, verdict: Verdict) -> Verdict:

@@ -152,6 +152,11 @@ def put_user_policy(ctx: Ctx):
     return [ctx.check("iam:PutUserPolicy", "user", _user(ctx))]
 
 
+@operation("iam", "AttachUserPolicy", grant("iam:AttachUserPolicy", "user", BOUNDARY, "iam:PolicyARN"))
+def attach_user_policy(ctx: Ctx):
+    return [ctx.check("iam:AttachUserPolicy", "user", _user(ctx), keys={"iam:PolicyARN": [ctx.param("PolicyArn") or ""]})]
+
+
 @operation("iam", "CreateAccessKey", grant("iam:CreateAccessKey", "user"))
 def create_access_key(ctx: Ctx):
     return [ctx.check("iam:CreateAccessKey", "user", _user(ctx))]

@@ -420,6 +420,51 @@ def create_model(ctx: Ctx):
     )
 
 
+# Jobs: what the preventive denies of the environment's roles judge. The keys are set as AWS
+# sets them: the VPC's subnets and groups, the volume key only when given as an ARN (the key
+# is ARN-typed), and inter-container encryption as the flag sent (absent when not sent).
+JOB_KEYS = (SUBNETS, GROUPS, "sagemaker:VolumeKmsKeyArn", "sagemaker:InterContainerTrafficEncryption")
+
+
+def _job_keys(ctx: Ctx, volume_key_param: str, encryption_param: str | None) -> dict:
+    volume_key = ctx.param(volume_key_param)
+    encryption = ctx.param(encryption_param) if encryption_param else None
+    return {
+        SUBNETS: ctx.param("VpcConfig.Subnets") or ctx.param("NetworkConfig.VpcConfig.Subnets"),
+        GROUPS: ctx.param("VpcConfig.SecurityGroupIds") or ctx.param("NetworkConfig.VpcConfig.SecurityGroupIds"),
+        "sagemaker:VolumeKmsKeyArn": [volume_key] if volume_key and volume_key.startswith("arn:") else None,
+        "sagemaker:InterContainerTrafficEncryption": None if encryption is None else [str(bool(encryption)).lower()],
+    }
+
+
+def _job_operation(name: str, kind: str, name_param: str, volume_key_param: str, encryption_param: str | None):
+    action = f"sagemaker:{name}"
+
+    @operation(
+        "sagemaker", name, grant(action, kind, *TAG_KEYS, *JOB_KEYS), grant("sagemaker:AddTags", kind, *TAG_KEYS), PASS
+    )
+    def entry(ctx: Ctx):
+        resource, tags = arn(ctx, kind, ctx.param(name_param) or ""), ctx.json_tags()
+        keys = _job_keys(ctx, volume_key_param, encryption_param)
+        return (
+            [on(ctx, action, kind, resource, keys=keys, request_tags=tags)]
+            + tagged(ctx, kind, resource, tags)
+            + passes(ctx, resource, ctx.param("RoleArn"))
+        )
+
+    return entry
+
+
+_job_operation(
+    "CreateTrainingJob", "training-job", "TrainingJobName", "ResourceConfig.VolumeKmsKeyId",
+    "EnableInterContainerTrafficEncryption",
+)
+_job_operation(
+    "CreateProcessingJob", "processing-job", "ProcessingJobName", "ProcessingResources.ClusterConfig.VolumeKmsKeyId",
+    "NetworkConfig.EnableInterContainerTrafficEncryption",
+)
+
+
 @operation(
     "sagemaker",
     "CreateEndpointConfig",
