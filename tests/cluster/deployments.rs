@@ -7,6 +7,7 @@ use std::time::Duration;
 use kube::api::{Api, Patch, PatchParams};
 use sagekeeper_api::deployment::{StagePhase, StageStatus};
 use sagekeeper_api::{DataScienceEnvironment, ModelDeployment, conditions};
+use sagekeeper_aws::sdk::sagemaker::error::ProvideErrorMetadata;
 use sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus;
 use sagekeeper_tests::test_env::HasConditions;
 use sagekeeper_tests::{TestEnv, eventually};
@@ -699,4 +700,63 @@ async fn a_busy_registry_still_resolves_older_approved_and_pinned_versions() {
     assert!(condition(&d, "ModelResolved").2.contains("has no version 999"), "{:?}", condition(&d, "ModelResolved"));
     assert_eq!(stage(&d, "staging").serving_version, Some(v1), "v1 keeps serving");
     assert_eq!(calls(&t, 2, "UpdateEndpoint").len(), 1, "v2 to v1, and nothing for the missing pin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_targets_deployer_and_model_roles_may_use_the_shared_registry() {
+    let t = TestEnv::new("registry-principals").await;
+    let _controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    let version = register(&t, &group).await;
+    let package =
+        format!("arn:aws:sagemaker:us-east-1:{}:model-package/{}/{version}", t.account(1), group.to_lowercase());
+    let staging = t.account(2);
+    let admin = t.clients(&staging).await;
+    // Another role of the staging account, whose own policy allows everything a deployment does.
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": t.emulator.admin_credentials(&staging).arn}, "Action": "sts:AssumeRole"}]});
+    let everything = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["sagemaker:CreateModel", "sagemaker:DescribeModelPackage", "iam:PassRole"], "Resource": "*"}]});
+    let role = admin
+        .iam
+        .create_role()
+        .role_name("someone-else")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .arn;
+    admin
+        .iam
+        .put_role_policy()
+        .role_name("someone-else")
+        .policy_name("all")
+        .policy_document(everything.to_string())
+        .send()
+        .await
+        .unwrap();
+    let as_other = TestEnv::clients_for(&t.assume(&t.emulator.admin_credentials(&staging), &role).await);
+    let described = as_other.sagemaker.describe_model_package().model_package_name(&package).send().await;
+    let code = described.as_ref().err().and_then(|e| e.code().map(str::to_owned));
+    assert_eq!(code.as_deref(), Some("AccessDeniedException"), "another staging role read the shared version");
+    let message = described.err().and_then(|e| e.message().map(str::to_owned)).unwrap_or_default();
+    assert!(message.contains("no resource-based policy allows"), "refused by the registry's policy: {message}");
+    let created = as_other
+        .sagemaker
+        .create_model()
+        .model_name("stolen")
+        .execution_role_arn(&role)
+        .primary_container(
+            sagekeeper_aws::sdk::sagemaker::types::ContainerDefinition::builder().model_package_name(&package).build(),
+        )
+        .send()
+        .await;
+    let code = created.err().and_then(|e| e.code().map(str::to_owned));
+    assert_eq!(
+        code.as_deref(),
+        Some("AccessDeniedException"),
+        "another staging role created a model from the registry"
+    );
 }
