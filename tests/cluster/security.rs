@@ -380,6 +380,20 @@ async fn converged_environment(t: &TestEnv, spec_extra: &str) -> sagekeeper_api:
     ready.status.unwrap()
 }
 
+/// A converged environment in account 1 whose `persona` role IAM user `user` of that account
+/// may assume (created first: a trust policy may name only a principal that exists); returns the
+/// user's ARN and the status.
+async fn environment_with_a_person(
+    t: &TestEnv,
+    admin: &AccountClients,
+    user: &str,
+    persona: &str,
+) -> (String, sagekeeper_api::DataScienceEnvironmentStatus) {
+    let arn = admin.iam.create_user().user_name(user).send().await.unwrap().user.unwrap().arn;
+    let identity = format!("  identity: {{personaPrincipals: {{{persona}: ['{arn}']}}}}\n");
+    (arn, converged_environment(t, &identity).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_found_without_the_boundary_gets_it_before_any_other_change() {
     let t = TestEnv::new("boundary-first").await;
@@ -436,10 +450,7 @@ async fn persona_principals_trust_only_their_own_account_never_its_root() {
     let _controller = t.controller().await;
     let dev = t.account(1);
     let admin = t.clients(&dev).await;
-    // The person's own IAM user exists before a trust policy may name it.
-    let lead = admin.iam.create_user().user_name("lead").send().await.unwrap().user.unwrap().arn;
-    let status =
-        converged_environment(&t, &format!("  identity: {{personaPrincipals: {{TeamAdmin: ['{lead}']}}}}\n")).await;
+    let (lead, status) = environment_with_a_person(&t, &admin, "lead", "TeamAdmin").await;
     let team_admin = status.identity.unwrap().persona_role_arns["TeamAdmin"].clone();
     let role = admin.iam.get_role().role_name(team_admin.rsplit('/').next().unwrap()).send().await.unwrap();
     let trust = role.role.unwrap().assume_role_policy_document.unwrap();
@@ -533,10 +544,7 @@ async fn jobs_run_only_in_the_environments_subnets_group_and_key() {
     let _controller = t.controller().await;
     let dev = t.account(1);
     let admin = t.clients(&dev).await;
-    let scientist = admin.iam.create_user().user_name("scientist").send().await.unwrap().user.unwrap().arn;
-    let status =
-        converged_environment(&t, &format!("  identity: {{personaPrincipals: {{DataScientist: ['{scientist}']}}}}\n"))
-            .await;
+    let (_, status) = environment_with_a_person(&t, &admin, "scientist", "DataScientist").await;
     let network = status.network.unwrap();
     let subnets = network.private_subnet_ids.clone();
     let groups = vec![network.security_group_ids["workloads"].clone()];
