@@ -637,22 +637,12 @@ async fn a_refusal_reaches_status_with_its_code_resource_and_remedy_never_an_enc
     t.expect_denied("ec2:*");
     let _controller = t.controller().await;
     let dev = t.account(1);
-    let role = t.create_role(&dev, "sagekeeper-deployer", None).await;
+    crate::references::ready_account(&t, "dev", 1, &t.namespace).await;
     // The platform team forgot the deployer's network policy in this account.
     let admin = t.clients(&dev).await;
     let network = format!("arn:aws:iam::{dev}:policy/sagekeeper-deployer-network");
     admin.iam.detach_role_policy().role_name("sagekeeper-deployer").policy_arn(network).send().await.unwrap();
-    let account: AwsAccount = t.manifest(
-        &format!(
-            "apiVersion: sagekeeper.io/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {{id}}-dev}}\nspec:\n  accountId: '{dev}'\n  roleArn: {role}\n  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: '{{ns}}'}}}}\n"
-        ),
-        false,
-    );
-    t.accounts().create(&PostParams::default(), &account).await.unwrap();
-    let env: DataScienceEnvironment = t.manifest(
-        "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {name: fraud}\nspec:\n  account: '{id}-dev'\n  region: us-east-1\n",
-        true,
-    );
+    let env = crate::references::environment(&t, "fraud", "dev", &[]);
     let envs = t.api::<DataScienceEnvironment>();
     envs.create(&PostParams::default(), &env).await.unwrap();
     let stalled = t.wait_condition(&envs, "fraud", "Stalled", "True", Some("AccessDenied")).await;
