@@ -209,9 +209,6 @@ fn overall(components: &[ComponentState]) -> Outcome {
     Outcome::Ready { message: "network, keys, buckets, roles, Studio and target accounts converged".into() }
 }
 
-/// The accounts to tear down in: every AwsAccount the spec names, as they are (deletion only
-/// removes what carries this environment's owner uid, so it needs no tenancy check, and the
-/// accounts cannot go away first: they wait while this environment names them).
 /// The accounts to clean up in: the dev account and the target accounts the status records
 /// (where something may have been made), never those only the spec names now; each must still
 /// admit the namespace.
