@@ -566,13 +566,21 @@ async fn deletion_keeps_registered_versions_unless_asked_and_waits_for_deploymen
         projects.create(&Default::default(), &obj).await.unwrap();
     }
     let admin = t.clients(&t.account(1)).await;
+    // Versions carry the environment tag, as the environment's roles must register them; the
+    // deployer deletes no version without it.
+    let env = t.api::<sagekeeper_api::DataScienceEnvironment>().get("fraud").await.unwrap();
+    let tag = sagekeeper_aws::sdk::sagemaker::types::Tag::builder()
+        .key(sagekeeper_policy::iam::REGISTRY_TAG_KEY)
+        .value(env.metadata.uid.unwrap())
+        .build();
     let mut pipelines = Vec::new();
     for name in ["kept", "empty", "purged"] {
         let p = ready(&t, &projects, name).await;
         pipelines.push(pipeline_name(&p));
         if name != "empty" {
             let group = p.status.unwrap().model_package_group_name.unwrap();
-            admin.sagemaker.create_model_package().model_package_group_name(&group).send().await.unwrap();
+            let version = admin.sagemaker.create_model_package().model_package_group_name(&group).tags(tag.clone());
+            version.send().await.unwrap();
         }
     }
     // A deployment names "kept": its deletion waits, InUse.

@@ -359,6 +359,15 @@ async fn a_stolen_deployer_session_cannot_mint_a_role_beyond_the_boundary() {
 
 /// A dev-only environment under evaluation, Ready; returns its status.
 async fn converged_environment(t: &TestEnv, spec_extra: &str) -> sagekeeper_api::DataScienceEnvironmentStatus {
+    converged_environment_with(t, "{vpcEndpoints: []}", spec_extra).await
+}
+
+/// As [`converged_environment`], with `network` as the spec's network.
+async fn converged_environment_with(
+    t: &TestEnv,
+    network: &str,
+    spec_extra: &str,
+) -> sagekeeper_api::DataScienceEnvironmentStatus {
     let dev = t.account(1);
     let role = t.create_role(&dev, "sagekeeper-deployer", None).await;
     let account: AwsAccount = t.manifest(
@@ -370,7 +379,7 @@ async fn converged_environment(t: &TestEnv, spec_extra: &str) -> sagekeeper_api:
     t.accounts().create(&PostParams::default(), &account).await.unwrap();
     let env: DataScienceEnvironment = t.manifest(
         &format!(
-            "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {{name: fraud}}\nspec:\n  account: {{id}}-dev\n  region: us-east-1\n  network: {{vpcEndpoints: []}}\n{spec_extra}"
+            "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {{name: fraud}}\nspec:\n  account: {{id}}-dev\n  region: us-east-1\n  network: {network}\n{spec_extra}"
         ),
         true,
     );
@@ -539,7 +548,7 @@ async fn training_job(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_run_only_in_the_environments_subnets_group_and_key() {
+async fn jobs_and_models_run_only_in_the_environments_subnets_group_key_and_images() {
     let t = TestEnv::new("job-guardrails").await;
     let _controller = t.controller().await;
     let dev = t.account(1);
@@ -551,6 +560,7 @@ async fn jobs_run_only_in_the_environments_subnets_group_and_key() {
     let ebs = status.encryption.as_ref().unwrap().ebs_key_arn.clone().unwrap();
     let identity = status.identity.unwrap();
     let execution = identity.execution_role_arn.unwrap();
+    let model_role = identity.model_execution_role_arn.unwrap();
     let output = format!("s3://{}/jobs/", status.storage.unwrap().models_bucket.unwrap());
 
     // Another subnet, security group and key of the same account, as the tenant next door has.
@@ -628,7 +638,51 @@ async fn jobs_run_only_in_the_environments_subnets_group_and_key() {
         training_job(sm, &name("ok"), &execution, ours, Some(&ebs), true, &output)
             .await
             .unwrap_or_else(|e| panic!("{who}: the environment's own subnets, group and key are refused: {e}"));
+
+        // Models run the images their execution role may pull: the region's SageMaker registries
+        // and the environment's own account, never anyone else's.
+        let foreign = "999999999999.dkr.ecr.us-east-1.amazonaws.com/miner:latest";
+        let refusal = model(sm, &name("foreign-image"), &model_role, foreign, ours)
+            .await
+            .expect_err(&format!("{who} created a model from another account's image"));
+        assert!(
+            refusal
+                .starts_with("ValidationException: Access denied for repository: miner in registry ID: 999999999999."),
+            "{who}: {refusal}"
+        );
+        let sagemaker_image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1";
+        let own_image = format!("{dev}.dkr.ecr.us-east-1.amazonaws.com/fraud-scoring:3");
+        for (case, image) in [("builtin", sagemaker_image), ("own", own_image.as_str())] {
+            model(sm, &name(case), &model_role, image, ours)
+                .await
+                .unwrap_or_else(|e| panic!("{who}: a model from {image} is refused: {e}"));
+        }
     }
+}
+
+/// A model of `image` run as `role` in the given subnets and groups.
+async fn model(
+    sm: &sagekeeper_aws::sdk::sagemaker::Client,
+    name: &str,
+    role: &str,
+    image: &str,
+    (subnets, groups): (&[String], &[String]),
+) -> Result<(), String> {
+    use sagekeeper_aws::sdk::sagemaker::types::{ContainerDefinition, VpcConfig};
+    sm.create_model()
+        .model_name(name)
+        .execution_role_arn(role)
+        .primary_container(ContainerDefinition::builder().image(image).build())
+        .vpc_config(
+            VpcConfig::builder()
+                .set_subnets(Some(subnets.to_vec()))
+                .set_security_group_ids(Some(groups.to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or_default()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,4 +715,252 @@ async fn a_refusal_reaches_status_with_its_code_resource_and_remedy_never_an_enc
         let note = event.note.unwrap_or_default();
         assert!(!note.contains("Encoded authorization failure message"), "{note}");
     }
+}
+
+/// A user of `account` allowed `actions` on everything (a platform tool, or the tenant next
+/// door's admin): clients with its own credentials.
+async fn broad_user(t: &TestEnv, account: &str, name: &str, actions: &[&str]) -> AccountClients {
+    let admin = t.clients(account).await;
+    admin.iam.create_user().user_name(name).send().await.unwrap();
+    let policy =
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]});
+    admin
+        .iam
+        .put_user_policy()
+        .user_name(name)
+        .policy_name("broad")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    TestEnv::clients_for(&t.aws_config(&t.emulator.user_credentials(account, name)).await)
+}
+
+/// `Ok` when allowed, else the refusal's code and message.
+fn outcome<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> Result<(), String> {
+    result.map(|_| ()).map_err(|e| format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environments_endpoints_admit_only_its_accounts_on_either_side() {
+    use sagekeeper_aws::sdk::sagemaker::types::{InferenceSpecification, ModelPackageContainerDefinition};
+    let t = TestEnv::new("endpoint-policies").await;
+    let _controller = t.controller().await;
+    let (dev, elsewhere) = (t.account(1), t.account(7));
+    let status = converged_environment_with(&t, "{vpcEndpoints: [sagemaker.api, kms]}", "").await;
+    let endpoints = status.network.unwrap().vpc_endpoint_ids;
+    let (sagemaker_endpoint, kms_endpoint) = (endpoints["sagemaker.api"].clone(), endpoints["kms"].clone());
+    let own_key = status.encryption.unwrap().ebs_key_arn.unwrap();
+    let actions = ["sagemaker:ListDomains", "sagemaker:DescribeModelPackage", "kms:DescribeKey"];
+    let insider = broad_user(&t, &dev, "platform-tool", &actions).await;
+    let outsider = broad_user(&t, &elsewhere, "next-door", &actions).await;
+    // A model version of another account's registry, shared with the dev account: reachable from
+    // anywhere else.
+    let foreign = t.clients(&elsewhere).await.sagemaker;
+    foreign.create_model_package_group().model_package_group_name("shared").send().await.unwrap();
+    let spec = InferenceSpecification::builder()
+        .containers(
+            ModelPackageContainerDefinition::builder()
+                .image("683313688378.dkr.ecr.us-east-1.amazonaws.com/x:1")
+                .build(),
+        )
+        .supported_content_types("text/csv")
+        .supported_response_mime_types("text/csv")
+        .build();
+    let package = foreign.create_model_package().model_package_group_name("shared").inference_specification(spec);
+    let package = package.send().await.unwrap().model_package_arn.unwrap();
+    let share = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Dev", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{dev}:root")}, "Action": "sagemaker:DescribeModelPackage",
+        "Resource": format!("arn:aws:sagemaker:us-east-1:{elsewhere}:model-package/shared/*")}]});
+    let share =
+        foreign.put_model_package_group_policy().model_package_group_name("shared").resource_policy(share.to_string());
+    share.send().await.unwrap();
+
+    let list_domains = |c: &AccountClients, vpce: Option<String>| {
+        c.sagemaker.list_domains().customize().mutate_request(move |req| {
+            if let Some(v) = &vpce {
+                req.headers_mut().insert("x-emulator-source-vpce", v.clone());
+            }
+        })
+    };
+    let describe_package = |c: &AccountClients, vpce: Option<String>| {
+        c.sagemaker.describe_model_package().model_package_name(&package).customize().mutate_request(move |req| {
+            if let Some(v) = &vpce {
+                req.headers_mut().insert("x-emulator-source-vpce", v.clone());
+            }
+        })
+    };
+    let describe_key = |c: &AccountClients, key: &str, vpce: Option<String>| {
+        c.kms.describe_key().key_id(key).customize().mutate_request(move |req| {
+            if let Some(v) = &vpce {
+                req.headers_mut().insert("x-emulator-source-vpce", v.clone());
+            }
+        })
+    };
+    let no_endpoint_policy = |result: Result<(), String>, what: &str| {
+        let refusal = result.expect_err(&format!("{what} went through"));
+        assert!(refusal.starts_with("AccessDeniedException: "), "{what}: {refusal}");
+        assert!(
+            refusal.contains("because no VPC endpoint policy allows"),
+            "{what}: refused by the endpoint: {refusal}"
+        );
+    };
+
+    // The environment's own account, on its own resources, passes.
+    assert_eq!(outcome(list_domains(&insider, Some(sagemaker_endpoint.clone())).send().await), Ok(()));
+    assert_eq!(outcome(describe_key(&insider, &own_key, Some(kms_endpoint.clone())).send().await), Ok(()));
+
+    // Credentials of another account, allowed by their own policy, are stopped at the endpoint.
+    assert_eq!(outcome(list_domains(&outsider, None).send().await), Ok(()), "the outsider may list its own domains");
+    no_endpoint_policy(
+        outcome(list_domains(&outsider, Some(sagemaker_endpoint.clone())).send().await),
+        "another account's credentials through the sagemaker.api endpoint",
+    );
+
+    // The environment's own credentials cannot reach another account's resources through it.
+    assert_eq!(outcome(describe_package(&insider, None).send().await), Ok(()), "the version is shared");
+    no_endpoint_policy(
+        outcome(describe_package(&insider, Some(sagemaker_endpoint.clone())).send().await),
+        "the dev account's credentials on another account's model version through the sagemaker.api endpoint",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployer_cannot_change_what_it_does_not_own_in_a_shared_account() {
+    use sagekeeper_aws::sdk::sagemaker::types::{
+        AuthMode, ContainerDefinition, ProductionVariant, ProductionVariantInstanceType, UserSettings,
+    };
+    let t = TestEnv::new("deployer-owner-scope").await;
+    let dev = t.account(1);
+    t.create_role(&dev, "sagekeeper-deployer", None).await;
+    let admin = t.clients(&dev).await;
+    // Another team's resources in the same account, made without sagekeeper.
+    let vpc = admin.ec2.create_vpc().cidr_block("10.8.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    let subnet = admin.ec2.create_subnet().vpc_id(&vpc).cidr_block("10.8.0.0/24").send().await.unwrap();
+    let subnet = subnet.subnet.unwrap().subnet_id.unwrap();
+    let trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let role = admin.iam.create_role().role_name("team-b-sagemaker").assume_role_policy_document(trust.to_string());
+    let role = role.send().await.unwrap().role.unwrap().arn;
+    let pull = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:BatchGetImage", "Resource": "*"}]});
+    let pull =
+        admin.iam.put_role_policy().role_name("team-b-sagemaker").policy_name("pull").policy_document(pull.to_string());
+    pull.send().await.unwrap();
+    let sm = &admin.sagemaker;
+    let domain = sm
+        .create_domain()
+        .domain_name("team-b")
+        .auth_mode(AuthMode::Iam)
+        .vpc_id(&vpc)
+        .subnet_ids(&subnet)
+        .default_user_settings(UserSettings::builder().execution_role(&role).build())
+        .send()
+        .await
+        .unwrap()
+        .domain_arn
+        .unwrap();
+    let domain = domain.rsplit('/').next().unwrap().to_owned();
+    let image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1";
+    let container = ContainerDefinition::builder().image(image).build();
+    sm.create_model().model_name("team-b").execution_role_arn(&role).primary_container(container).send().await.unwrap();
+    let variant = ProductionVariant::builder()
+        .variant_name("main")
+        .model_name("team-b")
+        .instance_type(ProductionVariantInstanceType::MlM5Large)
+        .initial_instance_count(1)
+        .build();
+    sm.create_endpoint_config().endpoint_config_name("team-b").production_variants(variant).send().await.unwrap();
+    let endpoint = sm.create_endpoint().endpoint_name("team-b").endpoint_config_name("team-b").send().await.unwrap();
+    let endpoint = endpoint.endpoint_arn.unwrap();
+    let group = sm.create_model_package_group().model_package_group_name("team-b").send().await.unwrap();
+    let group = group.model_package_group_arn.unwrap();
+    let group_policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "TeamB", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{dev}:root")}, "Action": "sagemaker:DescribeModelPackage",
+        "Resource": format!("arn:aws:sagemaker:us-east-1:{dev}:model-package/team-b/*")}]});
+    sm.put_model_package_group_policy()
+        .model_package_group_name("team-b")
+        .resource_policy(group_policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    // Named as sagekeeper's buckets were before they carried a fixed prefix.
+    let bucket = format!("team-b-{dev}-us-east-1-data");
+    admin.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let key = admin.kms.create_key().send().await.unwrap().key_metadata.unwrap().arn.unwrap();
+
+    let deployer = t.clients_as_controller(&dev).await;
+    // Every attempt is made and every one that went through is reported.
+    let mut could = Vec::new();
+    let mut refused = |result: Result<(), String>, what: &str| {
+        if !result.as_ref().is_err_and(|e| e.starts_with("AccessDenied")) {
+            could.push(format!("{what} ({result:?})"));
+        }
+    };
+    let sm = &deployer.sagemaker;
+    refused(outcome(sm.delete_endpoint().endpoint_name("team-b").send().await), "delete a foreign endpoint");
+    refused(
+        outcome(sm.update_endpoint().endpoint_name("team-b").endpoint_config_name("team-b").send().await),
+        "update a foreign endpoint",
+    );
+    refused(outcome(sm.delete_model().model_name("team-b").send().await), "delete a foreign model");
+    refused(outcome(sm.delete_domain().domain_id(&domain).send().await), "delete a foreign domain");
+    refused(
+        outcome(
+            sm.update_domain().domain_id(&domain).default_user_settings(UserSettings::builder().build()).send().await,
+        ),
+        "update a foreign domain",
+    );
+    let open = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Anyone", "Effect": "Allow",
+        "Principal": {"AWS": "*"}, "Action": "sagemaker:CreateModel", "Resource": "*"}]});
+    refused(
+        outcome(
+            sm.put_model_package_group_policy()
+                .model_package_group_name("team-b")
+                .resource_policy(open.to_string())
+                .send()
+                .await,
+        ),
+        "replace a foreign group's policy",
+    );
+    refused(
+        outcome(sm.delete_model_package_group_policy().model_package_group_name("team-b").send().await),
+        "delete a foreign group's policy",
+    );
+    // Nor can it mark them as its own: tagging what exists needs the tag there already.
+    let ours = sagekeeper_aws::sdk::sagemaker::types::Tag::builder()
+        .key(sagekeeper_api::naming::OWNER_UID_TAG)
+        .value("stolen")
+        .build();
+    for arn in [&endpoint, &group] {
+        refused(outcome(sm.add_tags().resource_arn(arn).tags(ours.clone()).send().await), &format!("claim {arn}"));
+    }
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+        "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]});
+    refused(
+        outcome(deployer.s3.put_bucket_policy().bucket(&bucket).policy(policy.to_string()).send().await),
+        "open a bucket",
+    );
+    refused(outcome(deployer.s3.delete_bucket().bucket(&bucket).send().await), "delete a foreign bucket");
+    // KMS cannot tell tagging a key at creation from tagging it later, so the deployer may tag a
+    // key as sagekeeper's; it buys nothing: what it may do to a key, the key's own policy grants.
+    let tag = sagekeeper_aws::sdk::kms::types::Tag::builder()
+        .tag_key(sagekeeper_api::naming::OWNER_UID_TAG)
+        .tag_value("stolen")
+        .build()
+        .unwrap();
+    deployer.kms.tag_resource().key_id(&key).tags(tag).send().await.expect("tagging is not ownership");
+    let open = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}]});
+    refused(
+        outcome(
+            deployer.kms.put_key_policy().key_id(&key).policy_name("default").policy(open.to_string()).send().await,
+        ),
+        "replace a foreign key's policy",
+    );
+    refused(
+        outcome(deployer.kms.schedule_key_deletion().key_id(&key).pending_window_in_days(7).send().await),
+        "delete a foreign key",
+    );
+    refused(outcome(deployer.kms.disable_key_rotation().key_id(&key).send().await), "change a foreign key");
+    assert!(could.is_empty(), "the deployer could:\n{}", could.join("\n"));
 }

@@ -416,3 +416,74 @@ def test_a_key_aws_never_sets_on_an_action_is_absent_and_an_undeclared_listed_on
     )
     assert session.client("sagemaker").list_models()["Models"] == []
     assert "unknown" not in session.calls("sagemaker")[-1]
+
+
+def test_a_request_through_a_vpc_endpoint_needs_the_endpoints_policy_too(emulator):
+    home, other = World(emulator), World(emulator)
+    ec2 = home.admin.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    only_home = {"StringEquals": {"aws:PrincipalAccount": [home.id], "aws:ResourceAccount": [home.id]}}
+    policy = document(
+        allow("*", Principal="*", Condition=only_home),
+        {"Effect": "Deny", "Principal": "*", "Action": "sagemaker:DeleteDomain", "Resource": "*"},
+    )
+    vpce = ec2.create_vpc_endpoint(
+        VpcId=vpc, ServiceName="com.amazonaws.us-east-1.sagemaker.api", VpcEndpointType="Interface",
+        PolicyDocument=policy,
+    )["VpcEndpoint"]["VpcEndpointId"]
+    through = {"x-emulator-source-vpce": vpce}
+    bucket = f"elsewhere-{other.id}"
+    other.admin.client("s3").create_bucket(Bucket=bucket)
+    reader = home.role("reader", allow(["sagemaker:ListDomains", "sagemaker:DeleteDomain", "s3:ListBucket"]))
+    grant = allow("s3:ListBucket", f"arn:aws:s3:::{bucket}", Principal={"AWS": reader})
+    other.admin.client("s3").put_bucket_policy(Bucket=bucket, Policy=document(grant))
+    insider = home.admin.assume(reader)
+    assert insider.client("sagemaker", headers=through).list_domains()["Domains"] == []
+
+    # Credentials of another account are refused at the endpoint, though their own policy allows.
+    outsider = other.session("outsider", allow("sagemaker:ListDomains"))
+    assert outsider.client("sagemaker").list_domains()["Domains"] == []
+    message = refused(lambda: outsider.client("sagemaker", headers=through).list_domains(), "AccessDeniedException")
+    assert message.endswith("because no VPC endpoint policy allows the sagemaker:ListDomains action"), message
+
+    # The account's own credentials cannot reach another account's resource through it.
+    assert insider.client("s3").list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    message = refused(lambda: insider.client("s3", headers=through).list_objects_v2(Bucket=bucket), "AccessDenied")
+    assert "because no VPC endpoint policy allows the s3:ListBucket action" in message, message
+
+    # An explicit deny in the endpoint's policy wins over the identity's allow.
+    denied = lambda: insider.client("sagemaker", headers=through).delete_domain(DomainId="d-none")
+    assert refused(denied, "AccessDeniedException").endswith("with an explicit deny in a VPC endpoint policy")
+
+
+def test_a_models_image_must_be_one_its_execution_role_may_pull(world):
+    ours = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+    foreign = "999999999999.dkr.ecr.us-east-1.amazonaws.com/miner@sha256:" + "0" * 64
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    role = world.role("model-role", allow("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:683313688378:repository/*"), trust=trust)
+    creator = world.session("creator", allow("sagemaker:CreateModel"), allow("iam:PassRole", role))
+    sm = creator.client("sagemaker")
+    sm.create_model(ModelName="ours", ExecutionRoleArn=role, PrimaryContainer={"Image": ours})
+    message = refused(
+        lambda: sm.create_model(ModelName="theirs", ExecutionRoleArn=role, PrimaryContainer={"Image": foreign}),
+        "ValidationException",
+    )
+    assert message.startswith("Access denied for repository: miner in registry ID: 999999999999."), message
+    assert f"role {role} has proper pull permissions" in message, message
+
+
+def test_tagging_what_a_principal_creates_is_told_from_tagging_what_exists(world):
+    sm = world.admin.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="theirs")
+    owned = {"Null": {"aws:RequestTag/owner": "false", "sagemaker:TaggingAction": "false"}}
+    creator = world.session(
+        "creator",
+        allow("sagemaker:CreateModelPackageGroup", Condition={"Null": {"aws:RequestTag/owner": "false"}}),
+        allow("sagemaker:AddTags", Condition=owned),
+    )
+    mine = creator.client("sagemaker")
+    mine.create_model_package_group(ModelPackageGroupName="mine", Tags=[{"Key": "owner", "Value": "me"}])
+    theirs = sm.describe_model_package_group(ModelPackageGroupName="theirs")["ModelPackageGroupArn"]
+    claim = lambda: mine.add_tags(ResourceArn=theirs, Tags=[{"Key": "owner", "Value": "me"}])
+    assert "because no identity-based policy allows the sagemaker:AddTags action" in refused(claim, "AccessDeniedException")

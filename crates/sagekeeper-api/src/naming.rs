@@ -16,6 +16,8 @@ pub const COMPONENT_TAG: &str = "sagekeeper.io/component";
 /// Tag key on a Studio domain once it had a user profile: its home file system may hold home
 /// directories from then on (they outlive their profiles), so deletion keeps it.
 pub const HOME_USED_TAG: &str = "sagekeeper.io/home-used";
+/// Every bucket name starts with it (`deploy/aws/deployer/keys-and-buckets.json` names it).
+pub const BUCKET_PREFIX: &str = "sagekeeper-";
 
 /// The first 6 hex digits of sha256 over `parts` joined by `/` (which no Kubernetes name holds).
 pub fn short_hash(parts: &[&str]) -> String {
@@ -91,12 +93,14 @@ impl EnvironmentNames {
         format!("alias/sagekeeper/{}/{}/{key}", self.namespace, self.name)
     }
 
-    /// A bucket name (global, at most 63): `<stem>-<account>-<region>-<purpose>`.
+    /// A bucket name (global, at most 63):
+    /// `sagekeeper-<namespace>-<name>-<hash>-<account>-<region>-<purpose>`, the namespace and name
+    /// cut to fit. The fixed prefix is what the deployer policy's bucket grants name.
     pub fn bucket(&self, account_id: &str, region: &str, purpose: &str) -> String {
         let tail = format!("-{account_id}-{region}-{purpose}");
-        let room = 63usize.saturating_sub(tail.len() + 7);
+        let room = 63usize.saturating_sub(BUCKET_PREFIX.len() + tail.len() + 7);
         let hash = &self.stem[self.stem.len() - 6..];
-        format!("{}-{hash}{tail}", sanitize(&format!("{}-{}", self.namespace, self.name), room))
+        format!("{BUCKET_PREFIX}{}-{hash}{tail}", sanitize(&format!("{}-{}", self.namespace, self.name), room))
     }
 
     /// A security group name: `sagekeeper-<stem>-<role>`.
@@ -236,7 +240,7 @@ mod tests {
     fn bucket_names_carry_account_and_region() {
         let names = EnvironmentNames::new("team-fraud", "fraud");
         let bucket = names.bucket("111111111111", "us-east-1", "data");
-        assert!(bucket.starts_with("team-fraud-fraud-"), "{bucket}");
+        assert!(bucket.starts_with("sagekeeper-team-fraud-fraud-"), "{bucket}");
         assert!(bucket.ends_with("-111111111111-us-east-1-data"), "{bucket}");
         assert_ne!(bucket, names.bucket("222222222222", "us-east-1", "data"));
     }

@@ -1,5 +1,9 @@
-//! VPC endpoint policies: the S3 gateway endpoint lets through only the environment's buckets and
-//! the AWS-owned buckets SageMaker and ECR read, in dev and target accounts alike.
+//! VPC endpoint policies, in dev and target accounts alike. The S3 gateway endpoint lets through
+//! only the environment's buckets and the AWS-owned buckets SageMaker and ECR read; every
+//! interface endpoint only principals of the environment's accounts acting on resources of those
+//! accounts, and its ECR endpoints also pulls from the region's SageMaker image registries. So
+//! credentials from elsewhere cannot use the environment's private network, and the
+//! environment's own credentials cannot carry data out through it to another account.
 //!
 //! AWS-owned buckets, and where they are documented:
 //! - `prod-<region>-starport-layer-bucket`: ECR image layers, `s3:GetObject` on its objects
@@ -31,9 +35,17 @@ const DATA_ACTIONS: &[&str] = &[
     "s3:AbortMultipartUpload",
 ];
 
+/// What a principal pulling an image does in a registry.
+const IMAGE_PULL_ACTIONS: &[&str] =
+    &["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"];
+
 /// The S3 gateway endpoint policy of a dev or target VPC. `buckets`: the environment's data and
-/// models buckets (in a target account: the dev models bucket and the capture bucket).
-pub fn s3_gateway_policy(partition: &str, region: &str, buckets: &[String]) -> Value {
+/// models buckets (in a target account: the dev models bucket and the capture bucket);
+/// `accounts`: the environment's accounts, whose principals alone may use them.
+///
+/// ECR's layer downloads are presigned by ECR, so their principal is AWS's, not the puller's:
+/// that grant names no principal account. It reads one AWS-owned bucket and can write nothing.
+pub fn s3_gateway_policy(partition: &str, region: &str, buckets: &[String], accounts: &[String]) -> Value {
     let mut statements = Vec::new();
     if !buckets.is_empty() {
         statements.push(
@@ -41,6 +53,7 @@ pub fn s3_gateway_policy(partition: &str, region: &str, buckets: &[String]) -> V
                 .any_principal()
                 .actions(DATA_ACTIONS)
                 .resources(buckets.iter().flat_map(|b| bucket_and_objects(partition, b)))
+                .condition_any("StringEquals", "aws:PrincipalAccount", accounts)
                 .build(),
         );
     }
@@ -63,8 +76,36 @@ pub fn s3_gateway_policy(partition: &str, region: &str, buckets: &[String]) -> V
             .any_principal()
             .actions(&["s3:GetObject", "s3:ListBucket"])
             .resources(samples.iter().flat_map(|b| bucket_and_objects(partition, b)))
+            .condition_any("StringEquals", "aws:PrincipalAccount", accounts)
             .build(),
     );
+    document(statements)
+}
+
+/// The policy of interface endpoint `key` (e.g. `sts`, `ecr.dkr`): principals of `accounts`
+/// acting on resources of `accounts`; the ECR endpoints also let them pull from the region's
+/// SageMaker image registries (`images::sagemaker_image_accounts`).
+pub fn interface_policy(partition: &str, region: &str, key: &str, accounts: &[String]) -> Value {
+    let mut statements = vec![
+        Statement::allow("EnvironmentAccounts")
+            .any_principal()
+            .actions(&["*"])
+            .resources(["*"])
+            .condition_any("StringEquals", "aws:PrincipalAccount", accounts)
+            .condition_any("StringEquals", "aws:ResourceAccount", accounts)
+            .build(),
+    ];
+    if key.starts_with("ecr.") {
+        let registries = crate::images::sagemaker_image_accounts(region);
+        statements.push(
+            Statement::allow("SageMakerImages")
+                .any_principal()
+                .actions(IMAGE_PULL_ACTIONS)
+                .resources(registries.iter().map(|a| format!("arn:{partition}:ecr:{region}:{a}:repository/*")))
+                .condition_any("StringEquals", "aws:PrincipalAccount", accounts)
+                .build(),
+        );
+    }
     document(statements)
 }
 
@@ -74,14 +115,20 @@ mod tests {
     use crate::document::checks::{statement, well_formed};
     use serde_json::json;
 
+    fn accounts() -> Vec<String> {
+        vec!["111111111111".into(), "222222222222".into()]
+    }
+
     fn dev_policy() -> Value {
-        s3_gateway_policy("aws", "eu-west-1", &["team-data".into(), "team-models".into()])
+        s3_gateway_policy("aws", "eu-west-1", &["team-data".into(), "team-models".into()], &accounts())
     }
 
     #[test]
     fn gateway_policy_is_well_formed_and_round_trips() {
         well_formed(&dev_policy());
-        well_formed(&s3_gateway_policy("aws", "eu-west-1", &[]));
+        well_formed(&s3_gateway_policy("aws", "eu-west-1", &[], &accounts()));
+        well_formed(&interface_policy("aws", "eu-west-1", "sts", &accounts()));
+        well_formed(&interface_policy("aws", "eu-west-1", "ecr.dkr", &accounts()));
     }
 
     #[test]
@@ -90,7 +137,8 @@ mod tests {
             statement(&dev_policy(), "EnvironmentBuckets"),
             &json!({"Sid": "EnvironmentBuckets", "Effect": "Allow", "Principal": "*", "Action": DATA_ACTIONS,
                 "Resource": ["arn:aws:s3:::team-data", "arn:aws:s3:::team-data/*",
-                    "arn:aws:s3:::team-models", "arn:aws:s3:::team-models/*"]})
+                    "arn:aws:s3:::team-models", "arn:aws:s3:::team-models/*"],
+                "Condition": {"StringEquals": {"aws:PrincipalAccount": ["111111111111", "222222222222"]}}})
         );
     }
 
@@ -109,8 +157,10 @@ mod tests {
                     "arn:aws:s3:::sagemaker-example-files-prod-eu-west-1",
                     "arn:aws:s3:::sagemaker-example-files-prod-eu-west-1/*",
                     "arn:aws:s3:::sagemaker-sample-files", "arn:aws:s3:::sagemaker-sample-files/*",
-                    "arn:aws:s3:::jumpstart-cache-prod-eu-west-1", "arn:aws:s3:::jumpstart-cache-prod-eu-west-1/*"]})
+                    "arn:aws:s3:::jumpstart-cache-prod-eu-west-1", "arn:aws:s3:::jumpstart-cache-prod-eu-west-1/*"],
+                "Condition": {"StringEquals": {"aws:PrincipalAccount": ["111111111111", "222222222222"]}}})
         );
+        assert!(statement(&policy, "EcrImageLayers").get("Condition").is_none(), "ECR presigns layer downloads");
     }
 
     #[test]
@@ -127,11 +177,44 @@ mod tests {
 
     #[test]
     fn gateway_without_buckets_allows_only_aws_owned_reads() {
-        let policy = s3_gateway_policy("aws-us-gov", "us-gov-west-1", &[]);
+        let policy = s3_gateway_policy("aws-us-gov", "us-gov-west-1", &[], &accounts());
         assert_eq!(crate::statement_ids(&policy), ["EcrImageLayers", "SageMakerSampleBucketsRead"]);
         assert_eq!(
             statement(&policy, "EcrImageLayers")["Resource"],
             json!(["arn:aws-us-gov:s3:::prod-us-gov-west-1-starport-layer-bucket/*"])
         );
+    }
+
+    #[test]
+    fn interface_endpoints_admit_only_the_environments_accounts_on_both_sides() {
+        for key in ["sagemaker.api", "sts", "kms", "logs", "notebook"] {
+            let policy = interface_policy("aws", "eu-west-1", key, &accounts());
+            assert_eq!(crate::statement_ids(&policy), ["EnvironmentAccounts"], "{key}");
+            assert_eq!(
+                statement(&policy, "EnvironmentAccounts"),
+                &json!({"Sid": "EnvironmentAccounts", "Effect": "Allow", "Principal": "*", "Action": ["*"],
+                    "Resource": ["*"], "Condition": {"StringEquals": {
+                        "aws:PrincipalAccount": ["111111111111", "222222222222"],
+                        "aws:ResourceAccount": ["111111111111", "222222222222"]}}}),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn ecr_endpoints_also_pull_from_the_regions_sagemaker_registries_only() {
+        for key in ["ecr.api", "ecr.dkr"] {
+            let policy = interface_policy("aws", "eu-west-1", key, &accounts());
+            let images = statement(&policy, "SageMakerImages");
+            assert_eq!(images["Action"], json!(IMAGE_PULL_ACTIONS), "pulls, never pushes");
+            let resources: Vec<&str> =
+                images["Resource"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+            assert!(resources.contains(&"arn:aws:ecr:eu-west-1:141502667606:repository/*"), "{resources:?}");
+            assert!(resources.iter().all(|r| r.starts_with("arn:aws:ecr:eu-west-1:")), "{resources:?}");
+            assert_eq!(
+                images["Condition"],
+                json!({"StringEquals": {"aws:PrincipalAccount": ["111111111111", "222222222222"]}})
+            );
+        }
     }
 }

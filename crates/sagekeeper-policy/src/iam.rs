@@ -341,7 +341,7 @@ pub fn execution_role_policy(env: &Environment) -> Value {
     ];
     statements.extend(bucket_access(env));
     statements.extend(logs_write(scope));
-    statements.extend(ecr_pull(scope));
+    statements.extend(ecr_pull(scope, &env.account_id));
     statements.extend(vpc_network(scope));
     // Jobs started from shared spaces, tuning and AutoML jobs pass the execution role itself.
     statements.push(pass_roles(&[&env.roles.execution, &env.roles.model_execution]));
@@ -394,7 +394,7 @@ pub fn model_execution_role_policy(env: &Environment) -> Value {
         Statement::allow("KmsVolumeKeyUse").actions(KEY_USE_ACTIONS).resources([env.keys.ebs.clone()]).build(),
     ];
     statements.extend(logs_write(scope));
-    statements.extend(ecr_pull(scope));
+    statements.extend(ecr_pull(scope, &env.account_id));
     statements.extend(vpc_network(scope));
     document(statements)
 }
@@ -415,7 +415,7 @@ pub fn target_model_execution_role_policy(env: &Environment, target: &Target) ->
         Statement::allow("DataCaptureWrite").actions(&["s3:PutObject"]).resources([capture_objects]).build(),
     ];
     statements.extend(logs_write(scope));
-    statements.extend(ecr_pull(scope));
+    statements.extend(ecr_pull(scope, &env.account_id));
     statements.extend(vpc_network(scope));
     document(statements)
 }
@@ -599,14 +599,21 @@ fn logs_read(scope: Scope) -> Value {
         .build()
 }
 
-/// Built-in algorithm and framework images live in AWS-owned accounts of the region.
-fn ecr_pull(scope: Scope) -> [Value; 2] {
-    let repositories = format!("arn:{}:ecr:{}:*:repository/*", scope.partition, scope.region);
+/// Images come from the region's SageMaker image registries (built-in algorithms, framework and
+/// Deep Learning Containers) and from the environment's own accounts (`dev`, and the role's
+/// account); an image of any other account is refused (SageMaker checks the role can pull it
+/// when the model is created).
+fn ecr_pull(scope: Scope, dev: &str) -> [Value; 2] {
+    let mut accounts: Vec<&str> = crate::images::sagemaker_image_accounts(scope.region).to_vec();
+    accounts.extend([dev, scope.account]);
+    accounts.dedup();
+    let repositories =
+        accounts.iter().map(|a| format!("arn:{}:ecr:{}:{a}:repository/*", scope.partition, scope.region));
     [
         Statement::allow("EcrAuthorization").actions(&["ecr:GetAuthorizationToken"]).resources(["*"]).build(),
         Statement::allow("EcrImagePull")
             .actions(&["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"])
-            .resources([repositories])
+            .resources(repositories)
             .build(),
     ]
 }
@@ -1004,7 +1011,9 @@ mod tests {
             statement(&policy, "EcrImagePull"),
             &json!({"Sid": "EcrImagePull", "Effect": "Allow", "Action": [
                 "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-                "Resource": ["arn:aws:ecr:us-east-1:*:repository/*"]})
+                "Resource": ["arn:aws:ecr:us-east-1:520713654638:repository/*",
+                    "arn:aws:ecr:us-east-1:683313688378:repository/*", "arn:aws:ecr:us-east-1:763104351884:repository/*",
+                    "arn:aws:ecr:us-east-1:811284229777:repository/*", "arn:aws:ecr:us-east-1:111111111111:repository/*"]})
         );
         assert_eq!(
             statement(&policy, "VpcNetworkInterfaces"),

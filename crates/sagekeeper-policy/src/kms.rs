@@ -28,8 +28,27 @@ const ADMIN_ACTIONS: &[&str] = &[
     "kms:CancelKeyDeletion",
 ];
 
-/// The create-time policy: root administration, and what the controller needs to pass the key to
-/// CreateDomain and CreateEndpointConfig (DescribeKey, and grants for AWS resources).
+/// What the controller does to the keys it made: read, rotate, tag, alias, repair the policy,
+/// schedule and cancel deletion. No use: it encrypts and decrypts nothing.
+const CONTROLLER_ACTIONS: &[&str] = &[
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+];
+
+/// The create-time policy: root administration, the controller's management of the key, and the
+/// grants for AWS resources it needs to pass the key to CreateDomain and CreateEndpointConfig.
 pub fn admin_policy(partition: &str, account_id: &str, controller_arns: &[String]) -> Value {
     document(admin_statements(partition, account_id, controller_arns))
 }
@@ -101,15 +120,17 @@ fn admin_statements(partition: &str, account_id: &str, controller_arns: &[String
             .build(),
     ];
     if !controller_arns.is_empty() {
-        // Two statements: DescribeKey requests carry no GrantIsForAWSResource key, so under
-        // that condition they would never be allowed.
+        // The controller manages the key by this policy, not by its IAM policy: the deployer
+        // policy grants no change to keys, so a key this policy does not name (someone else's)
+        // is out of its reach even if it tags it as sagekeeper's.
         statements.push(
-            Statement::allow("ControllerDescribeKey")
+            Statement::allow("ControllerManagesKey")
                 .aws_principals(controller_arns.to_vec())
-                .actions(&["kms:DescribeKey"])
+                .actions(CONTROLLER_ACTIONS)
                 .resources(["*"])
                 .build(),
         );
+        // Its own statement: DescribeKey requests carry no GrantIsForAWSResource key.
         statements.push(
             Statement::allow("ControllerGrantsForAwsResources")
                 .aws_principals(controller_arns.to_vec())
@@ -230,15 +251,20 @@ mod tests {
     }
 
     #[test]
-    fn admin_policy_is_root_administration_and_controller_grants() {
+    fn admin_policy_is_root_administration_and_the_controllers_management_without_use() {
+        for action in CONTROLLER_ACTIONS {
+            let crypto = KEY_USE_ACTIONS.iter().filter(|u| **u != "kms:DescribeKey");
+            let using = crypto.chain(["kms:CreateGrant"].iter()).any(|u| covers(action, u) || covers(u, action));
+            assert!(!using, "the controller never uses a key: {action}");
+        }
         let policy = admin_policy("aws", DEV, &[CONTROLLER.to_string()]);
         assert_eq!(
             policy,
             json!({"Version": "2012-10-17", "Statement": [
                 {"Sid": "KeyAdministration", "Effect": "Allow", "Principal": {"AWS": [ROOT]},
                     "Action": ADMIN_ACTIONS, "Resource": ["*"]},
-                {"Sid": "ControllerDescribeKey", "Effect": "Allow", "Principal": {"AWS": [CONTROLLER]},
-                    "Action": ["kms:DescribeKey"], "Resource": ["*"]},
+                {"Sid": "ControllerManagesKey", "Effect": "Allow", "Principal": {"AWS": [CONTROLLER]},
+                    "Action": CONTROLLER_ACTIONS, "Resource": ["*"]},
                 {"Sid": "ControllerGrantsForAwsResources", "Effect": "Allow", "Principal": {"AWS": [CONTROLLER]},
                     "Action": ["kms:CreateGrant"], "Resource": ["*"],
                     "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}
@@ -275,7 +301,7 @@ mod tests {
             crate::statement_ids(&policy),
             [
                 "KeyAdministration",
-                "ControllerDescribeKey",
+                "ControllerManagesKey",
                 "ControllerGrantsForAwsResources",
                 "KeyUse",
                 "KeyGrantsForAwsResources"
@@ -362,7 +388,7 @@ mod tests {
             statement(&policy, "ControllerGrantsForAwsResources")["Condition"],
             json!({"Bool": {"kms:GrantIsForAWSResource": "true"}})
         );
-        assert_eq!(statement(&policy, "ControllerDescribeKey")["Principal"], json!({"AWS": [STAGING_CONTROLLER]}));
+        assert_eq!(statement(&policy, "ControllerManagesKey")["Principal"], json!({"AWS": [STAGING_CONTROLLER]}));
         assert_eq!(
             statement(&policy, "KeyUse"),
             &json!({"Sid": "KeyUse", "Effect": "Allow", "Principal": {"AWS": [STAGING_ROLE]},

@@ -6,6 +6,7 @@ pub mod compare;
 mod document;
 pub mod endpoints;
 pub mod iam;
+pub mod images;
 pub mod inputs;
 pub mod kms;
 pub mod limits;

@@ -92,9 +92,14 @@ mod tests {
                     &env.partition,
                     &env.region,
                     &[env.data_bucket.clone(), env.models_bucket.clone()],
+                    &accounts(env),
                 ),
             ),
         ];
+        for key in ["sagemaker.api", "sts", "ecr.dkr"] {
+            let policy = endpoints::interface_policy(&env.partition, &env.region, key, &accounts(env));
+            out.push((format!("endpoint-{key}"), "endpoint", policy));
+        }
         let principals: Vec<String> = env
             .targets
             .iter()
@@ -129,9 +134,15 @@ mod tests {
                     &env.partition,
                     &env.region,
                     &[env.models_bucket.clone(), target.capture_bucket.clone()],
+                    &accounts(env),
                 ),
             ),
         ]
+    }
+
+    /// The dev and every target account.
+    fn accounts(env: &Environment) -> Vec<String> {
+        std::iter::once(env.account_id.clone()).chain(env.targets.iter().map(|t| t.account_id.clone())).collect()
     }
 
     #[test]

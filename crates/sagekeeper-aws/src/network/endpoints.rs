@@ -33,17 +33,17 @@ pub(crate) async fn ensure_endpoints(
         route_tables,
         subnets: &[],
         groups: &[],
-        policy: Some(&plan.s3_endpoint_policy),
+        policy: &plan.s3_endpoint_policy,
     };
     let endpoint_groups = [groups.endpoints.clone()];
-    let interfaces = plan.interface_endpoints.iter().map(|(key, service)| Wanted {
-        key,
-        service: service.clone(),
+    let interfaces = plan.interface_endpoints.iter().map(|endpoint| Wanted {
+        key: &endpoint.key,
+        service: endpoint.service.clone(),
         kind: VpcEndpointType::Interface,
         route_tables: &[],
         subnets: private_subnets,
         groups: &endpoint_groups,
-        policy: None,
+        policy: &endpoint.policy,
     });
     for wanted in std::iter::once(gateway).chain(interfaces) {
         match ensure_endpoint(ec2, plan, vpc_id, seen, &wanted, changes).await? {
@@ -81,7 +81,7 @@ struct Wanted<'a> {
     route_tables: &'a [String],
     subnets: &'a [String],
     groups: &'a [String],
-    policy: Option<&'a serde_json::Value>,
+    policy: &'a serde_json::Value,
 }
 
 fn component_of(endpoint: &VpcEndpoint) -> &str {
@@ -107,18 +107,16 @@ async fn ensure_endpoint(
     let (add_rt, remove_rt) = set_diff(wanted.route_tables, current.route_table_ids());
     let (add_subnet, remove_subnet) = set_diff(wanted.subnets, current.subnet_ids());
     let (add_group, remove_group) = set_diff(wanted.groups, &groups);
-    let policy_drift = wanted.policy.is_some_and(|want| {
-        current
-            .policy_document()
-            .and_then(|p| sagekeeper_policy::parse(p).ok())
-            .is_none_or(|have| !sagekeeper_policy::equivalent(want, &have))
-    });
+    let policy_drift = current
+        .policy_document()
+        .and_then(|p| sagekeeper_policy::parse(p).ok())
+        .is_none_or(|have| !sagekeeper_policy::equivalent(wanted.policy, &have));
     let drifted = policy_drift
         || [&add_rt, &remove_rt, &add_subnet, &remove_subnet, &add_group, &remove_group].iter().any(|d| !d.is_empty());
     if drifted {
         ec2.modify_vpc_endpoint()
             .vpc_endpoint_id(&id)
-            .set_policy_document(wanted.policy.filter(|_| policy_drift).map(serde_json::Value::to_string))
+            .set_policy_document(policy_drift.then(|| wanted.policy.to_string()))
             .set_add_route_table_ids(non_empty(add_rt))
             .set_remove_route_table_ids(non_empty(remove_rt))
             .set_add_subnet_ids(non_empty(add_subnet))
@@ -154,7 +152,7 @@ async fn create(
         .set_subnet_ids(non_empty(wanted.subnets.to_vec()))
         .set_security_group_ids(non_empty(wanted.groups.to_vec()))
         .set_private_dns_enabled(interface.then_some(true))
-        .set_policy_document(wanted.policy.map(serde_json::Value::to_string))
+        .policy_document(wanted.policy.to_string())
         // The same token on a retry after a lost answer returns the same endpoint.
         .client_token(format!("{}-{}", plan.owner.uid, wanted.key))
         .tag_specifications(tag_spec(

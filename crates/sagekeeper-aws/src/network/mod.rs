@@ -38,10 +38,21 @@ pub struct NetworkPlan {
     pub nat: bool,
     /// Names of the two security groups.
     pub group_names: GroupNames,
-    /// Interface endpoints: status key (e.g. `sagemaker.api`) and full service name.
-    pub interface_endpoints: Vec<(String, String)>,
+    /// The interface endpoints.
+    pub interface_endpoints: Vec<InterfaceEndpoint>,
     /// The S3 gateway endpoint's policy.
     pub s3_endpoint_policy: serde_json::Value,
+}
+
+/// One interface endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterfaceEndpoint {
+    /// Its status key, e.g. `sagemaker.api`.
+    pub key: String,
+    /// The full service name, e.g. `com.amazonaws.eu-west-1.sagemaker.api`.
+    pub service: String,
+    /// Its endpoint policy.
+    pub policy: serde_json::Value,
 }
 
 /// The subnets of one availability zone.

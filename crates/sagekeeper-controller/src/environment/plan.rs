@@ -9,7 +9,7 @@ use sagekeeper_api::environment::{InternetAccess, Persona, PersonaPrincipals};
 use sagekeeper_api::naming::EnvironmentNames;
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment};
 use sagekeeper_aws::AccountAccess;
-use sagekeeper_aws::network::{GroupNames, NetworkPlan, Zone};
+use sagekeeper_aws::network::{GroupNames, InterfaceEndpoint, NetworkPlan, Zone};
 use sagekeeper_aws::steps::Owner;
 
 /// Interface endpoints of the dev VPC when the spec lists none (suffixes of
@@ -82,6 +82,8 @@ pub(crate) struct Plan {
     pub(crate) persona_principals: PersonaPrincipals,
     pub(crate) studio: Option<StudioPlan>,
     pub(crate) targets: Vec<TargetPlan>,
+    /// The ids of the dev and every target account, sorted.
+    pub(crate) accounts: Vec<String>,
     target_cidr: String,
     target_zones: Vec<Zone>,
     group_names: GroupNames,
@@ -120,11 +122,12 @@ impl Plan {
                 zones: self.target_zones.clone(),
                 nat: false,
                 group_names: self.group_names.clone(),
-                interface_endpoints: interface_endpoints(&endpoints, &self.region),
+                interface_endpoints: interface_endpoints(&endpoints, &self.partition, &self.region, &self.accounts),
                 s3_endpoint_policy: sagekeeper_policy::endpoints::s3_gateway_policy(
                     &self.partition,
                     &self.region,
                     &buckets,
+                    &self.accounts,
                 ),
             },
             key_alias: self.names.key_alias("endpoint"),
@@ -179,16 +182,17 @@ pub(crate) fn principal_of(caller: &str) -> String {
     }
 }
 
-/// The interface endpoints as (status key, service name).
-fn interface_endpoints(keys: &[String], region: &str) -> Vec<(String, String)> {
+/// The interface endpoints of `keys`, each admitting only the environment's `accounts`.
+fn interface_endpoints(keys: &[String], partition: &str, region: &str, accounts: &[String]) -> Vec<InterfaceEndpoint> {
     keys.iter()
-        .map(|key| {
-            let service = if key == "notebook" {
+        .map(|key| InterfaceEndpoint {
+            key: key.clone(),
+            service: if key == "notebook" {
                 format!("aws.sagemaker.{region}.notebook")
             } else {
                 format!("com.amazonaws.{region}.{key}")
-            };
-            (key.clone(), service)
+            },
+            policy: sagekeeper_policy::endpoints::interface_policy(partition, region, key, accounts),
         })
         .collect()
 }
@@ -245,6 +249,11 @@ pub(crate) fn plan(
     let groups =
         GroupNames { workloads: names.security_group("workloads"), endpoints: names.security_group("endpoints") };
     let dev_buckets = [data_bucket.clone(), models_bucket.clone()];
+    // Every account of the environment: principals and resources its endpoints admit.
+    let mut accounts: Vec<String> =
+        std::iter::once(dev.account_id.clone()).chain(targets.iter().map(|(_, a)| a.spec.account_id.clone())).collect();
+    accounts.sort();
+    accounts.dedup();
     let network = NetworkPlan {
         owner: owner.clone(),
         name: names.ec2_name("dev"),
@@ -253,8 +262,13 @@ pub(crate) fn plan(
         zones: zones(&spec.network.vpc_cidr, chosen_zones, pinned_zones),
         nat: spec.network.internet_access == InternetAccess::NatGateway,
         group_names: groups.clone(),
-        interface_endpoints: interface_endpoints(&endpoint_keys, &region),
-        s3_endpoint_policy: sagekeeper_policy::endpoints::s3_gateway_policy(&partition, &region, &dev_buckets),
+        interface_endpoints: interface_endpoints(&endpoint_keys, &partition, &region, &accounts),
+        s3_endpoint_policy: sagekeeper_policy::endpoints::s3_gateway_policy(
+            &partition,
+            &region,
+            &dev_buckets,
+            &accounts,
+        ),
     };
     let target_cidr = spec.target_network.vpc_cidr.clone().unwrap_or_else(|| spec.network.vpc_cidr.clone());
     let target_zones = zones(&target_cidr, chosen_zones, pinned_zones);
@@ -290,6 +304,7 @@ pub(crate) fn plan(
         persona_principals: principals.clone(),
         studio,
         targets: Vec::new(),
+        accounts,
         target_cidr,
         target_zones,
         group_names: groups,
@@ -335,9 +350,15 @@ mod tests {
 
     #[test]
     fn endpoint_keys_map_to_service_names() {
-        let endpoints = interface_endpoints(&["sagemaker.api".into(), "notebook".into()], "eu-west-1");
-        assert_eq!(endpoints[0].1, "com.amazonaws.eu-west-1.sagemaker.api");
-        assert_eq!(endpoints[1].1, "aws.sagemaker.eu-west-1.notebook");
+        let accounts = ["111111111111".to_owned()];
+        let endpoints =
+            interface_endpoints(&["sagemaker.api".into(), "notebook".into()], "aws", "eu-west-1", &accounts);
+        assert_eq!(endpoints[0].service, "com.amazonaws.eu-west-1.sagemaker.api");
+        assert_eq!(endpoints[1].service, "aws.sagemaker.eu-west-1.notebook");
+        assert_eq!(
+            endpoints[1].policy,
+            sagekeeper_policy::endpoints::interface_policy("aws", "eu-west-1", "notebook", &accounts)
+        );
         assert!(DEFAULT_ENDPOINTS.contains(&"sagemaker.featurestore-runtime") && DEFAULT_ENDPOINTS.len() == 12);
     }
 }

@@ -16,6 +16,9 @@ issue, or attributed by moto's account header, is refused. The account-admin
 identity a test uses to set up a scenario is exempt: credentials asked for with
 `{"admin": true}` on `/_emulator/credentials`, and nothing else.
 
+A request carrying `x-emulator-source-vpce` passes through that VPC endpoint:
+its policy must allow each authorization too.
+
 The operation table (`table/`) names the authorizations each operation needs;
 an operation missing from it is refused. `evaluation` decides each one.
 """
@@ -31,7 +34,7 @@ from datetime import datetime, timezone
 
 from ..identity import Caller
 from . import reference, resources, table
-from .evaluation import Check, Decision, Evaluator, Principal, decide
+from .evaluation import Check, Decision, Evaluator, Principal, decide, through_endpoint
 
 MODES = ("off", "audit", "enforce")
 log = logging.getLogger("sagekeeper_emulator.iam")
@@ -196,6 +199,11 @@ def authorize(request, caller: Caller) -> Verdict:
         _validate(op, check)
         check.keys = {**global_keys(caller, request, check), **check.keys}
         decision = decide(evaluator, principal, check, identity, boundary)
+        if decision.allowed and "aws:sourcevpce" in check.keys:
+            # A request through a VPC endpoint (a test says so with `x-emulator-source-vpce`).
+            endpoint = resources.vpc_endpoint_policy(check.keys["aws:sourcevpce"][0])
+            if endpoint is not None:
+                decision = through_endpoint(evaluator, principal, check, endpoint)
         unknown += decision.unknown
         if decision.unknown:
             log.warning("iam evaluation of %s on %s met %s", check.action, check.resource, ", ".join(decision.unknown))

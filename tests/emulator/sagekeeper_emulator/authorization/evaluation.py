@@ -13,7 +13,9 @@ evaluation logic":
    so the identity policies must allow.
 3. Across accounts, the identity policies (within the boundary) and the
    resource's policy must both allow.
-4. KMS key policies and role trust policies are mandatory: without an Allow in
+4. A request through a VPC endpoint must also be allowed by the endpoint's
+   policy (`through_endpoint`).
+5. KMS key policies and role trust policies are mandatory: without an Allow in
    them, identity policies grant nothing, even within the account.
 
 Condition operators: String*, Numeric*, Date*, Bool, BinaryEquals, IpAddress,
@@ -521,6 +523,18 @@ def decide(
     if identity_allow is None:
         return deny(outside_boundary if by_role else no_identity)
     return Decision(True, statement=identity_allow, unknown=seen)
+
+
+def through_endpoint(evaluator: Evaluator, principal: Principal, check: Check, endpoint: Policy) -> Decision:
+    """The verdict of a VPC endpoint's policy on a request through it: it must allow (naming
+    the caller or `*`), and an explicit Deny in it refuses, whatever the other policies say."""
+    deny, allows, unknown = _scan(evaluator, [endpoint], check, principal)
+    seen = tuple(dict.fromkeys(unknown))
+    if deny:
+        return Decision(False, "with an explicit deny in a VPC endpoint policy", deny, seen)
+    if not allows:
+        return Decision(False, f"because no VPC endpoint policy allows the {check.action} action", None, seen)
+    return Decision(True, statement=allows[0][0], unknown=seen)
 
 
 def parse(document) -> dict | None:

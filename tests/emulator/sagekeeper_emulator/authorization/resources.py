@@ -166,6 +166,18 @@ def ec2_tags(account: str, region: str, resource_id: str) -> dict[str, str]:
     return dict(ec2_backends[account][region].tags.get(resource_id, {}))
 
 
+def vpc_endpoint_policy(endpoint_id: str) -> Policy | None:
+    """The policy of VPC endpoint `endpoint_id`, in whichever account and region holds it; None
+    if there is no such endpoint."""
+    for account in list(ec2_backends.keys()):
+        regional = ec2_backends[account]
+        for region in list(dict.keys(regional)):
+            endpoint = dict.get(regional, region).vpc_end_points.get(endpoint_id)
+            if endpoint is not None:
+                return Policy(f"VPC endpoint policy of {endpoint_id}", parse(endpoint.policy_document) or {})
+    return None
+
+
 def route_table_of_association(account: str, region: str, association_id: str) -> tuple[str | None, str | None]:
     """(route table id, subnet id) of a route table association."""
     backend = ec2_backends[account][region]

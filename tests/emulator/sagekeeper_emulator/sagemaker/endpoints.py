@@ -18,6 +18,12 @@ Models and configs, where moto differs from AWS:
   account is used only when its group's resource policy (the registry's
   PutModelPackageGroupPolicy) allows the caller sagemaker:CreateModel on it.
   An explicit Deny refuses it in any account (AccessDeniedException).
+- moto accepts any container Image. Here, under IAM evaluation of the
+  caller's account, an ECR image is checked as SageMaker checks it: the
+  model's execution role must be allowed ecr:BatchGetImage on the image's
+  repository (a ValidationException naming the pull permissions otherwise).
+  Repository policies are not modelled: another account's repository counts
+  as shared, as SageMaker's own registries are.
 - moto drops EnableNetworkIsolation (always False) and describes an empty
   Containers list and empty DataCaptureConfig; DescribeEndpoint's
   DataCaptureConfig lacks CaptureStatus and CurrentSamplingPercentage.
@@ -44,12 +50,15 @@ from moto.sagemaker.exceptions import SagemakerClientError, ValidationError
 from moto.sagemaker.models import FakeEndpointConfig, SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.utils import arn_formatter
 
+from ..authorization import evaluator, modes, resources
+from ..authorization.evaluation import Check, Principal, decide
 from ..identity import current
 from ..policies import evaluate, parse, request_keys
 from .core import LOCK, Call, listing, operation, table, timeline
 
 _IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 _failure_ids = itertools.count(1)
+_ECR_IMAGE = re.compile(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)(?:[:@].*)?")
 _PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:([a-z0-9-]+):(\d{12}):model-package/.+", re.IGNORECASE)
 # Instance families with local NVMe instance storage, whose volumes a hardware module encrypts:
 # every family with a "d" (c5d, m5d, r5d, c6gd, m6gd, r6gd, r7gd, g4dn, p4d, p4de, dl1), and these.
@@ -110,12 +119,45 @@ def describe_model_package(call: Call):
     return _authorize_package(call, name, "sagemaker:DescribeModelPackage").gen_response_object()
 
 
+def _check_image_pull(call: Call, image: str, role_arn: str) -> None:
+    """SageMaker pulls a model's image as its execution role: under evaluation, the role must be
+    allowed to (its identity policies within its boundary)."""
+    match = _ECR_IMAGE.fullmatch(image or "")
+    role = resources.role_from_arn(role_arn or "")
+    if match is None or role is None or modes.of(call.scope[0]) == "off":
+        return
+    registry, region, repository = match.groups()
+    role_account = role.arn.split(":")[4]
+    session = f"arn:aws:sts::{role_account}:assumed-role/{role.name}/SageMaker"
+    principal = Principal(role_account, session, role.arn)
+    keys = {
+        "aws:principalarn": [role.arn],
+        "aws:principalaccount": [role_account],
+        "aws:principaltype": ["AssumedRole"],
+        "aws:resourceaccount": [registry],
+        "aws:requestedregion": [region],
+        "aws:viaawsservice": ["true"],
+        "aws:calledvia": ["sagemaker.amazonaws.com"],
+    }
+    resource = f"arn:aws:ecr:{region}:{registry}:repository/{repository}"
+    check = Check("ecr:BatchGetImage", resource, keys, resource_type="repository", resource_account=role_account)
+    identity, boundary = resources.identity_policies(role_account, role.arn)
+    if not decide(evaluator, principal, check, identity, boundary).allowed:
+        raise ValidationError(
+            f"Access denied for repository: {repository} in registry ID: {registry}. Please check if your ECR "
+            f"repository and image exist and role {role.arn} has proper pull permissions for SageMaker: "
+            "ecr:BatchCheckLayerAvailability, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer"
+        )
+
+
 @operation
 def create_model(call: Call):
     containers = [call.param("PrimaryContainer") or {}, *(call.param("Containers") or [])]
     for container in containers:
         if container.get("ModelPackageName"):
             _authorize_package(call, container["ModelPackageName"])
+        if container.get("Image"):
+            _check_image_pull(call, container["Image"], call.param("ExecutionRoleArn"))
     _refuse_existing(call, call.backend._models, "ModelName", "model", "model")
     result = call.original()
     model = call.backend._models[call.param("ModelName")]

@@ -17,6 +17,9 @@ from .kms import CALLER, VIA, key_check
 SERVICE = "sagemaker.amazonaws.com"
 PASS = grant("iam:PassRole", "role", *RESOURCE_TAG, "iam:PassedToService", "iam:AssociatedResourceArn")
 SUBNETS, GROUPS = "sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds"
+# Set on the AddTags a create with tags implies (the create action's name), absent on AddTags
+# itself: how a policy lets a principal tag what it creates without tagging what exists.
+TAGGING_ACTION = "sagemaker:TaggingAction"
 
 
 def arn(ctx: Ctx, kind: str, name: str, account: str | None = None, region: str | None = None) -> str:
@@ -62,8 +65,11 @@ def passes(ctx: Ctx, resource: str, *roles) -> list:
 
 
 def tagged(ctx: Ctx, kind: str, resource: str, tags: dict[str, str]) -> list:
-    """sagemaker:AddTags for a resource created with tags."""
-    return [on(ctx, "sagemaker:AddTags", kind, resource, request_tags=tags)] if tags else []
+    """sagemaker:AddTags for a resource created with tags, with the create action as
+    sagemaker:TaggingAction."""
+    if not tags:
+        return []
+    return [on(ctx, "sagemaker:AddTags", kind, resource, request_tags=tags, keys={TAGGING_ACTION: [ctx.request.operation]})]
 
 
 def key_for_service(ctx: Ctx, key_id: str | None) -> list:
@@ -156,7 +162,7 @@ def _user_settings_roles(settings) -> list[str]:
     "sagemaker",
     "CreateDomain",
     grant("sagemaker:CreateDomain", "domain", *TAG_KEYS, SUBNETS, GROUPS, "sagemaker:AppNetworkAccessType", "sagemaker:VolumeKmsKey"),
-    grant("sagemaker:AddTags", "domain", *TAG_KEYS),
+    grant("sagemaker:AddTags", "domain", *TAG_KEYS, TAGGING_ACTION),
     PASS,
     *KMS_FOR_SERVICE,
 )
@@ -199,7 +205,7 @@ def update_domain(ctx: Ctx):
     "sagemaker",
     "CreateUserProfile",
     grant("sagemaker:CreateUserProfile", "user-profile", *TAG_KEYS, GROUPS),
-    grant("sagemaker:AddTags", "user-profile", *TAG_KEYS),
+    grant("sagemaker:AddTags", "user-profile", *TAG_KEYS, TAGGING_ACTION),
     PASS,
 )
 def create_user_profile(ctx: Ctx):
@@ -221,13 +227,13 @@ def update_user_profile(ctx: Ctx):
     )
 
 
-@operation("sagemaker", "CreateSpace", grant("sagemaker:CreateSpace", "space", *TAG_KEYS), grant("sagemaker:AddTags", "space", *TAG_KEYS))
+@operation("sagemaker", "CreateSpace", grant("sagemaker:CreateSpace", "space", *TAG_KEYS), grant("sagemaker:AddTags", "space", *TAG_KEYS, TAGGING_ACTION))
 def create_space(ctx: Ctx):
     resource, tags = _space(ctx), ctx.json_tags()
     return [on(ctx, "sagemaker:CreateSpace", "space", resource, request_tags=tags)] + tagged(ctx, "space", resource, tags)
 
 
-@operation("sagemaker", "CreateApp", grant("sagemaker:CreateApp", "app", *TAG_KEYS), grant("sagemaker:AddTags", "app", *TAG_KEYS))
+@operation("sagemaker", "CreateApp", grant("sagemaker:CreateApp", "app", *TAG_KEYS), grant("sagemaker:AddTags", "app", *TAG_KEYS, TAGGING_ACTION))
 def create_app(ctx: Ctx):
     resource, tags = _app(ctx), ctx.json_tags()
     return [on(ctx, "sagemaker:CreateApp", "app", resource, request_tags=tags)] + tagged(ctx, "app", resource, tags)
@@ -273,7 +279,7 @@ def _tag_operation(name: str, *keys: str):
     return entry
 
 
-_tag_operation("AddTags", *TAG_KEYS)
+_tag_operation("AddTags", *TAG_KEYS, TAGGING_ACTION)
 _tag_operation("ListTags")
 _tag_operation("DeleteTags", "aws:TagKeys")
 
@@ -314,7 +320,7 @@ for _name in (
     "sagemaker",
     "CreateModelPackageGroup",
     grant("sagemaker:CreateModelPackageGroup", "model-package-group", *TAG_KEYS),
-    grant("sagemaker:AddTags", "model-package-group", *TAG_KEYS),
+    grant("sagemaker:AddTags", "model-package-group", *TAG_KEYS, TAGGING_ACTION),
 )
 def create_model_package_group(ctx: Ctx):
     resource, tags = arn(ctx, "model-package-group", ctx.param("ModelPackageGroupName") or ""), ctx.json_tags()
@@ -361,7 +367,7 @@ def update_model_package(ctx: Ctx):
     "CreateModelPackage",
     grant("sagemaker:CreateModelPackage", "model-package", *RESOURCE_TAG, *TAG_KEYS, "sagemaker:ModelApprovalStatus"),
     grant("sagemaker:CreateModelPackage", "model-package-group", *RESOURCE_TAG, *TAG_KEYS, "sagemaker:ModelApprovalStatus"),
-    grant("sagemaker:AddTags", "model-package", *TAG_KEYS),
+    grant("sagemaker:AddTags", "model-package", *TAG_KEYS, TAGGING_ACTION),
 )
 def create_model_package(ctx: Ctx):
     group, tags = ctx.param("ModelPackageGroupName") or "", ctx.json_tags()
@@ -400,7 +406,7 @@ for _name in ("DescribeEndpoint", "DeleteEndpoint"):
     "CreateModel",
     grant("sagemaker:CreateModel", "model", *TAG_KEYS, SUBNETS, GROUPS, "sagemaker:NetworkIsolation"),
     grant("sagemaker:CreateModel", "model-package", *RESOURCE_TAG),
-    grant("sagemaker:AddTags", "model", *TAG_KEYS),
+    grant("sagemaker:AddTags", "model", *TAG_KEYS, TAGGING_ACTION),
     PASS,
 )
 def create_model(ctx: Ctx):
@@ -441,7 +447,7 @@ def _job_operation(name: str, kind: str, name_param: str, volume_key_param: str,
     action = f"sagemaker:{name}"
 
     @operation(
-        "sagemaker", name, grant(action, kind, *TAG_KEYS, *JOB_KEYS), grant("sagemaker:AddTags", kind, *TAG_KEYS), PASS
+        "sagemaker", name, grant(action, kind, *TAG_KEYS, *JOB_KEYS), grant("sagemaker:AddTags", kind, *TAG_KEYS, TAGGING_ACTION), PASS
     )
     def entry(ctx: Ctx):
         resource, tags = arn(ctx, kind, ctx.param(name_param) or ""), ctx.json_tags()
@@ -469,7 +475,7 @@ _job_operation(
     "sagemaker",
     "CreateEndpointConfig",
     grant("sagemaker:CreateEndpointConfig", "endpoint-config", *TAG_KEYS, "sagemaker:InstanceTypes", "sagemaker:ModelArn", "sagemaker:VolumeKmsKey"),
-    grant("sagemaker:AddTags", "endpoint-config", *TAG_KEYS),
+    grant("sagemaker:AddTags", "endpoint-config", *TAG_KEYS, TAGGING_ACTION),
     *KMS_FOR_SERVICE,
 )
 def create_endpoint_config(ctx: Ctx):
@@ -492,7 +498,7 @@ def create_endpoint_config(ctx: Ctx):
     "CreateEndpoint",
     grant("sagemaker:CreateEndpoint", "endpoint", *TAG_KEYS),
     grant("sagemaker:CreateEndpoint", "endpoint-config", *RESOURCE_TAG),
-    grant("sagemaker:AddTags", "endpoint", *TAG_KEYS),
+    grant("sagemaker:AddTags", "endpoint", *TAG_KEYS, TAGGING_ACTION),
 )
 def create_endpoint(ctx: Ctx):
     resource, tags = arn(ctx, "endpoint", ctx.param("EndpointName") or ""), ctx.json_tags()
@@ -537,7 +543,7 @@ for _name in ("DescribePipelineExecution", "StopPipelineExecution", "ListPipelin
     "sagemaker",
     "CreatePipeline",
     grant("sagemaker:CreatePipeline", "pipeline", *TAG_KEYS),
-    grant("sagemaker:AddTags", "pipeline", *TAG_KEYS),
+    grant("sagemaker:AddTags", "pipeline", *TAG_KEYS, TAGGING_ACTION),
     PASS,
 )
 def create_pipeline(ctx: Ctx):
