@@ -309,3 +309,99 @@ async fn bench_project() {
         println!("longest {kind} reconcile: {longest:.3} s");
     }
 }
+
+/// What takes time in AWS, in AWS's own seconds (typical figures; the bench scales them all by
+/// [`SCALE`]): an interface VPC endpoint's `pending`, a Studio domain's `Pending`, IAM making a
+/// new role usable in other policies, and the round trip of one API call.
+const AWS_ENDPOINT_PENDING: f64 = 120.0;
+const AWS_DOMAIN_PENDING: f64 = 300.0;
+const AWS_IAM_PROPAGATION: f64 = 10.0;
+const AWS_CALL_LATENCY: f64 = 0.05;
+/// The controller's default wait before looking at a pending object again (`--pending-interval-seconds`).
+const PENDING_INTERVAL: f64 = 10.0;
+/// One factor for AWS's durations and the controller's own intervals: large enough that the
+/// environment's critical path stays over two minutes, so waits, not the emulator's serial
+/// call time, decide the ratio.
+const SCALE: f64 = 0.5;
+
+/// One step of an environment's work as its data requires: what it waits for once it starts,
+/// and the steps whose outputs it needs.
+struct PathStep {
+    name: &'static str,
+    wait: f64,
+    needs: &'static [&'static str],
+}
+
+/// The environment's steps by data dependency (dev + target accounts alike): endpoint ids exist
+/// as soon as they are created, so key and bucket policies need the roles, not the endpoints'
+/// availability; the domain needs the network, the execution role and the studio key (whose
+/// policy names dev roles only); user profiles need the domain.
+const ENVIRONMENT_PATH: &[PathStep] = &[
+    PathStep { name: "network", wait: 0.0, needs: &[] },
+    PathStep { name: "interface endpoints available", wait: AWS_ENDPOINT_PENDING, needs: &["network"] },
+    PathStep { name: "roles usable", wait: AWS_IAM_PROPAGATION, needs: &[] },
+    PathStep { name: "key policies", wait: 0.0, needs: &["roles usable", "network"] },
+    PathStep { name: "buckets", wait: 0.0, needs: &["key policies"] },
+    PathStep { name: "studio domain InService", wait: AWS_DOMAIN_PENDING, needs: &["network", "roles usable"] },
+    PathStep { name: "user profiles", wait: 0.0, needs: &["studio domain InService"] },
+];
+
+/// The longest chain of waits through `steps` (in AWS seconds) and the steps on it.
+fn critical_path(steps: &[PathStep]) -> (f64, Vec<&'static str>) {
+    fn finish(steps: &[PathStep], name: &str) -> (f64, Vec<&'static str>) {
+        let step = steps.iter().find(|s| s.name == name).expect("a declared step");
+        let (before, mut path) =
+            step.needs.iter().map(|n| finish(steps, n)).max_by(|a, b| a.0.total_cmp(&b.0)).unwrap_or((0.0, Vec::new()));
+        path.push(step.name);
+        (before + step.wait, path)
+    }
+    steps.iter().map(|s| finish(steps, s.name)).max_by(|a, b| a.0.total_cmp(&b.0)).unwrap_or_default()
+}
+
+#[test]
+fn the_environments_critical_path_is_its_domain_after_its_roles() {
+    let (seconds, path) = critical_path(ENVIRONMENT_PATH);
+    assert_eq!(seconds, AWS_IAM_PROPAGATION + AWS_DOMAIN_PENDING);
+    assert_eq!(path, ["roles usable", "studio domain InService", "user profiles"]);
+    assert!(seconds * SCALE >= 120.0, "the scaled critical path must stay over two minutes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_environment_critical_path() {
+    let t = TestEnv::new("bench-path").await;
+    let pending = ((PENDING_INTERVAL * SCALE).round() as u64).max(1);
+    let process =
+        t.spawn_sagekeeper("bench-path", &["--leader-elect=false", &format!("--pending-interval-seconds={pending}")]);
+    let accounts = [1, STAGING, PRODUCTION];
+    for n in accounts {
+        t.emulator.configure(serde_json::json!({"account": t.account(n),
+            "vpcEndpointPendingSeconds": AWS_ENDPOINT_PENDING * SCALE,
+            "domainPendingSeconds": AWS_DOMAIN_PENDING * SCALE,
+            "iamPropagationSeconds": AWS_IAM_PROPAGATION * SCALE,
+            "callLatencySeconds": AWS_CALL_LATENCY * SCALE}));
+    }
+    account(&t, "staging", STAGING).await;
+    account(&t, "prod", PRODUCTION).await;
+    account(&t, "dev-1", 1).await;
+    clear(&t, &accounts);
+    let api = t.api::<DataScienceEnvironment>();
+    let started = Instant::now();
+    api.create(&Default::default(), &environment(&t, 1)).await.unwrap();
+    wait_ready(&t, "env-1").await;
+    let converged = started.elapsed().as_secs_f64();
+    let (path, steps) = critical_path(ENVIRONMENT_PATH);
+    let path = path * SCALE;
+    println!(
+        "\nAWS durations scaled by {SCALE}: interface endpoints pending {:.0} s, domain pending {:.0} s, \
+         IAM propagation {:.0} s, {:.0} ms per call; pending interval {pending} s",
+        AWS_ENDPOINT_PENDING * SCALE,
+        AWS_DOMAIN_PENDING * SCALE,
+        AWS_IAM_PROPAGATION * SCALE,
+        AWS_CALL_LATENCY * SCALE * 1000.0
+    );
+    println!("environment critical path: {path:.1} s ({})", steps.join(" -> "));
+    println!("environment converged in {converged:.1} s: {:.2}x its critical path", converged / path);
+    report("calls to converge it", &by_operation(&t, &accounts));
+    drop(process);
+}

@@ -9,6 +9,8 @@ DEFAULTS = {
     "endpointDeletingSeconds": 0,
     "pipelineExecutionSeconds": 0,
     "iamPropagationSeconds": 0,
+    "vpcEndpointPendingSeconds": 0,
+    "callLatencySeconds": 0,
 }
 
 

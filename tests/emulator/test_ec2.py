@@ -1,4 +1,6 @@
-"""EC2 security groups referenced by another group's rule cannot be deleted, as in AWS."""
+"""EC2: groups another group references cannot be deleted; interface endpoints take time; slow calls."""
+
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -33,3 +35,36 @@ def test_a_self_referencing_group_can_be_deleted(account):
         GroupId=group, IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}]
     )
     ec2.delete_security_group(GroupId=group)
+
+
+def test_interface_endpoints_are_pending_for_the_configured_time_and_gateways_never(account):
+    account.configure(vpcEndpointPendingSeconds=1.5)
+    ec2 = account.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    interface = ec2.create_vpc_endpoint(
+        VpcId=vpc, ServiceName="com.amazonaws.us-east-1.sts", VpcEndpointType="Interface"
+    )["VpcEndpoint"]
+    gateway = ec2.create_vpc_endpoint(
+        VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway"
+    )["VpcEndpoint"]
+    assert (interface["State"], gateway["State"]) == ("pending", "available")
+
+    def state() -> str:
+        found = ec2.describe_vpc_endpoints(VpcEndpointIds=[interface["VpcEndpointId"]])["VpcEndpoints"]
+        return found[0]["State"]
+
+    assert state() == "pending"
+    time.sleep(1.6)
+    assert state() == "available"
+
+
+def test_calls_wait_the_configured_latency(account):
+    ec2 = account.client("ec2")
+    ec2.describe_vpcs()
+    started = time.monotonic()
+    ec2.describe_vpcs()
+    fast = time.monotonic() - started
+    account.configure(callLatencySeconds=0.4)
+    started = time.monotonic()
+    ec2.describe_vpcs()
+    assert time.monotonic() - started >= 0.4 > fast

@@ -61,6 +61,10 @@ struct RunArgs {
     /// pipeline run: an approval reaches deployments within this time.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     poll_interval_seconds: u64,
+    /// Seconds before an object waiting on AWS (an endpoint or domain still being created) is
+    /// looked at again.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pending_interval_seconds: u64,
     /// Reconcile only objects with these labels, e.g. `shard=a` (sharding across controllers).
     #[arg(long, env = "SAGEKEEPER_WATCH_LABEL_SELECTOR")]
     watch_label_selector: Option<String>,
@@ -118,9 +122,9 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings {
         drift_interval: Duration::from_secs(args.drift_interval_seconds),
         poll_interval: Duration::from_secs(args.poll_interval_seconds),
+        pending_interval: Duration::from_secs(args.pending_interval_seconds),
         label_selector: args.watch_label_selector,
         instance: identity.clone(),
-        ..Settings::default()
     };
     let lease = args.leader_elect.then(|| {
         let duration = Duration::from_secs(args.lease_duration_seconds);

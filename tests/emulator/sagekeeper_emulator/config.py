@@ -22,6 +22,10 @@ class AccountConfig:
     endpointDeletingSeconds: float = 0
     pipelineExecutionSeconds: float | None = 0
     iamPropagationSeconds: float = 0
+    # An interface VPC endpoint is `pending` this long before `available` (gateways: at once).
+    vpcEndpointPendingSeconds: float = 0
+    # Every call of the account waits this long before it is served (AWS's round trip).
+    callLatencySeconds: float = 0
 
 
 _FIELDS = {f.name for f in fields(AccountConfig)}

@@ -1,18 +1,25 @@
-"""EC2 security groups: AWS's dependency rule, and the groups SageMaker makes.
+"""EC2 security groups: AWS's dependency rule, and the groups SageMaker makes;
+interface VPC endpoints that take time.
 
 moto deletes a security group even while another group's rule references it;
 AWS refuses with DependencyViolation, which is why tearing down SageMaker's two
 NFS groups (each referencing the other) needs the rules revoked first. moto's
 CreateDomain makes no security groups at all; `create_nfs_security_groups`
 makes the pair SageMaker makes in the domain's VPC.
+
+moto's interface endpoints are `available` at once; here they are `pending` for
+the account's `vpcEndpointPendingSeconds` first, as AWS's take a minute or two.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 
 from moto.ec2.exceptions import DependencyViolationError
 from moto.ec2.models import EC2Backend, ec2_backends
+
+from . import config
 
 NFS_PORT = "2049"
 
@@ -74,6 +81,35 @@ def create_nfs_security_groups(
     return inbound.id, outbound.id
 
 
+def _pending_endpoints(original):
+    @functools.wraps(original)
+    def create(self: EC2Backend, *args, **kwargs):
+        endpoint = original(self, *args, **kwargs)
+        seconds = config.registry.get(self.account_id).vpcEndpointPendingSeconds
+        if seconds > 0 and str(endpoint.vpc_endpoint_type).lower() == "interface":
+            endpoint.state = "pending"
+            endpoint.sagekeeper_available_at = time.monotonic() + seconds
+        return endpoint
+
+    return create
+
+
+def _settled_endpoints(original):
+    @functools.wraps(original)
+    def describe(self: EC2Backend, *args, **kwargs):
+        now = time.monotonic()
+        for endpoint in list(self.vpc_end_points.values()):
+            due = getattr(endpoint, "sagekeeper_available_at", None)
+            if due is not None and due <= now and endpoint.state == "pending":
+                endpoint.state = "available"
+        return original(self, *args, **kwargs)
+
+    return describe
+
+
 def install() -> None:
-    """Patch moto's DeleteSecurityGroup with the DependencyViolation check."""
+    """Patch moto's DeleteSecurityGroup with the DependencyViolation check, and interface
+    endpoints with their pending time."""
     EC2Backend.delete_security_group = _guarded_delete(EC2Backend.delete_security_group)
+    EC2Backend.create_vpc_endpoint = _pending_endpoints(EC2Backend.create_vpc_endpoint)
+    EC2Backend.describe_vpc_endpoints = _settled_endpoints(EC2Backend.describe_vpc_endpoints)

@@ -11,6 +11,7 @@ request first, and serves it with werkzeug's threaded server. The middleware:
 - turns moto's failures into AWS-shaped errors: an unimplemented operation
   (moto: HTML 500, retried by SDKs) becomes 501 NotImplemented, a crash 500
   InternalFailure, and S3's bare 403 from a bucket policy an AccessDenied;
+- waits the caller account's callLatencySeconds before answering (AWS's round trip);
 - records every AWS call in the call log with its final status.
 """
 
@@ -22,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 
 from moto.moto_server.werkzeug_app import (
@@ -32,7 +34,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import make_server
 
-from . import authorization, calls, control, ec2, faults, policies, s3, sagemaker, sts
+from . import authorization, calls, config, control, ec2, faults, policies, s3, sagemaker, sts
 from .identity import RequestContext, bind, identify, unbind
 from .protocol import AwsRequest, error_response, read_request
 
@@ -86,6 +88,9 @@ class EmulatorMiddleware:
         return body
 
     def _respond(self, request: AwsRequest, caller, environ) -> tuple[int, list, object, object]:
+        latency = config.registry.get(caller.account).callLatencySeconds
+        if latency > 0:
+            time.sleep(latency)
         fault = faults.registry.fire(request, caller.account)
         if fault:
             return (*self._error(request, fault.code, fault.message, fault.httpStatus), None)
