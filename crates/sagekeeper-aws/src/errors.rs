@@ -129,6 +129,43 @@ impl AwsError {
     }
 }
 
+/// The one way a read says "not there": a NotFound failure becomes `Ok(None)`, every other
+/// failure stays what it was.
+pub trait Optional<T> {
+    /// `Ok(Some(value))`, `Ok(None)` for NotFound, or the error.
+    fn optional(self) -> Result<Option<T>, AwsError>;
+}
+
+impl<T> Optional<T> for Result<T, AwsError> {
+    fn optional(self) -> Result<Option<T>, AwsError> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// An id or ARN an AWS answer must carry: its absence is an error naming the operation and the
+/// field, never an empty string that a later call would act on.
+pub trait Required {
+    /// The value, or an `IncompleteResponse` error naming the operation and the field.
+    fn required(self, operation: &str, field: &str) -> Result<String, AwsError>;
+}
+
+impl Required for Option<&str> {
+    fn required(self, operation: &str, field: &str) -> Result<String, AwsError> {
+        match self {
+            Some(value) if !value.is_empty() => Ok(value.to_owned()),
+            _ => Err(AwsError {
+                kind: ErrorKind::Transient,
+                code: "IncompleteResponse".into(),
+                message: format!("the {operation} answer has no {field}"),
+            }),
+        }
+    }
+}
+
 /// EC2 appends an encoded authorization failure message to a refusal: kilobytes of opaque
 /// text that only `sts:DecodeAuthorizationMessage` reads, and that tells whoever reads it which
 /// policies and conditions refused the call. It never reaches a status, an event or a log: the
@@ -210,6 +247,7 @@ fn kind_of(code: &str, message: &str, http_status: Option<u16>) -> ErrorKind {
         "NoSuchBucketPolicy",
         "NoSuchPublicAccessBlockConfiguration",
         "ServerSideEncryptionConfigurationNotFoundError",
+        "OwnershipControlsNotFoundError",
         "NoSuchTagSet",
         "ResourceNotFound",
         "ResourceNotFoundException",
@@ -292,6 +330,7 @@ mod tests {
             ("InvalidVpcID.NotFound", ErrorKind::NotFound),
             ("NoSuchEntity", ErrorKind::NotFound),
             ("ResourceNotFound", ErrorKind::NotFound),
+            ("OwnershipControlsNotFoundError", ErrorKind::NotFound),
             ("EntityAlreadyExists", ErrorKind::Conflict),
             ("InvalidGroup.Duplicate", ErrorKind::Conflict),
             ("DependencyViolation", ErrorKind::Busy),
@@ -306,6 +345,25 @@ mod tests {
         ];
         for (code, kind) in cases {
             assert_eq!(AwsError::from_code(code, "", Some(400)).kind, kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn optional_turns_only_not_found_into_none() {
+        let missing: Result<u8, AwsError> = Err(AwsError::from_code("NoSuchEntity", "", Some(404)));
+        assert_eq!(missing.optional(), Ok(None));
+        let refused: Result<u8, AwsError> = Err(AwsError::from_code("AccessDenied", "", Some(403)));
+        assert_eq!(refused.optional().map_err(|e| e.kind), Err(ErrorKind::AccessDenied));
+        assert_eq!(Ok::<u8, AwsError>(7).optional(), Ok(Some(7)));
+    }
+
+    #[test]
+    fn a_missing_id_is_an_error_naming_the_operation_never_empty() {
+        assert_eq!(Some("vpc-1").required("CreateVpc", "VpcId"), Ok("vpc-1".to_owned()));
+        for missing in [None, Some("")] {
+            let err = missing.required("CreateVpc", "VpcId").unwrap_err();
+            assert_eq!((err.kind, err.code.as_str()), (ErrorKind::Transient, "IncompleteResponse"));
+            assert_eq!(err.message, "the CreateVpc answer has no VpcId");
         }
     }
 

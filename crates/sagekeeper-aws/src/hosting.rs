@@ -10,7 +10,7 @@ use aws_sdk_sagemaker::types::{
     ProductionVariantInstanceType, Tag, VpcConfig,
 };
 
-use crate::errors::{AwsError, ErrorKind};
+use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::sagemaker_tags::{pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
@@ -134,21 +134,14 @@ async fn ours(sm: &Client, owner: &Owner, arn: &str, what: &str) -> Result<bool,
     }
 }
 
-/// True for the error SageMaker gives when a resource does not exist.
-fn not_found(e: &AwsError) -> bool {
-    e.kind == ErrorKind::NotFound
-}
-
 /// The model, created unless it exists (a model never changes: a change is a new name).
 pub async fn ensure_model(sm: &Client, owner: &Owner, plan: &ModelPlan, changes: &Changes) -> Result<(), AwsError> {
     let what = format!("model {}", plan.name);
-    match sm.describe_model().model_name(&plan.name).send().await.map_err(AwsError::from_sdk) {
-        Ok(model) => {
-            owned(sm, owner, model.model_arn().unwrap_or_default(), &what).await?;
-            return Ok(());
-        }
-        Err(e) if not_found(&e) => {}
-        Err(e) => return Err(e),
+    if let Some(model) =
+        sm.describe_model().model_name(&plan.name).send().await.map_err(AwsError::from_sdk).optional()?
+    {
+        owned(sm, owner, &model.model_arn().required("DescribeModel", "ModelArn")?, &what).await?;
+        return Ok(());
     }
     let vpc =
         VpcConfig::builder().set_subnets(Some(plan.subnets.clone())).security_group_ids(&plan.security_group).build();
@@ -168,13 +161,11 @@ pub async fn ensure_model(sm: &Client, owner: &Owner, plan: &ModelPlan, changes:
 /// The endpoint config, created unless it exists (never changed: a change is a new name).
 pub async fn ensure_config(sm: &Client, owner: &Owner, plan: &ConfigPlan, changes: &Changes) -> Result<(), AwsError> {
     let what = format!("endpoint config {}", plan.name);
-    match sm.describe_endpoint_config().endpoint_config_name(&plan.name).send().await.map_err(AwsError::from_sdk) {
-        Ok(config) => {
-            owned(sm, owner, config.endpoint_config_arn().unwrap_or_default(), &what).await?;
-            return Ok(());
-        }
-        Err(e) if not_found(&e) => {}
-        Err(e) => return Err(e),
+    let described = sm.describe_endpoint_config().endpoint_config_name(&plan.name).send().await;
+    if let Some(config) = described.map_err(AwsError::from_sdk).optional()? {
+        owned(sm, owner, &config.endpoint_config_arn().required("DescribeEndpointConfig", "EndpointConfigArn")?, &what)
+            .await?;
+        return Ok(());
     }
     let variant = ProductionVariant::builder()
         .variant_name("AllTraffic")
@@ -208,14 +199,13 @@ pub async fn ensure_config(sm: &Client, owner: &Owner, plan: &ConfigPlan, change
 
 /// The endpoint `name` as SageMaker describes it, or `None` when there is none.
 pub async fn describe_endpoint(sm: &Client, name: &str) -> Result<Option<EndpointState>, AwsError> {
-    let out = match sm.describe_endpoint().endpoint_name(name).send().await.map_err(AwsError::from_sdk) {
-        Ok(out) => out,
-        Err(e) if not_found(&e) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(out) = sm.describe_endpoint().endpoint_name(name).send().await.map_err(AwsError::from_sdk).optional()?
+    else {
+        return Ok(None);
     };
     let changed = out.last_modified_time().or(out.creation_time()).and_then(|t| SystemTime::try_from(*t).ok());
     Ok(Some(EndpointState {
-        arn: out.endpoint_arn().unwrap_or_default().to_owned(),
+        arn: out.endpoint_arn().required("DescribeEndpoint", "EndpointArn")?,
         status: out.endpoint_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
         config: out.endpoint_config_name().unwrap_or_default().to_owned(),
         pending_config: out.pending_deployment_summary().and_then(|p| p.endpoint_config_name()).map(str::to_owned),
@@ -251,7 +241,7 @@ pub async fn create_endpoint(
         .await
         .map_err(AwsError::from_sdk)?;
     changes.record(Action::Created, format!("endpoint {name} on {config}"));
-    Ok(out.endpoint_arn().unwrap_or_default().to_owned())
+    out.endpoint_arn().required("CreateEndpoint", "EndpointArn")
 }
 
 /// Moves the endpoint to `config`: marks the move on the endpoint first, then UpdateEndpoint.
@@ -309,11 +299,10 @@ pub async fn delete_endpoint(sm: &Client, owner: &Owner, name: &str, changes: &C
         if !ours(sm, owner, &endpoint.arn, &format!("endpoint {name}")).await? {
             return Ok(Step::Ready(()));
         }
-        match sm.delete_endpoint().endpoint_name(name).send().await.map_err(AwsError::from_sdk) {
-            Ok(_) => changes.record(Action::Deleted, format!("endpoint {name}")),
-            Err(e) if not_found(&e) => return Ok(Step::Ready(())),
-            Err(e) => return Err(e),
+        if sm.delete_endpoint().endpoint_name(name).send().await.map_err(AwsError::from_sdk).optional()?.is_none() {
+            return Ok(Step::Ready(()));
         }
+        changes.record(Action::Deleted, format!("endpoint {name}"));
     }
     Ok(Step::Pending(format!("endpoint {name} is being deleted")))
 }
@@ -334,7 +323,10 @@ pub async fn remove_unused(
         for c in page.map_err(AwsError::from_sdk)?.endpoint_configs() {
             let name = c.endpoint_config_name().unwrap_or_default();
             if name.starts_with(&prefix) && !keep.contains(&name) {
-                configs.push((name.to_owned(), c.endpoint_config_arn().unwrap_or_default().to_owned()));
+                configs.push((
+                    name.to_owned(),
+                    c.endpoint_config_arn().required("ListEndpointConfigs", "EndpointConfigArn")?,
+                ));
             }
         }
     }
@@ -344,7 +336,7 @@ pub async fn remove_unused(
         for m in page.map_err(AwsError::from_sdk)?.models() {
             let name = m.model_name().unwrap_or_default();
             if name.starts_with(&prefix) && !keep.contains(&name) {
-                models.push((name.to_owned(), m.model_arn().unwrap_or_default().to_owned()));
+                models.push((name.to_owned(), m.model_arn().required("ListModels", "ModelArn")?));
             }
         }
     }
@@ -352,20 +344,17 @@ pub async fn remove_unused(
         if !ours(sm, owner, &arn, &name).await? {
             continue;
         }
-        match sm.delete_endpoint_config().endpoint_config_name(&name).send().await.map_err(AwsError::from_sdk) {
-            Ok(_) => changes.record(Action::Deleted, format!("endpoint config {name}")),
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(e),
+        let deleted = sm.delete_endpoint_config().endpoint_config_name(&name).send().await;
+        if deleted.map_err(AwsError::from_sdk).optional()?.is_some() {
+            changes.record(Action::Deleted, format!("endpoint config {name}"));
         }
     }
     for (name, arn) in models {
         if !ours(sm, owner, &arn, &name).await? {
             continue;
         }
-        match sm.delete_model().model_name(&name).send().await.map_err(AwsError::from_sdk) {
-            Ok(_) => changes.record(Action::Deleted, format!("model {name}")),
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(e),
+        if sm.delete_model().model_name(&name).send().await.map_err(AwsError::from_sdk).optional()?.is_some() {
+            changes.record(Action::Deleted, format!("model {name}"));
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::{Role, Tag};
 
-use crate::errors::{AwsError, ErrorKind};
+use crate::errors::{AwsError, Optional};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// What one role should be.
@@ -74,13 +74,7 @@ pub async fn ensure_role(iam: &Client, plan: &RolePlan, changes: &Changes) -> St
 }
 
 async fn get_role(iam: &Client, name: &str) -> Result<Option<Role>, AwsError> {
-    match iam.get_role().role_name(name).send().await {
-        Ok(out) => Ok(out.role),
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound => Ok(None),
-            e => Err(e),
-        },
-    }
+    Ok(iam.get_role().role_name(name).send().await.map_err(AwsError::from_sdk).optional()?.and_then(|out| out.role))
 }
 
 async fn create(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<Role, AwsError> {
@@ -131,11 +125,7 @@ async fn ensure_boundary(
 
 /// Whether the managed policy `arn` exists (the boundary an account's roles will carry).
 pub async fn policy_exists(iam: &Client, arn: &str) -> Result<bool, AwsError> {
-    match iam.get_policy().policy_arn(arn).send().await.map_err(AwsError::from_sdk) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
+    Ok(iam.get_policy().policy_arn(arn).send().await.map_err(AwsError::from_sdk).optional()?.is_some())
 }
 
 async fn ensure_inline_policies(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<(), AwsError> {

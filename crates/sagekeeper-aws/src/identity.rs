@@ -1,6 +1,6 @@
 //! Caller identity: who a session's credentials belong to, as STS reports it.
 
-use crate::errors::AwsError;
+use crate::errors::{AwsError, Required};
 use crate::sessions::Session;
 
 /// The account and ARN behind a session's credentials.
@@ -15,5 +15,8 @@ pub struct CallerIdentity {
 /// Calls sts:GetCallerIdentity (obtaining assumed-role credentials first when needed).
 pub async fn describe_caller(session: &Session) -> Result<CallerIdentity, AwsError> {
     let out = session.sts().get_caller_identity().send().await.map_err(AwsError::from_sdk)?;
-    Ok(CallerIdentity { account: out.account.unwrap_or_default(), arn: out.arn.unwrap_or_default() })
+    Ok(CallerIdentity {
+        account: out.account().required("GetCallerIdentity", "Account")?,
+        arn: out.arn().required("GetCallerIdentity", "Arn")?,
+    })
 }

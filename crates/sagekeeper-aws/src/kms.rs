@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
 
-use crate::errors::{AwsError, ErrorKind};
+use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// What one key should be.
@@ -60,7 +60,7 @@ pub async fn ensure_key(kms: &Client, plan: &KeyPlan, changes: &Changes) -> Step
         },
     };
     let id = meta.key_id().to_owned();
-    let arn = meta.arn().unwrap_or_default().to_owned();
+    let arn = meta.arn().required("DescribeKey", "Arn")?;
     match meta.key_state() {
         Some(KeyState::PendingDeletion) => {
             kms.cancel_key_deletion().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
@@ -122,13 +122,14 @@ pub async fn ensure_policy(
 }
 
 async fn describe(kms: &Client, alias: &str) -> Result<Option<KeyMetadata>, AwsError> {
-    match kms.describe_key().key_id(alias).send().await {
-        Ok(out) => Ok(out.key_metadata),
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound => Ok(None),
-            e => Err(e),
-        },
-    }
+    Ok(kms
+        .describe_key()
+        .key_id(alias)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .and_then(|out| out.key_metadata))
 }
 
 async fn tags_of(kms: &Client, key_id: &str) -> Result<BTreeMap<String, String>, AwsError> {

@@ -16,7 +16,7 @@ pub mod sessions;
 pub mod steps;
 pub mod studio;
 
-pub use errors::{AwsError, ErrorKind};
+pub use errors::{AwsError, ErrorKind, Optional, Required};
 pub use metrics::AwsCallMetrics;
 pub use sessions::{AccountAccess, Session, Sessions};
 

@@ -8,7 +8,7 @@ use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ModelApprovalStatus, ModelPackageGroupStatus, PipelineExecutionStatus, SortOrder};
 use serde_json::Value;
 
-use crate::errors::{AwsError, ErrorKind};
+use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::sagemaker_tags::{ensure_tags, pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
@@ -22,9 +22,9 @@ pub async fn ensure_group(
     changes: &Changes,
 ) -> StepResult<String> {
     let what = format!("model package group {name}");
-    let (arn, status) = match describe_group(sm, name).await {
-        Ok(group) => {
-            let arn = group.model_package_group_arn().unwrap_or_default().to_owned();
+    let (arn, status) = match describe_group(sm, name).await.optional()? {
+        Some(group) => {
+            let arn = group.model_package_group_arn().required("DescribeModelPackageGroup", "ModelPackageGroupArn")?;
             let listed = sm.list_tags().resource_arn(&arn).send().await.map_err(AwsError::from_sdk)?;
             if !owner.owns(pairs(listed.tags())) {
                 return Err(owner.conflict(&what, pairs(listed.tags())));
@@ -32,21 +32,18 @@ pub async fn ensure_group(
             ensure_tags(sm, &arn, &tags(owner, "registry/group"), owner, &what, changes).await?;
             (arn, group.model_package_group_status().cloned())
         }
-        Err(e) => match e {
-            e if e.kind == ErrorKind::NotFound => {
-                let created = sm
-                    .create_model_package_group()
-                    .model_package_group_name(name)
-                    .model_package_group_description(format!("Model versions of {}", owner_name(owner)))
-                    .set_tags(Some(tags(owner, "registry/group")))
-                    .send()
-                    .await
-                    .map_err(AwsError::from_sdk)?;
-                changes.record(Action::Created, what.clone());
-                (created.model_package_group_arn().unwrap_or_default().to_owned(), None)
-            }
-            e => return Err(e),
-        },
+        None => {
+            let created = sm
+                .create_model_package_group()
+                .model_package_group_name(name)
+                .model_package_group_description(format!("Model versions of {}", owner_name(owner)))
+                .set_tags(Some(tags(owner, "registry/group")))
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+            changes.record(Action::Created, what.clone());
+            (created.model_package_group_arn().required("CreateModelPackageGroup", "ModelPackageGroupArn")?, None)
+        }
     };
     if let Some(
         status @ (ModelPackageGroupStatus::Deleting
@@ -57,13 +54,14 @@ pub async fn ensure_group(
         return Ok(Step::Pending(format!("{what} is {}", status.as_str())));
     }
     let want = policy(&arn);
-    let have = match sm.get_model_package_group_policy().model_package_group_name(name).send().await {
-        Ok(out) => Some(out.resource_policy().unwrap_or_default().to_owned()),
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound => None,
-            e => return Err(e),
-        },
-    };
+    let have = sm
+        .get_model_package_group_policy()
+        .model_package_group_name(name)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .map(|out| out.resource_policy().unwrap_or_default().to_owned());
     match (want, have) {
         (Some(want), have)
             if !have.as_deref().is_some_and(|h| {
@@ -129,9 +127,9 @@ pub struct PipelinePlan {
 pub async fn ensure_pipeline(sm: &Client, plan: &PipelinePlan, changes: &Changes) -> StepResult<String> {
     let what = format!("pipeline {}", plan.name);
     let text = sagekeeper_policy::pipeline::canonical(&plan.definition);
-    match sm.describe_pipeline().pipeline_name(&plan.name).send().await {
-        Ok(pipeline) => {
-            let arn = pipeline.pipeline_arn().unwrap_or_default().to_owned();
+    match sm.describe_pipeline().pipeline_name(&plan.name).send().await.map_err(AwsError::from_sdk).optional()? {
+        Some(pipeline) => {
+            let arn = pipeline.pipeline_arn().required("DescribePipeline", "PipelineArn")?;
             let listed = sm.list_tags().resource_arn(&arn).send().await.map_err(AwsError::from_sdk)?;
             if !plan.owner.owns(pairs(listed.tags())) {
                 return Err(plan.owner.conflict(&what, pairs(listed.tags())));
@@ -153,24 +151,21 @@ pub async fn ensure_pipeline(sm: &Client, plan: &PipelinePlan, changes: &Changes
             }
             Ok(Step::Ready(arn))
         }
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound => {
-                let created = sm
-                    .create_pipeline()
-                    .pipeline_name(&plan.name)
-                    .pipeline_definition(&text)
-                    .pipeline_description(format!("Managed by sagekeeper for {}", owner_name(&plan.owner)))
-                    .role_arn(&plan.role_arn)
-                    .set_tags(Some(tags(&plan.owner, "pipeline")))
-                    .client_request_token(token(&[&plan.owner.uid, "create-pipeline", &plan.name]))
-                    .send()
-                    .await
-                    .map_err(AwsError::from_sdk)?;
-                changes.record(Action::Created, what);
-                Ok(Step::Ready(created.pipeline_arn().unwrap_or_default().to_owned()))
-            }
-            e => Err(e),
-        },
+        None => {
+            let created = sm
+                .create_pipeline()
+                .pipeline_name(&plan.name)
+                .pipeline_definition(&text)
+                .pipeline_description(format!("Managed by sagekeeper for {}", owner_name(&plan.owner)))
+                .role_arn(&plan.role_arn)
+                .set_tags(Some(tags(&plan.owner, "pipeline")))
+                .client_request_token(token(&[&plan.owner.uid, "create-pipeline", &plan.name]))
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+            changes.record(Action::Created, what);
+            Ok(Step::Ready(created.pipeline_arn().required("CreatePipeline", "PipelineArn")?))
+        }
     }
 }
 
@@ -238,7 +233,7 @@ pub async fn start_run(
         .await
         .map_err(AwsError::from_sdk)?;
     changes.record(Action::Created, format!("run of pipeline {pipeline} ({trigger})"));
-    Ok((started.pipeline_execution_arn().unwrap_or_default().to_owned(), true))
+    Ok((started.pipeline_execution_arn().required("StartPipelineExecution", "PipelineExecutionArn")?, true))
 }
 
 /// The execution `arn` as it is now.
@@ -296,22 +291,21 @@ pub async fn newest_approved(sm: &Client, group: &str) -> Result<Option<Version>
 
 /// One version by its ARN; `None` when the registry has no such version.
 pub async fn version(sm: &Client, arn: &str) -> Result<Option<Version>, AwsError> {
-    match sm.describe_model_package().model_package_name(arn).send().await.map_err(AwsError::from_sdk) {
-        Ok(p) => Ok(Some(Version {
-            arn: p.model_package_arn().unwrap_or_default().to_owned(),
-            version: p.model_package_version().map_or(0, i64::from),
-            approval_status: p.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-        })),
-        // SageMaker answers an unknown version with a ValidationException.
-        Err(e)
-            if e.kind == ErrorKind::NotFound
-                || (e.code == "ValidationException"
-                    && (e.message.contains("does not exist") || e.message.contains("not found"))) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    // SageMaker answers an unknown version with a ValidationException.
+    let described = sm.describe_model_package().model_package_name(arn).send().await.map_err(|e| {
+        let e = AwsError::from_sdk(e);
+        let unknown = e.code == "ValidationException"
+            && (e.message.contains("does not exist") || e.message.contains("not found"));
+        if unknown { AwsError { kind: ErrorKind::NotFound, ..e } } else { e }
+    });
+    let Some(p) = described.optional()? else {
+        return Ok(None);
+    };
+    Ok(Some(Version {
+        arn: p.model_package_arn().required("DescribeModelPackage", "ModelPackageArn")?,
+        version: p.model_package_version().map_or(0, i64::from),
+        approval_status: p.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+    }))
 }
 
 async fn list_versions(
@@ -330,15 +324,17 @@ async fn list_versions(
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    let mut versions: Vec<Version> = out
+    let mut versions = out
         .model_package_summary_list()
         .iter()
-        .map(|p| Version {
-            arn: p.model_package_arn().unwrap_or_default().to_owned(),
-            version: p.model_package_version().map_or(0, i64::from),
-            approval_status: p.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        .map(|p| {
+            Ok(Version {
+                arn: p.model_package_arn().required("ListModelPackages", "ModelPackageArn")?,
+                version: p.model_package_version().map_or(0, i64::from),
+                approval_status: p.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<Version>, AwsError>>()?;
     // Versions made within the same second sort by number, newest first.
     versions.sort_by_key(|v| std::cmp::Reverse(v.version));
     Ok(versions)
@@ -389,13 +385,7 @@ async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Resul
 /// Removes every object below `prefix` (the uploaded assets; versioned buckets keep history).
 pub async fn delete_assets(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(), AwsError> {
     for key in list_keys(s3, bucket, prefix).await? {
-        match s3.delete_object().bucket(bucket).key(&key).send().await {
-            Ok(_) => {}
-            Err(e) => match AwsError::from_sdk(e) {
-                e if e.kind == ErrorKind::NotFound => {}
-                e => return Err(e),
-            },
-        }
+        s3.delete_object().bucket(bucket).key(&key).send().await.map_err(AwsError::from_sdk).optional()?;
     }
     Ok(())
 }
@@ -403,17 +393,13 @@ pub async fn delete_assets(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) 
 /// Stops the pipeline's running executions and deletes it (only ours). Pending while runs stop.
 pub async fn delete_pipeline(sm: &Client, owner: &Owner, name: &str, changes: &Changes) -> StepResult<()> {
     let what = format!("pipeline {name}");
-    let pipeline = match sm.describe_pipeline().pipeline_name(name).send().await {
-        Ok(p) => p,
-        Err(e) => {
-            return match AwsError::from_sdk(e) {
-                e if e.kind == ErrorKind::NotFound => Ok(Step::Ready(())),
-                e => Err(e),
-            };
-        }
+    let Some(pipeline) =
+        sm.describe_pipeline().pipeline_name(name).send().await.map_err(AwsError::from_sdk).optional()?
+    else {
+        return Ok(Step::Ready(()));
     };
-    let arn = pipeline.pipeline_arn().unwrap_or_default();
-    let listed = sm.list_tags().resource_arn(arn).send().await.map_err(AwsError::from_sdk)?;
+    let arn = pipeline.pipeline_arn().required("DescribePipeline", "PipelineArn")?;
+    let listed = sm.list_tags().resource_arn(&arn).send().await.map_err(AwsError::from_sdk)?;
     if !owner.owns(pairs(listed.tags())) {
         return Ok(Step::Ready(()));
     }
@@ -421,7 +407,8 @@ pub async fn delete_pipeline(sm: &Client, owner: &Owner, name: &str, changes: &C
     let mut pages = sm.list_pipeline_executions().pipeline_name(name).into_paginator().send();
     while let Some(page) = pages.next().await {
         for run in page.map_err(AwsError::from_sdk)?.pipeline_execution_summaries() {
-            let arn = run.pipeline_execution_arn().unwrap_or_default();
+            let arn = run.pipeline_execution_arn().required("ListPipelineExecutions", "PipelineExecutionArn")?;
+            let arn = arn.as_str();
             match run.pipeline_execution_status() {
                 Some(PipelineExecutionStatus::Executing) => {
                     sm.stop_pipeline_execution()
@@ -470,26 +457,17 @@ pub async fn delete_group(
     changes: &Changes,
 ) -> Result<GroupTeardown, AwsError> {
     let what = format!("model package group {name}");
-    let group = match describe_group(sm, name).await {
-        Ok(g) => g,
-        Err(e) => {
-            return match e {
-                e if e.kind == ErrorKind::NotFound => Ok(GroupTeardown::Deleted),
-                e => Err(e),
-            };
-        }
+    let Some(group) = describe_group(sm, name).await.optional()? else {
+        return Ok(GroupTeardown::Deleted);
     };
-    let arn = group.model_package_group_arn().unwrap_or_default();
-    let listed = sm.list_tags().resource_arn(arn).send().await.map_err(AwsError::from_sdk)?;
+    let arn = group.model_package_group_arn().required("DescribeModelPackageGroup", "ModelPackageGroupArn")?;
+    let listed = sm.list_tags().resource_arn(&arn).send().await.map_err(AwsError::from_sdk)?;
     if !owner.owns(pairs(listed.tags())) {
         return Ok(GroupTeardown::Deleted);
     }
-    match sm.delete_model_package_group_policy().model_package_group_name(name).send().await {
-        Ok(_) => changes.record(Action::Deleted, format!("{what} policy")),
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound => {}
-            e => return Err(e),
-        },
+    let deleted = sm.delete_model_package_group_policy().model_package_group_name(name).send().await;
+    if deleted.map_err(AwsError::from_sdk).optional()?.is_some() {
+        changes.record(Action::Deleted, format!("{what} policy"));
     }
     let mut versions = Vec::new();
     let mut pages = sm.list_model_packages().model_package_group_name(name).into_paginator().send();

@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 
-use crate::errors::{AwsError, ErrorKind};
+use crate::errors::{AwsError, ErrorKind, Optional};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// What one bucket should be.
@@ -136,13 +136,14 @@ async fn put_tags(s3: &Client, bucket: &str, tags: &BTreeMap<String, String>) ->
 }
 
 async fn ensure_encryption(s3: &Client, plan: &BucketPlan, changes: &Changes) -> Result<(), AwsError> {
-    let current = match s3.get_bucket_encryption().bucket(&plan.name).send().await {
-        Ok(out) => out.server_side_encryption_configuration().and_then(|c| c.rules().first().cloned()),
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound => None,
-            e => return Err(e),
-        },
-    };
+    let current = s3
+        .get_bucket_encryption()
+        .bucket(&plan.name)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .and_then(|out| out.server_side_encryption_configuration().and_then(|c| c.rules().first().cloned()));
     let matches = current.as_ref().is_some_and(|rule| {
         let default = rule.apply_server_side_encryption_by_default();
         default.map(ServerSideEncryptionByDefault::sse_algorithm) == Some(&ServerSideEncryption::AwsKms)
@@ -176,13 +177,14 @@ async fn ensure_encryption(s3: &Client, plan: &BucketPlan, changes: &Changes) ->
 }
 
 async fn ensure_public_access_block(s3: &Client, bucket: &str, changes: &Changes) -> Result<(), AwsError> {
-    let current = match s3.get_public_access_block().bucket(bucket).send().await {
-        Ok(out) => out.public_access_block_configuration().cloned(),
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound => None,
-            e => return Err(e),
-        },
-    };
+    let current = s3
+        .get_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .and_then(|out| out.public_access_block_configuration().cloned());
     let all_on = current.as_ref().is_some_and(|c| {
         [c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()]
             .iter()
@@ -208,13 +210,14 @@ async fn ensure_public_access_block(s3: &Client, bucket: &str, changes: &Changes
 }
 
 async fn ensure_ownership(s3: &Client, bucket: &str, changes: &Changes) -> Result<(), AwsError> {
-    let current = match s3.get_bucket_ownership_controls().bucket(bucket).send().await {
-        Ok(out) => out.ownership_controls().and_then(|c| c.rules().first()).map(|r| r.object_ownership().clone()),
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound || e.code == "OwnershipControlsNotFoundError" => None,
-            e => return Err(e),
-        },
-    };
+    let current = s3
+        .get_bucket_ownership_controls()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .and_then(|out| out.ownership_controls().and_then(|c| c.rules().first()).map(|r| r.object_ownership().clone()));
     if current == Some(ObjectOwnership::BucketOwnerEnforced) {
         return Ok(());
     }
@@ -265,13 +268,14 @@ pub async fn ensure_policy(
     policy: &serde_json::Value,
     changes: &Changes,
 ) -> Result<(), AwsError> {
-    let current = match s3.get_bucket_policy().bucket(bucket).send().await {
-        Ok(out) => out.policy().and_then(|p| sagekeeper_policy::parse(p).ok()),
-        Err(e) => match AwsError::from_sdk(e) {
-            e if e.kind == ErrorKind::NotFound => None,
-            e => return Err(e),
-        },
-    };
+    let current = s3
+        .get_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .and_then(|out| out.policy().and_then(|p| sagekeeper_policy::parse(p).ok()));
     if current.as_ref().is_some_and(|c| sagekeeper_policy::equivalent(c, policy)) {
         return Ok(());
     }

@@ -10,7 +10,7 @@ use aws_sdk_sagemaker::types::{
     UserSettings,
 };
 
-use crate::errors::{AwsError, ErrorKind};
+use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::sagemaker_tags::{ensure_tags, pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 use sagekeeper_api::naming::HOME_USED_TAG;
@@ -72,10 +72,10 @@ pub async fn ensure_domain(
     let Some(domain) = find_domain(sm, &plan.owner, &plan.name, plan.known_id.as_deref()).await? else {
         return create_domain(sm, plan, changes).await;
     };
-    let id = domain.domain_id().unwrap_or_default().to_owned();
+    let id = domain.domain_id().required("DescribeDomain", "DomainId")?;
     let outputs = DomainOutputs {
         id: id.clone(),
-        arn: domain.domain_arn().unwrap_or_default().to_owned(),
+        arn: domain.domain_arn().required("DescribeDomain", "DomainArn")?,
         url: domain.url().map(str::to_owned),
         home_efs: domain.home_efs_file_system_id().map(str::to_owned),
     };
@@ -144,14 +144,10 @@ async fn find_domain(
     name: &str,
     known: Option<&str>,
 ) -> Result<Option<DescribeDomainOutput>, AwsError> {
-    if let Some(id) = known {
-        match sm.describe_domain().domain_id(id).send().await {
-            Ok(domain) => return Ok(Some(domain)),
-            Err(e) => match AwsError::from_sdk(e) {
-                e if e.kind == ErrorKind::NotFound => {}
-                e => return Err(e),
-            },
-        }
+    if let Some(id) = known
+        && let Some(domain) = sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk).optional()?
+    {
+        return Ok(Some(domain));
     }
     let mut pages = sm.list_domains().into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -159,13 +155,13 @@ async fn find_domain(
             if domain.domain_name() != Some(name) || domain.status() == Some(&DomainStatus::Deleting) {
                 continue;
             }
-            let arn = domain.domain_arn().unwrap_or_default();
+            let arn = domain.domain_arn().required("ListDomains", "DomainArn")?;
             let listed = sm.list_tags().resource_arn(arn).send().await.map_err(AwsError::from_sdk)?;
             let tags = pairs(listed.tags());
             if !owner.owns(tags.iter().copied()) {
                 return Err(owner.conflict(&format!("Studio domain {name}"), tags.iter().copied()));
             }
-            let id = domain.domain_id().unwrap_or_default();
+            let id = domain.domain_id().required("ListDomains", "DomainId")?;
             return Ok(Some(sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk)?));
         }
     }
@@ -190,7 +186,7 @@ async fn create_domain(
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    let arn = created.domain_arn().unwrap_or_default().to_owned();
+    let arn = created.domain_arn().required("CreateDomain", "DomainArn")?;
     let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
     changes.record(Action::Created, format!("Studio domain {id}"));
     let pending = Step::Pending(format!("Studio domain {id} is being created"));
@@ -224,9 +220,9 @@ pub async fn ensure_user_profiles(
         }
         let current = sm.describe_user_profile().domain_id(domain_id).user_profile_name(&profile.name).send().await;
         let current = current.map_err(AwsError::from_sdk)?;
-        let arn = current.user_profile_arn().unwrap_or_default();
+        let arn = current.user_profile_arn().required("DescribeUserProfile", "UserProfileArn")?;
         let what = format!("Studio user profile {}", profile.name);
-        ensure_tags(sm, arn, &profile_tags(owner, profile), owner, &what, changes).await?;
+        ensure_tags(sm, &arn, &profile_tags(owner, profile), owner, &what, changes).await?;
         let settings = current.user_settings();
         let drifted = settings.and_then(UserSettings::execution_role) != Some(profile.role_arn.as_str())
             || settings.map(UserSettings::security_groups) != Some(std::slice::from_ref(&security_group.to_owned()));
@@ -277,7 +273,7 @@ async fn profile_owned(sm: &Client, owner: &Owner, domain_id: &str, name: &str) 
         .map_err(AwsError::from_sdk)?;
     let listed = sm
         .list_tags()
-        .resource_arn(profile.user_profile_arn().unwrap_or_default())
+        .resource_arn(profile.user_profile_arn().required("DescribeUserProfile", "UserProfileArn")?)
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
@@ -295,11 +291,11 @@ pub async fn used_home(
 ) -> Result<Option<String>, AwsError> {
     let Some(domain) = find_domain(sm, owner, name, known_id).await? else { return Ok(None) };
     let Some(efs) = domain.home_efs_file_system_id() else { return Ok(None) };
-    let id = domain.domain_id().unwrap_or_default();
-    let listed = sm.list_tags().resource_arn(domain.domain_arn().unwrap_or_default()).send().await;
+    let id = domain.domain_id().required("DescribeDomain", "DomainId")?;
+    let listed = sm.list_tags().resource_arn(domain.domain_arn().required("DescribeDomain", "DomainArn")?).send().await;
     let marked = listed.map_err(AwsError::from_sdk)?.tags().iter().any(|t| t.key() == Some(HOME_USED_TAG));
     let used = marked
-        || !list_profiles(sm, id).await?.is_empty()
+        || !list_profiles(sm, &id).await?.is_empty()
         || !sm.list_spaces().domain_id_equals(id).send().await.map_err(AwsError::from_sdk)?.spaces().is_empty();
     Ok(used.then(|| efs.to_owned()))
 }
@@ -321,11 +317,18 @@ async fn delete_profile(sm: &Client, domain_id: &str, name: &str, changes: &Chan
     if waiting {
         return Ok(Step::Pending(format!("apps and spaces of Studio user profile {name} are being deleted")));
     }
-    match sm.delete_user_profile().domain_id(domain_id).user_profile_name(name).send().await.map_err(AwsError::from_sdk)
+    match sm
+        .delete_user_profile()
+        .domain_id(domain_id)
+        .user_profile_name(name)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()
     {
-        Ok(_) => changes.record(Action::Deleted, format!("Studio user profile {name}")),
+        Ok(Some(_)) => changes.record(Action::Deleted, format!("Studio user profile {name}")),
+        Ok(None) => {}
         Err(e) if e.kind == ErrorKind::Busy => return Ok(Step::Pending(e.to_string())),
-        Err(e) if e.kind == ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
     Ok(Step::Ready(()))
@@ -402,7 +405,7 @@ pub async fn delete_domain(
     changes: &Changes,
 ) -> StepResult<()> {
     let Some(domain) = find_domain(sm, owner, name, known_id).await? else { return Ok(Step::Ready(())) };
-    let id = domain.domain_id().unwrap_or_default().to_owned();
+    let id = domain.domain_id().required("DescribeDomain", "DomainId")?;
     if domain.status() == Some(&DomainStatus::Deleting) {
         return Ok(Step::Pending(format!("Studio domain {id} is being deleted")));
     }

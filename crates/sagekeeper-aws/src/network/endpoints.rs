@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
 
 use super::observe::Observed;
 use super::{Groups, NetworkPlan, S3_ENDPOINT, tag_spec};
-use crate::errors::AwsError;
+use crate::errors::{AwsError, Required};
 use crate::steps::{Action, Changes, Step, StepResult};
 
 /// Converges all endpoints; ready with their ids once every one is available.
@@ -102,7 +102,7 @@ async fn ensure_endpoint(
     let Some(current) = seen.endpoints.iter().find(|e| seen.is(e.tags(), &component)) else {
         return create(ec2, plan, vpc_id, wanted, &component, changes).await;
     };
-    let id = current.vpc_endpoint_id().unwrap_or_default().to_owned();
+    let id = current.vpc_endpoint_id().required("DescribeVpcEndpoints", "VpcEndpointId")?;
     let groups: Vec<String> = current.groups().iter().filter_map(|g| g.group_id()).map(str::to_owned).collect();
     let (add_rt, remove_rt) = set_diff(wanted.route_tables, current.route_table_ids());
     let (add_subnet, remove_subnet) = set_diff(wanted.subnets, current.subnet_ids());
@@ -164,7 +164,7 @@ async fn create(
         .await
         .map_err(AwsError::from_sdk)?;
     let endpoint = created.vpc_endpoint();
-    let id = endpoint.and_then(|e| e.vpc_endpoint_id()).unwrap_or_default().to_owned();
+    let id = endpoint.and_then(|e| e.vpc_endpoint_id()).required("CreateVpcEndpoint", "VpcEndpointId")?;
     changes.record(Action::Created, format!("VPC endpoint {id} ({})", wanted.key));
     let available = endpoint.and_then(|e| e.state()).is_some_and(|s| s.as_str().eq_ignore_ascii_case("available"));
     Ok((id.clone(), (!available).then(|| format!("VPC endpoint {id} ({}) is being created", wanted.key))))

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 
 use super::observe::Observed;
 use super::{NetworkPlan, create_subnet, ensure_association, ensure_route_table, tag_spec};
-use crate::errors::AwsError;
+use crate::errors::{AwsError, Required};
 use crate::steps::{Action, Changes, Step, StepResult};
 
 const ANYWHERE: &str = "0.0.0.0/0";
@@ -61,12 +61,15 @@ async fn ensure_internet_gateway(
     changes: &Changes,
 ) -> Result<String, AwsError> {
     if let Some(igw) = seen.internet_gateways.iter().find(|g| seen.is(g.tags(), "internet-gateway")) {
-        return Ok(igw.internet_gateway_id().unwrap_or_default().to_owned());
+        return igw.internet_gateway_id().required("DescribeInternetGateways", "InternetGatewayId");
     }
     let spec =
         tag_spec(ResourceType::InternetGateway, &plan.owner.tags("internet-gateway"), &format!("{}-igw", plan.name));
     let created = ec2.create_internet_gateway().tag_specifications(spec).send().await.map_err(AwsError::from_sdk)?;
-    let id = created.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap_or_default().to_owned();
+    let id = created
+        .internet_gateway()
+        .and_then(|g| g.internet_gateway_id())
+        .required("CreateInternetGateway", "InternetGatewayId")?;
     ec2.attach_internet_gateway().internet_gateway_id(&id).vpc_id(vpc_id).send().await.map_err(AwsError::from_sdk)?;
     changes.record(Action::Created, format!("internet gateway {id}"));
     Ok(id)
@@ -83,7 +86,7 @@ async fn ensure_nat(
 ) -> StepResult<String> {
     let component = format!("nat/{zone}");
     if let Some(nat) = seen.nat_gateways.iter().find(|n| seen.is(n.tags(), &component)) {
-        let id = nat.nat_gateway_id().unwrap_or_default().to_owned();
+        let id = nat.nat_gateway_id().required("DescribeNatGateways", "NatGatewayId")?;
         return Ok(match nat.state().map(|s| s.as_str()) {
             Some("available") => Step::Ready(id),
             state => Step::Pending(format!("NAT gateway {id} is {}", state.unwrap_or("unknown"))),
@@ -91,7 +94,7 @@ async fn ensure_nat(
     }
     let eip_component = format!("eip/{zone}");
     let allocation = match seen.addresses.iter().find(|a| seen.is(a.tags(), &eip_component)) {
-        Some(address) => address.allocation_id().unwrap_or_default().to_owned(),
+        Some(address) => address.allocation_id().required("DescribeAddresses", "AllocationId")?,
         None => {
             let spec = tag_spec(
                 ResourceType::ElasticIp,
@@ -105,7 +108,7 @@ async fn ensure_nat(
                 .send()
                 .await
                 .map_err(AwsError::from_sdk)?;
-            let id = allocated.allocation_id().unwrap_or_default().to_owned();
+            let id = allocated.allocation_id().required("AllocateAddress", "AllocationId")?;
             changes.record(Action::Created, format!("Elastic IP {id}"));
             id
         }
@@ -120,7 +123,7 @@ async fn ensure_nat(
         .await
         .map_err(AwsError::from_sdk)?;
     let nat = created.nat_gateway();
-    let id = nat.and_then(|n| n.nat_gateway_id()).unwrap_or_default().to_owned();
+    let id = nat.and_then(|n| n.nat_gateway_id()).required("CreateNatGateway", "NatGatewayId")?;
     changes.record(Action::Created, format!("NAT gateway {id}"));
     Ok(match nat.and_then(|n| n.state()).map(|s| s.as_str()) {
         Some("available") => Step::Ready(id),

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag, TagSpecification, VpcAttributeName};
 
-use crate::errors::AwsError;
+use crate::errors::{AwsError, Required};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 pub use observe::Observed;
 use rules::{Peer, Rule};
@@ -145,7 +145,7 @@ async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
                 .await
                 .map_err(AwsError::from_sdk)?;
             let vpc = created.vpc();
-            let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_owned();
+            let id = vpc.and_then(|v| v.vpc_id()).required("CreateVpc", "VpcId")?;
             changes.record(Action::Created, format!("VPC {id}"));
             (id, vpc.map(|v| v.tags().to_vec()).unwrap_or_default())
         }
@@ -268,7 +268,7 @@ async fn create_subnet(
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    let id = created.subnet().and_then(|s| s.subnet_id()).unwrap_or_default().to_owned();
+    let id = created.subnet().and_then(|s| s.subnet_id()).required("CreateSubnet", "SubnetId")?;
     changes.record(Action::Created, format!("subnet {id} ({cidr} in {zone})"));
     Ok(id)
 }
@@ -292,7 +292,7 @@ async fn ensure_route_table(
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    let id = created.route_table().and_then(|r| r.route_table_id()).unwrap_or_default().to_owned();
+    let id = created.route_table().and_then(|r| r.route_table_id()).required("CreateRouteTable", "RouteTableId")?;
     changes.record(Action::Created, format!("route table {id}"));
     Ok(id)
 }
@@ -367,7 +367,7 @@ async fn ensure_group(
 ) -> Result<String, AwsError> {
     let component = format!("security-group/{role}");
     if let Some(group) = seen.group(&component) {
-        return Ok(group.group_id().unwrap_or_default().to_owned());
+        return group.group_id().required("DescribeSecurityGroups", "GroupId");
     }
     if let Some(foreign) = seen.foreign_group_named(name) {
         let tags = foreign.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
@@ -382,7 +382,7 @@ async fn ensure_group(
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    let id = created.group_id().unwrap_or_default().to_owned();
+    let id = created.group_id().required("CreateSecurityGroup", "GroupId")?;
     changes.record(Action::Created, format!("security group {id} ({role})"));
     Ok(id)
 }

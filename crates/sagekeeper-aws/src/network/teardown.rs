@@ -8,7 +8,7 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{RouteTable, SecurityGroup};
 
 use super::observe::{self, Observed};
-use crate::errors::{AwsError, ErrorKind};
+use crate::errors::{AwsError, ErrorKind, Required};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// The tag SageMaker puts on the security groups it makes for a domain's home file system.
@@ -62,7 +62,7 @@ async fn delete_vpc(ec2: &Client, vpc_id: &str, seen: &Observed, changes: &Chang
         .collect();
     // Rules first: groups that reference each other cannot be deleted one by one otherwise.
     for group in &groups {
-        let id = group.group_id().unwrap_or_default();
+        let id = &group.group_id().required("DescribeSecurityGroups", "GroupId")?;
         if !group.ip_permissions().is_empty() {
             let call = ec2
                 .revoke_security_group_ingress()
@@ -79,7 +79,7 @@ async fn delete_vpc(ec2: &Client, vpc_id: &str, seen: &Observed, changes: &Chang
         }
     }
     for group in &groups {
-        let id = group.group_id().unwrap_or_default();
+        let id = &group.group_id().required("DescribeSecurityGroups", "GroupId")?;
         if let Some(why) =
             pending_on_busy(ec2.delete_security_group().group_id(id).send().await.map_err(AwsError::from_sdk))?
         {
@@ -88,7 +88,7 @@ async fn delete_vpc(ec2: &Client, vpc_id: &str, seen: &Observed, changes: &Chang
         changes.record(Action::Deleted, format!("security group {id}"));
     }
     for subnet in seen.subnets.iter().filter(|s| seen.owns(s.tags())) {
-        let id = subnet.subnet_id().unwrap_or_default();
+        let id = &subnet.subnet_id().required("DescribeSubnets", "SubnetId")?;
         if let Some(why) = pending_on_busy(ec2.delete_subnet().subnet_id(id).send().await.map_err(AwsError::from_sdk))?
         {
             return Ok(Step::Pending(why));
@@ -129,7 +129,7 @@ pub(crate) async fn delete_public_side(
         return Ok(Some(format!("NAT gateways {} are being deleted", nats.join(", "))));
     }
     for address in seen.addresses.iter().filter(|a| seen.owns(a.tags())) {
-        let id = address.allocation_id().unwrap_or_default();
+        let id = &address.allocation_id().required("DescribeAddresses", "AllocationId")?;
         if let Some(why) =
             pending_on_busy(ec2.release_address().allocation_id(id).send().await.map_err(AwsError::from_sdk))?
         {
@@ -146,7 +146,7 @@ pub(crate) async fn delete_public_side(
         observe::tag(s.tags(), sagekeeper_api::naming::COMPONENT_TAG).is_some_and(|c| c.starts_with("subnet/public/"))
             && seen.owns(s.tags())
     }) {
-        let id = subnet.subnet_id().unwrap_or_default();
+        let id = &subnet.subnet_id().required("DescribeSubnets", "SubnetId")?;
         if let Some(why) = pending_on_busy(ec2.delete_subnet().subnet_id(id).send().await.map_err(AwsError::from_sdk))?
         {
             return Ok(Some(why));
@@ -154,7 +154,7 @@ pub(crate) async fn delete_public_side(
         changes.record(Action::Deleted, format!("subnet {id}"));
     }
     for igw in seen.internet_gateways.iter().filter(|g| seen.owns(g.tags())) {
-        let id = igw.internet_gateway_id().unwrap_or_default();
+        let id = &igw.internet_gateway_id().required("DescribeInternetGateways", "InternetGatewayId")?;
         for attachment in igw.attachments().iter().filter_map(|a| a.vpc_id()) {
             ec2.detach_internet_gateway()
                 .internet_gateway_id(id)
@@ -171,7 +171,7 @@ pub(crate) async fn delete_public_side(
 
 /// Disassociates a route table from its subnets, then deletes it; returns what it waits for.
 async fn delete_route_table(ec2: &Client, table: &RouteTable, changes: &Changes) -> Result<Option<String>, AwsError> {
-    let id = table.route_table_id().unwrap_or_default();
+    let id = &table.route_table_id().required("DescribeRouteTables", "RouteTableId")?;
     for association in table.associations().iter().filter(|a| a.main() != Some(true)) {
         let Some(association) = association.route_table_association_id() else { continue };
         let result =
