@@ -515,7 +515,8 @@ async fn training_job(
         AlgorithmSpecification, OutputDataConfig, ResourceConfig, StoppingCondition, TrainingInputMode,
         TrainingInstanceType, VpcConfig,
     };
-    sm.create_training_job()
+    let created = sm
+        .create_training_job()
         .training_job_name(name)
         .role_arn(role)
         .algorithm_specification(
@@ -542,9 +543,8 @@ async fn training_job(
         )
         .enable_inter_container_traffic_encryption(encrypted)
         .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or_default()))
+        .await;
+    outcome(created)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,7 +669,8 @@ async fn model(
     (subnets, groups): (&[String], &[String]),
 ) -> Result<(), String> {
     use sagekeeper_aws::sdk::sagemaker::types::{ContainerDefinition, VpcConfig};
-    sm.create_model()
+    let created = sm
+        .create_model()
         .model_name(name)
         .execution_role_arn(role)
         .primary_container(ContainerDefinition::builder().image(image).build())
@@ -680,9 +681,8 @@ async fn model(
                 .build(),
         )
         .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or_default()))
+        .await;
+    outcome(created)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -736,6 +736,17 @@ async fn broad_user(t: &TestEnv, account: &str, name: &str, actions: &[&str]) ->
     TestEnv::clients_for(&t.aws_config(&t.emulator.user_credentials(account, name)).await)
 }
 
+/// Marks a request as passing through VPC endpoint `vpce`, when given (the emulator's test header).
+fn through(
+    vpce: Option<String>,
+) -> impl Fn(&mut sagekeeper_aws::sdk::sagemaker::config::http::HttpRequest) + Send + Sync {
+    move |req| {
+        if let Some(v) = &vpce {
+            req.headers_mut().insert("x-emulator-source-vpce", v.clone());
+        }
+    }
+}
+
 /// `Ok` when allowed, else the refusal's code and message.
 fn outcome<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> Result<(), String> {
     result.map(|_| ()).map_err(|e| format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or_default()))
@@ -776,26 +787,13 @@ async fn the_environments_endpoints_admit_only_its_accounts_on_either_side() {
         foreign.put_model_package_group_policy().model_package_group_name("shared").resource_policy(share.to_string());
     share.send().await.unwrap();
 
-    let list_domains = |c: &AccountClients, vpce: Option<String>| {
-        c.sagemaker.list_domains().customize().mutate_request(move |req| {
-            if let Some(v) = &vpce {
-                req.headers_mut().insert("x-emulator-source-vpce", v.clone());
-            }
-        })
-    };
+    let list_domains =
+        |c: &AccountClients, vpce: Option<String>| c.sagemaker.list_domains().customize().mutate_request(through(vpce));
     let describe_package = |c: &AccountClients, vpce: Option<String>| {
-        c.sagemaker.describe_model_package().model_package_name(&package).customize().mutate_request(move |req| {
-            if let Some(v) = &vpce {
-                req.headers_mut().insert("x-emulator-source-vpce", v.clone());
-            }
-        })
+        c.sagemaker.describe_model_package().model_package_name(&package).customize().mutate_request(through(vpce))
     };
     let describe_key = |c: &AccountClients, key: &str, vpce: Option<String>| {
-        c.kms.describe_key().key_id(key).customize().mutate_request(move |req| {
-            if let Some(v) = &vpce {
-                req.headers_mut().insert("x-emulator-source-vpce", v.clone());
-            }
-        })
+        c.kms.describe_key().key_id(key).customize().mutate_request(through(vpce))
     };
     let no_endpoint_policy = |result: Result<(), String>, what: &str| {
         let refusal = result.expect_err(&format!("{what} went through"));
