@@ -194,3 +194,45 @@ async fn a_quota_error_is_stalled_with_the_aws_code_and_recovers_once_fixed() {
     t.poke(&api, "fraud").await;
     t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_in_a_target_account_holds_back_only_what_needs_it_and_names_the_account() {
+    let t = TestEnv::new("denied-target").await;
+    let _controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), None).await;
+    for (name, n) in [("dev", 1), ("staging", 2), ("prod", 3)] {
+        ready_account(&t, name, n, &t.namespace).await;
+    }
+    // IAM refuses sagekeeper everything in the staging account, as a missing deployer policy would.
+    let fault = t.emulator.fault(json!({"operation": "*", "service": "iam", "account": t.account(2),
+        "code": "AccessDenied", "httpStatus": 403,
+        "message": "User is not authorized to perform this iam action"}));
+    let api = t.api::<DataScienceEnvironment>();
+    api.create(&Default::default(), &crate::environments::environment_manifest(&t)).await.unwrap();
+    let env =
+        t.wait_condition_for(&api, "fraud", "Stalled", "True", Some("AccessDenied"), Duration::from_secs(120)).await;
+    let list = env.conditions();
+    let condition = |name: &str| conditions::find(list, name).unwrap_or_else(|| panic!("no {name}: {list:?}"));
+    // The dev account's Studio, network and roles, and the production account, converged anyway.
+    for ready in ["NetworkReady", "IdentityReady", "StudioReady"] {
+        assert_eq!(condition(ready).status, "True", "{ready}: {}", condition(ready).message);
+    }
+    let status = env.status.clone().unwrap();
+    assert!(status.studio.as_ref().and_then(|s| s.domain_id.clone()).is_some(), "no domain: {status:?}");
+    let prod = status.target_accounts.iter().find(|a| a.stage == "production").unwrap();
+    assert!(prod.ready, "the production account waited for staging: {prod:?}");
+    // The refusal itself is reported: account, resource and AWS code.
+    let targets = condition("TargetAccountsReady");
+    assert_eq!((targets.status.as_str(), targets.reason.as_str()), ("False", "AccessDenied"));
+    let staging = t.name("staging");
+    assert!(targets.message.starts_with("AccessDenied: IAM role"), "{}", targets.message);
+    assert!(targets.message.contains(&format!("account {staging} for stage staging")), "{}", targets.message);
+    assert!(targets.message.contains("step TargetRole"), "{}", targets.message);
+    // What needs the staging role (the s3 key policy) says what it waits for.
+    let encryption = condition("EncryptionReady");
+    assert_eq!(encryption.status, "False");
+    assert!(encryption.message.contains("which failed: AccessDenied"), "{}", encryption.message);
+    // Once IAM admits sagekeeper, the environment converges.
+    t.emulator.remove_fault(&fault);
+    t.poke(&api, "fraud").await;
+    t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
+}

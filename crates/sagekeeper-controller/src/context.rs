@@ -22,6 +22,8 @@ pub struct Settings {
     pub pending_interval: Duration,
     /// How often a project re-reads its registry (latest versions) and its running pipeline run.
     pub poll_interval: Duration,
+    /// At most this many plan steps at once per AWS account and service, across all objects.
+    pub aws_concurrency: usize,
     /// Watch only objects with these labels (sharding; tests use it to isolate controllers).
     pub label_selector: Option<String>,
     /// The controller's name in events.
@@ -34,6 +36,7 @@ impl Default for Settings {
             drift_interval: Duration::from_secs(600),
             pending_interval: Duration::from_secs(10),
             poll_interval: Duration::from_secs(60),
+            aws_concurrency: 4,
             label_selector: None,
             instance: "sagekeeper".into(),
         }
@@ -57,6 +60,7 @@ pub(crate) struct Context {
     pub(crate) metrics: Metrics,
     pub(crate) settings: Settings,
     pub(crate) recorder: Recorder,
+    pub(crate) lanes: crate::steps::Lanes,
     failures: Mutex<HashMap<String, u32>>,
     full_checks: Mutex<HashMap<String, (std::time::Instant, u64)>>,
     converged: Mutex<HashMap<String, u64>>,
@@ -78,6 +82,7 @@ impl Context {
     ) -> Self {
         let reporter = Reporter { controller: "sagekeeper".into(), instance: Some(settings.instance.clone()) };
         let recorder = Recorder::new(client.clone(), reporter);
+        let lanes = crate::steps::Lanes::new(settings.aws_concurrency);
         Self {
             client,
             sessions,
@@ -85,6 +90,7 @@ impl Context {
             metrics,
             settings,
             recorder,
+            lanes,
             failures: Mutex::default(),
             full_checks: Mutex::default(),
             converged: Mutex::default(),

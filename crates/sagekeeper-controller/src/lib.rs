@@ -6,6 +6,7 @@ mod account;
 mod context;
 mod deployment;
 mod environment;
+mod fold;
 pub mod leader;
 mod lifecycle;
 pub mod metrics;
@@ -13,6 +14,7 @@ mod project;
 mod relations;
 mod resolve;
 mod run;
+mod steps;
 
 pub use context::Settings;
 pub use leader::LeaseSettings;

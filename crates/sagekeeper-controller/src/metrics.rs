@@ -18,6 +18,8 @@ pub struct Metrics {
     duration: HistogramVec,
     longest: GaugeVec,
     leader: IntGauge,
+    step_duration: HistogramVec,
+    step_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -39,11 +41,22 @@ impl Metrics {
             &["kind"],
         )?;
         let leader = IntGauge::new("sagekeeper_leader", "1 while this replica holds the leader lease")?;
+        let step_duration = HistogramVec::new(
+            HistogramOpts::new("sagekeeper_step_duration_seconds", "Duration of one plan step by kind and step")
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["kind", "step"],
+        )?;
+        let step_failures = IntCounterVec::new(
+            Opts::new("sagekeeper_step_failures_total", "Failed plan steps by kind, step and error category"),
+            &["kind", "step", "category"],
+        )?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(longest.clone()))?;
         registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(step_duration.clone()))?;
+        registry.register(Box::new(step_failures.clone()))?;
         let aws = AwsCallMetrics::register(&registry)?;
         // Every kind's series exists from the start, so dashboards see 0 rather than nothing.
         for kind in ["AwsAccount", "DataScienceEnvironment", "MLOpsProject", "ModelDeployment"] {
@@ -51,7 +64,7 @@ impl Metrics {
             duration.with_label_values(&[kind]);
             longest.with_label_values(&[kind]);
         }
-        Ok(Self { registry, aws, reconciles, errors, duration, longest, leader })
+        Ok(Self { registry, aws, reconciles, errors, duration, longest, leader, step_duration, step_failures })
     }
 
     /// Counts one reconcile of `kind` and times it until the guard drops.
@@ -67,6 +80,15 @@ impl Metrics {
     /// Counts one reconcile error of `kind` in a fixed `category`.
     pub(crate) fn error(&self, kind: &str, category: &str) {
         self.errors.with_label_values(&[kind, category]).inc();
+    }
+
+    /// Records one run of a plan step; `step` is the step enum's variant name (bounded), and
+    /// `failure` the error category if it failed.
+    pub(crate) fn step(&self, kind: &str, step: &str, took: std::time::Duration, failure: Option<&str>) {
+        self.step_duration.with_label_values(&[kind, step]).observe(took.as_secs_f64());
+        if let Some(category) = failure {
+            self.step_failures.with_label_values(&[kind, step, category]).inc();
+        }
     }
 
     /// Records whether this replica leads.

@@ -65,6 +65,10 @@ struct RunArgs {
     /// looked at again.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pending_interval_seconds: u64,
+    /// Plan steps run at once per AWS account and service, across all objects: keeps bursts
+    /// under AWS's per-account rate limits.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    aws_concurrency: u64,
     /// Reconcile only objects with these labels, e.g. `shard=a` (sharding across controllers).
     #[arg(long, env = "SAGEKEEPER_WATCH_LABEL_SELECTOR")]
     watch_label_selector: Option<String>,
@@ -123,6 +127,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         drift_interval: Duration::from_secs(args.drift_interval_seconds),
         poll_interval: Duration::from_secs(args.poll_interval_seconds),
         pending_interval: Duration::from_secs(args.pending_interval_seconds),
+        aws_concurrency: usize::try_from(args.aws_concurrency).unwrap_or(4),
         label_selector: args.watch_label_selector,
         instance: identity.clone(),
     };

@@ -10,9 +10,9 @@ use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
 use super::observe::Observed;
 use super::{Groups, NetworkPlan, S3_ENDPOINT, tag_spec};
 use crate::errors::{AwsError, Required};
-use crate::steps::{Action, Changes, Step, StepResult};
+use crate::steps::{Action, Changes};
 
-/// Converges all endpoints; ready with their ids once every one is available.
+/// Converges all endpoints: their ids by key, and what is still being created (if any).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn ensure_endpoints(
     ec2: &Client,
@@ -23,7 +23,7 @@ pub(crate) async fn ensure_endpoints(
     route_tables: &[String],
     groups: &Groups,
     changes: &Changes,
-) -> StepResult<BTreeMap<String, String>> {
+) -> Result<(BTreeMap<String, String>, Option<String>), AwsError> {
     let mut ids = BTreeMap::new();
     let mut pending = None;
     let gateway = Wanted {
@@ -71,7 +71,7 @@ pub(crate) async fn ensure_endpoints(
             .map_err(AwsError::from_sdk)?;
         changes.record(Action::Deleted, format!("VPC endpoints {}", extra.join(", ")));
     }
-    Ok(pending.map_or(Step::Ready(ids), Step::Pending))
+    Ok((ids, pending))
 }
 
 struct Wanted<'a> {

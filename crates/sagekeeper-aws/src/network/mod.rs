@@ -84,17 +84,20 @@ pub struct NetworkOutputs {
     pub private_subnet_ids: Vec<String>,
     /// Public subnets (NAT only), in zone order.
     pub public_subnet_ids: Vec<String>,
-    /// `workloads` and `endpoints` group ids.
-    pub security_group_ids: BTreeMap<String, String>,
+    /// The security groups.
+    pub groups: Groups,
     /// Endpoint ids by key (`s3` for the gateway).
     pub endpoint_ids: BTreeMap<String, String>,
+    /// What AWS is still creating (NAT gateways, endpoints): the ids above exist and may be
+    /// named in policies, but traffic does not flow yet.
+    pub waiting: Option<String>,
 }
 
 /// The key under which the S3 gateway endpoint is reported.
 pub const S3_ENDPOINT: &str = "s3";
 
-/// Converges the network of one account and reports its ids. Pending while NAT gateways or
-/// endpoints are still being created.
+/// Converges the network of one account and reports its ids, with what AWS is still creating
+/// (NAT gateways, endpoints) in `waiting`.
 pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> StepResult<NetworkOutputs> {
     let (vpc_id, vpc_tags) = ensure_vpc(ec2, plan, changes).await?;
     let seen = observe::observe(ec2, &vpc_id, &plan.owner).await?;
@@ -110,18 +113,12 @@ pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes)
     let endpoints =
         endpoints::ensure_endpoints(ec2, plan, &vpc_id, &seen, &private_subnet_ids, &route_tables, &groups, changes)
             .await?;
-    let (public_subnet_ids, endpoint_ids) = match (internet, endpoints) {
-        (Step::Ready(public), Step::Ready(ids)) => (public, ids),
-        (Step::Pending(why), _) | (_, Step::Pending(why)) => return Ok(Step::Pending(why)),
+    let (endpoint_ids, endpoints_pending) = endpoints;
+    let (public_subnet_ids, waiting) = match internet {
+        Step::Ready(public) => (public, endpoints_pending),
+        Step::Pending(why) => (Vec::new(), Some(why)),
     };
-    Ok(Step::Ready(NetworkOutputs {
-        vpc_id,
-        private_subnet_ids,
-        public_subnet_ids,
-        security_group_ids: [("workloads".to_owned(), groups.workloads), ("endpoints".to_owned(), groups.endpoints)]
-            .into(),
-        endpoint_ids,
-    }))
+    Ok(Step::Ready(NetworkOutputs { vpc_id, private_subnet_ids, public_subnet_ids, groups, endpoint_ids, waiting }))
 }
 
 /// The VPC with our owner uid (created if missing), with DNS support and host names on.
@@ -318,10 +315,12 @@ async fn ensure_association(
 }
 
 /// The ids of the two security groups.
-#[derive(Clone, Debug)]
-struct Groups {
-    workloads: String,
-    endpoints: String,
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Groups {
+    /// Jobs, notebooks, Studio, endpoints' containers.
+    pub workloads: String,
+    /// The interface endpoints.
+    pub endpoints: String,
 }
 
 /// Both groups, with exactly the rules the environment needs. `workloads` talks to itself;

@@ -1,16 +1,17 @@
 //! DataScienceEnvironment reconciler: resolve the dev and target accounts (existence, tenancy,
-//! region, readiness), plan every resource, converge them in dependency order, and report one
-//! condition per component. Deletion waits while projects name the environment.
+//! region, readiness), plan every resource as a graph of steps, run it, and fold the results
+//! into one condition per component. Deletion waits while projects name the environment.
 
-mod converge;
 mod plan;
+mod run;
+mod status;
 mod teardown;
 
 use kube::ResourceExt;
 use std::sync::Arc;
 
 use sagekeeper_api::AwsAccount;
-use sagekeeper_api::conditions::{self, Component, ComponentState, Outcome, Reason};
+use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
 use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus};
 use sagekeeper_aws::steps::Action;
 
@@ -73,9 +74,12 @@ impl Kind for DataScienceEnvironment {
             }
         };
         let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
-        let converged = converge::converge(ctx, &plan, &status).await;
-        let outcome = overall(&converged.components);
-        let mut status = converged.status;
+        let changes = sagekeeper_aws::steps::Changes::default();
+        let results = run::run(ctx, &plan, &status, &changes).await;
+        let changes = changes.take();
+        let folded = status::fold(&plan, &status, &results);
+        let outcome = folded.outcome;
+        let mut status = folded.status;
         // Removed tag keys are forgotten only once a pass took them off everything.
         let mut tag_keys: std::collections::BTreeSet<String> = self.spec.tags.keys().cloned().collect();
         if !outcome.is_ready() {
@@ -95,17 +99,17 @@ impl Kind for DataScienceEnvironment {
         }
         // A pass that failed somewhere but still made progress is not backed off: the backoff
         // is for an object that gets nowhere, not for one throttled now and then.
-        let retry = match converged.retry {
-            Retry::Backoff if !converged.changes.is_empty() => Retry::Pending,
+        let retry = match folded.retry {
+            Retry::Backoff if !changes.is_empty() => Retry::Pending,
             retry => retry,
         };
         Ok(Report {
             status,
             outcome,
-            components: converged.components,
+            components: folded.components,
             retry,
-            failure: converged.failure,
-            notes: notes(&converged.changes, was_ready),
+            failure: folded.failure,
+            notes: notes(&changes, was_ready),
             extra: Vec::new(),
         })
     }
@@ -195,18 +199,6 @@ async fn resolve_accounts(env: &DataScienceEnvironment, ctx: &Context) -> Result
         }
     }
     Ok(Ok((dev, targets)))
-}
-
-/// The environment's outcome from its components: the first stalled one stalls it, else the
-/// first not ready keeps it progressing, else it is ready.
-fn overall(components: &[ComponentState]) -> Outcome {
-    if let Some(stalled) = components.iter().find(|c| matches!(c.outcome, Outcome::Stalled { .. })) {
-        return stalled.outcome.clone();
-    }
-    if let Some(waiting) = components.iter().find(|c| !c.outcome.is_ready()) {
-        return waiting.outcome.clone();
-    }
-    Outcome::Ready { message: "network, keys, buckets, roles, Studio and target accounts converged".into() }
 }
 
 /// The accounts to clean up in: the dev account and the target accounts the status records

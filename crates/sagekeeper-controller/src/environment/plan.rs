@@ -320,8 +320,121 @@ fn partition_of(role_arn: Option<&str>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use serde_json::json;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn account(name: &str, id: &str) -> Arc<AwsAccount> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "sagekeeper.io/v1alpha1", "kind": "AwsAccount", "metadata": {"name": name},
+                "spec": {"accountId": id, "roleArn": format!("arn:aws:iam::{id}:role/sagekeeper-deployer"), "namespaceSelector": {}}
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// The plan of an environment with a dev account, staging and production, and `profiles`.
+    pub(crate) fn example(profiles: serde_json::Value) -> Plan {
+        let env: DataScienceEnvironment = serde_json::from_value(json!({
+            "apiVersion": "sagekeeper.io/v1alpha1", "kind": "DataScienceEnvironment",
+            "metadata": {"name": "fraud", "namespace": "team-a", "uid": "u-1"},
+            "spec": {"account": "dev", "region": "us-east-1", "studio": {"userProfiles": profiles},
+                     "targetAccounts": {"staging": ["staging"], "production": ["prod"]}}
+        }))
+        .unwrap();
+        let targets = [
+            ("staging".to_owned(), account("staging", "222222222222")),
+            ("production".to_owned(), account("prod", "333333333333")),
+        ];
+        let zones = ["us-east-1a".to_owned(), "us-east-1b".to_owned()];
+        plan(&env, &account("dev", "111111111111"), &targets, &zones, &[])
+    }
+
+    /// Every step `id` waits for, directly or through others.
+    fn upstream(graph: &[(EnvStep, Vec<EnvStep>)], id: &EnvStep) -> BTreeSet<EnvStep> {
+        let needs: BTreeMap<&EnvStep, &Vec<EnvStep>> = graph.iter().map(|(id, n)| (id, n)).collect();
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![id.clone()];
+        while let Some(next) = todo.pop() {
+            for need in needs.get(&next).copied().into_iter().flatten() {
+                if seen.insert(need.clone()) {
+                    todo.push(need.clone());
+                }
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn the_studio_domain_waits_only_for_the_dev_network_studio_key_and_execution_role() {
+        let plan = example(json!([{"name": "alice", "persona": "DataScientist"}]));
+        let graph = plan.graph(&[]);
+        let before = upstream(&graph, &EnvStep::Domain);
+        assert!(before.iter().all(|s| s.target().is_none()), "the domain waits for a target account: {before:?}");
+        let expected: BTreeSet<EnvStep> = [
+            EnvStep::Network,
+            EnvStep::Key(KeyPurpose::Ebs),
+            EnvStep::Key(KeyPurpose::Studio),
+            EnvStep::Key(KeyPurpose::S3),
+            EnvStep::KeyPolicy(KeyPurpose::Studio),
+            EnvStep::Role(RoleKind::Execution),
+            EnvStep::Role(RoleKind::Persona(Persona::DataScientist)),
+        ]
+        .into();
+        assert_eq!(before, expected, "endpoint availability and unrelated roles never hold the domain back");
+    }
+
+    #[test]
+    fn the_s3_key_policy_and_models_bucket_wait_for_every_accounts_role_and_network() {
+        let plan = example(json!([]));
+        let graph = plan.graph(&[]);
+        for id in [EnvStep::KeyPolicy(KeyPurpose::S3), EnvStep::Bucket(BucketPurpose::Models)] {
+            let before = upstream(&graph, &id);
+            for account in ["staging", "prod"] {
+                assert!(before.contains(&EnvStep::TargetRole(account.into())), "{id:?} names {account}'s role");
+                assert!(before.contains(&EnvStep::TargetNetwork(account.into())), "{id:?} names {account}'s endpoints");
+            }
+        }
+        let data = upstream(&graph, &EnvStep::Bucket(BucketPurpose::Data));
+        assert!(!data.iter().any(|s| matches!(s, EnvStep::TargetRole(_))), "the data bucket names no target role");
+    }
+
+    #[test]
+    fn a_target_account_waits_for_nothing_of_another_target_account() {
+        let plan = example(json!([]));
+        let graph = plan.graph(&[]);
+        for (id, _) in graph.iter().filter(|(id, _)| id.target() == Some("prod")) {
+            let before = upstream(&graph, id);
+            assert!(before.iter().all(|s| s.target() != Some("staging")), "{id:?} waits for staging: {before:?}");
+        }
+    }
+
+    #[test]
+    fn every_need_is_a_step_and_the_graph_has_no_cycle() {
+        for profiles in [json!([]), json!([{"name": "bob", "persona": "TeamAdmin"}])] {
+            let plan = example(profiles);
+            let graph = plan.graph(&["old".to_owned()]);
+            let ids: BTreeSet<&EnvStep> = graph.iter().map(|(id, _)| id).collect();
+            assert_eq!(ids.len(), graph.len(), "a step is declared twice");
+            for (id, needs) in &graph {
+                assert!(needs.iter().all(|n| ids.contains(n)), "{id:?} needs an undeclared step: {needs:?}");
+                assert!(!upstream(&graph, id).contains(id), "{id:?} waits for itself");
+            }
+            assert!(ids.contains(&EnvStep::RemoveTarget("old".into())));
+        }
+    }
+
+    #[test]
+    fn a_persona_no_profile_uses_is_removed_and_nothing_waits_for_it() {
+        let plan = example(json!([{"name": "alice", "persona": "DataScientist"}]));
+        let graph = plan.graph(&[]);
+        let team_admin = EnvStep::Role(RoleKind::Persona(Persona::TeamAdmin));
+        let (_, needs) = graph.iter().find(|(id, _)| *id == team_admin).unwrap();
+        assert!(needs.is_empty(), "removing a role needs nothing: {needs:?}");
+        assert!(graph.iter().all(|(_, needs)| !needs.contains(&team_admin)), "something waits for a removed role");
+    }
 
     #[test]
     fn assumed_role_sessions_become_their_role() {
@@ -360,5 +473,205 @@ mod tests {
             sagekeeper_policy::endpoints::interface_policy("aws", "eu-west-1", "notebook", &accounts)
         );
         assert!(DEFAULT_ENDPOINTS.contains(&"sagemaker.featurestore-runtime") && DEFAULT_ENDPOINTS.len() == 12);
+    }
+}
+
+/// A dev key, by what it encrypts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum KeyPurpose {
+    Ebs,
+    Studio,
+    S3,
+}
+
+impl KeyPurpose {
+    /// All three, in order.
+    pub(crate) const ALL: [Self; 3] = [Self::Ebs, Self::Studio, Self::S3];
+
+    /// Its name in aliases, components and messages.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::Ebs => "ebs",
+            Self::Studio => "studio",
+            Self::S3 => "s3",
+        }
+    }
+}
+
+/// A dev role, by what it is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum RoleKind {
+    Execution,
+    Pipeline,
+    ModelExecution,
+    Persona(Persona),
+}
+
+impl RoleKind {
+    /// All of them, in order.
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Execution,
+        Self::Pipeline,
+        Self::ModelExecution,
+        Self::Persona(Persona::DataScientist),
+        Self::Persona(Persona::TeamAdmin),
+    ];
+}
+
+/// A dev bucket, by what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum BucketPurpose {
+    Data,
+    Models,
+}
+
+/// One step of an environment. Target steps carry the AwsAccount's name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum EnvStep {
+    /// The dev VPC, subnets, route tables, security groups and VPC endpoints (their ids).
+    Network,
+    /// Waits until the dev network's NAT gateways and VPC endpoints are available.
+    NetworkAvailable,
+    /// A dev key with its administrative policy.
+    Key(KeyPurpose),
+    /// A dev role: ensured when in use, removed when a persona is no longer used.
+    Role(RoleKind),
+    /// A dev key's full policy, naming the roles (and for s3, every VPC endpoint).
+    KeyPolicy(KeyPurpose),
+    /// A dev bucket with its policy.
+    Bucket(BucketPurpose),
+    /// The Studio domain (removed when Studio is disabled).
+    Domain,
+    /// Waits until the domain is InService.
+    DomainInService,
+    /// The domain's user profiles.
+    UserProfiles,
+    /// A target account's network.
+    TargetNetwork(String),
+    /// Waits until a target network's VPC endpoints are available.
+    TargetNetworkAvailable(String),
+    /// A target account's endpoint key with its administrative policy.
+    TargetKey(String),
+    /// A target account's model execution role.
+    TargetRole(String),
+    /// A target account's endpoint key policy, naming its role.
+    TargetKeyPolicy(String),
+    /// A target account's data capture bucket.
+    CaptureBucket(String),
+    /// Cleans up in an account the spec no longer lists.
+    RemoveTarget(String),
+}
+
+impl EnvStep {
+    /// The target account (AwsAccount name) the step works in, if not the dev account.
+    pub(crate) fn target(&self) -> Option<&str> {
+        match self {
+            Self::TargetNetwork(a)
+            | Self::TargetNetworkAvailable(a)
+            | Self::TargetKey(a)
+            | Self::TargetRole(a)
+            | Self::TargetKeyPolicy(a)
+            | Self::CaptureBucket(a)
+            | Self::RemoveTarget(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl crate::steps::StepId for EnvStep {
+    fn step(&self) -> &'static str {
+        match self {
+            Self::Network => "Network",
+            Self::NetworkAvailable => "NetworkAvailable",
+            Self::Key(_) => "Key",
+            Self::Role(_) => "Role",
+            Self::KeyPolicy(_) => "KeyPolicy",
+            Self::Bucket(_) => "Bucket",
+            Self::Domain => "Domain",
+            Self::DomainInService => "DomainInService",
+            Self::UserProfiles => "UserProfiles",
+            Self::TargetNetwork(_) => "TargetNetwork",
+            Self::TargetNetworkAvailable(_) => "TargetNetworkAvailable",
+            Self::TargetKey(_) => "TargetKey",
+            Self::TargetRole(_) => "TargetRole",
+            Self::TargetKeyPolicy(_) => "TargetKeyPolicy",
+            Self::CaptureBucket(_) => "CaptureBucket",
+            Self::RemoveTarget(_) => "RemoveTarget",
+        }
+    }
+
+    fn component(&self) -> sagekeeper_api::conditions::Component {
+        use sagekeeper_api::conditions::Component;
+        match self {
+            Self::Network | Self::NetworkAvailable => Component::Network,
+            Self::Key(_) | Self::KeyPolicy(_) => Component::Encryption,
+            Self::Role(_) => Component::Identity,
+            Self::Bucket(_) => Component::Storage,
+            Self::Domain | Self::DomainInService | Self::UserProfiles => Component::Studio,
+            _ => Component::TargetAccounts,
+        }
+    }
+}
+
+impl Plan {
+    /// The environment as a graph: every step with the steps whose outputs it needs. A step
+    /// needs exactly what its AWS call or policy document names, nothing coarser; `leaving`
+    /// are the target accounts the status holds and the spec no longer lists.
+    pub(crate) fn graph(&self, leaving: &[String]) -> Vec<(EnvStep, Vec<EnvStep>)> {
+        use EnvStep as S;
+        let in_use = |kind: &RoleKind| match kind {
+            RoleKind::Persona(p) => self.personas.contains(p),
+            _ => true,
+        };
+        let dev_roles: Vec<EnvStep> = RoleKind::ALL.iter().filter(|k| in_use(k)).map(|k| S::Role(*k)).collect();
+        let personas: Vec<EnvStep> = self.personas.iter().map(|p| S::Role(RoleKind::Persona(*p))).collect();
+        let target_roles = self.targets.iter().map(|t| S::TargetRole(t.account.name.clone()));
+        let networks: Vec<EnvStep> = std::iter::once(S::Network)
+            .chain(self.targets.iter().map(|t| S::TargetNetwork(t.account.name.clone())))
+            .collect();
+        let mut graph = vec![(S::Network, vec![]), (S::NetworkAvailable, vec![S::Network])];
+        graph.extend(KeyPurpose::ALL.map(|k| (S::Key(k), vec![])));
+        for kind in RoleKind::ALL {
+            // Role policies name the ebs and s3 keys, the subnets and the workloads group.
+            let needs =
+                if in_use(&kind) { vec![S::Key(KeyPurpose::Ebs), S::Key(KeyPurpose::S3), S::Network] } else { vec![] };
+            graph.push((S::Role(kind), needs));
+        }
+        graph.push((S::KeyPolicy(KeyPurpose::Ebs), [vec![S::Key(KeyPurpose::Ebs)], dev_roles.clone()].concat()));
+        let studio_users = [vec![S::Key(KeyPurpose::Studio), S::Role(RoleKind::Execution)], personas.clone()].concat();
+        graph.push((S::KeyPolicy(KeyPurpose::Studio), studio_users));
+        // The s3 key is used only through the VPC endpoints of every account, by every role.
+        let everyone = [dev_roles.clone(), target_roles.clone().collect(), networks.clone()].concat();
+        graph.push((S::KeyPolicy(KeyPurpose::S3), [vec![S::Key(KeyPurpose::S3)], everyone.clone()].concat()));
+        let data = [vec![S::Key(KeyPurpose::S3)], dev_roles.clone(), networks.clone()].concat();
+        graph.push((S::Bucket(BucketPurpose::Data), data));
+        graph.push((S::Bucket(BucketPurpose::Models), [vec![S::Key(KeyPurpose::S3)], everyone].concat()));
+        if self.studio.is_some() {
+            // The domain encrypts with the studio key once its policy lets the execution role use it.
+            let domain = vec![
+                S::Network,
+                S::Key(KeyPurpose::Studio),
+                S::KeyPolicy(KeyPurpose::Studio),
+                S::Role(RoleKind::Execution),
+            ];
+            graph.push((S::Domain, domain));
+            graph.push((S::DomainInService, vec![S::Domain]));
+            graph.push((S::UserProfiles, [vec![S::Network, S::Domain, S::DomainInService], personas].concat()));
+        } else {
+            graph.push((S::Domain, vec![]));
+        }
+        for target in &self.targets {
+            let a = target.account.name.clone();
+            graph.extend([
+                (S::TargetNetwork(a.clone()), vec![]),
+                (S::TargetNetworkAvailable(a.clone()), vec![S::TargetNetwork(a.clone())]),
+                (S::TargetKey(a.clone()), vec![]),
+                (S::TargetRole(a.clone()), vec![S::Key(KeyPurpose::S3), S::TargetKey(a.clone())]),
+                (S::TargetKeyPolicy(a.clone()), vec![S::TargetKey(a.clone()), S::TargetRole(a.clone())]),
+                (S::CaptureBucket(a.clone()), vec![S::TargetKey(a)]),
+            ]);
+        }
+        graph.extend(leaving.iter().map(|a| (S::RemoveTarget(a.clone()), vec![])));
+        graph
     }
 }

@@ -1,0 +1,540 @@
+//! Run: the work of each step of the environment's graph, handed to the one runner. A step
+//! gets the outputs of the steps it needs and nothing else; the policy documents it writes are
+//! built from those outputs and the plan.
+
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use sagekeeper_api::DataScienceEnvironmentStatus;
+use sagekeeper_api::environment::{Persona, RetainedResource, TargetAccountStatus};
+use sagekeeper_aws::iam::{self, RoleOutputs, RolePlan};
+use sagekeeper_aws::kms::{self, KeyOutputs, KeyPlan};
+use sagekeeper_aws::network::{self, NetworkOutputs, S3_ENDPOINT};
+use sagekeeper_aws::s3::{self, BucketPlan};
+use sagekeeper_aws::steps::{Changes, Step as AwsStep};
+use sagekeeper_aws::studio::{self, DomainOutputs, DomainPlan, ProfilePlan};
+use sagekeeper_policy::inputs::{Environment, Keys, Roles, Target};
+
+use super::plan::{AccountPlan, BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind, TargetPlan};
+use crate::context::Context;
+use crate::steps::{self, Done, Failure, Inputs, Lane, Results, Service, Step};
+
+/// How long after a role's creation a refusal naming it is taken for IAM propagation.
+const IAM_PROPAGATION: Duration = Duration::from_secs(120);
+
+/// What a step of an environment produces.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum EnvOutput {
+    /// A network's ids, and what AWS is still creating there.
+    Network(NetworkOutputs),
+    /// A key.
+    Key(KeyOutputs),
+    /// A role; `None` when it was removed (a persona no longer used).
+    Role(Option<RoleOutputs>),
+    /// The domain and what it is still doing; `None` when Studio is disabled and it is gone.
+    Domain(Option<(DomainOutputs, Option<String>)>),
+    /// The user profile names.
+    Profiles(Vec<String>),
+    /// Cleanup in a target account the spec dropped is done; what it kept on purpose.
+    Removed(Vec<RetainedResource>),
+    /// Done, with nothing to pass on.
+    Done,
+}
+
+/// The target accounts the status holds and the spec no longer lists: cleaned up there. What
+/// an account has is per account, not per stage: an account moved to another stage keeps it.
+pub(crate) fn leaving(plan: &Plan, previous: &DataScienceEnvironmentStatus) -> Vec<TargetAccountStatus> {
+    let listed = |t: &TargetAccountStatus| plan.targets.iter().any(|p| p.account.name == t.account);
+    previous.target_accounts.iter().filter(|t| !listed(t)).cloned().collect()
+}
+
+/// Runs the environment's graph once.
+pub(crate) async fn run(
+    ctx: &Context,
+    plan: &Plan,
+    previous: &DataScienceEnvironmentStatus,
+    changes: &Changes,
+) -> Results<EnvStep, EnvOutput> {
+    let leaving = leaving(plan, previous);
+    let names: Vec<String> = leaving.iter().map(|t| t.account.clone()).collect();
+    let pass = Pass { ctx, plan, previous, changes, leaving: &leaving };
+    let steps = plan
+        .graph(&names)
+        .into_iter()
+        .map(|(id, needs)| {
+            let lane = pass.lane(&id);
+            let step = id.clone();
+            Step::new(id, needs, lane, move |inputs| pass.ensure(step, inputs).boxed())
+        })
+        .collect();
+    steps::run("DataScienceEnvironment", steps, &ctx.lanes, &ctx.metrics).await
+}
+
+/// What every step of one pass shares.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    ctx: &'a Context,
+    plan: &'a Plan,
+    previous: &'a DataScienceEnvironmentStatus,
+    changes: &'a Changes,
+    leaving: &'a [TargetAccountStatus],
+}
+
+impl<'a> Pass<'a> {
+    fn target(&self, name: &str) -> Option<&'a TargetPlan> {
+        self.plan.targets.iter().find(|t| t.account.name == name)
+    }
+
+    fn lane(&self, id: &EnvStep) -> Lane {
+        use EnvStep as S;
+        let service = match id {
+            S::Network | S::NetworkAvailable | S::TargetNetwork(_) | S::TargetNetworkAvailable(_) => Service::Ec2,
+            S::Key(_) | S::KeyPolicy(_) | S::TargetKey(_) | S::TargetKeyPolicy(_) => Service::Kms,
+            S::Role(_) | S::TargetRole(_) => Service::Iam,
+            S::Bucket(_) | S::CaptureBucket(_) | S::RemoveTarget(_) => Service::S3,
+            S::Domain | S::DomainInService | S::UserProfiles => Service::SageMaker,
+        };
+        let account = match id.target() {
+            None => self.plan.dev.account_id.as_str(),
+            Some(name) => self
+                .target(name)
+                .map(|t| t.account.account_id.as_str())
+                .or_else(|| self.leaving.iter().find(|t| t.account == name).and_then(|t| t.account_id.as_deref()))
+                .unwrap_or(name),
+        };
+        Lane::new(account, service)
+    }
+
+    async fn ensure(self, id: EnvStep, inputs: Inputs<EnvStep, EnvOutput>) -> Done<EnvOutput> {
+        use EnvStep as S;
+        let plan = self.plan;
+        let dev = || self.ctx.sessions.session(&plan.dev.access);
+        match id {
+            S::Network => {
+                let result = network::ensure_network(dev().ec2(), &plan.network, self.changes).await;
+                from_step(result, format!("VPC of {}", plan.names.owner())).map(EnvOutput::Network)
+            }
+            S::NetworkAvailable => available(inputs.get(&S::Network)),
+            S::Key(purpose) => {
+                let key = key_plan(plan, &plan.dev, purpose.name(), plan.names.key_alias(purpose.name()));
+                let result = kms::ensure_key(dev().kms(), &key, self.changes).await;
+                from_step(result, format!("KMS key {}", purpose.name())).map(EnvOutput::Key)
+            }
+            S::Role(kind) => self.dev_role(kind, &inputs).await,
+            S::KeyPolicy(purpose) => {
+                let env = self.environment(&inputs);
+                let policy = match purpose {
+                    KeyPurpose::Ebs => sagekeeper_policy::kms::ebs_key_policy(&env),
+                    KeyPurpose::Studio => sagekeeper_policy::kms::studio_key_policy(&env),
+                    KeyPurpose::S3 => sagekeeper_policy::kms::s3_key_policy(&env),
+                };
+                let Some(EnvOutput::Key(key)) = inputs.get(&S::Key(purpose)) else { return missing(&S::Key(purpose)) };
+                let result = kms::ensure_policy(dev().kms(), &key.id, &policy, self.changes).await;
+                propagating(
+                    Done::from_aws(result.map(|()| EnvOutput::Done), format!("KMS key policy {}", purpose.name())),
+                    &inputs,
+                )
+            }
+            S::Bucket(purpose) => self.bucket(purpose, &inputs).await,
+            S::Domain => self.domain(&inputs).await,
+            S::DomainInService => match inputs.get(&S::Domain) {
+                Some(EnvOutput::Domain(Some((_, Some(why))))) => Done::pending(why.clone()),
+                Some(EnvOutput::Domain(_)) => Done::Ready(EnvOutput::Done),
+                _ => missing(&S::Domain),
+            },
+            S::UserProfiles => self.profiles(&inputs).await,
+            S::TargetNetwork(name) => {
+                let Some(target) = self.target(&name) else { return missing(&S::TargetNetwork(name)) };
+                let session = self.ctx.sessions.session(&target.account.access);
+                let result = network::ensure_network(session.ec2(), &target.network, self.changes).await;
+                from_step(result, format!("VPC in {}", target.account.name)).map(EnvOutput::Network)
+            }
+            S::TargetNetworkAvailable(name) => available(inputs.get(&S::TargetNetwork(name))),
+            S::TargetKey(name) => {
+                let Some(target) = self.target(&name) else { return missing(&S::TargetKey(name)) };
+                let session = self.ctx.sessions.session(&target.account.access);
+                let key = key_plan(plan, &target.account, "endpoint", target.key_alias.clone());
+                let result = kms::ensure_key(session.kms(), &key, self.changes).await;
+                from_step(result, format!("KMS key {} in {}", target.key_alias, target.account.name))
+                    .map(EnvOutput::Key)
+            }
+            S::TargetRole(name) => {
+                let Some(target) = self.target(&name) else { return missing(&S::TargetRole(name)) };
+                let env = self.environment(&inputs);
+                let Some(input) = env.targets.iter().find(|t| t.account_id == target.account.account_id) else {
+                    return missing(&S::TargetRole(name));
+                };
+                let role = target_role(plan, target, &env, input);
+                let session = self.ctx.sessions.session(&target.account.access);
+                let result = iam::ensure_role(session.iam(), &role, self.changes).await;
+                let resource = format!("IAM role {} in {}", role.name, target.account.name);
+                from_step(result, resource).map(|r| EnvOutput::Role(Some(r)))
+            }
+            S::TargetKeyPolicy(name) => {
+                let Some(target) = self.target(&name) else { return missing(&S::TargetKeyPolicy(name)) };
+                let env = self.environment(&inputs);
+                let (Some(input), Some(EnvOutput::Key(key))) = (
+                    env.targets.iter().find(|t| t.account_id == target.account.account_id),
+                    inputs.get(&S::TargetKey(name.clone())),
+                ) else {
+                    return missing(&S::TargetKeyPolicy(name));
+                };
+                let policy = sagekeeper_policy::kms::target_key_policy(&env, input);
+                let session = self.ctx.sessions.session(&target.account.access);
+                let result = kms::ensure_policy(session.kms(), &key.id, &policy, self.changes).await;
+                let resource = format!("KMS key policy {} in {}", target.key_alias, target.account.name);
+                propagating(Done::from_aws(result.map(|()| EnvOutput::Done), resource), &inputs)
+            }
+            S::CaptureBucket(name) => {
+                let Some(target) = self.target(&name) else { return missing(&S::CaptureBucket(name)) };
+                let env = self.environment(&inputs);
+                let (Some(input), Some(EnvOutput::Key(key))) = (
+                    env.targets.iter().find(|t| t.account_id == target.account.account_id),
+                    inputs.get(&S::TargetKey(name.clone())),
+                ) else {
+                    return missing(&S::CaptureBucket(name));
+                };
+                let bucket = BucketPlan {
+                    owner: plan.owner.clone(),
+                    component: "bucket/capture".into(),
+                    name: target.capture_bucket.clone(),
+                    region: plan.region.clone(),
+                    key_arn: key.arn.clone(),
+                    versioning: plan.versioning,
+                    policy: sagekeeper_policy::s3::capture_bucket_policy(&env, input),
+                };
+                let session = self.ctx.sessions.session(&target.account.access);
+                let result = s3::ensure_bucket(session.s3(), &bucket, self.changes).await;
+                let resource = format!("bucket {} in {}", bucket.name, target.account.name);
+                from_step(result, resource).map(|()| EnvOutput::Done)
+            }
+            S::RemoveTarget(name) => self.remove_target(&name).await,
+        }
+    }
+
+    /// A dev role: ensured when in use, else (a persona no profile or principal uses) removed.
+    async fn dev_role(self, kind: RoleKind, inputs: &Inputs<EnvStep, EnvOutput>) -> Done<EnvOutput> {
+        use sagekeeper_policy::iam as policy;
+        let plan = self.plan;
+        let session = self.ctx.sessions.session(&plan.dev.access);
+        let boundary = plan.dev.boundary.clone();
+        let sagemaker = || policy::service_trust("sagemaker.amazonaws.com", &plan.dev.account_id);
+        let env = self.environment(inputs);
+        let role = match kind {
+            RoleKind::Execution => role(
+                plan,
+                "execution",
+                &plan.roles.execution,
+                sagemaker(),
+                policy::execution_role_policy(&env),
+                boundary,
+            ),
+            RoleKind::Pipeline => {
+                role(plan, "pipeline", &plan.roles.pipeline, sagemaker(), policy::pipeline_role_policy(&env), boundary)
+            }
+            RoleKind::ModelExecution => role(
+                plan,
+                "model-execution",
+                &plan.roles.model_execution,
+                sagemaker(),
+                policy::model_execution_role_policy(&env),
+                boundary,
+            ),
+            RoleKind::Persona(persona) => {
+                let name = plan.persona_role(persona);
+                if !plan.personas.contains(&persona) {
+                    let result = iam::delete_role(session.iam(), &plan.owner, name, &boundary, self.changes).await;
+                    return Done::from_aws(result.map(|()| EnvOutput::Role(None)), format!("IAM role {name}"));
+                }
+                let kind = match persona {
+                    Persona::DataScientist => sagekeeper_policy::inputs::Persona::DataScientist,
+                    Persona::TeamAdmin => sagekeeper_policy::inputs::Persona::TeamAdmin,
+                };
+                role(
+                    plan,
+                    &format!("persona/{persona:?}"),
+                    name,
+                    policy::persona_trust(&env, plan.persona_principals.of(persona)),
+                    policy::persona_policy(kind, &env),
+                    boundary,
+                )
+            }
+        };
+        let result = iam::ensure_role(session.iam(), &role, self.changes).await;
+        from_step(result, format!("IAM role {}", role.name)).map(|r| EnvOutput::Role(Some(r)))
+    }
+
+    /// The data or models bucket (the models bucket readable by the targets' model roles).
+    async fn bucket(self, purpose: BucketPurpose, inputs: &Inputs<EnvStep, EnvOutput>) -> Done<EnvOutput> {
+        let plan = self.plan;
+        let env = self.environment(inputs);
+        let Some(EnvOutput::Key(key)) = inputs.get(&EnvStep::Key(KeyPurpose::S3)) else {
+            return missing(&EnvStep::Key(KeyPurpose::S3));
+        };
+        let (name, readers, component) = match purpose {
+            BucketPurpose::Data => (&plan.data_bucket, Vec::new(), "bucket/data"),
+            BucketPurpose::Models => (
+                &plan.models_bucket,
+                env.targets.iter().map(|t| t.model_execution_role.clone()).collect(),
+                "bucket/models",
+            ),
+        };
+        let bucket = BucketPlan {
+            owner: plan.owner.clone(),
+            component: component.into(),
+            name: name.clone(),
+            region: plan.region.clone(),
+            key_arn: key.arn.clone(),
+            versioning: plan.versioning,
+            policy: sagekeeper_policy::s3::environment_bucket_policy(&env, name, &readers),
+        };
+        let session = self.ctx.sessions.session(&plan.dev.access);
+        let result = s3::ensure_bucket(session.s3(), &bucket, self.changes).await;
+        propagating(from_step(result, format!("bucket {name}")).map(|()| EnvOutput::Done), inputs)
+    }
+
+    /// The Studio domain; with Studio disabled, the domain this environment made goes (its home
+    /// file system stays).
+    async fn domain(self, inputs: &Inputs<EnvStep, EnvOutput>) -> Done<EnvOutput> {
+        let plan = self.plan;
+        let session = self.ctx.sessions.session(&plan.dev.access);
+        let known_id = self.previous.studio.as_ref().and_then(|s| s.domain_id.clone());
+        let Some(studio_plan) = &plan.studio else {
+            let result = studio::delete_domain(
+                session.sagemaker(),
+                &plan.owner,
+                &plan.names.domain(),
+                known_id.as_deref(),
+                false,
+                self.changes,
+            )
+            .await;
+            return from_step(result, "Studio domain").map(|()| EnvOutput::Domain(None));
+        };
+        let (Some(EnvOutput::Network(net)), Some(EnvOutput::Key(key))) =
+            (inputs.get(&EnvStep::Network), inputs.get(&EnvStep::Key(KeyPurpose::Studio)))
+        else {
+            return missing(&EnvStep::Network);
+        };
+        let domain = DomainPlan {
+            owner: plan.owner.clone(),
+            name: studio_plan.domain.clone(),
+            known_id,
+            vpc_id: net.vpc_id.clone(),
+            subnet_ids: net.private_subnet_ids.clone(),
+            security_group_id: net.groups.workloads.clone(),
+            kms_key_arn: key.arn.clone(),
+            execution_role_arn: plan.role_arn(&plan.dev.account_id, &plan.roles.execution),
+            home_used: !studio_plan.profiles.is_empty(),
+        };
+        match studio::ensure_domain(session.sagemaker(), &domain, self.changes).await {
+            Ok((outputs, AwsStep::Ready(()))) => Done::Ready(EnvOutput::Domain(Some((outputs, None)))),
+            Ok((outputs, AwsStep::Pending(why))) => Done::Ready(EnvOutput::Domain(Some((outputs, Some(why))))),
+            Err(e) => Done::Failed(Failure::new(e, format!("Studio domain {}", domain.name))),
+        }
+    }
+
+    async fn profiles(self, inputs: &Inputs<EnvStep, EnvOutput>) -> Done<EnvOutput> {
+        let plan = self.plan;
+        let (Some(studio_plan), Some(EnvOutput::Domain(Some((domain, _)))), Some(EnvOutput::Network(net))) =
+            (&plan.studio, inputs.get(&EnvStep::Domain), inputs.get(&EnvStep::Network))
+        else {
+            return missing(&EnvStep::Domain);
+        };
+        let profiles: Vec<ProfilePlan> = studio_plan
+            .profiles
+            .iter()
+            .map(|(name, persona)| ProfilePlan {
+                name: name.clone(),
+                role_arn: plan.role_arn(&plan.dev.account_id, plan.persona_role(*persona)),
+                // Persona policies open only profiles of their own persona, by this tag.
+                tags: vec![(sagekeeper_policy::iam::PERSONA_TAG_KEY.to_owned(), format!("{persona:?}"))],
+            })
+            .collect();
+        let session = self.ctx.sessions.session(&plan.dev.access);
+        let result = studio::ensure_user_profiles(
+            session.sagemaker(),
+            &plan.owner,
+            &domain.id,
+            &profiles,
+            &net.groups.workloads,
+            self.changes,
+        )
+        .await;
+        from_step(result, "Studio user profiles").map(EnvOutput::Profiles)
+    }
+
+    /// Cleans up in a target account the spec dropped.
+    async fn remove_target(self, name: &str) -> Done<EnvOutput> {
+        let Some(entry) = self.leaving.iter().find(|t| t.account == name) else {
+            return missing(&EnvStep::RemoveTarget(name.to_owned()));
+        };
+        let account = match crate::resolve::fetch::<sagekeeper_api::AwsAccount>(self.ctx, None, &entry.account).await {
+            Ok(Some(account)) => account,
+            Ok(None) => {
+                return Done::pending(format!(
+                    "AwsAccount {} is gone: cannot clean up what stage {} had there",
+                    entry.account, entry.stage
+                ));
+            }
+            Err(e) => return Done::pending(format!("reading AwsAccount {}: {e}", entry.account)),
+        };
+        let target = self.plan.target(&entry.stage, &account);
+        match super::teardown::teardown_target(self.ctx, self.plan, &target, self.changes).await {
+            Ok((None, kept)) => Done::Ready(EnvOutput::Removed(kept)),
+            Ok((Some(why), _)) => {
+                Done::pending(format!("removing stage {} from {}: {why}", entry.stage, entry.account))
+            }
+            Err((err, resource)) => Done::Failed(Failure::new(err, format!("{resource} in {}", entry.account))),
+        }
+    }
+
+    /// What the policies name, from the plan and the outputs this step was given.
+    fn environment(&self, inputs: &Inputs<EnvStep, EnvOutput>) -> Environment {
+        let plan = self.plan;
+        let dev = &plan.dev.account_id;
+        let key = |purpose: KeyPurpose| match inputs.get(&EnvStep::Key(purpose)) {
+            Some(EnvOutput::Key(k)) => k.arn.clone(),
+            _ => String::new(),
+        };
+        let network = |id: &EnvStep| match inputs.get(id) {
+            Some(EnvOutput::Network(n)) => Some(n),
+            _ => None,
+        };
+        let networks: Vec<&NetworkOutputs> = std::iter::once(EnvStep::Network)
+            .chain(plan.targets.iter().map(|t| EnvStep::TargetNetwork(t.account.name.clone())))
+            .filter_map(|id| network(&id))
+            .collect();
+        let endpoints =
+            |key: &str| networks.iter().filter_map(|n| n.endpoint_ids.get(key).cloned()).collect::<Vec<String>>();
+        let dev_network = network(&EnvStep::Network);
+        let persona = |p: Persona| plan.personas.contains(&p).then(|| plan.role_arn(dev, plan.persona_role(p)));
+        Environment {
+            partition: plan.partition.clone(),
+            region: plan.region.clone(),
+            account_id: dev.clone(),
+            name_prefix: plan.names.resource_prefix.clone(),
+            uid: plan.owner.uid.clone(),
+            controller_arns: plan.dev.controller_arns.clone(),
+            data_bucket: plan.data_bucket.clone(),
+            models_bucket: plan.models_bucket.clone(),
+            keys: Keys { ebs: key(KeyPurpose::Ebs), studio: key(KeyPurpose::Studio), s3: key(KeyPurpose::S3) },
+            roles: Roles {
+                execution: plan.role_arn(dev, &plan.roles.execution),
+                pipeline: plan.role_arn(dev, &plan.roles.pipeline),
+                model_execution: plan.role_arn(dev, &plan.roles.model_execution),
+                data_scientist: persona(Persona::DataScientist),
+                team_admin: persona(Persona::TeamAdmin),
+            },
+            s3_endpoint_ids: endpoints(S3_ENDPOINT),
+            kms_endpoint_ids: endpoints("kms"),
+            subnets: dev_network.map(|n| n.private_subnet_ids.clone()).unwrap_or_default(),
+            security_groups: dev_network.map(|n| n.groups.workloads.clone()).into_iter().collect(),
+            studio_domain_id: self.previous.studio.as_ref().and_then(|s| s.domain_id.clone()),
+            targets: plan
+                .targets
+                .iter()
+                .map(|t| Target {
+                    account_id: t.account.account_id.clone(),
+                    controller_arns: t.account.controller_arns.clone(),
+                    model_execution_role: plan.role_arn(&t.account.account_id, &t.model_role),
+                    endpoint_key: match inputs.get(&EnvStep::TargetKey(t.account.name.clone())) {
+                        Some(EnvOutput::Key(k)) => k.arn.clone(),
+                        _ => String::new(),
+                    },
+                    capture_bucket: t.capture_bucket.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A wait step: ready once the network's NAT gateways and endpoints are available.
+fn available(network: Option<&EnvOutput>) -> Done<EnvOutput> {
+    match network {
+        Some(EnvOutput::Network(n)) => match &n.waiting {
+            Some(why) => Done::pending(why.clone()),
+            None => Done::Ready(EnvOutput::Done),
+        },
+        _ => missing(&EnvStep::Network),
+    }
+}
+
+/// A needed output the graph promised is absent: a bug in the graph, reported as one.
+fn missing(id: &EnvStep) -> Done<EnvOutput> {
+    let error = sagekeeper_aws::AwsError {
+        kind: sagekeeper_aws::ErrorKind::Invalid,
+        code: "InternalError".into(),
+        message: format!("step {id:?} lacks an input its plan declared; please report this"),
+    };
+    Done::Failed(Failure::new(error, format!("{id:?}")))
+}
+
+/// A step result of `sagekeeper-aws` as the runner's.
+fn from_step<T>(result: sagekeeper_aws::steps::StepResult<T>, resource: impl Into<String>) -> Done<T> {
+    match result {
+        Ok(AwsStep::Ready(t)) => Done::Ready(t),
+        Ok(AwsStep::Pending(why)) => Done::pending(why),
+        Err(e) => Done::Failed(Failure::new(e, resource)),
+    }
+}
+
+/// A policy refused for naming a role created moments ago is IAM propagating, not an error.
+fn propagating(done: Done<EnvOutput>, inputs: &Inputs<EnvStep, EnvOutput>) -> Done<EnvOutput> {
+    let recent = inputs.iter().any(|(_, o)| {
+        matches!(o, EnvOutput::Role(Some(r)) if SystemTime::now().duration_since(r.created).is_ok_and(|age| age < IAM_PROPAGATION))
+    });
+    match done {
+        Done::Failed(f) if recent && f.error.names_unknown_principal() => {
+            Done::pending(format!("IAM is propagating new roles ({}: {})", f.resource, f.error.code))
+        }
+        other => other,
+    }
+}
+
+fn key_plan(plan: &Plan, account: &AccountPlan, purpose: &str, alias: String) -> KeyPlan {
+    KeyPlan {
+        owner: plan.owner.clone(),
+        component: format!("key/{purpose}"),
+        alias,
+        description: format!("sagekeeper {purpose} key of {}", plan.names.owner()),
+        rotation: plan.rotation,
+        create_policy: sagekeeper_policy::kms::admin_policy(
+            &plan.partition,
+            &account.account_id,
+            &account.controller_arns,
+        ),
+        policy: None,
+    }
+}
+
+fn role(
+    plan: &Plan,
+    component: &str,
+    name: &str,
+    trust: serde_json::Value,
+    policy: serde_json::Value,
+    boundary: String,
+) -> RolePlan {
+    RolePlan {
+        owner: plan.owner.clone(),
+        component: format!("role/{component}"),
+        name: name.to_owned(),
+        description: format!("sagekeeper {component} role of {}", plan.names.owner()),
+        trust,
+        policies: [("sagekeeper".to_owned(), policy)].into(),
+        boundary,
+    }
+}
+
+fn target_role(plan: &Plan, target: &TargetPlan, env: &Environment, input: &Target) -> RolePlan {
+    use sagekeeper_policy::iam as policy;
+    role(
+        plan,
+        "model-execution",
+        &target.model_role,
+        policy::service_trust("sagemaker.amazonaws.com", &target.account.account_id),
+        policy::target_model_execution_role_policy(env, input),
+        target.account.boundary.clone(),
+    )
+}

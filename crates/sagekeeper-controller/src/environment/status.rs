@@ -1,0 +1,378 @@
+//! Fold: the step results of one pass become the status fields, one condition per component,
+//! the object's verdict and when to look again. Pure.
+
+use sagekeeper_api::DataScienceEnvironmentStatus;
+use sagekeeper_api::conditions::{Component, ComponentState, Outcome};
+use sagekeeper_api::environment::{
+    EncryptionStatus, IdentityStatus, NetworkStatus, StorageStatus, StudioStatus, TargetAccountStatus,
+};
+use sagekeeper_aws::ErrorKind;
+
+use super::plan::{BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind};
+use super::run::{EnvOutput, leaving};
+use crate::fold::{self, Located};
+use crate::lifecycle::Retry;
+use crate::steps::{Ran, Results};
+
+/// The components of an environment, in condition order.
+const COMPONENTS: [Component; 6] = [
+    Component::Network,
+    Component::Encryption,
+    Component::Storage,
+    Component::Identity,
+    Component::Studio,
+    Component::TargetAccounts,
+];
+
+/// What a pass amounts to.
+#[derive(Debug)]
+pub(crate) struct Folded {
+    pub(crate) status: DataScienceEnvironmentStatus,
+    pub(crate) outcome: Outcome,
+    pub(crate) components: Vec<ComponentState>,
+    pub(crate) retry: Retry,
+    pub(crate) failure: Option<ErrorKind>,
+}
+
+/// Folds a pass's results over the previous status.
+pub(crate) fn fold(
+    plan: &Plan,
+    previous: &DataScienceEnvironmentStatus,
+    results: &Results<EnvStep, EnvOutput>,
+) -> Folded {
+    let locate = |id: &EnvStep| match id.target() {
+        None => Located::Dev,
+        Some(name) => {
+            let stage = plan
+                .targets
+                .iter()
+                .find(|t| t.account.name == name)
+                .map(|t| t.stage.clone())
+                .or_else(|| previous.target_accounts.iter().find(|t| t.account == name).map(|t| t.stage.clone()))
+                .unwrap_or_default();
+            Located::Target { account: name.to_owned(), stage }
+        }
+    };
+    let folded = fold::components(&COMPONENTS, results, locate, |component| ready_message(plan, results, component));
+    Folded {
+        status: status(plan, previous, results),
+        outcome: folded.outcome.unwrap_or_else(|| Outcome::Ready {
+            message: "network, keys, buckets, roles, Studio and target accounts converged".into(),
+        }),
+        components: folded.components,
+        retry: folded.retry,
+        failure: folded.failure,
+    }
+}
+
+fn ready_message(plan: &Plan, results: &Results<EnvStep, EnvOutput>, component: Component) -> String {
+    match component {
+        Component::Network => match ready(results, &EnvStep::Network) {
+            Some(EnvOutput::Network(n)) => format!("VPC {} with {} endpoints", n.vpc_id, n.endpoint_ids.len()),
+            _ => "network ready".into(),
+        },
+        Component::Encryption => "keys ebs, studio, s3 with rotation and policies".into(),
+        Component::Storage => format!("buckets {} and {}", plan.data_bucket, plan.models_bucket),
+        Component::Identity => {
+            let roles = results.iter().filter(|(id, r)| {
+                matches!(id, EnvStep::Role(_))
+                    && matches!(r, Ran::Done(crate::steps::Done::Ready(EnvOutput::Role(Some(_)))))
+            });
+            format!("{} roles", roles.count())
+        }
+        Component::Studio => match (ready(results, &EnvStep::Domain), ready(results, &EnvStep::UserProfiles)) {
+            (Some(EnvOutput::Domain(Some((d, _)))), Some(EnvOutput::Profiles(p))) => {
+                format!("domain {} with {} user profiles", d.id, p.len())
+            }
+            _ => "Studio disabled".into(),
+        },
+        _ if plan.targets.is_empty() => "no target accounts".into(),
+        _ => format!("{} target accounts ready", plan.targets.len()),
+    }
+}
+
+fn ready<'r>(results: &'r Results<EnvStep, EnvOutput>, id: &EnvStep) -> Option<&'r EnvOutput> {
+    match results.get(id) {
+        Some(Ran::Done(crate::steps::Done::Ready(o))) => Some(o),
+        _ => None,
+    }
+}
+
+/// The status: what is known now, pinned values kept from before.
+fn status(
+    plan: &Plan,
+    previous: &DataScienceEnvironmentStatus,
+    results: &Results<EnvStep, EnvOutput>,
+) -> DataScienceEnvironmentStatus {
+    let mut status = previous.clone();
+    status.account_id = Some(plan.dev.account_id.clone());
+    let mut net = status.network.take().unwrap_or_default();
+    net.availability_zones = plan.zones.clone();
+    net.private_subnet_cidrs = plan.network.zones.iter().map(|z| z.private_cidr.clone()).collect();
+    if let Some(EnvOutput::Network(n)) = ready(results, &EnvStep::Network) {
+        net.vpc_id = Some(n.vpc_id.clone());
+        net.private_subnet_ids = n.private_subnet_ids.clone();
+        net.public_subnet_ids = n.public_subnet_ids.clone();
+        net.security_group_ids = [
+            ("workloads".to_owned(), n.groups.workloads.clone()),
+            ("endpoints".to_owned(), n.groups.endpoints.clone()),
+        ]
+        .into();
+        net.vpc_endpoint_ids = n.endpoint_ids.clone();
+    }
+    status.network = Some(NetworkStatus { ..net });
+    let key = |purpose: KeyPurpose| match ready(results, &EnvStep::Key(purpose)) {
+        Some(EnvOutput::Key(k)) => Some(k.arn.clone()),
+        _ => None,
+    };
+    if let (Some(ebs), Some(studio), Some(s3)) = (key(KeyPurpose::Ebs), key(KeyPurpose::Studio), key(KeyPurpose::S3)) {
+        status.encryption =
+            Some(EncryptionStatus { ebs_key_arn: Some(ebs), studio_key_arn: Some(studio), s3_key_arn: Some(s3) });
+    }
+    let buckets = [BucketPurpose::Data, BucketPurpose::Models];
+    if buckets.iter().all(|b| ready(results, &EnvStep::Bucket(*b)).is_some()) {
+        status.storage = Some(StorageStatus {
+            data_bucket: Some(plan.data_bucket.clone()),
+            models_bucket: Some(plan.models_bucket.clone()),
+        });
+    }
+    if RoleKind::ALL.iter().all(|k| ready(results, &EnvStep::Role(*k)).is_some()) {
+        let dev = &plan.dev.account_id;
+        status.identity = Some(IdentityStatus {
+            execution_role_arn: Some(plan.role_arn(dev, &plan.roles.execution)),
+            pipeline_role_arn: Some(plan.role_arn(dev, &plan.roles.pipeline)),
+            model_execution_role_arn: Some(plan.role_arn(dev, &plan.roles.model_execution)),
+            persona_role_arns: plan
+                .personas
+                .iter()
+                .map(|p| (format!("{p:?}"), plan.role_arn(dev, plan.persona_role(*p))))
+                .collect(),
+        });
+    }
+    match ready(results, &EnvStep::Domain) {
+        // The domain id is pinned as soon as the domain exists: the persona policies scope to it.
+        Some(EnvOutput::Domain(Some((domain, _)))) => {
+            let studio = status.studio.get_or_insert_with(StudioStatus::default);
+            studio.domain_id = Some(domain.id.clone());
+            studio.url = studio.url.take().or_else(|| domain.url.clone());
+            if let Some(EnvOutput::Profiles(names)) = ready(results, &EnvStep::UserProfiles) {
+                studio.user_profiles = names.clone();
+            }
+        }
+        Some(EnvOutput::Domain(None)) => status.studio = None,
+        _ => {}
+    }
+    status.target_accounts = plan
+        .targets
+        .iter()
+        .map(|t| {
+            let name = &t.account.name;
+            let net = match ready(results, &EnvStep::TargetNetwork(name.clone())) {
+                Some(EnvOutput::Network(n)) => Some(n),
+                _ => None,
+            };
+            let capture = ready(results, &EnvStep::CaptureBucket(name.clone())).is_some();
+            TargetAccountStatus {
+                account: name.clone(),
+                account_id: Some(t.account.account_id.clone()),
+                stage: t.stage.clone(),
+                vpc_id: net.map(|n| n.vpc_id.clone()),
+                private_subnet_ids: net.map(|n| n.private_subnet_ids.clone()).unwrap_or_default(),
+                security_group_id: net.map(|n| n.groups.workloads.clone()),
+                endpoint_key_arn: match ready(results, &EnvStep::TargetKey(name.clone())) {
+                    Some(EnvOutput::Key(k)) => Some(k.arn.clone()),
+                    _ => None,
+                },
+                data_capture_bucket: capture.then(|| t.capture_bucket.clone()),
+                model_execution_role_arn: match ready(results, &EnvStep::TargetRole(name.clone())) {
+                    Some(EnvOutput::Role(Some(r))) => Some(r.arn.clone()),
+                    _ => None,
+                },
+                deployer_arn: t.account.controller_arns.first().cloned(),
+                ready: results
+                    .iter()
+                    .filter(|(id, _)| id.target() == Some(name))
+                    .all(|(_, r)| matches!(r, Ran::Done(crate::steps::Done::Ready(_)))),
+            }
+        })
+        .collect();
+    // An account the spec dropped stays in use until its cleanup is done.
+    for entry in leaving(plan, previous) {
+        match ready(results, &EnvStep::RemoveTarget(entry.account.clone())) {
+            Some(EnvOutput::Removed(kept)) => {
+                for k in kept {
+                    super::teardown::keep(&mut status.retained, &k.resource, &k.id, &k.reason);
+                }
+            }
+            _ => status.target_accounts.push(entry),
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use futures::FutureExt;
+    use sagekeeper_api::conditions::Reason;
+    use sagekeeper_api::environment::RetainedResource;
+    use sagekeeper_aws::iam::RoleOutputs;
+    use sagekeeper_aws::kms::KeyOutputs;
+    use sagekeeper_aws::network::{Groups, NetworkOutputs};
+    use sagekeeper_aws::studio::DomainOutputs;
+    use sagekeeper_aws::{AwsError, ErrorKind};
+    use serde_json::json;
+
+    use super::*;
+    use crate::environment::plan::tests::example;
+    use crate::metrics::Metrics;
+    use crate::steps::{self, Done, Failure, Lane, Lanes, Service, Step};
+
+    fn output(id: &EnvStep) -> EnvOutput {
+        match id {
+            EnvStep::Network | EnvStep::TargetNetwork(_) => EnvOutput::Network(NetworkOutputs {
+                vpc_id: "vpc-1".into(),
+                private_subnet_ids: vec!["subnet-1".into()],
+                groups: Groups { workloads: "sg-1".into(), endpoints: "sg-2".into() },
+                endpoint_ids: [("s3".to_owned(), "vpce-1".to_owned())].into(),
+                ..NetworkOutputs::default()
+            }),
+            EnvStep::Key(_) | EnvStep::TargetKey(_) => {
+                EnvOutput::Key(KeyOutputs { arn: "arn:aws:kms:us-east-1:111111111111:key/k".into(), id: "k".into() })
+            }
+            EnvStep::Role(_) | EnvStep::TargetRole(_) => EnvOutput::Role(Some(RoleOutputs {
+                arn: "arn:aws:iam::222222222222:role/r".into(),
+                created: SystemTime::UNIX_EPOCH,
+            })),
+            EnvStep::Domain => EnvOutput::Domain(Some((
+                DomainOutputs {
+                    id: "d-1".into(),
+                    arn: "arn:d-1".into(),
+                    url: Some("https://d-1".into()),
+                    home_efs: None,
+                },
+                None,
+            ))),
+            EnvStep::UserProfiles => EnvOutput::Profiles(vec!["alice".into()]),
+            EnvStep::RemoveTarget(_) => EnvOutput::Removed(vec![RetainedResource {
+                resource: "s3-bucket".into(),
+                id: "capture".into(),
+                reason: "it holds data".into(),
+            }]),
+            _ => EnvOutput::Done,
+        }
+    }
+
+    /// The results of a pass in which each step does what `result` says (I/O-free).
+    async fn simulate(
+        plan: &Plan,
+        leaving: &[String],
+        result: impl Fn(&EnvStep) -> Option<Done<EnvOutput>>,
+    ) -> Results<EnvStep, EnvOutput> {
+        let steps = plan
+            .graph(leaving)
+            .into_iter()
+            .map(|(id, needs)| {
+                let done = result(&id).unwrap_or_else(|| Done::Ready(output(&id)));
+                Step::new(id, needs, Lane::new("111111111111", Service::Ec2), move |_| async move { done }.boxed())
+            })
+            .collect();
+        steps::run("Test", steps, &Lanes::new(8), &Metrics::new().unwrap()).await
+    }
+
+    fn denied() -> Done<EnvOutput> {
+        let error = AwsError { kind: ErrorKind::AccessDenied, code: "AccessDenied".into(), message: "no iam".into() };
+        Done::Failed(Failure::new(error, "IAM role fraud-model-execution in staging"))
+    }
+
+    fn component(folded: &Folded, component: Component) -> &Outcome {
+        &folded.components.iter().find(|c| c.component == component).unwrap().outcome
+    }
+
+    #[tokio::test]
+    async fn a_refusal_in_one_target_account_stalls_only_once_nothing_else_progresses() {
+        let plan = example(json!([{"name": "alice", "persona": "DataScientist"}]));
+        let previous = DataScienceEnvironmentStatus::default();
+        let staging_role = EnvStep::TargetRole("staging".into());
+        let results = simulate(&plan, &[], |id| (*id == staging_role).then(denied)).await;
+        let folded = fold(&plan, &previous, &results);
+        let Outcome::Stalled { reason: Reason::AccessDenied, message } = component(&folded, Component::TargetAccounts)
+        else {
+            panic!("{folded:?}")
+        };
+        assert!(
+            message
+                .starts_with("AccessDenied: IAM role fraud-model-execution in staging (step TargetRole(\"staging\"))"),
+            "{message}"
+        );
+        assert!(message.ends_with("(account staging for stage staging)"), "{message}");
+        assert!(component(&folded, Component::Studio).is_ready(), "Studio waited for staging");
+        assert!(component(&folded, Component::Identity).is_ready());
+        let encryption = component(&folded, Component::Encryption).message();
+        assert!(encryption.contains("which failed: AccessDenied"), "{encryption}");
+        assert!(
+            matches!(folded.outcome, Outcome::Stalled { reason: Reason::AccessDenied, .. }),
+            "{:?}",
+            folded.outcome
+        );
+        assert_eq!(folded.failure, Some(ErrorKind::AccessDenied));
+        let ready: Vec<(&str, bool)> =
+            folded.status.target_accounts.iter().map(|t| (t.account.as_str(), t.ready)).collect();
+        assert_eq!(ready, [("staging", false), ("prod", true)]);
+        assert_eq!(folded.status.studio.unwrap().domain_id.as_deref(), Some("d-1"));
+
+        // While the domain is still being created, the object is progressing, not stalled.
+        let results = simulate(&plan, &[], |id| match id {
+            EnvStep::DomainInService => Some(Done::pending("Studio domain d-1 is Pending")),
+            id if *id == staging_role => Some(denied()),
+            _ => None,
+        })
+        .await;
+        let folded = fold(&plan, &previous, &results);
+        assert!(matches!(folded.outcome, Outcome::Progressing { .. }), "{:?}", folded.outcome);
+        assert!(matches!(component(&folded, Component::TargetAccounts), Outcome::Stalled { .. }));
+        assert_eq!(folded.retry, Retry::Pending);
+    }
+
+    #[tokio::test]
+    async fn every_step_ready_folds_into_ready_with_every_status_field() {
+        let plan = example(json!([{"name": "alice", "persona": "DataScientist"}]));
+        let results = simulate(&plan, &[], |_| None).await;
+        let folded = fold(&plan, &DataScienceEnvironmentStatus::default(), &results);
+        assert!(folded.outcome.is_ready(), "{:?}", folded.outcome);
+        assert!(folded.components.iter().all(|c| c.outcome.is_ready()), "{:?}", folded.components);
+        assert_eq!(folded.retry, Retry::Drift);
+        let status = folded.status;
+        assert_eq!(status.network.unwrap().security_group_ids["workloads"], "sg-1");
+        assert!(status.encryption.unwrap().s3_key_arn.is_some());
+        assert!(status.storage.unwrap().models_bucket.is_some());
+        assert!(status.identity.unwrap().persona_role_arns.contains_key("DataScientist"));
+        assert_eq!(status.studio.unwrap().user_profiles, ["alice"]);
+        assert!(status.target_accounts.iter().all(|t| t.ready && t.data_capture_bucket.is_some()));
+    }
+
+    #[tokio::test]
+    async fn a_target_the_spec_dropped_stays_in_status_until_its_cleanup_is_done() {
+        let plan = example(json!([]));
+        let old = TargetAccountStatus {
+            account: "old".into(),
+            account_id: Some("444444444444".into()),
+            stage: "staging".into(),
+            ..TargetAccountStatus::default()
+        };
+        let previous = DataScienceEnvironmentStatus { target_accounts: vec![old], ..Default::default() };
+        let leaving = ["old".to_owned()];
+        let removal = EnvStep::RemoveTarget("old".into());
+        let results = simulate(&plan, &leaving, |id| (*id == removal).then(|| Done::pending("buckets emptying"))).await;
+        let folded = fold(&plan, &previous, &results);
+        assert!(folded.status.target_accounts.iter().any(|t| t.account == "old"), "released before cleanup");
+        let message = component(&folded, Component::TargetAccounts).message();
+        assert!(message.starts_with("old (staging): buckets emptying"), "{message}");
+        let results = simulate(&plan, &leaving, |_| None).await;
+        let folded = fold(&plan, &previous, &results);
+        assert!(!folded.status.target_accounts.iter().any(|t| t.account == "old"));
+        assert_eq!(folded.status.retained.len(), 1, "what the cleanup kept is recorded");
+        assert!(folded.outcome.is_ready());
+    }
+}
