@@ -388,7 +388,25 @@ async fn bench_environment_critical_path() {
     let api = t.api::<DataScienceEnvironment>();
     let started = Instant::now();
     api.create(&Default::default(), &environment(&t, 1)).await.unwrap();
-    wait_ready(&t, "env-1").await;
+    // When each component's condition first turned True: where the time went.
+    let mut milestones: Vec<(String, f64)> = Vec::new();
+    loop {
+        let env = api.get("env-1").await.unwrap();
+        for c in env.status.iter().flat_map(|s| &s.conditions) {
+            if c.status == "True" && c.type_.ends_with("Ready") && !milestones.iter().any(|(t, _)| *t == c.type_) {
+                milestones.push((c.type_.clone(), started.elapsed().as_secs_f64()));
+            }
+        }
+        let domain = env.status.as_ref().and_then(|s| s.studio.as_ref()).and_then(|s| s.domain_id.as_ref());
+        if domain.is_some() && !milestones.iter().any(|(t, _)| t == "domain created") {
+            milestones.push(("domain created".into(), started.elapsed().as_secs_f64()));
+        }
+        if milestones.iter().any(|(t, _)| t == "Ready") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1800), "not Ready in 30 minutes");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let converged = started.elapsed().as_secs_f64();
     let (path, steps) = critical_path(ENVIRONMENT_PATH);
     let path = path * SCALE;
@@ -401,6 +419,8 @@ async fn bench_environment_critical_path() {
         AWS_CALL_LATENCY * SCALE * 1000.0
     );
     println!("environment critical path: {path:.1} s ({})", steps.join(" -> "));
+    let firsts: Vec<String> = milestones.iter().map(|(t, at)| format!("{t} {at:.1} s")).collect();
+    println!("conditions first True at: {}", firsts.join(", "));
     println!("environment converged in {converged:.1} s: {:.2}x its critical path", converged / path);
     report("calls to converge it", &by_operation(&t, &accounts));
     drop(process);

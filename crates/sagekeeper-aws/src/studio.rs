@@ -79,16 +79,8 @@ pub async fn ensure_domain(
         url: domain.url().map(str::to_owned),
         home_efs: domain.home_efs_file_system_id().map(str::to_owned),
     };
-    match domain.status() {
-        Some(DomainStatus::InService) => {}
-        Some(DomainStatus::Failed | DomainStatus::UpdateFailed) => {
-            let reason = domain.failure_reason().unwrap_or("no reason given");
-            return Err(AwsError::from_code("DomainFailed", &format!("Studio domain {id} failed: {reason}"), None));
-        }
-        status => {
-            let status = status.map_or("unknown", |s| s.as_str());
-            return Ok((outputs, Step::Pending(format!("Studio domain {id} is {status}"))));
-        }
+    if let Step::Pending(why) = in_service(&id, &domain)? {
+        return Ok((outputs, Step::Pending(why)));
     }
     let what = format!("Studio domain {id}");
     ensure_tags(sm, &outputs.arn, &domain_tags(plan), &plan.owner, &what, changes).await?;
@@ -116,6 +108,54 @@ pub async fn ensure_domain(
         return Ok((outputs, Step::Pending(format!("Studio domain {id} is being updated"))));
     }
     Ok((outputs, Step::Ready(())))
+}
+
+/// A domain's state as it decides what sagekeeper does; states this version does not know
+/// are kept by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DomainState {
+    /// Serving: its settings can be compared and changed.
+    InService,
+    /// Being created, updated or deleted: wait.
+    Busy(String),
+    /// Creation or an update failed.
+    Failed,
+    /// A state AWS added after this version.
+    Unknown(String),
+}
+
+impl DomainState {
+    /// The state of a `DescribeDomain` status.
+    pub fn of(status: Option<&DomainStatus>) -> Self {
+        match status {
+            Some(DomainStatus::InService) => Self::InService,
+            Some(DomainStatus::Failed | DomainStatus::UpdateFailed | DomainStatus::DeleteFailed) => Self::Failed,
+            Some(s @ (DomainStatus::Pending | DomainStatus::Updating | DomainStatus::Deleting)) => {
+                Self::Busy(s.as_str().to_owned())
+            }
+            other => Self::Unknown(other.map_or("unknown", |s| s.as_str()).to_owned()),
+        }
+    }
+}
+
+/// Ready once the domain serves; pending while it is busy; an error naming AWS's reason if it failed.
+fn in_service(id: &str, domain: &DescribeDomainOutput) -> StepResult<()> {
+    match DomainState::of(domain.status()) {
+        DomainState::InService => Ok(Step::Ready(())),
+        DomainState::Failed => {
+            let reason = domain.failure_reason().unwrap_or("no reason given");
+            Err(AwsError::from_code("DomainFailed", &format!("Studio domain {id} failed: {reason}"), None))
+        }
+        DomainState::Busy(state) | DomainState::Unknown(state) => {
+            Ok(Step::Pending(format!("Studio domain {id} is {state}")))
+        }
+    }
+}
+
+/// Waits for domain `id` to serve, in one call (without converging its settings again).
+pub async fn domain_in_service(sm: &Client, id: &str) -> StepResult<()> {
+    let domain = sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk)?;
+    in_service(id, &domain)
 }
 
 fn user_settings(role: &str, group: &str) -> UserSettings {

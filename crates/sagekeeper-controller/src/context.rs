@@ -64,8 +64,12 @@ pub(crate) struct Context {
     failures: Mutex<HashMap<String, u32>>,
     full_checks: Mutex<HashMap<String, (std::time::Instant, u64)>>,
     converged: Mutex<HashMap<String, u64>>,
+    reusable: Mutex<HashMap<String, Reusable>>,
     synced: tokio::sync::watch::Receiver<bool>,
 }
+
+/// A pass's ready step outputs (of the kind's own type) and the fingerprint of its plan.
+type Reusable = (u64, Box<dyn std::any::Any + Send>);
 
 /// First and longest wait after consecutive retryable failures of one object.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
@@ -94,6 +98,7 @@ impl Context {
             failures: Mutex::default(),
             full_checks: Mutex::default(),
             converged: Mutex::default(),
+            reusable: Mutex::default(),
             synced,
         }
     }
@@ -161,6 +166,28 @@ impl Context {
     /// Forgets what the object converged with (it went away).
     pub(crate) fn forget_converged(&self, uid: &str) {
         self.converged.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
+        self.keep_reusable::<()>(uid, None);
+    }
+
+    /// The step outputs an object's last pass found ready, if that pass planned the same
+    /// (`fingerprint`): a pass of an object still converging reuses them instead of reading
+    /// again. Kept in memory only; a restart reads everything.
+    pub(crate) fn reusable<T: Clone + 'static>(&self, uid: &str, fingerprint: u64) -> Option<T> {
+        let reusable = self.reusable.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reusable
+            .get(uid)
+            .filter(|(seen, _)| *seen == fingerprint)
+            .and_then(|(_, outputs)| outputs.downcast_ref::<T>().cloned())
+    }
+
+    /// Keeps what a pass found ready for the object's next pass, or (`None`) forgets it, so
+    /// the next pass reads everything (a drift check).
+    pub(crate) fn keep_reusable<T: Send + 'static>(&self, uid: &str, kept: Option<(u64, T)>) {
+        let mut reusable = self.reusable.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match kept {
+            Some((fingerprint, outputs)) => reusable.insert(uid.to_owned(), (fingerprint, Box::new(outputs))),
+            None => reusable.remove(uid),
+        };
     }
 
     /// The drift-check interval with jitter, so converged objects spread out.

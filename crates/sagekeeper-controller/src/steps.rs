@@ -184,10 +184,13 @@ impl<'a, Id, O> Step<'a, Id, O> {
 pub(crate) type Results<Id, O> = BTreeMap<Id, Ran<Id, O>>;
 
 /// Runs `steps`: each as soon as every step it needs is ready, side by side within the lanes'
-/// bounds; a step that needs one not ready is recorded as blocked and never runs.
+/// bounds; a step that needs one not ready is recorded as blocked and never runs. A step in
+/// `reuse` whose needs were all reused too is ready with that output without running: an
+/// object still converging does not read again what an earlier pass of it found ready.
 pub(crate) async fn run<'a, Id, O>(
     kind: &'static str,
     steps: Vec<Step<'a, Id, O>>,
+    reuse: &BTreeMap<Id, O>,
     lanes: &Lanes,
     metrics: &Metrics,
 ) -> Results<Id, O>
@@ -196,37 +199,51 @@ where
     O: Clone + Send + 'a,
 {
     let mut results: Results<Id, O> = BTreeMap::new();
+    let mut reused = std::collections::BTreeSet::new();
     let mut waiting = steps;
     let mut running = FuturesUnordered::new();
     loop {
-        let mut i = 0;
-        while i < waiting.len() {
-            match readiness(&waiting[i].needs, &results) {
-                Readiness::Wait => i += 1,
-                Readiness::Blocked(on) => {
-                    let step = waiting.swap_remove(i);
-                    results.insert(step.id, Ran::Blocked(on));
-                }
-                Readiness::Go => {
-                    let step = waiting.swap_remove(i);
-                    let inputs = step
-                        .needs
-                        .iter()
-                        .filter_map(|n| match results.get(n) {
-                            Some(Ran::Done(Done::Ready(o))) => Some((n.clone(), o.clone())),
-                            _ => None,
-                        })
-                        .collect();
-                    let semaphore = lanes.semaphore(&step.lane);
-                    let (id, ensure) = (step.id, step.ensure);
-                    running.push(async move {
-                        // A closed semaphore cannot happen (never closed); run unbounded if it did.
-                        let _permit = semaphore.acquire_owned().await.ok();
-                        let started = Instant::now();
-                        let done = ensure(Inputs(inputs)).await;
-                        metrics.step(kind, id.step(), started.elapsed(), failure_category(&done));
-                        (id, done)
-                    });
+        // Settle everything that can be decided without running a step, until nothing changes.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            let mut i = 0;
+            while i < waiting.len() {
+                match readiness(&waiting[i].needs, &results) {
+                    Readiness::Wait => i += 1,
+                    Readiness::Blocked(on) => {
+                        let step = waiting.swap_remove(i);
+                        results.insert(step.id, Ran::Blocked(on));
+                        changed = true;
+                    }
+                    Readiness::Go => {
+                        let step = waiting.swap_remove(i);
+                        let kept = reuse.get(&step.id).filter(|_| step.needs.iter().all(|n| reused.contains(n)));
+                        if let Some(output) = kept {
+                            reused.insert(step.id.clone());
+                            results.insert(step.id, Ran::Done(Done::Ready(output.clone())));
+                            changed = true;
+                            continue;
+                        }
+                        let inputs = step
+                            .needs
+                            .iter()
+                            .filter_map(|n| match results.get(n) {
+                                Some(Ran::Done(Done::Ready(o))) => Some((n.clone(), o.clone())),
+                                _ => None,
+                            })
+                            .collect();
+                        let semaphore = lanes.semaphore(&step.lane);
+                        let (id, ensure) = (step.id, step.ensure);
+                        running.push(async move {
+                            // A closed semaphore cannot happen (never closed); run unbounded if it did.
+                            let _permit = semaphore.acquire_owned().await.ok();
+                            let started = Instant::now();
+                            let done = ensure(Inputs(inputs)).await;
+                            metrics.step(kind, id.step(), started.elapsed(), failure_category(&done));
+                            (id, done)
+                        });
+                    }
                 }
             }
         }
@@ -329,7 +346,7 @@ mod tests {
         ];
         let lanes = Lanes::new(2);
         let metrics = Metrics::new().unwrap();
-        let results = run("Test", steps, &lanes, &metrics).await;
+        let results = run("Test", steps, &BTreeMap::new(), &lanes, &metrics).await;
         assert_eq!(results[&Id::A], Ran::Done(Done::Ready(1)));
         assert_eq!(results[&Id::C], Ran::Done(Done::Ready(3)));
         assert_eq!(results[&Id::D], Ran::Blocked(Id::B));
@@ -362,9 +379,29 @@ mod tests {
             .collect();
         let lanes = Lanes::new(2);
         let metrics = Metrics::new().unwrap();
-        let results = run("Test", steps, &lanes, &metrics).await;
+        let results = run("Test", steps, &BTreeMap::new(), &lanes, &metrics).await;
         assert_eq!(results.len(), 4);
         assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2, "two at once in one lane, never more");
+    }
+
+    #[tokio::test]
+    async fn a_reused_step_does_not_run_and_a_step_after_one_that_ran_runs_again() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let steps = vec![
+            step(Id::A, vec![], Done::Ready(10), log.clone()),
+            step(Id::B, vec![Id::A], Done::Ready(20), log.clone()),
+            step(Id::C, vec![], Done::Ready(30), log.clone()),
+            step(Id::D, vec![Id::C], Done::Ready(40), log.clone()),
+        ];
+        // A and B were ready before; C was not, so D (after C) runs again although it was ready.
+        let reuse = BTreeMap::from([(Id::A, 1), (Id::B, 2), (Id::D, 4)]);
+        let (lanes, metrics) = (Lanes::new(2), Metrics::new().unwrap());
+        let results = run("Test", steps, &reuse, &lanes, &metrics).await;
+        assert_eq!(results[&Id::A], Ran::Done(Done::Ready(1)));
+        assert_eq!(results[&Id::B], Ran::Done(Done::Ready(2)));
+        assert_eq!(results[&Id::D], Ran::Done(Done::Ready(40)));
+        let ran: Vec<Id> = log.lock().unwrap().iter().map(|(id, _)| *id).collect();
+        assert_eq!(ran, [Id::C, Id::D]);
     }
 
     #[tokio::test]
@@ -373,7 +410,7 @@ mod tests {
         let steps = vec![step(Id::B, vec![Id::A], Done::Ready(2), log)];
         let lanes = Lanes::new(1);
         let metrics = Metrics::new().unwrap();
-        let results = run("Test", steps, &lanes, &metrics).await;
+        let results = run("Test", steps, &BTreeMap::new(), &lanes, &metrics).await;
         assert_eq!(results[&Id::B], Ran::Blocked(Id::A));
     }
 }

@@ -8,22 +8,20 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
 
 use super::observe::Observed;
-use super::{Groups, NetworkPlan, S3_ENDPOINT, tag_spec};
+use super::{NetworkOutputs, NetworkPlan, S3_ENDPOINT, tag_spec};
 use crate::errors::{AwsError, Required};
 use crate::steps::{Action, Changes};
 
-/// Converges all endpoints: their ids by key, and what is still being created (if any).
-#[allow(clippy::too_many_arguments)]
+/// Converges all endpoints, side by side: their ids by key, and which is not available yet.
 pub(crate) async fn ensure_endpoints(
     ec2: &Client,
     plan: &NetworkPlan,
-    vpc_id: &str,
+    network: &NetworkOutputs,
     seen: &Observed,
-    private_subnets: &[String],
-    route_tables: &[String],
-    groups: &Groups,
     changes: &Changes,
 ) -> Result<(BTreeMap<String, String>, Option<String>), AwsError> {
+    let vpc_id = network.vpc_id.as_str();
+    let (private_subnets, route_tables) = (&network.private_subnet_ids, &network.private_route_table_ids);
     let mut ids = BTreeMap::new();
     let mut pending = None;
     let gateway = Wanted {
@@ -35,7 +33,7 @@ pub(crate) async fn ensure_endpoints(
         groups: &[],
         policy: &plan.s3_endpoint_policy,
     };
-    let endpoint_groups = [groups.endpoints.clone()];
+    let endpoint_groups = [network.groups.endpoints.clone()];
     let interfaces = plan.interface_endpoints.iter().map(|endpoint| Wanted {
         key: &endpoint.key,
         service: endpoint.service.clone(),
@@ -45,16 +43,13 @@ pub(crate) async fn ensure_endpoints(
         groups: &endpoint_groups,
         policy: &endpoint.policy,
     });
-    for wanted in std::iter::once(gateway).chain(interfaces) {
-        match ensure_endpoint(ec2, plan, vpc_id, seen, &wanted, changes).await? {
-            (id, None) => {
-                ids.insert(wanted.key.to_owned(), id);
-            }
-            (id, Some(why)) => {
-                ids.insert(wanted.key.to_owned(), id);
-                pending = Some(why);
-            }
-        }
+    let wanted: Vec<Wanted<'_>> = std::iter::once(gateway).chain(interfaces).collect();
+    let results =
+        futures::future::join_all(wanted.iter().map(|w| ensure_endpoint(ec2, plan, vpc_id, seen, w, changes))).await;
+    for (wanted, result) in wanted.iter().zip(results) {
+        let (id, waiting) = result?;
+        ids.insert(wanted.key.to_owned(), id);
+        pending = pending.or(waiting);
     }
     let keep: BTreeSet<String> = ids.keys().map(|k| format!("endpoint/{k}")).collect();
     let extra: Vec<String> = seen
@@ -89,6 +84,22 @@ fn component_of(endpoint: &VpcEndpoint) -> &str {
 }
 
 /// One endpoint: created when missing, its attachments and policy put back when they drifted.
+/// Which of the VPC's endpoints is not available yet, if any: one filtered call, for waiting on
+/// endpoints without converging the whole network again.
+pub(crate) async fn unavailable(ec2: &Client, vpc_id: &str) -> Result<Option<String>, AwsError> {
+    let found = ec2
+        .describe_vpc_endpoints()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(vpc_id).build())
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(found.vpc_endpoints().iter().find_map(|e| {
+        let state = e.state().map_or("unknown", |s| s.as_str());
+        (!state.eq_ignore_ascii_case("available"))
+            .then(|| format!("VPC endpoint {} is {state}", e.vpc_endpoint_id().unwrap_or("?")))
+    }))
+}
+
 /// Returns its id and, while it is not available yet, what it waits for.
 async fn ensure_endpoint(
     ec2: &Client,

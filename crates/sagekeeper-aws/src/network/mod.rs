@@ -86,18 +86,23 @@ pub struct NetworkOutputs {
     pub public_subnet_ids: Vec<String>,
     /// The security groups.
     pub groups: Groups,
-    /// Endpoint ids by key (`s3` for the gateway).
-    pub endpoint_ids: BTreeMap<String, String>,
-    /// What AWS is still creating (NAT gateways, endpoints): the ids above exist and may be
-    /// named in policies, but traffic does not flow yet.
+    /// The private subnets' route tables, in zone order.
+    pub private_route_table_ids: Vec<String>,
+    /// NAT gateway work still in progress (creating, or deleting before its address is
+    /// released): the network step has more to do once it is done.
     pub waiting: Option<String>,
+}
+
+/// Which of the VPC's endpoints is not available yet, if any (one call).
+pub async fn endpoints_unavailable(ec2: &Client, vpc_id: &str) -> Result<Option<String>, AwsError> {
+    endpoints::unavailable(ec2, vpc_id).await
 }
 
 /// The key under which the S3 gateway endpoint is reported.
 pub const S3_ENDPOINT: &str = "s3";
 
-/// Converges the network of one account and reports its ids, with what AWS is still creating
-/// (NAT gateways, endpoints) in `waiting`.
+/// Converges the network of one account but its VPC endpoints (VPC, subnets, route tables,
+/// gateways, security groups) and reports its ids, with NAT gateway work still in progress.
 pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> StepResult<NetworkOutputs> {
     let (vpc_id, vpc_tags) = ensure_vpc(ec2, plan, changes).await?;
     let seen = observe::observe(ec2, &vpc_id, &plan.owner).await?;
@@ -110,15 +115,41 @@ pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes)
     let internet = gateways::ensure_internet(ec2, plan, &vpc_id, &seen, &route_tables, changes).await?;
     let groups = ensure_groups(ec2, plan, &vpc_id, &seen, changes).await?;
     let private_subnet_ids: Vec<String> = private.into_iter().map(|(subnet, _)| subnet).collect();
-    let endpoints =
-        endpoints::ensure_endpoints(ec2, plan, &vpc_id, &seen, &private_subnet_ids, &route_tables, &groups, changes)
-            .await?;
-    let (endpoint_ids, endpoints_pending) = endpoints;
     let (public_subnet_ids, waiting) = match internet {
-        Step::Ready(public) => (public, endpoints_pending),
+        Step::Ready(public) => (public, None),
         Step::Pending(why) => (Vec::new(), Some(why)),
     };
-    Ok(Step::Ready(NetworkOutputs { vpc_id, private_subnet_ids, public_subnet_ids, groups, endpoint_ids, waiting }))
+    Ok(Step::Ready(NetworkOutputs {
+        vpc_id,
+        private_subnet_ids,
+        private_route_table_ids: route_tables,
+        public_subnet_ids,
+        groups,
+        waiting,
+    }))
+}
+
+/// Converges the VPC endpoints of a network (the S3 gateway and the interface endpoints), side
+/// by side, from one look at the VPC's endpoints.
+pub async fn ensure_vpc_endpoints(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    network: &NetworkOutputs,
+    changes: &Changes,
+) -> Result<EndpointOutputs, AwsError> {
+    let seen = observe::observe_endpoints(ec2, &network.vpc_id, &plan.owner).await?;
+    let (ids, pending) = endpoints::ensure_endpoints(ec2, plan, network, &seen, changes).await?;
+    Ok(EndpointOutputs { ids, pending })
+}
+
+/// What the VPC endpoints step produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointOutputs {
+    /// Endpoint ids by key (`s3` for the gateway).
+    pub ids: BTreeMap<String, String>,
+    /// Which endpoint is not available yet: its id exists and may be named in policies, but
+    /// traffic does not flow through it yet ([`endpoints_unavailable`] tells when it does).
+    pub pending: Option<String>,
 }
 
 /// The VPC with our owner uid (created if missing), with DNS support and host names on.

@@ -55,13 +55,7 @@ pub(crate) async fn observe(ec2: &Client, vpc_id: &str, owner: &Owner) -> Result
         subnets: subnets.subnets().to_vec(),
         route_tables: route_tables.route_tables().to_vec(),
         groups: groups.security_groups().to_vec(),
-        // Deleted endpoints linger in describe results for a while.
-        endpoints: endpoints
-            .vpc_endpoints()
-            .iter()
-            .filter(|e| !matches!(e.state().map(|s| s.as_str()), Some("deleted" | "deleting" | "Deleted" | "Deleting")))
-            .cloned()
-            .collect(),
+        endpoints: live_endpoints(endpoints.vpc_endpoints()),
         internet_gateways: igws.internet_gateways().to_vec(),
         nat_gateways: nats
             .nat_gateways()
@@ -72,6 +66,25 @@ pub(crate) async fn observe(ec2: &Client, vpc_id: &str, owner: &Owner) -> Result
         addresses: addresses.addresses().to_vec(),
         owner_uid: owner.uid.clone(),
     })
+}
+
+/// Only the VPC's endpoints (one call), for the endpoints step.
+pub(crate) async fn observe_endpoints(ec2: &Client, vpc_id: &str, owner: &Owner) -> Result<Observed, AwsError> {
+    let endpoints = ec2.describe_vpc_endpoints().filters(vpc(vpc_id)).send().await.map_err(AwsError::from_sdk)?;
+    Ok(Observed {
+        endpoints: live_endpoints(endpoints.vpc_endpoints()),
+        owner_uid: owner.uid.clone(),
+        ..Observed::default()
+    })
+}
+
+/// Endpoints but those deleted or being deleted, which linger in describe results for a while.
+fn live_endpoints(endpoints: &[VpcEndpoint]) -> Vec<VpcEndpoint> {
+    endpoints
+        .iter()
+        .filter(|e| !matches!(e.state().map(|s| s.as_str()), Some("deleted" | "deleting" | "Deleted" | "Deleting")))
+        .cloned()
+        .collect()
 }
 
 /// The value of tag `key`.

@@ -75,10 +75,16 @@ impl Kind for DataScienceEnvironment {
         };
         let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
         let changes = sagekeeper_aws::steps::Changes::default();
-        let results = run::run(ctx, &plan, &status, &changes).await;
+        let uid = self.metadata.uid.clone().unwrap_or_default();
+        let fingerprint = run::fingerprint(&plan, &status);
+        let reuse = ctx.reusable(&uid, fingerprint).unwrap_or_default();
+        let results = run::run(ctx, &plan, &status, &reuse, &changes).await;
         let changes = changes.take();
         let folded = status::fold(&plan, &status, &results);
         let outcome = folded.outcome;
+        // Until it converges, the next pass reads only what is not ready yet; once it has, the
+        // next pass (a drift check) reads everything again.
+        ctx.keep_reusable(&uid, (!outcome.is_ready()).then(|| (fingerprint, run::reusable(&results))));
         let mut status = folded.status;
         // Removed tag keys are forgotten only once a pass took them off everything.
         let mut tag_keys: std::collections::BTreeSet<String> = self.spec.tags.keys().cloned().collect();
@@ -89,7 +95,6 @@ impl Kind for DataScienceEnvironment {
         // Writes to an environment that already converged with this very spec were drift being
         // repaired, even when the repair takes several passes; writes after a change of the spec
         // are updates. After a restart, the status says.
-        let uid = self.metadata.uid.clone().unwrap_or_default();
         let inputs = converged_inputs(self);
         let was_ready = ctx
             .converged_with(&uid, inputs)

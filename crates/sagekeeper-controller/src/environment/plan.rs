@@ -394,7 +394,10 @@ pub(crate) mod tests {
             let before = upstream(&graph, &id);
             for account in ["staging", "prod"] {
                 assert!(before.contains(&EnvStep::TargetRole(account.into())), "{id:?} names {account}'s role");
-                assert!(before.contains(&EnvStep::TargetNetwork(account.into())), "{id:?} names {account}'s endpoints");
+                assert!(
+                    before.contains(&EnvStep::TargetVpcEndpoints(account.into())),
+                    "{id:?} names {account}'s endpoints"
+                );
             }
         }
         let data = upstream(&graph, &EnvStep::Bucket(BucketPurpose::Data));
@@ -528,8 +531,10 @@ pub(crate) enum BucketPurpose {
 /// One step of an environment. Target steps carry the AwsAccount's name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum EnvStep {
-    /// The dev VPC, subnets, route tables, security groups and VPC endpoints (their ids).
+    /// The dev VPC, subnets, route tables, gateways and security groups.
     Network,
+    /// The dev VPC's endpoints (their ids, as soon as they exist).
+    VpcEndpoints,
     /// Waits until the dev network's NAT gateways and VPC endpoints are available.
     NetworkAvailable,
     /// A dev key with its administrative policy.
@@ -548,6 +553,8 @@ pub(crate) enum EnvStep {
     UserProfiles,
     /// A target account's network.
     TargetNetwork(String),
+    /// A target account's VPC endpoints.
+    TargetVpcEndpoints(String),
     /// Waits until a target network's VPC endpoints are available.
     TargetNetworkAvailable(String),
     /// A target account's endpoint key with its administrative policy.
@@ -567,6 +574,7 @@ impl EnvStep {
     pub(crate) fn target(&self) -> Option<&str> {
         match self {
             Self::TargetNetwork(a)
+            | Self::TargetVpcEndpoints(a)
             | Self::TargetNetworkAvailable(a)
             | Self::TargetKey(a)
             | Self::TargetRole(a)
@@ -582,6 +590,7 @@ impl crate::steps::StepId for EnvStep {
     fn step(&self) -> &'static str {
         match self {
             Self::Network => "Network",
+            Self::VpcEndpoints => "VpcEndpoints",
             Self::NetworkAvailable => "NetworkAvailable",
             Self::Key(_) => "Key",
             Self::Role(_) => "Role",
@@ -591,6 +600,7 @@ impl crate::steps::StepId for EnvStep {
             Self::DomainInService => "DomainInService",
             Self::UserProfiles => "UserProfiles",
             Self::TargetNetwork(_) => "TargetNetwork",
+            Self::TargetVpcEndpoints(_) => "TargetVpcEndpoints",
             Self::TargetNetworkAvailable(_) => "TargetNetworkAvailable",
             Self::TargetKey(_) => "TargetKey",
             Self::TargetRole(_) => "TargetRole",
@@ -603,7 +613,7 @@ impl crate::steps::StepId for EnvStep {
     fn component(&self) -> sagekeeper_api::conditions::Component {
         use sagekeeper_api::conditions::Component;
         match self {
-            Self::Network | Self::NetworkAvailable => Component::Network,
+            Self::Network | Self::VpcEndpoints | Self::NetworkAvailable => Component::Network,
             Self::Key(_) | Self::KeyPolicy(_) => Component::Encryption,
             Self::Role(_) => Component::Identity,
             Self::Bucket(_) => Component::Storage,
@@ -626,10 +636,15 @@ impl Plan {
         let dev_roles: Vec<EnvStep> = RoleKind::ALL.iter().filter(|k| in_use(k)).map(|k| S::Role(*k)).collect();
         let personas: Vec<EnvStep> = self.personas.iter().map(|p| S::Role(RoleKind::Persona(*p))).collect();
         let target_roles = self.targets.iter().map(|t| S::TargetRole(t.account.name.clone()));
-        let networks: Vec<EnvStep> = std::iter::once(S::Network)
-            .chain(self.targets.iter().map(|t| S::TargetNetwork(t.account.name.clone())))
+        // Every account's VPC endpoints: the s3 key and the buckets admit requests only through them.
+        let endpoints: Vec<EnvStep> = std::iter::once(S::VpcEndpoints)
+            .chain(self.targets.iter().map(|t| S::TargetVpcEndpoints(t.account.name.clone())))
             .collect();
-        let mut graph = vec![(S::Network, vec![]), (S::NetworkAvailable, vec![S::Network])];
+        let mut graph = vec![
+            (S::Network, vec![]),
+            (S::VpcEndpoints, vec![S::Network]),
+            (S::NetworkAvailable, vec![S::Network, S::VpcEndpoints]),
+        ];
         graph.extend(KeyPurpose::ALL.map(|k| (S::Key(k), vec![])));
         for kind in RoleKind::ALL {
             // Role policies name the ebs and s3 keys, the subnets and the workloads group.
@@ -641,9 +656,9 @@ impl Plan {
         let studio_users = [vec![S::Key(KeyPurpose::Studio), S::Role(RoleKind::Execution)], personas.clone()].concat();
         graph.push((S::KeyPolicy(KeyPurpose::Studio), studio_users));
         // The s3 key is used only through the VPC endpoints of every account, by every role.
-        let everyone = [dev_roles.clone(), target_roles.clone().collect(), networks.clone()].concat();
+        let everyone = [dev_roles.clone(), target_roles.clone().collect(), endpoints.clone()].concat();
         graph.push((S::KeyPolicy(KeyPurpose::S3), [vec![S::Key(KeyPurpose::S3)], everyone.clone()].concat()));
-        let data = [vec![S::Key(KeyPurpose::S3)], dev_roles.clone(), networks.clone()].concat();
+        let data = [vec![S::Key(KeyPurpose::S3)], dev_roles.clone(), endpoints].concat();
         graph.push((S::Bucket(BucketPurpose::Data), data));
         graph.push((S::Bucket(BucketPurpose::Models), [vec![S::Key(KeyPurpose::S3)], everyone].concat()));
         if self.studio.is_some() {
@@ -664,7 +679,11 @@ impl Plan {
             let a = target.account.name.clone();
             graph.extend([
                 (S::TargetNetwork(a.clone()), vec![]),
-                (S::TargetNetworkAvailable(a.clone()), vec![S::TargetNetwork(a.clone())]),
+                (S::TargetVpcEndpoints(a.clone()), vec![S::TargetNetwork(a.clone())]),
+                (
+                    S::TargetNetworkAvailable(a.clone()),
+                    vec![S::TargetNetwork(a.clone()), S::TargetVpcEndpoints(a.clone())],
+                ),
                 (S::TargetKey(a.clone()), vec![]),
                 (S::TargetRole(a.clone()), vec![S::Key(KeyPurpose::S3), S::TargetKey(a.clone())]),
                 (S::TargetKeyPolicy(a.clone()), vec![S::TargetKey(a.clone()), S::TargetRole(a.clone())]),

@@ -2,6 +2,7 @@
 //! gets the outputs of the steps it needs and nothing else; the policy documents it writes are
 //! built from those outputs and the plan.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
@@ -9,7 +10,7 @@ use sagekeeper_api::DataScienceEnvironmentStatus;
 use sagekeeper_api::environment::{Persona, RetainedResource, TargetAccountStatus};
 use sagekeeper_aws::iam::{self, RoleOutputs, RolePlan};
 use sagekeeper_aws::kms::{self, KeyOutputs, KeyPlan};
-use sagekeeper_aws::network::{self, NetworkOutputs, S3_ENDPOINT};
+use sagekeeper_aws::network::{self, EndpointOutputs, NetworkOutputs, S3_ENDPOINT};
 use sagekeeper_aws::s3::{self, BucketPlan};
 use sagekeeper_aws::steps::{Changes, Step as AwsStep};
 use sagekeeper_aws::studio::{self, DomainOutputs, DomainPlan, ProfilePlan};
@@ -17,7 +18,7 @@ use sagekeeper_policy::inputs::{Environment, Keys, Roles, Target};
 
 use super::plan::{AccountPlan, BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind, TargetPlan};
 use crate::context::Context;
-use crate::steps::{self, Done, Failure, Inputs, Lane, Results, Service, Step};
+use crate::steps::{self, Done, Failure, Inputs, Lane, Ran, Results, Service, Step};
 
 /// How long after a role's creation a refusal naming it is taken for IAM propagation.
 const IAM_PROPAGATION: Duration = Duration::from_secs(120);
@@ -25,8 +26,10 @@ const IAM_PROPAGATION: Duration = Duration::from_secs(120);
 /// What a step of an environment produces.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum EnvOutput {
-    /// A network's ids, and what AWS is still creating there.
+    /// A network's ids, and NAT gateway work still in progress there.
     Network(NetworkOutputs),
+    /// A network's VPC endpoints, and which is not available yet.
+    Endpoints(EndpointOutputs),
     /// A key.
     Key(KeyOutputs),
     /// A role; `None` when it was removed (a persona no longer used).
@@ -48,11 +51,12 @@ pub(crate) fn leaving(plan: &Plan, previous: &DataScienceEnvironmentStatus) -> V
     previous.target_accounts.iter().filter(|t| !listed(t)).cloned().collect()
 }
 
-/// Runs the environment's graph once.
+/// Runs the environment's graph once, reusing what `reuse` holds (see [`steps::run`]).
 pub(crate) async fn run(
     ctx: &Context,
     plan: &Plan,
     previous: &DataScienceEnvironmentStatus,
+    reuse: &BTreeMap<EnvStep, EnvOutput>,
     changes: &Changes,
 ) -> Results<EnvStep, EnvOutput> {
     let leaving = leaving(plan, previous);
@@ -67,7 +71,20 @@ pub(crate) async fn run(
             Step::new(id, needs, lane, move |inputs| pass.ensure(step, inputs).boxed())
         })
         .collect();
-    steps::run("DataScienceEnvironment", steps, &ctx.lanes, &ctx.metrics).await
+    steps::run("DataScienceEnvironment", steps, reuse, &ctx.lanes, &ctx.metrics).await
+}
+
+/// What the next pass of an object still converging may reuse: every ready output, except a
+/// network whose NAT gateway work is unfinished (only its own step carries that on).
+pub(crate) fn reusable(results: &Results<EnvStep, EnvOutput>) -> BTreeMap<EnvStep, EnvOutput> {
+    results
+        .iter()
+        .filter_map(|(id, ran)| match ran {
+            Ran::Done(Done::Ready(EnvOutput::Network(n))) if n.waiting.is_some() => None,
+            Ran::Done(Done::Ready(output)) => Some((id.clone(), output.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What every step of one pass shares.
@@ -88,7 +105,8 @@ impl<'a> Pass<'a> {
     fn lane(&self, id: &EnvStep) -> Lane {
         use EnvStep as S;
         let service = match id {
-            S::Network | S::NetworkAvailable | S::TargetNetwork(_) | S::TargetNetworkAvailable(_) => Service::Ec2,
+            S::Network | S::VpcEndpoints | S::NetworkAvailable => Service::Ec2,
+            S::TargetNetwork(_) | S::TargetVpcEndpoints(_) | S::TargetNetworkAvailable(_) => Service::Ec2,
             S::Key(_) | S::KeyPolicy(_) | S::TargetKey(_) | S::TargetKeyPolicy(_) => Service::Kms,
             S::Role(_) | S::TargetRole(_) => Service::Iam,
             S::Bucket(_) | S::CaptureBucket(_) | S::RemoveTarget(_) => Service::S3,
@@ -114,7 +132,12 @@ impl<'a> Pass<'a> {
                 let result = network::ensure_network(dev().ec2(), &plan.network, self.changes).await;
                 from_step(result, format!("VPC of {}", plan.names.owner())).map(EnvOutput::Network)
             }
-            S::NetworkAvailable => available(inputs.get(&S::Network)),
+            S::VpcEndpoints => {
+                let Some(EnvOutput::Network(net)) = inputs.get(&S::Network) else { return missing(&S::Network) };
+                let result = network::ensure_vpc_endpoints(dev().ec2(), &plan.network, net, self.changes).await;
+                Done::from_aws(result.map(EnvOutput::Endpoints), format!("VPC endpoints of {}", net.vpc_id))
+            }
+            S::NetworkAvailable => available(&dev(), inputs.get(&S::Network), inputs.get(&S::VpcEndpoints)).await,
             S::Key(purpose) => {
                 let key = key_plan(plan, &plan.dev, purpose.name(), plan.names.key_alias(purpose.name()));
                 let result = kms::ensure_key(dev().kms(), &key, self.changes).await;
@@ -137,8 +160,12 @@ impl<'a> Pass<'a> {
             }
             S::Bucket(purpose) => self.bucket(purpose, &inputs).await,
             S::Domain => self.domain(&inputs).await,
+            // Polled on its own, in one call, while the domain step's outputs are reused.
             S::DomainInService => match inputs.get(&S::Domain) {
-                Some(EnvOutput::Domain(Some((_, Some(why))))) => Done::pending(why.clone()),
+                Some(EnvOutput::Domain(Some((domain, Some(_))))) => {
+                    let result = studio::domain_in_service(dev().sagemaker(), &domain.id).await;
+                    from_step(result, format!("Studio domain {}", domain.id)).map(|()| EnvOutput::Done)
+                }
                 Some(EnvOutput::Domain(_)) => Done::Ready(EnvOutput::Done),
                 _ => missing(&S::Domain),
             },
@@ -149,7 +176,22 @@ impl<'a> Pass<'a> {
                 let result = network::ensure_network(session.ec2(), &target.network, self.changes).await;
                 from_step(result, format!("VPC in {}", target.account.name)).map(EnvOutput::Network)
             }
-            S::TargetNetworkAvailable(name) => available(inputs.get(&S::TargetNetwork(name))),
+            S::TargetVpcEndpoints(name) => {
+                let Some(target) = self.target(&name) else { return missing(&S::TargetVpcEndpoints(name)) };
+                let Some(EnvOutput::Network(net)) = inputs.get(&S::TargetNetwork(name.clone())) else {
+                    return missing(&S::TargetNetwork(name));
+                };
+                let session = self.ctx.sessions.session(&target.account.access);
+                let result = network::ensure_vpc_endpoints(session.ec2(), &target.network, net, self.changes).await;
+                let resource = format!("VPC endpoints of {} in {}", net.vpc_id, target.account.name);
+                Done::from_aws(result.map(EnvOutput::Endpoints), resource)
+            }
+            S::TargetNetworkAvailable(name) => {
+                let Some(target) = self.target(&name) else { return missing(&S::TargetNetworkAvailable(name)) };
+                let session = self.ctx.sessions.session(&target.account.access);
+                let endpoints = inputs.get(&S::TargetVpcEndpoints(name.clone()));
+                available(&session, inputs.get(&S::TargetNetwork(name)), endpoints).await
+            }
             S::TargetKey(name) => {
                 let Some(target) = self.target(&name) else { return missing(&S::TargetKey(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
@@ -401,12 +443,15 @@ impl<'a> Pass<'a> {
             Some(EnvOutput::Network(n)) => Some(n),
             _ => None,
         };
-        let networks: Vec<&NetworkOutputs> = std::iter::once(EnvStep::Network)
-            .chain(plan.targets.iter().map(|t| EnvStep::TargetNetwork(t.account.name.clone())))
-            .filter_map(|id| network(&id))
+        let all_endpoints: Vec<&EndpointOutputs> = std::iter::once(EnvStep::VpcEndpoints)
+            .chain(plan.targets.iter().map(|t| EnvStep::TargetVpcEndpoints(t.account.name.clone())))
+            .filter_map(|id| match inputs.get(&id) {
+                Some(EnvOutput::Endpoints(e)) => Some(e),
+                _ => None,
+            })
             .collect();
         let endpoints =
-            |key: &str| networks.iter().filter_map(|n| n.endpoint_ids.get(key).cloned()).collect::<Vec<String>>();
+            |key: &str| all_endpoints.iter().filter_map(|e| e.ids.get(key).cloned()).collect::<Vec<String>>();
         let dev_network = network(&EnvStep::Network);
         let persona = |p: Persona| plan.personas.contains(&p).then(|| plan.role_arn(dev, plan.persona_role(p)));
         Environment {
@@ -449,14 +494,26 @@ impl<'a> Pass<'a> {
     }
 }
 
-/// A wait step: ready once the network's NAT gateways and endpoints are available.
-fn available(network: Option<&EnvOutput>) -> Done<EnvOutput> {
-    match network {
-        Some(EnvOutput::Network(n)) => match &n.waiting {
-            Some(why) => Done::pending(why.clone()),
-            None => Done::Ready(EnvOutput::Done),
-        },
-        _ => missing(&EnvStep::Network),
+/// A wait step: ready once the network's NAT gateways and VPC endpoints are available. The
+/// endpoints are polled in one call while the network step's outputs are reused.
+async fn available(
+    session: &sagekeeper_aws::Session,
+    network: Option<&EnvOutput>,
+    endpoints: Option<&EnvOutput>,
+) -> Done<EnvOutput> {
+    let (Some(EnvOutput::Network(n)), Some(EnvOutput::Endpoints(e))) = (network, endpoints) else {
+        return missing(&EnvStep::VpcEndpoints);
+    };
+    if let Some(why) = &n.waiting {
+        return Done::pending(why.clone());
+    }
+    if e.pending.is_none() {
+        return Done::Ready(EnvOutput::Done);
+    }
+    match network::endpoints_unavailable(session.ec2(), &n.vpc_id).await {
+        Ok(None) => Done::Ready(EnvOutput::Done),
+        Ok(Some(why)) => Done::pending(why),
+        Err(e) => Done::Failed(Failure::new(e, format!("VPC endpoints of {}", n.vpc_id))),
     }
 }
 
@@ -537,4 +594,16 @@ fn target_role(plan: &Plan, target: &TargetPlan, env: &Environment, input: &Targ
         policy::target_model_execution_role_policy(env, input),
         target.account.boundary.clone(),
     )
+}
+
+/// What a pass's steps depend on besides AWS: the plan, and what they read from the previous
+/// status (the pinned domain id, the accounts being left). Outputs are reused only under the
+/// same fingerprint.
+pub(crate) fn fingerprint(plan: &Plan, previous: &DataScienceEnvironmentStatus) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{plan:?}").hash(&mut hasher);
+    previous.studio.as_ref().and_then(|s| s.domain_id.as_deref()).hash(&mut hasher);
+    leaving(plan, previous).iter().map(|t| &t.account).collect::<Vec<_>>().hash(&mut hasher);
+    hasher.finish()
 }

@@ -67,8 +67,10 @@ pub(crate) fn fold(
 
 fn ready_message(plan: &Plan, results: &Results<EnvStep, EnvOutput>, component: Component) -> String {
     match component {
-        Component::Network => match ready(results, &EnvStep::Network) {
-            Some(EnvOutput::Network(n)) => format!("VPC {} with {} endpoints", n.vpc_id, n.endpoint_ids.len()),
+        Component::Network => match (ready(results, &EnvStep::Network), ready(results, &EnvStep::VpcEndpoints)) {
+            (Some(EnvOutput::Network(n)), Some(EnvOutput::Endpoints(e))) => {
+                format!("VPC {} with {} endpoints", n.vpc_id, e.ids.len())
+            }
             _ => "network ready".into(),
         },
         Component::Encryption => "keys ebs, studio, s3 with rotation and policies".into(),
@@ -118,7 +120,9 @@ fn status(
             ("endpoints".to_owned(), n.groups.endpoints.clone()),
         ]
         .into();
-        net.vpc_endpoint_ids = n.endpoint_ids.clone();
+    }
+    if let Some(EnvOutput::Endpoints(e)) = ready(results, &EnvStep::VpcEndpoints) {
+        net.vpc_endpoint_ids = e.ids.clone();
     }
     status.network = Some(NetworkStatus { ..net });
     let key = |purpose: KeyPurpose| match ready(results, &EnvStep::Key(purpose)) {
@@ -219,7 +223,7 @@ mod tests {
     use sagekeeper_api::environment::RetainedResource;
     use sagekeeper_aws::iam::RoleOutputs;
     use sagekeeper_aws::kms::KeyOutputs;
-    use sagekeeper_aws::network::{Groups, NetworkOutputs};
+    use sagekeeper_aws::network::{EndpointOutputs, Groups, NetworkOutputs};
     use sagekeeper_aws::studio::DomainOutputs;
     use sagekeeper_aws::{AwsError, ErrorKind};
     use serde_json::json;
@@ -235,8 +239,11 @@ mod tests {
                 vpc_id: "vpc-1".into(),
                 private_subnet_ids: vec!["subnet-1".into()],
                 groups: Groups { workloads: "sg-1".into(), endpoints: "sg-2".into() },
-                endpoint_ids: [("s3".to_owned(), "vpce-1".to_owned())].into(),
                 ..NetworkOutputs::default()
+            }),
+            EnvStep::VpcEndpoints | EnvStep::TargetVpcEndpoints(_) => EnvOutput::Endpoints(EndpointOutputs {
+                ids: [("s3".to_owned(), "vpce-1".to_owned())].into(),
+                pending: None,
             }),
             EnvStep::Key(_) | EnvStep::TargetKey(_) => {
                 EnvOutput::Key(KeyOutputs { arn: "arn:aws:kms:us-east-1:111111111111:key/k".into(), id: "k".into() })
@@ -278,7 +285,7 @@ mod tests {
                 Step::new(id, needs, Lane::new("111111111111", Service::Ec2), move |_| async move { done }.boxed())
             })
             .collect();
-        steps::run("Test", steps, &Lanes::new(8), &Metrics::new().unwrap()).await
+        steps::run("Test", steps, &Default::default(), &Lanes::new(8), &Metrics::new().unwrap()).await
     }
 
     fn denied() -> Done<EnvOutput> {
