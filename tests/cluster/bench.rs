@@ -384,6 +384,10 @@ async fn bench_environment_critical_path() {
     account(&t, "staging", STAGING).await;
     account(&t, "prod", PRODUCTION).await;
     account(&t, "dev-1", 1).await;
+    // The clock measures the environment, not the accounts it builds on: they are Ready first.
+    for name in ["staging", "prod", "dev-1"] {
+        t.wait_condition_for(&t.accounts(), &t.name(name), "Ready", "True", None, Duration::from_secs(60)).await;
+    }
     clear(&t, &accounts);
     let api = t.api::<DataScienceEnvironment>();
     let started = Instant::now();

@@ -190,6 +190,11 @@ impl Context {
         };
     }
 
+    /// The runner of every kind's steps.
+    pub(crate) fn runner(&self) -> crate::steps::Runner<'_> {
+        crate::steps::Runner { lanes: &self.lanes, metrics: &self.metrics, retry: self.settings.pending_interval }
+    }
+
     /// The drift-check interval with jitter, so converged objects spread out.
     pub(crate) fn drift_interval(&self) -> Duration {
         jitter(self.settings.drift_interval, 0.1)

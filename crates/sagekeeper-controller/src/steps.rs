@@ -3,7 +3,7 @@
 //! side by side, bounded per AWS account and service, and records each step's result in one
 //! type. A step that is pending or failed blocks only the steps that need it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -159,8 +159,8 @@ impl<Id: Ord, O> Inputs<Id, O> {
     }
 }
 
-/// A step's work, given its inputs.
-pub(crate) type Ensure<'a, Id, O> = Box<dyn FnOnce(Inputs<Id, O>) -> BoxFuture<'a, Done<O>> + Send + 'a>;
+/// A step's work, given its inputs; it may run again in the same pass while it is pending.
+pub(crate) type Ensure<'a, Id, O> = Arc<dyn Fn(Inputs<Id, O>) -> BoxFuture<'a, Done<O>> + Send + Sync + 'a>;
 
 /// One node of a plan: its id, what it needs, where its calls go, and its work.
 pub(crate) struct Step<'a, Id, O> {
@@ -174,90 +174,180 @@ impl<'a, Id, O> Step<'a, Id, O> {
     /// A step with its work.
     pub(crate) fn new<F>(id: Id, needs: Vec<Id>, lane: Lane, ensure: F) -> Self
     where
-        F: FnOnce(Inputs<Id, O>) -> BoxFuture<'a, Done<O>> + Send + 'a,
+        F: Fn(Inputs<Id, O>) -> BoxFuture<'a, Done<O>> + Send + Sync + 'a,
     {
-        Self { id, needs, lane, ensure: Box::new(ensure) }
+        Self { id, needs, lane, ensure: Arc::new(ensure) }
     }
 }
 
 /// Every step's result, by id, in id order.
 pub(crate) type Results<Id, O> = BTreeMap<Id, Ran<Id, O>>;
 
-/// Runs `steps`: each as soon as every step it needs is ready, side by side within the lanes'
-/// bounds; a step that needs one not ready is recorded as blocked and never runs. A step in
-/// `reuse` whose needs were all reused too is ready with that output without running: an
-/// object still converging does not read again what an earlier pass of it found ready.
-pub(crate) async fn run<'a, Id, O>(
-    kind: &'static str,
-    steps: Vec<Step<'a, Id, O>>,
-    reuse: &BTreeMap<Id, O>,
-    lanes: &Lanes,
-    metrics: &Metrics,
-) -> Results<Id, O>
-where
-    Id: StepId + 'a,
-    O: Clone + Send + 'a,
-{
-    let mut results: Results<Id, O> = BTreeMap::new();
-    let mut reused = std::collections::BTreeSet::new();
-    let mut waiting = steps;
-    let mut running = FuturesUnordered::new();
-    loop {
-        // Settle everything that can be decided without running a step, until nothing changes.
-        let mut changed = true;
-        while changed {
-            changed = false;
-            let mut i = 0;
-            while i < waiting.len() {
-                match readiness(&waiting[i].needs, &results) {
-                    Readiness::Wait => i += 1,
-                    Readiness::Blocked(on) => {
-                        let step = waiting.swap_remove(i);
-                        results.insert(step.id, Ran::Blocked(on));
-                        changed = true;
-                    }
-                    Readiness::Go => {
-                        let step = waiting.swap_remove(i);
-                        let kept = reuse.get(&step.id).filter(|_| step.needs.iter().all(|n| reused.contains(n)));
-                        if let Some(output) = kept {
-                            reused.insert(step.id.clone());
-                            results.insert(step.id, Ran::Done(Done::Ready(output.clone())));
+/// What runs steps: the lanes' bounds, the step metrics, and how soon a pending step is tried
+/// again within a pass.
+pub(crate) struct Runner<'r> {
+    pub(crate) lanes: &'r Lanes,
+    pub(crate) metrics: &'r Metrics,
+    /// A pending step runs again after this long (or its own `retry_after`) while other steps
+    /// of the pass are still working, so a short wait (IAM propagating) does not cost a pass.
+    pub(crate) retry: Duration,
+}
+
+/// A step that ran: its work, its inputs and its lane, to run it again.
+type Started<'a, Id, O> = (Ensure<'a, Id, O>, BTreeMap<Id, O>, Lane);
+
+/// A step in flight: its id, its result (`None` when a retry was called off), and whether it
+/// was a retry.
+type Flight<'f, Id, O> = BoxFuture<'f, (Id, Option<Done<O>>, bool)>;
+
+impl Runner<'_> {
+    /// Runs `steps` of `kind`: each as soon as every step it needs is ready, side by side
+    /// within the lanes' bounds; a step that needs one not ready is recorded as blocked and
+    /// never runs. A step in `reuse` whose needs were all reused too is ready with that output
+    /// without running: an object still converging does not read again what an earlier pass
+    /// found ready. A pending step is tried again while other steps are still working.
+    pub(crate) async fn run<'a, Id, O>(
+        &self,
+        kind: &'static str,
+        steps: Vec<Step<'a, Id, O>>,
+        reuse: &BTreeMap<Id, O>,
+    ) -> Results<Id, O>
+    where
+        Id: StepId + 'a,
+        O: Clone + Send + Sync + 'a,
+    {
+        let mut results: Results<Id, O> = BTreeMap::new();
+        let mut reused = BTreeSet::new();
+        let mut retrying: BTreeSet<Id> = BTreeSet::new();
+        let mut started: BTreeMap<Id, Started<'a, Id, O>> = BTreeMap::new();
+        let mut waiting = steps;
+        let mut running: FuturesUnordered<Flight<'_, Id, O>> = FuturesUnordered::new();
+        let mut first_runs = 0usize;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        loop {
+            // Settle everything that can be decided without running a step, until nothing changes.
+            let mut changed = true;
+            while changed {
+                changed = false;
+                let mut i = 0;
+                while i < waiting.len() {
+                    match readiness(&waiting[i].needs, &results, &retrying) {
+                        Readiness::Wait => i += 1,
+                        Readiness::Blocked(on) => {
+                            let step = waiting.swap_remove(i);
+                            results.insert(step.id, Ran::Blocked(on));
                             changed = true;
-                            continue;
                         }
-                        let inputs = step
-                            .needs
-                            .iter()
-                            .filter_map(|n| match results.get(n) {
-                                Some(Ran::Done(Done::Ready(o))) => Some((n.clone(), o.clone())),
-                                _ => None,
-                            })
-                            .collect();
-                        let semaphore = lanes.semaphore(&step.lane);
-                        let (id, ensure) = (step.id, step.ensure);
-                        running.push(async move {
-                            // A closed semaphore cannot happen (never closed); run unbounded if it did.
-                            let _permit = semaphore.acquire_owned().await.ok();
-                            let started = Instant::now();
-                            let done = ensure(Inputs(inputs)).await;
-                            metrics.step(kind, id.step(), started.elapsed(), failure_category(&done));
-                            (id, done)
-                        });
+                        Readiness::Go => {
+                            let step = waiting.swap_remove(i);
+                            let kept = reuse.get(&step.id).filter(|_| step.needs.iter().all(|n| reused.contains(n)));
+                            if let Some(output) = kept {
+                                reused.insert(step.id.clone());
+                                results.insert(step.id, Ran::Done(Done::Ready(output.clone())));
+                                changed = true;
+                                continue;
+                            }
+                            let inputs: BTreeMap<Id, O> = step
+                                .needs
+                                .iter()
+                                .filter_map(|n| match results.get(n) {
+                                    Some(Ran::Done(Done::Ready(o))) => Some((n.clone(), o.clone())),
+                                    _ => None,
+                                })
+                                .collect();
+                            running.push(self.flight(
+                                kind,
+                                &step.id,
+                                &step.ensure,
+                                &inputs,
+                                &step.lane,
+                                None,
+                                &stopped,
+                            ));
+                            started.insert(step.id, (step.ensure, inputs, step.lane));
+                            first_runs += 1;
+                        }
                     }
                 }
             }
-        }
-        // A need nothing produces (or a cycle) can never be met: blocked on it.
-        if running.is_empty() {
-            for step in waiting.drain(..) {
-                let on = step.needs.iter().find(|n| !results.contains_key(*n)).cloned().unwrap_or(step.id.clone());
-                results.insert(step.id, Ran::Blocked(on));
+            // Nothing else works: retries still waiting are called off (they stay pending).
+            if first_runs == 0 && !retrying.is_empty() {
+                stop.send_replace(true);
             }
-            return results;
-        }
-        if let Some((id, done)) = running.next().await {
+            let Some((id, done, was_retry)) = running.next().await else { break };
+            if !was_retry {
+                first_runs -= 1;
+            }
+            let Some(done) = done else {
+                retrying.remove(&id);
+                continue;
+            };
+            let again = match &done {
+                Done::Pending { retry_after, .. } if first_runs > 0 && !*stopped.borrow() => {
+                    Some(retry_after.unwrap_or(self.retry))
+                }
+                _ => None,
+            };
+            match (again, started.get(&id)) {
+                (Some(delay), Some((ensure, inputs, lane))) => {
+                    running.push(self.flight(kind, &id, ensure, inputs, lane, Some(delay), &stopped));
+                    retrying.insert(id.clone());
+                }
+                _ => {
+                    retrying.remove(&id);
+                }
+            }
             results.insert(id, Ran::Done(done));
         }
+        // A need nothing produces (or a cycle) can never be met: blocked on it.
+        for step in waiting.drain(..) {
+            let on = step.needs.iter().find(|n| !results.contains_key(*n)).cloned().unwrap_or(step.id.clone());
+            results.insert(step.id, Ran::Blocked(on));
+        }
+        results
+    }
+
+    /// One run of a step, after `delay` if it is a retry (called off when `stopped` turns true
+    /// first), within its lane's bound, timed.
+    #[allow(clippy::too_many_arguments)]
+    fn flight<'f, 'a: 'f, Id, O>(
+        &'f self,
+        kind: &'static str,
+        id: &Id,
+        ensure: &Ensure<'a, Id, O>,
+        inputs: &BTreeMap<Id, O>,
+        lane: &Lane,
+        delay: Option<Duration>,
+        stopped: &tokio::sync::watch::Receiver<bool>,
+    ) -> Flight<'f, Id, O>
+    where
+        Id: StepId + 'a,
+        O: Clone + Send + Sync + 'a,
+    {
+        let (id, ensure, inputs) = (id.clone(), ensure.clone(), inputs.clone());
+        let semaphore = self.lanes.semaphore(lane);
+        let mut stopped = stopped.clone();
+        let metrics = self.metrics;
+        Box::pin(async move {
+            if let Some(delay) = delay {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = stopped.wait_for(|s| *s) => return (id, None, true),
+                }
+            }
+            // A closed semaphore cannot happen (never closed); run unbounded if it did.
+            let _permit = semaphore.acquire_owned().await.ok();
+            let started = Instant::now();
+            let done = ensure(Inputs(inputs)).await;
+            metrics.step(kind, id.step(), started.elapsed(), failure_category(&done));
+            let result = match &done {
+                Done::Ready(_) => "ready",
+                Done::Pending { .. } => "pending",
+                Done::Failed(_) => "failed",
+            };
+            tracing::debug!(kind, step = ?id, took = ?started.elapsed(), retry = delay.is_some(), result, "step ran");
+            (id, Some(done), delay.is_some())
+        })
     }
 }
 
@@ -267,9 +357,13 @@ enum Readiness<Id> {
     Blocked(Id),
 }
 
-fn readiness<Id: Ord + Clone, O>(needs: &[Id], results: &Results<Id, O>) -> Readiness<Id> {
+fn readiness<Id: Ord + Clone, O>(needs: &[Id], results: &Results<Id, O>, retrying: &BTreeSet<Id>) -> Readiness<Id> {
     let mut all = true;
     for need in needs {
+        if retrying.contains(need) {
+            all = false;
+            continue;
+        }
         match results.get(need) {
             Some(Ran::Done(Done::Ready(_))) => {}
             Some(_) => return Readiness::Blocked(need.clone()),
@@ -326,6 +420,7 @@ mod tests {
 
     fn step(id: Id, needs: Vec<Id>, done: Done<u32>, log: Log) -> Step<'static, Id, u32> {
         Step::new(id, needs, Lane::new("111111111111", Service::Ec2), move |inputs: Inputs<Id, u32>| {
+            let (log, done) = (log.clone(), done.clone());
             async move {
                 log.lock().unwrap().push((id, inputs.iter().map(|(_, o)| *o).collect()));
                 done
@@ -346,7 +441,9 @@ mod tests {
         ];
         let lanes = Lanes::new(2);
         let metrics = Metrics::new().unwrap();
-        let results = run("Test", steps, &BTreeMap::new(), &lanes, &metrics).await;
+        let results = Runner { lanes: &lanes, metrics: &metrics, retry: Duration::from_millis(20) }
+            .run("Test", steps, &BTreeMap::new())
+            .await;
         assert_eq!(results[&Id::A], Ran::Done(Done::Ready(1)));
         assert_eq!(results[&Id::C], Ran::Done(Done::Ready(3)));
         assert_eq!(results[&Id::D], Ran::Blocked(Id::B));
@@ -365,6 +462,7 @@ mod tests {
             .map(|id| {
                 let (running, most) = (running.clone(), most.clone());
                 Step::new(id, vec![], Lane::new("111111111111", Service::Kms), move |_| {
+                    let (running, most) = (running.clone(), most.clone());
                     async move {
                         use std::sync::atomic::Ordering::SeqCst;
                         let now = running.fetch_add(1, SeqCst) + 1;
@@ -379,7 +477,9 @@ mod tests {
             .collect();
         let lanes = Lanes::new(2);
         let metrics = Metrics::new().unwrap();
-        let results = run("Test", steps, &BTreeMap::new(), &lanes, &metrics).await;
+        let results = Runner { lanes: &lanes, metrics: &metrics, retry: Duration::from_millis(20) }
+            .run("Test", steps, &BTreeMap::new())
+            .await;
         assert_eq!(results.len(), 4);
         assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2, "two at once in one lane, never more");
     }
@@ -396,7 +496,9 @@ mod tests {
         // A and B were ready before; C was not, so D (after C) runs again although it was ready.
         let reuse = BTreeMap::from([(Id::A, 1), (Id::B, 2), (Id::D, 4)]);
         let (lanes, metrics) = (Lanes::new(2), Metrics::new().unwrap());
-        let results = run("Test", steps, &reuse, &lanes, &metrics).await;
+        let results = Runner { lanes: &lanes, metrics: &metrics, retry: Duration::from_millis(20) }
+            .run("Test", steps, &reuse)
+            .await;
         assert_eq!(results[&Id::A], Ran::Done(Done::Ready(1)));
         assert_eq!(results[&Id::B], Ran::Done(Done::Ready(2)));
         assert_eq!(results[&Id::D], Ran::Done(Done::Ready(40)));
@@ -405,12 +507,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pending_step_runs_again_while_others_work_and_its_dependents_follow() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counted = tries.clone();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let steps = vec![
+            // Pending on its first try (as a key policy while IAM propagates), ready on the next.
+            Step::new(Id::A, vec![], Lane::new("111111111111", Service::Kms), move |_| {
+                let counted = counted.clone();
+                async move { if counted.fetch_add(1, SeqCst) == 0 { Done::pending("propagating") } else { Done::Ready(1) } }
+                    .boxed()
+            }),
+            Step::new(Id::B, vec![], Lane::new("111111111111", Service::S3), |_| {
+                async {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Done::Ready(2)
+                }
+                .boxed()
+            }),
+            step(Id::C, vec![Id::A], Done::Ready(3), log.clone()),
+        ];
+        let (lanes, metrics) = (Lanes::new(2), Metrics::new().unwrap());
+        let results = Runner { lanes: &lanes, metrics: &metrics, retry: Duration::from_millis(20) }
+            .run("Test", steps, &BTreeMap::new())
+            .await;
+        assert_eq!(results[&Id::A], Ran::Done(Done::Ready(1)), "A was tried again within the pass");
+        assert_eq!(results[&Id::C], Ran::Done(Done::Ready(3)), "C ran after A's retry");
+        assert_eq!(tries.load(SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pending_step_alone_ends_the_pass_without_waiting() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let steps = vec![
+            step(Id::A, vec![], Done::pending("domain creating"), log.clone()),
+            step(Id::B, vec![Id::A], Done::Ready(2), log),
+        ];
+        let (lanes, metrics) = (Lanes::new(2), Metrics::new().unwrap());
+        let started = Instant::now();
+        let results = Runner { lanes: &lanes, metrics: &metrics, retry: Duration::from_secs(30) }
+            .run("Test", steps, &BTreeMap::new())
+            .await;
+        assert!(started.elapsed() < Duration::from_secs(5), "the pass waited for a retry nothing needed");
+        assert!(matches!(results[&Id::A], Ran::Done(Done::Pending { .. })));
+        assert_eq!(results[&Id::B], Ran::Blocked(Id::A));
+    }
+
+    #[tokio::test]
     async fn a_need_no_step_produces_blocks_instead_of_hanging() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let steps = vec![step(Id::B, vec![Id::A], Done::Ready(2), log)];
         let lanes = Lanes::new(1);
         let metrics = Metrics::new().unwrap();
-        let results = run("Test", steps, &BTreeMap::new(), &lanes, &metrics).await;
+        let results = Runner { lanes: &lanes, metrics: &metrics, retry: Duration::from_millis(20) }
+            .run("Test", steps, &BTreeMap::new())
+            .await;
         assert_eq!(results[&Id::B], Ran::Blocked(Id::A));
     }
 }

@@ -18,7 +18,7 @@ use sagekeeper_policy::inputs::{Environment, Keys, Roles, Target};
 
 use super::plan::{AccountPlan, BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind, TargetPlan};
 use crate::context::Context;
-use crate::steps::{self, Done, Failure, Inputs, Lane, Ran, Results, Service, Step};
+use crate::steps::{Done, Failure, Inputs, Lane, Ran, Results, Service, Step};
 
 /// How long after a role's creation a refusal naming it is taken for IAM propagation.
 const IAM_PROPAGATION: Duration = Duration::from_secs(120);
@@ -51,7 +51,7 @@ pub(crate) fn leaving(plan: &Plan, previous: &DataScienceEnvironmentStatus) -> V
     previous.target_accounts.iter().filter(|t| !listed(t)).cloned().collect()
 }
 
-/// Runs the environment's graph once, reusing what `reuse` holds (see [`steps::run`]).
+/// Runs the environment's graph once, reusing what `reuse` holds (see [`crate::steps::Runner::run`]).
 pub(crate) async fn run(
     ctx: &Context,
     plan: &Plan,
@@ -68,10 +68,10 @@ pub(crate) async fn run(
         .map(|(id, needs)| {
             let lane = pass.lane(&id);
             let step = id.clone();
-            Step::new(id, needs, lane, move |inputs| pass.ensure(step, inputs).boxed())
+            Step::new(id, needs, lane, move |inputs| pass.ensure(step.clone(), inputs).boxed())
         })
         .collect();
-    steps::run("DataScienceEnvironment", steps, reuse, &ctx.lanes, &ctx.metrics).await
+    ctx.runner().run("DataScienceEnvironment", steps, reuse).await
 }
 
 /// What the next pass of an object still converging may reuse: every ready output, except a

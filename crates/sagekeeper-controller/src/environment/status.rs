@@ -231,7 +231,7 @@ mod tests {
     use super::*;
     use crate::environment::plan::tests::example;
     use crate::metrics::Metrics;
-    use crate::steps::{self, Done, Failure, Lane, Lanes, Service, Step};
+    use crate::steps::{Done, Failure, Lane, Lanes, Runner, Service, Step};
 
     fn output(id: &EnvStep) -> EnvOutput {
         match id {
@@ -282,10 +282,16 @@ mod tests {
             .into_iter()
             .map(|(id, needs)| {
                 let done = result(&id).unwrap_or_else(|| Done::Ready(output(&id)));
-                Step::new(id, needs, Lane::new("111111111111", Service::Ec2), move |_| async move { done }.boxed())
+                Step::new(id, needs, Lane::new("111111111111", Service::Ec2), move |_| {
+                    let done = done.clone();
+                    async move { done }.boxed()
+                })
             })
             .collect();
-        steps::run("Test", steps, &Default::default(), &Lanes::new(8), &Metrics::new().unwrap()).await
+        let (lanes, metrics) = (Lanes::new(8), Metrics::new().unwrap());
+        Runner { lanes: &lanes, metrics: &metrics, retry: std::time::Duration::from_millis(10) }
+            .run("Test", steps, &Default::default())
+            .await
     }
 
     fn denied() -> Done<EnvOutput> {
