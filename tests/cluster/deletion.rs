@@ -115,6 +115,20 @@ async fn deleting_an_unused_environment_leaves_nothing_owned_in_any_account() {
     for n in 1..=3 {
         assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));
     }
+    // What the teardown deleted is in Deleted events, not only that the finalizer went.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = kube::Api::namespaced(t.client.clone(), &t.namespace);
+    let notes: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Deleted"))
+        .filter_map(|e| e.note)
+        .collect();
+    for resource in ["Studio domain", "IAM role", "VPC"] {
+        assert!(notes.iter().any(|n| n.contains(resource)), "no Deleted event names a {resource}: {notes:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,7 @@ pub(crate) struct Context {
     full_checks: Mutex<HashMap<String, (std::time::Instant, u64)>>,
     converged: Mutex<HashMap<String, u64>>,
     reusable: Mutex<HashMap<String, Reusable>>,
+    deleted: Mutex<HashMap<String, Vec<(sagekeeper_aws::steps::Action, String)>>>,
     synced: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -99,6 +100,7 @@ impl Context {
             full_checks: Mutex::default(),
             converged: Mutex::default(),
             reusable: Mutex::default(),
+            deleted: Mutex::default(),
             synced,
         }
     }
@@ -167,6 +169,7 @@ impl Context {
     pub(crate) fn forget_converged(&self, uid: &str) {
         self.converged.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
         self.keep_reusable::<()>(uid, None);
+        self.deleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
     }
 
     /// The step outputs an object's last pass found ready, if that pass planned the same
@@ -188,6 +191,22 @@ impl Context {
             Some((fingerprint, outputs)) => reusable.insert(uid.to_owned(), (fingerprint, Box::new(outputs))),
             None => reusable.remove(uid),
         };
+    }
+
+    /// Adds what a teardown pass of the object wrote to what its earlier passes wrote, and
+    /// returns the whole list when `done`. (kube's event recorder keeps the first note of a
+    /// reason for six minutes and only counts the repeats, so a teardown's Deleted event is
+    /// published once, at the end, listing everything.)
+    pub(crate) fn teardown_writes(
+        &self,
+        uid: &str,
+        writes: Vec<(sagekeeper_aws::steps::Action, String)>,
+        done: bool,
+    ) -> Vec<(sagekeeper_aws::steps::Action, String)> {
+        let mut deleted = self.deleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let all = deleted.entry(uid.to_owned()).or_default();
+        all.extend(writes);
+        if done { deleted.remove(uid).unwrap_or_default() } else { Vec::new() }
     }
 
     /// The runner of every kind's steps.

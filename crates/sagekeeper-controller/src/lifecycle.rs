@@ -123,8 +123,8 @@ pub(crate) struct Report<S> {
 pub(crate) struct Note {
     /// Normal or Warning.
     pub(crate) type_: EventType,
-    /// PascalCase reason, e.g. `Created`, `DriftRepaired`.
-    pub(crate) reason: &'static str,
+    /// Why, one of a fixed set.
+    pub(crate) reason: EventReason,
     /// What happened.
     pub(crate) note: String,
 }
@@ -154,11 +154,52 @@ pub(crate) enum Retry {
     After(std::time::Duration),
 }
 
-/// One Normal event per kind of write a pass made (Created, Updated, Deleted), each listing the
-/// resources.
-pub(crate) fn change_notes(changes: &[(sagekeeper_aws::steps::Action, String)]) -> Vec<Note> {
+/// The reasons of sagekeeper's own events (a Stalled event takes its condition's reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventReason {
+    Created,
+    Updated,
+    Deleted,
+    DriftRepaired,
+    DataRetained,
+    Ready,
+    RunSucceeded,
+    RunFailed,
+    Serving,
+    DeploymentFailed,
+    RejectedVersionServing,
+}
+
+impl EventReason {
+    /// The reason as events carry it.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "Created",
+            Self::Updated => "Updated",
+            Self::Deleted => "Deleted",
+            Self::DriftRepaired => "DriftRepaired",
+            Self::DataRetained => "DataRetained",
+            Self::Ready => "Ready",
+            Self::RunSucceeded => "RunSucceeded",
+            Self::RunFailed => "RunFailed",
+            Self::Serving => "Serving",
+            Self::DeploymentFailed => "DeploymentFailed",
+            Self::RejectedVersionServing => "RejectedVersionServing",
+        }
+    }
+}
+
+/// The events for what a pass wrote, decided the same way for every kind. When the object had
+/// already converged with the inputs it has now (`drift`), every write repaired drift: one
+/// Warning `DriftRepaired` listing them. Otherwise one Normal event per kind of write
+/// (Created, Updated, Deleted), each listing its resources.
+pub(crate) fn change_notes(changes: &[(sagekeeper_aws::steps::Action, String)], drift: bool) -> Vec<Note> {
     use sagekeeper_aws::steps::Action::{Created, Deleted, Updated};
-    [(Created, "Created"), (Updated, "Updated"), (Deleted, "Deleted")]
+    if drift && !changes.is_empty() {
+        let all: Vec<&str> = changes.iter().map(|(_, what)| what.as_str()).collect();
+        return vec![Note { type_: EventType::Warning, reason: EventReason::DriftRepaired, note: all.join("; ") }];
+    }
+    [(Created, EventReason::Created), (Updated, EventReason::Updated), (Deleted, EventReason::Deleted)]
         .into_iter()
         .filter_map(|(action, reason)| {
             let items: Vec<&str> = changes.iter().filter(|(a, _)| *a == action).map(|(_, w)| w.as_str()).collect();
@@ -203,7 +244,7 @@ pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result
                 } else {
                     "cleanup done, finalizer released"
                 };
-                publish(&ctx, &*obj, EventType::Normal, "Deleted", note).await;
+                publish(&ctx, &*obj, EventType::Normal, EventReason::Deleted.as_str(), note).await;
                 ctx.reset_backoff(&uid(&*obj));
                 ctx.forget_check(&uid(&*obj));
                 ctx.forget_converged(&uid(&*obj));
@@ -322,7 +363,7 @@ async fn publish_transition<K: Kind>(ctx: &Context, obj: &K, before: &[Condition
     let stalled = state(after, STALLED).filter(|(s, _)| s == "True");
     if became_ready {
         let note = conditions::find(after, READY).map(|c| c.message.clone()).unwrap_or_default();
-        publish(ctx, obj, EventType::Normal, "Ready", &note).await;
+        publish(ctx, obj, EventType::Normal, EventReason::Ready.as_str(), &note).await;
     } else if let Some((_, reason)) = stalled.filter(|now| state(before, STALLED).as_ref() != Some(now)) {
         let note = conditions::find(after, STALLED).map(|c| c.message.clone()).unwrap_or_default();
         publish(ctx, obj, EventType::Warning, &reason, &note).await;
@@ -331,7 +372,7 @@ async fn publish_transition<K: Kind>(ctx: &Context, obj: &K, before: &[Condition
 
 async fn publish_notes<K: Kind>(ctx: &Context, obj: &K, notes: &[Note]) {
     for note in notes {
-        publish(ctx, obj, note.type_, note.reason, &note.note).await;
+        publish(ctx, obj, note.type_, note.reason.as_str(), &note.note).await;
     }
 }
 

@@ -22,7 +22,9 @@ use sagekeeper_policy::iam::REGISTRY_TAG_KEY;
 use sagekeeper_policy::pipeline::{self, ABALONE_ASSETS, JobSettings, Violation};
 
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, change_notes, namespaced_kind, publish, status_fields};
+use crate::lifecycle::{
+    Cleanup, EventReason, Kind, Note, Report, Retry, change_notes, namespaced_kind, publish, status_fields,
+};
 use crate::resolve::{self, project_users, unless_in_use};
 use crate::run::Error;
 
@@ -136,7 +138,7 @@ impl Kind for MLOpsProject {
                 let note = format!(
                     "model package group {group} kept with its {versions} registered version(s) (deleteDataOnDelete is false)"
                 );
-                publish(ctx, self, EventType::Warning, "DataRetained", &note).await;
+                publish(ctx, self, EventType::Warning, EventReason::DataRetained.as_str(), &note).await;
             }
             Err(e) => return fail(e, format!("model package group {group}")),
         }
@@ -451,7 +453,7 @@ async fn converge(
         }
     }
     let mut report = poll(ctx, plan, session, status).await;
-    report.notes.extend(change_notes(&changes.take()));
+    report.notes.extend(change_notes(&changes.take(), false));
     report
 }
 
@@ -517,13 +519,16 @@ fn pending(
     let outcome = Outcome::progressing(Reason::Pending(component), why);
     let mut report = Report::new(status, outcome.clone());
     report.components = vec![ComponentState { component, outcome }];
-    report.notes = change_notes(&changes.take());
+    report.notes = change_notes(&changes.take(), false);
     report
 }
 
 fn run_note(run: &Execution) -> Note {
-    let (type_, reason) =
-        if run.status == "Succeeded" { (EventType::Normal, "RunSucceeded") } else { (EventType::Warning, "RunFailed") };
+    let (type_, reason) = if run.status == "Succeeded" {
+        (EventType::Normal, EventReason::RunSucceeded)
+    } else {
+        (EventType::Warning, EventReason::RunFailed)
+    };
     let why = run.failure_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
     Note { type_, reason, note: format!("pipeline run {} {}{why}", run.arn, run.status) }
 }

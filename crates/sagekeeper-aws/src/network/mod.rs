@@ -106,7 +106,7 @@ pub const S3_ENDPOINT: &str = "s3";
 pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> StepResult<NetworkOutputs> {
     let (vpc_id, vpc_tags) = ensure_vpc(ec2, plan, changes).await?;
     let seen = observe::observe(ec2, &vpc_id, &plan.owner).await?;
-    ensure_tags(ec2, plan, &vpc_id, &vpc_tags, &seen, changes).await?;
+    ensure_tags(ec2, plan, &core_resources(&vpc_id, &vpc_tags, &seen), changes).await?;
     let mut private = Vec::with_capacity(plan.zones.len());
     for (i, zone) in plan.zones.iter().enumerate() {
         private.push(ensure_private_zone(ec2, plan, &vpc_id, &seen, i, zone, changes).await?);
@@ -138,6 +138,13 @@ pub async fn ensure_vpc_endpoints(
     changes: &Changes,
 ) -> Result<EndpointOutputs, AwsError> {
     let seen = observe::observe_endpoints(ec2, &network.vpc_id, &plan.owner).await?;
+    let ours: Vec<(&str, &[Tag])> = seen
+        .endpoints
+        .iter()
+        .filter(|e| seen.owns(e.tags()))
+        .filter_map(|e| Some((e.vpc_endpoint_id()?, e.tags())))
+        .collect();
+    ensure_tags(ec2, plan, &ours, changes).await?;
     let (ids, pending) = endpoints::ensure_endpoints(ec2, plan, network, &seen, changes).await?;
     Ok(EndpointOutputs { ids, pending })
 }
@@ -206,28 +213,29 @@ async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
     Ok((vpc_id, tags))
 }
 
-/// Puts the owner's tags (owner, uid, the user's spec.tags) back on every resource of ours
-/// that lacks one or has another value, and takes the tag keys removed from spec.tags off
-/// them: one call each.
-async fn ensure_tags(
-    ec2: &Client,
-    plan: &NetworkPlan,
-    vpc_id: &str,
-    vpc_tags: &[Tag],
-    seen: &Observed,
-    changes: &Changes,
-) -> Result<(), AwsError> {
+/// The VPC and everything of ours in it that the core observation saw (not the endpoints).
+fn core_resources<'s>(vpc_id: &'s str, vpc_tags: &'s [Tag], seen: &'s Observed) -> Vec<(&'s str, &'s [Tag])> {
     // The VPC is ours by how it was found; the rest by their owner tag.
     let others = (seen.subnets.iter().map(|x| (x.subnet_id(), x.tags())))
         .chain(seen.route_tables.iter().map(|x| (x.route_table_id(), x.tags())))
         .chain(seen.groups.iter().map(|x| (x.group_id(), x.tags())))
-        .chain(seen.endpoints.iter().map(|x| (x.vpc_endpoint_id(), x.tags())))
         .chain(seen.internet_gateways.iter().map(|x| (x.internet_gateway_id(), x.tags())))
         .chain(seen.nat_gateways.iter().map(|x| (x.nat_gateway_id(), x.tags())))
         .chain(seen.addresses.iter().map(|x| (x.allocation_id(), x.tags())));
     let mut ours: Vec<(&str, &[Tag])> = vec![(vpc_id, vpc_tags)];
     ours.extend(others.filter_map(|(id, tags)| id.filter(|_| seen.owns(tags)).map(|id| (id, tags))));
+    ours
+}
 
+/// Puts the owner's tags (owner, uid, the user's spec.tags) back on every resource of `ours`
+/// that lacks one or has another value, and takes the tag keys removed from spec.tags off
+/// them: one call each.
+async fn ensure_tags(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    ours: &[(&str, &[Tag])],
+    changes: &Changes,
+) -> Result<(), AwsError> {
     let owner = &plan.owner;
     let lacking = |tags: &[Tag]| owner.base_tags.iter().any(|(k, v)| observe::tag(tags, k) != Some(v.as_str()));
     let untag = |tags: &[Tag]| !owner.stale_keys(tags.iter().filter_map(Tag::key)).is_empty();

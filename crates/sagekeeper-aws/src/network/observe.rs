@@ -37,13 +37,12 @@ fn vpc(vpc_id: &str) -> Filter {
     Filter::builder().name("vpc-id").values(vpc_id).build()
 }
 
-/// Reads everything the network step compares, in seven calls.
+/// Everything but the endpoints (which the endpoints step observes itself), in six calls.
 pub(crate) async fn observe(ec2: &Client, vpc_id: &str, owner: &Owner) -> Result<Observed, AwsError> {
-    let (subnets, route_tables, groups, endpoints, igws, nats, addresses) = tokio::try_join!(
+    let (subnets, route_tables, groups, igws, nats, addresses) = tokio::try_join!(
         async { ec2.describe_subnets().filters(vpc(vpc_id)).send().await.map_err(AwsError::from_sdk) },
         async { ec2.describe_route_tables().filters(vpc(vpc_id)).send().await.map_err(AwsError::from_sdk) },
         async { ec2.describe_security_groups().filters(vpc(vpc_id)).send().await.map_err(AwsError::from_sdk) },
-        async { ec2.describe_vpc_endpoints().filters(vpc(vpc_id)).send().await.map_err(AwsError::from_sdk) },
         async {
             let attached = Filter::builder().name("attachment.vpc-id").values(vpc_id).build();
             ec2.describe_internet_gateways().filters(attached).send().await.map_err(AwsError::from_sdk)
@@ -55,7 +54,7 @@ pub(crate) async fn observe(ec2: &Client, vpc_id: &str, owner: &Owner) -> Result
         subnets: subnets.subnets().to_vec(),
         route_tables: route_tables.route_tables().to_vec(),
         groups: groups.security_groups().to_vec(),
-        endpoints: live_endpoints(endpoints.vpc_endpoints()),
+        endpoints: Vec::new(),
         internet_gateways: igws.internet_gateways().to_vec(),
         nat_gateways: nats
             .nat_gateways()

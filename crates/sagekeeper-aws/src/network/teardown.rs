@@ -24,7 +24,8 @@ pub async fn delete_network(ec2: &Client, owner: &Owner, changes: &Changes) -> S
         .await
         .map_err(AwsError::from_sdk)?;
     for vpc_id in vpcs.vpcs().iter().filter_map(|v| v.vpc_id()) {
-        let seen = observe::observe(ec2, vpc_id, owner).await?;
+        let mut seen = observe::observe(ec2, vpc_id, owner).await?;
+        seen.endpoints = observe::observe_endpoints(ec2, vpc_id, owner).await?.endpoints;
         if let Step::Pending(why) = delete_vpc(ec2, vpc_id, &seen, changes).await? {
             return Ok(Step::Pending(why));
         }

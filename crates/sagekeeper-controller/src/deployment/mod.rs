@@ -28,7 +28,7 @@ use sagekeeper_aws::{AccountAccess, AwsError};
 
 use self::endpoint::{AccountState, Place};
 use crate::context::Context;
-use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, change_notes, namespaced_kind, status_fields};
+use crate::lifecycle::{Cleanup, EventReason, Kind, Note, Report, Retry, change_notes, namespaced_kind, status_fields};
 use crate::resolve;
 use crate::run::Error;
 
@@ -147,7 +147,7 @@ impl Kind for ModelDeployment {
                 }
             }
         }
-        let notes = change_notes(&changes.take());
+        let notes = change_notes(&changes.take(), false);
         if let Some((e, resource)) = failure {
             let remedy = "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it";
             let mut report = resolve::aws_failure(status, Component::Deletion, &e, &resource, remedy);
@@ -377,7 +377,7 @@ async fn converge(
             && !previous.message.contains("is Rejected and still serves")
         {
             let note = format!("stage {} still serves v{v}, which is Rejected: {}", stage.name, decision.message);
-            tally.notes.push(Note { type_: EventType::Warning, reason: "RejectedVersionServing", note });
+            tally.notes.push(Note { type_: EventType::Warning, reason: EventReason::RejectedVersionServing, note });
         }
         let place = StagePlace { names: &names, owner: &owner, stage, accounts, resolved, versions };
         let stage_status = converge_stage(ctx, &place, &decision, previous, &changes, &mut tally).await;
@@ -455,10 +455,7 @@ async fn converge(
     report.components = vec![ComponentState { component: Component::Stages, outcome: stages_outcome }];
     report.extra = vec![model_condition, pending_condition];
     report.notes = tally.notes;
-    report.notes.extend(change_notes(&changes.take()).into_iter().map(|note| match note.reason {
-        "Created" | "Updated" if drift => Note { type_: EventType::Warning, reason: "DriftRepaired", ..note },
-        _ => note,
-    }));
+    report.notes.extend(change_notes(&changes.take(), drift));
     report
 }
 
@@ -540,7 +537,7 @@ async fn converge_stage(
         {
             tally.notes.push(Note {
                 type_: EventType::Warning,
-                reason: "DeploymentFailed",
+                reason: EventReason::DeploymentFailed,
                 note: format!("v{version} in stage {} (AwsAccount {name}): {reason}", stage.name),
             });
         }
@@ -576,7 +573,7 @@ async fn converge_stage(
         if previous.serving_version != Some(version) {
             tally.notes.push(Note {
                 type_: EventType::Normal,
-                reason: "Serving",
+                reason: EventReason::Serving,
                 note: format!("stage {} serves v{version} in every account", stage.name),
             });
         }

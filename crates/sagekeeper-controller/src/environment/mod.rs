@@ -13,12 +13,14 @@ use std::sync::Arc;
 use sagekeeper_api::AwsAccount;
 use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
 use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus};
-use sagekeeper_aws::steps::Action;
+use sagekeeper_aws::steps::Changes;
 
 use crate::context::Context;
 use kube::runtime::events::EventType;
 
-use crate::lifecycle::{Cleanup, Kind, Note, Report, Retry, namespaced_kind, publish, status_fields};
+use crate::lifecycle::{
+    Cleanup, EventReason, Kind, Report, Retry, change_notes, namespaced_kind, publish, status_fields,
+};
 use crate::resolve::{self, environment_users, unless_in_use};
 use crate::run::Error;
 
@@ -114,7 +116,7 @@ impl Kind for DataScienceEnvironment {
             components: folded.components,
             retry,
             failure: folded.failure,
-            notes: notes(&changes, was_ready),
+            notes: change_notes(&changes, was_ready),
             extra: Vec::new(),
         })
     }
@@ -137,27 +139,38 @@ impl Kind for DataScienceEnvironment {
             .unwrap_or_else(|| status.network.as_ref().map(|n| n.availability_zones.clone()).unwrap_or_default());
         let plan = plan::plan(self, &dev, &targets, &zones, &zones);
         let domain_id = status.studio.as_ref().and_then(|s| s.domain_id.clone());
-        match teardown::teardown(ctx, &plan, domain_id.as_deref(), self.spec.delete_data_on_delete, &status.retained)
-            .await
-        {
+        let changes = Changes::default();
+        let retained = status.retained.clone();
+        let delete_data = self.spec.delete_data_on_delete;
+        let torn = teardown::teardown(ctx, &plan, domain_id.as_deref(), delete_data, &retained, &changes).await;
+        // What the teardown deleted, over all its passes, is published once it is done.
+        let uid = self.metadata.uid.clone().unwrap_or_default();
+        let done = matches!(torn, teardown::Teardown::Done(_));
+        let writes = ctx.teardown_writes(&uid, changes.take(), done);
+        let report = match torn {
             teardown::Teardown::Done(kept) => {
+                for note in change_notes(&writes, false) {
+                    publish(ctx, self, note.type_, note.reason.as_str(), &note.note).await;
+                }
                 if !kept.is_empty() {
                     let note: Vec<String> =
                         kept.iter().map(|r| format!("{} {} ({})", r.resource, r.id, r.reason)).collect();
-                    publish(ctx, self, EventType::Warning, "DataRetained", &note.join("; ")).await;
+                    let reason = EventReason::DataRetained.as_str();
+                    publish(ctx, self, EventType::Warning, reason, &note.join("; ")).await;
                 }
-                Ok(Cleanup::Done)
+                return Ok(Cleanup::Done);
             }
             teardown::Teardown::Waiting(why, kept) => {
                 status.retained = kept;
-                Ok(Cleanup::Wait(Report::new(status, Outcome::progressing(Reason::Pending(Component::Deletion), why))))
+                Report::new(status, Outcome::progressing(Reason::Pending(Component::Deletion), why))
             }
             teardown::Teardown::Failed(err, resource, kept) => {
                 status.retained = kept;
                 let remedy = "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it";
-                Ok(Cleanup::Wait(resolve::aws_failure(status, Component::Deletion, &err, &resource, remedy)))
+                resolve::aws_failure(status, Component::Deletion, &err, &resource, remedy)
             }
-        }
+        };
+        Ok(Cleanup::Wait(report))
     }
 }
 
@@ -227,23 +240,4 @@ async fn accounts_for_teardown(
         }
     }
     Ok(Ok((dev, targets)))
-}
-
-/// Events for what a pass wrote: one per kind of write, listing the resources.
-fn notes(changes: &[(Action, String)], was_ready: bool) -> Vec<Note> {
-    let list = |action: Action| {
-        let items: Vec<&str> = changes.iter().filter(|(a, _)| *a == action).map(|(_, what)| what.as_str()).collect();
-        (!items.is_empty()).then(|| items.join("; "))
-    };
-    let mut notes = Vec::new();
-    if let Some(created) = list(Action::Created) {
-        notes.push(Note { type_: EventType::Normal, reason: "Created", note: created });
-    }
-    let changed: Vec<String> = [list(Action::Updated), list(Action::Deleted)].into_iter().flatten().collect();
-    if !changed.is_empty() {
-        let (type_, reason) =
-            if was_ready { (EventType::Warning, "DriftRepaired") } else { (EventType::Normal, "Updated") };
-        notes.push(Note { type_, reason, note: changed.join("; ") });
-    }
-    notes
 }

@@ -31,8 +31,8 @@ pub(crate) async fn teardown(
     domain_id: Option<&str>,
     delete_data: bool,
     retained: &[RetainedResource],
+    changes: &Changes,
 ) -> Teardown {
-    let changes = Changes::default();
     let dev = ctx.sessions.session(&plan.dev.access);
     let mut kept: Vec<RetainedResource> = retained.to_vec();
 
@@ -53,13 +53,13 @@ pub(crate) async fn teardown(
         }
     }
     let keep_home = kept.iter().any(|r| r.resource == "efs-file-system");
-    match studio::delete_domain(sm, &plan.owner, &plan.names.domain(), domain_id, !keep_home, &changes).await {
+    match studio::delete_domain(sm, &plan.owner, &plan.names.domain(), domain_id, !keep_home, changes).await {
         Ok(Step::Ready(())) => {}
         Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
         Err(e) => return Teardown::Failed(e, "Studio domain".into(), kept),
     }
 
-    let targets = join_all(plan.targets.iter().map(|t| teardown_target(ctx, plan, t, &changes))).await;
+    let targets = join_all(plan.targets.iter().map(|t| teardown_target(ctx, plan, t, changes))).await;
     for result in targets {
         match result {
             Ok((Some(why), _)) => return Teardown::Waiting(why, kept),
@@ -78,7 +78,7 @@ pub(crate) async fn teardown(
         &plan.roles.team_admin,
     ];
     for name in roles {
-        if let Err(e) = iam::delete_role(dev.iam(), &plan.owner, name, &plan.dev.boundary, &changes).await {
+        if let Err(e) = iam::delete_role(dev.iam(), &plan.owner, name, &plan.dev.boundary, changes).await {
             return Teardown::Failed(e, format!("IAM role {name}"), kept);
         }
     }
@@ -93,7 +93,7 @@ pub(crate) async fn teardown(
             "the kept Studio home file system still has mount targets in it",
         );
     } else {
-        match network::delete_network(dev.ec2(), &plan.owner, &changes).await {
+        match network::delete_network(dev.ec2(), &plan.owner, changes).await {
             Ok(Step::Ready(())) => {}
             Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
             Err(e) => return Teardown::Failed(e, "network".into(), kept),
@@ -102,7 +102,7 @@ pub(crate) async fn teardown(
 
     let mut data_kept = false;
     for bucket in [&plan.data_bucket, &plan.models_bucket] {
-        match s3::delete_bucket(dev.s3(), &plan.owner, bucket, delete_data, &changes).await {
+        match s3::delete_bucket(dev.s3(), &plan.owner, bucket, delete_data, changes).await {
             Ok(Deleted::Gone) => {}
             Ok(Deleted::KeptWithData) => {
                 data_kept = true;
@@ -117,7 +117,7 @@ pub(crate) async fn teardown(
             keep(&mut kept, "kms-key", &alias, "it encrypts kept data");
             continue;
         }
-        if let Err(e) = kms::delete_key(dev.kms(), &plan.owner, &alias, &changes).await {
+        if let Err(e) = kms::delete_key(dev.kms(), &plan.owner, &alias, changes).await {
             return Teardown::Failed(e, format!("KMS key {alias}"), kept);
         }
     }
