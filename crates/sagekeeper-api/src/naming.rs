@@ -140,6 +140,22 @@ impl ProjectNames {
         format!("{}-{hash}", sanitize(&format!("{}-{}", self.namespace, self.name), 56))
     }
 
+    /// The model package group `project` uses: as its spec names it, else as its status pinned
+    /// it, else the default.
+    pub fn group(project: &crate::MLOpsProject) -> String {
+        let meta = &project.metadata;
+        project
+            .spec
+            .model_package_group_name
+            .clone()
+            .or_else(|| project.status.as_ref().and_then(|s| s.model_package_group_name.clone()))
+            .unwrap_or_else(|| {
+                let names =
+                    Self::new(meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
+                names.default_group()
+            })
+    }
+
     /// The pipeline name: the environment's resource prefix (so its roles may run it), then the
     /// project name and the short hash. At most 256 characters.
     pub fn pipeline(&self, environment: &EnvironmentNames) -> String {

@@ -3,7 +3,6 @@
 //! classification, and one module per AWS resource family with idempotent steps.
 
 pub mod errors;
-pub mod hosting;
 pub mod iam;
 pub mod identity;
 pub mod kms;
@@ -11,6 +10,7 @@ pub mod metrics;
 pub mod network;
 pub mod project;
 pub mod s3;
+pub mod sagemaker_endpoints;
 mod sagemaker_tags;
 pub mod sessions;
 pub mod steps;

@@ -108,7 +108,7 @@ impl Kind for MLOpsProject {
         let session = ctx.sessions.session(&access(&account, &env.spec.region));
         let names = ProjectNames::new(&namespace, &self.name_any());
         let owner = owner(self, &env);
-        let group = group_name(self);
+        let group = ProjectNames::group(self);
         let pipeline_name = names.pipeline(&EnvironmentNames::new(&namespace, env_name));
         let changes = Changes::default();
         let fail = |e: AwsError, resource: String| {
@@ -192,19 +192,7 @@ pub(crate) fn owned_group(project: &MLOpsProject) -> Option<(String, String)> {
     let status = project.status.as_ref()?;
     let (name, arn) = (status.model_package_group_name.clone()?, status.model_package_group_arn.clone()?);
     let suffix = format!(":model-package-group/{}", name.to_lowercase());
-    (name == group_name(project) && arn.to_lowercase().ends_with(&suffix)).then_some((name, arn))
-}
-
-/// The project's model package group: as the spec names it, else as pinned, else the default.
-pub(crate) fn group_name(project: &MLOpsProject) -> String {
-    project
-        .spec
-        .model_package_group_name
-        .clone()
-        .or_else(|| project.status.as_ref().and_then(|s| s.model_package_group_name.clone()))
-        .unwrap_or_else(|| {
-            ProjectNames::new(&project.namespace().unwrap_or_default(), &project.name_any()).default_group()
-        })
+    (name == ProjectNames::group(project) && arn.to_lowercase().ends_with(&suffix)).then_some((name, arn))
 }
 
 fn owner(project: &MLOpsProject, env: &DataScienceEnvironment) -> Owner {
@@ -263,7 +251,7 @@ fn plan(project: &MLOpsProject, env: &DataScienceEnvironment) -> Result<Plan, Ou
     let keys = s.encryption.as_ref().ok_or_else(|| missing("keys"))?;
     let identity = s.identity.as_ref().ok_or_else(|| missing("roles"))?;
     let storage = s.storage.as_ref().ok_or_else(|| missing("buckets"))?;
-    let group = group_name(project);
+    let group = ProjectNames::group(project);
     let names = ProjectNames::new(&namespace, &project.name_any());
     let pipeline_role = identity.pipeline_role_arn.clone().ok_or_else(|| missing("pipeline role"))?;
     let partition = pipeline_role.split(':').nth(1).unwrap_or("aws").to_owned();

@@ -4,11 +4,11 @@
 //! interface endpoints. One batched observation per pass (a describe per resource type,
 //! filtered by VPC), then only the writes that differ.
 
-mod endpoints;
 mod gateways;
 mod observe;
 pub mod rules;
 mod teardown;
+mod vpc_endpoints;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -95,7 +95,7 @@ pub struct NetworkOutputs {
 
 /// Which of the VPC's endpoints is not available yet, if any (one call).
 pub async fn endpoints_unavailable(ec2: &Client, vpc_id: &str) -> Result<Option<String>, AwsError> {
-    endpoints::unavailable(ec2, vpc_id).await
+    vpc_endpoints::unavailable(ec2, vpc_id).await
 }
 
 /// The key under which the S3 gateway endpoint is reported.
@@ -145,7 +145,7 @@ pub async fn ensure_vpc_endpoints(
         .filter_map(|e| Some((e.vpc_endpoint_id()?, e.tags())))
         .collect();
     ensure_tags(ec2, plan, &ours, changes).await?;
-    let (ids, pending) = endpoints::ensure_endpoints(ec2, plan, network, &seen, changes).await?;
+    let (ids, pending) = vpc_endpoints::ensure_endpoints(ec2, plan, network, &seen, changes).await?;
     Ok(EndpointOutputs { ids, pending })
 }
 

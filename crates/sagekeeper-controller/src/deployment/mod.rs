@@ -6,8 +6,8 @@
 //! and stages that leave the spec are cleaned up; deletion removes endpoints, configs and models
 //! in every account, in that order.
 
-mod endpoint;
 mod gate;
+mod sagemaker_endpoint;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use sagekeeper_aws::project::Version;
 use sagekeeper_aws::steps::{Changes, Owner, Step};
 use sagekeeper_aws::{AccountAccess, AwsError};
 
-use self::endpoint::{AccountState, Place};
+use self::sagemaker_endpoint::{AccountState, Place, Prepared};
 use crate::context::Context;
 use crate::lifecycle::{Cleanup, EventReason, Kind, Note, Report, Retry, change_notes, namespaced_kind, status_fields};
 use crate::resolve;
@@ -138,7 +138,7 @@ impl Kind for ModelDeployment {
         for (stage, account) in &places {
             let session = ctx.sessions.session(&access(account, &env.spec.region));
             let endpoint = names.endpoint(stage);
-            match endpoint::teardown(session.sagemaker(), &owner, &endpoint, &changes).await {
+            match sagemaker_endpoint::teardown(session.sagemaker(), &owner, &endpoint, &changes).await {
                 Ok(Step::Ready(())) => {}
                 Ok(Step::Pending(why)) => pending.push(format!("{why} in AwsAccount {}", account.name_any())),
                 Err(e) => {
@@ -503,23 +503,26 @@ async fn converge_stage(
         package_arn(place.versions, version).unwrap_or_else(|| versioned_arn(group_arn.unwrap_or_default(), version));
     let env = &place.resolved.env;
     let targets = env.status.as_ref().map(|s| s.target_accounts.as_slice()).unwrap_or_default();
-    let mut accounts = Vec::new();
-    let mut states = Vec::new();
-    for account in place.accounts {
+    // Every account of the stage at once: each endpoint moves on its own.
+    let results = futures::future::join_all(place.accounts.iter().map(|account| async {
         let name = account.name_any();
         let before = previous.accounts.iter().find(|a| a.account == name);
-        let prepared = targets.iter().find(|t| t.account == name && t.stage == stage.name && t.ready);
-        let missing = prepared.map(|p| endpoint::missing_outputs(p, stage)).unwrap_or_default();
-        let Some(prepared) = prepared.filter(|_| missing.is_empty()) else {
-            let what = if missing.is_empty() { String::new() } else { format!(" (no {} yet)", missing.join(", ")) };
-            let why = format!(
-                "DataScienceEnvironment {} has not prepared AwsAccount {name} for stage {}{what}",
-                env.name_any(),
-                stage.name
-            );
-            accounts.push(before.cloned().unwrap_or(StageAccountStatus { account: name, ..Default::default() }));
-            states.push(AccountState::NotPrepared(why));
-            continue;
+        let reported = targets.iter().find(|t| t.account == name && t.stage == stage.name && t.ready);
+        let prepared = match reported.map(|p| Prepared::of(p, stage)) {
+            Some(Ok(prepared)) => prepared,
+            missing => {
+                let missing = match missing {
+                    Some(Err(missing)) => format!(" (no {} yet)", missing.join(", ")),
+                    _ => String::new(),
+                };
+                let why = format!(
+                    "DataScienceEnvironment {} has not prepared AwsAccount {name} for stage {}{missing}",
+                    env.name_any(),
+                    stage.name
+                );
+                let kept = before.cloned().unwrap_or(StageAccountStatus { account: name, ..Default::default() });
+                return (kept, AccountState::NotPrepared(why), None);
+            }
         };
         let session = ctx.sessions.session(&access(account, &place.resolved.region));
         let at = Place {
@@ -528,21 +531,31 @@ async fn converge_stage(
             stage,
             version,
             package_arn: &package_arn,
-            prepared,
+            prepared: &prepared,
             hold: decision.hold.clone(),
         };
-        let (account_status, state) = endpoint::converge(session.sagemaker(), &at, before, changes).await;
-        if let AccountState::Failed(reason) = &state
-            && before.and_then(|b| b.failure_reason.as_ref()) != account_status.failure_reason.as_ref()
-        {
-            tally.notes.push(Note {
-                type_: EventType::Warning,
-                reason: EventReason::DeploymentFailed,
-                note: format!("v{version} in stage {} (AwsAccount {name}): {reason}", stage.name),
-            });
-        }
+        let (account_status, state) = sagemaker_endpoint::converge(session.sagemaker(), &at, before, changes).await;
+        let note = match &state {
+            AccountState::Failed(reason)
+                if before.and_then(|b| b.failure_reason.as_ref()) != account_status.failure_reason.as_ref() =>
+            {
+                Some(Note {
+                    type_: EventType::Warning,
+                    reason: EventReason::DeploymentFailed,
+                    note: format!("v{version} in stage {} (AwsAccount {name}): {reason}", stage.name),
+                })
+            }
+            _ => None,
+        };
+        (account_status, state, note)
+    }))
+    .await;
+    let mut accounts = Vec::with_capacity(results.len());
+    let mut states = Vec::with_capacity(results.len());
+    for (account_status, state, note) in results {
         accounts.push(account_status);
         states.push(state);
+        tally.notes.extend(note);
     }
     out.accounts = accounts;
 
@@ -641,7 +654,7 @@ async fn depart(
             };
             let session = ctx.sessions.session(&access(&obj, &resolved.region));
             let endpoint = names.endpoint(&old.name);
-            match endpoint::teardown(session.sagemaker(), owner, &endpoint, changes).await {
+            match sagemaker_endpoint::teardown(session.sagemaker(), owner, &endpoint, changes).await {
                 Ok(Step::Ready(())) => {}
                 Ok(Step::Pending(why)) => {
                     tally.deploying.push(format!("removing: {why} in AwsAccount {}", account.account));

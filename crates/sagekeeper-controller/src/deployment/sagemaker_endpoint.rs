@@ -8,7 +8,9 @@ use sagekeeper_api::deployment::{Stage, StageAccountStatus};
 use sagekeeper_api::environment::TargetAccountStatus;
 use sagekeeper_api::naming::DeploymentNames;
 use sagekeeper_aws::AwsError;
-use sagekeeper_aws::hosting::{self as aws, CapturePlan, ConfigPlan, EndpointState, ModelPlan};
+use sagekeeper_aws::sagemaker_endpoints::{
+    self as aws, CapturePlan, ConfigPlan, EndpointState, EndpointStatus, ModelPlan,
+};
 use sagekeeper_aws::sdk::sagemaker::Client;
 use sagekeeper_aws::steps::{Changes, Owner, Step, StepResult};
 
@@ -38,7 +40,7 @@ pub(super) struct Place<'a> {
     pub(super) version: i64,
     pub(super) package_arn: &'a str,
     /// What the environment prepared in the account (network, role, key, capture bucket).
-    pub(super) prepared: &'a TargetAccountStatus,
+    pub(super) prepared: &'a Prepared,
     /// Why the version may only be kept, not deployed anew (it is not Approved), if so.
     pub(super) hold: Option<String>,
 }
@@ -52,19 +54,46 @@ pub(super) fn local_nvme(instance_type: &str) -> bool {
     family.contains('d') || NVME.contains(&family)
 }
 
-/// What the environment must report for an account before anything is deployed there, by name.
-pub(super) fn missing_outputs(prepared: &TargetAccountStatus, stage: &Stage) -> Vec<&'static str> {
-    let capture = stage.data_capture.as_ref().is_some_and(|c| c.enabled);
-    [
-        ("private subnets", prepared.private_subnet_ids.is_empty()),
-        ("security group", prepared.security_group_id.is_none()),
-        ("model execution role", prepared.model_execution_role_arn.is_none()),
-        ("endpoint key", prepared.endpoint_key_arn.is_none()),
-        ("data capture bucket", capture && prepared.data_capture_bucket.is_none()),
-    ]
-    .into_iter()
-    .filter_map(|(what, missing)| missing.then_some(what))
-    .collect()
+/// What the environment prepared in a target account for a stage, every part present.
+pub(super) struct Prepared {
+    account: String,
+    account_id: Option<String>,
+    subnets: Vec<String>,
+    security_group: String,
+    role_arn: String,
+    key_arn: String,
+    /// Only when the stage captures data.
+    capture_bucket: Option<String>,
+}
+
+impl Prepared {
+    /// The environment's report of an account, if it has every part `stage` needs; else the
+    /// parts it lacks, by name.
+    pub(super) fn of(status: &TargetAccountStatus, stage: &Stage) -> Result<Self, Vec<&'static str>> {
+        let capture = stage.data_capture.as_ref().is_some_and(|c| c.enabled);
+        let missing: Vec<&'static str> = [
+            ("private subnets", status.private_subnet_ids.is_empty()),
+            ("security group", status.security_group_id.is_none()),
+            ("model execution role", status.model_execution_role_arn.is_none()),
+            ("endpoint key", status.endpoint_key_arn.is_none()),
+            ("data capture bucket", capture && status.data_capture_bucket.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(what, missing)| missing.then_some(what))
+        .collect();
+        match (&status.security_group_id, &status.model_execution_role_arn, &status.endpoint_key_arn) {
+            (Some(group), Some(role), Some(key)) if missing.is_empty() => Ok(Self {
+                account: status.account.clone(),
+                account_id: status.account_id.clone(),
+                subnets: status.private_subnet_ids.clone(),
+                security_group: group.clone(),
+                role_arn: role.clone(),
+                key_arn: key.clone(),
+                capture_bucket: status.data_capture_bucket.clone().filter(|_| capture),
+            }),
+            _ => Err(missing),
+        }
+    }
 }
 
 impl Place<'_> {
@@ -73,9 +102,9 @@ impl Place<'_> {
         let plan = ModelPlan {
             name: String::new(),
             package_arn: self.package_arn.to_owned(),
-            role_arn: t.model_execution_role_arn.clone().unwrap_or_default(),
-            subnets: t.private_subnet_ids.clone(),
-            security_group: t.security_group_id.clone().unwrap_or_default(),
+            role_arn: t.role_arn.clone(),
+            subnets: t.subnets.clone(),
+            security_group: t.security_group.clone(),
         };
         // Everything that makes the model what it is, in a fixed form: a change is a new name.
         let settings =
@@ -84,15 +113,11 @@ impl Place<'_> {
     }
 
     fn config(&self, model: &ModelPlan) -> ConfigPlan {
-        let key = self.prepared.endpoint_key_arn.clone().unwrap_or_default();
-        let capture = self.stage.data_capture.as_ref().filter(|c| c.enabled).map(|c| CapturePlan {
+        let key = self.prepared.key_arn.clone();
+        let capture = self.stage.data_capture.as_ref().filter(|c| c.enabled).zip(self.prepared.capture_bucket.as_ref());
+        let capture = capture.map(|(c, bucket)| CapturePlan {
             percentage: c.sampling_percentage,
-            destination: format!(
-                "s3://{}/{}{}",
-                self.prepared.data_capture_bucket.clone().unwrap_or_default(),
-                self.names.prefix(),
-                self.stage.name
-            ),
+            destination: format!("s3://{bucket}/{}{}", self.names.prefix(), self.stage.name),
             key: key.clone(),
         });
         let volume_key = (!local_nvme(&self.stage.instance_type)).then_some(key);
@@ -187,14 +212,14 @@ async fn converge_endpoint(
     // write to it or any judgement of a failure.
     let first_sight = before.and_then(|b| b.endpoint_arn.as_deref()) != Some(state.arn.as_str());
     let wrong_config = state.config != config.name;
-    let serving = matches!(state.status.as_str(), "InService" | "SystemUpdating") && state.pending_config.is_none();
+    let serving = state.status.serves() && state.pending_config.is_none();
     let tags = if first_sight || ((wrong_config || !serving) && !state.in_progress()) {
         aws::endpoint_tags(sm, place.owner, &state, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?
     } else {
         Vec::new()
     };
     out.endpoint_arn = Some(state.arn.clone());
-    out.endpoint_status = Some(state.status.clone());
+    out.endpoint_status = Some(state.status.to_string());
     out.endpoint_config_name = Some(state.config.clone());
     if serving && !wrong_config {
         // Newly serving (or its last cleanup failed): the models and configs it used before go.
@@ -228,8 +253,8 @@ async fn converge_endpoint(
             format!("endpoint {endpoint} is {} ({to})", state.status),
         ));
     }
-    match state.status.as_str() {
-        "InService" => {
+    match &state.status {
+        EndpointStatus::InService => {
             // While the wanted config is the failed one, nothing moves (not even drift back):
             // a person decides with a new version or a change of the stage.
             if failed_before {
@@ -252,8 +277,8 @@ async fn converge_endpoint(
         }
         // A failed create: recorded for its config; a new config replaces the endpoint, since a
         // failed endpoint cannot be updated.
-        "Failed" if !wrong_config => Ok(failed(out, &config, &state)),
-        "Failed" => match aws::delete_endpoint(sm, place.owner, &endpoint, changes).await {
+        EndpointStatus::Failed if !wrong_config => Ok(failed(out, &config, &state)),
+        EndpointStatus::Failed => match aws::delete_endpoint(sm, place.owner, &endpoint, changes).await {
             Ok(_) => {
                 Ok(AccountState::Deploying(Duration::from_secs(1), format!("replacing failed endpoint {endpoint}")))
             }

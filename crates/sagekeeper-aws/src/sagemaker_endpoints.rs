@@ -88,8 +88,8 @@ pub struct CapturePlan {
 pub struct EndpointState {
     /// The endpoint ARN.
     pub arn: String,
-    /// Creating, Updating, InService, Failed, Deleting, ...
-    pub status: String,
+    /// Where it stands.
+    pub status: EndpointStatus,
     /// The config it serves.
     pub config: String,
     /// The config an update in flight moves it to.
@@ -100,10 +100,81 @@ pub struct EndpointState {
     pub changed: Option<SystemTime>,
 }
 
+/// A SageMaker endpoint's status; statuses this version does not know are kept by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointStatus {
+    /// Being created.
+    Creating,
+    /// Moving to another endpoint config.
+    Updating,
+    /// AWS patching a serving endpoint.
+    SystemUpdating,
+    /// An update failed and the old config is coming back.
+    RollingBack,
+    /// Serving.
+    InService,
+    /// Being deleted.
+    Deleting,
+    /// Creation failed.
+    Failed,
+    /// Not serving; a person looks.
+    OutOfService,
+    /// A rollback failed; a person looks.
+    UpdateRollbackFailed,
+    /// A status AWS added after this version.
+    Unknown(String),
+}
+
+impl EndpointStatus {
+    /// The status of a DescribeEndpoint answer.
+    pub fn of(status: &str) -> Self {
+        match status {
+            "Creating" => Self::Creating,
+            "Updating" => Self::Updating,
+            "SystemUpdating" => Self::SystemUpdating,
+            "RollingBack" => Self::RollingBack,
+            "InService" => Self::InService,
+            "Deleting" => Self::Deleting,
+            "Failed" => Self::Failed,
+            "OutOfService" => Self::OutOfService,
+            "UpdateRollbackFailed" => Self::UpdateRollbackFailed,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
+    /// Its name, as AWS spells it (and status reports it).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Creating => "Creating",
+            Self::Updating => "Updating",
+            Self::SystemUpdating => "SystemUpdating",
+            Self::RollingBack => "RollingBack",
+            Self::InService => "InService",
+            Self::Deleting => "Deleting",
+            Self::Failed => "Failed",
+            Self::OutOfService => "OutOfService",
+            Self::UpdateRollbackFailed => "UpdateRollbackFailed",
+            Self::Unknown(other) => other,
+        }
+    }
+
+    /// Serving traffic (SystemUpdating is AWS patching a serving endpoint).
+    pub fn serves(&self) -> bool {
+        matches!(self, Self::InService | Self::SystemUpdating)
+    }
+}
+
+impl std::fmt::Display for EndpointStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl EndpointState {
     /// Creating, Updating, rolling back, or deleting: wait.
     pub fn in_progress(&self) -> bool {
-        matches!(self.status.as_str(), "Creating" | "Updating" | "SystemUpdating" | "RollingBack" | "Deleting")
+        use EndpointStatus as S;
+        matches!(self.status, S::Creating | S::Updating | S::SystemUpdating | S::RollingBack | S::Deleting)
             || self.pending_config.is_some()
     }
 
@@ -206,8 +277,8 @@ pub async fn describe_endpoint(sm: &Client, name: &str) -> Result<Option<Endpoin
     let changed = out.last_modified_time().or(out.creation_time()).and_then(|t| SystemTime::try_from(*t).ok());
     Ok(Some(EndpointState {
         arn: out.endpoint_arn().required("DescribeEndpoint", "EndpointArn")?,
-        status: out.endpoint_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-        config: out.endpoint_config_name().unwrap_or_default().to_owned(),
+        status: EndpointStatus::of(out.endpoint_status().map_or("", |s| s.as_str())),
+        config: out.endpoint_config_name().required("DescribeEndpoint", "EndpointConfigName")?,
         pending_config: out.pending_deployment_summary().and_then(|p| p.endpoint_config_name()).map(str::to_owned),
         failure_reason: out.failure_reason().filter(|r| !r.is_empty()).map(str::to_owned),
         changed,
@@ -294,7 +365,7 @@ pub async fn delete_endpoint(sm: &Client, owner: &Owner, name: &str, changes: &C
     let Some(endpoint) = describe_endpoint(sm, name).await? else {
         return Ok(Step::Ready(()));
     };
-    if endpoint.status != "Deleting" {
+    if endpoint.status != EndpointStatus::Deleting {
         // Someone else's endpoint of that name is not ours to delete.
         if !ours(sm, owner, &endpoint.arn, &format!("endpoint {name}")).await? {
             return Ok(Step::Ready(()));
