@@ -206,7 +206,7 @@ async fn a_quota_error_is_stalled_with_the_aws_code_and_recovers_once_fixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_denied_in_a_target_account_holds_back_only_what_needs_it_and_names_the_account() {
     let t = TestEnv::new("denied-target").await;
-    let _controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), None).await;
+    let controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(1), None).await;
     for (name, n) in [("dev", 1), ("staging", 2), ("prod", 3)] {
         ready_account(&t, name, n, &t.namespace).await;
     }
@@ -239,6 +239,15 @@ async fn access_denied_in_a_target_account_holds_back_only_what_needs_it_and_nam
     let encryption = condition("EncryptionReady");
     assert_eq!(encryption.status, "False");
     assert!(encryption.message.contains("which failed: AccessDenied"), "{}", encryption.message);
+    // The step metric counts the refusal under the step's name, not its account.
+    let failures = controller.metrics.registry.gather();
+    let counted = failures.iter().filter(|m| m.name() == "sagekeeper_step_failures_total").any(|m| {
+        m.get_metric().iter().any(|s| {
+            let label = |name: &str| s.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_owned());
+            label("step").as_deref() == Some("TargetRole") && label("category").as_deref() == Some("access_denied")
+        })
+    });
+    assert!(counted, "no sagekeeper_step_failures_total{{step=TargetRole,category=access_denied}}");
     // Once IAM admits sagekeeper, the environment converges.
     t.emulator.remove_fault(&fault);
     t.poke(&api, "fraud").await;

@@ -459,6 +459,69 @@ async fn converge(
     report
 }
 
+/// What a stage deploys in each of its accounts this pass.
+struct Deploy<'a> {
+    version: i64,
+    package_arn: &'a str,
+    decision: &'a gate::Decision,
+    previous: &'a StageStatus,
+    changes: &'a Changes,
+}
+
+/// Converges one account of a stage: its state, and a DeploymentFailed event if it newly failed.
+async fn converge_account(
+    ctx: &Context,
+    place: &StagePlace<'_>,
+    deploy: &Deploy<'_>,
+    account: &Arc<AwsAccount>,
+) -> (StageAccountStatus, AccountState, Option<Note>) {
+    let (stage, env, version) = (place.stage, &place.resolved.env, deploy.version);
+    let targets = env.status.as_ref().map(|s| s.target_accounts.as_slice()).unwrap_or_default();
+    let name = account.name_any();
+    let before = deploy.previous.accounts.iter().find(|a| a.account == name);
+    let reported = targets.iter().find(|t| t.account == name && t.stage == stage.name && t.ready);
+    let prepared = match reported.map(|p| Prepared::of(p, stage)) {
+        Some(Ok(prepared)) => prepared,
+        missing => {
+            let missing = match missing {
+                Some(Err(missing)) => format!(" (no {} yet)", missing.join(", ")),
+                _ => String::new(),
+            };
+            let why = format!(
+                "DataScienceEnvironment {} has not prepared AwsAccount {name} for stage {}{missing}",
+                env.name_any(),
+                stage.name
+            );
+            let kept = before.cloned().unwrap_or(StageAccountStatus { account: name, ..Default::default() });
+            return (kept, AccountState::NotPrepared(why), None);
+        }
+    };
+    let session = ctx.sessions.session(&access(account, &place.resolved.region));
+    let at = Place {
+        names: place.names,
+        owner: place.owner,
+        stage,
+        version: deploy.version,
+        package_arn: deploy.package_arn,
+        prepared: &prepared,
+        hold: deploy.decision.hold.clone(),
+    };
+    let (account_status, state) = sagemaker_endpoint::converge(session.sagemaker(), &at, before, deploy.changes).await;
+    let note = match &state {
+        AccountState::Failed(reason)
+            if before.and_then(|b| b.failure_reason.as_ref()) != account_status.failure_reason.as_ref() =>
+        {
+            Some(Note {
+                type_: EventType::Warning,
+                reason: EventReason::DeploymentFailed,
+                note: format!("v{version} in stage {} (AwsAccount {name}): {reason}", stage.name),
+            })
+        }
+        _ => None,
+    };
+    (account_status, state, note)
+}
+
 /// One stage of one pass: what it needs to reach its accounts.
 struct StagePlace<'a> {
     names: &'a DeploymentNames,
@@ -499,57 +562,18 @@ async fn converge_stage(
         return out;
     };
     let group_arn = place.resolved.project.status.as_ref().and_then(|s| s.model_package_group_arn.as_deref());
-    let package_arn =
-        package_arn(place.versions, version).unwrap_or_else(|| versioned_arn(group_arn.unwrap_or_default(), version));
-    let env = &place.resolved.env;
-    let targets = env.status.as_ref().map(|s| s.target_accounts.as_slice()).unwrap_or_default();
+    let Some(package_arn) =
+        package_arn(place.versions, version).or_else(|| group_arn.map(|g| versioned_arn(g, version)))
+    else {
+        out.message =
+            format!("MLOpsProject {} reports no model package group ARN yet", place.resolved.project.name_any());
+        return out;
+    };
     // Every account of the stage at once: each endpoint moves on its own.
-    let results = futures::future::join_all(place.accounts.iter().map(|account| async {
-        let name = account.name_any();
-        let before = previous.accounts.iter().find(|a| a.account == name);
-        let reported = targets.iter().find(|t| t.account == name && t.stage == stage.name && t.ready);
-        let prepared = match reported.map(|p| Prepared::of(p, stage)) {
-            Some(Ok(prepared)) => prepared,
-            missing => {
-                let missing = match missing {
-                    Some(Err(missing)) => format!(" (no {} yet)", missing.join(", ")),
-                    _ => String::new(),
-                };
-                let why = format!(
-                    "DataScienceEnvironment {} has not prepared AwsAccount {name} for stage {}{missing}",
-                    env.name_any(),
-                    stage.name
-                );
-                let kept = before.cloned().unwrap_or(StageAccountStatus { account: name, ..Default::default() });
-                return (kept, AccountState::NotPrepared(why), None);
-            }
-        };
-        let session = ctx.sessions.session(&access(account, &place.resolved.region));
-        let at = Place {
-            names: place.names,
-            owner: place.owner,
-            stage,
-            version,
-            package_arn: &package_arn,
-            prepared: &prepared,
-            hold: decision.hold.clone(),
-        };
-        let (account_status, state) = sagemaker_endpoint::converge(session.sagemaker(), &at, before, changes).await;
-        let note = match &state {
-            AccountState::Failed(reason)
-                if before.and_then(|b| b.failure_reason.as_ref()) != account_status.failure_reason.as_ref() =>
-            {
-                Some(Note {
-                    type_: EventType::Warning,
-                    reason: EventReason::DeploymentFailed,
-                    note: format!("v{version} in stage {} (AwsAccount {name}): {reason}", stage.name),
-                })
-            }
-            _ => None,
-        };
-        (account_status, state, note)
-    }))
-    .await;
+    let deploy = Deploy { version, package_arn: &package_arn, decision, previous: &previous, changes };
+    let results =
+        futures::future::join_all(place.accounts.iter().map(|account| converge_account(ctx, place, &deploy, account)))
+            .await;
     let mut accounts = Vec::with_capacity(results.len());
     let mut states = Vec::with_capacity(results.len());
     for (account_status, state, note) in results {
