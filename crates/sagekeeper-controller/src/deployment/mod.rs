@@ -62,7 +62,7 @@ impl Kind for ModelDeployment {
             return Ok(Report::new(status, Outcome::progressing(Reason::DependencyNotReady, message)));
         };
         let dev = ctx.sessions.session(&access(&resolved.dev, &resolved.region));
-        let versions = match registry(self, &status, dev.sagemaker(), &group, Some(group_arn.as_str())).await {
+        let versions = match registry(self, &status, &dev, &group, Some(group_arn.as_str())).await {
             Ok(versions) => versions,
             Err(e) => {
                 let remedy = "check sagekeeper's SageMaker permissions in the environment's account";
@@ -138,7 +138,7 @@ impl Kind for ModelDeployment {
         for (stage, account) in &places {
             let session = ctx.sessions.session(&access(account, &env.spec.region));
             let endpoint = names.endpoint(stage);
-            match sagemaker_endpoint::teardown(session.sagemaker(), &owner, &endpoint, &changes).await {
+            match sagemaker_endpoint::teardown(&session, &owner, &endpoint, &changes).await {
                 Ok(Step::Ready(())) => {}
                 Ok(Step::Pending(why)) => pending.push(format!("{why} in AwsAccount {}", account.name_any())),
                 Err(e) => {
@@ -270,11 +270,12 @@ fn owner(d: &ModelDeployment) -> Owner {
 async fn registry(
     d: &ModelDeployment,
     status: &ModelDeploymentStatus,
-    sm: &sagekeeper_aws::sdk::sagemaker::Client,
+    session: &sagekeeper_aws::Session,
     group: &str,
     group_arn: Option<&str>,
 ) -> Result<Vec<Version>, AwsError> {
     use sagekeeper_aws::project as registry;
+    let sm = session.sagemaker();
     let mut versions = registry::versions(sm, group).await?;
     if versions.len() < registry::NEWEST {
         return Ok(versions);
@@ -506,7 +507,7 @@ async fn converge_account(
         prepared: &prepared,
         hold: deploy.decision.hold.clone(),
     };
-    let (account_status, state) = sagemaker_endpoint::converge(session.sagemaker(), &at, before, deploy.changes).await;
+    let (account_status, state) = sagemaker_endpoint::converge(&session, &at, before, deploy.changes).await;
     let note = match &state {
         AccountState::Failed(reason)
             if before.and_then(|b| b.failure_reason.as_ref()) != account_status.failure_reason.as_ref() =>
@@ -678,7 +679,7 @@ async fn depart(
             };
             let session = ctx.sessions.session(&access(&obj, &resolved.region));
             let endpoint = names.endpoint(&old.name);
-            match sagemaker_endpoint::teardown(session.sagemaker(), owner, &endpoint, changes).await {
+            match sagemaker_endpoint::teardown(&session, owner, &endpoint, changes).await {
                 Ok(Step::Ready(())) => {}
                 Ok(Step::Pending(why)) => {
                     tally.deploying.push(format!("removing: {why} in AwsAccount {}", account.account));

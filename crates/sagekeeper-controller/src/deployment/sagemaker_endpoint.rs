@@ -8,10 +8,10 @@ use sagekeeper_api::deployment::{Stage, StageAccountStatus};
 use sagekeeper_api::environment::TargetAccountStatus;
 use sagekeeper_api::naming::DeploymentNames;
 use sagekeeper_aws::AwsError;
+use sagekeeper_aws::Session;
 use sagekeeper_aws::sagemaker_endpoints::{
     self as aws, CapturePlan, ConfigPlan, EndpointState, EndpointStatus, ModelPlan,
 };
-use sagekeeper_aws::sdk::sagemaker::Client;
 use sagekeeper_aws::steps::{Changes, Owner, Step, StepResult};
 
 /// Where one account of a stage stands after a pass.
@@ -144,7 +144,7 @@ impl Place<'_> {
 /// endpoint, or moves the endpoint to a new config; a failed config is recorded and not tried
 /// again; once it serves, the models and configs it no longer uses go.
 pub(super) async fn converge(
-    sm: &Client,
+    session: &Session,
     place: &Place<'_>,
     before: Option<&StageAccountStatus>,
     changes: &Changes,
@@ -153,7 +153,7 @@ pub(super) async fn converge(
     out.account = place.prepared.account.clone();
     out.account_id = place.prepared.account_id.clone();
     out.endpoint_name = Some(place.names.endpoint(&place.stage.name));
-    let state = match converge_endpoint(sm, place, before, &mut out, changes).await {
+    let state = match converge_endpoint(session, place, before, &mut out, changes).await {
         Ok(state) => state,
         Err((e, resource)) => AccountState::Error(e, resource),
     };
@@ -167,12 +167,13 @@ fn on(what: impl Into<String>) -> impl FnOnce(AwsError) -> (AwsError, String) {
 }
 
 async fn converge_endpoint(
-    sm: &Client,
+    session: &Session,
     place: &Place<'_>,
     before: Option<&StageAccountStatus>,
     out: &mut StageAccountStatus,
     changes: &Changes,
 ) -> Result<AccountState, (AwsError, String)> {
+    let sm = session.sagemaker();
     let (model, endpoint) = (place.model(), place.names.endpoint(&place.stage.name));
     let config = place.config(&model);
     // A failure of another config is history once the spec or the version moved on.
@@ -301,7 +302,8 @@ fn failed(out: &mut StageAccountStatus, config: &ConfigPlan, state: &EndpointSta
 
 /// Removes a stage's endpoint in one account, then its configs and models (only what carries
 /// our owner-uid). Ready once all are gone.
-pub(super) async fn teardown(sm: &Client, owner: &Owner, endpoint: &str, changes: &Changes) -> StepResult<()> {
+pub(super) async fn teardown(session: &Session, owner: &Owner, endpoint: &str, changes: &Changes) -> StepResult<()> {
+    let sm = session.sagemaker();
     match aws::delete_endpoint(sm, owner, endpoint, changes).await? {
         Step::Ready(()) => {
             aws::remove_unused(sm, owner, endpoint, &[], changes).await?;
