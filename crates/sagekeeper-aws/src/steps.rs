@@ -18,16 +18,6 @@ pub enum Step<T> {
     Pending(String),
 }
 
-impl<T> Step<T> {
-    /// The outputs, if ready.
-    pub fn ready(self) -> Option<T> {
-        match self {
-            Self::Ready(t) => Some(t),
-            Self::Pending(_) => None,
-        }
-    }
-}
-
 /// A step's result: ready, pending, or a classified AWS failure.
 pub type StepResult<T> = Result<Step<T>, AwsError>;
 

@@ -102,6 +102,18 @@ impl<'a> Pass<'a> {
         self.plan.targets.iter().find(|t| t.account.name == name)
     }
 
+    /// A target account's plan, what the policies name, and that account's part of it.
+    fn in_target(
+        &self,
+        name: &str,
+        inputs: &Inputs<EnvStep, EnvOutput>,
+    ) -> Option<(&'a TargetPlan, Environment, Target)> {
+        let target = self.target(name)?;
+        let env = self.environment(inputs);
+        let input = env.targets.iter().find(|t| t.account_id == target.account.account_id)?.clone();
+        Some((target, env, input))
+    }
+
     fn lane(&self, id: &EnvStep) -> Lane {
         use EnvStep as S;
         let service = match id {
@@ -201,39 +213,31 @@ impl<'a> Pass<'a> {
                     .map(EnvOutput::Key)
             }
             S::TargetRole(name) => {
-                let Some(target) = self.target(&name) else { return missing(&S::TargetRole(name)) };
-                let env = self.environment(&inputs);
-                let Some(input) = env.targets.iter().find(|t| t.account_id == target.account.account_id) else {
+                let Some((target, env, input)) = self.in_target(&name, &inputs) else {
                     return missing(&S::TargetRole(name));
                 };
-                let role = target_role(plan, target, &env, input);
+                let role = target_role(plan, target, &env, &input);
                 let session = self.ctx.sessions.session(&target.account.access);
                 let result = iam::ensure_role(session.iam(), &role, self.changes).await;
                 let resource = format!("IAM role {} in {}", role.name, target.account.name);
                 from_step(result, resource).map(|r| EnvOutput::Role(Some(r)))
             }
             S::TargetKeyPolicy(name) => {
-                let Some(target) = self.target(&name) else { return missing(&S::TargetKeyPolicy(name)) };
-                let env = self.environment(&inputs);
-                let (Some(input), Some(EnvOutput::Key(key))) = (
-                    env.targets.iter().find(|t| t.account_id == target.account.account_id),
-                    inputs.get(&S::TargetKey(name.clone())),
-                ) else {
+                let (Some((target, env, input)), Some(EnvOutput::Key(key))) =
+                    (self.in_target(&name, &inputs), inputs.get(&S::TargetKey(name.clone())))
+                else {
                     return missing(&S::TargetKeyPolicy(name));
                 };
-                let policy = sagekeeper_policy::kms::target_key_policy(&env, input);
+                let policy = sagekeeper_policy::kms::target_key_policy(&env, &input);
                 let session = self.ctx.sessions.session(&target.account.access);
                 let result = kms::ensure_policy(session.kms(), &key.id, &policy, self.changes).await;
                 let resource = format!("KMS key policy {} in {}", target.key_alias, target.account.name);
                 propagating(Done::from_aws(result.map(|()| EnvOutput::Done), resource), &inputs)
             }
             S::CaptureBucket(name) => {
-                let Some(target) = self.target(&name) else { return missing(&S::CaptureBucket(name)) };
-                let env = self.environment(&inputs);
-                let (Some(input), Some(EnvOutput::Key(key))) = (
-                    env.targets.iter().find(|t| t.account_id == target.account.account_id),
-                    inputs.get(&S::TargetKey(name.clone())),
-                ) else {
+                let (Some((target, env, input)), Some(EnvOutput::Key(key))) =
+                    (self.in_target(&name, &inputs), inputs.get(&S::TargetKey(name.clone())))
+                else {
                     return missing(&S::CaptureBucket(name));
                 };
                 let bucket = BucketPlan {
@@ -243,7 +247,7 @@ impl<'a> Pass<'a> {
                     region: plan.region.clone(),
                     key_arn: key.arn.clone(),
                     versioning: plan.versioning,
-                    policy: sagekeeper_policy::s3::capture_bucket_policy(&env, input),
+                    policy: sagekeeper_policy::s3::capture_bucket_policy(&env, &input),
                 };
                 let session = self.ctx.sessions.session(&target.account.access);
                 let result = s3::ensure_bucket(session.s3(), &bucket, self.changes).await;
