@@ -395,14 +395,14 @@ impl TestEnv {
     pub async fn wait_gone<K: HasConditions>(&self, api: &Api<K>, name: &str) {
         let start = std::time::Instant::now();
         while let Some(obj) = api.get_opt(name).await.expect("get") {
-            if start.elapsed() > Duration::from_secs(60) {
+            if start.elapsed() > Duration::from_secs(120) {
                 let seen: Vec<String> = obj
                     .conditions()
                     .iter()
                     .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
                     .collect();
                 panic!(
-                    "timed out after 60s waiting for {name} to be deleted; last conditions:\n  {}{}",
+                    "timed out after 120s waiting for {name} to be deleted; last conditions:\n  {}{}",
                     seen.join("\n  "),
                     self.denials_note()
                 );
