@@ -64,6 +64,7 @@ pub(crate) struct Context {
     failures: Mutex<HashMap<String, u32>>,
     full_checks: Mutex<HashMap<String, (std::time::Instant, u64)>>,
     converged: Mutex<HashMap<String, u64>>,
+    status_written: Mutex<HashMap<String, u64>>,
     reusable: Mutex<HashMap<String, Reusable>>,
     deleted: Mutex<HashMap<String, Vec<(sagekeeper_aws::steps::Action, String)>>>,
     synced: tokio::sync::watch::Receiver<bool>,
@@ -99,6 +100,7 @@ impl Context {
             failures: Mutex::default(),
             full_checks: Mutex::default(),
             converged: Mutex::default(),
+            status_written: Mutex::default(),
             reusable: Mutex::default(),
             deleted: Mutex::default(),
             synced,
@@ -165,9 +167,31 @@ impl Context {
         converged.insert(uid.to_owned(), inputs);
     }
 
+    /// Records the resource version a status write of the object produced.
+    pub(crate) fn wrote_status(&self, uid: &str, resource_version: Option<&str>) {
+        if let Some(version) = resource_version.and_then(|v| v.parse().ok()) {
+            self.status_written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(uid.to_owned(), version);
+        }
+    }
+
+    /// Whether the object in hand (from the watch cache) is older than this process's last
+    /// status write to it, so its status is not the one last written. The cache lags the API
+    /// server under load; a pass that compared against it would write the same status again
+    /// with new transition times. (Resource versions are etcd revisions; one that does not
+    /// parse as a number is never called stale.)
+    pub(crate) fn status_is_stale(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        let Some(seen) = resource_version.and_then(|v| v.parse::<u64>().ok()) else { return false };
+        let written = self.status_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        written.get(uid).is_some_and(|last| *last > seen)
+    }
+
     /// Forgets what the object converged with (it went away).
     pub(crate) fn forget_converged(&self, uid: &str) {
         self.converged.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
+        self.status_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
         self.keep_reusable::<()>(uid, None);
         self.deleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
     }

@@ -319,7 +319,14 @@ async fn write_status<K: Kind>(
     ctx: &Context,
     report: Option<&Report<K::Status>>,
 ) -> Result<(), Error> {
-    let previous = obj.status();
+    // The status to compare with is the last one written: the cached object's, unless the
+    // cache has not caught up with this process's last write yet.
+    let fresh = if ctx.status_is_stale(&uid(obj), obj.meta().resource_version.as_deref()) {
+        Some(api.get_status(&obj.name_any()).await.map_err(|e| Error::Read(obj.name_any(), e))?)
+    } else {
+        None
+    };
+    let previous = fresh.as_ref().map_or(obj.status(), |f| f.status());
     let previous_conditions = previous.map(K::conditions).unwrap_or_default();
     let generation = obj.meta().generation;
     let now = Time(Timestamp::now());
@@ -347,9 +354,11 @@ async fn write_status<K: Kind>(
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+    let written = api
+        .patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(|e| Error::WriteStatus(obj.name_any(), e))?;
+    ctx.wrote_status(&uid(obj), written.meta().resource_version.as_deref());
     publish_transition(ctx, obj, previous_conditions, K::conditions(&status)).await;
     Ok(())
 }
