@@ -51,6 +51,25 @@ impl<O> Done<O> {
         }
     }
 
+    /// A step result of `sagekeeper-aws` as the runner's.
+    pub(crate) fn from_step(result: sagekeeper_aws::steps::StepResult<O>, resource: impl Into<String>) -> Self {
+        match result {
+            Ok(sagekeeper_aws::steps::Step::Ready(o)) => Self::Ready(o),
+            Ok(sagekeeper_aws::steps::Step::Pending(why)) => Self::pending(why),
+            Err(e) => Self::Failed(Failure::new(e, resource)),
+        }
+    }
+
+    /// A step whose plan declared an input the runner did not hand it: a bug, reported as such.
+    pub(crate) fn missing(id: &impl Debug) -> Self {
+        let error = AwsError {
+            kind: ErrorKind::Invalid,
+            code: "InternalError".into(),
+            message: format!("step {id:?} lacks an input its plan declared; please report this"),
+        };
+        Self::Failed(Failure::new(error, format!("{id:?}")))
+    }
+
     /// The same result with other outputs.
     pub(crate) fn map<P>(self, f: impl FnOnce(O) -> P) -> Done<P> {
         match self {

@@ -3,14 +3,14 @@
 //! one-line summary of a stage.
 
 use sagekeeper_api::deployment::{Approval, LATEST_APPROVED, Stage, StagePhase, StageStatus};
-use sagekeeper_aws::project::Version;
+use sagekeeper_aws::registry::{Approval as Registered, Version};
 
 /// The version `model_version` names among `versions` (the newest hundred), or why none.
 pub(super) fn resolve_model(model_version: &str, versions: &[Version], group: &str) -> Result<Version, String> {
     if model_version == LATEST_APPROVED {
         return versions
             .iter()
-            .find(|v| v.approval_status == "Approved")
+            .find(|v| v.approval_status == Registered::Approved)
             .cloned()
             .ok_or_else(|| format!("model package group {group} has no Approved version yet: approve one"));
     }
@@ -18,10 +18,10 @@ pub(super) fn resolve_model(model_version: &str, versions: &[Version], group: &s
         return Err(format!("spec.modelVersion {model_version} is not a version number"));
     };
     match versions.iter().find(|v| v.version == number) {
-        Some(v) if v.approval_status == "Approved" => Ok(v.clone()),
+        Some(v) if v.approval_status == Registered::Approved => Ok(v.clone()),
         Some(v) => Err(format!(
             "spec.modelVersion: v{number} of model package group {group} is {}, not Approved",
-            v.approval_status
+            v.approval_status.as_str()
         )),
         None => Err(format!("spec.modelVersion: model package group {group} has no version {number}")),
     }
@@ -154,7 +154,7 @@ mod tests {
         Version {
             arn: format!("arn:aws:sagemaker:us-east-1:1:model-package/g/{version}"),
             version,
-            approval_status: approval.into(),
+            approval_status: Registered::parse(approval),
         }
     }
 

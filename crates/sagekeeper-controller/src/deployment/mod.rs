@@ -22,7 +22,7 @@ use sagekeeper_api::deployment::{
 };
 use sagekeeper_api::naming::{DeploymentNames, OWNER_TAG, OWNER_UID_TAG};
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment, ModelDeploymentStatus};
-use sagekeeper_aws::project::Version;
+use sagekeeper_aws::registry::{self, Approval as Registered, Version};
 use sagekeeper_aws::steps::{Changes, Owner, Step};
 use sagekeeper_aws::{AccountAccess, AwsError};
 
@@ -274,14 +274,12 @@ async fn registry(
     group: &str,
     group_arn: Option<&str>,
 ) -> Result<Vec<Version>, AwsError> {
-    use sagekeeper_aws::project as registry;
-    let sm = session.sagemaker();
-    let mut versions = registry::versions(sm, group).await?;
+    let mut versions = registry::versions(session, group).await?;
     if versions.len() < registry::NEWEST {
         return Ok(versions);
     }
-    if d.spec.model_version == LATEST_APPROVED && !versions.iter().any(|v| v.approval_status == "Approved") {
-        versions.extend(registry::newest_approved(sm, group).await?);
+    if d.spec.model_version == LATEST_APPROVED && !versions.iter().any(|v| v.approval_status == Registered::Approved) {
+        versions.extend(registry::newest_approved(session, group).await?);
     }
     let named: BTreeSet<i64> = std::iter::once(d.spec.model_version.as_str())
         .chain(d.spec.stages.iter().filter_map(|s| s.approved_version.as_deref()))
@@ -291,7 +289,7 @@ async fn registry(
     for number in named {
         if !versions.iter().any(|v| v.version == number)
             && let Some(arn) = group_arn
-            && let Some(v) = registry::version(sm, &versioned_arn(arn, number)).await?
+            && let Some(v) = registry::version(session, &versioned_arn(arn, number)).await?
         {
             versions.push(v);
         }
