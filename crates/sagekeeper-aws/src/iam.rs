@@ -13,6 +13,7 @@ use aws_sdk_iam::Client;
 use aws_sdk_iam::types::{Role, Tag};
 
 use crate::errors::{AwsError, Optional};
+use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// What one role should be.
@@ -44,7 +45,8 @@ pub struct RoleOutputs {
 }
 
 /// Converges one role.
-pub async fn ensure_role(iam: &Client, plan: &RolePlan, changes: &Changes) -> StepResult<RoleOutputs> {
+pub async fn ensure_role(session: &Session, plan: &RolePlan, changes: &Changes) -> StepResult<RoleOutputs> {
+    let iam = session.iam();
     let role = match get_role(iam, &plan.name).await? {
         Some(role) => role,
         None => create(iam, plan, changes).await?,
@@ -124,8 +126,8 @@ async fn ensure_boundary(
 }
 
 /// Whether the managed policy `arn` exists (the boundary an account's roles will carry).
-pub async fn policy_exists(iam: &Client, arn: &str) -> Result<bool, AwsError> {
-    Ok(iam.get_policy().policy_arn(arn).send().await.map_err(AwsError::from_sdk).optional()?.is_some())
+pub async fn policy_exists(session: &Session, arn: &str) -> Result<bool, AwsError> {
+    Ok(session.iam().get_policy().policy_arn(arn).send().await.map_err(AwsError::from_sdk).optional()?.is_some())
 }
 
 async fn ensure_inline_policies(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<(), AwsError> {
@@ -187,12 +189,13 @@ async fn ensure_tags(iam: &Client, plan: &RolePlan, role: &Role, changes: &Chang
 /// Deletes the role (its inline policies first) if it is ours. A role without the boundary gets
 /// it first: the deployer may delete a role's policies only while it carries the boundary.
 pub async fn delete_role(
-    iam: &Client,
+    session: &Session,
     owner: &Owner,
     name: &str,
     boundary: &str,
     changes: &Changes,
 ) -> Result<(), AwsError> {
+    let iam = session.iam();
     let Some(role) = get_role(iam, name).await? else { return Ok(()) };
     if !owner.owns(role.tags().iter().map(|t| (t.key(), t.value()))) {
         return Ok(());

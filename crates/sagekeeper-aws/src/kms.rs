@@ -9,6 +9,7 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
 
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
+use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// What one key should be.
@@ -41,7 +42,8 @@ pub struct KeyOutputs {
 }
 
 /// Converges one key.
-pub async fn ensure_key(kms: &Client, plan: &KeyPlan, changes: &Changes) -> StepResult<KeyOutputs> {
+pub async fn ensure_key(session: &Session, plan: &KeyPlan, changes: &Changes) -> StepResult<KeyOutputs> {
+    let kms = session.kms();
     // The tags seen, to converge below; a key just created carries ours already.
     let (meta, tags) = match describe(kms, &plan.alias).await? {
         Some(meta) => {
@@ -86,7 +88,7 @@ pub async fn ensure_key(kms: &Client, plan: &KeyPlan, changes: &Changes) -> Step
         changes.record(Action::Updated, format!("KMS key {id} rotation"));
     }
     if let Some(policy) = &plan.policy {
-        ensure_policy(kms, &id, policy, changes).await?;
+        ensure_policy(session, &id, policy, changes).await?;
     }
     if let Some(tags) = tags {
         ensure_tags(kms, &id, &tags, &plan.owner, &plan.component, changes).await?;
@@ -96,11 +98,12 @@ pub async fn ensure_key(kms: &Client, plan: &KeyPlan, changes: &Changes) -> Step
 
 /// Puts the key policy if it differs semantically from `policy`.
 pub async fn ensure_policy(
-    kms: &Client,
+    session: &Session,
     key_id: &str,
     policy: &serde_json::Value,
     changes: &Changes,
 ) -> Result<(), AwsError> {
+    let kms = session.kms();
     // "default" is the only policy name; moto (and old SDKs) need it spelled out.
     let current =
         kms.get_key_policy().key_id(key_id).policy_name("default").send().await.map_err(AwsError::from_sdk)?;
@@ -218,7 +221,8 @@ async fn ensure_tags(
 
 /// Removes the alias and schedules the key for deletion after 7 days (the shortest AWS allows,
 /// and a week to cancel). Nothing to do when the alias is gone or the key is not ours.
-pub async fn delete_key(kms: &Client, owner: &Owner, alias: &str, changes: &Changes) -> Result<(), AwsError> {
+pub async fn delete_key(session: &Session, owner: &Owner, alias: &str, changes: &Changes) -> Result<(), AwsError> {
+    let kms = session.kms();
     let Some(meta) = describe(kms, alias).await? else { return Ok(()) };
     let tags = tags_of(kms, meta.key_id()).await?;
     if !owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {

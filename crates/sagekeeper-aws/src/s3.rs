@@ -12,7 +12,8 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 
-use crate::errors::{AwsError, ErrorKind, Optional};
+use crate::errors::{AwsError, ErrorKind, Optional, Required};
+use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// What one bucket should be.
@@ -35,7 +36,8 @@ pub struct BucketPlan {
 }
 
 /// Converges one bucket.
-pub async fn ensure_bucket(s3: &Client, plan: &BucketPlan, changes: &Changes) -> StepResult<()> {
+pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, changes: &Changes) -> StepResult<()> {
+    let s3 = session.s3();
     let tags = plan.owner.tags(&plan.component);
     match bucket_tags(s3, &plan.name).await {
         Ok(Some(have)) => {
@@ -262,7 +264,7 @@ async fn ensure_versioning(s3: &Client, plan: &BucketPlan, changes: &Changes) ->
 }
 
 /// Puts the bucket policy if it differs semantically.
-pub async fn ensure_policy(
+async fn ensure_policy(
     s3: &Client,
     bucket: &str,
     policy: &serde_json::Value,
@@ -301,28 +303,27 @@ pub enum Deleted {
 /// Deletes the bucket if it is ours. With `delete_data`, every object version and delete
 /// marker goes first; without, a bucket holding anything is kept.
 pub async fn delete_bucket(
-    s3: &Client,
+    session: &Session,
     owner: &Owner,
     bucket: &str,
     delete_data: bool,
     changes: &Changes,
 ) -> Result<Deleted, AwsError> {
+    let s3 = session.s3();
     match bucket_tags(s3, bucket).await? {
         Some(tags) if owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) => {}
         _ => return Ok(Deleted::Gone),
     }
     loop {
         let page = s3.list_object_versions().bucket(bucket).max_keys(1000).send().await.map_err(AwsError::from_sdk)?;
-        let objects: Vec<(String, Option<String>)> = page
-            .versions()
-            .iter()
-            .map(|v| (v.key().unwrap_or_default().to_owned(), v.version_id().map(str::to_owned)))
-            .chain(
-                page.delete_markers()
-                    .iter()
-                    .map(|m| (m.key().unwrap_or_default().to_owned(), m.version_id().map(str::to_owned))),
-            )
-            .collect();
+        let mut objects: Vec<(String, Option<String>)> = Vec::new();
+        for v in page.versions() {
+            objects.push((v.key().required("ListObjectVersions", "Versions.Key")?, v.version_id().map(str::to_owned)));
+        }
+        for m in page.delete_markers() {
+            let key = m.key().required("ListObjectVersions", "DeleteMarkers.Key")?;
+            objects.push((key, m.version_id().map(str::to_owned)));
+        }
         if objects.is_empty() {
             break;
         }

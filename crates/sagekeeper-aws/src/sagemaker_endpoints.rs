@@ -12,6 +12,7 @@ use aws_sdk_sagemaker::types::{
 
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::sagemaker_tags::{pairs, tags};
+use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// Tag on an endpoint: the config sagekeeper last moved it to, and the endpoint's own last
@@ -206,7 +207,13 @@ async fn ours(sm: &Client, owner: &Owner, arn: &str, what: &str) -> Result<bool,
 }
 
 /// The model, created unless it exists (a model never changes: a change is a new name).
-pub async fn ensure_model(sm: &Client, owner: &Owner, plan: &ModelPlan, changes: &Changes) -> Result<(), AwsError> {
+pub async fn ensure_model(
+    session: &Session,
+    owner: &Owner,
+    plan: &ModelPlan,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let sm = session.sagemaker();
     let what = format!("model {}", plan.name);
     if let Some(model) =
         sm.describe_model().model_name(&plan.name).send().await.map_err(AwsError::from_sdk).optional()?
@@ -230,7 +237,13 @@ pub async fn ensure_model(sm: &Client, owner: &Owner, plan: &ModelPlan, changes:
 }
 
 /// The endpoint config, created unless it exists (never changed: a change is a new name).
-pub async fn ensure_config(sm: &Client, owner: &Owner, plan: &ConfigPlan, changes: &Changes) -> Result<(), AwsError> {
+pub async fn ensure_config(
+    session: &Session,
+    owner: &Owner,
+    plan: &ConfigPlan,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let sm = session.sagemaker();
     let what = format!("endpoint config {}", plan.name);
     let described = sm.describe_endpoint_config().endpoint_config_name(&plan.name).send().await;
     if let Some(config) = described.map_err(AwsError::from_sdk).optional()? {
@@ -269,7 +282,8 @@ pub async fn ensure_config(sm: &Client, owner: &Owner, plan: &ConfigPlan, change
 }
 
 /// The endpoint `name` as SageMaker describes it, or `None` when there is none.
-pub async fn describe_endpoint(sm: &Client, name: &str) -> Result<Option<EndpointState>, AwsError> {
+pub async fn describe_endpoint(session: &Session, name: &str) -> Result<Option<EndpointState>, AwsError> {
+    let sm = session.sagemaker();
     let Some(out) = sm.describe_endpoint().endpoint_name(name).send().await.map_err(AwsError::from_sdk).optional()?
     else {
         return Ok(None);
@@ -287,22 +301,24 @@ pub async fn describe_endpoint(sm: &Client, name: &str) -> Result<Option<Endpoin
 
 /// The endpoint's tags, adopting it only with our owner-uid.
 pub async fn endpoint_tags(
-    sm: &Client,
+    session: &Session,
     owner: &Owner,
     endpoint: &EndpointState,
     name: &str,
 ) -> Result<Vec<(String, String)>, AwsError> {
+    let sm = session.sagemaker();
     owned(sm, owner, &endpoint.arn, &format!("endpoint {name}")).await
 }
 
 /// Creates the endpoint `name` on `config`; returns its ARN.
 pub async fn create_endpoint(
-    sm: &Client,
+    session: &Session,
     owner: &Owner,
     name: &str,
     config: &str,
     changes: &Changes,
 ) -> Result<String, AwsError> {
+    let sm = session.sagemaker();
     let out = sm
         .create_endpoint()
         .endpoint_name(name)
@@ -320,12 +336,13 @@ pub async fn create_endpoint(
 /// call may have been taken before its answer was lost, and the mark's time tells a later
 /// rollback from an earlier one.
 pub async fn update_endpoint(
-    sm: &Client,
+    session: &Session,
     endpoint: &EndpointState,
     name: &str,
     config: &str,
     changes: &Changes,
 ) -> StepResult<()> {
+    let sm = session.sagemaker();
     sm.add_tags().resource_arn(&endpoint.arn).tags(mark(endpoint, config)).send().await.map_err(AwsError::from_sdk)?;
     match sm.update_endpoint().endpoint_name(name).endpoint_config_name(config).send().await {
         Ok(_) => {
@@ -354,15 +371,17 @@ pub fn rolled_back_from(endpoint: &EndpointState, tags: &[(String, String)], con
 
 /// Takes the update mark off once its failure is recorded, so the same config may be tried
 /// again after the spec or the version moved away and back.
-pub async fn clear_mark(sm: &Client, endpoint: &EndpointState) -> Result<(), AwsError> {
+pub async fn clear_mark(session: &Session, endpoint: &EndpointState) -> Result<(), AwsError> {
+    let sm = session.sagemaker();
     sm.delete_tags().resource_arn(&endpoint.arn).tag_keys(UPDATING_TO_TAG).send().await.map_err(AwsError::from_sdk)?;
     Ok(())
 }
 
 /// Deletes the endpoint `name`: Ready once it is gone (or when it is not ours), Pending while it
 /// is deleting.
-pub async fn delete_endpoint(sm: &Client, owner: &Owner, name: &str, changes: &Changes) -> StepResult<()> {
-    let Some(endpoint) = describe_endpoint(sm, name).await? else {
+pub async fn delete_endpoint(session: &Session, owner: &Owner, name: &str, changes: &Changes) -> StepResult<()> {
+    let sm = session.sagemaker();
+    let Some(endpoint) = describe_endpoint(session, name).await? else {
         return Ok(Step::Ready(()));
     };
     if endpoint.status != EndpointStatus::Deleting {
@@ -381,23 +400,21 @@ pub async fn delete_endpoint(sm: &Client, owner: &Owner, name: &str, changes: &C
 /// Removes the models and endpoint configs named `<stem>-...` that carry our owner-uid, except
 /// those in `keep`. Configs go first, since a config names its model.
 pub async fn remove_unused(
-    sm: &Client,
+    session: &Session,
     owner: &Owner,
     stem: &str,
     keep: &[&str],
     changes: &Changes,
 ) -> Result<(), AwsError> {
+    let sm = session.sagemaker();
     let prefix = format!("{stem}-v");
     let mut configs = Vec::new();
     let mut pages = sm.list_endpoint_configs().name_contains(stem).into_paginator().send();
     while let Some(page) = pages.next().await {
         for c in page.map_err(AwsError::from_sdk)?.endpoint_configs() {
-            let name = c.endpoint_config_name().unwrap_or_default();
-            if name.starts_with(&prefix) && !keep.contains(&name) {
-                configs.push((
-                    name.to_owned(),
-                    c.endpoint_config_arn().required("ListEndpointConfigs", "EndpointConfigArn")?,
-                ));
+            let name = c.endpoint_config_name().required("ListEndpointConfigs", "EndpointConfigName")?;
+            if name.starts_with(&prefix) && !keep.contains(&name.as_str()) {
+                configs.push((name, c.endpoint_config_arn().required("ListEndpointConfigs", "EndpointConfigArn")?));
             }
         }
     }
@@ -405,9 +422,9 @@ pub async fn remove_unused(
     let mut pages = sm.list_models().name_contains(stem).into_paginator().send();
     while let Some(page) = pages.next().await {
         for m in page.map_err(AwsError::from_sdk)?.models() {
-            let name = m.model_name().unwrap_or_default();
-            if name.starts_with(&prefix) && !keep.contains(&name) {
-                models.push((name.to_owned(), m.model_arn().required("ListModels", "ModelArn")?));
+            let name = m.model_name().required("ListModels", "ModelName")?;
+            if name.starts_with(&prefix) && !keep.contains(&name.as_str()) {
+                models.push((name, m.model_arn().required("ListModels", "ModelArn")?));
             }
         }
     }

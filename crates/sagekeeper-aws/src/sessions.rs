@@ -130,7 +130,7 @@ struct Clients {
 macro_rules! client {
     ($name:ident, $krate:ident) => {
         #[doc = concat!("The `", stringify!($krate), "` client of this session.")]
-        pub fn $name(&self) -> &$krate::Client {
+        pub(crate) fn $name(&self) -> &$krate::Client {
             self.clients.$name.get_or_init(|| {
                 $krate::Client::from_conf(
                     $krate::config::Builder::from(&self.config).interceptor(self.metrics.clone()).build(),

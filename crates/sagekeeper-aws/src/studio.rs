@@ -12,6 +12,7 @@ use aws_sdk_sagemaker::types::{
 
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::sagemaker_tags::{ensure_tags, pairs, tags};
+use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 use sagekeeper_api::naming::HOME_USED_TAG;
 
@@ -65,10 +66,11 @@ pub struct ProfilePlan {
 /// Converges the domain. Its identity is known from the moment it exists (so it can be pinned
 /// in status at once); the step is pending while it is being created or updated.
 pub async fn ensure_domain(
-    sm: &Client,
+    session: &Session,
     plan: &DomainPlan,
     changes: &Changes,
 ) -> Result<(DomainOutputs, Step<()>), AwsError> {
+    let sm = session.sagemaker();
     let Some(domain) = find_domain(sm, &plan.owner, &plan.name, plan.known_id.as_deref()).await? else {
         return create_domain(sm, plan, changes).await;
     };
@@ -153,7 +155,8 @@ fn in_service(id: &str, domain: &DescribeDomainOutput) -> StepResult<()> {
 }
 
 /// Waits for domain `id` to serve, in one call (without converging its settings again).
-pub async fn domain_in_service(sm: &Client, id: &str) -> StepResult<()> {
+pub async fn domain_in_service(session: &Session, id: &str) -> StepResult<()> {
+    let sm = session.sagemaker();
     let domain = sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk)?;
     in_service(id, &domain)
 }
@@ -227,7 +230,7 @@ async fn create_domain(
         .await
         .map_err(AwsError::from_sdk)?;
     let arn = created.domain_arn().required("CreateDomain", "DomainArn")?;
-    let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
+    let id = arn.rsplit('/').next().required("CreateDomain", "domain id in DomainArn")?;
     changes.record(Action::Created, format!("Studio domain {id}"));
     let pending = Step::Pending(format!("Studio domain {id} is being created"));
     Ok((DomainOutputs { id, arn, url: created.url().map(str::to_owned), home_efs: None }, pending))
@@ -236,13 +239,14 @@ async fn create_domain(
 /// Converges the user profiles: creates missing ones, puts back their role and group, removes
 /// the ones this environment created that the spec no longer lists. Returns the profile names.
 pub async fn ensure_user_profiles(
-    sm: &Client,
+    session: &Session,
     owner: &Owner,
     domain_id: &str,
     profiles: &[ProfilePlan],
     security_group: &str,
     changes: &Changes,
 ) -> StepResult<Vec<String>> {
+    let sm = session.sagemaker();
     let existing = list_profiles(sm, domain_id).await?;
     let mut pending = None;
     for profile in profiles {
@@ -324,11 +328,12 @@ async fn profile_owned(sm: &Client, owner: &Owner, domain_id: &str, name: &str) 
 /// profiles: the domain had user profiles from sagekeeper (the home-used tag), or has profiles
 /// or spaces now. `None` when there is no domain or its home was never used.
 pub async fn used_home(
-    sm: &Client,
+    session: &Session,
     owner: &Owner,
     name: &str,
     known_id: Option<&str>,
 ) -> Result<Option<String>, AwsError> {
+    let sm = session.sagemaker();
     let Some(domain) = find_domain(sm, owner, name, known_id).await? else { return Ok(None) };
     let Some(efs) = domain.home_efs_file_system_id() else { return Ok(None) };
     let id = domain.domain_id().required("DescribeDomain", "DomainId")?;
@@ -349,8 +354,8 @@ async fn delete_profile(sm: &Client, domain_id: &str, name: &str, changes: &Chan
             let owned_by_profile =
                 space.ownership_settings_summary().and_then(|o| o.owner_user_profile_name()) == Some(name);
             if owned_by_profile {
-                waiting |= delete_space(sm, domain_id, space.space_name().unwrap_or_default(), space.status(), changes)
-                    .await?;
+                let space_name = space.space_name().required("ListSpaces", "SpaceName")?;
+                waiting |= delete_space(sm, domain_id, &space_name, space.status(), changes).await?;
             }
         }
     }
@@ -396,16 +401,17 @@ async fn delete_apps(
                 Some(AppStatus::Deleted | AppStatus::Failed) => {}
                 Some(AppStatus::Deleting) => waiting = true,
                 _ => {
+                    let app_name = app.app_name().required("ListApps", "AppName")?;
                     sm.delete_app()
                         .domain_id(domain_id)
                         .set_user_profile_name(app.user_profile_name().map(str::to_owned))
                         .set_space_name(app.space_name().map(str::to_owned))
                         .set_app_type(app.app_type().cloned())
-                        .set_app_name(app.app_name().map(str::to_owned))
+                        .app_name(&app_name)
                         .send()
                         .await
                         .map_err(AwsError::from_sdk)?;
-                    changes.record(Action::Deleted, format!("Studio app {}", app.app_name().unwrap_or_default()));
+                    changes.record(Action::Deleted, format!("Studio app {app_name}"));
                     waiting = true;
                 }
             }
@@ -437,13 +443,14 @@ async fn delete_space(
 /// apps and spaces), the remaining spaces, then the domain itself, keeping its home file system
 /// unless `delete_home`. Ready once the domain is gone.
 pub async fn delete_domain(
-    sm: &Client,
+    session: &Session,
     owner: &Owner,
     name: &str,
     known_id: Option<&str>,
     delete_home: bool,
     changes: &Changes,
 ) -> StepResult<()> {
+    let sm = session.sagemaker();
     let Some(domain) = find_domain(sm, owner, name, known_id).await? else { return Ok(Step::Ready(())) };
     let id = domain.domain_id().required("DescribeDomain", "DomainId")?;
     if domain.status() == Some(&DomainStatus::Deleting) {
@@ -458,7 +465,8 @@ pub async fn delete_domain(
     let mut spaces = sm.list_spaces().domain_id_equals(&id).into_paginator().send();
     while let Some(page) = spaces.next().await {
         for space in page.map_err(AwsError::from_sdk)?.spaces() {
-            waiting |= delete_space(sm, &id, space.space_name().unwrap_or_default(), space.status(), changes).await?;
+            let space_name = space.space_name().required("ListSpaces", "SpaceName")?;
+            waiting |= delete_space(sm, &id, &space_name, space.status(), changes).await?;
         }
     }
     if waiting {

@@ -132,7 +132,7 @@ async fn check(session: &Session, account_id: &str, boundary: &str) -> Result<Ch
     if caller.account != account_id {
         return Ok(Checked::Mismatch(caller));
     }
-    match iam::policy_exists(session.iam(), boundary).await {
+    match iam::policy_exists(session, boundary).await {
         Ok(true) => Ok(Checked::Ready(caller)),
         Ok(false) => Ok(Checked::NoBoundary(caller)),
         Err(e) => Err((e, Step::Boundary)),

@@ -16,6 +16,7 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag, TagSpecification, VpcAttributeName};
 
 use crate::errors::{AwsError, Required};
+use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 pub use observe::Observed;
 use rules::{Peer, Rule};
@@ -94,8 +95,8 @@ pub struct NetworkOutputs {
 }
 
 /// Which of the VPC's endpoints is not available yet, if any (one call).
-pub async fn endpoints_unavailable(ec2: &Client, vpc_id: &str) -> Result<Option<String>, AwsError> {
-    vpc_endpoints::unavailable(ec2, vpc_id).await
+pub async fn endpoints_unavailable(session: &Session, vpc_id: &str) -> Result<Option<String>, AwsError> {
+    vpc_endpoints::unavailable(session.ec2(), vpc_id).await
 }
 
 /// The key under which the S3 gateway endpoint is reported.
@@ -103,7 +104,8 @@ pub const S3_ENDPOINT: &str = "s3";
 
 /// Converges the network of one account but its VPC endpoints (VPC, subnets, route tables,
 /// gateways, security groups) and reports its ids, with NAT gateway work still in progress.
-pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> StepResult<NetworkOutputs> {
+pub async fn ensure_network(session: &Session, plan: &NetworkPlan, changes: &Changes) -> StepResult<NetworkOutputs> {
+    let ec2 = session.ec2();
     let (vpc_id, vpc_tags) = ensure_vpc(ec2, plan, changes).await?;
     let seen = observe::observe(ec2, &vpc_id, &plan.owner).await?;
     ensure_tags(ec2, plan, &core_resources(&vpc_id, &vpc_tags, &seen), changes).await?;
@@ -132,11 +134,12 @@ pub async fn ensure_network(ec2: &Client, plan: &NetworkPlan, changes: &Changes)
 /// Converges the VPC endpoints of a network (the S3 gateway and the interface endpoints), side
 /// by side, from one look at the VPC's endpoints.
 pub async fn ensure_vpc_endpoints(
-    ec2: &Client,
+    session: &Session,
     plan: &NetworkPlan,
     network: &NetworkOutputs,
     changes: &Changes,
 ) -> Result<EndpointOutputs, AwsError> {
+    let ec2 = session.ec2();
     let seen = observe::observe_endpoints(ec2, &network.vpc_id, &plan.owner).await?;
     let ours: Vec<(&str, &[Tag])> = seen
         .endpoints
@@ -466,8 +469,9 @@ async fn ensure_rules(
 }
 
 /// The region's available availability zones, by name.
-pub async fn region_zones(ec2: &Client) -> Result<Vec<String>, AwsError> {
-    let zones = ec2
+pub async fn region_zones(session: &Session) -> Result<Vec<String>, AwsError> {
+    let zones = session
+        .ec2()
         .describe_availability_zones()
         .filters(aws_sdk_ec2::types::Filter::builder().name("zone-type").values("availability-zone").build())
         .send()

@@ -7,6 +7,7 @@ use aws_sdk_ec2::types::{
 };
 use sagekeeper_api::naming::{COMPONENT_TAG, OWNER_UID_TAG};
 
+use super::vpc_endpoints::EndpointState;
 use crate::errors::AwsError;
 use crate::steps::Owner;
 
@@ -81,7 +82,7 @@ pub(crate) async fn observe_endpoints(ec2: &Client, vpc_id: &str, owner: &Owner)
 fn live_endpoints(endpoints: &[VpcEndpoint]) -> Vec<VpcEndpoint> {
     endpoints
         .iter()
-        .filter(|e| !matches!(e.state().map(|s| s.as_str()), Some("deleted" | "deleting" | "Deleted" | "Deleting")))
+        .filter(|e| !matches!(EndpointState::of(e.state()), EndpointState::Deleting | EndpointState::Deleted))
         .cloned()
         .collect()
 }

@@ -9,13 +9,15 @@ use aws_sdk_ec2::types::{RouteTable, SecurityGroup};
 
 use super::observe::{self, Observed};
 use crate::errors::{AwsError, ErrorKind, Required};
+use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
 /// The tag SageMaker puts on the security groups it makes for a domain's home file system.
 const SAGEMAKER_MANAGED_TAG: &str = "ManagedByAmazonSageMakerResource";
 
 /// Deletes everything of the network this owner has in the account; pending while parts drain.
-pub async fn delete_network(ec2: &Client, owner: &Owner, changes: &Changes) -> StepResult<()> {
+pub async fn delete_network(session: &Session, owner: &Owner, changes: &Changes) -> StepResult<()> {
+    let ec2 = session.ec2();
     let vpcs = ec2
         .describe_vpcs()
         .filters(observe::owned_by(owner))

@@ -3,9 +3,10 @@
 //! with private DNS. Endpoints this environment owns but the spec no longer lists are removed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
+use aws_sdk_ec2::types::{ResourceType, State, VpcEndpoint, VpcEndpointType};
 
 use super::observe::Observed;
 use super::{NetworkOutputs, NetworkPlan, S3_ENDPOINT, tag_spec};
@@ -69,6 +70,58 @@ pub(crate) async fn ensure_endpoints(
     Ok((ids, pending))
 }
 
+/// A VPC endpoint's state as it decides what sagekeeper does; states this version does not know
+/// are kept by name. EC2 spells states in lower case (`available`) where the SDK's `State` expects
+/// `Available`, so the state is read by its name, in either case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EndpointState {
+    /// Traffic flows through it.
+    Available,
+    /// Being created.
+    Pending,
+    /// Being deleted.
+    Deleting,
+    /// Deleted (it lingers in describe results for a while).
+    Deleted,
+    /// Creation failed.
+    Failed,
+    /// A state this version does not know (or none in the answer), by name.
+    Unknown(String),
+}
+
+impl EndpointState {
+    /// The state of a `DescribeVpcEndpoints` or `CreateVpcEndpoint` answer.
+    pub(crate) fn of(state: Option<&State>) -> Self {
+        let Some(state) = state else { return Self::Unknown("unknown".to_owned()) };
+        match state.as_str().to_ascii_lowercase().as_str() {
+            "available" => Self::Available,
+            "pending" => Self::Pending,
+            "deleting" => Self::Deleting,
+            "deleted" => Self::Deleted,
+            "failed" => Self::Failed,
+            _ => Self::Unknown(state.as_str().to_owned()),
+        }
+    }
+
+    /// Its name, as EC2 spells it.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Available => "available",
+            Self::Pending => "pending",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+            Self::Failed => "failed",
+            Self::Unknown(other) => other,
+        }
+    }
+}
+
+impl fmt::Display for EndpointState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 struct Wanted<'a> {
     key: &'a str,
     service: String,
@@ -94,8 +147,8 @@ pub(crate) async fn unavailable(ec2: &Client, vpc_id: &str) -> Result<Option<Str
         .await
         .map_err(AwsError::from_sdk)?;
     Ok(found.vpc_endpoints().iter().find_map(|e| {
-        let state = e.state().map_or("unknown", |s| s.as_str());
-        (!state.eq_ignore_ascii_case("available"))
+        let state = EndpointState::of(e.state());
+        (state != EndpointState::Available)
             .then(|| format!("VPC endpoint {} is {state}", e.vpc_endpoint_id().unwrap_or("?")))
     }))
 }
@@ -139,9 +192,8 @@ async fn ensure_endpoint(
             .map_err(AwsError::from_sdk)?;
         changes.record(Action::Updated, format!("VPC endpoint {id} ({})", wanted.key));
     }
-    let state = current.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
-    let waiting =
-        (!state.eq_ignore_ascii_case("available")).then(|| format!("VPC endpoint {id} ({}) is {state}", wanted.key));
+    let state = EndpointState::of(current.state());
+    let waiting = (state != EndpointState::Available).then(|| format!("VPC endpoint {id} ({}) is {state}", wanted.key));
     Ok((id, waiting))
 }
 
@@ -177,7 +229,7 @@ async fn create(
     let endpoint = created.vpc_endpoint();
     let id = endpoint.and_then(|e| e.vpc_endpoint_id()).required("CreateVpcEndpoint", "VpcEndpointId")?;
     changes.record(Action::Created, format!("VPC endpoint {id} ({})", wanted.key));
-    let available = endpoint.and_then(|e| e.state()).is_some_and(|s| s.as_str().eq_ignore_ascii_case("available"));
+    let available = EndpointState::of(endpoint.and_then(|e| e.state())) == EndpointState::Available;
     Ok((id.clone(), (!available).then(|| format!("VPC endpoint {id} ({}) is being created", wanted.key))))
 }
 

@@ -173,7 +173,6 @@ async fn converge_endpoint(
     out: &mut StageAccountStatus,
     changes: &Changes,
 ) -> Result<AccountState, (AwsError, String)> {
-    let sm = session.sagemaker();
     let (model, endpoint) = (place.model(), place.names.endpoint(&place.stage.name));
     let config = place.config(&model);
     // A failure of another config is history once the spec or the version moved on.
@@ -183,12 +182,12 @@ async fn converge_endpoint(
     }
     let failed_before = out.failed_endpoint_config_name.is_some();
     let ensure_both = async {
-        aws::ensure_model(sm, place.owner, &model, changes).await.map_err(on(format!("model {}", model.name)))?;
-        aws::ensure_config(sm, place.owner, &config, changes)
+        aws::ensure_model(session, place.owner, &model, changes).await.map_err(on(format!("model {}", model.name)))?;
+        aws::ensure_config(session, place.owner, &config, changes)
             .await
             .map_err(on(format!("endpoint config {}", config.name)))
     };
-    let described = aws::describe_endpoint(sm, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?;
+    let described = aws::describe_endpoint(session, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?;
     let Some(state) = described else {
         if let Some(why) = &place.hold {
             return Ok(AccountState::Held(format!("no endpoint here, and {why}")));
@@ -200,7 +199,7 @@ async fn converge_endpoint(
             )));
         }
         ensure_both.await?;
-        let arn = aws::create_endpoint(sm, place.owner, &endpoint, &config.name, changes)
+        let arn = aws::create_endpoint(session, place.owner, &endpoint, &config.name, changes)
             .await
             .map_err(on(format!("endpoint {endpoint}")))?;
         out.endpoint_arn = Some(arn);
@@ -215,7 +214,7 @@ async fn converge_endpoint(
     let wrong_config = state.config != config.name;
     let serving = state.status.serves() && state.pending_config.is_none();
     let tags = if first_sight || ((wrong_config || !serving) && !state.in_progress()) {
-        aws::endpoint_tags(sm, place.owner, &state, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?
+        aws::endpoint_tags(session, place.owner, &state, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?
     } else {
         Vec::new()
     };
@@ -232,7 +231,7 @@ async fn converge_endpoint(
         });
         if !settled && place.hold.is_none() {
             out.model_name = None;
-            aws::remove_unused(sm, place.owner, &endpoint, &[&config.name, &model.name], changes)
+            aws::remove_unused(session, place.owner, &endpoint, &[&config.name, &model.name], changes)
                 .await
                 .map_err(on(format!("unused models and configs of endpoint {endpoint}")))?;
         }
@@ -262,11 +261,11 @@ async fn converge_endpoint(
                 return Ok(AccountState::Failed(out.failure_reason.clone().unwrap_or_default()));
             }
             if aws::rolled_back_from(&state, &tags, &config.name) {
-                aws::clear_mark(sm, &state).await.map_err(on(format!("endpoint {endpoint}")))?;
+                aws::clear_mark(session, &state).await.map_err(on(format!("endpoint {endpoint}")))?;
                 return Ok(failed(out, &config, &state));
             }
             ensure_both.await?;
-            match aws::update_endpoint(sm, &state, &endpoint, &config.name, changes).await {
+            match aws::update_endpoint(session, &state, &endpoint, &config.name, changes).await {
                 Ok(Step::Ready(())) => {
                     out.endpoint_status = Some("Updating".into());
                     let why = format!("updating endpoint {endpoint} to {}", config.name);
@@ -279,7 +278,7 @@ async fn converge_endpoint(
         // A failed create: recorded for its config; a new config replaces the endpoint, since a
         // failed endpoint cannot be updated.
         EndpointStatus::Failed if !wrong_config => Ok(failed(out, &config, &state)),
-        EndpointStatus::Failed => match aws::delete_endpoint(sm, place.owner, &endpoint, changes).await {
+        EndpointStatus::Failed => match aws::delete_endpoint(session, place.owner, &endpoint, changes).await {
             Ok(_) => {
                 Ok(AccountState::Deploying(Duration::from_secs(1), format!("replacing failed endpoint {endpoint}")))
             }
@@ -303,10 +302,9 @@ fn failed(out: &mut StageAccountStatus, config: &ConfigPlan, state: &EndpointSta
 /// Removes a stage's endpoint in one account, then its configs and models (only what carries
 /// our owner-uid). Ready once all are gone.
 pub(super) async fn teardown(session: &Session, owner: &Owner, endpoint: &str, changes: &Changes) -> StepResult<()> {
-    let sm = session.sagemaker();
-    match aws::delete_endpoint(sm, owner, endpoint, changes).await? {
+    match aws::delete_endpoint(session, owner, endpoint, changes).await? {
         Step::Ready(()) => {
-            aws::remove_unused(sm, owner, endpoint, &[], changes).await?;
+            aws::remove_unused(session, owner, endpoint, &[], changes).await?;
             Ok(Step::Ready(()))
         }
         pending => Ok(pending),

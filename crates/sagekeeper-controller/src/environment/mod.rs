@@ -52,7 +52,7 @@ impl Kind for DataScienceEnvironment {
             // New zones (or none pinned yet): checked against the region before anything is made.
             wanted => {
                 let session = ctx.sessions.session(&plan::account_plan(&dev, &self.spec.region).access);
-                let region_zones = match sagekeeper_aws::network::region_zones(session.ec2()).await {
+                let region_zones = match sagekeeper_aws::network::region_zones(&session).await {
                     Ok(zones) => zones,
                     Err(e) => {
                         let remedy = "check the region, and that sagekeeper's role there has the policies of deploy/aws/deployer/ (ec2:DescribeAvailabilityZones is in network.json)";

@@ -141,18 +141,18 @@ impl<'a> Pass<'a> {
         let dev = || self.ctx.sessions.session(&plan.dev.access);
         match id {
             S::Network => {
-                let result = network::ensure_network(dev().ec2(), &plan.network, self.changes).await;
+                let result = network::ensure_network(&dev(), &plan.network, self.changes).await;
                 from_step(result, format!("VPC of {}", plan.names.owner())).map(EnvOutput::Network)
             }
             S::VpcEndpoints => {
                 let Some(EnvOutput::Network(net)) = inputs.get(&S::Network) else { return missing(&S::Network) };
-                let result = network::ensure_vpc_endpoints(dev().ec2(), &plan.network, net, self.changes).await;
+                let result = network::ensure_vpc_endpoints(&dev(), &plan.network, net, self.changes).await;
                 Done::from_aws(result.map(EnvOutput::Endpoints), format!("VPC endpoints of {}", net.vpc_id))
             }
             S::NetworkAvailable => available(&dev(), inputs.get(&S::Network), inputs.get(&S::VpcEndpoints)).await,
             S::Key(purpose) => {
                 let key = key_plan(plan, &plan.dev, purpose.name(), plan.names.key_alias(purpose.name()));
-                let result = kms::ensure_key(dev().kms(), &key, self.changes).await;
+                let result = kms::ensure_key(&dev(), &key, self.changes).await;
                 from_step(result, format!("KMS key {}", purpose.name())).map(EnvOutput::Key)
             }
             S::Role(kind) => self.dev_role(kind, &inputs).await,
@@ -164,7 +164,7 @@ impl<'a> Pass<'a> {
                     KeyPurpose::S3 => sagekeeper_policy::kms::s3_key_policy(&env),
                 };
                 let Some(EnvOutput::Key(key)) = inputs.get(&S::Key(purpose)) else { return missing(&S::Key(purpose)) };
-                let result = kms::ensure_policy(dev().kms(), &key.id, &policy, self.changes).await;
+                let result = kms::ensure_policy(&dev(), &key.id, &policy, self.changes).await;
                 propagating(
                     Done::from_aws(result.map(|()| EnvOutput::Done), format!("KMS key policy {}", purpose.name())),
                     &inputs,
@@ -175,7 +175,7 @@ impl<'a> Pass<'a> {
             // Polled on its own, in one call, while the domain step's outputs are reused.
             S::DomainInService => match inputs.get(&S::Domain) {
                 Some(EnvOutput::Domain(Some((domain, Some(_))))) => {
-                    let result = studio::domain_in_service(dev().sagemaker(), &domain.id).await;
+                    let result = studio::domain_in_service(&dev(), &domain.id).await;
                     from_step(result, format!("Studio domain {}", domain.id)).map(|()| EnvOutput::Done)
                 }
                 Some(EnvOutput::Domain(_)) => Done::Ready(EnvOutput::Done),
@@ -185,7 +185,7 @@ impl<'a> Pass<'a> {
             S::TargetNetwork(name) => {
                 let Some(target) = self.target(&name) else { return missing(&S::TargetNetwork(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = network::ensure_network(session.ec2(), &target.network, self.changes).await;
+                let result = network::ensure_network(&session, &target.network, self.changes).await;
                 from_step(result, format!("VPC in {}", target.account.name)).map(EnvOutput::Network)
             }
             S::TargetVpcEndpoints(name) => {
@@ -194,7 +194,7 @@ impl<'a> Pass<'a> {
                     return missing(&S::TargetNetwork(name));
                 };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = network::ensure_vpc_endpoints(session.ec2(), &target.network, net, self.changes).await;
+                let result = network::ensure_vpc_endpoints(&session, &target.network, net, self.changes).await;
                 let resource = format!("VPC endpoints of {} in {}", net.vpc_id, target.account.name);
                 Done::from_aws(result.map(EnvOutput::Endpoints), resource)
             }
@@ -208,7 +208,7 @@ impl<'a> Pass<'a> {
                 let Some(target) = self.target(&name) else { return missing(&S::TargetKey(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
                 let key = key_plan(plan, &target.account, "endpoint", target.key_alias.clone());
-                let result = kms::ensure_key(session.kms(), &key, self.changes).await;
+                let result = kms::ensure_key(&session, &key, self.changes).await;
                 from_step(result, format!("KMS key {} in {}", target.key_alias, target.account.name))
                     .map(EnvOutput::Key)
             }
@@ -218,7 +218,7 @@ impl<'a> Pass<'a> {
                 };
                 let role = target_role(plan, target, &env, &input);
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = iam::ensure_role(session.iam(), &role, self.changes).await;
+                let result = iam::ensure_role(&session, &role, self.changes).await;
                 let resource = format!("IAM role {} in {}", role.name, target.account.name);
                 from_step(result, resource).map(|r| EnvOutput::Role(Some(r)))
             }
@@ -230,7 +230,7 @@ impl<'a> Pass<'a> {
                 };
                 let policy = sagekeeper_policy::kms::target_key_policy(&env, &input);
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = kms::ensure_policy(session.kms(), &key.id, &policy, self.changes).await;
+                let result = kms::ensure_policy(&session, &key.id, &policy, self.changes).await;
                 let resource = format!("KMS key policy {} in {}", target.key_alias, target.account.name);
                 propagating(Done::from_aws(result.map(|()| EnvOutput::Done), resource), &inputs)
             }
@@ -250,7 +250,7 @@ impl<'a> Pass<'a> {
                     policy: sagekeeper_policy::s3::capture_bucket_policy(&env, &input),
                 };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = s3::ensure_bucket(session.s3(), &bucket, self.changes).await;
+                let result = s3::ensure_bucket(&session, &bucket, self.changes).await;
                 let resource = format!("bucket {} in {}", bucket.name, target.account.name);
                 from_step(result, resource).map(|()| EnvOutput::Done)
             }
@@ -289,7 +289,7 @@ impl<'a> Pass<'a> {
             RoleKind::Persona(persona) => {
                 let name = plan.persona_role(persona);
                 if !plan.personas.contains(&persona) {
-                    let result = iam::delete_role(session.iam(), &plan.owner, name, &boundary, self.changes).await;
+                    let result = iam::delete_role(&session, &plan.owner, name, &boundary, self.changes).await;
                     return Done::from_aws(result.map(|()| EnvOutput::Role(None)), format!("IAM role {name}"));
                 }
                 let kind = match persona {
@@ -306,7 +306,7 @@ impl<'a> Pass<'a> {
                 )
             }
         };
-        let result = iam::ensure_role(session.iam(), &role, self.changes).await;
+        let result = iam::ensure_role(&session, &role, self.changes).await;
         from_step(result, format!("IAM role {}", role.name)).map(|r| EnvOutput::Role(Some(r)))
     }
 
@@ -335,7 +335,7 @@ impl<'a> Pass<'a> {
             policy: sagekeeper_policy::s3::environment_bucket_policy(&env, name, &readers),
         };
         let session = self.ctx.sessions.session(&plan.dev.access);
-        let result = s3::ensure_bucket(session.s3(), &bucket, self.changes).await;
+        let result = s3::ensure_bucket(&session, &bucket, self.changes).await;
         propagating(from_step(result, format!("bucket {name}")).map(|()| EnvOutput::Done), inputs)
     }
 
@@ -347,7 +347,7 @@ impl<'a> Pass<'a> {
         let known_id = self.previous.studio.as_ref().and_then(|s| s.domain_id.clone());
         let Some(studio_plan) = &plan.studio else {
             let result = studio::delete_domain(
-                session.sagemaker(),
+                &session,
                 &plan.owner,
                 &plan.names.domain(),
                 known_id.as_deref(),
@@ -373,7 +373,7 @@ impl<'a> Pass<'a> {
             execution_role_arn: plan.role_arn(&plan.dev.account_id, &plan.roles.execution),
             home_used: !studio_plan.profiles.is_empty(),
         };
-        match studio::ensure_domain(session.sagemaker(), &domain, self.changes).await {
+        match studio::ensure_domain(&session, &domain, self.changes).await {
             Ok((outputs, AwsStep::Ready(()))) => Done::Ready(EnvOutput::Domain(Some((outputs, None)))),
             Ok((outputs, AwsStep::Pending(why))) => Done::Ready(EnvOutput::Domain(Some((outputs, Some(why))))),
             Err(e) => Done::Failed(Failure::new(e, format!("Studio domain {}", domain.name))),
@@ -399,7 +399,7 @@ impl<'a> Pass<'a> {
             .collect();
         let session = self.ctx.sessions.session(&plan.dev.access);
         let result = studio::ensure_user_profiles(
-            session.sagemaker(),
+            &session,
             &plan.owner,
             &domain.id,
             &profiles,
@@ -514,7 +514,7 @@ async fn available(
     if e.pending.is_none() {
         return Done::Ready(EnvOutput::Done);
     }
-    match network::endpoints_unavailable(session.ec2(), &n.vpc_id).await {
+    match network::endpoints_unavailable(session, &n.vpc_id).await {
         Ok(None) => Done::Ready(EnvOutput::Done),
         Ok(Some(why)) => Done::pending(why),
         Err(e) => Done::Failed(Failure::new(e, format!("VPC endpoints of {}", n.vpc_id))),

@@ -38,10 +38,9 @@ pub(crate) async fn teardown(
 
     // The domain first: its home file system (kept unless data goes) is recorded before it
     // goes, and a pass that cannot tell whether the home was used stops there.
-    let sm = dev.sagemaker();
     let home_recorded = kept.iter().any(|r| r.resource == "efs-file-system");
     if !delete_data && !home_recorded {
-        match studio::used_home(sm, &plan.owner, &plan.names.domain(), domain_id).await {
+        match studio::used_home(&dev, &plan.owner, &plan.names.domain(), domain_id).await {
             Ok(Some(efs)) => keep(
                 &mut kept,
                 "efs-file-system",
@@ -53,7 +52,7 @@ pub(crate) async fn teardown(
         }
     }
     let keep_home = kept.iter().any(|r| r.resource == "efs-file-system");
-    match studio::delete_domain(sm, &plan.owner, &plan.names.domain(), domain_id, !keep_home, changes).await {
+    match studio::delete_domain(&dev, &plan.owner, &plan.names.domain(), domain_id, !keep_home, changes).await {
         Ok(Step::Ready(())) => {}
         Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
         Err(e) => return Teardown::Failed(e, "Studio domain".into(), kept),
@@ -78,7 +77,7 @@ pub(crate) async fn teardown(
         &plan.roles.team_admin,
     ];
     for name in roles {
-        if let Err(e) = iam::delete_role(dev.iam(), &plan.owner, name, &plan.dev.boundary, changes).await {
+        if let Err(e) = iam::delete_role(&dev, &plan.owner, name, &plan.dev.boundary, changes).await {
             return Teardown::Failed(e, format!("IAM role {name}"), kept);
         }
     }
@@ -93,7 +92,7 @@ pub(crate) async fn teardown(
             "the kept Studio home file system still has mount targets in it",
         );
     } else {
-        match network::delete_network(dev.ec2(), &plan.owner, changes).await {
+        match network::delete_network(&dev, &plan.owner, changes).await {
             Ok(Step::Ready(())) => {}
             Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
             Err(e) => return Teardown::Failed(e, "network".into(), kept),
@@ -102,7 +101,7 @@ pub(crate) async fn teardown(
 
     let mut data_kept = false;
     for bucket in [&plan.data_bucket, &plan.models_bucket] {
-        match s3::delete_bucket(dev.s3(), &plan.owner, bucket, delete_data, changes).await {
+        match s3::delete_bucket(&dev, &plan.owner, bucket, delete_data, changes).await {
             Ok(Deleted::Gone) => {}
             Ok(Deleted::KeptWithData) => {
                 data_kept = true;
@@ -117,7 +116,7 @@ pub(crate) async fn teardown(
             keep(&mut kept, "kms-key", &alias, "it encrypts kept data");
             continue;
         }
-        if let Err(e) = kms::delete_key(dev.kms(), &plan.owner, &alias, changes).await {
+        if let Err(e) = kms::delete_key(&dev, &plan.owner, &alias, changes).await {
             return Teardown::Failed(e, format!("KMS key {alias}"), kept);
         }
     }
@@ -136,7 +135,7 @@ pub(crate) async fn teardown_target(
     let session = ctx.sessions.session(&target.account.access);
     let mut kept = Vec::new();
     let bucket = &target.capture_bucket;
-    let data_kept = match s3::delete_bucket(session.s3(), &plan.owner, bucket, delete_data, changes).await {
+    let data_kept = match s3::delete_bucket(&session, &plan.owner, bucket, delete_data, changes).await {
         Ok(Deleted::Gone) => false,
         Ok(Deleted::KeptWithData) => {
             keep(
@@ -149,10 +148,10 @@ pub(crate) async fn teardown_target(
         }
         Err(e) => return Err((e, format!("bucket {bucket}"))),
     };
-    iam::delete_role(session.iam(), &plan.owner, &target.model_role, &target.account.boundary, changes)
+    iam::delete_role(&session, &plan.owner, &target.model_role, &target.account.boundary, changes)
         .await
         .map_err(|e| (e, format!("IAM role {} in {}", target.model_role, target.account.name)))?;
-    match network::delete_network(session.ec2(), &plan.owner, changes).await {
+    match network::delete_network(&session, &plan.owner, changes).await {
         Ok(Step::Ready(())) => {}
         Ok(Step::Pending(why)) => return Ok((Some(format!("{}: {why}", target.account.name)), kept)),
         Err(e) => return Err((e, format!("network in {}", target.account.name))),
@@ -165,7 +164,7 @@ pub(crate) async fn teardown_target(
             &format!("it encrypts the kept capture bucket in {}", target.account.name),
         );
     } else {
-        kms::delete_key(session.kms(), &plan.owner, &target.key_alias, changes)
+        kms::delete_key(&session, &plan.owner, &target.key_alias, changes)
             .await
             .map_err(|e| (e, format!("KMS key in {}", target.account.name)))?;
     }
