@@ -142,10 +142,10 @@ impl<'a> Pass<'a> {
         match id {
             S::Network => {
                 let result = network::ensure_network(&dev(), &plan.network, self.changes).await;
-                from_step(result, format!("VPC of {}", plan.names.owner())).map(EnvOutput::Network)
+                Done::from_step(result, format!("VPC of {}", plan.names.owner())).map(EnvOutput::Network)
             }
             S::VpcEndpoints => {
-                let Some(EnvOutput::Network(net)) = inputs.get(&S::Network) else { return missing(&S::Network) };
+                let Some(EnvOutput::Network(net)) = inputs.get(&S::Network) else { return Done::missing(&S::Network) };
                 let result = network::ensure_vpc_endpoints(&dev(), &plan.network, net, self.changes).await;
                 Done::from_aws(result.map(EnvOutput::Endpoints), format!("VPC endpoints of {}", net.vpc_id))
             }
@@ -153,7 +153,7 @@ impl<'a> Pass<'a> {
             S::Key(purpose) => {
                 let key = key_plan(plan, &plan.dev, purpose.name(), plan.names.key_alias(purpose.name()));
                 let result = kms::ensure_key(&dev(), &key, self.changes).await;
-                from_step(result, format!("KMS key {}", purpose.name())).map(EnvOutput::Key)
+                Done::from_step(result, format!("KMS key {}", purpose.name())).map(EnvOutput::Key)
             }
             S::Role(kind) => self.dev_role(kind, &inputs).await,
             S::KeyPolicy(purpose) => {
@@ -163,7 +163,9 @@ impl<'a> Pass<'a> {
                     KeyPurpose::Studio => sagekeeper_policy::kms::studio_key_policy(&env),
                     KeyPurpose::S3 => sagekeeper_policy::kms::s3_key_policy(&env),
                 };
-                let Some(EnvOutput::Key(key)) = inputs.get(&S::Key(purpose)) else { return missing(&S::Key(purpose)) };
+                let Some(EnvOutput::Key(key)) = inputs.get(&S::Key(purpose)) else {
+                    return Done::missing(&S::Key(purpose));
+                };
                 let result = kms::ensure_policy(&dev(), &key.id, &policy, self.changes).await;
                 propagating(
                     Done::from_aws(result.map(|()| EnvOutput::Done), format!("KMS key policy {}", purpose.name())),
@@ -176,22 +178,22 @@ impl<'a> Pass<'a> {
             S::DomainInService => match inputs.get(&S::Domain) {
                 Some(EnvOutput::Domain(Some((domain, Some(_))))) => {
                     let result = studio::domain_in_service(&dev(), &domain.id).await;
-                    from_step(result, format!("Studio domain {}", domain.id)).map(|()| EnvOutput::Done)
+                    Done::from_step(result, format!("Studio domain {}", domain.id)).map(|()| EnvOutput::Done)
                 }
                 Some(EnvOutput::Domain(_)) => Done::Ready(EnvOutput::Done),
-                _ => missing(&S::Domain),
+                _ => Done::missing(&S::Domain),
             },
             S::UserProfiles => self.profiles(&inputs).await,
             S::TargetNetwork(name) => {
-                let Some(target) = self.target(&name) else { return missing(&S::TargetNetwork(name)) };
+                let Some(target) = self.target(&name) else { return Done::missing(&S::TargetNetwork(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
                 let result = network::ensure_network(&session, &target.network, self.changes).await;
-                from_step(result, format!("VPC in {}", target.account.name)).map(EnvOutput::Network)
+                Done::from_step(result, format!("VPC in {}", target.account.name)).map(EnvOutput::Network)
             }
             S::TargetVpcEndpoints(name) => {
-                let Some(target) = self.target(&name) else { return missing(&S::TargetVpcEndpoints(name)) };
+                let Some(target) = self.target(&name) else { return Done::missing(&S::TargetVpcEndpoints(name)) };
                 let Some(EnvOutput::Network(net)) = inputs.get(&S::TargetNetwork(name.clone())) else {
-                    return missing(&S::TargetNetwork(name));
+                    return Done::missing(&S::TargetNetwork(name));
                 };
                 let session = self.ctx.sessions.session(&target.account.access);
                 let result = network::ensure_vpc_endpoints(&session, &target.network, net, self.changes).await;
@@ -199,34 +201,34 @@ impl<'a> Pass<'a> {
                 Done::from_aws(result.map(EnvOutput::Endpoints), resource)
             }
             S::TargetNetworkAvailable(name) => {
-                let Some(target) = self.target(&name) else { return missing(&S::TargetNetworkAvailable(name)) };
+                let Some(target) = self.target(&name) else { return Done::missing(&S::TargetNetworkAvailable(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
                 let endpoints = inputs.get(&S::TargetVpcEndpoints(name.clone()));
                 available(&session, inputs.get(&S::TargetNetwork(name)), endpoints).await
             }
             S::TargetKey(name) => {
-                let Some(target) = self.target(&name) else { return missing(&S::TargetKey(name)) };
+                let Some(target) = self.target(&name) else { return Done::missing(&S::TargetKey(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
                 let key = key_plan(plan, &target.account, "endpoint", target.key_alias.clone());
                 let result = kms::ensure_key(&session, &key, self.changes).await;
-                from_step(result, format!("KMS key {} in {}", target.key_alias, target.account.name))
+                Done::from_step(result, format!("KMS key {} in {}", target.key_alias, target.account.name))
                     .map(EnvOutput::Key)
             }
             S::TargetRole(name) => {
                 let Some((target, env, input)) = self.in_target(&name, &inputs) else {
-                    return missing(&S::TargetRole(name));
+                    return Done::missing(&S::TargetRole(name));
                 };
                 let role = target_role(plan, target, &env, &input);
                 let session = self.ctx.sessions.session(&target.account.access);
                 let result = iam::ensure_role(&session, &role, self.changes).await;
                 let resource = format!("IAM role {} in {}", role.name, target.account.name);
-                from_step(result, resource).map(|r| EnvOutput::Role(Some(r)))
+                Done::from_step(result, resource).map(|r| EnvOutput::Role(Some(r)))
             }
             S::TargetKeyPolicy(name) => {
                 let (Some((target, env, input)), Some(EnvOutput::Key(key))) =
                     (self.in_target(&name, &inputs), inputs.get(&S::TargetKey(name.clone())))
                 else {
-                    return missing(&S::TargetKeyPolicy(name));
+                    return Done::missing(&S::TargetKeyPolicy(name));
                 };
                 let policy = sagekeeper_policy::kms::target_key_policy(&env, &input);
                 let session = self.ctx.sessions.session(&target.account.access);
@@ -238,7 +240,7 @@ impl<'a> Pass<'a> {
                 let (Some((target, env, input)), Some(EnvOutput::Key(key))) =
                     (self.in_target(&name, &inputs), inputs.get(&S::TargetKey(name.clone())))
                 else {
-                    return missing(&S::CaptureBucket(name));
+                    return Done::missing(&S::CaptureBucket(name));
                 };
                 let bucket = BucketPlan {
                     owner: plan.owner.clone(),
@@ -252,7 +254,7 @@ impl<'a> Pass<'a> {
                 let session = self.ctx.sessions.session(&target.account.access);
                 let result = s3::ensure_bucket(&session, &bucket, self.changes).await;
                 let resource = format!("bucket {} in {}", bucket.name, target.account.name);
-                from_step(result, resource).map(|()| EnvOutput::Done)
+                Done::from_step(result, resource).map(|()| EnvOutput::Done)
             }
             S::RemoveTarget(name) => self.remove_target(&name).await,
         }
@@ -307,7 +309,7 @@ impl<'a> Pass<'a> {
             }
         };
         let result = iam::ensure_role(&session, &role, self.changes).await;
-        from_step(result, format!("IAM role {}", role.name)).map(|r| EnvOutput::Role(Some(r)))
+        Done::from_step(result, format!("IAM role {}", role.name)).map(|r| EnvOutput::Role(Some(r)))
     }
 
     /// The data or models bucket (the models bucket readable by the targets' model roles).
@@ -315,7 +317,7 @@ impl<'a> Pass<'a> {
         let plan = self.plan;
         let env = self.environment(inputs);
         let Some(EnvOutput::Key(key)) = inputs.get(&EnvStep::Key(KeyPurpose::S3)) else {
-            return missing(&EnvStep::Key(KeyPurpose::S3));
+            return Done::missing(&EnvStep::Key(KeyPurpose::S3));
         };
         let (name, readers, component) = match purpose {
             BucketPurpose::Data => (&plan.data_bucket, Vec::new(), "bucket/data"),
@@ -336,7 +338,7 @@ impl<'a> Pass<'a> {
         };
         let session = self.ctx.sessions.session(&plan.dev.access);
         let result = s3::ensure_bucket(&session, &bucket, self.changes).await;
-        propagating(from_step(result, format!("bucket {name}")).map(|()| EnvOutput::Done), inputs)
+        propagating(Done::from_step(result, format!("bucket {name}")).map(|()| EnvOutput::Done), inputs)
     }
 
     /// The Studio domain; with Studio disabled, the domain this environment made goes (its home
@@ -355,12 +357,12 @@ impl<'a> Pass<'a> {
                 self.changes,
             )
             .await;
-            return from_step(result, "Studio domain").map(|()| EnvOutput::Domain(None));
+            return Done::from_step(result, "Studio domain").map(|()| EnvOutput::Domain(None));
         };
         let (Some(EnvOutput::Network(net)), Some(EnvOutput::Key(key))) =
             (inputs.get(&EnvStep::Network), inputs.get(&EnvStep::Key(KeyPurpose::Studio)))
         else {
-            return missing(&EnvStep::Network);
+            return Done::missing(&EnvStep::Network);
         };
         let domain = DomainPlan {
             owner: plan.owner.clone(),
@@ -385,7 +387,7 @@ impl<'a> Pass<'a> {
         let (Some(studio_plan), Some(EnvOutput::Domain(Some((domain, _)))), Some(EnvOutput::Network(net))) =
             (&plan.studio, inputs.get(&EnvStep::Domain), inputs.get(&EnvStep::Network))
         else {
-            return missing(&EnvStep::Domain);
+            return Done::missing(&EnvStep::Domain);
         };
         let profiles: Vec<ProfilePlan> = studio_plan
             .profiles
@@ -407,13 +409,13 @@ impl<'a> Pass<'a> {
             self.changes,
         )
         .await;
-        from_step(result, "Studio user profiles").map(EnvOutput::Profiles)
+        Done::from_step(result, "Studio user profiles").map(EnvOutput::Profiles)
     }
 
     /// Cleans up in a target account the spec dropped.
     async fn remove_target(self, name: &str) -> Done<EnvOutput> {
         let Some(entry) = self.leaving.iter().find(|t| t.account == name) else {
-            return missing(&EnvStep::RemoveTarget(name.to_owned()));
+            return Done::missing(&EnvStep::RemoveTarget(name.to_owned()));
         };
         let account = match crate::resolve::fetch::<sagekeeper_api::AwsAccount>(self.ctx, None, &entry.account).await {
             Ok(Some(account)) => account,
@@ -506,7 +508,7 @@ async fn available(
     endpoints: Option<&EnvOutput>,
 ) -> Done<EnvOutput> {
     let (Some(EnvOutput::Network(n)), Some(EnvOutput::Endpoints(e))) = (network, endpoints) else {
-        return missing(&EnvStep::VpcEndpoints);
+        return Done::missing(&EnvStep::VpcEndpoints);
     };
     if let Some(why) = &n.waiting {
         return Done::pending(why.clone());
@@ -522,24 +524,6 @@ async fn available(
 }
 
 /// A needed output the graph promised is absent: a bug in the graph, reported as one.
-fn missing(id: &EnvStep) -> Done<EnvOutput> {
-    let error = sagekeeper_aws::AwsError {
-        kind: sagekeeper_aws::ErrorKind::Invalid,
-        code: "InternalError".into(),
-        message: format!("step {id:?} lacks an input its plan declared; please report this"),
-    };
-    Done::Failed(Failure::new(error, format!("{id:?}")))
-}
-
-/// A step result of `sagekeeper-aws` as the runner's.
-fn from_step<T>(result: sagekeeper_aws::steps::StepResult<T>, resource: impl Into<String>) -> Done<T> {
-    match result {
-        Ok(AwsStep::Ready(t)) => Done::Ready(t),
-        Ok(AwsStep::Pending(why)) => Done::pending(why),
-        Err(e) => Done::Failed(Failure::new(e, resource)),
-    }
-}
-
 /// A policy refused for naming a role created moments ago is IAM propagating, not an error.
 fn propagating(done: Done<EnvOutput>, inputs: &Inputs<EnvStep, EnvOutput>) -> Done<EnvOutput> {
     let recent = inputs.iter().any(|(_, o)| {
