@@ -102,8 +102,10 @@ async fn a_crash_after_each_project_write_leaves_one_group_one_pipeline_and_one_
     crate::projects::create_project(&t, "churn", json!({})).await;
     let crashes = crash_after_each(&t, json!([dev]), PROJECT_WRITES, &api, "churn").await;
     eprintln!("the project converged through {crashes} crashes");
-    // A group, its policy, three assets, the pipeline, the run: at least seven writes.
-    assert!(crashes >= 7, "only {crashes} crashes");
+    // A group and its policy, beside three assets; then the pipeline, then the run: seven
+    // writes, of which the group's two run side by side with the assets, so a crash can come
+    // after two at once: at least five crashes.
+    assert!(crashes >= 5, "only {crashes} crashes");
 
     let p = api.get("churn").await.unwrap();
     let name = crate::projects::pipeline_name(&p);

@@ -199,6 +199,10 @@ pub struct StageStatus {
     /// Versions this stage has served successfully (the last 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verified_versions: Vec<i64>,
+    /// The version the stage serves although the registry marks it Rejected: kept until a
+    /// person decides (a Warning event said so once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_serving_version: Option<i64>,
     /// Where the stage stands.
     #[serde(default)]
     pub phase: StagePhase,

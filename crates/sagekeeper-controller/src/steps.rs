@@ -185,6 +185,9 @@ pub(crate) type Ensure<'a, Id, O> = Arc<dyn Fn(Inputs<Id, O>) -> BoxFuture<'a, D
 pub(crate) struct Step<'a, Id, O> {
     pub(crate) id: Id,
     pub(crate) needs: Vec<Id>,
+    /// Steps that run first, whatever comes of them: the outputs of those that are ready are
+    /// handed on too, and one that failed does not block this step.
+    pub(crate) after: Vec<Id>,
     pub(crate) lane: Lane,
     pub(crate) ensure: Ensure<'a, Id, O>,
 }
@@ -195,7 +198,12 @@ impl<'a, Id, O> Step<'a, Id, O> {
     where
         F: Fn(Inputs<Id, O>) -> BoxFuture<'a, Done<O>> + Send + Sync + 'a,
     {
-        Self { id, needs, lane, ensure: Arc::new(ensure) }
+        Self { id, needs, after: Vec::new(), lane, ensure: Arc::new(ensure) }
+    }
+
+    /// The same step, run only once `after` all have a result (see [`Step::after`]).
+    pub(crate) fn after(self, after: Vec<Id>) -> Self {
+        Self { after, ..self }
     }
 }
 
@@ -250,7 +258,7 @@ impl Runner<'_> {
                 changed = false;
                 let mut i = 0;
                 while i < waiting.len() {
-                    match readiness(&waiting[i].needs, &results, &retrying) {
+                    match readiness(&waiting[i].needs, &waiting[i].after, &results, &retrying) {
                         Readiness::Wait => i += 1,
                         Readiness::Blocked(on) => {
                             let step = waiting.swap_remove(i);
@@ -259,7 +267,9 @@ impl Runner<'_> {
                         }
                         Readiness::Go => {
                             let step = waiting.swap_remove(i);
-                            let kept = reuse.get(&step.id).filter(|_| step.needs.iter().all(|n| reused.contains(n)));
+                            let kept = reuse
+                                .get(&step.id)
+                                .filter(|_| step.needs.iter().chain(&step.after).all(|n| reused.contains(n)));
                             if let Some(output) = kept {
                                 reused.insert(step.id.clone());
                                 results.insert(step.id, Ran::Done(Done::Ready(output.clone())));
@@ -269,6 +279,7 @@ impl Runner<'_> {
                             let inputs: BTreeMap<Id, O> = step
                                 .needs
                                 .iter()
+                                .chain(&step.after)
                                 .filter_map(|n| match results.get(n) {
                                     Some(Ran::Done(Done::Ready(o))) => Some((n.clone(), o.clone())),
                                     _ => None,
@@ -320,7 +331,13 @@ impl Runner<'_> {
         }
         // A need nothing produces (or a cycle) can never be met: blocked on it.
         for step in waiting.drain(..) {
-            let on = step.needs.iter().find(|n| !results.contains_key(*n)).cloned().unwrap_or(step.id.clone());
+            let on = step
+                .needs
+                .iter()
+                .chain(&step.after)
+                .find(|n| !results.contains_key(*n))
+                .cloned()
+                .unwrap_or(step.id.clone());
             results.insert(step.id, Ran::Blocked(on));
         }
         results
@@ -376,8 +393,13 @@ enum Readiness<Id> {
     Blocked(Id),
 }
 
-fn readiness<Id: Ord + Clone, O>(needs: &[Id], results: &Results<Id, O>, retrying: &BTreeSet<Id>) -> Readiness<Id> {
-    let mut all = true;
+fn readiness<Id: Ord + Clone, O>(
+    needs: &[Id],
+    after: &[Id],
+    results: &Results<Id, O>,
+    retrying: &BTreeSet<Id>,
+) -> Readiness<Id> {
+    let mut all = after.iter().all(|a| results.contains_key(a) && !retrying.contains(a));
     for need in needs {
         if retrying.contains(need) {
             all = false;
@@ -446,6 +468,27 @@ mod tests {
             }
             .boxed()
         })
+    }
+
+    #[tokio::test]
+    async fn a_step_after_others_waits_for_them_gets_what_is_ready_and_runs_even_when_one_failed() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let denied = AwsError { kind: ErrorKind::AccessDenied, code: "AccessDenied".into(), message: "no".into() };
+        let steps = vec![
+            step(Id::C, vec![Id::A], Done::Ready(3), log.clone()).after(vec![Id::B, Id::D]),
+            step(Id::A, vec![], Done::Ready(1), log.clone()),
+            step(Id::B, vec![], Done::Failed(Failure::new(denied, "b")), log.clone()),
+            step(Id::D, vec![], Done::Ready(4), log.clone()),
+        ];
+        let lanes = Lanes::new(2);
+        let metrics = Metrics::new().unwrap();
+        let results = Runner { lanes: &lanes, metrics: &metrics, retry: Duration::from_millis(20) }
+            .run("Test", steps, &BTreeMap::new())
+            .await;
+        assert_eq!(results[&Id::C], Ran::Done(Done::Ready(3)));
+        let log = log.lock().unwrap();
+        // C ran last, with A (its need) and D (ready before it); B failed and is not an input.
+        assert_eq!(log.last(), Some(&(Id::C, vec![1, 4])));
     }
 
     #[tokio::test]

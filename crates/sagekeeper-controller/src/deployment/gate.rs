@@ -46,7 +46,7 @@ pub(super) struct Input<'a> {
 }
 
 /// What the gate lets one stage serve.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Decision {
     /// The version to serve now; `None`: nothing yet.
     pub(super) target: Option<i64>,

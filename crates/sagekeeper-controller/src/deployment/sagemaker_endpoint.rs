@@ -15,6 +15,7 @@ use sagekeeper_aws::sagemaker_endpoints::{
 use sagekeeper_aws::steps::{Changes, Owner, Step, StepResult};
 
 /// Where one account of a stage stands after a pass.
+#[derive(Clone, Debug, PartialEq)]
 pub(super) enum AccountState {
     /// The endpoint is InService on the wanted config.
     Serving,
@@ -28,8 +29,6 @@ pub(super) enum AccountState {
     Held(String),
     /// The environment has not prepared the account yet.
     NotPrepared(String),
-    /// An AWS call failed on this resource.
-    Error(AwsError, String),
 }
 
 /// Where one account's endpoint goes and what it serves.
@@ -55,6 +54,7 @@ pub(super) fn local_nvme(instance_type: &str) -> bool {
 }
 
 /// What the environment prepared in a target account for a stage, every part present.
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct Prepared {
     account: String,
     account_id: Option<String>,
@@ -142,22 +142,20 @@ impl Place<'_> {
 
 /// Converges one account's endpoint to the stage's version: creates the model, config and
 /// endpoint, or moves the endpoint to a new config; a failed config is recorded and not tried
-/// again; once it serves, the models and configs it no longer uses go.
+/// again; once it serves, the models and configs it no longer uses go. An AWS failure names the
+/// resource it was on.
 pub(super) async fn converge(
     session: &Session,
     place: &Place<'_>,
     before: Option<&StageAccountStatus>,
     changes: &Changes,
-) -> (StageAccountStatus, AccountState) {
+) -> Result<(StageAccountStatus, AccountState), (AwsError, String)> {
     let mut out = before.cloned().unwrap_or_default();
     out.account = place.prepared.account.clone();
     out.account_id = place.prepared.account_id.clone();
     out.endpoint_name = Some(place.names.endpoint(&place.stage.name));
-    let state = match converge_endpoint(session, place, before, &mut out, changes).await {
-        Ok(state) => state,
-        Err((e, resource)) => AccountState::Error(e, resource),
-    };
-    (out, state)
+    let state = converge_endpoint(session, place, before, &mut out, changes).await?;
+    Ok((out, state))
 }
 
 /// An AWS failure on `what`.

@@ -1,0 +1,246 @@
+//! Run: the work of each step of a deployment's graph, handed to the one runner.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use sagekeeper_api::deployment::StageAccountStatus;
+use sagekeeper_aws::registry::{self, Approval as Registered, Version};
+use sagekeeper_aws::steps::Changes;
+use sagekeeper_aws::{AwsError, Session};
+
+use super::gate::{self, Decision};
+use super::plan::{DeployStep, Plan};
+use super::sagemaker_endpoint::{self, AccountState, Place as Target};
+use super::status;
+use crate::context::Context;
+use crate::steps::{Done, Failure, Inputs, Lane, Results, Service, Step};
+
+/// What a step of a deployment produces.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum DeployOutput {
+    /// The registry's versions the pass decides from.
+    Versions(Arc<Vec<Version>>),
+    /// A stage's gate.
+    Gate(Arc<Gated>),
+    /// An account's endpoint and where it stands.
+    Endpoint(Box<(StageAccountStatus, AccountState)>),
+    /// The stage has nothing to deploy (no version yet, or no package ARN).
+    Idle,
+    /// A leaving account's endpoint, configs and models are gone.
+    Removed,
+}
+
+/// What the gate decided for a stage, and what it was decided from.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Gated {
+    pub(super) decision: Decision,
+    /// The package ARN of the target version.
+    pub(super) package_arn: Option<String>,
+    /// Each earlier stage with what it has verified, this pass included.
+    pub(super) earlier: Vec<(String, Vec<i64>)>,
+}
+
+/// Runs the deployment's graph once.
+pub(super) async fn run(ctx: &Context, plan: &Plan, changes: &Changes) -> Results<DeployStep, DeployOutput> {
+    let pass = Pass { ctx, plan, changes };
+    let steps = plan
+        .graph()
+        .into_iter()
+        .map(|(id, needs, after)| {
+            let lane = pass.lane(&id);
+            let step = id.clone();
+            Step::new(id, needs, lane, move |inputs| pass.ensure(step.clone(), inputs).boxed()).after(after)
+        })
+        .collect();
+    ctx.runner().run("ModelDeployment", steps, &BTreeMap::new()).await
+}
+
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    ctx: &'a Context,
+    plan: &'a Plan,
+    changes: &'a Changes,
+}
+
+impl Pass<'_> {
+    fn lane(&self, id: &DeployStep) -> Lane {
+        let account = match id {
+            DeployStep::Registry | DeployStep::Gate(_) => &self.plan.dev.account_id,
+            DeployStep::Endpoint(n, name) => self.plan.stages[*n]
+                .accounts
+                .iter()
+                .find(|a| &a.place.name == name)
+                .map_or(name, |a| &a.place.account_id),
+            DeployStep::Remove(stage, name) => self
+                .plan
+                .leaving
+                .iter()
+                .find(|l| &l.stage == stage && &l.status.account == name)
+                .and_then(|l| l.place.as_ref())
+                .map_or(name, |p| &p.account_id),
+        };
+        Lane::new(account, Service::SageMaker)
+    }
+
+    fn session(&self, access: &sagekeeper_aws::AccountAccess) -> Arc<Session> {
+        self.ctx.sessions.session(access)
+    }
+
+    async fn ensure(self, id: DeployStep, inputs: Inputs<DeployStep, DeployOutput>) -> Done<DeployOutput> {
+        use DeployStep as S;
+        let plan = self.plan;
+        match &id {
+            S::Registry => {
+                let session = self.session(&plan.dev.access);
+                let found = versions(plan, &session).await;
+                Done::from_aws(
+                    found.map(|v| DeployOutput::Versions(Arc::new(v))),
+                    format!("model package group {}", plan.group),
+                )
+            }
+            S::Gate(n) => {
+                let Some(DeployOutput::Versions(versions)) = inputs.get(&S::Registry) else {
+                    return Done::missing(&S::Registry);
+                };
+                let earlier = match n.checked_sub(1) {
+                    None => Vec::new(),
+                    Some(before) => {
+                        let Some(DeployOutput::Gate(gated)) = inputs.get(&S::Gate(before)) else {
+                            return Done::missing(&S::Gate(before));
+                        };
+                        let stage = &plan.stages[before];
+                        let endpoint = |account: &str| inputs.get(&S::Endpoint(before, account.to_owned()));
+                        let verified = status::verified(stage, gated, endpoint);
+                        let mut earlier = gated.earlier.clone();
+                        earlier.push((stage.stage.name.clone(), verified));
+                        earlier
+                    }
+                };
+                Done::Ready(DeployOutput::Gate(Arc::new(decide(plan, *n, versions, earlier))))
+            }
+            S::Endpoint(n, name) => {
+                let Some(DeployOutput::Gate(gated)) = inputs.get(&S::Gate(*n)) else {
+                    return Done::missing(&S::Gate(*n));
+                };
+                let stage = &plan.stages[*n];
+                let Some(account) = stage.accounts.iter().find(|a| &a.place.name == name) else {
+                    return Done::missing(&id);
+                };
+                let (Some(version), Some(package_arn)) = (gated.decision.target, gated.package_arn.as_deref()) else {
+                    return Done::Ready(DeployOutput::Idle);
+                };
+                let prepared = match &account.prepared {
+                    Ok(prepared) => prepared,
+                    Err(why) => {
+                        let kept = account
+                            .before
+                            .clone()
+                            .unwrap_or(StageAccountStatus { account: name.clone(), ..Default::default() });
+                        return Done::Ready(DeployOutput::Endpoint(Box::new((
+                            kept,
+                            AccountState::NotPrepared(why.clone()),
+                        ))));
+                    }
+                };
+                let target = Target {
+                    names: &plan.names,
+                    owner: &plan.owner,
+                    stage: &stage.stage,
+                    version,
+                    package_arn,
+                    prepared,
+                    hold: gated.decision.hold.clone(),
+                };
+                let session = self.session(&account.place.access);
+                match sagemaker_endpoint::converge(&session, &target, account.before.as_ref(), self.changes).await {
+                    Ok(endpoint) => Done::Ready(DeployOutput::Endpoint(Box::new(endpoint))),
+                    Err((e, resource)) => Done::Failed(Failure::new(e, format!("{resource} in AwsAccount {name}"))),
+                }
+            }
+            S::Remove(stage, name) => {
+                let Some(place) = plan
+                    .leaving
+                    .iter()
+                    .find(|l| &l.stage == stage && &l.status.account == name)
+                    .and_then(|l| l.place.as_ref())
+                else {
+                    return Done::missing(&id);
+                };
+                let endpoint = plan.names.endpoint(stage);
+                let session = self.session(&place.access);
+                let removed = sagemaker_endpoint::teardown(&session, &plan.owner, &endpoint, self.changes).await;
+                match Done::from_step(removed, format!("endpoint {endpoint} in AwsAccount {name}")) {
+                    Done::Pending { why, .. } => Done::Pending {
+                        why: format!("removing: {why} in AwsAccount {name}"),
+                        retry_after: Some(Duration::from_secs(2)),
+                    },
+                    done => done.map(|()| DeployOutput::Removed),
+                }
+            }
+        }
+    }
+}
+
+/// The gate of stage `n`.
+pub(super) fn decide(plan: &Plan, n: usize, versions: &[Version], earlier: Vec<(String, Vec<i64>)>) -> Gated {
+    let stage = &plan.stages[n];
+    let wanted = gate::resolve_model(&plan.model_version, versions, &plan.group).ok().map(|v| v.version);
+    let decision = gate::decide(&gate::Input {
+        index: n,
+        stage: &stage.stage,
+        wanted,
+        following: plan.following(),
+        serving: stage.previous.serving_version,
+        earlier: &earlier,
+        versions,
+        group: &plan.group,
+    });
+    let package_arn = decision.target.map(|version| {
+        versions
+            .iter()
+            .find(|v| v.version == version)
+            .map_or_else(|| versioned_arn(&plan.group_arn, version), |v| v.arn.clone())
+    });
+    Gated { decision, package_arn, earlier }
+}
+
+/// The versions a pass decides from: the newest hundred (one call), and in a registry with more,
+/// the ones the deployment names that are older (the newest Approved one, a pinned
+/// modelVersion, approvedVersions, what the stages serve), each looked up once.
+async fn versions(plan: &Plan, session: &Session) -> Result<Vec<Version>, AwsError> {
+    let mut versions = registry::versions(session, &plan.group).await?;
+    if versions.len() < registry::NEWEST {
+        return Ok(versions);
+    }
+    if plan.following() && !versions.iter().any(|v| v.approval_status == Registered::Approved) {
+        versions.extend(registry::newest_approved(session, &plan.group).await?);
+    }
+    for number in &plan.named {
+        if !versions.iter().any(|v| v.version == *number)
+            && let Some(v) = registry::version(session, &versioned_arn(&plan.group_arn, *number)).await?
+        {
+            versions.push(v);
+        }
+    }
+    Ok(versions)
+}
+
+/// `arn:...:model-package/<group>/<version>` from the group's ARN.
+pub(super) fn versioned_arn(group_arn: &str, version: i64) -> String {
+    format!("{}/{version}", group_arn.replacen(":model-package-group/", ":model-package/", 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_versioned_arn_is_made_from_the_group_arn() {
+        assert_eq!(
+            versioned_arn("arn:aws:sagemaker:us-east-1:111111111111:model-package-group/team-churn", 4),
+            "arn:aws:sagemaker:us-east-1:111111111111:model-package/team-churn/4"
+        );
+    }
+}
