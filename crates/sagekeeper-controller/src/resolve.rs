@@ -34,6 +34,38 @@ pub(crate) async fn fetch<K: Kind>(ctx: &Context, namespace: Option<&str>, name:
         .map_err(|e| Error::Read(format!("{} {name}", K::kind(&())), e))
 }
 
+/// Why resolving references stopped: an outcome to report (a reference missing, not Ready or
+/// not permitted), or a failed read of the Kubernetes API.
+#[derive(Debug)]
+pub(crate) enum Unresolved {
+    /// Reported as the object's outcome; the pass goes no further.
+    Outcome(Outcome),
+    /// The reconcile fails and backs off.
+    Kube(Error),
+}
+
+impl From<Error> for Unresolved {
+    fn from(e: Error) -> Self {
+        Self::Kube(e)
+    }
+}
+
+impl From<Outcome> for Unresolved {
+    fn from(outcome: Outcome) -> Self {
+        Self::Outcome(outcome)
+    }
+}
+
+impl Unresolved {
+    /// The outcome to report; a Kubernetes API error fails the reconcile.
+    pub(crate) fn outcome(self) -> Result<Outcome, Error> {
+        match self {
+            Self::Outcome(outcome) => Ok(outcome),
+            Self::Kube(e) => Err(e),
+        }
+    }
+}
+
 /// The AwsAccount `name` as the objects of `namespace` may use it in `region`, or the outcome
 /// that explains why not: missing or not Ready (DependencyNotReady), namespace not selected
 /// (AccountNotPermitted), region not allowed (InvalidConfiguration).
@@ -43,11 +75,12 @@ pub(crate) async fn account(
     namespace: &str,
     namespace_labels: &BTreeMap<String, String>,
     region: Option<&str>,
-) -> Result<Result<Arc<AwsAccount>, Outcome>, Error> {
+) -> Result<Arc<AwsAccount>, Unresolved> {
     let Some(account) = fetch::<AwsAccount>(ctx, None, name).await? else {
-        return Ok(Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccount {name} not found"))));
+        return Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccount {name} not found")).into());
     };
-    Ok(permitted(&account, name, namespace, namespace_labels, region).map(|()| Arc::new(account)))
+    permitted(&account, name, namespace, namespace_labels, region)?;
+    Ok(Arc::new(account))
 }
 
 /// An account to clean up in: it must still admit the namespace (tenancy is re-checked at
@@ -58,20 +91,21 @@ pub(crate) async fn account_for_teardown(
     name: &str,
     namespace: &str,
     namespace_labels: &BTreeMap<String, String>,
-) -> Result<Result<Arc<AwsAccount>, Outcome>, Error> {
+) -> Result<Arc<AwsAccount>, Unresolved> {
     let Some(account) = fetch::<AwsAccount>(ctx, None, name).await? else {
         let why = format!("AwsAccount {name} not found: cannot clean up there");
-        return Ok(Err(Outcome::progressing(Reason::DependencyNotReady, why)));
+        return Err(Outcome::progressing(Reason::DependencyNotReady, why).into());
     };
     if !tenancy::selects(&account.spec.namespace_selector, namespace_labels) {
-        return Ok(Err(Outcome::stalled(
+        return Err(Outcome::stalled(
             Reason::AccountNotPermitted,
             format!(
                 "AwsAccount {name} does not admit namespace {namespace} any more: nothing is cleaned up there until it does (or set deletionPolicy: Retain to release the object)"
             ),
-        )));
+        )
+        .into());
     }
-    Ok(Ok(Arc::new(account)))
+    Ok(Arc::new(account))
 }
 
 fn permitted(

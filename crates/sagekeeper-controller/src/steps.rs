@@ -166,6 +166,12 @@ impl Lanes {
 /// The outputs of the steps a step needs, by id.
 pub(crate) struct Inputs<Id, O>(BTreeMap<Id, O>);
 
+impl<Id, O> From<BTreeMap<Id, O>> for Inputs<Id, O> {
+    fn from(outputs: BTreeMap<Id, O>) -> Self {
+        Self(outputs)
+    }
+}
+
 impl<Id: Ord, O> Inputs<Id, O> {
     /// The output of `id`, which the step declared it needs.
     pub(crate) fn get(&self, id: &Id) -> Option<&O> {

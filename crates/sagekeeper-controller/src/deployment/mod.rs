@@ -23,12 +23,12 @@ use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
 use sagekeeper_api::deployment::Stage;
 use sagekeeper_api::naming::DeploymentNames;
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment, ModelDeploymentStatus};
-use sagekeeper_aws::AwsError;
-use sagekeeper_aws::steps::{Changes, Step};
+use sagekeeper_aws::steps::Changes;
 
 use crate::context::Context;
+use crate::fold::Located;
 use crate::lifecycle::{Cleanup, Kind, Report, Retry, change_notes, namespaced_kind, status_fields};
-use crate::resolve;
+use crate::resolve::{self, Unresolved};
 use crate::run::Error;
 
 impl Kind for ModelDeployment {
@@ -39,16 +39,10 @@ impl Kind for ModelDeployment {
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let status = self.status.clone().unwrap_or_default();
-        let resolved = match resolve_all(self, ctx).await? {
+        let resolved = match resolve_all(self, ctx).await {
             Ok(resolved) => resolved,
-            Err(outcome) => return Ok(Report::new(status, outcome)),
+            Err(unresolved) => return Ok(Report::new(status, unresolved.outcome()?)),
         };
-        let project_list = resolved.project.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-        if let Err(outcome) =
-            resolve::ready("MLOpsProject", &self.spec.project, project_list, resolved.project.meta().generation)
-        {
-            return Ok(Report::new(status, outcome));
-        }
         // Only a group the project owns: a name alone could be another tenant's registry.
         let Some((group, group_arn)) = crate::project::owned_group(&resolved.project) else {
             let message =
@@ -96,9 +90,11 @@ impl Kind for ModelDeployment {
         // Tenancy is checked again: an account that stopped admitting the namespace is not
         // touched (deletion waits, or deletionPolicy: Retain releases the object).
         for (stage, name) in &known {
-            match resolve::account_for_teardown(ctx, name, &namespace, &labels).await? {
+            match resolve::account_for_teardown(ctx, name, &namespace, &labels).await {
                 Ok(account) => places.push((stage.clone(), account)),
-                Err(outcome) => pending.push(format!("cannot clean up stage {stage}: {}", outcome.message())),
+                Err(unresolved) => {
+                    pending.push(format!("cannot clean up stage {stage}: {}", unresolved.outcome()?.message()));
+                }
             }
         }
         for stage in &self.spec.stages {
@@ -108,14 +104,17 @@ impl Kind for ModelDeployment {
                 }
                 // An account that never admitted this namespace (or region) holds nothing of it;
                 // one that is not Ready yet may, so deletion waits for it.
-                match resolve::account(ctx, &name, &namespace, &labels, Some(&env.spec.region)).await? {
-                    Ok(account) => places.push((stage.name.clone(), account)),
-                    Err(Outcome::Stalled {
-                        reason: Reason::AccountNotPermitted | Reason::InvalidConfiguration,
-                        ..
-                    }) => {}
-                    Err(_) if ctx.stores.accounts.get(&ObjectRef::new(&name)).is_none() => {}
-                    Err(outcome) => pending.push(format!(
+                let outcome = match resolve::account(ctx, &name, &namespace, &labels, Some(&env.spec.region)).await {
+                    Ok(account) => {
+                        places.push((stage.name.clone(), account));
+                        continue;
+                    }
+                    Err(unresolved) => unresolved.outcome()?,
+                };
+                match outcome {
+                    Outcome::Stalled { reason: Reason::AccountNotPermitted | Reason::InvalidConfiguration, .. } => {}
+                    _ if ctx.stores.accounts.get(&ObjectRef::new(&name)).is_none() => {}
+                    outcome => pending.push(format!(
                         "cannot clean up stage {} in AwsAccount {name} yet: {}",
                         stage.name,
                         outcome.message()
@@ -124,34 +123,25 @@ impl Kind for ModelDeployment {
             }
         }
         let names = DeploymentNames::new(&namespace, &self.name_any());
-        let owner = plan::owner(self);
+        let places: Vec<(String, plan::Place)> =
+            places.iter().map(|(stage, account)| (stage.clone(), plan::Place::of(account, &env.spec.region))).collect();
         let changes = Changes::default();
-        let mut failure: Option<(AwsError, String)> = None;
-        for (stage, account) in &places {
-            let session = ctx.sessions.session(&plan::Place::of(account, &env.spec.region).access);
-            let endpoint = names.endpoint(stage);
-            match sagemaker_endpoint::teardown(&session, &owner, &endpoint, &changes).await {
-                Ok(Step::Ready(())) => {}
-                Ok(Step::Pending(why)) => pending.push(format!("{why} in AwsAccount {}", account.name_any())),
-                Err(e) => {
-                    let resource = format!("endpoint {endpoint} in AwsAccount {}", account.name_any());
-                    failure.get_or_insert((e, resource));
-                }
-            }
-        }
+        let results = run::teardown(ctx, &names, &plan::owner(self), &places, &changes).await;
         let notes = change_notes(&changes.take(), false);
-        if let Some((e, resource)) = failure {
-            let remedy = "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it";
-            let mut report = resolve::aws_failure(status, Component::Deletion, &e, &resource, remedy);
-            report.notes = notes;
-            return Ok(Cleanup::Wait(report));
-        }
-        if pending.is_empty() {
-            return Ok(Cleanup::Done);
-        }
-        let outcome = Outcome::progressing(Reason::Pending(Component::Deletion), pending.join("; "));
-        let mut report = Report::new(status, outcome);
-        report.retry = Retry::After(Duration::from_secs(2));
+        let folded = crate::fold::components(&[Component::Deletion], &results, |_| Located::Dev, |_| String::new());
+        let outcome = match (folded.outcome, pending.is_empty()) {
+            (None, true) => return Ok(Cleanup::Done),
+            (Some(outcome @ Outcome::Stalled { .. }), _) => outcome,
+            (outcome, _) => {
+                pending.extend(outcome.map(|o| o.message().to_owned()));
+                Outcome::progressing(Reason::Pending(Component::Deletion), pending.join("; "))
+            }
+        };
+        let mut report = Report { failure: folded.failure, ..Report::new(status, outcome) };
+        report.retry = match folded.retry {
+            Retry::Drift | Retry::Pending => Retry::After(Duration::from_secs(2)),
+            retry => retry,
+        };
         report.notes = notes;
         Ok(Cleanup::Wait(report))
     }
@@ -166,31 +156,27 @@ struct Resolved {
     stages: Vec<Vec<Arc<AwsAccount>>>,
 }
 
-async fn resolve_all(d: &ModelDeployment, ctx: &Context) -> Result<Result<Resolved, Outcome>, Error> {
+/// The project, its environment and every stage's accounts, checked in that order; the
+/// project must be Ready too.
+async fn resolve_all(d: &ModelDeployment, ctx: &Context) -> Result<Resolved, Unresolved> {
     let namespace = d.namespace().unwrap_or_default();
     let name = &d.spec.project;
     let Some(project) = resolve::fetch::<MLOpsProject>(ctx, Some(&namespace), name).await? else {
-        return Ok(Err(Outcome::progressing(Reason::DependencyNotReady, format!("MLOpsProject {name} not found"))));
+        return Err(Outcome::progressing(Reason::DependencyNotReady, format!("MLOpsProject {name} not found")).into());
     };
     let env_name = project.spec.environment.clone();
     let Some(env) = resolve::fetch::<DataScienceEnvironment>(ctx, Some(&namespace), &env_name).await? else {
         let message = format!("DataScienceEnvironment {env_name} (of MLOpsProject {name}) not found");
-        return Ok(Err(Outcome::progressing(Reason::DependencyNotReady, message)));
+        return Err(Outcome::progressing(Reason::DependencyNotReady, message).into());
     };
     let labels = resolve::namespace_labels(ctx, &namespace).await?;
-    let stages = match check_stages(d, ctx, &env, &namespace, &labels).await? {
-        Ok(stages) => stages,
-        Err(outcome) => return Ok(Err(outcome)),
-    };
+    let stages = check_stages(d, ctx, &env, &namespace, &labels).await?;
     let env_list = env.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    if let Err(outcome) = resolve::ready("DataScienceEnvironment", &env_name, env_list, env.meta().generation) {
-        return Ok(Err(outcome));
-    }
-    let dev = match resolve::account(ctx, &env.spec.account, &namespace, &labels, Some(&env.spec.region)).await? {
-        Ok(dev) => dev,
-        Err(outcome) => return Ok(Err(outcome)),
-    };
-    Ok(Ok(Resolved { project, env, dev, stages }))
+    resolve::ready("DataScienceEnvironment", &env_name, env_list, env.meta().generation)?;
+    let dev = resolve::account(ctx, &env.spec.account, &namespace, &labels, Some(&env.spec.region)).await?;
+    let project_list = project.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    resolve::ready("MLOpsProject", name, project_list, project.meta().generation)?;
+    Ok(Resolved { project, env, dev, stages })
 }
 
 /// The accounts of a stage: as the spec lists them, else all the environment has for it.
@@ -206,39 +192,38 @@ async fn check_stages(
     environment: &DataScienceEnvironment,
     namespace: &str,
     labels: &std::collections::BTreeMap<String, String>,
-) -> Result<Result<Vec<Vec<Arc<AwsAccount>>>, Outcome>, Error> {
+) -> Result<Vec<Vec<Arc<AwsAccount>>>, Unresolved> {
     let env_name = environment.name_any();
     let targets = &environment.spec.target_accounts;
     let mut out = Vec::new();
     for stage in &deployment.spec.stages {
         let Some(stage_accounts) = targets.get(&stage.name) else {
             let known: Vec<&str> = targets.keys().map(String::as_str).collect();
-            return Ok(Err(Outcome::stalled(
+            return Err(Outcome::stalled(
                 Reason::InvalidConfiguration,
                 format!(
                     "spec.stages[{}]: not a stage of DataScienceEnvironment {env_name} (its spec.targetAccounts has: {})",
                     stage.name,
                     if known.is_empty() { "none".to_owned() } else { known.join(", ") }
                 ),
-            )));
+            )
+            .into());
         };
         let mut resolved = Vec::new();
         for account in stage.accounts.as_ref().unwrap_or(stage_accounts) {
             if !stage_accounts.contains(account) {
-                return Ok(Err(Outcome::stalled(
+                return Err(Outcome::stalled(
                     Reason::InvalidConfiguration,
                     format!(
                         "spec.stages[{}].accounts: AwsAccount {account} is not an account of stage {} in DataScienceEnvironment {env_name}",
                         stage.name, stage.name
                     ),
-                )));
+                )
+                .into());
             }
-            match resolve::account(ctx, account, namespace, labels, Some(&environment.spec.region)).await? {
-                Ok(account) => resolved.push(account),
-                Err(outcome) => return Ok(Err(outcome)),
-            }
+            resolved.push(resolve::account(ctx, account, namespace, labels, Some(&environment.spec.region)).await?);
         }
         out.push(resolved);
     }
-    Ok(Ok(out))
+    Ok(out)
 }

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use sagekeeper_api::deployment::StageAccountStatus;
+use sagekeeper_api::naming::DeploymentNames;
 use sagekeeper_aws::registry::{self, Approval as Registered, Version};
-use sagekeeper_aws::steps::Changes;
+use sagekeeper_aws::steps::{Changes, Owner};
 use sagekeeper_aws::{AwsError, Session};
 
 use super::gate::{self, Decision};
-use super::plan::{DeployStep, Plan};
+use super::plan::{DeployStep, Place, Plan};
 use super::sagemaker_endpoint::{self, AccountState, Place as Target};
 use super::status;
 use crate::context::Context;
@@ -168,19 +169,56 @@ impl Pass<'_> {
                 else {
                     return Done::missing(&id);
                 };
-                let endpoint = plan.names.endpoint(stage);
-                let session = self.session(&place.access);
-                let removed = sagemaker_endpoint::teardown(&session, &plan.owner, &endpoint, self.changes).await;
-                match Done::from_step(removed, format!("endpoint {endpoint} in AwsAccount {name}")) {
-                    Done::Pending { why, .. } => Done::Pending {
-                        why: format!("removing: {why} in AwsAccount {name}"),
-                        retry_after: Some(Duration::from_secs(2)),
-                    },
-                    done => done.map(|()| DeployOutput::Removed),
+                match remove(self.ctx, &plan.names, &plan.owner, stage, place, self.changes).await {
+                    Done::Pending { why, retry_after } => {
+                        Done::Pending { why: format!("removing: {why}"), retry_after }
+                    }
+                    done => done,
                 }
             }
         }
     }
+}
+
+/// Removes a stage's endpoint, configs and models in one account.
+async fn remove(
+    ctx: &Context,
+    names: &DeploymentNames,
+    owner: &Owner,
+    stage: &str,
+    place: &Place,
+    changes: &Changes,
+) -> Done<DeployOutput> {
+    let (endpoint, name) = (names.endpoint(stage), &place.name);
+    let session = ctx.sessions.session(&place.access);
+    let removed = sagemaker_endpoint::teardown(&session, owner, &endpoint, changes).await;
+    match Done::from_step(removed, format!("endpoint {endpoint} in AwsAccount {name}")) {
+        Done::Pending { why, .. } => {
+            Done::Pending { why: format!("{why} in AwsAccount {name}"), retry_after: Some(Duration::from_secs(2)) }
+        }
+        done => done.map(|()| DeployOutput::Removed),
+    }
+}
+
+/// Teardown: a stage's endpoint in each of `places`, side by side (nothing a deployment makes in
+/// one account needs anything of another).
+pub(super) async fn teardown(
+    ctx: &Context,
+    names: &DeploymentNames,
+    owner: &Owner,
+    places: &[(String, Place)],
+    changes: &Changes,
+) -> Results<DeployStep, DeployOutput> {
+    let steps = places
+        .iter()
+        .map(|(stage, place)| {
+            let id = DeployStep::Remove(stage.clone(), place.name.clone());
+            Step::new(id, vec![], Lane::new(&place.account_id, Service::SageMaker), move |_| {
+                async move { remove(ctx, names, owner, stage, place, changes).await }.boxed()
+            })
+        })
+        .collect();
+    ctx.runner().run("ModelDeployment", steps, &BTreeMap::new()).await
 }
 
 /// The gate of stage `n`.

@@ -16,12 +16,13 @@ use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus};
 use sagekeeper_aws::steps::Changes;
 
 use crate::context::Context;
+use crate::fold::Located;
 use kube::runtime::events::EventType;
 
 use crate::lifecycle::{
     Cleanup, EventReason, Kind, Report, Retry, change_notes, namespaced_kind, publish, status_fields,
 };
-use crate::resolve::{self, environment_users, unless_in_use};
+use crate::resolve::{self, Unresolved, environment_users, unless_in_use};
 use crate::run::Error;
 
 impl Kind for DataScienceEnvironment {
@@ -32,9 +33,9 @@ impl Kind for DataScienceEnvironment {
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let status = self.status.clone().unwrap_or_default();
-        let (dev, targets) = match resolve_accounts(self, ctx).await? {
+        let (dev, targets) = match resolve_accounts(self, ctx).await {
             Ok(resolved) => resolved,
-            Err(outcome) => return Ok(Report::new(status, outcome)),
+            Err(unresolved) => return Ok(Report::new(status, unresolved.outcome()?)),
         };
         // A persona role trusting another account would hand the team's approvals to it.
         if let Some((persona, arn)) = self.spec.identity.persona_principals.outside(&dev.spec.account_id) {
@@ -127,9 +128,9 @@ impl Kind for DataScienceEnvironment {
         if !users.is_empty() {
             return Ok(unless_in_use(&users, status));
         }
-        let (dev, targets) = match accounts_for_teardown(self, ctx).await? {
+        let (dev, targets) = match accounts_for_teardown(self, ctx).await {
             Ok(accounts) => accounts,
-            Err(outcome) => return Ok(Cleanup::Wait(Report::new(status, outcome))),
+            Err(unresolved) => return Ok(Cleanup::Wait(Report::new(status, unresolved.outcome()?))),
         };
         let zones = self
             .spec
@@ -140,36 +141,26 @@ impl Kind for DataScienceEnvironment {
         let plan = plan::plan(self, &dev, &targets, &zones, &zones);
         let domain_id = status.studio.as_ref().and_then(|s| s.domain_id.clone());
         let changes = Changes::default();
-        let retained = status.retained.clone();
-        let delete_data = self.spec.delete_data_on_delete;
-        let torn = teardown::teardown(ctx, &plan, domain_id.as_deref(), delete_data, &retained, &changes).await;
+        let results = teardown::run(ctx, &plan, domain_id.as_deref(), &status.retained, &changes).await;
+        let kept = teardown::kept(&status.retained, &results);
+        let folded = crate::fold::components(&[Component::Deletion], &results, |_| Located::Dev, |_| String::new());
         // What the teardown deleted, over all its passes, is published once it is done.
         let uid = self.metadata.uid.clone().unwrap_or_default();
-        let done = matches!(torn, teardown::Teardown::Done(_));
-        let writes = ctx.teardown_writes(&uid, changes.take(), done);
-        let report = match torn {
-            teardown::Teardown::Done(kept) => {
-                for note in change_notes(&writes, false) {
-                    publish(ctx, self, note.type_, note.reason.as_str(), &note.note).await;
-                }
-                if !kept.is_empty() {
-                    let note: Vec<String> =
-                        kept.iter().map(|r| format!("{} {} ({})", r.resource, r.id, r.reason)).collect();
-                    let reason = EventReason::DataRetained.as_str();
-                    publish(ctx, self, EventType::Warning, reason, &note.join("; ")).await;
-                }
-                return Ok(Cleanup::Done);
+        let writes = ctx.teardown_writes(&uid, changes.take(), folded.outcome.is_none());
+        let Some(outcome) = folded.outcome else {
+            for note in change_notes(&writes, false) {
+                publish(ctx, self, note.type_, note.reason.as_str(), &note.note).await;
             }
-            teardown::Teardown::Waiting(why, kept) => {
-                status.retained = kept;
-                Report::new(status, Outcome::progressing(Reason::Pending(Component::Deletion), why))
+            if !kept.is_empty() {
+                let note: Vec<String> =
+                    kept.iter().map(|r| format!("{} {} ({})", r.resource, r.id, r.reason)).collect();
+                let reason = EventReason::DataRetained.as_str();
+                publish(ctx, self, EventType::Warning, reason, &note.join("; ")).await;
             }
-            teardown::Teardown::Failed(err, resource, kept) => {
-                status.retained = kept;
-                let remedy = "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it";
-                resolve::aws_failure(status, Component::Deletion, &err, &resource, remedy)
-            }
+            return Ok(Cleanup::Done);
         };
+        status.retained = kept;
+        let report = Report { retry: folded.retry, failure: folded.failure, ..Report::new(status, outcome) };
         Ok(Cleanup::Wait(report))
     }
 }
@@ -187,14 +178,11 @@ fn converged_inputs(env: &DataScienceEnvironment) -> u64 {
 type Accounts = (Arc<AwsAccount>, Vec<(String, Arc<AwsAccount>)>);
 
 /// The dev account and each target account (with its stage), resolved; or why not.
-async fn resolve_accounts(env: &DataScienceEnvironment, ctx: &Context) -> Result<Result<Accounts, Outcome>, Error> {
+async fn resolve_accounts(env: &DataScienceEnvironment, ctx: &Context) -> Result<Accounts, Unresolved> {
     let namespace = env.namespace().unwrap_or_default();
     let labels = resolve::namespace_labels(ctx, &namespace).await?;
     let region = Some(env.spec.region.as_str());
-    let dev = match resolve::account(ctx, &env.spec.account, &namespace, &labels, region).await? {
-        Ok(dev) => dev,
-        Err(outcome) => return Ok(Err(outcome)),
-    };
+    let dev = resolve::account(ctx, &env.spec.account, &namespace, &labels, region).await?;
     let mut targets = Vec::new();
     for (stage, names) in &env.spec.target_accounts {
         for name in names {
@@ -202,42 +190,31 @@ async fn resolve_accounts(env: &DataScienceEnvironment, ctx: &Context) -> Result
                 let message = format!(
                     "spec.targetAccounts: AwsAccount {name} is listed for stages {other} and {stage}; an account serves one stage"
                 );
-                return Ok(Err(Outcome::stalled(Reason::InvalidConfiguration, message)));
+                return Err(Outcome::stalled(Reason::InvalidConfiguration, message).into());
             }
             if *name == env.spec.account {
                 let message = format!(
                     "spec.targetAccounts: AwsAccount {name} is the dev account; a target account must be another account"
                 );
-                return Ok(Err(Outcome::stalled(Reason::InvalidConfiguration, message)));
+                return Err(Outcome::stalled(Reason::InvalidConfiguration, message).into());
             }
-            match resolve::account(ctx, name, &namespace, &labels, region).await? {
-                Ok(account) => targets.push((stage.clone(), account)),
-                Err(outcome) => return Ok(Err(outcome)),
-            }
+            targets.push((stage.clone(), resolve::account(ctx, name, &namespace, &labels, region).await?));
         }
     }
-    Ok(Ok((dev, targets)))
+    Ok((dev, targets))
 }
 
 /// The accounts to clean up in: the dev account and the target accounts the status records
 /// (where something may have been made), never those only the spec names now; each must still
 /// admit the namespace.
-async fn accounts_for_teardown(
-    env: &DataScienceEnvironment,
-    ctx: &Context,
-) -> Result<Result<Accounts, Outcome>, Error> {
+async fn accounts_for_teardown(env: &DataScienceEnvironment, ctx: &Context) -> Result<Accounts, Unresolved> {
     let namespace = env.namespace().unwrap_or_default();
     let labels = resolve::namespace_labels(ctx, &namespace).await?;
-    let dev = match resolve::account_for_teardown(ctx, &env.spec.account, &namespace, &labels).await? {
-        Ok(dev) => dev,
-        Err(outcome) => return Ok(Err(outcome)),
-    };
+    let dev = resolve::account_for_teardown(ctx, &env.spec.account, &namespace, &labels).await?;
     let mut targets = Vec::new();
     for recorded in env.status.iter().flat_map(|s| &s.target_accounts) {
-        match resolve::account_for_teardown(ctx, &recorded.account, &namespace, &labels).await? {
-            Ok(account) => targets.push((recorded.stage.clone(), account)),
-            Err(outcome) => return Ok(Err(outcome)),
-        }
+        let account = resolve::account_for_teardown(ctx, &recorded.account, &namespace, &labels).await?;
+        targets.push((recorded.stage.clone(), account));
     }
-    Ok(Ok((dev, targets)))
+    Ok((dev, targets))
 }

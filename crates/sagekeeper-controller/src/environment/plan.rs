@@ -415,6 +415,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn teardown_is_the_graph_reversed_through_the_steps_that_only_wait_or_write_policies() {
+        use EnvStep as S;
+        // No persona in use and Studio without profiles: teardown still orders all of them.
+        let plan = example(json!([]));
+        let down: BTreeMap<EnvStep, Vec<EnvStep>> = plan.teardown_graph().into_iter().collect();
+        assert!(down.keys().all(EnvStep::removable));
+        let after = |id: &EnvStep| upstream(&plan.teardown_graph(), id);
+        // What nothing needs goes first: the domain and the buckets.
+        for first in [S::Domain, S::Bucket(BucketPurpose::Data), S::Bucket(BucketPurpose::Models)] {
+            assert!(down[&first].is_empty(), "{first:?} waits for {:?}", down[&first]);
+        }
+        // A role goes after the buckets whose policies name it; the execution role after the
+        // domain that runs as it.
+        for kind in RoleKind::ALL {
+            assert!(after(&S::Role(kind)).contains(&S::Bucket(BucketPurpose::Data)), "{kind:?}");
+        }
+        assert!(after(&S::Role(RoleKind::Execution)).contains(&S::Domain));
+        assert!(after(&S::Network).contains(&S::Domain));
+        assert!(after(&S::Key(KeyPurpose::Studio)).contains(&S::Domain));
+        let s3 = after(&S::Key(KeyPurpose::S3));
+        assert!(s3.contains(&S::Bucket(BucketPurpose::Models)) && s3.contains(&S::TargetRole("prod".into())));
+        assert!(after(&S::TargetKey("prod".into())).contains(&S::CaptureBucket("prod".into())));
+        // Another target account's teardown never waits for this one's.
+        assert!(after(&S::TargetKey("prod".into())).iter().all(|s| s.target() != Some("staging")));
+        // And reversed again, every forward need is kept: a step goes after all that needs it.
+        for (id, needs) in plan.graph(&[]) {
+            for need in needs.iter().filter(|n| n.removable() && id.removable()) {
+                assert!(down[need].contains(&id), "{need:?} must go after {id:?}");
+            }
+        }
+    }
+
+    #[test]
     fn every_need_is_a_step_and_the_graph_has_no_cycle() {
         for profiles in [json!([]), json!([{"name": "bob", "persona": "TeamAdmin"}])] {
             let plan = example(profiles);
@@ -570,6 +603,23 @@ pub(crate) enum EnvStep {
 }
 
 impl EnvStep {
+    /// A step whose resource teardown removes (the others only wait, or write a policy that
+    /// goes with its resource).
+    pub(crate) fn removable(&self) -> bool {
+        matches!(
+            self,
+            Self::Network
+                | Self::Key(_)
+                | Self::Role(_)
+                | Self::Bucket(_)
+                | Self::Domain
+                | Self::TargetNetwork(_)
+                | Self::TargetKey(_)
+                | Self::TargetRole(_)
+                | Self::CaptureBucket(_)
+        )
+    }
+
     /// The target account (AwsAccount name) the step works in, if not the dev account.
     pub(crate) fn target(&self) -> Option<&str> {
         match self {
@@ -628,13 +678,51 @@ impl Plan {
     /// needs exactly what its AWS call or policy document names, nothing coarser; `leaving`
     /// are the target accounts the status holds and the spec no longer lists.
     pub(crate) fn graph(&self, leaving: &[String]) -> Vec<(EnvStep, Vec<EnvStep>)> {
+        self.edges(leaving, false)
+    }
+
+    /// Teardown: the graph reversed. What a step needs goes only after that step is gone; the
+    /// steps that only wait or write a policy pass their dependents on. The graph reversed is
+    /// the whole one (every persona, Studio), since what a spec dropped may still be there.
+    pub(crate) fn teardown_graph(&self) -> Vec<(EnvStep, Vec<EnvStep>)> {
+        let forward = self.edges(&[], true);
+        let needed_by = |id: &EnvStep| -> Vec<&EnvStep> {
+            forward.iter().filter(|(_, needs)| needs.contains(id)).map(|(by, _)| by).collect()
+        };
+        forward
+            .iter()
+            .filter(|(id, _)| id.removable())
+            .map(|(id, _)| {
+                let mut after: Vec<EnvStep> = Vec::new();
+                let mut open: Vec<&EnvStep> = needed_by(id);
+                while let Some(by) = open.pop() {
+                    if by.removable() {
+                        if !after.contains(by) {
+                            after.push(by.clone());
+                        }
+                    } else {
+                        open.extend(needed_by(by));
+                    }
+                }
+                after.sort();
+                (id.clone(), after)
+            })
+            .collect()
+    }
+
+    /// The graph; `everything`: as if every persona were in use and Studio enabled.
+    fn edges(&self, leaving: &[String], everything: bool) -> Vec<(EnvStep, Vec<EnvStep>)> {
         use EnvStep as S;
         let in_use = |kind: &RoleKind| match kind {
-            RoleKind::Persona(p) => self.personas.contains(p),
+            RoleKind::Persona(p) => everything || self.personas.contains(p),
             _ => true,
         };
         let dev_roles: Vec<EnvStep> = RoleKind::ALL.iter().filter(|k| in_use(k)).map(|k| S::Role(*k)).collect();
-        let personas: Vec<EnvStep> = self.personas.iter().map(|p| S::Role(RoleKind::Persona(*p))).collect();
+        let personas: Vec<EnvStep> = RoleKind::ALL
+            .iter()
+            .filter(|k| matches!(k, RoleKind::Persona(_)) && in_use(k))
+            .map(|k| S::Role(*k))
+            .collect();
         let target_roles = self.targets.iter().map(|t| S::TargetRole(t.account.name.clone()));
         // Every account's VPC endpoints: the s3 key and the buckets admit requests only through them.
         let endpoints: Vec<EnvStep> = std::iter::once(S::VpcEndpoints)
@@ -661,7 +749,7 @@ impl Plan {
         let data = [vec![S::Key(KeyPurpose::S3)], dev_roles.clone(), endpoints].concat();
         graph.push((S::Bucket(BucketPurpose::Data), data));
         graph.push((S::Bucket(BucketPurpose::Models), [vec![S::Key(KeyPurpose::S3)], everyone].concat()));
-        if self.studio.is_some() {
+        if everything || self.studio.is_some() {
             // The domain encrypts with the studio key once its policy lets the execution role use it.
             let domain = vec![
                 S::Network,

@@ -428,12 +428,12 @@ impl<'a> Pass<'a> {
             Err(e) => return Done::pending(format!("reading AwsAccount {}: {e}", entry.account)),
         };
         let target = self.plan.target(&entry.stage, &account);
-        match super::teardown::teardown_target(self.ctx, self.plan, &target, self.changes).await {
-            Ok((None, kept)) => Done::Ready(EnvOutput::Removed(kept)),
-            Ok((Some(why), _)) => {
-                Done::pending(format!("removing stage {} from {}: {why}", entry.stage, entry.account))
-            }
-            Err((err, resource)) => Done::Failed(Failure::new(err, format!("{resource} in {}", entry.account))),
+        match super::teardown::remove_target(self.ctx, self.plan, &target, self.changes).await {
+            Done::Pending { why, retry_after } => Done::Pending {
+                why: format!("removing stage {} from {}: {why}", entry.stage, entry.account),
+                retry_after,
+            },
+            done => done.map(EnvOutput::Removed),
         }
     }
 

@@ -1,178 +1,247 @@
-//! Deletion in reverse dependency order: the Studio domain (after its profiles, spaces and
-//! apps), the target accounts' resources, the roles, the network (with the NFS groups SageMaker
-//! made), the buckets, the keys. Data is kept unless `deleteDataOnDelete`: buckets that hold
-//! objects, the Studio home file system and the network it still occupies, and the keys that
-//! encrypt what is kept stay, listed in `status.retained`.
+//! Teardown: the environment's graph reversed ([`Plan::teardown_graph`]), through the one
+//! runner. The Studio domain (after its profiles, spaces and apps), the buckets and the capture
+//! buckets go first; a role after the domain and the buckets whose policies name it; a network
+//! after what runs in it; a key after what it encrypts. Data is kept unless `deleteDataOnDelete`:
+//! buckets that hold objects, the Studio home file system and the network it still occupies,
+//! and the keys that encrypt what is kept stay, listed in `status.retained`.
 
-use futures::future::join_all;
+use std::collections::BTreeMap;
+
+use futures::FutureExt;
 use sagekeeper_api::environment::RetainedResource;
 use sagekeeper_aws::kms;
 use sagekeeper_aws::s3::{self, Deleted};
-use sagekeeper_aws::steps::{Changes, Step};
-use sagekeeper_aws::{AwsError, iam, network, studio};
+use sagekeeper_aws::steps::Changes;
+use sagekeeper_aws::{iam, network, studio};
 
-use super::plan::{Plan, TargetPlan};
+use super::plan::{BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind, TargetPlan};
 use crate::context::Context;
+use crate::steps::{Done, Inputs, Lane, Ran, Results, Service, Step};
 
-/// What one teardown pass achieved.
-pub(crate) enum Teardown {
-    /// Everything that goes is gone; these were kept.
-    Done(Vec<RetainedResource>),
-    /// Still going: why, and what is kept so far.
-    Waiting(String, Vec<RetainedResource>),
-    /// AWS refused: the error, the resource, and what is kept so far.
-    Failed(AwsError, String, Vec<RetainedResource>),
-}
+/// The Studio home file system, as `status.retained` names it.
+const HOME: &str = "efs-file-system";
+
+/// What a teardown step kept on purpose (nothing, when its resource is gone).
+pub(crate) type Kept = Vec<RetainedResource>;
 
 /// One pass of teardown. `retained` is what earlier passes recorded as kept.
-pub(crate) async fn teardown(
+pub(crate) async fn run(
     ctx: &Context,
     plan: &Plan,
     domain_id: Option<&str>,
-    delete_data: bool,
     retained: &[RetainedResource],
     changes: &Changes,
-) -> Teardown {
-    let dev = ctx.sessions.session(&plan.dev.access);
-    let mut kept: Vec<RetainedResource> = retained.to_vec();
-
-    // The domain first: its home file system (kept unless data goes) is recorded before it
-    // goes, and a pass that cannot tell whether the home was used stops there.
-    let home_recorded = kept.iter().any(|r| r.resource == "efs-file-system");
-    if !delete_data && !home_recorded {
-        match studio::used_home(&dev, &plan.owner, &plan.names.domain(), domain_id).await {
-            Ok(Some(efs)) => keep(
-                &mut kept,
-                "efs-file-system",
-                &efs,
-                "it holds Studio home directories; deleteDataOnDelete is false",
-            ),
-            Ok(None) => {}
-            Err(e) => return Teardown::Failed(e, "Studio domain".into(), kept),
-        }
-    }
-    let keep_home = kept.iter().any(|r| r.resource == "efs-file-system");
-    match studio::delete_domain(&dev, &plan.owner, &plan.names.domain(), domain_id, !keep_home, changes).await {
-        Ok(Step::Ready(())) => {}
-        Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
-        Err(e) => return Teardown::Failed(e, "Studio domain".into(), kept),
-    }
-
-    let targets = join_all(plan.targets.iter().map(|t| teardown_target(ctx, plan, t, changes))).await;
-    for result in targets {
-        match result {
-            Ok((Some(why), _)) => return Teardown::Waiting(why, kept),
-            Ok((None, target_kept)) => {
-                target_kept.into_iter().for_each(|r| keep(&mut kept, &r.resource, &r.id, &r.reason))
-            }
-            Err((e, what)) => return Teardown::Failed(e, what, kept),
-        }
-    }
-
-    let roles = [
-        &plan.roles.execution,
-        &plan.roles.pipeline,
-        &plan.roles.model_execution,
-        &plan.roles.data_scientist,
-        &plan.roles.team_admin,
-    ];
-    for name in roles {
-        if let Err(e) = iam::delete_role(&dev, &plan.owner, name, &plan.dev.boundary, changes).await {
-            return Teardown::Failed(e, format!("IAM role {name}"), kept);
-        }
-    }
-
-    // The home file system still has mount targets in the private subnets: its network stays.
-    let efs_kept = kept.iter().any(|r| r.resource == "efs-file-system");
-    if efs_kept {
-        keep(
-            &mut kept,
-            "vpc",
-            &plan.names.ec2_name("dev"),
-            "the kept Studio home file system still has mount targets in it",
-        );
-    } else {
-        match network::delete_network(&dev, &plan.owner, changes).await {
-            Ok(Step::Ready(())) => {}
-            Ok(Step::Pending(why)) => return Teardown::Waiting(why, kept),
-            Err(e) => return Teardown::Failed(e, "network".into(), kept),
-        }
-    }
-
-    let mut data_kept = false;
-    for bucket in [&plan.data_bucket, &plan.models_bucket] {
-        match s3::delete_bucket(&dev, &plan.owner, bucket, delete_data, changes).await {
-            Ok(Deleted::Gone) => {}
-            Ok(Deleted::KeptWithData) => {
-                data_kept = true;
-                keep(&mut kept, "s3-bucket", bucket, "it holds objects; deleteDataOnDelete is false");
-            }
-            Err(e) => return Teardown::Failed(e, format!("bucket {bucket}"), kept),
-        }
-    }
-    for (purpose, keep_it) in [("ebs", false), ("studio", efs_kept), ("s3", data_kept)] {
-        let alias = plan.names.key_alias(purpose);
-        if keep_it {
-            keep(&mut kept, "kms-key", &alias, "it encrypts kept data");
-            continue;
-        }
-        if let Err(e) = kms::delete_key(&dev, &plan.owner, &alias, changes).await {
-            return Teardown::Failed(e, format!("KMS key {alias}"), kept);
-        }
-    }
-    Teardown::Done(kept)
+) -> Results<EnvStep, Kept> {
+    let pass = Pass { ctx, plan, domain_id, retained, changes };
+    let steps = plan
+        .teardown_graph()
+        .into_iter()
+        .map(|(id, after)| {
+            let lane = pass.lane(&id);
+            let step = id.clone();
+            Step::new(id, after, lane, move |inputs| pass.remove(step.clone(), inputs).boxed())
+        })
+        .collect();
+    ctx.runner().run("DataScienceEnvironment", steps, &BTreeMap::new()).await
 }
 
-/// One target account: capture bucket, role, network, key. Returns what it waits for (if
-/// anything) and what it keeps.
-pub(crate) async fn teardown_target(
-    ctx: &Context,
-    plan: &Plan,
-    target: &TargetPlan,
-    changes: &Changes,
-) -> Result<(Option<String>, Vec<RetainedResource>), (AwsError, String)> {
-    let delete_data = plan.delete_data;
-    let session = ctx.sessions.session(&target.account.access);
-    let mut kept = Vec::new();
-    let bucket = &target.capture_bucket;
-    let data_kept = match s3::delete_bucket(&session, &plan.owner, bucket, delete_data, changes).await {
-        Ok(Deleted::Gone) => false,
-        Ok(Deleted::KeptWithData) => {
-            keep(
-                &mut kept,
-                "s3-bucket",
-                bucket,
-                &format!("captured data in account {}; deleteDataOnDelete is false", target.account.name),
-            );
-            true
+/// What is kept after a pass: what earlier passes kept and what this one kept.
+pub(crate) fn kept(retained: &[RetainedResource], results: &Results<EnvStep, Kept>) -> Kept {
+    let mut kept = retained.to_vec();
+    for ran in results.values() {
+        if let Ran::Done(Done::Ready(list)) = ran {
+            for r in list {
+                keep(&mut kept, &r.resource, &r.id, &r.reason);
+            }
         }
-        Err(e) => return Err((e, format!("bucket {bucket}"))),
-    };
-    iam::delete_role(&session, &plan.owner, &target.model_role, &target.account.boundary, changes)
-        .await
-        .map_err(|e| (e, format!("IAM role {} in {}", target.model_role, target.account.name)))?;
-    match network::delete_network(&session, &plan.owner, changes).await {
-        Ok(Step::Ready(())) => {}
-        Ok(Step::Pending(why)) => return Ok((Some(format!("{}: {why}", target.account.name)), kept)),
-        Err(e) => return Err((e, format!("network in {}", target.account.name))),
     }
-    if data_kept {
-        keep(
-            &mut kept,
-            "kms-key",
-            &target.key_alias,
-            &format!("it encrypts the kept capture bucket in {}", target.account.name),
-        );
-    } else {
-        kms::delete_key(&session, &plan.owner, &target.key_alias, changes)
-            .await
-            .map_err(|e| (e, format!("KMS key in {}", target.account.name)))?;
+    kept
+}
+
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    ctx: &'a Context,
+    plan: &'a Plan,
+    domain_id: Option<&'a str>,
+    retained: &'a [RetainedResource],
+    changes: &'a Changes,
+}
+
+impl Pass<'_> {
+    fn lane(&self, id: &EnvStep) -> Lane {
+        let account = match id.target() {
+            None => &self.plan.dev.account_id,
+            Some(name) => self
+                .plan
+                .targets
+                .iter()
+                .find(|t| t.account.name == name)
+                .map_or(&self.plan.dev.account_id, |t| &t.account.account_id),
+        };
+        let service = match id {
+            EnvStep::Network | EnvStep::TargetNetwork(_) => Service::Ec2,
+            EnvStep::Key(_) | EnvStep::TargetKey(_) => Service::Kms,
+            EnvStep::Role(_) | EnvStep::TargetRole(_) => Service::Iam,
+            EnvStep::Bucket(_) | EnvStep::CaptureBucket(_) => Service::S3,
+            _ => Service::SageMaker,
+        };
+        Lane::new(account, service)
     }
-    Ok((None, kept))
+
+    /// Whether what ran before kept something of `resource`.
+    fn kept_before(&self, inputs: &Inputs<EnvStep, Kept>, resource: &str) -> bool {
+        self.retained.iter().any(|r| r.resource == resource)
+            || inputs.iter().any(|(_, kept)| kept.iter().any(|r| r.resource == resource))
+    }
+
+    async fn remove(self, id: EnvStep, inputs: Inputs<EnvStep, Kept>) -> Done<Kept> {
+        use EnvStep as S;
+        let plan = self.plan;
+        let (owner, changes) = (&plan.owner, self.changes);
+        let dev = || self.ctx.sessions.session(&plan.dev.access);
+        let gone = |result: Result<(), sagekeeper_aws::AwsError>, resource: String| {
+            Done::from_aws(result.map(|()| Kept::new()), resource)
+        };
+        match &id {
+            S::Domain => {
+                let session = dev();
+                let domain = plan.names.domain();
+                // The home file system (kept unless data goes) is recorded before the domain
+                // goes; a pass that cannot tell whether the home was used stops there.
+                let mut kept = Kept::new();
+                if let Some(home) = self.retained.iter().find(|r| r.resource == HOME) {
+                    kept.push(home.clone());
+                } else if !plan.delete_data {
+                    match studio::used_home(&session, owner, &domain, self.domain_id).await {
+                        Ok(Some(efs)) => {
+                            keep(&mut kept, HOME, &efs, "it holds Studio home directories; deleteDataOnDelete is false")
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Done::from_aws(Err(e), "Studio domain"),
+                    }
+                }
+                let keep_home = !kept.is_empty();
+                let result = studio::delete_domain(&session, owner, &domain, self.domain_id, !keep_home, changes).await;
+                Done::from_step(result, "Studio domain").map(|()| kept)
+            }
+            S::Role(kind) => {
+                let name = match kind {
+                    RoleKind::Execution => &plan.roles.execution,
+                    RoleKind::Pipeline => &plan.roles.pipeline,
+                    RoleKind::ModelExecution => &plan.roles.model_execution,
+                    RoleKind::Persona(sagekeeper_api::environment::Persona::DataScientist) => {
+                        &plan.roles.data_scientist
+                    }
+                    RoleKind::Persona(sagekeeper_api::environment::Persona::TeamAdmin) => &plan.roles.team_admin,
+                };
+                gone(
+                    iam::delete_role(&dev(), owner, name, &plan.dev.boundary, changes).await,
+                    format!("IAM role {name}"),
+                )
+            }
+            S::Network => {
+                // The kept home file system still has mount targets in the private subnets.
+                if self.kept_before(&inputs, HOME) {
+                    let why = "the kept Studio home file system still has mount targets in it";
+                    return Done::Ready(vec![retained("vpc", &plan.names.ec2_name("dev"), why)]);
+                }
+                Done::from_step(network::delete_network(&dev(), owner, changes).await, "network").map(|()| Kept::new())
+            }
+            S::Bucket(purpose) => {
+                let bucket = match purpose {
+                    BucketPurpose::Data => &plan.data_bucket,
+                    BucketPurpose::Models => &plan.models_bucket,
+                };
+                let deleted = s3::delete_bucket(&dev(), owner, bucket, plan.delete_data, changes).await;
+                Done::from_aws(deleted, format!("bucket {bucket}")).map(|deleted| match deleted {
+                    Deleted::Gone => Kept::new(),
+                    Deleted::KeptWithData => {
+                        vec![retained("s3-bucket", bucket, "it holds objects; deleteDataOnDelete is false")]
+                    }
+                })
+            }
+            S::Key(purpose) => {
+                let alias = plan.names.key_alias(purpose.name());
+                let keep_it = match purpose {
+                    KeyPurpose::Ebs => false,
+                    KeyPurpose::Studio => self.kept_before(&inputs, HOME),
+                    KeyPurpose::S3 => inputs.iter().any(|(_, kept)| kept.iter().any(|r| r.resource == "s3-bucket")),
+                };
+                if keep_it {
+                    return Done::Ready(vec![retained("kms-key", &alias, "it encrypts kept data")]);
+                }
+                gone(kms::delete_key(&dev(), owner, &alias, changes).await, format!("KMS key {alias}"))
+            }
+            S::CaptureBucket(name) | S::TargetRole(name) | S::TargetNetwork(name) | S::TargetKey(name) => {
+                let Some(target) = plan.targets.iter().find(|t| &t.account.name == name) else {
+                    return Done::missing(&id);
+                };
+                let session = self.ctx.sessions.session(&target.account.access);
+                match &id {
+                    S::CaptureBucket(_) => {
+                        let bucket = &target.capture_bucket;
+                        let deleted = s3::delete_bucket(&session, owner, bucket, plan.delete_data, changes).await;
+                        Done::from_aws(deleted, format!("bucket {bucket}")).map(|deleted| match deleted {
+                            Deleted::Gone => Kept::new(),
+                            Deleted::KeptWithData => vec![retained(
+                                "s3-bucket",
+                                bucket,
+                                &format!("captured data in account {name}; deleteDataOnDelete is false"),
+                            )],
+                        })
+                    }
+                    S::TargetRole(_) => {
+                        let role = &target.model_role;
+                        let result = iam::delete_role(&session, owner, role, &target.account.boundary, changes).await;
+                        gone(result, format!("IAM role {role} in {name}"))
+                    }
+                    S::TargetNetwork(_) => match network::delete_network(&session, owner, changes).await {
+                        Ok(sagekeeper_aws::steps::Step::Pending(why)) => Done::pending(format!("{name}: {why}")),
+                        result => Done::from_step(result, format!("network in {name}")).map(|()| Kept::new()),
+                    },
+                    _ => {
+                        if inputs.iter().any(|(_, kept)| kept.iter().any(|r| r.resource == "s3-bucket")) {
+                            let why = format!("it encrypts the kept capture bucket in {name}");
+                            return Done::Ready(vec![retained("kms-key", &target.key_alias, &why)]);
+                        }
+                        let result = kms::delete_key(&session, owner, &target.key_alias, changes).await;
+                        gone(result, format!("KMS key in {name}"))
+                    }
+                }
+            }
+            _ => Done::missing(&id),
+        }
+    }
+}
+
+/// Cleans up in a target account the spec dropped: its steps of the teardown graph, one after
+/// another in the graph's order. What the dev account's policies named there no longer matters.
+pub(crate) async fn remove_target(ctx: &Context, plan: &Plan, target: &TargetPlan, changes: &Changes) -> Done<Kept> {
+    let mut alone = plan.clone();
+    alone.targets = vec![target.clone()];
+    let pass = Pass { ctx, plan: &alone, domain_id: None, retained: &[], changes };
+    let name = &target.account.name;
+    let mut done: BTreeMap<EnvStep, Kept> = BTreeMap::new();
+    for id in [
+        EnvStep::CaptureBucket(name.clone()),
+        EnvStep::TargetRole(name.clone()),
+        EnvStep::TargetNetwork(name.clone()),
+        EnvStep::TargetKey(name.clone()),
+    ] {
+        match pass.remove(id.clone(), done.clone().into()).await {
+            Done::Ready(kept) => done.insert(id, kept),
+            other => return other,
+        };
+    }
+    Done::Ready(done.into_values().flatten().collect())
+}
+
+fn retained(resource: &str, id: &str, reason: &str) -> RetainedResource {
+    RetainedResource { resource: resource.to_owned(), id: id.to_owned(), reason: reason.to_owned() }
 }
 
 pub(crate) fn keep(kept: &mut Vec<RetainedResource>, resource: &str, id: &str, reason: &str) {
     if !kept.iter().any(|r| r.resource == resource && r.id == id) {
-        kept.push(RetainedResource { resource: resource.to_owned(), id: id.to_owned(), reason: reason.to_owned() });
+        kept.push(retained(resource, id, reason));
     }
 }

@@ -9,24 +9,26 @@
 mod plan;
 mod run;
 mod status;
+mod teardown;
 
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, ComponentState, Outcome, Reason};
 use sagekeeper_api::naming::{EnvironmentNames, ProjectNames};
 use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, MLOpsProjectStatus};
-use sagekeeper_aws::pipelines;
-use sagekeeper_aws::registry::{self, GroupTeardown};
-use sagekeeper_aws::steps::{Changes, Step};
-use sagekeeper_aws::{AccountAccess, AwsError, Session};
+use sagekeeper_aws::steps::Changes;
+use sagekeeper_aws::{AccountAccess, Session};
 use sagekeeper_policy::pipeline;
 
 use crate::context::Context;
+use crate::fold::Located;
 use crate::lifecycle::{
     Cleanup, EventReason, Kind, Report, Retry, change_notes, namespaced_kind, publish, status_fields,
 };
-use crate::resolve::{self, project_users, unless_in_use};
+use crate::resolve::{self, Unresolved, project_users, unless_in_use};
 use crate::run::Error;
+use crate::steps::{Done, Ran};
+use plan::ProjectStep;
 
 impl Kind for MLOpsProject {
     type Status = MLOpsProjectStatus;
@@ -37,9 +39,10 @@ impl Kind for MLOpsProject {
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let previous = self.status.clone().unwrap_or_default();
         let uid = self.meta().uid.clone().unwrap_or_default();
-        let (env, account, session) = match resolve_environment(self, ctx).await? {
+        let (env, account, session) = match resolve_environment(self, ctx).await {
             Ok(resolved) => resolved,
-            Err(outcome) => {
+            Err(unresolved) => {
+                let outcome = unresolved.outcome()?;
                 ctx.forget_check(&uid);
                 let mut report = Report::new(previous, outcome.clone());
                 report.components = vec![ComponentState { component: Component::Environment, outcome }];
@@ -111,40 +114,29 @@ impl Kind for MLOpsProject {
         };
         let session = ctx.sessions.session(&access(&account, &env.spec.region));
         let names = ProjectNames::new(&namespace, &self.name_any());
-        let owner = plan::owner(self, &env);
-        let group = ProjectNames::group(self);
-        let pipeline_name = names.pipeline(&EnvironmentNames::new(&namespace, env_name));
-        let changes = Changes::default();
-        let fail = |e: AwsError, resource: String| {
-            let remedy = "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it";
-            Ok(Cleanup::Wait(resolve::aws_failure(status.clone(), Component::Deletion, &e, &resource, remedy)))
+        let data_bucket = env.status.as_ref().and_then(|s| s.storage.as_ref()).and_then(|s| s.data_bucket.clone());
+        let down = teardown::Teardown {
+            owner: plan::owner(self, &env),
+            pipeline: names.pipeline(&EnvironmentNames::new(&namespace, env_name)),
+            group: ProjectNames::group(self),
+            assets: data_bucket
+                .filter(|_| self.spec.pipeline.definition.is_none())
+                .map(|bucket| (bucket, format!("{}{}", names.prefix(), pipeline::ASSETS))),
+            delete_versions: self.spec.delete_data_on_delete,
         };
-        match pipelines::delete_pipeline(&session, &owner, &pipeline_name, &changes).await {
-            Ok(Step::Ready(())) => {}
-            Ok(Step::Pending(why)) => {
-                let outcome = Outcome::progressing(Reason::Pending(Component::Deletion), why);
-                return Ok(Cleanup::Wait(Report::new(status, outcome)));
-            }
-            Err(e) => return fail(e, format!("pipeline {pipeline_name}")),
+        let changes = Changes::default();
+        let results = teardown::run(ctx, &down, &account.spec.account_id, &session, &changes).await;
+        let folded = crate::fold::components(&[Component::Deletion], &results, |_| Located::Dev, |_| String::new());
+        if let Some(outcome) = folded.outcome {
+            let report = Report { retry: folded.retry, failure: folded.failure, ..Report::new(status, outcome) };
+            return Ok(Cleanup::Wait(report));
         }
-        if self.spec.pipeline.definition.is_none()
-            && let Some(bucket) =
-                env.status.as_ref().and_then(|s| s.storage.as_ref()).and_then(|s| s.data_bucket.clone())
-        {
-            let prefix = format!("{}{}", names.prefix(), pipeline::ASSETS);
-            if let Err(e) = pipelines::delete_assets(&session, &bucket, &prefix).await {
-                return fail(e, format!("s3://{bucket}/{prefix}"));
-            }
-        }
-        match registry::delete_group(&session, &owner, &group, self.spec.delete_data_on_delete, &changes).await {
-            Ok(GroupTeardown::Deleted) => {}
-            Ok(GroupTeardown::Kept(versions)) => {
-                let note = format!(
-                    "model package group {group} kept with its {versions} registered version(s) (deleteDataOnDelete is false)"
-                );
-                publish(ctx, self, EventType::Warning, EventReason::DataRetained.as_str(), &note).await;
-            }
-            Err(e) => return fail(e, format!("model package group {group}")),
+        if let Some(Ran::Done(Done::Ready(versions @ 1..))) = results.get(&ProjectStep::Group) {
+            let group = &down.group;
+            let note = format!(
+                "model package group {group} kept with its {versions} registered version(s) (deleteDataOnDelete is false)"
+            );
+            publish(ctx, self, EventType::Warning, EventReason::DataRetained.as_str(), &note).await;
         }
         Ok(Cleanup::Done)
     }
@@ -154,26 +146,19 @@ impl Kind for MLOpsProject {
 async fn resolve_environment(
     project: &MLOpsProject,
     ctx: &Context,
-) -> Result<Result<(DataScienceEnvironment, String, std::sync::Arc<Session>), Outcome>, Error> {
+) -> Result<(DataScienceEnvironment, String, std::sync::Arc<Session>), Unresolved> {
     let namespace = project.namespace().unwrap_or_default();
     let name = &project.spec.environment;
     let Some(env) = resolve::fetch::<DataScienceEnvironment>(ctx, Some(&namespace), name).await? else {
-        return Ok(Err(Outcome::progressing(
-            Reason::DependencyNotReady,
-            format!("DataScienceEnvironment {name} not found"),
-        )));
+        let why = format!("DataScienceEnvironment {name} not found");
+        return Err(Outcome::progressing(Reason::DependencyNotReady, why).into());
     };
     let list = env.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    if let Err(outcome) = resolve::ready("DataScienceEnvironment", name, list, env.meta().generation) {
-        return Ok(Err(outcome));
-    }
+    resolve::ready("DataScienceEnvironment", name, list, env.meta().generation)?;
     let labels = resolve::namespace_labels(ctx, &namespace).await?;
-    let account = match resolve::account(ctx, &env.spec.account, &namespace, &labels, Some(&env.spec.region)).await? {
-        Ok(account) => account,
-        Err(outcome) => return Ok(Err(outcome)),
-    };
+    let account = resolve::account(ctx, &env.spec.account, &namespace, &labels, Some(&env.spec.region)).await?;
     let session = ctx.sessions.session(&access(&account, &env.spec.region));
-    Ok(Ok((env, account.spec.account_id.clone(), session)))
+    Ok((env, account.spec.account_id.clone(), session))
 }
 
 fn access(account: &sagekeeper_api::AwsAccount, region: &str) -> AccountAccess {
