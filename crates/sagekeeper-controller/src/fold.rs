@@ -6,7 +6,7 @@ use sagekeeper_aws::ErrorKind;
 
 use crate::lifecycle::Retry;
 use crate::resolve;
-use crate::steps::{Done, Ran, Results, StepId, root};
+use crate::steps::{Done, Failure, Ran, Results, StepId, root};
 
 /// Where a step works, for its messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,18 +40,39 @@ pub(crate) fn components<Id: StepId, O>(
     locate: impl Fn(&Id) -> Located,
     ready_message: impl Fn(Component) -> String,
 ) -> Folded {
+    fold(components, results, |id| id.component(), locate, ready_message, |f| f.remedy())
+}
+
+/// Folds a teardown's results into the Deletion component: every step counts, and a failure
+/// says how to get past it.
+pub(crate) fn deletion<Id: StepId, O>(results: &Results<Id, O>) -> Folded {
+    let remedy = |f: &Failure| match f.remedy() {
+        "" => "sagekeeper retries; fix the cause or set deletionPolicy: Retain to release it",
+        remedy => remedy,
+    };
+    fold(&[Component::Deletion], results, |_| Component::Deletion, |_| Located::Dev, |_| String::new(), remedy)
+}
+
+fn fold<Id: StepId, O>(
+    components: &[Component],
+    results: &Results<Id, O>,
+    component_of: impl Fn(&Id) -> Component,
+    locate: impl Fn(&Id) -> Located,
+    ready_message: impl Fn(Component) -> String,
+    remedy: impl Fn(&Failure) -> &'static str,
+) -> Folded {
     let mut retry = Retry::Drift;
     let mut failure = None;
     let mut states = Vec::with_capacity(components.len());
     for &component in components {
-        let steps = || results.iter().filter(move |(id, _)| id.component() == component);
+        let steps = || results.iter().filter(|(id, _)| component_of(id) == component);
         let failed = steps().find_map(|(id, r)| match r {
             Ran::Done(Done::Failed(f)) => Some((id, f)),
             _ => None,
         });
         let outcome = if let Some((id, f)) = failed {
             let resource = format!("{} (step {id:?})", f.resource);
-            let (outcome, step_retry) = resolve::failure(component, &f.error, &resource, f.remedy());
+            let (outcome, step_retry) = resolve::failure(component, &f.error, &resource, remedy(f));
             retry = worst(retry, step_retry);
             failure = failure.or(Some(f.error.kind));
             located(outcome, &locate(id))

@@ -26,7 +26,6 @@ use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDepl
 use sagekeeper_aws::steps::Changes;
 
 use crate::context::Context;
-use crate::fold::Located;
 use crate::lifecycle::{Cleanup, Kind, Report, Retry, change_notes, namespaced_kind, status_fields};
 use crate::resolve::{self, Unresolved};
 use crate::run::Error;
@@ -128,7 +127,7 @@ impl Kind for ModelDeployment {
         let changes = Changes::default();
         let results = run::teardown(ctx, &names, &plan::owner(self), &places, &changes).await;
         let notes = change_notes(&changes.take(), false);
-        let folded = crate::fold::components(&[Component::Deletion], &results, |_| Located::Dev, |_| String::new());
+        let folded = crate::fold::deletion(&results);
         let outcome = match (folded.outcome, pending.is_empty()) {
             (None, true) => return Ok(Cleanup::Done),
             (Some(outcome @ Outcome::Stalled { .. }), _) => outcome,

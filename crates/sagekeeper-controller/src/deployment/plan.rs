@@ -82,6 +82,8 @@ pub(super) struct AccountPlan {
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct StagePlan {
     pub(super) stage: Stage,
+    /// The stage's endpoint name (the same in each of its accounts).
+    pub(super) endpoint: String,
     pub(super) previous: StageStatus,
     pub(super) accounts: Vec<AccountPlan>,
 }
@@ -153,6 +155,7 @@ pub(super) fn plan(
     find: impl Fn(&str) -> Option<Arc<AwsAccount>>,
 ) -> Plan {
     let region = &env.spec.region;
+    let names = DeploymentNames::new(&d.namespace().unwrap_or_default(), &d.name_any());
     let previous = d.status.clone().unwrap_or_default();
     let targets = env.status.as_ref().map(|s| s.target_accounts.as_slice()).unwrap_or_default();
     let stage_plans: Vec<StagePlan> = d
@@ -188,7 +191,7 @@ pub(super) fn plan(
                     }
                 })
                 .collect();
-            StagePlan { stage: stage.clone(), previous: before, accounts }
+            StagePlan { stage: stage.clone(), endpoint: names.endpoint(&stage.name), previous: before, accounts }
         })
         .collect();
     let leaving = previous
@@ -212,7 +215,7 @@ pub(super) fn plan(
         .chain(previous.stages.iter().filter_map(|s| s.serving_version))
         .collect();
     Plan {
-        names: DeploymentNames::new(&d.namespace().unwrap_or_default(), &d.name_any()),
+        names,
         owner: owner(d),
         model_version: d.spec.model_version.clone(),
         group,

@@ -80,6 +80,7 @@ pub(super) fn stage<'r>(plan: &StagePlan, gated: &Gated, seen: impl Fn(&str) -> 
         }
         return fold;
     };
+    let endpoint = &plan.endpoint;
     let mut states = Vec::with_capacity(plan.accounts.len());
     out.accounts = Vec::with_capacity(plan.accounts.len());
     for account in &plan.accounts {
@@ -87,6 +88,8 @@ pub(super) fn stage<'r>(plan: &StagePlan, gated: &Gated, seen: impl Fn(&str) -> 
         let kept = || {
             let mut kept = account.before.clone().unwrap_or_default();
             kept.account = name.clone();
+            kept.account_id = Some(account.place.account_id.clone());
+            kept.endpoint_name = Some(endpoint.clone());
             kept
         };
         match seen(name) {

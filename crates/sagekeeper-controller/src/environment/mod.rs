@@ -16,7 +16,6 @@ use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus};
 use sagekeeper_aws::steps::Changes;
 
 use crate::context::Context;
-use crate::fold::Located;
 use kube::runtime::events::EventType;
 
 use crate::lifecycle::{
@@ -143,7 +142,7 @@ impl Kind for DataScienceEnvironment {
         let changes = Changes::default();
         let results = teardown::run(ctx, &plan, domain_id.as_deref(), &status.retained, &changes).await;
         let kept = teardown::kept(&status.retained, &results);
-        let folded = crate::fold::components(&[Component::Deletion], &results, |_| Located::Dev, |_| String::new());
+        let folded = crate::fold::deletion(&results);
         // What the teardown deleted, over all its passes, is published once it is done.
         let uid = self.metadata.uid.clone().unwrap_or_default();
         let writes = ctx.teardown_writes(&uid, changes.take(), folded.outcome.is_none());

@@ -21,7 +21,6 @@ use sagekeeper_aws::{AccountAccess, Session};
 use sagekeeper_policy::pipeline;
 
 use crate::context::Context;
-use crate::fold::Located;
 use crate::lifecycle::{
     Cleanup, EventReason, Kind, Report, Retry, change_notes, namespaced_kind, publish, status_fields,
 };
@@ -126,7 +125,7 @@ impl Kind for MLOpsProject {
         };
         let changes = Changes::default();
         let results = teardown::run(ctx, &down, &account.spec.account_id, &session, &changes).await;
-        let folded = crate::fold::components(&[Component::Deletion], &results, |_| Located::Dev, |_| String::new());
+        let folded = crate::fold::deletion(&results);
         if let Some(outcome) = folded.outcome {
             let report = Report { retry: folded.retry, failure: folded.failure, ..Report::new(status, outcome) };
             return Ok(Cleanup::Wait(report));

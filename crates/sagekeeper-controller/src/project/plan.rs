@@ -86,11 +86,13 @@ impl Plan {
             return steps;
         }
         let mut steps = vec![(S::Group, vec![]), (S::Versions, vec![S::Group])];
+        // The pipeline registers into the group: never one whose group is not the project's
+        // (a name conflict), and never a run that could register elsewhere.
         if self.template {
             steps.push((S::Assets, vec![]));
-            steps.push((S::Pipeline, vec![S::Assets]));
+            steps.push((S::Pipeline, vec![S::Assets, S::Group]));
         } else {
-            steps.push((S::Pipeline, vec![]));
+            steps.push((S::Pipeline, vec![S::Group]));
         }
         if self.trigger.is_some() {
             steps.push((S::Run, vec![S::Pipeline]));
@@ -313,7 +315,7 @@ pub(crate) mod tests {
         let plan = plan(&project, &env).expect("a plan");
         assert!(plan.trigger.as_deref().is_some_and(|t| t.starts_with("sagekeeper: definition ")));
         let graph: BTreeMap<_, _> = plan.graph(false).into_iter().collect();
-        assert_eq!(graph[&S::Pipeline], [S::Assets]);
+        assert_eq!(graph[&S::Pipeline], [S::Assets, S::Group]);
         assert_eq!(graph[&S::Run], [S::Pipeline]);
         assert_eq!(graph[&S::Execution], [S::Run]);
         assert_eq!(graph[&S::Versions], [S::Group]);
@@ -345,7 +347,8 @@ pub(crate) mod tests {
         assert_eq!(plan.running.as_deref(), Some("arn:run/1"));
         let graph: BTreeMap<_, _> = plan.graph(false).into_iter().collect();
         assert!(!graph.contains_key(&S::Assets) && !graph.contains_key(&S::Run));
-        assert!(graph[&S::Pipeline].is_empty() && graph[&S::Execution].is_empty());
+        assert_eq!(graph[&S::Pipeline], [S::Group]);
+        assert!(graph[&S::Execution].is_empty());
         assert_eq!(plan.graph(true), [(S::Versions, vec![]), (S::Execution, vec![])]);
     }
 

@@ -1,6 +1,6 @@
-//! Teardown: the project's graph reversed, through the one runner. The pipeline (once its runs
-//! stopped) and the group go side by side; the template's assets after the pipeline that names
-//! them. The group keeps its registered versions unless `deleteDataOnDelete`.
+//! Teardown: the project's graph reversed, through the one runner. The pipeline goes first (once
+//! its runs stopped), then the group it registers into and the template's assets it names. The
+//! group keeps its registered versions unless `deleteDataOnDelete`.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +28,7 @@ impl Teardown {
     /// a step goes after every step that needed it.
     pub(crate) fn graph(&self) -> Vec<(ProjectStep, Vec<ProjectStep>)> {
         use ProjectStep as S;
-        let mut steps = vec![(S::Pipeline, vec![]), (S::Group, vec![])];
+        let mut steps = vec![(S::Pipeline, vec![]), (S::Group, vec![S::Pipeline])];
         if self.assets.is_some() {
             steps.push((S::Assets, vec![S::Pipeline]));
         }
@@ -105,5 +105,34 @@ mod tests {
             }
         }
         assert_eq!(down[&ProjectStep::Assets], [ProjectStep::Pipeline]);
+    }
+
+    #[test]
+    fn teardown_is_done_only_when_every_step_is_and_a_refusal_says_how_to_get_past_it() {
+        use sagekeeper_api::conditions::{Outcome, Reason};
+        use sagekeeper_aws::{AwsError, ErrorKind};
+
+        use crate::steps::{Failure, Ran};
+        let pending: Results<ProjectStep, usize> = BTreeMap::from([
+            (ProjectStep::Pipeline, Ran::Done(Done::pending("pipeline p: waiting for 1 run(s) to stop"))),
+            (ProjectStep::Group, Ran::Blocked(ProjectStep::Pipeline)),
+        ]);
+        let folded = crate::fold::deletion(&pending);
+        assert!(
+            matches!(&folded.outcome, Some(Outcome::Progressing { message, .. }) if message.contains("waiting for 1 run(s)")),
+            "{:?}",
+            folded.outcome
+        );
+        let error = AwsError { kind: ErrorKind::Throttled, code: "ThrottlingException".into(), message: "slow".into() };
+        let failed: Results<ProjectStep, usize> = BTreeMap::from([
+            (ProjectStep::Pipeline, Ran::Done(Done::Ready(0))),
+            (ProjectStep::Group, Ran::Done(Done::Failed(Failure::new(error, "model package group g")))),
+        ]);
+        let folded = crate::fold::deletion(&failed);
+        let message = folded.outcome.as_ref().map(Outcome::message).unwrap_or_default();
+        assert!(message.contains("deletionPolicy: Retain"), "{message}");
+        assert!(matches!(folded.outcome, Some(Outcome::Progressing { reason: Reason::Failed(_), .. })));
+        let done: Results<ProjectStep, usize> = BTreeMap::from([(ProjectStep::Pipeline, Ran::Done(Done::Ready(0)))]);
+        assert!(crate::fold::deletion(&done).outcome.is_none());
     }
 }
