@@ -53,7 +53,7 @@ async fn delete_vpc(ec2: &Client, vpc_id: &str, seen: &Observed, changes: &Chang
             .send()
             .await
             .map_err(AwsError::from_sdk)?;
-        changes.record(Action::Deleted, format!("VPC endpoints {}", endpoints.join(", ")));
+        changes.record(Action::Deleted, format!("{} VPC endpoints", endpoints.len()));
     }
     if let Some(why) = delete_public_side(ec2, seen, changes).await? {
         return Ok(Step::Pending(why));

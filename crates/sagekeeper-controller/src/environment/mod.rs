@@ -145,7 +145,12 @@ impl Kind for DataScienceEnvironment {
         let folded = crate::fold::deletion(&results);
         // What the teardown deleted, over all its passes, is published once it is done.
         let uid = self.metadata.uid.clone().unwrap_or_default();
-        let writes = ctx.teardown_writes(&uid, changes.take(), folded.outcome.is_none());
+        let mut writes = ctx.teardown_writes(&uid, changes.take(), folded.outcome.is_none());
+        // One event lists everything, within the API server's 1 kB: what matters most first.
+        let rank = |what: &str| {
+            ["Studio domain", "VPC ", "IAM role", "bucket", "KMS key"].iter().position(|p| what.starts_with(p))
+        };
+        writes.sort_by_key(|(_, what)| rank(what).unwrap_or(usize::MAX));
         let Some(outcome) = folded.outcome else {
             for note in change_notes(&writes, false) {
                 publish(ctx, self, note.type_, note.reason.as_str(), &note.note).await;

@@ -423,8 +423,12 @@ pub(crate) mod tests {
         assert!(down.keys().all(EnvStep::removable));
         let after = |id: &EnvStep| upstream(&plan.teardown_graph(), id);
         // What nothing needs goes first: the domain and the buckets.
-        for first in [S::Domain, S::Bucket(BucketPurpose::Data), S::Bucket(BucketPurpose::Models)] {
+        for first in [S::Home, S::Bucket(BucketPurpose::Data), S::Bucket(BucketPurpose::Models)] {
             assert!(down[&first].is_empty(), "{first:?} waits for {:?}", down[&first]);
+        }
+        // The home is recorded before the domain, the network and the studio key go.
+        for id in [S::Domain, S::Network, S::Key(KeyPurpose::Studio)] {
+            assert!(down[&id].contains(&S::Home), "{id:?}");
         }
         // A role goes after the buckets whose policies name it; the execution role after the
         // domain that runs as it.
@@ -600,6 +604,9 @@ pub(crate) enum EnvStep {
     CaptureBucket(String),
     /// Cleans up in an account the spec no longer lists.
     RemoveTarget(String),
+    /// Teardown only: records the Studio home file system as kept (unless data goes) before
+    /// the domain goes.
+    Home,
 }
 
 impl EnvStep {
@@ -612,6 +619,7 @@ impl EnvStep {
                 | Self::Key(_)
                 | Self::Role(_)
                 | Self::Bucket(_)
+                | Self::Home
                 | Self::Domain
                 | Self::TargetNetwork(_)
                 | Self::TargetKey(_)
@@ -657,6 +665,7 @@ impl crate::steps::StepId for EnvStep {
             Self::TargetKeyPolicy(_) => "TargetKeyPolicy",
             Self::CaptureBucket(_) => "CaptureBucket",
             Self::RemoveTarget(_) => "RemoveTarget",
+            Self::Home => "Home",
         }
     }
 
@@ -667,7 +676,7 @@ impl crate::steps::StepId for EnvStep {
             Self::Key(_) | Self::KeyPolicy(_) => Component::Encryption,
             Self::Role(_) => Component::Identity,
             Self::Bucket(_) => Component::Storage,
-            Self::Domain | Self::DomainInService | Self::UserProfiles => Component::Studio,
+            Self::Domain | Self::DomainInService | Self::UserProfiles | Self::Home => Component::Studio,
             _ => Component::TargetAccounts,
         }
     }
@@ -685,11 +694,12 @@ impl Plan {
     /// steps that only wait or write a policy pass their dependents on. The graph reversed is
     /// the whole one (every persona, Studio), since what a spec dropped may still be there.
     pub(crate) fn teardown_graph(&self) -> Vec<(EnvStep, Vec<EnvStep>)> {
+        use EnvStep as S;
         let forward = self.edges(&[], true);
         let needed_by = |id: &EnvStep| -> Vec<&EnvStep> {
             forward.iter().filter(|(_, needs)| needs.contains(id)).map(|(by, _)| by).collect()
         };
-        forward
+        let mut down: Vec<(EnvStep, Vec<EnvStep>)> = forward
             .iter()
             .filter(|(id, _)| id.removable())
             .map(|(id, _)| {
@@ -707,7 +717,16 @@ impl Plan {
                 after.sort();
                 (id.clone(), after)
             })
-            .collect()
+            .collect();
+        // The home is recorded before the domain goes; what it keeps (the domain's file
+        // system) keeps the network and the studio key too.
+        for (id, after) in &mut down {
+            if matches!(id, S::Domain | S::Network | S::Key(KeyPurpose::Studio)) {
+                after.insert(0, S::Home);
+            }
+        }
+        down.push((S::Home, vec![]));
+        down
     }
 
     /// The graph; `everything`: as if every persona were in use and Studio enabled.

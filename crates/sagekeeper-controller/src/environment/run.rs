@@ -122,7 +122,7 @@ impl<'a> Pass<'a> {
             S::Key(_) | S::KeyPolicy(_) | S::TargetKey(_) | S::TargetKeyPolicy(_) => Service::Kms,
             S::Role(_) | S::TargetRole(_) => Service::Iam,
             S::Bucket(_) | S::CaptureBucket(_) | S::RemoveTarget(_) => Service::S3,
-            S::Domain | S::DomainInService | S::UserProfiles => Service::SageMaker,
+            S::Domain | S::DomainInService | S::UserProfiles | S::Home => Service::SageMaker,
         };
         let account = match id.target() {
             None => self.plan.dev.account_id.as_str(),
@@ -257,6 +257,8 @@ impl<'a> Pass<'a> {
                 Done::from_step(result, resource).map(|()| EnvOutput::Done)
             }
             S::RemoveTarget(name) => self.remove_target(&name).await,
+            // Teardown's alone: never planned for a converge.
+            S::Home => Done::missing(&S::Home),
         }
     }
 

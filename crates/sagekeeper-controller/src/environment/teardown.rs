@@ -103,26 +103,24 @@ impl Pass<'_> {
             Done::from_aws(result.map(|()| Kept::new()), resource)
         };
         match &id {
-            S::Domain => {
-                let session = dev();
-                let domain = plan.names.domain();
-                // The home file system (kept unless data goes) is recorded before the domain
-                // goes; a pass that cannot tell whether the home was used stops there.
-                let mut kept = Kept::new();
-                if let Some(home) = self.retained.iter().find(|r| r.resource == HOME) {
-                    kept.push(home.clone());
-                } else if !plan.delete_data {
-                    match studio::used_home(&session, owner, &domain, self.domain_id).await {
-                        Ok(Some(efs)) => {
-                            keep(&mut kept, HOME, &efs, "it holds Studio home directories; deleteDataOnDelete is false")
-                        }
-                        Ok(None) => {}
-                        Err(e) => return Done::from_aws(Err(e), "Studio domain"),
-                    }
+            // The home file system (kept unless data goes) is recorded before the domain goes,
+            // once: a pass that cannot tell whether the home was used stops the domain there.
+            S::Home => {
+                if plan.delete_data || self.retained.iter().any(|r| r.resource == HOME) {
+                    return Done::Ready(Kept::new());
                 }
-                let keep_home = !kept.is_empty();
-                let result = studio::delete_domain(&session, owner, &domain, self.domain_id, !keep_home, changes).await;
-                Done::from_step(result, "Studio domain").map(|()| kept)
+                let domain = plan.names.domain();
+                let used = studio::used_home(&dev(), owner, &domain, self.domain_id).await;
+                Done::from_aws(used, "Studio domain").map(|efs| {
+                    let why = "it holds Studio home directories; deleteDataOnDelete is false";
+                    efs.map(|efs| retained(HOME, &efs, why)).into_iter().collect()
+                })
+            }
+            S::Domain => {
+                let keep_home = self.kept_before(&inputs, HOME);
+                let domain = plan.names.domain();
+                let result = studio::delete_domain(&dev(), owner, &domain, self.domain_id, !keep_home, changes).await;
+                Done::from_step(result, "Studio domain").map(|()| Kept::new())
             }
             S::Role(kind) => {
                 let name = match kind {
