@@ -7,6 +7,7 @@ use kube::runtime::events::EventType;
 use sagekeeper_api::ModelDeploymentStatus;
 use sagekeeper_api::conditions::{Component, ComponentState, Extra, Outcome, Reason};
 use sagekeeper_api::deployment::{ResolvedModelPackage, StagePhase, StageStatus};
+use sagekeeper_aws::registry::Version;
 
 use super::gate;
 use super::plan::{DeployStep, Plan, StagePlan};
@@ -180,6 +181,25 @@ pub(super) fn stage<'r>(plan: &StagePlan, gated: &Gated, seen: impl Fn(&str) -> 
     fold
 }
 
+/// What holds the stages up, over all of them.
+#[derive(Default)]
+struct Holding {
+    failed: Vec<String>,
+    deploying: Vec<String>,
+    poll: Option<Duration>,
+    error: Option<Failure>,
+}
+
+impl Holding {
+    fn poll_within(&mut self, after: Duration) {
+        self.poll = Some(self.poll.map_or(after, |p| p.min(after)));
+    }
+
+    fn any(&self) -> bool {
+        self.error.is_some() || !self.failed.is_empty() || !self.deploying.is_empty()
+    }
+}
+
 /// Folds a pass's results over the previous status. `was_ready`: the deployment was Ready for
 /// its current spec, so writes with every stage's version unchanged repair drift (returned).
 pub(super) fn fold(
@@ -202,11 +222,8 @@ pub(super) fn fold(
     let model = gate::resolve_model(&plan.model_version, &versions, &plan.group);
     status.resolved_model_package =
         model.as_ref().ok().map(|v| ResolvedModelPackage { arn: v.arn.clone(), version: v.version });
-    let mut stages = Vec::new();
-    let mut summary = Vec::new();
-    let (mut failed, mut deploying, mut notes) = (Vec::new(), Vec::new(), Vec::new());
-    let mut poll: Option<Duration> = None;
-    let mut error: Option<Failure> = None;
+    let (mut stages, mut summary, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut holding = Holding::default();
     let mut promotion_pending = false;
     let mut drift = was_ready;
     for (n, plan_stage) in plan.stages.iter().enumerate() {
@@ -233,33 +250,56 @@ pub(super) fn fold(
             _ => Seen::Not,
         });
         summary.push(gate::summary(&folded.status, decision.waiting_for));
-        failed.extend(folded.failed);
-        deploying.extend(folded.deploying);
-        poll = match (poll, folded.poll) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if error.is_none() {
-            error = folded.error;
+        holding.failed.extend(folded.failed);
+        holding.deploying.extend(folded.deploying);
+        if let Some(poll) = folded.poll {
+            holding.poll_within(poll);
+        }
+        if holding.error.is_none() {
+            holding.error = folded.error;
         }
         notes.extend(folded.notes);
         stages.push(folded.status);
     }
-    // Accounts that left: each stays in status until its endpoint is gone.
+    leaving(plan, results, &mut stages, &mut holding);
+    status.stages = stages;
+    status.summary = Some(summary.join(", "));
+    let summary = summary.join(", ");
+    let (outcome, retry) = verdict(&holding, &model, plan.following(), &status, &summary, poll_interval);
+    // The stages themselves are ready unless one deploys, failed or hit an AWS error; waiting for
+    // a model version is the model's condition.
+    let stages_outcome =
+        if holding.any() { outcome.clone() } else { Outcome::Ready { message: format!("stages: {summary}") } };
+    let mut report = Report::new(status, outcome);
+    report.retry = retry;
+    report.failure = holding.error.map(|f| f.error.kind);
+    report.components = vec![ComponentState { component: Component::Stages, outcome: stages_outcome }];
+    report.extra = conditions(plan, &model, promotion_pending);
+    report.notes = notes;
+    (report, drift)
+}
+
+/// Accounts that left: each stays in status until its endpoint is gone.
+fn leaving(
+    plan: &Plan,
+    results: &Results<DeployStep, DeployOutput>,
+    stages: &mut Vec<StageStatus>,
+    holding: &mut Holding,
+) {
     for leaving in &plan.leaving {
         let mut kept = leaving.status.clone();
         let endpoint = plan.names.endpoint(&leaving.stage);
-        match results.get(&S::Remove(leaving.stage.clone(), kept.account.clone())) {
+        match results.get(&DeployStep::Remove(leaving.stage.clone(), kept.account.clone())) {
             Some(Ran::Done(Done::Ready(_))) => continue,
             Some(Ran::Done(Done::Pending { why, .. })) => {
-                deploying.push(why.clone());
-                poll = Some(poll.map_or(Duration::from_secs(2), |p| p.min(Duration::from_secs(2))));
+                holding.deploying.push(why.clone());
+                holding.poll_within(Duration::from_secs(2));
                 kept.endpoint_status = Some("Deleting".into());
             }
             Some(Ran::Done(Done::Failed(f))) => {
-                error.get_or_insert_with(|| f.clone());
+                holding.error.get_or_insert_with(|| f.clone());
             }
-            _ => deploying.push(format!(
+            _ => holding.deploying.push(format!(
                 "cannot remove endpoint {endpoint} from AwsAccount {}: the AwsAccount is not found",
                 kept.account
             )),
@@ -275,20 +315,29 @@ pub(super) fn fold(
             }),
         }
     }
-    status.stages = stages;
-    status.summary = Some(summary.join(", "));
+}
 
-    let following = plan.following();
-    let (outcome, retry) = if let Some(f) = &error {
+/// The deployment's verdict and when to look again: an AWS error, then a failed stage, then
+/// one still deploying, then the model; endpoints in transition are looked at again soon,
+/// whatever else holds the deployment up.
+fn verdict(
+    holding: &Holding,
+    model: &Result<Version, String>,
+    following: bool,
+    status: &ModelDeploymentStatus,
+    summary: &str,
+    poll_interval: Duration,
+) -> (Outcome, Retry) {
+    let (outcome, retry) = if let Some(f) = &holding.error {
         let remedy = "check sagekeeper's role, the quotas and the model package group's policy in that account";
         resolve::failure(Component::Stages, &f.error, &f.resource, remedy)
-    } else if !failed.is_empty() {
-        let message = format!("{}; a new version or a change of the stage retries", failed.join("; "));
+    } else if !holding.failed.is_empty() {
+        let message = format!("{}; a new version or a change of the stage retries", holding.failed.join("; "));
         (Outcome::stalled(Reason::Failed(Component::Stages), message), Retry::Drift)
-    } else if !deploying.is_empty() {
-        (Outcome::progressing(Reason::Pending(Component::Stages), deploying.join("; ")), Retry::Pending)
+    } else if !holding.deploying.is_empty() {
+        (Outcome::progressing(Reason::Pending(Component::Stages), holding.deploying.join("; ")), Retry::Pending)
     } else {
-        match &model {
+        match model {
             Err(problem) if !following => {
                 (Outcome::stalled(Reason::ModelNotApproved, problem.clone()), Retry::After(poll_interval))
             }
@@ -296,25 +345,22 @@ pub(super) fn fold(
                 (Outcome::progressing(Reason::ModelNotApproved, problem.clone()), Retry::After(poll_interval))
             }
             _ => {
-                let message = format!("every stage serves what the promotion gate allows: {}", summary.join(", "));
+                let message = format!("every stage serves what the promotion gate allows: {summary}");
                 (Outcome::Ready { message }, Retry::Drift)
             }
         }
     };
-    // Endpoints in transition are looked at again soon, whatever else holds the deployment up.
-    let retry = match (poll, retry) {
+    let retry = match (holding.poll, retry) {
         (Some(poll), Retry::Drift | Retry::Pending) => Retry::After(poll),
         (Some(poll), Retry::After(after)) => Retry::After(after.min(poll)),
         (_, retry) => retry,
     };
-    // The stages themselves are ready unless one deploys, failed or hit an AWS error; waiting for
-    // a model version is the model's condition.
-    let stages_outcome = if error.is_some() || !failed.is_empty() || !deploying.is_empty() {
-        outcome.clone()
-    } else {
-        Outcome::Ready { message: format!("stages: {}", summary.join(", ")) }
-    };
-    let model_condition = match &model {
+    (outcome, retry)
+}
+
+/// ModelResolved and PromotionPending.
+fn conditions(plan: &Plan, model: &Result<Version, String>, promotion_pending: bool) -> Vec<Extra> {
+    let model_condition = match model {
         Ok(v) => Extra {
             type_: "ModelResolved",
             status: Some(true),
@@ -338,13 +384,7 @@ pub(super) fn fold(
             "no stage waits for approval".into()
         },
     };
-    let mut report = Report::new(status, outcome);
-    report.retry = retry;
-    report.failure = error.map(|f| f.error.kind);
-    report.components = vec![ComponentState { component: Component::Stages, outcome: stages_outcome }];
-    report.extra = vec![model_condition, pending_condition];
-    report.notes = notes;
-    (report, drift)
+    vec![model_condition, pending_condition]
 }
 
 #[cfg(test)]
