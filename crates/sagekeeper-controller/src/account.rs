@@ -33,7 +33,7 @@ impl Kind for AwsAccount {
     }
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
-        let session = ctx.sessions.session(&access_of(self));
+        let session = ctx.sessions.session(&access_of(self, None));
         let boundary = self.spec.boundary_arn();
         let results = run(ctx, &self.spec.account_id, &session, &boundary).await;
         let was_ready =

@@ -157,12 +157,12 @@ pub(crate) fn ready(kind: &str, name: &str, list: &[Condition], generation: Opti
     Err(Outcome::progressing(Reason::DependencyNotReady, format!("{kind} {name} is not Ready{why}")))
 }
 
-/// How an AwsAccount is reached, in the controller's default region.
-pub(crate) fn access_of(account: &AwsAccount) -> AccountAccess {
+/// How an AwsAccount is reached, in `region` (`None`: the controller's default region).
+pub(crate) fn access_of(account: &AwsAccount, region: Option<&str>) -> AccountAccess {
     AccountAccess {
         role_arn: account.spec.role_arn.clone(),
         external_id: account.spec.external_id.clone(),
-        region: None,
+        region: region.map(str::to_owned),
     }
 }
 

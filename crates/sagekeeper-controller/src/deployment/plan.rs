@@ -63,7 +63,7 @@ impl Place {
         Self {
             name: account.name_any(),
             account_id: account.spec.account_id.clone(),
-            access: AccountAccess { region: Some(region.to_owned()), ..resolve::access_of(account) },
+            access: resolve::access_of(account, Some(region)),
         }
     }
 }

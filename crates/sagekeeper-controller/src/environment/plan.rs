@@ -160,11 +160,7 @@ pub(crate) fn account_plan(account: &AwsAccount, region: &str) -> AccountPlan {
     AccountPlan {
         name: account.metadata.name.clone().unwrap_or_default(),
         account_id: account.spec.account_id.clone(),
-        access: AccountAccess {
-            role_arn: account.spec.role_arn.clone(),
-            external_id: account.spec.external_id.clone(),
-            region: Some(region.to_owned()),
-        },
+        access: crate::resolve::access_of(account, Some(region)),
         controller_arns: controller,
         boundary: account.spec.boundary_arn(),
     }

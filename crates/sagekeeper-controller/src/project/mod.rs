@@ -16,8 +16,8 @@ use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, ComponentState, Outcome, Reason};
 use sagekeeper_api::naming::{EnvironmentNames, ProjectNames};
 use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, MLOpsProjectStatus};
+use sagekeeper_aws::Session;
 use sagekeeper_aws::steps::Changes;
-use sagekeeper_aws::{AccountAccess, Session};
 use sagekeeper_policy::pipeline;
 
 use crate::context::Context;
@@ -111,7 +111,7 @@ impl Kind for MLOpsProject {
         else {
             return waiting(format!("AwsAccount {} not found: cannot clean up there", env.spec.account));
         };
-        let session = ctx.sessions.session(&access(&account, &env.spec.region));
+        let session = ctx.sessions.session(&resolve::access_of(&account, Some(&env.spec.region)));
         let names = ProjectNames::new(&namespace, &self.name_any());
         let data_bucket = env.status.as_ref().and_then(|s| s.storage.as_ref()).and_then(|s| s.data_bucket.clone());
         let down = teardown::Teardown {
@@ -156,16 +156,8 @@ async fn resolve_environment(
     resolve::ready("DataScienceEnvironment", name, list, env.meta().generation)?;
     let labels = resolve::namespace_labels(ctx, &namespace).await?;
     let account = resolve::account(ctx, &env.spec.account, &namespace, &labels, Some(&env.spec.region)).await?;
-    let session = ctx.sessions.session(&access(&account, &env.spec.region));
+    let session = ctx.sessions.session(&resolve::access_of(&account, Some(&env.spec.region)));
     Ok((env, account.spec.account_id.clone(), session))
-}
-
-fn access(account: &sagekeeper_api::AwsAccount, region: &str) -> AccountAccess {
-    AccountAccess {
-        role_arn: account.spec.role_arn.clone(),
-        external_id: account.spec.external_id.clone(),
-        region: Some(region.to_owned()),
-    }
 }
 
 fn environment_ready(env: &DataScienceEnvironment) -> ComponentState {
