@@ -8,6 +8,7 @@ pub mod identity;
 pub mod kms;
 pub mod metrics;
 pub mod network;
+pub mod observe;
 pub mod pipelines;
 pub mod registry;
 pub mod s3;
@@ -19,6 +20,7 @@ pub mod studio;
 
 pub use errors::{AwsError, ErrorKind, Optional, Required};
 pub use metrics::AwsCallMetrics;
+pub use observe::Snapshot;
 pub use sessions::{AccountAccess, Session, Sessions};
 
 /// The AWS SDK crates, re-exported so tests can inspect the emulator without a second copy.

@@ -1,12 +1,15 @@
 //! The model registry in an account: a project's model package group with its resource policy,
 //! and the versions registered in it. A group is adopted only with its owner's uid.
 
+use std::sync::Arc;
+
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ModelApprovalStatus, ModelPackageGroupStatus, SortOrder};
 use serde_json::Value;
 
 use crate::Session;
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
+use crate::observe::{self, Snapshot};
 use crate::sagemaker_tags::{ensure_tags, pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
@@ -121,13 +124,16 @@ pub struct Version {
 
 /// The newest version of the group and the newest Approved one: one call, plus a second only
 /// when no Approved version is among the newest hundred.
-pub async fn latest_versions(session: &Session, group: &str) -> Result<(Option<Version>, Option<Version>), AwsError> {
-    let sm = session.sagemaker();
-    let newest = list_versions(sm, group, None, 100).await?;
+pub async fn latest_versions(
+    session: &Session,
+    seen: &Snapshot,
+    group: &str,
+) -> Result<(Option<Version>, Option<Version>), AwsError> {
+    let newest = versions(session, seen, group).await?;
     let latest = newest.first().cloned();
-    let mut approved = newest.into_iter().find(|v| v.approval_status == Approval::Approved);
+    let mut approved = newest.iter().find(|v| v.approval_status == Approval::Approved).cloned();
     if approved.is_none() && latest.is_some() {
-        approved = list_versions(sm, group, Some(ModelApprovalStatus::Approved), 1).await?.into_iter().next();
+        approved = newest_approved(session, group).await?;
     }
     Ok((latest, approved))
 }
@@ -135,9 +141,11 @@ pub async fn latest_versions(session: &Session, group: &str) -> Result<(Option<V
 /// How many of the newest versions one registry read returns.
 pub const NEWEST: usize = 100;
 
-/// The newest hundred versions of the group, newest first, with their approval status.
-pub async fn versions(session: &Session, group: &str) -> Result<Vec<Version>, AwsError> {
-    list_versions(session.sagemaker(), group, None, NEWEST as i32).await
+/// The newest hundred versions of the group, newest first, with their approval status, as the
+/// pass saw them.
+pub async fn versions(session: &Session, seen: &Snapshot, group: &str) -> Result<Arc<Vec<Version>>, AwsError> {
+    let read = || async { Ok(Arc::new(list_versions(session.sagemaker(), group, None, NEWEST as i32).await?)) };
+    seen.versions.get(&observe::key(session, group), read).await
 }
 
 /// The group's newest Approved version, however old.

@@ -105,13 +105,20 @@ impl Sessions {
             config.set_credentials_provider(Some(provider.clone()));
             config.set_identity_cache(Some(cache.clone()));
         }
-        Session { config: config.build(), metrics: self.metrics.clone(), clients: Clients::default() }
+        Session {
+            access: access.clone(),
+            config: config.build(),
+            metrics: self.metrics.clone(),
+            clients: Clients::default(),
+        }
     }
 }
 
 /// Everything needed to call AWS in one account and region; clients are built on first use.
 #[derive(Debug)]
 pub struct Session {
+    /// How it reaches its account: what a [`crate::observe::Snapshot`] keys its reads by.
+    pub(crate) access: AccountAccess,
     config: SdkConfig,
     metrics: AwsCallMetrics,
     clients: Clients,

@@ -87,6 +87,15 @@ impl Changes {
         self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((action, resource.into()));
     }
 
+    /// Moves what `other` recorded here; true when it recorded anything (a step that writes
+    /// through its own log learns whether it wrote, whatever other steps wrote meanwhile).
+    pub fn absorb(&self, other: Self) -> bool {
+        let moved = other.take();
+        let wrote = !moved.is_empty();
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(moved);
+        wrote
+    }
+
     /// Everything recorded so far.
     pub fn take(&self) -> Vec<(Action, String)> {
         std::mem::take(&mut *self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner))

@@ -3,6 +3,8 @@
 //! role. Teardown goes apps, spaces, profiles, domain; the home file system is kept unless data
 //! is to be deleted.
 
+use std::sync::Arc;
+
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::operation::describe_domain::DescribeDomainOutput;
 use aws_sdk_sagemaker::types::{
@@ -11,6 +13,7 @@ use aws_sdk_sagemaker::types::{
 };
 
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
+use crate::observe::{self, Snapshot};
 use crate::sagemaker_tags::{ensure_tags, pairs, tags};
 use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
@@ -67,11 +70,12 @@ pub struct ProfilePlan {
 /// in status at once); the step is pending while it is being created or updated.
 pub async fn ensure_domain(
     session: &Session,
+    seen: &Snapshot,
     plan: &DomainPlan,
     changes: &Changes,
 ) -> Result<(DomainOutputs, Step<()>), AwsError> {
     let sm = session.sagemaker();
-    let Some(domain) = find_domain(sm, &plan.owner, &plan.name, plan.known_id.as_deref()).await? else {
+    let Some(domain) = find_domain(session, seen, &plan.owner, &plan.name, plan.known_id.as_deref()).await? else {
         return create_domain(sm, plan, changes).await;
     };
     let id = domain.domain_id().required("DescribeDomain", "DomainId")?;
@@ -106,6 +110,7 @@ pub async fn ensure_domain(
             .send()
             .await
             .map_err(AwsError::from_sdk)?;
+        seen.domains.forget(&observe::key(session, &id));
         changes.record(Action::Updated, format!("Studio domain {id} settings"));
         return Ok((outputs, Step::Pending(format!("Studio domain {id} is being updated"))));
     }
@@ -154,11 +159,25 @@ fn in_service(id: &str, domain: &DescribeDomainOutput) -> StepResult<()> {
     }
 }
 
-/// Waits for domain `id` to serve, in one call (without converging its settings again).
-pub async fn domain_in_service(session: &Session, id: &str) -> StepResult<()> {
-    let sm = session.sagemaker();
-    let domain = sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk)?;
-    in_service(id, &domain)
+/// Waits for domain `id` to serve, from what the pass saw of it (without converging its
+/// settings again); while it does not serve, that is forgotten so the next try looks again.
+pub async fn domain_in_service(session: &Session, seen: &Snapshot, id: &str) -> StepResult<()> {
+    let key = observe::key(session, id);
+    let domain = seen.domains.get(&key, || describe_domain(session.sagemaker(), id)).await?;
+    let Some(domain) = domain else {
+        return Err(AwsError::from_code("ResourceNotFound", &format!("Studio domain {id} does not exist"), None));
+    };
+    let state = in_service(id, &domain);
+    if !matches!(state, Ok(Step::Ready(()))) {
+        seen.domains.forget(&key);
+    }
+    state
+}
+
+/// Domain `id` as DescribeDomain reports it; `None` when there is none.
+async fn describe_domain(sm: &Client, id: &str) -> Result<Option<Arc<DescribeDomainOutput>>, AwsError> {
+    let described = sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk).optional()?;
+    Ok(described.map(Arc::new))
 }
 
 fn user_settings(role: &str, group: &str) -> UserSettings {
@@ -180,15 +199,18 @@ fn profile_tags(owner: &Owner, profile: &ProfilePlan) -> Vec<Tag> {
     all
 }
 
-/// Our domain: by the id pinned in status, else by name (adopting only our own).
+/// Our domain: by the id pinned in status (as the pass saw it), else by name (adopting only
+/// our own).
 async fn find_domain(
-    sm: &Client,
+    session: &Session,
+    seen: &Snapshot,
     owner: &Owner,
     name: &str,
     known: Option<&str>,
-) -> Result<Option<DescribeDomainOutput>, AwsError> {
+) -> Result<Option<Arc<DescribeDomainOutput>>, AwsError> {
+    let sm = session.sagemaker();
     if let Some(id) = known
-        && let Some(domain) = sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk).optional()?
+        && let Some(domain) = seen.domains.get(&observe::key(session, id), || describe_domain(sm, id)).await?
     {
         return Ok(Some(domain));
     }
@@ -205,7 +227,7 @@ async fn find_domain(
                 return Err(owner.conflict(&format!("Studio domain {name}"), tags.iter().copied()));
             }
             let id = domain.domain_id().required("ListDomains", "DomainId")?;
-            return Ok(Some(sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk)?));
+            return Ok(Some(Arc::new(sm.describe_domain().domain_id(id).send().await.map_err(AwsError::from_sdk)?)));
         }
     }
     Ok(None)
@@ -334,7 +356,10 @@ pub async fn used_home(
     known_id: Option<&str>,
 ) -> Result<Option<String>, AwsError> {
     let sm = session.sagemaker();
-    let Some(domain) = find_domain(sm, owner, name, known_id).await? else { return Ok(None) };
+    // Teardown decides on reads of its own.
+    let Some(domain) = find_domain(session, &Snapshot::default(), owner, name, known_id).await? else {
+        return Ok(None);
+    };
     let Some(efs) = domain.home_efs_file_system_id() else { return Ok(None) };
     let id = domain.domain_id().required("DescribeDomain", "DomainId")?;
     let listed = sm.list_tags().resource_arn(domain.domain_arn().required("DescribeDomain", "DomainArn")?).send().await;
@@ -451,7 +476,9 @@ pub async fn delete_domain(
     changes: &Changes,
 ) -> StepResult<()> {
     let sm = session.sagemaker();
-    let Some(domain) = find_domain(sm, owner, name, known_id).await? else { return Ok(Step::Ready(())) };
+    let Some(domain) = find_domain(session, &Snapshot::default(), owner, name, known_id).await? else {
+        return Ok(Step::Ready(()));
+    };
     let id = domain.domain_id().required("DescribeDomain", "DomainId")?;
     if domain.status() == Some(&DomainStatus::Deleting) {
         return Ok(Step::Pending(format!("Studio domain {id} is being deleted")));

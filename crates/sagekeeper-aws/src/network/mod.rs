@@ -11,11 +11,13 @@ mod teardown;
 mod vpc_endpoints;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag, TagSpecification, VpcAttributeName};
 
 use crate::errors::{AwsError, Required};
+use crate::observe::Snapshot;
 use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 pub use observe::Observed;
@@ -94,35 +96,87 @@ pub struct NetworkOutputs {
     pub waiting: Option<String>,
 }
 
-/// Which of the VPC's endpoints is not available yet, if any (one call).
-pub async fn endpoints_unavailable(session: &Session, vpc_id: &str) -> Result<Option<String>, AwsError> {
-    vpc_endpoints::unavailable(session.ec2(), vpc_id).await
+/// Which of the VPC's endpoints is not available yet, if any: from what the pass saw of the
+/// VPC's endpoints; while one is not, that is forgotten so the next try looks again.
+pub async fn endpoints_unavailable(
+    session: &Session,
+    seen: &Snapshot,
+    vpc_id: &str,
+) -> Result<Option<String>, AwsError> {
+    let key = crate::observe::key(session, vpc_id);
+    let endpoints = seen.vpc_endpoints.get(&key, || observe::endpoints(session.ec2(), vpc_id)).await?;
+    let unavailable = vpc_endpoints::unavailable(&endpoints);
+    if unavailable.is_some() {
+        seen.vpc_endpoints.forget(&key);
+    }
+    Ok(unavailable)
 }
 
 /// The key under which the S3 gateway endpoint is reported.
 pub const S3_ENDPOINT: &str = "s3";
 
+/// An environment's network in one account as a pass sees it: its VPC and everything in and
+/// around it but the VPC endpoints.
+#[derive(Debug)]
+pub struct SeenNetwork {
+    vpc_id: String,
+    vpc_tags: Vec<Tag>,
+    observed: Observed,
+}
+
 /// Converges the network of one account but its VPC endpoints (VPC, subnets, route tables,
 /// gateways, security groups) and reports its ids, with NAT gateway work still in progress.
-pub async fn ensure_network(session: &Session, plan: &NetworkPlan, changes: &Changes) -> StepResult<NetworkOutputs> {
+/// It starts from what the pass saw of the account's network, and has the pass forget it once
+/// it changed anything.
+pub async fn ensure_network(
+    session: &Session,
+    seen: &Snapshot,
+    plan: &NetworkPlan,
+    changes: &Changes,
+) -> StepResult<NetworkOutputs> {
     let ec2 = session.ec2();
-    let (vpc_id, vpc_tags) = ensure_vpc(ec2, plan, changes).await?;
-    let seen = observe::observe(ec2, &vpc_id, &plan.owner).await?;
-    ensure_tags(ec2, plan, &core_resources(&vpc_id, &vpc_tags, &seen), changes).await?;
+    let key = crate::observe::key(session, &plan.owner.uid);
+    let found = seen.networks.get(&key, || observe::network(ec2, &plan.owner)).await?;
+    let ours = Changes::default();
+    let result = converge_network(ec2, plan, found, &ours).await;
+    if changes.absorb(ours) {
+        seen.networks.forget(&key);
+    }
+    result
+}
+
+async fn converge_network(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    found: Option<Arc<SeenNetwork>>,
+    changes: &Changes,
+) -> StepResult<NetworkOutputs> {
+    let seen = match found {
+        Some(seen) => seen,
+        None => {
+            let (vpc_id, vpc_tags) = create_vpc(ec2, plan, changes).await?;
+            // What AWS made with it (its main route table and default group) is not in the answer.
+            let observed = observe::observe(ec2, &vpc_id, &plan.owner).await?;
+            Arc::new(SeenNetwork { vpc_id, vpc_tags, observed })
+        }
+    };
+    let (vpc_id, seen_vpc) = (&seen.vpc_id, &seen.observed);
+    ensure_dns(ec2, vpc_id, changes).await?;
+    ensure_tags(ec2, plan, &core_resources(vpc_id, &seen.vpc_tags, seen_vpc), changes).await?;
     let mut private = Vec::with_capacity(plan.zones.len());
     for (i, zone) in plan.zones.iter().enumerate() {
-        private.push(ensure_private_zone(ec2, plan, &vpc_id, &seen, i, zone, changes).await?);
+        private.push(ensure_private_zone(ec2, plan, vpc_id, seen_vpc, i, zone, changes).await?);
     }
     let route_tables: Vec<String> = private.iter().map(|(_, rt)| rt.clone()).collect();
-    let internet = gateways::ensure_internet(ec2, plan, &vpc_id, &seen, &route_tables, changes).await?;
-    let groups = ensure_groups(ec2, plan, &vpc_id, &seen, changes).await?;
+    let internet = gateways::ensure_internet(ec2, plan, vpc_id, seen_vpc, &route_tables, changes).await?;
+    let groups = ensure_groups(ec2, plan, vpc_id, seen_vpc, changes).await?;
     let private_subnet_ids: Vec<String> = private.into_iter().map(|(subnet, _)| subnet).collect();
     let (public_subnet_ids, waiting) = match internet {
         Step::Ready(public) => (public, None),
         Step::Pending(why) => (Vec::new(), Some(why)),
     };
     Ok(Step::Ready(NetworkOutputs {
-        vpc_id,
+        vpc_id: vpc_id.clone(),
         private_subnet_ids,
         private_route_table_ids: route_tables,
         public_subnet_ids,
@@ -132,23 +186,41 @@ pub async fn ensure_network(session: &Session, plan: &NetworkPlan, changes: &Cha
 }
 
 /// Converges the VPC endpoints of a network (the S3 gateway and the interface endpoints), side
-/// by side, from one look at the VPC's endpoints.
+/// by side, from what the pass saw of the VPC's endpoints (forgotten once it changed any).
 pub async fn ensure_vpc_endpoints(
     session: &Session,
+    seen: &Snapshot,
     plan: &NetworkPlan,
     network: &NetworkOutputs,
     changes: &Changes,
 ) -> Result<EndpointOutputs, AwsError> {
     let ec2 = session.ec2();
-    let seen = observe::observe_endpoints(ec2, &network.vpc_id, &plan.owner).await?;
-    let ours: Vec<(&str, &[Tag])> = seen
+    let key = crate::observe::key(session, &network.vpc_id);
+    let listed = seen.vpc_endpoints.get(&key, || observe::endpoints(ec2, &network.vpc_id)).await?;
+    let found = Observed::of_endpoints(&listed, &plan.owner);
+    let ours_log = Changes::default();
+    let result = converge_vpc_endpoints(ec2, plan, network, &found, &ours_log).await;
+    if changes.absorb(ours_log) {
+        seen.vpc_endpoints.forget(&key);
+    }
+    result
+}
+
+async fn converge_vpc_endpoints(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    network: &NetworkOutputs,
+    found: &Observed,
+    changes: &Changes,
+) -> Result<EndpointOutputs, AwsError> {
+    let ours: Vec<(&str, &[Tag])> = found
         .endpoints
         .iter()
-        .filter(|e| seen.owns(e.tags()))
+        .filter(|e| found.owns(e.tags()))
         .filter_map(|e| Some((e.vpc_endpoint_id()?, e.tags())))
         .collect();
     ensure_tags(ec2, plan, &ours, changes).await?;
-    let (ids, pending) = vpc_endpoints::ensure_endpoints(ec2, plan, network, &seen, changes).await?;
+    let (ids, pending) = vpc_endpoints::ensure_endpoints(ec2, plan, network, found, changes).await?;
     Ok(EndpointOutputs { ids, pending })
 }
 
@@ -162,36 +234,27 @@ pub struct EndpointOutputs {
     pub pending: Option<String>,
 }
 
-/// The VPC with our owner uid (created if missing), with DNS support and host names on.
-/// Returns its id and its tags.
-async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Result<(String, Vec<Tag>), AwsError> {
-    let found = ec2
-        .describe_vpcs()
-        .filters(observe::owned_by(&plan.owner))
-        .filters(observe::component("vpc"))
+/// Creates the VPC; returns its id and tags.
+async fn create_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Result<(String, Vec<Tag>), AwsError> {
+    let created = ec2
+        .create_vpc()
+        .cidr_block(&plan.vpc_cidr)
+        .tag_specifications(tag_spec(ResourceType::Vpc, &plan.owner.tags("vpc"), &format!("{}-vpc", plan.name)))
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    let (vpc_id, tags) = match found.vpcs().iter().find_map(|v| Some((v.vpc_id()?, v.tags()))) {
-        Some((id, tags)) => (id.to_owned(), tags.to_vec()),
-        None => {
-            let created = ec2
-                .create_vpc()
-                .cidr_block(&plan.vpc_cidr)
-                .tag_specifications(tag_spec(ResourceType::Vpc, &plan.owner.tags("vpc"), &format!("{}-vpc", plan.name)))
-                .send()
-                .await
-                .map_err(AwsError::from_sdk)?;
-            let vpc = created.vpc();
-            let id = vpc.and_then(|v| v.vpc_id()).required("CreateVpc", "VpcId")?;
-            changes.record(Action::Created, format!("VPC {id}"));
-            (id, vpc.map(|v| v.tags().to_vec()).unwrap_or_default())
-        }
-    };
+    let vpc = created.vpc();
+    let id = vpc.and_then(|v| v.vpc_id()).required("CreateVpc", "VpcId")?;
+    changes.record(Action::Created, format!("VPC {id}"));
+    Ok((id, vpc.map(|v| v.tags().to_vec()).unwrap_or_default()))
+}
+
+/// DNS support and host names on (AWS reads a VPC attribute one call at a time).
+async fn ensure_dns(ec2: &Client, vpc_id: &str, changes: &Changes) -> Result<(), AwsError> {
     for attribute in [VpcAttributeName::EnableDnsSupport, VpcAttributeName::EnableDnsHostnames] {
         let current = ec2
             .describe_vpc_attribute()
-            .vpc_id(&vpc_id)
+            .vpc_id(vpc_id)
             .attribute(attribute.clone())
             .send()
             .await
@@ -204,7 +267,7 @@ async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
         .unwrap_or(false);
         if !on {
             let yes = AttributeBooleanValue::builder().value(true).build();
-            let modify = ec2.modify_vpc_attribute().vpc_id(&vpc_id);
+            let modify = ec2.modify_vpc_attribute().vpc_id(vpc_id);
             let modify = match attribute {
                 VpcAttributeName::EnableDnsSupport => modify.enable_dns_support(yes),
                 _ => modify.enable_dns_hostnames(yes),
@@ -213,7 +276,7 @@ async fn ensure_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
             changes.record(Action::Updated, format!("VPC {vpc_id} {attribute}"));
         }
     }
-    Ok((vpc_id, tags))
+    Ok(())
 }
 
 /// The VPC and everything of ours in it that the core observation saw (not the endpoints).

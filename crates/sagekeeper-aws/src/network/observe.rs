@@ -1,12 +1,15 @@
 //! One look at a VPC: a describe per resource type, each filtered by the VPC, so a drift check
 //! costs a fixed handful of read calls however many subnets, groups or endpoints there are.
 
+use std::sync::Arc;
+
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
     Address, Filter, InternetGateway, NatGateway, RouteTable, SecurityGroup, Subnet, Tag, VpcEndpoint,
 };
 use sagekeeper_api::naming::{COMPONENT_TAG, OWNER_UID_TAG};
 
+use super::SeenNetwork;
 use super::vpc_endpoints::EndpointState;
 use crate::errors::AwsError;
 use crate::steps::Owner;
@@ -68,14 +71,28 @@ pub(crate) async fn observe(ec2: &Client, vpc_id: &str, owner: &Owner) -> Result
     })
 }
 
-/// Only the VPC's endpoints (one call), for the endpoints step.
-pub(crate) async fn observe_endpoints(ec2: &Client, vpc_id: &str, owner: &Owner) -> Result<Observed, AwsError> {
-    let endpoints = ec2.describe_vpc_endpoints().filters(vpc(vpc_id)).send().await.map_err(AwsError::from_sdk)?;
-    Ok(Observed {
-        endpoints: live_endpoints(endpoints.vpc_endpoints()),
-        owner_uid: owner.uid.clone(),
-        ..Observed::default()
-    })
+/// The owner's VPC in the account and everything in and around it but the endpoints, in
+/// seven calls; `None` when the owner has no VPC there.
+pub(crate) async fn network(ec2: &Client, owner: &Owner) -> Result<Option<Arc<SeenNetwork>>, AwsError> {
+    let found = ec2
+        .describe_vpcs()
+        .filters(owned_by(owner))
+        .filters(component("vpc"))
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let Some((vpc_id, vpc_tags)) = found.vpcs().iter().find_map(|v| Some((v.vpc_id()?.to_owned(), v.tags().to_vec())))
+    else {
+        return Ok(None);
+    };
+    let observed = observe(ec2, &vpc_id, owner).await?;
+    Ok(Some(Arc::new(SeenNetwork { vpc_id, vpc_tags, observed })))
+}
+
+/// The VPC's endpoints as AWS lists them, deleted ones included (one call).
+pub(crate) async fn endpoints(ec2: &Client, vpc_id: &str) -> Result<Arc<Vec<VpcEndpoint>>, AwsError> {
+    let listed = ec2.describe_vpc_endpoints().filters(vpc(vpc_id)).send().await.map_err(AwsError::from_sdk)?;
+    Ok(Arc::new(listed.vpc_endpoints().to_vec()))
 }
 
 /// Endpoints but those deleted or being deleted, which linger in describe results for a while.
@@ -93,6 +110,11 @@ pub(crate) fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
 }
 
 impl Observed {
+    /// Only the live ones of a VPC's endpoints, for the endpoints step.
+    pub(crate) fn of_endpoints(listed: &[VpcEndpoint], owner: &Owner) -> Self {
+        Self { endpoints: live_endpoints(listed), owner_uid: owner.uid.clone(), ..Self::default() }
+    }
+
     /// True when the tags carry our owner uid and the given component.
     pub(crate) fn is(&self, tags: &[Tag], component: &str) -> bool {
         tag(tags, OWNER_UID_TAG) == Some(self.owner_uid.as_str()) && tag(tags, COMPONENT_TAG) == Some(component)

@@ -27,7 +27,7 @@ pub async fn delete_network(session: &Session, owner: &Owner, changes: &Changes)
         .map_err(AwsError::from_sdk)?;
     for vpc_id in vpcs.vpcs().iter().filter_map(|v| v.vpc_id()) {
         let mut seen = observe::observe(ec2, vpc_id, owner).await?;
-        seen.endpoints = observe::observe_endpoints(ec2, vpc_id, owner).await?.endpoints;
+        seen.endpoints = Observed::of_endpoints(&observe::endpoints(ec2, vpc_id).await?, owner).endpoints;
         if let Step::Pending(why) = delete_vpc(ec2, vpc_id, &seen, changes).await? {
             return Ok(Step::Pending(why));
         }

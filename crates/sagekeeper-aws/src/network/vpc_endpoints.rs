@@ -136,23 +136,16 @@ fn component_of(endpoint: &VpcEndpoint) -> &str {
     super::observe::tag(endpoint.tags(), sagekeeper_api::naming::COMPONENT_TAG).unwrap_or_default()
 }
 
-/// One endpoint: created when missing, its attachments and policy put back when they drifted.
-/// Which of the VPC's endpoints is not available yet, if any: one filtered call, for waiting on
-/// endpoints without converging the whole network again.
-pub(crate) async fn unavailable(ec2: &Client, vpc_id: &str) -> Result<Option<String>, AwsError> {
-    let found = ec2
-        .describe_vpc_endpoints()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(vpc_id).build())
-        .send()
-        .await
-        .map_err(AwsError::from_sdk)?;
-    Ok(found.vpc_endpoints().iter().find_map(|e| {
+/// Which of the VPC's endpoints is not available yet, if any.
+pub(crate) fn unavailable(listed: &[VpcEndpoint]) -> Option<String> {
+    listed.iter().find_map(|e| {
         let state = EndpointState::of(e.state());
         (state != EndpointState::Available)
             .then(|| format!("VPC endpoint {} is {state}", e.vpc_endpoint_id().unwrap_or("?")))
-    }))
+    })
 }
 
+/// One endpoint: created when missing, its attachments and policy put back when they drifted.
 /// Returns its id and, while it is not available yet, what it waits for.
 async fn ensure_endpoint(
     ec2: &Client,

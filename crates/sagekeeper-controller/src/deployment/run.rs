@@ -9,7 +9,7 @@ use sagekeeper_api::deployment::StageAccountStatus;
 use sagekeeper_api::naming::DeploymentNames;
 use sagekeeper_aws::registry::{self, Approval as Registered, Version};
 use sagekeeper_aws::steps::{Changes, Owner};
-use sagekeeper_aws::{AwsError, Session};
+use sagekeeper_aws::{AwsError, Session, Snapshot};
 
 use super::gate::{self, Decision};
 use super::plan::{DeployStep, Place, Plan};
@@ -45,7 +45,8 @@ pub(super) struct Gated {
 
 /// Runs the deployment's graph once.
 pub(super) async fn run(ctx: &Context, plan: &Plan, changes: &Changes) -> Results<DeployStep, DeployOutput> {
-    let pass = Pass { ctx, plan, changes };
+    let seen = Snapshot::default();
+    let pass = Pass { ctx, plan, changes, seen: &seen };
     let steps = plan
         .graph()
         .into_iter()
@@ -63,6 +64,8 @@ struct Pass<'a> {
     ctx: &'a Context,
     plan: &'a Plan,
     changes: &'a Changes,
+    /// What the pass has read of AWS so far.
+    seen: &'a Snapshot,
 }
 
 impl Pass<'_> {
@@ -95,11 +98,8 @@ impl Pass<'_> {
         match &id {
             S::Registry => {
                 let session = self.session(&plan.dev.access);
-                let found = versions(plan, &session).await;
-                Done::from_aws(
-                    found.map(|v| DeployOutput::Versions(Arc::new(v))),
-                    format!("model package group {}", plan.group),
-                )
+                let found = versions(plan, &session, self.seen).await;
+                Done::from_aws(found.map(DeployOutput::Versions), format!("model package group {}", plan.group))
             }
             S::Gate(n) => {
                 let Some(DeployOutput::Versions(versions)) = inputs.get(&S::Registry) else {
@@ -247,11 +247,12 @@ pub(super) fn decide(plan: &Plan, n: usize, versions: &[Version], earlier: Vec<(
 /// The versions a pass decides from: the newest hundred (one call), and in a registry with more,
 /// the ones the deployment names that are older (the newest Approved one, a pinned
 /// modelVersion, approvedVersions, what the stages serve), each looked up once.
-async fn versions(plan: &Plan, session: &Session) -> Result<Vec<Version>, AwsError> {
-    let mut versions = registry::versions(session, &plan.group).await?;
-    if versions.len() < registry::NEWEST {
-        return Ok(versions);
+async fn versions(plan: &Plan, session: &Session, seen: &Snapshot) -> Result<Arc<Vec<Version>>, AwsError> {
+    let newest = registry::versions(session, seen, &plan.group).await?;
+    if newest.len() < registry::NEWEST {
+        return Ok(newest);
     }
+    let mut versions = newest.as_ref().clone();
     if plan.following() && !versions.iter().any(|v| v.approval_status == Registered::Approved) {
         versions.extend(registry::newest_approved(session, &plan.group).await?);
     }
@@ -262,7 +263,7 @@ async fn versions(plan: &Plan, session: &Session) -> Result<Vec<Version>, AwsErr
             versions.push(v);
         }
     }
-    Ok(versions)
+    Ok(Arc::new(versions))
 }
 
 /// `arn:...:model-package/<group>/<version>` from the group's ARN.

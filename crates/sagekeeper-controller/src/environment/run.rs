@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use futures::FutureExt;
 use sagekeeper_api::DataScienceEnvironmentStatus;
 use sagekeeper_api::environment::{Persona, RetainedResource, TargetAccountStatus};
+use sagekeeper_aws::Snapshot;
 use sagekeeper_aws::iam::{self, RoleOutputs, RolePlan};
 use sagekeeper_aws::kms::{self, KeyOutputs, KeyPlan};
 use sagekeeper_aws::network::{self, EndpointOutputs, NetworkOutputs, S3_ENDPOINT};
@@ -61,7 +62,8 @@ pub(crate) async fn run(
 ) -> Results<EnvStep, EnvOutput> {
     let leaving = leaving(plan, previous);
     let names: Vec<String> = leaving.iter().map(|t| t.account.clone()).collect();
-    let pass = Pass { ctx, plan, previous, changes, leaving: &leaving };
+    let seen = Snapshot::default();
+    let pass = Pass { ctx, plan, previous, changes, leaving: &leaving, seen: &seen };
     let steps = plan
         .graph(&names)
         .into_iter()
@@ -95,6 +97,8 @@ struct Pass<'a> {
     previous: &'a DataScienceEnvironmentStatus,
     changes: &'a Changes,
     leaving: &'a [TargetAccountStatus],
+    /// What the pass has read of AWS so far, by account and resource family.
+    seen: &'a Snapshot,
 }
 
 impl<'a> Pass<'a> {
@@ -141,15 +145,17 @@ impl<'a> Pass<'a> {
         let dev = || self.ctx.sessions.session(&plan.dev.access);
         match id {
             S::Network => {
-                let result = network::ensure_network(&dev(), &plan.network, self.changes).await;
+                let result = network::ensure_network(&dev(), self.seen, &plan.network, self.changes).await;
                 Done::from_step(result, format!("VPC of {}", plan.names.owner())).map(EnvOutput::Network)
             }
             S::VpcEndpoints => {
                 let Some(EnvOutput::Network(net)) = inputs.get(&S::Network) else { return Done::missing(&S::Network) };
-                let result = network::ensure_vpc_endpoints(&dev(), &plan.network, net, self.changes).await;
+                let result = network::ensure_vpc_endpoints(&dev(), self.seen, &plan.network, net, self.changes).await;
                 Done::from_aws(result.map(EnvOutput::Endpoints), format!("VPC endpoints of {}", net.vpc_id))
             }
-            S::NetworkAvailable => available(&dev(), inputs.get(&S::Network), inputs.get(&S::VpcEndpoints)).await,
+            S::NetworkAvailable => {
+                available(&dev(), self.seen, inputs.get(&S::Network), inputs.get(&S::VpcEndpoints)).await
+            }
             S::Key(purpose) => {
                 let key = key_plan(plan, &plan.dev, purpose.name(), plan.names.key_alias(purpose.name()));
                 let result = kms::ensure_key(&dev(), &key, self.changes).await;
@@ -177,7 +183,7 @@ impl<'a> Pass<'a> {
             // Polled on its own, in one call, while the domain step's outputs are reused.
             S::DomainInService => match inputs.get(&S::Domain) {
                 Some(EnvOutput::Domain(Some((domain, Some(_))))) => {
-                    let result = studio::domain_in_service(&dev(), &domain.id).await;
+                    let result = studio::domain_in_service(&dev(), self.seen, &domain.id).await;
                     Done::from_step(result, format!("Studio domain {}", domain.id)).map(|()| EnvOutput::Done)
                 }
                 Some(EnvOutput::Domain(_)) => Done::Ready(EnvOutput::Done),
@@ -187,7 +193,7 @@ impl<'a> Pass<'a> {
             S::TargetNetwork(name) => {
                 let Some(target) = self.target(&name) else { return Done::missing(&S::TargetNetwork(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = network::ensure_network(&session, &target.network, self.changes).await;
+                let result = network::ensure_network(&session, self.seen, &target.network, self.changes).await;
                 Done::from_step(result, format!("VPC in {}", target.account.name)).map(EnvOutput::Network)
             }
             S::TargetVpcEndpoints(name) => {
@@ -196,7 +202,8 @@ impl<'a> Pass<'a> {
                     return Done::missing(&S::TargetNetwork(name));
                 };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = network::ensure_vpc_endpoints(&session, &target.network, net, self.changes).await;
+                let result =
+                    network::ensure_vpc_endpoints(&session, self.seen, &target.network, net, self.changes).await;
                 let resource = format!("VPC endpoints of {} in {}", net.vpc_id, target.account.name);
                 Done::from_aws(result.map(EnvOutput::Endpoints), resource)
             }
@@ -204,7 +211,7 @@ impl<'a> Pass<'a> {
                 let Some(target) = self.target(&name) else { return Done::missing(&S::TargetNetworkAvailable(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
                 let endpoints = inputs.get(&S::TargetVpcEndpoints(name.clone()));
-                available(&session, inputs.get(&S::TargetNetwork(name)), endpoints).await
+                available(&session, self.seen, inputs.get(&S::TargetNetwork(name)), endpoints).await
             }
             S::TargetKey(name) => {
                 let Some(target) = self.target(&name) else { return Done::missing(&S::TargetKey(name)) };
@@ -377,7 +384,7 @@ impl<'a> Pass<'a> {
             execution_role_arn: plan.role_arn(&plan.dev.account_id, &plan.roles.execution),
             home_used: !studio_plan.profiles.is_empty(),
         };
-        match studio::ensure_domain(&session, &domain, self.changes).await {
+        match studio::ensure_domain(&session, self.seen, &domain, self.changes).await {
             Ok((outputs, AwsStep::Ready(()))) => Done::Ready(EnvOutput::Domain(Some((outputs, None)))),
             Ok((outputs, AwsStep::Pending(why))) => Done::Ready(EnvOutput::Domain(Some((outputs, Some(why))))),
             Err(e) => Done::Failed(Failure::new(e, format!("Studio domain {}", domain.name))),
@@ -506,6 +513,7 @@ impl<'a> Pass<'a> {
 /// endpoints are polled in one call while the network step's outputs are reused.
 async fn available(
     session: &sagekeeper_aws::Session,
+    seen: &Snapshot,
     network: Option<&EnvOutput>,
     endpoints: Option<&EnvOutput>,
 ) -> Done<EnvOutput> {
@@ -518,7 +526,7 @@ async fn available(
     if e.pending.is_none() {
         return Done::Ready(EnvOutput::Done);
     }
-    match network::endpoints_unavailable(session, &n.vpc_id).await {
+    match network::endpoints_unavailable(session, seen, &n.vpc_id).await {
         Ok(None) => Done::Ready(EnvOutput::Done),
         Ok(Some(why)) => Done::pending(why),
         Err(e) => Done::Failed(Failure::new(e, format!("VPC endpoints of {}", n.vpc_id))),

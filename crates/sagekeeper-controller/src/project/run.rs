@@ -7,7 +7,7 @@ use futures::FutureExt;
 use sagekeeper_aws::pipelines::{self, Execution};
 use sagekeeper_aws::registry::{self, Version};
 use sagekeeper_aws::steps::Changes;
-use sagekeeper_aws::{AwsError, Session};
+use sagekeeper_aws::{AwsError, Session, Snapshot};
 use sagekeeper_policy::pipeline::{self as template, ABALONE_ASSETS};
 
 use super::plan::{Plan, ProjectStep};
@@ -40,7 +40,8 @@ pub(crate) async fn run(
     light: bool,
     changes: &Changes,
 ) -> Results<ProjectStep, ProjectOutput> {
-    let pass = Pass { plan, session, changes };
+    let seen = Snapshot::default();
+    let pass = Pass { plan, session, changes, seen: &seen };
     let steps = plan
         .graph(light)
         .into_iter()
@@ -58,6 +59,8 @@ struct Pass<'a> {
     plan: &'a Plan,
     session: &'a Session,
     changes: &'a Changes,
+    /// What the pass has read of AWS so far.
+    seen: &'a Snapshot,
 }
 
 impl Pass<'_> {
@@ -108,7 +111,7 @@ impl Pass<'_> {
                 )
             }
             S::Versions => {
-                let result: Result<_, AwsError> = registry::latest_versions(session, &plan.group).await;
+                let result: Result<_, AwsError> = registry::latest_versions(session, self.seen, &plan.group).await;
                 Done::from_aws(result.map(|(latest, approved)| ProjectOutput::Versions { latest, approved }), group)
             }
         }

@@ -1,0 +1,168 @@
+//! Observe: what one pass of an object reads of AWS, per account and resource family, held in
+//! one value that every step of the pass receives. The steps ask the snapshot, never AWS, for
+//! what a family holds:
+//!
+//! - each family is read once per account, on first ask, however many steps ask; asks that
+//!   arrive while it is being read wait for that one read;
+//! - a step that changes what a family holds forgets it, so the next ask reads again (a step
+//!   never decides a write on what another step's write made stale);
+//! - a step waiting for AWS to finish something forgets what it saw when it is still waiting,
+//!   so its next try reads again.
+//!
+//! A snapshot lives for one pass, so what it holds is as fresh as a step's own read would be:
+//! a write decided on it is decided on a fresh read. Sharing observations across objects and
+//! passes changes where a snapshot lives, not the steps that ask it.
+//!
+//! Families with a batched read: an account's network (its VPC found by owner tag, then one
+//! describe per resource type filtered by the VPC), a VPC's endpoints, a Studio domain, and a
+//! model package group's newest versions. What AWS offers no batch read for (a key and its
+//! policy, a bucket's settings, a role and its policies, a pipeline, a SageMaker endpoint) is
+//! read by the step that ensures it, right before it decides.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use aws_sdk_ec2::types::VpcEndpoint;
+use aws_sdk_sagemaker::operation::describe_domain::DescribeDomainOutput;
+use tokio::sync::OnceCell;
+
+use crate::errors::AwsError;
+use crate::network::SeenNetwork;
+use crate::registry::Version;
+use crate::sessions::{AccountAccess, Session};
+
+/// What one pass has read of AWS so far, by account and resource family.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// An environment's network in an account, by owner uid: `None` when it has no VPC.
+    pub(crate) networks: Family<(AccountAccess, String), Option<Arc<SeenNetwork>>>,
+    /// A VPC's endpoints as AWS lists them (deleted ones included), by VPC id.
+    pub(crate) vpc_endpoints: Family<(AccountAccess, String), Arc<Vec<VpcEndpoint>>>,
+    /// A Studio domain by id: `None` when there is none.
+    pub(crate) domains: Family<(AccountAccess, String), Option<Arc<DescribeDomainOutput>>>,
+    /// A model package group's newest versions, newest first, by group name.
+    pub(crate) versions: Family<(AccountAccess, String), Arc<Vec<Version>>>,
+}
+
+impl Snapshot {
+    /// How many reads it made and how many asks it answered from them, over every family.
+    pub fn reads(&self) -> Reads {
+        [self.networks.reads(), self.vpc_endpoints.reads(), self.domains.reads(), self.versions.reads()]
+            .into_iter()
+            .fold(Reads::default(), |all, r| Reads { made: all.made + r.made, asked: all.asked + r.asked })
+    }
+}
+
+/// The key of what `session` reads about `what`.
+pub(crate) fn key(session: &Session, what: &str) -> (AccountAccess, String) {
+    (session.access.clone(), what.to_owned())
+}
+
+/// Reads made and asks answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// Reads sent to AWS.
+    pub made: u64,
+    /// Asks, answered by a read or from one already made.
+    pub asked: u64,
+}
+
+/// One resource family: a value per key, read once on first ask.
+#[derive(Debug)]
+pub(crate) struct Family<K, V> {
+    cells: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
+    reads: Mutex<Reads>,
+}
+
+impl<K, V> Default for Family<K, V> {
+    fn default() -> Self {
+        Self { cells: Mutex::default(), reads: Mutex::default() }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
+    /// The value of `key`: read with `read` on the first ask, or while every earlier read
+    /// failed (a failure is not kept: the next ask tries again).
+    pub(crate) async fn get<F, Fut>(&self, key: &K, read: F) -> Result<V, AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, AwsError>>,
+    {
+        let cell = self.cells.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone();
+        self.count(|r| r.asked += 1);
+        let value = cell
+            .get_or_try_init(|| {
+                self.count(|r| r.made += 1);
+                read()
+            })
+            .await?;
+        Ok(value.clone())
+    }
+
+    /// Forgets `key`: the next ask reads it again.
+    pub(crate) fn forget(&self, key: &K) {
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Reads)) {
+        f(&mut self.reads.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    fn reads(&self) -> Reads {
+        *self.reads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn family() -> Family<&'static str, u32> {
+        Family::default()
+    }
+
+    async fn read(calls: &AtomicU32) -> Result<u32, AwsError> {
+        tokio::task::yield_now().await;
+        Ok(calls.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    #[tokio::test]
+    async fn concurrent_asks_for_one_key_make_one_read() {
+        let (f, calls) = (family(), AtomicU32::new(0));
+        let (a, b, c) = tokio::join!(f.get(&"vpc", || read(&calls)), f.get(&"vpc", || read(&calls)), async {
+            f.get(&"vpc", || read(&calls)).await
+        });
+        assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (1, 1, 1));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(f.reads(), Reads { made: 1, asked: 3 });
+    }
+
+    #[tokio::test]
+    async fn each_key_is_read_on_its_own() {
+        let (f, calls) = (family(), AtomicU32::new(0));
+        assert_eq!(f.get(&"dev", || read(&calls)).await.unwrap(), 1);
+        assert_eq!(f.get(&"staging", || read(&calls)).await.unwrap(), 2);
+        assert_eq!(f.get(&"dev", || read(&calls)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_key_is_read_again() {
+        let (f, calls) = (family(), AtomicU32::new(0));
+        assert_eq!(f.get(&"vpc", || read(&calls)).await.unwrap(), 1);
+        f.forget(&"vpc");
+        assert_eq!(f.get(&"vpc", || read(&calls)).await.unwrap(), 2);
+        assert_eq!(f.reads(), Reads { made: 2, asked: 2 });
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_not_kept() {
+        let (f, calls) = (family(), AtomicU32::new(0));
+        let refused = f.get(&"vpc", || async { Err(AwsError::from_code("Throttling", "slow down", None)) }).await;
+        assert_eq!(refused.unwrap_err().code, "Throttling");
+        assert_eq!(f.get(&"vpc", || read(&calls)).await.unwrap(), 1);
+    }
+}
