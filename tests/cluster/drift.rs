@@ -54,8 +54,10 @@ async fn drift_check(t: &TestEnv) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converged_drift_check_makes_only_read_calls() {
     let t = TestEnv::new("drift-reads-only").await;
-    let _controller = t.controller().await;
+    let controller = t.controller().await;
     converged(&t).await;
+    quiet(&t).await;
+    let observed_before = observe_reads(&controller.metrics);
     drift_check(&t).await;
     let all = calls(&t);
     let writes: Vec<_> = all.iter().filter(|(_, op)| !is_read(op)).collect();
@@ -71,6 +73,29 @@ async fn converged_drift_check_makes_only_read_calls() {
         *by_operation.entry(op).or_default() += 1;
     }
     eprintln!("drift check: {} read calls: {by_operation:?}", all.len());
+    // The steps asked the pass's snapshot: each batched family read (an account's network,
+    // found by DescribeVpcs; a VPC's endpoints; the domain) is one observe read in the metric.
+    let family_reads: usize = ["DescribeVpcs", "DescribeVpcEndpoints", "DescribeDomain"]
+        .iter()
+        .map(|op| by_operation.get(op).copied().unwrap_or(0))
+        .sum();
+    let observed = observe_reads(&controller.metrics) - observed_before;
+    assert_eq!(observed as usize, family_reads, "observe reads vs family calls: {by_operation:?}");
+}
+
+/// `sagekeeper_observe_asks_total{kind="DataScienceEnvironment",answer="read"}`.
+fn observe_reads(metrics: &sagekeeper_controller::metrics::Metrics) -> u64 {
+    let families = metrics.registry.gather();
+    families
+        .iter()
+        .filter(|m| m.name() == "sagekeeper_observe_asks_total")
+        .flat_map(|m| m.get_metric())
+        .filter(|s| {
+            let label = |name: &str| s.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_owned());
+            label("kind").as_deref() == Some("DataScienceEnvironment") && label("answer").as_deref() == Some("read")
+        })
+        .map(|s| s.get_counter().get_value() as u64)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use sagekeeper_aws::AwsCallMetrics;
+use sagekeeper_aws::observe::Reads;
 
 /// All metrics sagekeeper exports, registered in one registry.
 #[derive(Clone, Debug)]
@@ -20,6 +21,7 @@ pub struct Metrics {
     leader: IntGauge,
     step_duration: HistogramVec,
     step_failures: IntCounterVec,
+    observe_asks: IntCounterVec,
 }
 
 impl Metrics {
@@ -50,6 +52,14 @@ impl Metrics {
             Opts::new("sagekeeper_step_failures_total", "Failed plan steps by kind, step and error category"),
             &["kind", "step", "category"],
         )?;
+        let observe_asks = IntCounterVec::new(
+            Opts::new(
+                "sagekeeper_observe_asks_total",
+                "Steps' asks for observed AWS state by kind, answered by a read or from the pass's snapshot",
+            ),
+            &["kind", "answer"],
+        )?;
+        registry.register(Box::new(observe_asks.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -64,7 +74,18 @@ impl Metrics {
             duration.with_label_values(&[kind]);
             longest.with_label_values(&[kind]);
         }
-        Ok(Self { registry, aws, reconciles, errors, duration, longest, leader, step_duration, step_failures })
+        Ok(Self {
+            registry,
+            aws,
+            reconciles,
+            errors,
+            duration,
+            longest,
+            leader,
+            step_duration,
+            step_failures,
+            observe_asks,
+        })
     }
 
     /// Counts one reconcile of `kind` and times it until the guard drops.
@@ -89,6 +110,12 @@ impl Metrics {
         if let Some(category) = failure {
             self.step_failures.with_label_values(&[kind, step, category]).inc();
         }
+    }
+
+    /// Records how one pass of `kind` observed: reads made, and asks answered from them.
+    pub(crate) fn observed(&self, kind: &str, reads: Reads) {
+        self.observe_asks.with_label_values(&[kind, "read"]).inc_by(reads.made);
+        self.observe_asks.with_label_values(&[kind, "snapshot"]).inc_by(reads.asked.saturating_sub(reads.made));
     }
 
     /// Records whether this replica leads.

@@ -56,7 +56,9 @@ pub(super) async fn run(ctx: &Context, plan: &Plan, changes: &Changes) -> Result
             Step::new(id, needs, lane, move |inputs| pass.ensure(step.clone(), inputs).boxed()).after(after)
         })
         .collect();
-    ctx.runner().run("ModelDeployment", steps, &BTreeMap::new()).await
+    let results = ctx.runner().run("ModelDeployment", steps, &BTreeMap::new()).await;
+    ctx.metrics.observed("ModelDeployment", seen.reads());
+    results
 }
 
 #[derive(Clone, Copy)]

@@ -73,7 +73,9 @@ pub(crate) async fn run(
             Step::new(id, needs, lane, move |inputs| pass.ensure(step.clone(), inputs).boxed())
         })
         .collect();
-    ctx.runner().run("DataScienceEnvironment", steps, reuse).await
+    let results = ctx.runner().run("DataScienceEnvironment", steps, reuse).await;
+    ctx.metrics.observed("DataScienceEnvironment", seen.reads());
+    results
 }
 
 /// What the next pass of an object still converging may reuse: every ready output, except a

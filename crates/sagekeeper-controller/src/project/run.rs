@@ -51,7 +51,9 @@ pub(crate) async fn run(
             Step::new(id, needs, Lane::new(account, service), move |inputs| pass.ensure(step.clone(), inputs).boxed())
         })
         .collect();
-    ctx.runner().run("MLOpsProject", steps, &BTreeMap::new()).await
+    let results = ctx.runner().run("MLOpsProject", steps, &BTreeMap::new()).await;
+    ctx.metrics.observed("MLOpsProject", seen.reads());
+    results
 }
 
 #[derive(Clone, Copy)]
