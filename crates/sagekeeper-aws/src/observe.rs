@@ -32,6 +32,7 @@ use crate::errors::AwsError;
 use crate::network::SeenNetwork;
 use crate::registry::Version;
 use crate::sessions::{AccountAccess, Session};
+use crate::steps::Changes;
 
 /// What one pass has read of AWS so far, by account and resource family.
 #[derive(Debug, Default)]
@@ -101,6 +102,17 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
         Ok(value.clone())
     }
 
+    /// Runs `write` with a log of its own, moves what it recorded into `changes`, and forgets
+    /// `key` when it wrote anything (whatever other steps wrote meanwhile).
+    pub(crate) async fn writing<T>(&self, key: &K, changes: &Changes, write: impl AsyncFnOnce(&Changes) -> T) -> T {
+        let ours = Changes::default();
+        let result = write(&ours).await;
+        if changes.absorb(ours) {
+            self.forget(key);
+        }
+        result
+    }
+
     /// Forgets `key`: the next ask reads it again.
     pub(crate) fn forget(&self, key: &K) {
         self.cells.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
@@ -156,6 +168,18 @@ mod tests {
         f.forget(&"vpc");
         assert_eq!(f.get(&"vpc", || read(&calls)).await.unwrap(), 2);
         assert_eq!(f.reads(), Reads { made: 2, asked: 2 });
+    }
+
+    #[tokio::test]
+    async fn a_write_forgets_its_key_and_a_step_that_wrote_nothing_keeps_it() {
+        let (f, calls, changes) = (family(), AtomicU32::new(0), Changes::default());
+        f.get(&"vpc", || read(&calls)).await.unwrap();
+        f.writing(&"vpc", &changes, async |_| ()).await;
+        assert_eq!(f.get(&"vpc", || read(&calls)).await.unwrap(), 1, "nothing written, nothing forgotten");
+        changes.record(crate::steps::Action::Created, "another step's subnet");
+        f.writing(&"vpc", &changes, async |ours| ours.record(crate::steps::Action::Updated, "VPC")).await;
+        assert_eq!(f.get(&"vpc", || read(&calls)).await.unwrap(), 2, "its own write forgets it");
+        assert_eq!(changes.take().len(), 2, "the step's write is in the pass's log");
     }
 
     #[tokio::test]

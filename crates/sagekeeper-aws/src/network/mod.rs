@@ -137,12 +137,7 @@ pub async fn ensure_network(
     let ec2 = session.ec2();
     let key = crate::observe::key(session, &plan.owner.uid);
     let found = seen.networks.get(&key, || observe::network(ec2, &plan.owner)).await?;
-    let ours = Changes::default();
-    let result = converge_network(ec2, plan, found, &ours).await;
-    if changes.absorb(ours) {
-        seen.networks.forget(&key);
-    }
-    result
+    seen.networks.writing(&key, changes, async |ours| converge_network(ec2, plan, found, ours).await).await
 }
 
 async fn converge_network(
@@ -198,12 +193,8 @@ pub async fn ensure_vpc_endpoints(
     let key = crate::observe::key(session, &network.vpc_id);
     let listed = seen.vpc_endpoints.get(&key, || observe::endpoints(ec2, &network.vpc_id)).await?;
     let found = Observed::of_endpoints(&listed, &plan.owner);
-    let ours_log = Changes::default();
-    let result = converge_vpc_endpoints(ec2, plan, network, &found, &ours_log).await;
-    if changes.absorb(ours_log) {
-        seen.vpc_endpoints.forget(&key);
-    }
-    result
+    let converge = async |ours: &Changes| converge_vpc_endpoints(ec2, plan, network, &found, ours).await;
+    seen.vpc_endpoints.writing(&key, changes, converge).await
 }
 
 async fn converge_vpc_endpoints(
