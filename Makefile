@@ -43,7 +43,7 @@ lint-policies: $(LINT_VENV)/.installed ## parliament over the shipped and genera
 	$(LINT_VENV)/bin/python tests/lint/check.py --generated $(POLICY_DUMP)
 
 .PHONY: stack-bins
-stack-bins: ## Build kube-apiserver, etcd and kubectl from their Go modules (cached)
+stack-bins: ## Build kube-apiserver, etcd, kubectl and helm from their Go modules (cached)
 	@tests/stack/build-bins.sh >/dev/null
 
 .PHONY: build
@@ -51,8 +51,13 @@ build: ## Build the workspace, the sagekeeper binary included
 	$(CARGO) build --workspace --all-targets
 
 .PHONY: crds
-crds: ## Regenerate crds/ from the Rust types
+crds: ## Regenerate crds/ from the Rust types (and the chart's copy, and deploy/kubernetes/)
 	$(CARGO) run --quiet -p sagekeeper -- crds --out crds
+	@$(MAKE) --no-print-directory manifests
+
+.PHONY: manifests
+manifests: stack-bins ## Render deploy/helm/sagekeeper into deploy/kubernetes/sagekeeper.yaml; copy crds/ into the chart
+	@tests/stack/render-chart.sh
 
 .PHONY: lint
 lint: ## rustfmt and clippy (warnings are errors)

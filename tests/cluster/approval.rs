@@ -1,4 +1,4 @@
-//! Separation of duties in Kubernetes: `deploy/kubernetes/approval.yaml` on the real API server,
+//! Separation of duties in Kubernetes: `deploy/helm/sagekeeper/templates/approval.yaml` (rendered into `deploy/kubernetes/`) on the real API server,
 //! acting as impersonated users. A team editor may edit the team's objects but not approve: not
 //! set or change an approved version, make a stage or a project approve automatically, make a user
 //! TeamAdmin or name who may act as a persona. An approver may. The controller's own writes (status,
@@ -253,7 +253,7 @@ async fn the_controllers_own_writes_pass_the_gate() {
         .create(&PostParams::default(), &object("ModelDeployment", "churn", spec))
         .await
         .expect("an approver creates an approved deployment");
-    // The controller (its ServiceAccount, with deploy/kubernetes/rbac.yaml's ClusterRole) adds
+    // The controller (its ServiceAccount, with the chart's ClusterRole) adds
     // its finalizer to the object and writes status: neither is an approval.
     let controller = api::<ModelDeployment>(&t, &as_user(&t, CONTROLLER).await);
     let finalizer = json!({"metadata": {"finalizers": ["sagekeeper.io/cleanup"]}});

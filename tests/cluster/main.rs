@@ -7,6 +7,7 @@ mod admission;
 mod approval;
 mod bench;
 mod changes;
+mod chart;
 mod crash;
 mod deletion;
 mod deployments;

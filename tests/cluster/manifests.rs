@@ -23,7 +23,7 @@ fn shipped<K: serde::de::DeserializeOwned>(file: &str, kind: &str) -> Vec<K> {
 
 /// A pod made from the shipped Deployment's template, as its ReplicaSet would make it.
 fn controller_pod() -> Pod {
-    let deployment = shipped::<Deployment>("controller.yaml", "Deployment").remove(0);
+    let deployment = shipped::<Deployment>("sagekeeper.yaml", "Deployment").remove(0);
     let template = deployment.spec.unwrap().template;
     Pod {
         metadata: ObjectMeta {

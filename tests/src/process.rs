@@ -90,21 +90,21 @@ impl TestEnv {
 }
 
 impl TestEnv {
-    /// The shipped leader-election Role and RoleBinding (`deploy/kubernetes/rbac.yaml`), moved to
-    /// the test namespace where this test's lease lives.
+    /// The shipped leader-election Role and RoleBinding (`deploy/kubernetes/sagekeeper.yaml`,
+    /// the chart rendered), moved to the test namespace where this test's lease lives.
     fn grant_lease(&self) {
-        let rbac = std::fs::read_to_string(crate::stack::repo_root().join("deploy/kubernetes/rbac.yaml"))
-            .expect("read rbac.yaml");
+        let rbac = std::fs::read_to_string(crate::stack::repo_root().join("deploy/kubernetes/sagekeeper.yaml"))
+            .expect("read sagekeeper.yaml");
         let mut docs = Vec::new();
         for doc in serde_yaml::Deserializer::from_str(&rbac) {
-            let mut value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).expect("rbac.yaml");
+            let mut value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).expect("sagekeeper.yaml");
             let namespaced = matches!(value["kind"].as_str(), Some("Role" | "RoleBinding"));
             if namespaced && value["metadata"]["name"] == "sagekeeper-leader-election" {
                 value["metadata"]["namespace"] = self.namespace.clone().into();
                 docs.push(serde_yaml::to_string(&value).expect("YAML"));
             }
         }
-        assert_eq!(docs.len(), 2, "rbac.yaml has the leader-election Role and RoleBinding");
+        assert_eq!(docs.len(), 2, "sagekeeper.yaml has the leader-election Role and RoleBinding");
         let out = self.stack().kubectl_with_input(&["apply", "-f", "-"], Some(&docs.join("---\n")));
         assert!(out.status.success(), "granting the lease: {}", String::from_utf8_lossy(&out.stderr));
     }

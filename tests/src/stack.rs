@@ -70,12 +70,12 @@ fn write_impersonating(from: &Path, to: &Path, user: &str) {
     std::fs::write(to, serde_yaml::to_string(&config).expect("kubeconfig YAML")).expect("write kubeconfig");
 }
 
-/// All of `deploy/kubernetes/` as a platform team installs it: the controller's namespace,
-/// ServiceAccount and RBAC, and the approval gate. The API server runs no controllers, so the
+/// All of `deploy/kubernetes/` as a platform team installs it: the controller's namespace, then
+/// the chart rendered with its defaults (ServiceAccount, RBAC, the approval gate, the Deployment). The API server runs no controllers, so the
 /// Deployment makes no pods; tests run the controller in process or as a local process, acting as
 /// that ServiceAccount.
 fn install_manifests(stack: &Stack) {
-    for file in ["controller.yaml", "rbac.yaml", "approval.yaml"] {
+    for file in ["namespace.yaml", "sagekeeper.yaml"] {
         let path = repo_root().join("deploy/kubernetes").join(file);
         let out = stack.kubectl(&[
             "apply",

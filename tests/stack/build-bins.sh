@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd for the local stack from the official Go modules
-# pinned in tests/stack/{k8s,etcd}/go.mod, into a cache folder outside the work tree.
+# Builds kube-apiserver, kubectl and etcd for the local stack, and helm for the chart tests, from
+# the official Go modules pinned in tests/stack/{k8s,etcd,helm}/go.mod, into a cache folder
+# outside the work tree.
 # A second run finds the binaries and returns at once. Prints the bin folder.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 k8s_version=$(grep -oE 'k8s.io/kubernetes v[0-9.]+' "$here/k8s/go.mod" | cut -d' ' -f2)
+helm_version=$(grep -oE 'helm.sh/helm/v4 v[0-9.]+' "$here/helm/go.mod" | cut -d' ' -f2)
 etcd_version=$(grep -oE 'go.etcd.io/etcd/server/v3 v[0-9.]+' "$here/etcd/go.mod" | cut -d' ' -f2)
 cache=${SAGEKEEPER_CACHE:-$HOME/.cache/sagekeeper}
 bin="$cache/bin/k8s-$k8s_version-etcd-$etcd_version"
@@ -41,7 +43,21 @@ build_etcd() {
   mv "$bin/etcd.tmp" "$bin/etcd"
 }
 
+# helm under its version (the folder is named after k8s and etcd only), linked as `helm`.
+build_helm() {
+  [ -x "$bin/helm-$helm_version" ] && [ "$(readlink "$bin/helm")" = "helm-$helm_version" ] && return 0
+  if [ ! -x "$bin/helm-$helm_version" ]; then
+    echo "building helm $helm_version" >&2
+    (cd "$here/helm" && go build -trimpath -o "$bin/helm-$helm_version.tmp" \
+      -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
+      helm.sh/helm/v4/cmd/helm)
+    mv "$bin/helm-$helm_version.tmp" "$bin/helm-$helm_version"
+  fi
+  ln -sfn "helm-$helm_version" "$bin/helm"
+}
+
 build_etcd
+build_helm
 build_k8s kube-apiserver
 build_k8s kubectl
 echo "$bin"
