@@ -99,3 +99,43 @@ async fn healthz_answers_and_readyz_waits_for_synced_watches() {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_lease_namespace_is_said_once_and_readyz_reports_it_until_it_exists() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let t = TestEnv::new("lease-namespace").await;
+    let missing = format!("{}-lease", t.namespace);
+    let process = t.spawn_sagekeeper("lonely", &[&format!("--lease-namespace={missing}")]);
+    let body = eventually(Duration::from_secs(30), "/readyz to report the missing namespace", || async {
+        process.get("/readyz").filter(|(code, body)| *code == 503 && body.contains("does not exist")).map(|(_, b)| b)
+    })
+    .await;
+    for part in [missing.as_str(), "kubectl create namespace", "--lease-namespace=", "--leader-elect=false"] {
+        assert!(body.contains(part), "/readyz should name {part:?}: {body}");
+    }
+    // Said once, not every retry.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let log = std::fs::read_to_string(&process.log).unwrap();
+    assert_eq!(log.matches("does not exist").count(), 1, "{log}");
+
+    // Once the namespace exists, the replica goes on to compete for the lease, ready as a standby.
+    let namespaces: Api<Namespace> = Api::all(t.client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": missing}})).unwrap();
+    namespaces.create(&Default::default(), &ns).await.unwrap();
+    eventually(Duration::from_secs(30), "/readyz to turn ready once the namespace exists", || async {
+        process.get("/readyz").filter(|(code, _)| *code == 200)
+    })
+    .await;
+    namespaces.delete(&missing, &Default::default()).await.unwrap();
+}
+
+#[test]
+fn version_names_the_release_and_the_git_revision_it_was_built_from() {
+    let root = sagekeeper_tests::stack::repo_root();
+    let git = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(&root).output();
+    let revision = String::from_utf8(git.unwrap().stdout).unwrap().trim().to_owned();
+    let out = std::process::Command::new(sagekeeper_tests::process::binary()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(printed.trim(), format!("sagekeeper {} ({revision})", env!("CARGO_PKG_VERSION")));
+}

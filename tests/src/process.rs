@@ -62,10 +62,12 @@ impl TestEnv {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let log = self.stack().dir.join(format!("{}-{identity}.log", self.id));
         let file = std::fs::File::create(&log).expect("log file");
+        let lease_namespace = format!("--lease-namespace={}", self.namespace);
+        let own_lease_namespace = args.iter().any(|a| a.starts_with("--lease-namespace"));
         let child = Command::new(binary())
             .arg("run")
             .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-            .arg(format!("--lease-namespace={}", self.namespace))
+            .args((!own_lease_namespace).then_some(lease_namespace))
             .arg(format!("--identity={identity}"))
             .arg(format!("--watch-label-selector={TEST_LABEL}={}", self.id))
             .args(args)

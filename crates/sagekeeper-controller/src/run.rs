@@ -59,13 +59,27 @@ pub struct Health {
     leader: AtomicBool,
     synced: AtomicBool,
     standby: AtomicBool,
+    /// What keeps this replica from ever becoming ready until someone acts, if anything.
+    problem: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
-    /// Ready: a leader whose watches have all synced, or a standby waiting for the lease.
+    /// Ready: a leader whose watches have all synced, or a standby waiting for the lease (not
+    /// one that can never get it).
     pub fn ready(&self) -> bool {
         self.synced.load(Ordering::Relaxed)
-            || (self.standby.load(Ordering::Relaxed) && !self.leader.load(Ordering::Relaxed))
+            || (self.standby.load(Ordering::Relaxed)
+                && !self.leader.load(Ordering::Relaxed)
+                && self.problem().is_none())
+    }
+
+    /// What keeps this replica from becoming ready until someone acts, for `/readyz`.
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set_problem(&self, problem: Option<String>) {
+        *self.problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
     }
 
     /// True while this replica holds the lease (or runs without leader election).
@@ -86,11 +100,15 @@ pub async fn run(
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let namespace = lease.as_ref().map(|l| l.namespace.clone());
     let mut elector = lease.map(|l| LeaderElector::new(client.clone(), l));
-    if let Some(elector) = elector.as_mut() {
+    if let (Some(elector), Some(namespace)) = (elector.as_mut(), namespace) {
         health.standby.store(true, Ordering::Relaxed);
         tokio::select! {
-            () = elector.acquire() => {}
+            () = async {
+                lease_namespace(&client, &namespace, &health).await;
+                elector.acquire().await;
+            } => {}
             () = shutdown.cancelled() => return Ok(()),
         }
     }
@@ -120,6 +138,36 @@ pub async fn run(
         elector.release().await;
     }
     result
+}
+
+/// Waits until the lease's namespace exists. A missing one is said once, in one line with the
+/// two ways out, and `/readyz` reports it until it appears (a cluster without the chart's
+/// namespace, or a local run that forgot `--lease-namespace`).
+async fn lease_namespace(client: &Client, namespace: &str, health: &Health) {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    loop {
+        match namespaces.get_opt(namespace).await {
+            Ok(Some(_)) => break,
+            Ok(None) => {
+                if health.problem().is_none() {
+                    let problem = format!(
+                        "the leader lease's namespace {namespace} does not exist: create it (kubectl create namespace \
+                         {namespace}), or for a local run pass --lease-namespace=<an existing namespace> or \
+                         --leader-elect=false"
+                    );
+                    tracing::error!("{problem}");
+                    health.set_problem(Some(problem));
+                }
+            }
+            // Not allowed to read namespaces, or the API server is away: the lease itself says more.
+            Err(_) => break,
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    if health.problem().is_some() {
+        tracing::info!(namespace, "the leader lease's namespace exists now");
+        health.set_problem(None);
+    }
 }
 
 /// The four controllers with their watch relations, run until `stop` is cancelled (in-flight

@@ -14,8 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 /// sagekeeper: a secure, multi-account SageMaker platform as Kubernetes custom resources.
+/// The version and the git revision the binary was built from (`build.rs`).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SAGEKEEPER_REVISION"), ")");
+
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

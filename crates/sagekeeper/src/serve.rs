@@ -40,11 +40,12 @@ pub(crate) async fn start(
     Ok(bound)
 }
 
-async fn readyz(State(shared): State<Shared>) -> (StatusCode, &'static str) {
-    match (shared.health.ready(), shared.health.leading()) {
-        (true, true) => (StatusCode::OK, "ok: leader, watches synced"),
-        (true, false) => (StatusCode::OK, "ok: standby"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "watches not synced"),
+async fn readyz(State(shared): State<Shared>) -> (StatusCode, String) {
+    match (shared.health.ready(), shared.health.leading(), shared.health.problem()) {
+        (true, true, _) => (StatusCode::OK, "ok: leader, watches synced".into()),
+        (true, false, _) => (StatusCode::OK, "ok: standby".into()),
+        (false, _, Some(problem)) => (StatusCode::SERVICE_UNAVAILABLE, problem),
+        (false, _, None) => (StatusCode::SERVICE_UNAVAILABLE, "watches not synced".into()),
     }
 }
 
