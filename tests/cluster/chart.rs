@@ -78,6 +78,9 @@ fn the_plain_manifests_are_the_chart_rendered_and_its_crds_are_the_generated_one
             .unwrap_or_else(|_| panic!("the chart lacks {name:?}: run `make manifests`"));
         assert!(in_chart == std::fs::read_to_string(&path).unwrap(), "chart CRD {name:?} is stale: `make manifests`");
     }
+    let alerts = std::fs::read_to_string(chart().join("files/alerts.yaml")).unwrap();
+    let shipped_alerts = std::fs::read_to_string(repo_root().join("deploy/prometheus/alerts.yaml")).unwrap();
+    assert!(alerts == shipped_alerts, "deploy/prometheus/alerts.yaml is stale: run `make manifests`");
     // In the chart's crds/ folder, which Helm installs but never upgrades or deletes: uninstalling
     // the chart must not delete every object of a kind (and start tearing down AWS).
     assert!(objects(&rendered).iter().all(|(kind, _)| kind != "CustomResourceDefinition"));
@@ -141,4 +144,21 @@ fn a_second_release_for_a_shard_installs_no_cluster_wide_objects_twice() {
     let rendered = render("sagekeeper-shard-b", &["--set", "controller.watchLabelSelector=shard=b"]);
     assert!(rendered.contains("--lease-name=sagekeeper-shard-b-leader"), "{rendered}");
     assert!(rendered.contains("--watch-label-selector=shard=b"), "{rendered}");
+}
+
+#[test]
+fn the_argo_cd_application_syncs_the_examples_folder_without_automatic_pruning() {
+    let text = std::fs::read_to_string(repo_root().join("deploy/argocd/examples-application.yaml")).unwrap();
+    let app: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(app["kind"], "Application");
+    let path = app["spec"]["source"]["path"].as_str().unwrap();
+    let folder = repo_root().join(path);
+    let manifests = std::fs::read_dir(&folder)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml"));
+    assert!(manifests.count() >= 4, "{path} holds the example manifests");
+    assert_eq!(
+        app["spec"]["syncPolicy"]["automated"]["prune"], false,
+        "pruning deletes environments, and AWS with them"
+    );
 }

@@ -17,6 +17,7 @@ mod environments;
 mod faults;
 mod leader;
 mod manifests;
+mod operate;
 mod projects;
 mod references;
 mod security;

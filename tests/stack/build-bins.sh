@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd for the local stack, and helm for the chart tests, from
-# the official Go modules pinned in tests/stack/{k8s,etcd,helm}/go.mod, into a cache folder
-# outside the work tree.
+# Builds kube-apiserver, kubectl and etcd for the local stack, helm for the chart tests and
+# promtool for the alert rule tests, from the official Go modules pinned in
+# tests/stack/{k8s,etcd,helm,promtool}/go.mod, into a cache folder outside the work tree.
 # A second run finds the binaries and returns at once. Prints the bin folder.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 k8s_version=$(grep -oE 'k8s.io/kubernetes v[0-9.]+' "$here/k8s/go.mod" | cut -d' ' -f2)
+promtool_version=$(grep -oE 'github.com/prometheus/prometheus v[0-9.]+' "$here/promtool/go.mod" | cut -d' ' -f2)
 helm_version=$(grep -oE 'helm.sh/helm/v4 v[0-9.]+' "$here/helm/go.mod" | cut -d' ' -f2)
 etcd_version=$(grep -oE 'go.etcd.io/etcd/server/v3 v[0-9.]+' "$here/etcd/go.mod" | cut -d' ' -f2)
 cache=${SAGEKEEPER_CACHE:-$HOME/.cache/sagekeeper}
@@ -56,8 +57,21 @@ build_helm() {
   ln -sfn "helm-$helm_version" "$bin/helm"
 }
 
+# promtool likewise, for the alert rule tests.
+build_promtool() {
+  [ -x "$bin/promtool-$promtool_version" ] && [ "$(readlink "$bin/promtool")" = "promtool-$promtool_version" ] && return 0
+  if [ ! -x "$bin/promtool-$promtool_version" ]; then
+    echo "building promtool $promtool_version" >&2
+    (cd "$here/promtool" && go build -trimpath -o "$bin/promtool-$promtool_version.tmp" -ldflags "-s -w" \
+      github.com/prometheus/prometheus/cmd/promtool)
+    mv "$bin/promtool-$promtool_version.tmp" "$bin/promtool-$promtool_version"
+  fi
+  ln -sfn "promtool-$promtool_version" "$bin/promtool"
+}
+
 build_etcd
 build_helm
+build_promtool
 build_k8s kube-apiserver
 build_k8s kubectl
 echo "$bin"

@@ -1,5 +1,5 @@
 //! AWS call metrics: an SDK interceptor on every client counts each call by service,
-//! operation and outcome, so no call site can forget it.
+//! operation and outcome, and by account, so no call site can forget it.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -9,21 +9,35 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use prometheus::{IntCounterVec, Opts, Registry};
 
-/// Counts AWS calls: `sagekeeper_aws_calls_total{service, operation, outcome}`.
+/// Counts AWS calls: `sagekeeper_aws_calls_total{service, operation, outcome}`, and
+/// `sagekeeper_aws_account_calls_total{account, service, outcome}` (bounded by the AwsAccounts:
+/// the account id of the role a session assumes, `controller` for its own credentials).
 #[derive(Clone, Debug)]
 pub struct AwsCallMetrics {
     calls: IntCounterVec,
+    by_account: IntCounterVec,
+    account: Option<String>,
 }
 
 impl AwsCallMetrics {
-    /// Creates the counter and registers it.
+    /// Creates the counters and registers them.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let calls = IntCounterVec::new(
             Opts::new("sagekeeper_aws_calls_total", "AWS API calls by service, operation and outcome"),
             &["service", "operation", "outcome"],
         )?;
+        let by_account = IntCounterVec::new(
+            Opts::new("sagekeeper_aws_account_calls_total", "AWS API calls by account, service and outcome"),
+            &["account", "service", "outcome"],
+        )?;
         registry.register(Box::new(calls.clone()))?;
-        Ok(Self { calls })
+        registry.register(Box::new(by_account.clone()))?;
+        Ok(Self { calls, by_account, account: None })
+    }
+
+    /// The same counters, for the calls of one account.
+    pub(crate) fn for_account(&self, account: &str) -> Self {
+        Self { account: Some(account.to_owned()), ..self.clone() }
     }
 }
 
@@ -58,6 +72,8 @@ impl Intercept for AwsCallMetrics {
                 .is_some_and(|t| t.starts_with("Throttling"));
             let outcome = if throttled { "throttled" } else { outcome(status) };
             self.calls.with_label_values(&[meta.service(), meta.name(), outcome]).inc();
+            let account = self.account.as_deref().unwrap_or("controller");
+            self.by_account.with_label_values(&[account, meta.service(), outcome]).inc();
         }
         Ok(())
     }

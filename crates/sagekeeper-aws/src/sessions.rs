@@ -105,10 +105,12 @@ impl Sessions {
             config.set_credentials_provider(Some(provider.clone()));
             config.set_identity_cache(Some(cache.clone()));
         }
+        // The account of an assumed role, from its ARN (arn:aws:iam::<account>:role/...).
+        let account = access.role_arn.as_deref().and_then(|arn| arn.split(':').nth(4)).unwrap_or("controller");
         Session {
             access: access.clone(),
             config: config.build(),
-            metrics: self.metrics.clone(),
+            metrics: self.metrics.for_account(account),
             clients: Clients::default(),
         }
     }

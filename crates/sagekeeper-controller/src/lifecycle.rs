@@ -248,6 +248,7 @@ pub(crate) async fn reconcile<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result
                 ctx.reset_backoff(&uid(&*obj));
                 ctx.forget_check(&uid(&*obj));
                 ctx.forget_converged(&uid(&*obj));
+                ctx.metrics.object_gone(&uid(&*obj));
                 Ok(Action::await_change())
             }
             Cleanup::Wait(report) => {
@@ -345,6 +346,7 @@ async fn write_status<K: Kind>(
         ),
     };
     K::finish(&mut status, observed, list);
+    ctx.metrics.object(&K::kind(&()), &uid(obj), K::conditions(&status));
     if previous == Some(&status) {
         debug!(name = %obj.name_any(), "status unchanged");
         return Ok(());

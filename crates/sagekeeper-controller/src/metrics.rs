@@ -1,9 +1,15 @@
 //! Prometheus metrics of the controller: reconciles, errors by category, reconcile duration,
 //! leadership, and (through `sagekeeper-aws`) every AWS call.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+use sagekeeper_api::conditions::{READY, STALLED};
 use sagekeeper_aws::AwsCallMetrics;
 use sagekeeper_aws::observe::Reads;
 
@@ -22,7 +28,13 @@ pub struct Metrics {
     step_duration: HistogramVec,
     step_failures: IntCounterVec,
     observe_asks: IntCounterVec,
+    objects: IntGaugeVec,
+    states: Arc<Mutex<HashMap<String, ObjectState>>>,
 }
+
+/// What the objects gauge keeps of one object: its kind, and (status, reason) of Ready and of
+/// Stalled.
+type ObjectState = (String, [(String, String); 2]);
 
 impl Metrics {
     /// Creates and registers every metric.
@@ -60,6 +72,14 @@ impl Metrics {
             &["kind", "answer"],
         )?;
         registry.register(Box::new(observe_asks.clone()))?;
+        let objects = IntGaugeVec::new(
+            Opts::new(
+                "sagekeeper_objects",
+                "Objects by kind and the status and reason of their Ready and Stalled conditions",
+            ),
+            &["kind", "condition", "status", "reason"],
+        )?;
+        registry.register(Box::new(objects.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -85,6 +105,8 @@ impl Metrics {
             step_duration,
             step_failures,
             observe_asks,
+            objects,
+            states: Arc::default(),
         })
     }
 
@@ -118,6 +140,41 @@ impl Metrics {
         self.observe_asks.with_label_values(&[kind, "snapshot"]).inc_by(reads.asked.saturating_sub(reads.made));
     }
 
+    /// Records the Ready and Stalled conditions an object of `kind` has after a pass.
+    pub(crate) fn object(&self, kind: &str, uid: &str, conditions: &[Condition]) {
+        let of = |t: &str| {
+            sagekeeper_api::conditions::find(conditions, t)
+                .map_or_else(|| ("Unknown".to_owned(), String::new()), |c| (c.status.clone(), c.reason.clone()))
+        };
+        let state = (kind.to_owned(), [of(READY), of(STALLED)]);
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if states.get(uid) != Some(&state) {
+            states.insert(uid.to_owned(), state);
+            self.count_objects(&states);
+        }
+    }
+
+    /// Forgets an object that is gone.
+    pub(crate) fn object_gone(&self, uid: &str) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if states.remove(uid).is_some() {
+            self.count_objects(&states);
+        }
+    }
+
+    fn count_objects(&self, states: &HashMap<String, ObjectState>) {
+        let mut counts = BTreeMap::<[&str; 4], i64>::new();
+        for (kind, conditions) in states.values() {
+            for (name, (status, reason)) in [READY, STALLED].into_iter().zip(conditions) {
+                *counts.entry([kind.as_str(), name, status, reason]).or_default() += 1;
+            }
+        }
+        self.objects.reset();
+        for (labels, count) in counts {
+            self.objects.with_label_values(&labels).set(count);
+        }
+    }
+
     /// Records whether this replica leads.
     pub(crate) fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
@@ -138,5 +195,44 @@ impl Drop for ReconcileTimer {
         if seconds > self.longest.get() {
             self.longest.set(seconds);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(kind: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        }
+    }
+
+    fn objects(m: &Metrics, labels: [&str; 4]) -> i64 {
+        m.objects.get_metric_with_label_values(&labels).map_or(0, |g| g.get())
+    }
+
+    #[test]
+    fn the_objects_gauge_counts_each_object_once_by_its_latest_ready_and_stalled() {
+        let m = Metrics::new().unwrap();
+        let stalled = [condition(READY, "False", "AccessDenied"), condition(STALLED, "True", "AccessDenied")];
+        let ready = [condition(READY, "True", "Converged"), condition(STALLED, "False", "Converged")];
+        m.object("DataScienceEnvironment", "a", &stalled);
+        m.object("DataScienceEnvironment", "b", &stalled);
+        m.object("DataScienceEnvironment", "b", &stalled);
+        assert_eq!(objects(&m, ["DataScienceEnvironment", STALLED, "True", "AccessDenied"]), 2);
+        m.object("DataScienceEnvironment", "b", &ready);
+        assert_eq!(objects(&m, ["DataScienceEnvironment", STALLED, "True", "AccessDenied"]), 1);
+        assert_eq!(objects(&m, ["DataScienceEnvironment", READY, "True", "Converged"]), 1);
+        m.object_gone("a");
+        let families = m.registry.gather();
+        let series: usize =
+            families.iter().filter(|f| f.name() == "sagekeeper_objects").map(|f| f.get_metric().len()).sum();
+        assert_eq!(series, 2, "only b's Ready and Stalled remain");
     }
 }
