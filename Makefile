@@ -55,6 +55,11 @@ crds: ## Regenerate crds/ from the Rust types (and the chart's copy, and deploy/
 	$(CARGO) run --quiet -p sagekeeper -- crds --out crds
 	@$(MAKE) --no-print-directory manifests
 
+.PHONY: image
+image: stack-bins ## OCI image archive of the release binary (no container engine): target/sagekeeper-image.tar
+	$(CARGO) build --release -p sagekeeper
+	@tests/stack/image.sh $(abspath $(or $(CARGO_TARGET_DIR),target))/release/sagekeeper target/sagekeeper-image.tar
+
 .PHONY: manifests
 manifests: stack-bins ## Render deploy/helm/sagekeeper into deploy/kubernetes/sagekeeper.yaml; copy crds/ into the chart
 	@tests/stack/render-chart.sh

@@ -15,6 +15,7 @@ mod drift;
 mod environment_state;
 mod environments;
 mod faults;
+mod image;
 mod leader;
 mod manifests;
 mod operate;

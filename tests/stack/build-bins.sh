@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kubectl and etcd for the local stack, helm for the chart tests and
 # promtool for the alert rule tests, from the official Go modules pinned in
-# tests/stack/{k8s,etcd,helm,promtool}/go.mod, into a cache folder outside the work tree.
+# tests/stack/{k8s,etcd,helm,promtool}/go.mod, and the image tool (tools/image, on
+# go-containerregistry), into a cache folder outside the work tree.
 # A second run finds the binaries and returns at once. Prints the bin folder.
 set -euo pipefail
 
@@ -69,9 +70,23 @@ build_promtool() {
   ln -sfn "promtool-$promtool_version" "$bin/promtool"
 }
 
+# The image tool (tools/image), under a hash of its sources.
+build_image_tool() {
+  local root key
+  root=$(cd "$here/../.." && pwd)
+  key=$(cat "$root/tools/image/main.go" "$root/tools/image/go.sum" | sha256sum | cut -c1-12)
+  if [ ! -x "$bin/image-$key" ]; then
+    echo "building the image tool" >&2
+    (cd "$root/tools/image" && go build -trimpath -o "$bin/image-$key.tmp" -ldflags "-s -w" .)
+    mv "$bin/image-$key.tmp" "$bin/image-$key"
+  fi
+  ln -sfn "image-$key" "$bin/image"
+}
+
 build_etcd
 build_helm
 build_promtool
+build_image_tool
 build_k8s kube-apiserver
 build_k8s kubectl
 echo "$bin"
