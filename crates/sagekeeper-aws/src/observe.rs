@@ -102,6 +102,25 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
         Ok(value.clone())
     }
 
+    /// The value of `key` for a step waiting on AWS: forgotten again unless `settled` says the
+    /// wait is over, so the step's next try reads again instead of seeing the same answer.
+    pub(crate) async fn waiting<F, Fut>(
+        &self,
+        key: &K,
+        read: F,
+        settled: impl FnOnce(&V) -> bool,
+    ) -> Result<V, AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, AwsError>>,
+    {
+        let value = self.get(key, read).await?;
+        if !settled(&value) {
+            self.forget(key);
+        }
+        Ok(value)
+    }
+
     /// Runs `write` with a log of its own, moves what it recorded into `changes`, and forgets
     /// `key` when it wrote anything (whatever other steps wrote meanwhile).
     pub(crate) async fn writing<T>(&self, key: &K, changes: &Changes, write: impl AsyncFnOnce(&Changes) -> T) -> T {
@@ -180,6 +199,14 @@ mod tests {
         f.writing(&"vpc", &changes, async |ours| ours.record(crate::steps::Action::Updated, "VPC")).await;
         assert_eq!(f.get(&"vpc", || read(&calls)).await.unwrap(), 2, "its own write forgets it");
         assert_eq!(changes.take().len(), 2, "the step's write is in the pass's log");
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_is_not_over_reads_again_and_one_that_is_over_is_kept() {
+        let (f, calls) = (family(), AtomicU32::new(0));
+        assert_eq!(f.waiting(&"vpce", || read(&calls), |n| *n >= 2).await.unwrap(), 1);
+        assert_eq!(f.waiting(&"vpce", || read(&calls), |n| *n >= 2).await.unwrap(), 2, "still waiting: read again");
+        assert_eq!(f.get(&"vpce", || read(&calls)).await.unwrap(), 2, "settled: kept");
     }
 
     #[tokio::test]

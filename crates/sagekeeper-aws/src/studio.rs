@@ -162,16 +162,14 @@ fn in_service(id: &str, domain: &DescribeDomainOutput) -> StepResult<()> {
 /// Waits for domain `id` to serve, from what the pass saw of it (without converging its
 /// settings again); while it does not serve, that is forgotten so the next try looks again.
 pub async fn domain_in_service(session: &Session, seen: &Snapshot, id: &str) -> StepResult<()> {
-    let key = observe::key(session, id);
-    let domain = seen.domains.get(&key, || describe_domain(session.sagemaker(), id)).await?;
-    let Some(domain) = domain else {
+    let read = || describe_domain(session.sagemaker(), id);
+    let serves = |d: &Option<Arc<DescribeDomainOutput>>| {
+        d.as_ref().is_some_and(|d| DomainState::of(d.status()) == DomainState::InService)
+    };
+    let Some(domain) = seen.domains.waiting(&observe::key(session, id), read, serves).await? else {
         return Err(AwsError::from_code("ResourceNotFound", &format!("Studio domain {id} does not exist"), None));
     };
-    let state = in_service(id, &domain);
-    if !matches!(state, Ok(Step::Ready(()))) {
-        seen.domains.forget(&key);
-    }
-    state
+    in_service(id, &domain)
 }
 
 /// Domain `id` as DescribeDomain reports it; `None` when there is none.

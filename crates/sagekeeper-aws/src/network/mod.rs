@@ -104,12 +104,9 @@ pub async fn endpoints_unavailable(
     vpc_id: &str,
 ) -> Result<Option<String>, AwsError> {
     let key = crate::observe::key(session, vpc_id);
-    let endpoints = seen.vpc_endpoints.get(&key, || observe::endpoints(session.ec2(), vpc_id)).await?;
-    let unavailable = vpc_endpoints::unavailable(&endpoints);
-    if unavailable.is_some() {
-        seen.vpc_endpoints.forget(&key);
-    }
-    Ok(unavailable)
+    let read = || observe::endpoints(session.ec2(), vpc_id);
+    let endpoints = seen.vpc_endpoints.waiting(&key, read, |e| vpc_endpoints::unavailable(e).is_none()).await?;
+    Ok(vpc_endpoints::unavailable(&endpoints))
 }
 
 /// The key under which the S3 gateway endpoint is reported.
