@@ -1,7 +1,9 @@
 //! The `sagekeeper` binary: `run` starts the controller (leader election, watches, health and
-//! metrics server); `crds` writes the CustomResourceDefinitions.
+//! metrics server); `crds` writes the CustomResourceDefinitions; `trace` shows an object with
+//! everything it uses and that uses it (also as the kubectl plugin `kubectl-sagekeeper`).
 
 mod serve;
+mod trace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +36,9 @@ enum Command {
         #[arg(long, default_value = "crds")]
         out: PathBuf,
     },
+    /// Show an object, the objects it uses and that use it, and from their status each AWS
+    /// resource with its account, id and state, and every condition not in its good state.
+    Trace(trace::TraceArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -94,6 +99,16 @@ async fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sagekeeper crds: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Trace(args) => match trace::run(args).await {
+            Ok(text) => {
+                print!("{text}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
                 std::process::ExitCode::FAILURE
             }
         },
