@@ -13,7 +13,7 @@ use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, ModelDeployment};
 use sagekeeper_tests::TestEnv;
 use serde_json::{Value, json};
 
-const EDITOR: &str = "editor@example.com";
+pub(crate) const EDITOR: &str = "editor@example.com";
 const APPROVER: &str = "approver@example.com";
 const CONTROLLER: &str = "system:serviceaccount:sagekeeper-system:sagekeeper";
 
@@ -26,7 +26,7 @@ async fn as_user(t: &TestEnv, user: &str) -> Client {
 }
 
 /// Binds `cluster_role` to `user` in the test namespace.
-async fn bind(t: &TestEnv, user: &str, cluster_role: &str) {
+pub(crate) async fn bind(t: &TestEnv, user: &str, cluster_role: &str) {
     let binding = RoleBinding {
         metadata: ObjectMeta { name: Some(format!("{cluster_role}-{}", user.replace('@', "-"))), ..Default::default() },
         role_ref: RoleRef {
@@ -49,7 +49,7 @@ async fn bind(t: &TestEnv, user: &str, cluster_role: &str) {
 
 /// Waits until the API server's authorizer lets `user` do `verb` on modeldeployments here (a new
 /// RoleBinding reaches the RBAC authorizer's cache within moments).
-async fn wait_allowed(t: &TestEnv, user: &str, verb: &str) {
+pub(crate) async fn wait_allowed(t: &TestEnv, user: &str, verb: &str) {
     use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {

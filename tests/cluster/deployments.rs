@@ -29,7 +29,7 @@ async fn project(t: &TestEnv) -> String {
 }
 
 /// Registers a version as the pipeline's RegisterModel step would; returns its number.
-async fn register(t: &TestEnv, group: &str) -> i64 {
+pub(crate) async fn register(t: &TestEnv, group: &str) -> i64 {
     let dev = t.clients(&t.account(1)).await;
     let out = dev
         .sagemaker
@@ -43,13 +43,13 @@ async fn register(t: &TestEnv, group: &str) -> i64 {
 }
 
 /// Sets a version's approval, as a person in the registry would.
-async fn set_approval(t: &TestEnv, group: &str, version: i64, status: ModelApprovalStatus) {
+pub(crate) async fn set_approval(t: &TestEnv, group: &str, version: i64, status: ModelApprovalStatus) {
     let dev = t.clients(&t.account(1)).await;
     let arn = format!("arn:aws:sagemaker:us-east-1:{}:model-package/{group}/{version}", t.account(1));
     dev.sagemaker.update_model_package().model_package_arn(arn).model_approval_status(status).send().await.unwrap();
 }
 
-async fn create(t: &TestEnv, name: &str, spec: Value) -> Api<ModelDeployment> {
+pub(crate) async fn create(t: &TestEnv, name: &str, spec: Value) -> Api<ModelDeployment> {
     let mut spec = spec;
     spec["project"] = json!("churn");
     let obj: ModelDeployment = t.manifest(
@@ -69,7 +69,7 @@ fn stage<'a>(d: &'a ModelDeployment, name: &str) -> &'a StageStatus {
 }
 
 /// Waits until `check` holds for the deployment, printing its status while it does not.
-async fn until(
+pub(crate) async fn until(
     api: &Api<ModelDeployment>,
     name: &str,
     what: &str,
@@ -89,7 +89,7 @@ async fn until(
 
 /// The stage serves `version` in every account and is settled (Serving, or waiting for a
 /// person with it).
-fn serving(d: &ModelDeployment, name: &str, version: i64) -> bool {
+pub(crate) fn serving(d: &ModelDeployment, name: &str, version: i64) -> bool {
     d.status.as_ref().is_some_and(|s| s.stages.iter().any(|st| st.name == name))
         && matches!(stage(d, name).phase, StagePhase::Serving | StagePhase::WaitingForApproval)
         && stage(d, name).serving_version == Some(version)
@@ -100,7 +100,7 @@ fn condition<'a>(d: &'a ModelDeployment, type_: &str) -> (&'a str, &'a str, &'a 
     (c.status.as_str(), c.reason.as_str(), c.message.as_str())
 }
 
-fn is_ready(d: &ModelDeployment) -> bool {
+pub(crate) fn is_ready(d: &ModelDeployment) -> bool {
     conditions::is_ready(d.conditions(), d.metadata.generation)
 }
 
@@ -128,7 +128,7 @@ async fn hosting(c: &sagekeeper_tests::test_env::AccountClients) -> Vec<String> 
     all
 }
 
-const TWO_STAGES: &str = r#"{"stages": [
+pub(crate) const TWO_STAGES: &str = r#"{"stages": [
     {"name": "staging", "instanceType": "ml.m5.large", "initialInstanceCount": 1, "approval": "Automatic"},
     {"name": "production", "instanceType": "ml.m5.xlarge", "initialInstanceCount": 2, "approval": "Manual"}]}"#;
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use sagekeeper_api::DataScienceEnvironment;
+use sagekeeper_controller::metrics::Metrics;
 use sagekeeper_tests::emulator::is_read;
 use sagekeeper_tests::{TestEnv, eventually};
 
@@ -20,26 +21,50 @@ fn calls(t: &TestEnv) -> Vec<(String, String)> {
     (1..=3).flat_map(|n| t.emulator.calls(&t.account(n))).map(|c| (c.account, c.operation)).collect()
 }
 
-/// Waits until no account has seen a call for a second: the passes that reaching Ready
-/// triggered (its own status write wakes it once more) are over.
-async fn quiet(t: &TestEnv) {
+/// Waits until no account has seen a call for a second and no environment pass is in flight:
+/// the passes that reaching Ready triggered (its own status write wakes it once more) are over,
+/// including one whose last call is slow to answer on a busy machine.
+async fn quiet(t: &TestEnv, metrics: &Metrics) {
     let count = || (1..=3).map(|n| t.emulator.calls(&t.account(n)).len()).sum::<usize>();
     let mut last = count();
     loop {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let now = count();
-        if now == last {
+        if now == last && passes_in_flight(metrics) == 0 {
             return;
         }
         last = now;
     }
 }
 
+/// Environment passes started (`sagekeeper_reconciles_total`) and not yet timed
+/// (`sagekeeper_reconcile_duration_seconds` counts a pass when it ends).
+fn passes_in_flight(metrics: &Metrics) -> u64 {
+    let families = metrics.registry.gather();
+    let (mut started, mut ended) = (0, 0);
+    for family in &families {
+        let environment = family
+            .get_metric()
+            .iter()
+            .filter(|s| s.get_label().iter().any(|l| l.name() == "kind" && l.value() == "DataScienceEnvironment"));
+        match family.name() {
+            "sagekeeper_reconciles_total" => {
+                started += environment.map(|s| s.get_counter().get_value() as u64).sum::<u64>()
+            }
+            "sagekeeper_reconcile_duration_seconds" => {
+                ended += environment.map(|s| s.get_histogram().get_sample_count()).sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    started.saturating_sub(ended)
+}
+
 /// Pokes the environment and waits until the controller has looked at it again (its drift
 /// check makes at least the domain read in the dev account); returns what `mark` says right
 /// after the call log is cleared.
-async fn drift_check<T>(t: &TestEnv, mark: impl FnOnce() -> T) -> T {
-    quiet(t).await;
+async fn drift_check<T>(t: &TestEnv, metrics: &Metrics, mark: impl FnOnce() -> T) -> T {
+    quiet(t, metrics).await;
     for n in 1..=3 {
         t.emulator.clear_calls(&t.account(n));
     }
@@ -50,7 +75,7 @@ async fn drift_check<T>(t: &TestEnv, mark: impl FnOnce() -> T) -> T {
         seen.iter().any(|c| c.operation == "DescribeDomain").then_some(())
     })
     .await;
-    quiet(t).await;
+    quiet(t, metrics).await;
     marked
 }
 
@@ -61,7 +86,7 @@ async fn converged_drift_check_makes_only_read_calls() {
     converged(&t).await;
     // The observe metric is read right after the call log is cleared, so a pass that slips in
     // is counted on both sides.
-    let observed_before = drift_check(&t, || observe_reads(&controller.metrics)).await;
+    let observed_before = drift_check(&t, &controller.metrics, || observe_reads(&controller.metrics)).await;
     let all = calls(&t);
     let writes: Vec<_> = all.iter().filter(|(_, op)| !is_read(op)).collect();
     assert!(writes.is_empty(), "a converged drift check wrote: {writes:?}");
@@ -87,7 +112,7 @@ async fn converged_drift_check_makes_only_read_calls() {
 }
 
 /// `sagekeeper_observe_asks_total{kind="DataScienceEnvironment",answer="read"}`.
-fn observe_reads(metrics: &sagekeeper_controller::metrics::Metrics) -> u64 {
+fn observe_reads(metrics: &Metrics) -> u64 {
     let families = metrics.registry.gather();
     families
         .iter()
@@ -104,7 +129,7 @@ fn observe_reads(metrics: &sagekeeper_controller::metrics::Metrics) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_behind_its_back_are_repaired_with_an_event() {
     let t = TestEnv::new("drift-repair").await;
-    let _controller = t.controller().await;
+    let controller = t.controller().await;
     let env = converged(&t).await;
     let status = env.status.unwrap();
     let network = status.network.unwrap();
@@ -114,7 +139,7 @@ async fn edits_behind_its_back_are_repaired_with_an_event() {
     let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
     let workloads = network.security_group_ids["workloads"].clone();
     let sts_endpoint = network.vpc_endpoint_ids["sts"].clone();
-    quiet(&t).await;
+    quiet(&t, &controller.metrics).await;
 
     // 1. An interface endpoint deleted.
     dev.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&sts_endpoint).send().await.unwrap();

@@ -22,3 +22,4 @@ mod operate;
 mod projects;
 mod references;
 mod security;
+mod trace;

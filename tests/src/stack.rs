@@ -61,7 +61,7 @@ fn start() -> Stack {
 
 /// A copy of kubeconfig `from` whose users act as `user` (kubectl's `--as`): the admin
 /// impersonates the controller, so the controller gets exactly the RBAC bound to it.
-fn write_impersonating(from: &Path, to: &Path, user: &str) {
+pub fn write_impersonating(from: &Path, to: &Path, user: &str) {
     let mut config: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(from).expect("read kubeconfig")).expect("kubeconfig YAML");
     for entry in config["users"].as_sequence_mut().expect("kubeconfig users") {

@@ -91,6 +91,10 @@ kubectl get dse -n team-fraud -o jsonpath='{range .items[*]}environment {.metada
 echo
 kubectl get dse,mlp,mdep -n team-fraud \
   -o custom-columns='KIND:.kind,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,MESSAGE:.status.conditions[?(@.type=="Ready")].message'
+if [ "$ready" = 3 ]; then
+  say "sagekeeper trace dse/fraud -n team-fraud (or kubectl sagekeeper trace, with the binary on PATH as kubectl-sagekeeper)"
+  "$sagekeeper" trace dse/fraud -n team-fraud
+fi
 if [ "$ready" != 3 ]; then
   echo "the accounts did not become Ready; see $dir/sagekeeper.log" >&2
   exit 1

@@ -246,6 +246,7 @@ fn controller<K: Kind>(client: &Client, config: &watcher::Config, synced: &Arc<S
     let kind = K::kind(&()).into_owned();
     let stream = watcher::watcher(Api::<K>::all(client.clone()), config.clone())
         .default_backoff()
+        .modify(slim)
         .reflect(writer)
         .inspect_ok(move |event| {
             if matches!(event, watcher::Event::InitDone) {
@@ -254,6 +255,17 @@ fn controller<K: Kind>(client: &Client, config: &watcher::Config, synced: &Arc<S
         })
         .applied_objects();
     (Controller::for_stream(stream, reader.clone()), reader)
+}
+
+/// What the store keeps of an object: everything reconcile reads. `managedFields` and kubectl's
+/// copy of the whole applied object (`last-applied-configuration`) are most of an object's bytes
+/// in memory, and nothing reads them.
+fn slim<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// Runs one controller to completion, logging what its queue reports.

@@ -505,7 +505,7 @@ fn environment(world: &World, e: &DataScienceEnvironment, scope: Scope, users: b
             Scope::Account(_) => node.children.extend(target_nodes.into_iter().flatten()),
         }
     }
-    for r in &status.retained {
+    for r in status.retained.iter().filter(|_| scope.holds(&e.spec.account)) {
         let mut kept = resource(&r.resource, "", &dev, r.id.clone());
         kept.state = "Retained".into();
         kept.message = r.reason.clone();
@@ -765,4 +765,153 @@ fn account_tree(world: &World, a: &AwsAccount) -> Node {
         }
     }
     node
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Value {
+        json!({"type": type_, "status": status, "reason": reason, "message": message,
+               "lastTransitionTime": "2026-12-01T00:00:00Z", "observedGeneration": 1})
+    }
+
+    fn environment(conditions: Value, targets: Value) -> DataScienceEnvironment {
+        serde_json::from_value(json!({
+            "apiVersion": "sagekeeper.io/v1alpha1", "kind": "DataScienceEnvironment",
+            "metadata": {"name": "fraud", "namespace": "team", "generation": 1},
+            "spec": {"account": "dev", "region": "us-east-1",
+                     "targetAccounts": {"staging": ["stg"], "production": ["prd"]}},
+            "status": {"conditions": conditions, "accountId": "111111111111",
+                       "network": {"vpcId": "vpc-dev", "availabilityZones": ["us-east-1a"],
+                                   "privateSubnetIds": ["subnet-a"]},
+                       "targetAccounts": targets}
+        }))
+        .unwrap()
+    }
+
+    fn target(account: &str, stage: &str, id: &str, ready: bool, role: Option<&str>) -> Value {
+        json!({"account": account, "stage": stage, "accountId": id, "vpcId": format!("vpc-{account}"),
+               "modelExecutionRoleArn": role, "ready": ready})
+    }
+
+    fn find<'a>(node: &'a Node, kind: &str, name: &str) -> Option<&'a Node> {
+        if node.kind == kind && node.name == name {
+            return Some(node);
+        }
+        node.children.iter().find_map(|c| find(c, kind, name))
+    }
+
+    #[test]
+    fn a_refusal_in_one_target_account_is_shown_on_that_account_with_what_is_missing() {
+        let refusal = "AccessDenied: IAM role fraud-model-execution in stg (step TargetRole(\"staging\")): no iam (account stg for stage staging)";
+        let env = environment(
+            json!([
+                condition("Ready", "False", "AccessDenied", refusal),
+                condition("Stalled", "True", "AccessDenied", refusal),
+                condition("NetworkReady", "True", "Converged", "ok"),
+                condition(
+                    "EncryptionReady",
+                    "False",
+                    "EncryptionPending",
+                    "waits for TargetRole(\"staging\"), which failed: AccessDenied"
+                ),
+                condition("TargetAccountsReady", "False", "AccessDenied", refusal),
+            ]),
+            json!([
+                target("stg", "staging", "222222222222", false, None),
+                target("prd", "production", "333333333333", true, Some("arn:aws:iam::333333333333:role/m"))
+            ]),
+        );
+        let world = World { environments: vec![env], ..World::default() };
+        let root = build(&world, Kind::Environment, "team", "fraud").unwrap();
+        assert_eq!((root.ready, root.state.as_str(), root.message.as_str()), (Ready::False, "Stalled", refusal));
+        let staging = find(&root, "TargetAccount", "staging/stg").unwrap();
+        assert_eq!(
+            (staging.ready, staging.state.as_str(), staging.message.as_str()),
+            (Ready::False, "AccessDenied", refusal)
+        );
+        assert_eq!(staging.account.as_ref().unwrap().id.as_deref(), Some("222222222222"));
+        let role = find(staging, "IAMRole", "model-execution").unwrap();
+        assert_eq!((role.ready, role.state.as_str()), (Ready::False, "NotCreated"));
+        let production = find(&root, "TargetAccount", "production/prd").unwrap();
+        assert_eq!((production.ready, production.message.as_str()), (Ready::True, ""), "the refusal is not about prd");
+        assert_eq!(find(&root, "VPC", "").unwrap().id.as_deref(), Some("vpc-dev"));
+        assert_eq!(find(&root, "Subnet", "private-us-east-1a").unwrap().id.as_deref(), Some("subnet-a"));
+        let encryption = find(&root, "Encryption", "").unwrap();
+        assert_eq!((encryption.ready, encryption.state.as_str()), (Ready::False, "EncryptionPending"));
+        assert_eq!(find(encryption, "KMSKey", "ebs").unwrap().state, "NotCreated");
+        // Each condition is said once, on the line it is about; the accounts were not read.
+        assert!(root.conditions.is_empty(), "{:?}", root.conditions);
+        assert_eq!(find(&root, "AwsAccount", "dev").unwrap().state, "Unreadable");
+    }
+
+    #[test]
+    fn an_account_trace_shows_only_what_lives_in_that_account() {
+        let ready = json!([condition("Ready", "True", "Converged", "ok")]);
+        let env = environment(
+            ready.clone(),
+            json!([
+                target("stg", "staging", "222222222222", true, Some("arn:aws:iam::222222222222:role/m")),
+                target("prd", "production", "333333333333", true, Some("arn:aws:iam::333333333333:role/m"))
+            ]),
+        );
+        let deployment: ModelDeployment = serde_json::from_value(json!({
+            "apiVersion": "sagekeeper.io/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "churn", "namespace": "team", "generation": 1},
+            "spec": {"project": "churn", "stages": [{"name": "staging", "instanceType": "ml.m5.large"},
+                                                   {"name": "production", "instanceType": "ml.m5.large"}]},
+            "status": {"conditions": ready, "stages": [
+                {"name": "staging", "phase": "Serving", "servingVersion": 3, "accounts": [
+                    {"account": "stg", "endpointName": "e-stg", "endpointStatus": "InService"}]},
+                {"name": "production", "phase": "Deploying", "accounts": [
+                    {"account": "prd", "endpointName": "e-prd", "endpointStatus": "Creating"}]}]}
+        }))
+        .unwrap();
+        let account: AwsAccount = serde_json::from_value(json!({
+            "apiVersion": "sagekeeper.io/v1alpha1", "kind": "AwsAccount", "metadata": {"name": "stg"},
+            "spec": {"accountId": "222222222222", "namespaceSelector": {"matchLabels": {"team": "t"}}},
+            "status": {"conditions": [condition("Ready", "True", "Converged", "ok")], "callerArn": "arn:aws:sts::222222222222:assumed-role/d/s"}
+        }))
+        .unwrap();
+        let world = World {
+            accounts: vec![("stg".into(), Ok(account))],
+            environments: vec![env],
+            deployments: vec![deployment],
+            ..World::default()
+        };
+        let root = build(&world, Kind::Account, "", "stg").unwrap();
+        assert_eq!((root.kind.as_str(), root.ready), ("AwsAccount", Ready::True));
+        let env = find(&root, "DataScienceEnvironment", "fraud").unwrap();
+        assert_eq!(env.relation, Some("usedBy"));
+        assert!(find(env, "TargetAccount", "staging/stg").is_some());
+        assert!(find(env, "TargetAccount", "production/prd").is_none() && find(env, "Network", "").is_none(), "{env:#?}");
+        let vpc = find(env, "VPC", "").unwrap();
+        assert_eq!(vpc.account.as_ref().map(|a| a.name.as_str()), Some("stg"));
+        let endpoint = find(&root, "SageMakerEndpoint", "e-stg").unwrap();
+        assert_eq!((endpoint.ready, endpoint.state.as_str()), (Ready::True, "InService"));
+        assert!(find(&root, "SageMakerEndpoint", "e-prd").is_none() && find(&root, "Stage", "production").is_none());
+    }
+
+    #[test]
+    fn a_ready_status_older_than_the_spec_is_not_shown_ready_and_no_status_says_so() {
+        let mut env = environment(json!([condition("Ready", "True", "Converged", "ok")]), json!([]));
+        env.metadata.generation = Some(2);
+        let world = World { environments: vec![env.clone()], ..World::default() };
+        let root = build(&world, Kind::Environment, "team", "fraud").unwrap();
+        assert_eq!((root.ready, root.state.as_str()), (Ready::Unknown, "Reconciling"));
+        assert!(root.message.contains("generation 1") && root.message.contains("at 2"), "{}", root.message);
+        env.status = None;
+        let world = World {
+            environments: vec![env],
+            unread: vec!["mlopsprojects.sagekeeper.io (Forbidden)".into()],
+            ..World::default()
+        };
+        let root = build(&world, Kind::Environment, "team", "fraud").unwrap();
+        assert_eq!((root.ready, root.state.as_str()), (Ready::Unknown, "NoStatus"));
+        assert_eq!(root.conditions[0].reason, "Unreadable", "a list it could not read is said: {:?}", root.conditions);
+        assert!(build(&world, Kind::Environment, "other", "fraud").is_none(), "another namespace's object is not it");
+    }
 }
