@@ -240,10 +240,7 @@ async fn trace_names_the_failing_target_account_resource_then_shows_the_converge
     let table = trace(&t, &plugins, &admin, &[&format!("awsacct/{staging}")]).unwrap();
     assert!(row(&table, &format!("TargetAccount/staging/{staging}")).contains(" True "), "{table}");
     assert!(table.contains("SageMakerEndpoint/"), "{table}");
-    assert!(
-        !table.contains(&vpc) && !table.contains("TargetAccount/production"),
-        "only staging's resources:\n{table}"
-    );
+    assert!(!table.contains(&vpc) && !table.contains("TargetAccount/production"), "only staging's resources:\n{table}");
 
     // A team editor traces their own namespace; the AwsAccounts, which they may not read, say so.
     bind(&t, EDITOR, "sagekeeper-team-editor").await;

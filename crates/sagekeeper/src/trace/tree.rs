@@ -887,7 +887,10 @@ mod tests {
         let env = find(&root, "DataScienceEnvironment", "fraud").unwrap();
         assert_eq!(env.relation, Some("usedBy"));
         assert!(find(env, "TargetAccount", "staging/stg").is_some());
-        assert!(find(env, "TargetAccount", "production/prd").is_none() && find(env, "Network", "").is_none(), "{env:#?}");
+        assert!(
+            find(env, "TargetAccount", "production/prd").is_none() && find(env, "Network", "").is_none(),
+            "{env:#?}"
+        );
         let vpc = find(env, "VPC", "").unwrap();
         assert_eq!(vpc.account.as_ref().map(|a| a.name.as_str()), Some("stg"));
         let endpoint = find(&root, "SageMakerEndpoint", "e-stg").unwrap();
