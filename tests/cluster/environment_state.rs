@@ -1506,7 +1506,9 @@ fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<(&'a str, &
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn domain_pending_reports_studio_pending_then_converges() {
     let t = TestEnv::new("environment-domain-pending").await;
-    t.emulator.configure(json!({"account": t.account(1), "domainPendingSeconds": 8}));
+    // Long enough that a loaded machine still sees the domain Pending after the
+    // condition says so (8 s once let it turn InService between the two reads).
+    t.emulator.configure(json!({"account": t.account(1), "domainPendingSeconds": 25}));
     let _controller = t.controller_with(|s| s.pending_interval = Duration::from_secs(2), None).await;
     full_environment(&t).await;
     let api = t.api::<DataScienceEnvironment>();
