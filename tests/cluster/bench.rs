@@ -130,12 +130,18 @@ async fn bench_environments() {
     let rest = started.elapsed();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss, peak) = process.memory_kib();
+    let (anon, file) = process.memory_split_kib();
     println!("\ntime to converge one environment alone: {:.1} s", first.as_secs_f64());
     println!("time to converge {} more at once: {:.1} s", ENVIRONMENTS - 1, rest.as_secs_f64());
     println!(
         "controller memory with {ENVIRONMENTS} environments converged: RSS {} MiB, peak {} MiB",
         rss / 1024,
         peak / 1024
+    );
+    println!(
+        "  of the RSS: anonymous (heap, stacks) {} MiB, file-backed (binary, libraries) {} MiB",
+        anon / 1024,
+        file / 1024
     );
     let reconciles = process.metric("sagekeeper_reconciles_total{kind=\"DataScienceEnvironment\"}");
     println!("environment reconciles: {reconciles}");
@@ -301,7 +307,9 @@ async fn bench_project() {
     clear(&t, &accounts);
     t.poke(&deployments, "churn").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    report("one check of a converged deployment (2 stages, 1 account each)", &by_operation(&t, &accounts));
+    let check = by_operation(&t, &accounts);
+    report("one check of a converged deployment (2 stages, 1 account each)", &check);
+
     let longest = process.metric("sagekeeper_reconcile_duration_max_seconds{kind=\"ModelDeployment\"}");
     println!("longest ModelDeployment reconcile: {:.3} s", longest);
     for kind in ["DataScienceEnvironment", "MLOpsProject"] {

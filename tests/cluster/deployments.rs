@@ -448,6 +448,71 @@ async fn drift_is_repaired_and_a_converged_deployment_is_checked_without_writes(
     t.wait_event("churn", "DriftRepaired").await;
 }
 
+/// `sagekeeper_reconciles_total{kind="ModelDeployment"}` of an in-process controller.
+fn deployment_passes(metrics: &sagekeeper_controller::metrics::Metrics) -> u64 {
+    let families = metrics.registry.gather();
+    let family = families.iter().find(|m| m.name() == "sagekeeper_reconciles_total");
+    family
+        .into_iter()
+        .flat_map(|m| m.get_metric())
+        .filter(|s| s.get_label().iter().any(|l| l.name() == "kind" && l.value() == "ModelDeployment"))
+        .map(|s| s.get_counter().get_value() as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_watched_with_one_listing_per_account_and_a_deleted_one_is_noticed_without_a_drift_check() {
+    let t = TestEnv::new("deploy-watch").await;
+    let every = Duration::from_secs(2);
+    let controller = t
+        .controller_with(
+            |s| {
+                settings(s);
+                s.endpoint_interval = every;
+            },
+            None,
+        )
+        .await;
+    let group = project(&t).await;
+    let v1 = register(&t, &group).await;
+    set_approval(&t, &group, v1, ModelApprovalStatus::Approved).await;
+    let staging = json!({"stages": [{"name": "staging", "instanceType": "ml.m5.large"}]});
+    let api = create(&t, "churn", staging.clone()).await;
+    create(&t, "fraud", staging).await;
+    let mut endpoints = Vec::new();
+    for name in ["churn", "fraud"] {
+        let d = until(&api, name, "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
+        endpoints.push(stage(&d, "staging").accounts[0].endpoint_name.clone().unwrap());
+    }
+
+    // Steady state: the account's endpoints cost one listing per interval, and no deployment is
+    // looked at (their drift interval is ten minutes away).
+    tokio::time::sleep(every * 2).await;
+    t.emulator.clear_calls(&t.account(2));
+    let passes = deployment_passes(&controller.metrics);
+    let window = every * 5;
+    tokio::time::sleep(window).await;
+    let listings = calls(&t, 2, "ListEndpoints").len();
+    let rounds = (window.as_secs() / every.as_secs()) as usize;
+    assert!((rounds - 1..=rounds + 1).contains(&listings), "{listings} ListEndpoints in {rounds} rounds");
+    assert_eq!(calls(&t, 2, "DescribeEndpoint").len(), 0, "an unchanged endpoint is not described");
+    assert_eq!(deployment_passes(&controller.metrics), passes, "no deployment looked at while nothing changed");
+    let writes = t.emulator.controller_writes(&t.account(2));
+    assert!(writes.is_empty(), "{writes:?}");
+
+    // Deleted behind its back: the next listing misses it and its deployment makes it again,
+    // long before any drift check.
+    let c = t.clients(&t.account(2)).await;
+    c.sagemaker.delete_endpoint().endpoint_name(&endpoints[0]).send().await.unwrap();
+    eventually(Duration::from_secs(30), "the endpoint back", || async {
+        let e = c.sagemaker.describe_endpoint().endpoint_name(&endpoints[0]).send().await.ok()?;
+        (e.endpoint_status().unwrap().as_str() == "InService").then_some(())
+    })
+    .await;
+    t.wait_event("churn", "DriftRepaired").await;
+    until(&api, "churn", "Ready again", 30, is_ready).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_per_stage_local_nvme_capture_account_removal_and_deletion() {
     let t = TestEnv::new("deploy-accounts").await;

@@ -136,17 +136,24 @@ impl Process {
 
     /// Resident memory now and at its peak, in KiB (`VmRSS`, `VmHWM` of /proc/PID/status).
     pub fn memory_kib(&self) -> (u64, u64) {
+        (self.status_kib("VmRSS:"), self.status_kib("VmHWM:"))
+    }
+
+    /// Where the resident memory is, in KiB: anonymous (heap, stacks) and file-backed (the
+    /// binary and its libraries) (`RssAnon`, `RssFile` of /proc/PID/status).
+    pub fn memory_split_kib(&self) -> (u64, u64) {
+        (self.status_kib("RssAnon:"), self.status_kib("RssFile:"))
+    }
+
+    fn status_kib(&self, name: &str) -> u64 {
         let pid = self.child.id().expect("running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The process's log so far.

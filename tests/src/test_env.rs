@@ -322,6 +322,8 @@ impl TestEnv {
         let mut settings = Settings {
             label_selector: Some(format!("{TEST_LABEL}={}", self.id)),
             pending_interval: Duration::from_secs(300),
+            // Nor are endpoints listed: the test of the endpoint watch sets its own interval.
+            endpoint_interval: Duration::from_secs(3600),
             instance: self.id.clone(),
             ..Settings::default()
         };

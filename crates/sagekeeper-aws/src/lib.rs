@@ -20,7 +20,7 @@ pub mod studio;
 
 pub use errors::{AwsError, ErrorKind, Optional, Required};
 pub use metrics::AwsCallMetrics;
-pub use observe::Snapshot;
+pub use observe::{Shared, Snapshot};
 pub use sessions::{AccountAccess, Session, Sessions};
 
 /// The AWS SDK crates, re-exported so tests can inspect the emulator without a second copy.

@@ -13,6 +13,10 @@
 //! a write decided on it is decided on a fresh read. Sharing observations across objects and
 //! passes changes where a snapshot lives, not the steps that ask it.
 //!
+//! What many objects read and none of them writes is also [`Shared`] across objects and passes
+//! for a bounded age: a model package group's newest versions, which its project reads every
+//! poll and its deployments take from that read instead of listing the registry each.
+//!
 //! Families with a batched read: an account's network (its VPC found by owner tag, then one
 //! describe per resource type filtered by the VPC), a VPC's endpoints, a Studio domain, and a
 //! model package group's newest versions. What AWS offers no batch read for (a key and its
@@ -23,6 +27,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::VpcEndpoint;
 use aws_sdk_sagemaker::operation::describe_domain::DescribeDomainOutput;
@@ -53,6 +58,22 @@ impl Snapshot {
         [self.networks.reads(), self.vpc_endpoints.reads(), self.domains.reads(), self.versions.reads()]
             .into_iter()
             .fold(Reads::default(), |all, r| Reads { made: all.made + r.made, asked: all.asked + r.asked })
+    }
+}
+
+/// What the controller has read of AWS for every object, each kept for at most an age: what
+/// objects only read (a step that writes reads in its own pass, never from here).
+#[derive(Debug)]
+pub struct Shared {
+    /// A model package group's newest versions, newest first, by group name: written by the
+    /// project's poll, read by its deployments.
+    pub(crate) versions: Aged<(AccountAccess, String), Arc<Vec<Version>>>,
+}
+
+impl Shared {
+    /// Shared reads kept for `max_age`.
+    pub fn new(max_age: Duration) -> Self {
+        Self { versions: Aged::new(max_age) }
     }
 }
 
@@ -91,8 +112,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, AwsError>>,
     {
-        let cell = self.cells.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone();
-        self.count(|r| r.asked += 1);
+        let cell = self.cell(key);
         let value = cell
             .get_or_try_init(|| {
                 self.count(|r| r.made += 1);
@@ -100,6 +120,32 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
             })
             .await?;
         Ok(value.clone())
+    }
+
+    /// The value of `key` as [`Family::get`], taken on the first ask from `shared` (a read no
+    /// older than its age, else one read now and shared); only a read sent to AWS counts as made.
+    pub(crate) async fn get_shared<F, Fut>(&self, key: &K, shared: &Aged<K, V>, read: F) -> Result<V, AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, AwsError>>,
+    {
+        let cell = self.cell(key);
+        let value = cell
+            .get_or_try_init(|| async {
+                let (value, made) = shared.get(key, read).await?;
+                if made {
+                    self.count(|r| r.made += 1);
+                }
+                Ok::<V, AwsError>(value)
+            })
+            .await?;
+        Ok(value.clone())
+    }
+
+    /// The cell of `key`, counting one ask.
+    fn cell(&self, key: &K) -> Arc<OnceCell<V>> {
+        self.count(|r| r.asked += 1);
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone()
     }
 
     /// The value of `key` for a step waiting on AWS: forgotten again unless `settled` says the
@@ -143,6 +189,59 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
 
     fn reads(&self) -> Reads {
         *self.reads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Values kept across passes and objects for at most `max_age`; concurrent asks for a key with
+/// no value young enough wait for one read. Expired values are dropped on the next ask, so it
+/// holds only what was read within the age.
+#[derive(Debug)]
+pub(crate) struct Aged<K, V> {
+    max_age: Duration,
+    cells: Mutex<HashMap<K, Arc<Dated<V>>>>,
+}
+
+/// A value and when it was read, once read.
+type Dated<V> = OnceCell<(Instant, V)>;
+
+impl<K: Eq + Hash + Clone, V: Clone> Aged<K, V> {
+    pub(crate) fn new(max_age: Duration) -> Self {
+        Self { max_age, cells: Mutex::default() }
+    }
+
+    /// The value of `key` read within the age, or read now with `read`; and whether this ask
+    /// read it. A failed read is not kept.
+    pub(crate) async fn get<F, Fut>(&self, key: &K, read: F) -> Result<(V, bool), AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, AwsError>>,
+    {
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            cells.retain(|_, cell| cell.get().is_none_or(|(at, _)| now.duration_since(*at) < self.max_age));
+            cells.entry(key.clone()).or_default().clone()
+        };
+        let mut made = false;
+        let (_, value) = cell
+            .get_or_try_init(|| {
+                made = true;
+                let reading = read();
+                async move { Ok::<_, AwsError>((Instant::now(), reading.await?)) }
+            })
+            .await?;
+        Ok((value.clone(), made))
+    }
+
+    /// Keeps `value`, just read by its owner, as the newest read of `key`.
+    pub(crate) fn put(&self, key: &K, value: V) {
+        let cell = Arc::new(OnceCell::new_with(Some((Instant::now(), value))));
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), cell);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
 
@@ -215,5 +314,40 @@ mod tests {
         let refused = f.get(&"vpc", || async { Err(AwsError::from_code("Throttling", "slow down", None)) }).await;
         assert_eq!(refused.unwrap_err().code, "Throttling");
         assert_eq!(f.get(&"vpc", || read(&calls)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_shared_read_serves_every_pass_within_its_age_then_is_read_again() {
+        let (shared, calls) = (Aged::new(Duration::from_millis(200)), AtomicU32::new(0));
+        let (a, b) = tokio::join!(shared.get(&"group", || read(&calls)), shared.get(&"group", || read(&calls)));
+        let made = [a.as_ref().unwrap().1, b.as_ref().unwrap().1];
+        assert_eq!((a.unwrap().0, b.unwrap().0, made.iter().filter(|m| **m).count()), (1, 1, 1), "one read for both");
+        assert_eq!(shared.get(&"group", || read(&calls)).await.unwrap(), (1, false), "within its age");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(shared.get(&"group", || read(&calls)).await.unwrap(), (2, true), "older than its age");
+    }
+
+    #[tokio::test]
+    async fn a_put_is_what_the_next_ask_gets_and_expired_keys_are_dropped() {
+        let (shared, calls) = (Aged::new(Duration::from_millis(100)), AtomicU32::new(0));
+        shared.get(&"old", || read(&calls)).await.unwrap();
+        shared.put(&"group", 7);
+        assert_eq!(shared.get(&"group", || read(&calls)).await.unwrap(), (7, false));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        shared.put(&"group", 8);
+        shared.get(&"group", || read(&calls)).await.unwrap();
+        assert_eq!(shared.len(), 1, "the expired key is gone");
+    }
+
+    #[tokio::test]
+    async fn a_pass_taking_a_shared_read_counts_no_read_made() {
+        let (f, shared, calls) = (family(), Aged::new(Duration::from_secs(60)), AtomicU32::new(0));
+        shared.put(&"group", 5);
+        assert_eq!(f.get_shared(&"group", &shared, || read(&calls)).await.unwrap(), 5);
+        assert_eq!(f.reads(), Reads { made: 0, asked: 1 });
+        let other = family();
+        assert_eq!(other.get_shared(&"fresh", &shared, || read(&calls)).await.unwrap(), 1);
+        assert_eq!(other.get_shared(&"fresh", &shared, || read(&calls)).await.unwrap(), 1);
+        assert_eq!(other.reads(), Reads { made: 1, asked: 2 });
     }
 }

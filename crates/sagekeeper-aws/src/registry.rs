@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::Session;
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
-use crate::observe::{self, Snapshot};
+use crate::observe::{self, Shared, Snapshot};
 use crate::sagemaker_tags::{ensure_tags, pairs, tags};
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
@@ -122,14 +122,22 @@ pub struct Version {
     pub approval_status: Approval,
 }
 
-/// The newest version of the group and the newest Approved one: one call, plus a second only
-/// when no Approved version is among the newest hundred.
+/// The newest version of the group and the newest Approved one, read for the group's project:
+/// one call, plus a second only when no Approved version is among the newest hundred. The read
+/// is shared with the deployments of the project.
 pub async fn latest_versions(
     session: &Session,
     seen: &Snapshot,
+    shared: &Shared,
     group: &str,
 ) -> Result<(Option<Version>, Option<Version>), AwsError> {
-    let newest = versions(session, seen, group).await?;
+    let key = observe::key(session, group);
+    let read = || async {
+        let newest = Arc::new(list_versions(session.sagemaker(), group, None, NEWEST as i32).await?);
+        shared.versions.put(&key, newest.clone());
+        Ok(newest)
+    };
+    let newest = seen.versions.get(&key, read).await?;
     let latest = newest.first().cloned();
     let mut approved = newest.iter().find(|v| v.approval_status == Approval::Approved).cloned();
     if approved.is_none() && latest.is_some() {
@@ -141,11 +149,16 @@ pub async fn latest_versions(
 /// How many of the newest versions one registry read returns.
 pub const NEWEST: usize = 100;
 
-/// The newest hundred versions of the group, newest first, with their approval status, as the
-/// pass saw them.
-pub async fn versions(session: &Session, seen: &Snapshot, group: &str) -> Result<Arc<Vec<Version>>, AwsError> {
+/// The newest hundred versions of the group, newest first, with their approval status: the
+/// project's latest poll of it when no older than the poll interval, else one read, shared.
+pub async fn versions(
+    session: &Session,
+    seen: &Snapshot,
+    shared: &Shared,
+    group: &str,
+) -> Result<Arc<Vec<Version>>, AwsError> {
     let read = || async { Ok(Arc::new(list_versions(session.sagemaker(), group, None, NEWEST as i32).await?)) };
-    seen.versions.get(&observe::key(session, group), read).await
+    seen.versions.get_shared(&observe::key(session, group), &shared.versions, read).await
 }
 
 /// The group's newest Approved version, however old.

@@ -2,6 +2,7 @@
 //! of the dev account's registry, endpoint configs, and one endpoint per stage that moves from
 //! config to config (blue/green). Each is found by name and adopted only with our owner-uid.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_sagemaker::Client;
@@ -279,6 +280,31 @@ pub async fn ensure_config(
         .map_err(AwsError::from_sdk)?;
     changes.record(Action::Created, what);
     Ok(())
+}
+
+/// What ListEndpoints says about one endpoint: enough to tell that it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedEndpoint {
+    /// Where it stands.
+    pub status: EndpointStatus,
+    /// When it last changed (an update moves it, even when it ends where it was).
+    pub changed: Option<SystemTime>,
+}
+
+/// Every endpoint of the session's account and region by name: one ListEndpoints call per
+/// hundred endpoints.
+pub async fn list_endpoints(session: &Session) -> Result<BTreeMap<String, ListedEndpoint>, AwsError> {
+    let mut pages = session.sagemaker().list_endpoints().max_results(100).into_paginator().send();
+    let mut listed = BTreeMap::new();
+    while let Some(page) = pages.next().await {
+        for e in page.map_err(AwsError::from_sdk)?.endpoints() {
+            let Some(name) = e.endpoint_name() else { continue };
+            let changed = e.last_modified_time().and_then(|t| SystemTime::try_from(*t).ok());
+            let status = EndpointStatus::of(e.endpoint_status().map_or("", |s| s.as_str()));
+            listed.insert(name.to_owned(), ListedEndpoint { status, changed });
+        }
+    }
+    Ok(listed)
 }
 
 /// The endpoint `name` as SageMaker describes it, or `None` when there is none.

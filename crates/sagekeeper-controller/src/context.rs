@@ -22,6 +22,9 @@ pub struct Settings {
     pub pending_interval: Duration,
     /// How often a project re-reads its registry (latest versions) and its running pipeline run.
     pub poll_interval: Duration,
+    /// How often the SageMaker endpoints of each account deployments use are listed (one call
+    /// per account), waking a deployment whose endpoint changed.
+    pub endpoint_interval: Duration,
     /// At most this many plan steps at once per AWS account and service, across all objects.
     pub aws_concurrency: usize,
     /// Watch only objects with these labels (sharding; tests use it to isolate controllers).
@@ -36,6 +39,7 @@ impl Default for Settings {
             drift_interval: Duration::from_secs(600),
             pending_interval: Duration::from_secs(10),
             poll_interval: Duration::from_secs(60),
+            endpoint_interval: Duration::from_secs(30),
             aws_concurrency: 4,
             label_selector: None,
             instance: "sagekeeper".into(),
@@ -61,6 +65,8 @@ pub(crate) struct Context {
     pub(crate) settings: Settings,
     pub(crate) recorder: Recorder,
     pub(crate) lanes: crate::steps::Lanes,
+    /// What objects read of AWS and share across passes (a registry's newest versions).
+    pub(crate) shared: sagekeeper_aws::Shared,
     failures: Mutex<HashMap<String, u32>>,
     full_checks: Mutex<HashMap<String, (std::time::Instant, u64)>>,
     converged: Mutex<HashMap<String, u64>>,
@@ -89,6 +95,9 @@ impl Context {
         let reporter = Reporter { controller: "sagekeeper".into(), instance: Some(settings.instance.clone()) };
         let recorder = Recorder::new(client.clone(), reporter);
         let lanes = crate::steps::Lanes::new(settings.aws_concurrency);
+        // A project re-reads its registry every poll interval and wakes its deployments when
+        // the latest versions change, so a deployment takes a read younger than two polls.
+        let shared = sagekeeper_aws::Shared::new(settings.poll_interval * 2);
         Self {
             client,
             sessions,
@@ -97,6 +106,7 @@ impl Context {
             settings,
             recorder,
             lanes,
+            shared,
             failures: Mutex::default(),
             full_checks: Mutex::default(),
             converged: Mutex::default(),

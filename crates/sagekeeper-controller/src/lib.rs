@@ -5,6 +5,7 @@
 mod account;
 mod context;
 mod deployment;
+mod endpoint_watch;
 mod environment;
 mod fold;
 pub mod leader;

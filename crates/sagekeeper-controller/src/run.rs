@@ -22,7 +22,7 @@ use crate::context::{Context, Settings, Stores};
 use crate::leader::{LeaderElector, LeaseSettings};
 use crate::lifecycle::{self, Kind};
 use crate::metrics::Metrics;
-use crate::relations;
+use crate::{endpoint_watch, relations};
 
 /// Why a reconcile or the controller failed.
 #[derive(Debug, thiserror::Error)]
@@ -200,9 +200,9 @@ async fn controllers(
     let accounts = relations::accounts(accounts, w.clone());
     let environments = relations::environments(environments, w.clone());
     let projects = relations::projects(projects, w.clone());
-    let deployments = relations::deployments(deployments, w);
 
     let ctx = Arc::new(Context::new(client, sessions, stores, metrics, settings, synced_rx));
+    let deployments = relations::deployments(deployments, w).reconcile_on(endpoint_watch::watch(ctx.clone()));
     join_all([
         drive(accounts.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
         drive(environments.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),

@@ -69,6 +69,11 @@ struct RunArgs {
     /// pipeline run: an approval reaches deployments within this time.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     poll_interval_seconds: u64,
+    /// Seconds between listings of the SageMaker endpoints in each account deployments use (one
+    /// ListEndpoints per account): an endpoint deleted, failed or moved behind sagekeeper's back
+    /// is noticed within this time.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    endpoint_watch_seconds: u64,
     /// Seconds before an object waiting on AWS (an endpoint or domain still being created) is
     /// looked at again.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
@@ -145,6 +150,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         drift_interval: Duration::from_secs(args.drift_interval_seconds),
         poll_interval: Duration::from_secs(args.poll_interval_seconds),
         pending_interval: Duration::from_secs(args.pending_interval_seconds),
+        endpoint_interval: Duration::from_secs(args.endpoint_watch_seconds),
         aws_concurrency: usize::try_from(args.aws_concurrency).unwrap_or(4),
         label_selector: args.watch_label_selector,
         instance: identity.clone(),

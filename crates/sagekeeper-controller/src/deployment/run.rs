@@ -9,7 +9,7 @@ use sagekeeper_api::deployment::StageAccountStatus;
 use sagekeeper_api::naming::DeploymentNames;
 use sagekeeper_aws::registry::{self, Approval as Registered, Version};
 use sagekeeper_aws::steps::{Changes, Owner};
-use sagekeeper_aws::{AwsError, Session, Snapshot};
+use sagekeeper_aws::{AwsError, Session, Shared, Snapshot};
 
 use super::gate::{self, Decision};
 use super::plan::{DeployStep, Place, Plan};
@@ -100,7 +100,7 @@ impl Pass<'_> {
         match &id {
             S::Registry => {
                 let session = self.session(&plan.dev.access);
-                let found = versions(plan, &session, self.seen).await;
+                let found = versions(plan, &session, self.seen, &self.ctx.shared).await;
                 Done::from_aws(found.map(DeployOutput::Versions), format!("model package group {}", plan.group))
             }
             S::Gate(n) => {
@@ -246,11 +246,17 @@ pub(super) fn decide(plan: &Plan, n: usize, versions: &[Version], earlier: Vec<(
     Gated { decision, package_arn, earlier }
 }
 
-/// The versions a pass decides from: the newest hundred (one call), and in a registry with more,
+/// The versions a pass decides from: the newest hundred (the project's last poll of them, or
+/// one call), and in a registry with more,
 /// the ones the deployment names that are older (the newest Approved one, a pinned
 /// modelVersion, approvedVersions, what the stages serve), each looked up once.
-async fn versions(plan: &Plan, session: &Session, seen: &Snapshot) -> Result<Arc<Vec<Version>>, AwsError> {
-    let newest = registry::versions(session, seen, &plan.group).await?;
+async fn versions(
+    plan: &Plan,
+    session: &Session,
+    seen: &Snapshot,
+    shared: &Shared,
+) -> Result<Arc<Vec<Version>>, AwsError> {
+    let newest = registry::versions(session, seen, shared, &plan.group).await?;
     if newest.len() < registry::NEWEST {
         return Ok(newest);
     }

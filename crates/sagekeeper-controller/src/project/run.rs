@@ -7,7 +7,7 @@ use futures::FutureExt;
 use sagekeeper_aws::pipelines::{self, Execution};
 use sagekeeper_aws::registry::{self, Version};
 use sagekeeper_aws::steps::Changes;
-use sagekeeper_aws::{AwsError, Session, Snapshot};
+use sagekeeper_aws::{AwsError, Session, Shared, Snapshot};
 use sagekeeper_policy::pipeline::{self as template, ABALONE_ASSETS};
 
 use super::plan::{Plan, ProjectStep};
@@ -41,7 +41,7 @@ pub(crate) async fn run(
     changes: &Changes,
 ) -> Results<ProjectStep, ProjectOutput> {
     let seen = Snapshot::default();
-    let pass = Pass { plan, session, changes, seen: &seen };
+    let pass = Pass { plan, session, changes, seen: &seen, shared: &ctx.shared };
     let steps = plan
         .graph(light)
         .into_iter()
@@ -63,6 +63,8 @@ struct Pass<'a> {
     changes: &'a Changes,
     /// What the pass has read of AWS so far.
     seen: &'a Snapshot,
+    /// Where it leaves the registry read for the project's deployments.
+    shared: &'a Shared,
 }
 
 impl Pass<'_> {
@@ -113,7 +115,8 @@ impl Pass<'_> {
                 )
             }
             S::Versions => {
-                let result: Result<_, AwsError> = registry::latest_versions(session, self.seen, &plan.group).await;
+                let result: Result<_, AwsError> =
+                    registry::latest_versions(session, self.seen, self.shared, &plan.group).await;
                 Done::from_aws(result.map(|(latest, approved)| ProjectOutput::Versions { latest, approved }), group)
             }
         }
