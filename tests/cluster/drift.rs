@@ -95,18 +95,26 @@ async fn converged_drift_check_makes_only_read_calls() {
         let account = t.account(n);
         let endpoints = all.iter().filter(|(a, op)| *a == account && op == "DescribeVpcEndpoints").count();
         assert_eq!(endpoints, 1, "DescribeVpcEndpoints calls in account {account}: {all:?}");
+        // And one listing of its roles, each shown as planned: no role is read on its own.
+        let listings = all.iter().filter(|(a, op)| *a == account && op == "GetAccountAuthorizationDetails").count();
+        assert_eq!(listings, 1, "GetAccountAuthorizationDetails calls in account {account}: {all:?}");
     }
+    let per_role: Vec<_> =
+        all.iter().filter(|(_, op)| ["GetRole", "ListRolePolicies", "GetRolePolicy"].contains(&op.as_str())).collect();
+    assert!(per_role.is_empty(), "roles read one by one although the listing showed them as planned: {per_role:?}");
     let mut by_operation = std::collections::BTreeMap::<&str, usize>::new();
     for (_, op) in &all {
         *by_operation.entry(op).or_default() += 1;
     }
     eprintln!("drift check: {} read calls: {by_operation:?}", all.len());
     // The steps asked the pass's snapshot: each batched family read (an account's network,
-    // found by DescribeVpcs; a VPC's endpoints; the domain) is one observe read in the metric.
-    let family_reads: usize = ["DescribeVpcs", "DescribeVpcEndpoints", "DescribeDomain"]
-        .iter()
-        .map(|op| by_operation.get(op).copied().unwrap_or(0))
-        .sum();
+    // found by DescribeVpcs; a VPC's endpoints; the domain; an account's roles) is one observe
+    // read in the metric.
+    let family_reads: usize =
+        ["DescribeVpcs", "DescribeVpcEndpoints", "DescribeDomain", "GetAccountAuthorizationDetails"]
+            .iter()
+            .map(|op| by_operation.get(op).copied().unwrap_or(0))
+            .sum();
     let observed = observe_reads(&controller.metrics) - observed_before;
     assert_eq!(observed as usize, family_reads, "observe reads vs family calls: {by_operation:?}");
 }
@@ -202,4 +210,152 @@ async fn edits_behind_its_back_are_repaired_with_an_event() {
     })
     .await;
     t.wait_condition(&t.api::<DataScienceEnvironment>(), "fraud", "Ready", "True", None).await;
+}
+
+/// Reads that only a Full-depth drift check makes: settings that guard neither data nor access.
+const SETTINGS_READS: [&str; 4] =
+    ["GetBucketOwnershipControls", "GetBucketVersioning", "GetKeyRotationStatus", "DescribeVpcAttribute"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourth_time() {
+    let t = TestEnv::new("drift-tiers").await;
+    let controller = t.controller_with(|s| s.full_check_every = 4, None).await;
+    let env = converged(&t).await;
+    let status = env.status.unwrap();
+    let dev = t.clients(&t.account(1)).await;
+    let data_bucket = status.storage.unwrap().data_bucket.unwrap();
+    let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
+    quiet(&t, &controller.metrics).await;
+
+    // Behind its back: the data bucket opened up (security) and key rotation off (a setting).
+    let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Open", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{}:root", t.account(1))}, "Action": "s3:*",
+        "Resource": format!("arn:aws:s3:::{data_bucket}/*")}]});
+    dev.s3.put_bucket_policy().bucket(&data_bucket).policy(open.to_string()).send().await.unwrap();
+    dev.kms.disable_key_rotation().key_id(&s3_key).send().await.unwrap();
+    let policy_open = || async {
+        let policy = dev.s3.get_bucket_policy().bucket(&data_bucket).send().await.unwrap();
+        let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        sagekeeper_policy::find_statement(&policy, "Open").is_some()
+    };
+    let rotation_on =
+        || async { dev.kms.get_key_rotation_status().key_id(&s3_key).send().await.unwrap().key_rotation_enabled() };
+
+    // The first check after converging (a Full pass) is at Security depth: the policy is put
+    // back at once, rotation is not looked at.
+    drift_check(&t, &controller.metrics, || ()).await;
+    let first = calls(&t);
+    let settings: Vec<_> = first.iter().filter(|(_, op)| SETTINGS_READS.contains(&op.as_str())).collect();
+    assert!(settings.is_empty(), "a Security-depth check read settings: {settings:?}");
+    assert!(!policy_open().await, "the opened bucket policy should be repaired at the first check");
+    assert!(!rotation_on().await, "rotation is a setting: a Security-depth check leaves it for a Full one");
+    let security_reads = first.iter().filter(|(_, op)| is_read(op)).count();
+
+    // Within the next three checks comes a Full one: it reads the settings and turns rotation
+    // back on. (The passes its own status writes trigger count as checks too, hence "within".)
+    let mut full = None;
+    for _ in 0..3 {
+        drift_check(&t, &controller.metrics, || ()).await;
+        let seen = calls(&t);
+        if seen.iter().any(|(_, op)| op == "GetKeyRotationStatus") {
+            full = Some(seen);
+            break;
+        }
+        assert!(!rotation_on().await, "rotation came back without a Full check reading it");
+    }
+    let full = full.expect("one of the four checks after converging should be at Full depth");
+    for op in SETTINGS_READS {
+        assert!(full.iter().any(|(_, o)| o == op), "a Full check should read {op}: {full:?}");
+    }
+    eventually(Duration::from_secs(30), "rotation back on", || async { rotation_on().await.then_some(()) }).await;
+    let full_reads = full.iter().filter(|(_, op)| is_read(op)).count();
+    eprintln!("drift check reads: Security depth {security_reads}, Full depth {full_reads}");
+    assert!(security_reads < full_reads, "Security {security_reads} vs Full {full_reads} reads");
+}
+
+/// The execution role of "fraud" and its inline policy as sagekeeper put it.
+async fn execution_policy(t: &TestEnv, env: &DataScienceEnvironment) -> (String, String) {
+    let arn = env.status.as_ref().and_then(|s| s.identity.as_ref()).and_then(|i| i.execution_role_arn.clone());
+    let name = arn.expect("status.identity.executionRoleArn").rsplit('/').next().unwrap().to_owned();
+    let iam = t.clients(&t.account(1)).await.iam;
+    let policy = iam.get_role_policy().role_name(&name).policy_name("sagekeeper").send().await.unwrap();
+    (name, sagekeeper_policy::parse(policy.policy_document()).unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_role_listing_never_causes_a_write_and_drift_it_hides_is_repaired_once_it_ages() {
+    let t = TestEnv::new("drift-stale-listing").await;
+    let age = Duration::from_secs(30);
+    let controller = t.controller_with(|s| s.account_read_age = age, None).await;
+    let fraud = converged(&t).await;
+    // A second environment in the same dev account: its passes list the account's roles too.
+    let other = format!(
+        "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {{name: other}}\nspec:\n  account: {}\n  region: us-east-1\n  network: {{availabilityZones: [us-east-1a, us-east-1b]}}\n  studio: {{enabled: false}}\n",
+        t.name("dev")
+    );
+    let api = t.api::<DataScienceEnvironment>();
+    api.create(&Default::default(), &t.manifest(&other, true)).await.unwrap();
+    t.wait_condition_for(&api, "other", "Ready", "True", None, Duration::from_secs(120)).await;
+    let (role, planned) = execution_policy(&t, &fraud).await;
+    let iam = t.clients(&t.account(1)).await.iam;
+    let put = |document: String| {
+        let iam = iam.clone();
+        let role = role.clone();
+        async move {
+            iam.put_role_policy()
+                .role_name(role)
+                .policy_name("sagekeeper")
+                .policy_document(document)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+    let dev = t.account(1);
+    let ops = |op: &str| t.emulator.calls(&dev).iter().filter(|c| c.operation == op).count();
+    let look = |name: &'static str| {
+        let (t, api, metrics) = (&t, &api, &controller.metrics);
+        async move {
+            quiet(t, metrics).await;
+            for n in 1..=3 {
+                t.emulator.clear_calls(&t.account(n));
+            }
+            t.poke(api, name).await;
+            eventually(Duration::from_secs(30), "a pass", || async {
+                t.emulator.calls(&t.account(1)).iter().any(|c| c.operation == "DescribeVpcs").then_some(())
+            })
+            .await;
+            quiet(t, metrics).await;
+        }
+    };
+
+    // 1. The role drifts; once any listing has aged out, the other environment's pass lists the
+    //    account's roles, the drift among them, and leaves fraud's role alone.
+    put(open.to_string()).await;
+    tokio::time::sleep(age + Duration::from_secs(1)).await;
+    look("other").await;
+    assert_eq!(ops("GetAccountAuthorizationDetails"), 1, "one listing of the dev account's roles");
+    assert!(!t.emulator.controller_writes(&dev).contains(&"PutRolePolicy".to_owned()), "other wrote fraud's role");
+    // 2. Someone puts the policy back, so that listing is stale. Fraud's pass takes it (young
+    //    enough), sees the role otherwise than planned, reads the role afresh, and writes nothing.
+    put(planned.clone()).await;
+    look("fraud").await;
+    assert_eq!(ops("GetAccountAuthorizationDetails"), 0, "fraud's pass should take the listing other's pass made");
+    assert_eq!(ops("GetRole"), 1, "only the role the listing showed otherwise is read afresh");
+    let writes = t.emulator.controller_writes(&dev);
+    assert!(writes.is_empty(), "a stale listing caused writes: {writes:?}");
+    // 3. A listing that shows everything as planned hides drift made after it, for its age at
+    //    most: the next pass after it ages out repairs it.
+    tokio::time::sleep(age + Duration::from_secs(1)).await;
+    look("fraud").await;
+    assert_eq!(ops("GetAccountAuthorizationDetails"), 1, "an aged-out listing is read again");
+    assert_eq!(ops("GetRole"), 0, "a listing showing every role as planned needs no role read");
+    put(open.to_string()).await;
+    look("fraud").await;
+    assert_eq!(execution_policy(&t, &fraud).await.1, sagekeeper_policy::parse(&open.to_string()).unwrap().to_string());
+    tokio::time::sleep(age + Duration::from_secs(1)).await;
+    look("fraud").await;
+    assert_eq!(execution_policy(&t, &fraud).await.1, planned, "the drift is repaired once the listing aged out");
+    assert!(t.emulator.controller_writes(&dev).contains(&"PutRolePolicy".to_owned()));
 }

@@ -324,6 +324,12 @@ impl TestEnv {
             pending_interval: Duration::from_secs(300),
             // Nor are endpoints listed: the test of the endpoint watch sets its own interval.
             endpoint_interval: Duration::from_secs(3600),
+            // Every drift check reads everything: a test that edits a setting behind the
+            // controller's back sees the next check repair it; the tiers have their own test.
+            full_check_every: 1,
+            // Nor does a pass take another pass's listing of an account's roles: a test that
+            // edits a role behind its back sees the next pass read it; sharing has its own test.
+            account_read_age: Duration::ZERO,
             instance: self.id.clone(),
             ..Settings::default()
         };

@@ -5,16 +5,103 @@
 //! hand) gets it before anything else. A role just created may not be usable for seconds (IAM
 //! is eventually consistent); the outputs say when it was created so callers can tell "not
 //! yet" from "wrong".
+//!
+//! An account's roles are read together: one `GetAccountAuthorizationDetails` (roles only,
+//! paginated) returns every role with its trust, boundary, inline policies and tags, and is
+//! shared by every object using the account for an age ([`crate::observe::Shared`]). A role the
+//! listing shows as planned is ready without a call of its own; one it does not show, or shows
+//! otherwise, is read afresh (`GetRole`, `ListRolePolicies`, `GetRolePolicy`) and every write is
+//! decided on that fresh read, never on the listing. A write forgets the account's listing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sdk_iam::Client;
-use aws_sdk_iam::types::{Role, Tag};
+use aws_sdk_iam::types::{EntityType, Role, RoleDetail, Tag};
 
-use crate::errors::{AwsError, Optional};
+use crate::errors::{AwsError, ErrorKind, Optional};
+use crate::observe::{Shared, Snapshot};
 use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
+
+/// The prefix of every role name sagekeeper gives; the listing keeps only these.
+const ROLE_PREFIX: &str = "sk-";
+
+/// An account's roles named by sagekeeper, by name, as one listing showed them; `None` when
+/// the account's deployer role may not list them (an older deployer policy): each role is then
+/// read on its own.
+pub(crate) type AccountRoles = Option<Arc<HashMap<String, ListedRole>>>;
+
+/// A role as the account's listing shows it, reduced to what [`ensure_role`] compares: policy
+/// documents are kept as digests of their normalized form.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ListedRole {
+    arn: String,
+    created: SystemTime,
+    boundary: Option<String>,
+    trust: Option<u64>,
+    policies: BTreeMap<String, Option<u64>>,
+    tags: BTreeMap<String, String>,
+}
+
+impl ListedRole {
+    fn of(role: &RoleDetail) -> Option<(String, Self)> {
+        let name = role.role_name()?;
+        let listed = Self {
+            arn: role.arn()?.to_owned(),
+            created: role.create_date().and_then(|d| SystemTime::try_from(*d).ok()).unwrap_or(SystemTime::UNIX_EPOCH),
+            boundary: role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_owned),
+            trust: role.assume_role_policy_document().and_then(digest_of),
+            policies: role
+                .role_policy_list()
+                .iter()
+                .filter_map(|p| Some((p.policy_name()?.to_owned(), p.policy_document().and_then(digest_of))))
+                .collect(),
+            tags: role.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
+        };
+        Some((name.to_owned(), listed))
+    }
+
+    /// True when the role is the plan's in every respect [`ensure_role`] would change.
+    fn is(&self, plan: &RolePlan) -> bool {
+        let tags = plan.owner.tags(&plan.component);
+        self.boundary.as_deref() == Some(plan.boundary.as_str())
+            && self.trust == Some(digest(&plan.trust))
+            && self.policies.len() == plan.policies.len()
+            && plan.policies.iter().all(|(name, doc)| self.policies.get(name) == Some(&Some(digest(doc))))
+            && tags.iter().all(|(k, v)| self.tags.get(k) == Some(v))
+            && plan.owner.stale_keys(self.tags.keys().map(String::as_str)).is_empty()
+    }
+}
+
+/// A digest of a policy's normalized form: equal for equivalent policies.
+fn digest(policy: &serde_json::Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    sagekeeper_policy::compare::normalize(policy).to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+fn digest_of(document: &str) -> Option<u64> {
+    sagekeeper_policy::parse(document).ok().map(|d| digest(&d))
+}
+
+/// Every role of the account named by sagekeeper, in one paginated read.
+async fn list_roles(iam: &Client) -> Result<AccountRoles, AwsError> {
+    let mut pages = iam.get_account_authorization_details().filter(EntityType::Role).into_paginator().send();
+    let mut roles = HashMap::new();
+    while let Some(page) = pages.next().await {
+        let page = match page.map_err(AwsError::from_sdk) {
+            Ok(page) => page,
+            Err(e) if e.kind == ErrorKind::AccessDenied => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let ours = page.role_detail_list().iter().filter(|r| r.role_name().is_some_and(|n| n.starts_with(ROLE_PREFIX)));
+        roles.extend(ours.filter_map(ListedRole::of));
+    }
+    Ok(Some(Arc::new(roles)))
+}
 
 /// What one role should be.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,8 +131,30 @@ pub struct RoleOutputs {
     pub created: SystemTime,
 }
 
-/// Converges one role.
-pub async fn ensure_role(session: &Session, plan: &RolePlan, changes: &Changes) -> StepResult<RoleOutputs> {
+/// Converges one role: ready at once when the account's listing shows it as planned, else
+/// decided on a fresh read of it.
+pub async fn ensure_role(
+    session: &Session,
+    seen: &Snapshot,
+    shared: &Shared,
+    plan: &RolePlan,
+    changes: &Changes,
+) -> StepResult<RoleOutputs> {
+    let key = session.access.clone();
+    let listed = seen.roles.get_shared(&key, &shared.roles, || list_roles(session.iam())).await?;
+    if let Some(role) = listed.as_ref().and_then(|roles| roles.get(&plan.name)).filter(|r| r.is(plan)) {
+        return Ok(Step::Ready(RoleOutputs { arn: role.arn.clone(), created: role.created }));
+    }
+    let ours = Changes::default();
+    let result = converge_role(session, plan, &ours).await;
+    if changes.absorb(ours) {
+        shared.roles.forget(&key);
+    }
+    result
+}
+
+/// Converges one role on a fresh read of it.
+async fn converge_role(session: &Session, plan: &RolePlan, changes: &Changes) -> StepResult<RoleOutputs> {
     let iam = session.iam();
     let role = match get_role(iam, &plan.name).await? {
         Some(role) => role,
@@ -208,4 +317,72 @@ pub async fn delete_role(
     iam.delete_role().role_name(name).send().await.map_err(AwsError::from_sdk)?;
     changes.record(Action::Deleted, format!("IAM role {name}"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn plan() -> RolePlan {
+        let owner = Owner {
+            uid: "u1".into(),
+            base_tags: [("sagekeeper.io/owner-uid".to_owned(), "u1".to_owned())].into(),
+            removed_tags: ["gone".to_owned()].into(),
+        };
+        RolePlan {
+            owner,
+            component: "role/execution".into(),
+            name: "sk-a-execution".into(),
+            description: String::new(),
+            trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            policies: [(
+                "main".to_owned(),
+                json!({"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]}),
+            )]
+            .into(),
+            boundary: "arn:aws:iam::1:policy/sagekeeper-boundary".into(),
+        }
+    }
+
+    /// The role as the listing shows it when it is the plan's, documents in AWS's own shape.
+    fn listed(plan: &RolePlan) -> ListedRole {
+        ListedRole {
+            arn: "arn:aws:iam::1:role/sk-a-execution".into(),
+            created: SystemTime::UNIX_EPOCH,
+            boundary: Some(plan.boundary.clone()),
+            trust: digest_of(&plan.trust.to_string()),
+            // One-element lists and scalars are the same policy.
+            policies: [(
+                "main".to_owned(),
+                digest_of(r#"{"Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": ["*"]}}"#),
+            )]
+            .into(),
+            tags: plan.owner.tags(&plan.component).into_iter().chain([("team".to_owned(), "x".to_owned())]).collect(),
+        }
+    }
+
+    #[test]
+    fn a_listed_role_is_the_plans_only_when_everything_a_write_would_change_matches() {
+        let plan = plan();
+        assert!(listed(&plan).is(&plan), "equivalent documents and extra tags of others are as planned");
+        let differs: [(&str, fn(&mut ListedRole)); 7] = [
+            ("no boundary", |r| r.boundary = None),
+            ("another trust", |r| r.trust = digest_of(r#"{"Statement": []}"#)),
+            ("an unreadable trust", |r| r.trust = None),
+            ("another policy", |r| {
+                r.policies.insert("main".into(), digest_of(r#"{"Statement": []}"#)).map(drop).unwrap_or(())
+            }),
+            ("an extra policy", |r| r.policies.insert("more".into(), None).map(drop).unwrap_or(())),
+            ("a tag of ours missing", |r| r.tags.retain(|k, _| k != "sagekeeper.io/owner-uid")),
+            ("a removed tag still on it", |r| r.tags.insert("gone".into(), "1".into()).map(drop).unwrap_or(())),
+        ];
+        for (what, change) in differs {
+            let mut role = listed(&plan);
+            change(&mut role);
+            assert!(!role.is(&plan), "{what} should send the role to a fresh read");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
 
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::sessions::Session;
-use crate::steps::{Action, Changes, Owner, Step, StepResult};
+use crate::steps::{Action, Changes, Depth, Owner, Step, StepResult};
 
 /// What one key should be.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,7 +42,7 @@ pub struct KeyOutputs {
 }
 
 /// Converges one key.
-pub async fn ensure_key(session: &Session, plan: &KeyPlan, changes: &Changes) -> StepResult<KeyOutputs> {
+pub async fn ensure_key(session: &Session, plan: &KeyPlan, depth: Depth, changes: &Changes) -> StepResult<KeyOutputs> {
     let kms = session.kms();
     // The tags seen, to converge below; a key just created carries ours already.
     let (meta, tags) = match describe(kms, &plan.alias).await? {
@@ -78,14 +78,8 @@ pub async fn ensure_key(session: &Session, plan: &KeyPlan, changes: &Changes) ->
         }
         _ => {}
     }
-    let rotation = kms.get_key_rotation_status().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
-    if rotation.key_rotation_enabled() != plan.rotation {
-        if plan.rotation {
-            kms.enable_key_rotation().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
-        } else {
-            kms.disable_key_rotation().key_id(&id).send().await.map_err(AwsError::from_sdk)?;
-        }
-        changes.record(Action::Updated, format!("KMS key {id} rotation"));
+    if depth == Depth::Full {
+        ensure_rotation(kms, &id, plan.rotation, changes).await?;
     }
     if let Some(policy) = &plan.policy {
         ensure_policy(session, &id, policy, changes).await?;
@@ -94,6 +88,20 @@ pub async fn ensure_key(session: &Session, plan: &KeyPlan, changes: &Changes) ->
         ensure_tags(kms, &id, &tags, &plan.owner, &plan.component, changes).await?;
     }
     Ok(Step::Ready(KeyOutputs { arn, id }))
+}
+
+/// Turns automatic rotation on or off as planned.
+async fn ensure_rotation(kms: &Client, id: &str, rotation: bool, changes: &Changes) -> Result<(), AwsError> {
+    let current = kms.get_key_rotation_status().key_id(id).send().await.map_err(AwsError::from_sdk)?;
+    if current.key_rotation_enabled() != rotation {
+        if rotation {
+            kms.enable_key_rotation().key_id(id).send().await.map_err(AwsError::from_sdk)?;
+        } else {
+            kms.disable_key_rotation().key_id(id).send().await.map_err(AwsError::from_sdk)?;
+        }
+        changes.record(Action::Updated, format!("KMS key {id} rotation"));
+    }
+    Ok(())
 }
 
 /// Puts the key policy if it differs semantically from `policy`.

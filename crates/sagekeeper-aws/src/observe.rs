@@ -13,15 +13,19 @@
 //! a write decided on it is decided on a fresh read. Sharing observations across objects and
 //! passes changes where a snapshot lives, not the steps that ask it.
 //!
-//! What many objects read and none of them writes is also [`Shared`] across objects and passes
-//! for a bounded age: a model package group's newest versions, which its project reads every
-//! poll and its deployments take from that read instead of listing the registry each.
+//! What many objects read is also [`Shared`] across objects and passes for a bounded age: a
+//! model package group's newest versions, which its project reads every poll and its
+//! deployments take from that read instead of listing the registry each; and an account's
+//! roles, one listing for every environment using the account. A step never writes on what a
+//! shared read says alone: where it shows something otherwise than planned, the step reads
+//! that resource afresh and decides on that read; a write forgets the shared read.
 //!
-//! Families with a batched read: an account's network (its VPC found by owner tag, then one
-//! describe per resource type filtered by the VPC), a VPC's endpoints, a Studio domain, and a
-//! model package group's newest versions. What AWS offers no batch read for (a key and its
-//! policy, a bucket's settings, a role and its policies, a pipeline, a SageMaker endpoint) is
-//! read by the step that ensures it, right before it decides.
+//! Families with a batched read: an account's roles (with trust, boundary, inline policies and
+//! tags), an account's network (its VPC found by owner tag, then one describe per resource
+//! type filtered by the VPC), a VPC's endpoints, a Studio domain, and a model package group's
+//! newest versions. What AWS offers no batch read for (a key and its policy, a bucket's
+//! settings, a pipeline, a SageMaker endpoint) is read by the step that ensures it, right
+//! before it decides.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +38,7 @@ use aws_sdk_sagemaker::operation::describe_domain::DescribeDomainOutput;
 use tokio::sync::OnceCell;
 
 use crate::errors::AwsError;
+use crate::iam::AccountRoles;
 use crate::network::SeenNetwork;
 use crate::registry::Version;
 use crate::sessions::{AccountAccess, Session};
@@ -50,14 +55,22 @@ pub struct Snapshot {
     pub(crate) domains: Family<(AccountAccess, String), Option<Arc<DescribeDomainOutput>>>,
     /// A model package group's newest versions, newest first, by group name.
     pub(crate) versions: Family<(AccountAccess, String), Arc<Vec<Version>>>,
+    /// An account's roles named by sagekeeper.
+    pub(crate) roles: Family<AccountAccess, AccountRoles>,
 }
 
 impl Snapshot {
     /// How many reads it made and how many asks it answered from them, over every family.
     pub fn reads(&self) -> Reads {
-        [self.networks.reads(), self.vpc_endpoints.reads(), self.domains.reads(), self.versions.reads()]
-            .into_iter()
-            .fold(Reads::default(), |all, r| Reads { made: all.made + r.made, asked: all.asked + r.asked })
+        [
+            self.networks.reads(),
+            self.vpc_endpoints.reads(),
+            self.domains.reads(),
+            self.versions.reads(),
+            self.roles.reads(),
+        ]
+        .into_iter()
+        .fold(Reads::default(), |all, r| Reads { made: all.made + r.made, asked: all.asked + r.asked })
     }
 }
 
@@ -68,12 +81,15 @@ pub struct Shared {
     /// A model package group's newest versions, newest first, by group name: written by the
     /// project's poll, read by its deployments.
     pub(crate) versions: Aged<(AccountAccess, String), Arc<Vec<Version>>>,
+    /// An account's roles named by sagekeeper: read by any object's pass, forgotten when one
+    /// writes a role there.
+    pub(crate) roles: Aged<AccountAccess, AccountRoles>,
 }
 
 impl Shared {
-    /// Shared reads kept for `max_age`.
-    pub fn new(max_age: Duration) -> Self {
-        Self { versions: Aged::new(max_age) }
+    /// Registry reads kept for `poll_age`, account listings for `account_age`.
+    pub fn new(poll_age: Duration, account_age: Duration) -> Self {
+        Self { versions: Aged::new(poll_age), roles: Aged::new(account_age) }
     }
 }
 
@@ -231,6 +247,11 @@ impl<K: Eq + Hash + Clone, V: Clone> Aged<K, V> {
             })
             .await?;
         Ok((value.clone(), made))
+    }
+
+    /// Forgets `key` (its owner changed what it holds): the next ask reads it again.
+    pub(crate) fn forget(&self, key: &K) {
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 
     /// Keeps `value`, just read by its owner, as the newest read of `key`.

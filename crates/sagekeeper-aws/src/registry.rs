@@ -161,6 +161,13 @@ pub async fn versions(
     seen.versions.get_shared(&observe::key(session, group), &shared.versions, read).await
 }
 
+/// The newest hundred versions of the group as the registry lists them now, shared from here on.
+pub async fn versions_now(session: &Session, shared: &Shared, group: &str) -> Result<Arc<Vec<Version>>, AwsError> {
+    let newest = Arc::new(list_versions(session.sagemaker(), group, None, NEWEST as i32).await?);
+    shared.versions.put(&observe::key(session, group), newest.clone());
+    Ok(newest)
+}
+
 /// The group's newest Approved version, however old.
 pub async fn newest_approved(session: &Session, group: &str) -> Result<Option<Version>, AwsError> {
     Ok(list_versions(session.sagemaker(), group, Some(ModelApprovalStatus::Approved), 1).await?.into_iter().next())

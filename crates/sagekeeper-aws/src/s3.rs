@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::sessions::Session;
-use crate::steps::{Action, Changes, Owner, Step, StepResult};
+use crate::steps::{Action, Changes, Depth, Owner, Step, StepResult};
 
 /// What one bucket should be.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +36,7 @@ pub struct BucketPlan {
 }
 
 /// Converges one bucket.
-pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, changes: &Changes) -> StepResult<()> {
+pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, depth: Depth, changes: &Changes) -> StepResult<()> {
     let s3 = session.s3();
     let tags = plan.owner.tags(&plan.component);
     match bucket_tags(s3, &plan.name).await {
@@ -66,9 +66,11 @@ pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, changes: &Chang
     }
     ensure_encryption(s3, plan, changes).await?;
     ensure_public_access_block(s3, &plan.name, changes).await?;
-    ensure_ownership(s3, &plan.name, changes).await?;
-    ensure_versioning(s3, plan, changes).await?;
     ensure_policy(s3, &plan.name, &plan.policy, changes).await?;
+    if depth == Depth::Full {
+        ensure_ownership(s3, &plan.name, changes).await?;
+        ensure_versioning(s3, plan, changes).await?;
+    }
     Ok(Step::Ready(()))
 }
 

@@ -64,6 +64,21 @@ impl Owner {
     }
 }
 
+/// How much of a converged resource a pass looks at where AWS offers no batch read: a drift
+/// check at `Security` depth reads what guards data and access (bucket policies, public access
+/// blocks and encryption, key policies and state, roles with their trust, boundary and
+/// policies, security groups, routes and VPC endpoints); one at `Full` depth also reads the
+/// settings (bucket ownership controls and versioning, key rotation, VPC DNS attributes).
+/// Ownership checks read tags at either depth, so tags are repaired at either depth.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Depth {
+    /// What guards data and access.
+    Security,
+    /// Everything.
+    #[default]
+    Full,
+}
+
 /// What a write did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {

@@ -18,6 +18,14 @@ use crate::metrics::Metrics;
 pub struct Settings {
     /// How often a converged object is checked for drift (jittered by up to 10%).
     pub drift_interval: Duration,
+    /// Every how many drift checks of a converged environment one also reads the settings
+    /// that guard neither data nor access ([`sagekeeper_aws::steps::Depth`]); 1 reads
+    /// everything every time.
+    pub full_check_every: u32,
+    /// How old an account-wide read (an account's roles) a pass may take from another object's
+    /// pass: drift in what it shows is seen within the drift interval plus this age. Zero reads
+    /// it for every pass.
+    pub account_read_age: Duration,
     /// How soon an object waiting on something that changes by itself is looked at again.
     pub pending_interval: Duration,
     /// How often a project re-reads its registry (latest versions) and its running pipeline run.
@@ -37,6 +45,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             drift_interval: Duration::from_secs(600),
+            full_check_every: 6,
+            account_read_age: Duration::from_secs(300),
             pending_interval: Duration::from_secs(10),
             poll_interval: Duration::from_secs(60),
             endpoint_interval: Duration::from_secs(30),
@@ -70,6 +80,9 @@ pub(crate) struct Context {
     failures: Mutex<HashMap<String, u32>>,
     full_checks: Mutex<HashMap<String, (std::time::Instant, u64)>>,
     converged: Mutex<HashMap<String, u64>>,
+    /// By uid: the inputs of the object's last Ready pass, and how many Security-depth passes
+    /// it made since its last Full one.
+    depths: Mutex<HashMap<String, (u64, u32)>>,
     status_written: Mutex<HashMap<String, u64>>,
     reusable: Mutex<HashMap<String, Reusable>>,
     deleted: Mutex<HashMap<String, Vec<(sagekeeper_aws::steps::Action, String)>>>,
@@ -97,7 +110,7 @@ impl Context {
         let lanes = crate::steps::Lanes::new(settings.aws_concurrency);
         // A project re-reads its registry every poll interval and wakes its deployments when
         // the latest versions change, so a deployment takes a read younger than two polls.
-        let shared = sagekeeper_aws::Shared::new(settings.poll_interval * 2);
+        let shared = sagekeeper_aws::Shared::new(settings.poll_interval * 2, settings.account_read_age);
         Self {
             client,
             sessions,
@@ -110,6 +123,7 @@ impl Context {
             failures: Mutex::default(),
             full_checks: Mutex::default(),
             converged: Mutex::default(),
+            depths: Mutex::default(),
             status_written: Mutex::default(),
             reusable: Mutex::default(),
             deleted: Mutex::default(),
@@ -177,6 +191,33 @@ impl Context {
         converged.insert(uid.to_owned(), inputs);
     }
 
+    /// How deep the object's next pass looks: `Full` unless its last pass was Ready with these
+    /// inputs and fewer than `full_check_every - 1` Security passes followed its last Full one
+    /// (a new spec, a pass that was not Ready, or a restart reads everything).
+    pub(crate) fn depth(&self, uid: &str, inputs: u64) -> sagekeeper_aws::steps::Depth {
+        let depths = self.depths.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match depths.get(uid) {
+            Some((seen, light)) if *seen == inputs && light + 1 < self.settings.full_check_every => {
+                sagekeeper_aws::steps::Depth::Security
+            }
+            _ => sagekeeper_aws::steps::Depth::Full,
+        }
+    }
+
+    /// Records the depth of a Ready pass with these inputs, or (`None`) a pass that was not
+    /// Ready, so the next one looks at everything.
+    pub(crate) fn record_depth(&self, uid: &str, inputs: u64, ready: Option<sagekeeper_aws::steps::Depth>) {
+        let mut depths = self.depths.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match ready {
+            Some(sagekeeper_aws::steps::Depth::Full) => depths.insert(uid.to_owned(), (inputs, 0)),
+            Some(sagekeeper_aws::steps::Depth::Security) => {
+                let light = depths.get(uid).map_or(0, |(_, light)| light + 1);
+                depths.insert(uid.to_owned(), (inputs, light))
+            }
+            None => depths.remove(uid),
+        };
+    }
+
     /// Records the resource version a status write of the object produced.
     pub(crate) fn wrote_status(&self, uid: &str, resource_version: Option<&str>) {
         if let Some(version) = resource_version.and_then(|v| v.parse().ok()) {
@@ -201,6 +242,7 @@ impl Context {
     /// Forgets what the object converged with (it went away).
     pub(crate) fn forget_converged(&self, uid: &str) {
         self.converged.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
+        self.depths.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
         self.status_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);
         self.keep_reusable::<()>(uid, None);
         self.deleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(uid);

@@ -65,6 +65,17 @@ struct RunArgs {
     /// Seconds between drift checks of a converged object (jittered).
     #[arg(long, default_value_t = 600)]
     drift_interval_seconds: u64,
+    /// Every how many drift checks of an environment one also reads the settings that guard
+    /// neither data nor access (bucket ownership controls and versioning, key rotation, VPC DNS
+    /// attributes); the others read bucket and key policies, encryption, public access blocks,
+    /// roles, networks and VPC endpoints. 1 reads everything every time.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    full_check_every: u32,
+    /// Seconds an account-wide read (one listing of an account's roles) is shared by the passes
+    /// of every object using the account: drift it shows is seen within the drift interval plus
+    /// this age. 0 reads it for every pass.
+    #[arg(long, default_value_t = 300)]
+    account_read_age_seconds: u64,
     /// Seconds between reads of a project's registry (latest versions) and its running
     /// pipeline run: an approval reaches deployments within this time.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -148,6 +159,8 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let identity = args.identity.unwrap_or_else(default_identity);
     let settings = Settings {
         drift_interval: Duration::from_secs(args.drift_interval_seconds),
+        full_check_every: args.full_check_every,
+        account_read_age: Duration::from_secs(args.account_read_age_seconds),
         poll_interval: Duration::from_secs(args.poll_interval_seconds),
         pending_interval: Duration::from_secs(args.pending_interval_seconds),
         endpoint_interval: Duration::from_secs(args.endpoint_watch_seconds),

@@ -19,7 +19,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag, TagSpecificat
 use crate::errors::{AwsError, Required};
 use crate::observe::Snapshot;
 use crate::sessions::Session;
-use crate::steps::{Action, Changes, Owner, Step, StepResult};
+use crate::steps::{Action, Changes, Depth, Owner, Step, StepResult};
 pub use observe::Observed;
 use rules::{Peer, Rule};
 pub use teardown::{delete_network, nfs_security_groups};
@@ -129,31 +129,35 @@ pub async fn ensure_network(
     session: &Session,
     seen: &Snapshot,
     plan: &NetworkPlan,
+    depth: Depth,
     changes: &Changes,
 ) -> StepResult<NetworkOutputs> {
     let ec2 = session.ec2();
     let key = crate::observe::key(session, &plan.owner.uid);
     let found = seen.networks.get(&key, || observe::network(ec2, &plan.owner)).await?;
-    seen.networks.writing(&key, changes, async |ours| converge_network(ec2, plan, found, ours).await).await
+    seen.networks.writing(&key, changes, async |ours| converge_network(ec2, plan, found, depth, ours).await).await
 }
 
 async fn converge_network(
     ec2: &Client,
     plan: &NetworkPlan,
     found: Option<Arc<SeenNetwork>>,
+    depth: Depth,
     changes: &Changes,
 ) -> StepResult<NetworkOutputs> {
-    let seen = match found {
-        Some(seen) => seen,
+    let (seen, created) = match found {
+        Some(seen) => (seen, false),
         None => {
             let (vpc_id, vpc_tags) = create_vpc(ec2, plan, changes).await?;
             // What AWS made with it (its main route table and default group) is not in the answer.
             let observed = observe::observe(ec2, &vpc_id, &plan.owner).await?;
-            Arc::new(SeenNetwork { vpc_id, vpc_tags, observed })
+            (Arc::new(SeenNetwork { vpc_id, vpc_tags, observed }), true)
         }
     };
     let (vpc_id, seen_vpc) = (&seen.vpc_id, &seen.observed);
-    ensure_dns(ec2, vpc_id, changes).await?;
+    if created || depth == Depth::Full {
+        ensure_dns(ec2, vpc_id, changes).await?;
+    }
     ensure_tags(ec2, plan, &core_resources(vpc_id, &seen.vpc_tags, seen_vpc), changes).await?;
     let mut private = Vec::with_capacity(plan.zones.len());
     for (i, zone) in plan.zones.iter().enumerate() {

@@ -256,7 +256,12 @@ async fn versions(
     seen: &Snapshot,
     shared: &Shared,
 ) -> Result<Arc<Vec<Version>>, AwsError> {
-    let newest = registry::versions(session, seen, shared, &plan.group).await?;
+    let mut newest = registry::versions(session, seen, shared, &plan.group).await?;
+    let missing = |versions: &[Version]| plan.named.iter().any(|n| !versions.iter().any(|v| v.version == *n));
+    if newest.len() < registry::NEWEST && missing(&newest) {
+        // The shared read may predate a version the deployment names: read the registry now.
+        newest = registry::versions_now(session, shared, &plan.group).await?;
+    }
     if newest.len() < registry::NEWEST {
         return Ok(newest);
     }

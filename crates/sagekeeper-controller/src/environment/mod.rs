@@ -80,7 +80,9 @@ impl Kind for DataScienceEnvironment {
         let uid = self.metadata.uid.clone().unwrap_or_default();
         let fingerprint = run::fingerprint(&plan, &status);
         let reuse = ctx.reusable(&uid, fingerprint).unwrap_or_default();
-        let results = run::run(ctx, &plan, &status, &reuse, &changes).await;
+        let inputs = converged_inputs(self);
+        let depth = ctx.depth(&uid, inputs);
+        let results = run::run(ctx, &plan, &status, &reuse, depth, &changes).await;
         let changes = changes.take();
         let folded = status::fold(&plan, &status, &results);
         let outcome = folded.outcome;
@@ -97,13 +99,13 @@ impl Kind for DataScienceEnvironment {
         // Writes to an environment that already converged with this very spec were drift being
         // repaired, even when the repair takes several passes; writes after a change of the spec
         // are updates. After a restart, the status says.
-        let inputs = converged_inputs(self);
         let was_ready = ctx
             .converged_with(&uid, inputs)
             .unwrap_or_else(|| conditions::is_ready(&status.conditions, self.metadata.generation));
         if outcome.is_ready() {
             ctx.record_converged(&uid, inputs);
         }
+        ctx.record_depth(&uid, inputs, outcome.is_ready().then_some(depth));
         // A pass that failed somewhere but still made progress is not backed off: the backoff
         // is for an object that gets nowhere, not for one throttled now and then.
         let retry = match folded.retry {

@@ -13,7 +13,7 @@ use sagekeeper_aws::iam::{self, RoleOutputs, RolePlan};
 use sagekeeper_aws::kms::{self, KeyOutputs, KeyPlan};
 use sagekeeper_aws::network::{self, EndpointOutputs, NetworkOutputs, S3_ENDPOINT};
 use sagekeeper_aws::s3::{self, BucketPlan};
-use sagekeeper_aws::steps::{Changes, Step as AwsStep};
+use sagekeeper_aws::steps::{Changes, Depth, Step as AwsStep};
 use sagekeeper_aws::studio::{self, DomainOutputs, DomainPlan, ProfilePlan};
 use sagekeeper_policy::inputs::{Environment, Keys, Roles, Target};
 
@@ -52,18 +52,20 @@ pub(crate) fn leaving(plan: &Plan, previous: &DataScienceEnvironmentStatus) -> V
     previous.target_accounts.iter().filter(|t| !listed(t)).cloned().collect()
 }
 
-/// Runs the environment's graph once, reusing what `reuse` holds (see [`crate::steps::Runner::run`]).
+/// Runs the environment's graph once at `depth`, reusing what `reuse` holds (see
+/// [`crate::steps::Runner::run`]).
 pub(crate) async fn run(
     ctx: &Context,
     plan: &Plan,
     previous: &DataScienceEnvironmentStatus,
     reuse: &BTreeMap<EnvStep, EnvOutput>,
+    depth: Depth,
     changes: &Changes,
 ) -> Results<EnvStep, EnvOutput> {
     let leaving = leaving(plan, previous);
     let names: Vec<String> = leaving.iter().map(|t| t.account.clone()).collect();
     let seen = Snapshot::default();
-    let pass = Pass { ctx, plan, previous, changes, leaving: &leaving, seen: &seen };
+    let pass = Pass { ctx, plan, previous, changes, leaving: &leaving, seen: &seen, depth };
     let steps = plan
         .graph(&names)
         .into_iter()
@@ -101,6 +103,8 @@ struct Pass<'a> {
     leaving: &'a [TargetAccountStatus],
     /// What the pass has read of AWS so far, by account and resource family.
     seen: &'a Snapshot,
+    /// How much of what has no batch read it looks at.
+    depth: Depth,
 }
 
 impl<'a> Pass<'a> {
@@ -147,7 +151,7 @@ impl<'a> Pass<'a> {
         let dev = || self.ctx.sessions.session(&plan.dev.access);
         match id {
             S::Network => {
-                let result = network::ensure_network(&dev(), self.seen, &plan.network, self.changes).await;
+                let result = network::ensure_network(&dev(), self.seen, &plan.network, self.depth, self.changes).await;
                 Done::from_step(result, format!("VPC of {}", plan.names.owner())).map(EnvOutput::Network)
             }
             S::VpcEndpoints => {
@@ -160,7 +164,7 @@ impl<'a> Pass<'a> {
             }
             S::Key(purpose) => {
                 let key = key_plan(plan, &plan.dev, purpose.name(), plan.names.key_alias(purpose.name()));
-                let result = kms::ensure_key(&dev(), &key, self.changes).await;
+                let result = kms::ensure_key(&dev(), &key, self.depth, self.changes).await;
                 Done::from_step(result, format!("KMS key {}", purpose.name())).map(EnvOutput::Key)
             }
             S::Role(kind) => self.dev_role(kind, &inputs).await,
@@ -195,7 +199,8 @@ impl<'a> Pass<'a> {
             S::TargetNetwork(name) => {
                 let Some(target) = self.target(&name) else { return Done::missing(&S::TargetNetwork(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = network::ensure_network(&session, self.seen, &target.network, self.changes).await;
+                let result =
+                    network::ensure_network(&session, self.seen, &target.network, self.depth, self.changes).await;
                 Done::from_step(result, format!("VPC in {}", target.account.name)).map(EnvOutput::Network)
             }
             S::TargetVpcEndpoints(name) => {
@@ -219,7 +224,7 @@ impl<'a> Pass<'a> {
                 let Some(target) = self.target(&name) else { return Done::missing(&S::TargetKey(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
                 let key = key_plan(plan, &target.account, "endpoint", target.key_alias.clone());
-                let result = kms::ensure_key(&session, &key, self.changes).await;
+                let result = kms::ensure_key(&session, &key, self.depth, self.changes).await;
                 Done::from_step(result, format!("KMS key {} in {}", target.key_alias, target.account.name))
                     .map(EnvOutput::Key)
             }
@@ -229,7 +234,7 @@ impl<'a> Pass<'a> {
                 };
                 let role = target_role(plan, target, &env, &input);
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = iam::ensure_role(&session, &role, self.changes).await;
+                let result = iam::ensure_role(&session, self.seen, &self.ctx.shared, &role, self.changes).await;
                 let resource = format!("IAM role {} in {}", role.name, target.account.name);
                 Done::from_step(result, resource).map(|r| EnvOutput::Role(Some(r)))
             }
@@ -261,7 +266,7 @@ impl<'a> Pass<'a> {
                     policy: sagekeeper_policy::s3::capture_bucket_policy(&env, &input),
                 };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result = s3::ensure_bucket(&session, &bucket, self.changes).await;
+                let result = s3::ensure_bucket(&session, &bucket, self.depth, self.changes).await;
                 let resource = format!("bucket {} in {}", bucket.name, target.account.name);
                 Done::from_step(result, resource).map(|()| EnvOutput::Done)
             }
@@ -319,7 +324,7 @@ impl<'a> Pass<'a> {
                 )
             }
         };
-        let result = iam::ensure_role(&session, &role, self.changes).await;
+        let result = iam::ensure_role(&session, self.seen, &self.ctx.shared, &role, self.changes).await;
         Done::from_step(result, format!("IAM role {}", role.name)).map(|r| EnvOutput::Role(Some(r)))
     }
 
@@ -348,7 +353,7 @@ impl<'a> Pass<'a> {
             policy: sagekeeper_policy::s3::environment_bucket_policy(&env, name, &readers),
         };
         let session = self.ctx.sessions.session(&plan.dev.access);
-        let result = s3::ensure_bucket(&session, &bucket, self.changes).await;
+        let result = s3::ensure_bucket(&session, &bucket, self.depth, self.changes).await;
         propagating(Done::from_step(result, format!("bucket {name}")).map(|()| EnvOutput::Done), inputs)
     }
 

@@ -53,6 +53,11 @@ def list_roles(ctx: Ctx):
     return [ctx.check("iam:ListRoles", None)]
 
 
+@operation("iam", "GetAccountAuthorizationDetails", grant("iam:GetAccountAuthorizationDetails"))
+def get_account_authorization_details(ctx: Ctx):
+    return [ctx.check("iam:GetAccountAuthorizationDetails", None)]
+
+
 @operation("iam", "ListPolicies", grant("iam:ListPolicies"))
 def list_policies(ctx: Ctx):
     return [ctx.check("iam:ListPolicies", None)]
