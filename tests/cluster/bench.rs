@@ -85,7 +85,7 @@ fn report(title: &str, counts: &BTreeMap<String, usize>) {
 #[ignore = "benchmark: run with make bench"]
 async fn bench_environments() {
     let t = TestEnv::new("bench").await;
-    let process = t.spawn_sagekeeper("bench", &["--leader-elect=false"]);
+    let mut process = t.spawn_sagekeeper("bench", &["--leader-elect=false"]);
     account(&t, "staging", STAGING).await;
     account(&t, "prod", PRODUCTION).await;
     join_all((1..=ENVIRONMENTS).map(|i| {
@@ -93,9 +93,10 @@ async fn bench_environments() {
         async move { account(t, &format!("dev-{i}"), i).await }
     }))
     .await;
-    for n in [1, STAGING, PRODUCTION] {
-        t.emulator.clear_calls(&t.account(n));
-    }
+    let one = [1, STAGING, PRODUCTION];
+    let all: Vec<u32> = (1..=ENVIRONMENTS).chain([STAGING, PRODUCTION]).collect();
+    settle(&t, &all).await;
+    clear(&t, &one);
     let api = t.api::<DataScienceEnvironment>();
 
     // One environment from nothing, alone.
@@ -103,16 +104,20 @@ async fn bench_environments() {
     api.create(&Default::default(), &environment(&t, 1)).await.unwrap();
     wait_ready(&t, "env-1").await;
     let first = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    report("converge one environment (dev + 2 target accounts)", &by_operation(&t, &[1, STAGING, PRODUCTION]));
+    settle(&t, &one).await;
+    report("converge one environment (dev + 2 target accounts)", &by_operation(&t, &one));
 
-    // One drift check of it.
-    for n in [1, STAGING, PRODUCTION] {
-        t.emulator.clear_calls(&t.account(n));
-    }
+    // One drift check of it at each depth: security settings (every drift interval), then
+    // everything (every sixth interval; also the first pass after a restart, used here).
+    clear(&t, &one);
     t.poke(&api, "env-1").await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    report("one drift check of a converged environment", &by_operation(&t, &[1, STAGING, PRODUCTION]));
+    settle(&t, &one).await;
+    report("one drift check of a converged environment, security tier (every interval)", &by_operation(&t, &one));
+    process = restart(&t, process, "bench-2", &one).await;
+    report(
+        "one drift check of a converged environment, full tier (every 6th interval and after a restart)",
+        &drift_only(by_operation(&t, &one)),
+    );
 
     // The other 49 at once.
     let started = Instant::now();
@@ -128,9 +133,20 @@ async fn bench_environments() {
     }))
     .await;
     let rest = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    settle(&t, &all).await;
     let (rss, peak) = process.memory_kib();
     let (anon, file) = process.memory_split_kib();
+
+    // A drift check of all of them at once, at each depth.
+    clear(&t, &all);
+    for i in 1..=ENVIRONMENTS {
+        t.poke(&api, &format!("env-{i}")).await;
+    }
+    settle(&t, &all).await;
+    let security = per_environment("security tier", &t, &all);
+    let _process = restart(&t, process, "bench-3", &all).await;
+    let full = per_environment("full tier", &t, &all);
+
     println!("\ntime to converge one environment alone: {:.1} s", first.as_secs_f64());
     println!("time to converge {} more at once: {:.1} s", ENVIRONMENTS - 1, rest.as_secs_f64());
     println!(
@@ -143,9 +159,85 @@ async fn bench_environments() {
         anon / 1024,
         file / 1024
     );
-    let reconciles = process.metric("sagekeeper_reconciles_total{kind=\"DataScienceEnvironment\"}");
-    println!("environment reconciles: {reconciles}");
+    println!(
+        "reads per environment per drift check with {ENVIRONMENTS}: security tier {security:.1}, full tier {full:.1}"
+    );
     assert!(rss < 128 * 1024, "RSS {} MiB is over the 128 MiB bar", rss / 1024);
+}
+
+/// Waits until `accounts` saw no call for two seconds.
+async fn settle(t: &TestEnv, accounts: &[u32]) {
+    let count = || accounts.iter().map(|n| t.emulator.calls(&t.account(*n)).len()).sum::<usize>();
+    let mut last = count();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = count();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// Stops the controller and starts another, whose first pass of every environment reads
+/// everything (it has no record of earlier checks): returns it once those passes are over,
+/// with the call log of `accounts` holding only what it did.
+async fn restart(
+    t: &TestEnv,
+    process: sagekeeper_tests::process::Process,
+    identity: &str,
+    accounts: &[u32],
+) -> sagekeeper_tests::process::Process {
+    process.kill().await;
+    settle(t, accounts).await;
+    clear(t, accounts);
+    let process = t.spawn_sagekeeper(identity, &["--leader-elect=false"]);
+    let environments = t.api::<DataScienceEnvironment>().list(&Default::default()).await.unwrap().items.len() as f64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while process.get("/metrics").is_none()
+        || process.metric("sagekeeper_reconciles_total{kind=\"DataScienceEnvironment\"}") < environments
+    {
+        assert!(Instant::now() < deadline, "the restarted controller did not look at every environment");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    settle(t, accounts).await;
+    process
+}
+
+/// The calls of an environment's drift check, without the AwsAccount checks a restarted
+/// controller makes first (GetCallerIdentity and the boundary's GetPolicy).
+fn drift_only(mut counts: BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+    counts.remove("GetCallerIdentity");
+    counts.remove("GetPolicy");
+    counts
+}
+
+/// Prints the reads of one drift check of every environment by service and returns the reads
+/// per environment.
+fn per_environment(tier: &str, t: &TestEnv, accounts: &[u32]) -> f64 {
+    let mut by_service = BTreeMap::<String, usize>::new();
+    let mut writes = 0;
+    for n in accounts {
+        for call in t.emulator.calls(&t.account(*n)) {
+            if ["GetCallerIdentity", "GetPolicy"].contains(&call.operation.as_str()) {
+                continue;
+            }
+            if is_read(&call.operation) {
+                *by_service.entry(call.service).or_default() += 1;
+            } else {
+                writes += 1;
+            }
+        }
+    }
+    let reads: usize = by_service.values().sum();
+    let per = reads as f64 / f64::from(ENVIRONMENTS);
+    println!(
+        "\none drift check of {ENVIRONMENTS} environments sharing 2 target accounts, {tier}: {reads} reads ({per:.1} per environment), {writes} writes"
+    );
+    for (service, n) in &by_service {
+        println!("  {service:<36} {n} ({:.1} per environment)", *n as f64 / f64::from(ENVIRONMENTS));
+    }
+    per
 }
 
 fn clear(t: &TestEnv, accounts: &[u32]) {
@@ -435,5 +527,87 @@ async fn bench_environment_critical_path() {
     println!("conditions first True at: {}", firsts.join(", "));
     println!("environment converged in {converged:.1} s: {:.2}x its critical path", converged / path);
     report("calls to converge it", &by_operation(&t, &accounts));
+    drop(process);
+}
+
+/// Deployments serving in the one staging account for the endpoint-watch bench.
+const SERVING: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_endpoint_watch() {
+    let t = TestEnv::new("bench-endpoints").await;
+    // The shipped intervals: endpoints listed every 30 s, registry polled every 60 s.
+    let process = t.spawn_sagekeeper("bench-endpoints", &["--leader-elect=false"]);
+    let accounts = [1, STAGING, PRODUCTION];
+    account(&t, "staging", STAGING).await;
+    account(&t, "prod", PRODUCTION).await;
+    account(&t, "dev-1", 1).await;
+    t.emulator.configure(serde_json::json!({"account": t.account(STAGING), "endpointCreatingSeconds": 1}));
+    t.api::<DataScienceEnvironment>().create(&Default::default(), &environment(&t, 1)).await.unwrap();
+    wait_ready(&t, "env-1").await;
+    let projects = t.api::<MLOpsProject>();
+    let project: MLOpsProject = t.manifest(
+        "apiVersion: sagekeeper.io/v1alpha1\nkind: MLOpsProject\nmetadata: {name: churn}\nspec: {environment: env-1}\n",
+        true,
+    );
+    projects.create(&Default::default(), &project).await.unwrap();
+    let p = t.wait_condition_for(&projects, "churn", "Ready", "True", None, Duration::from_secs(300)).await;
+    let group = p.status.unwrap().model_package_group_name.unwrap();
+    let sm = t.clients(&t.account(1)).await.sagemaker;
+    sm.create_model_package()
+        .model_package_group_name(&group)
+        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::Approved)
+        .send()
+        .await
+        .unwrap();
+    let deployments = t.api::<ModelDeployment>();
+    for i in 1..=SERVING {
+        let deployment: ModelDeployment = t.manifest(
+            &format!("apiVersion: sagekeeper.io/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: d-{i}}}\nspec:\n  project: churn\n  stages:\n  - {{name: staging, instanceType: ml.m5.large}}\n"),
+            true,
+        );
+        deployments.create(&Default::default(), &deployment).await.unwrap();
+    }
+    let endpoint = |d: &ModelDeployment| {
+        let stage = d.status.as_ref()?.stages.iter().find(|s| s.name == "staging")?;
+        (stage.serving_version == Some(1) && stage.phase == StagePhase::Serving)
+            .then(|| stage.accounts.first().and_then(|a| a.endpoint_name.clone()))?
+    };
+    let mut names = Vec::new();
+    for i in 1..=SERVING {
+        let name = format!("d-{i}");
+        let d = sagekeeper_tests::eventually(Duration::from_secs(300), "a deployment serving", || async {
+            endpoint(&deployments.get(&name).await.unwrap())
+        })
+        .await;
+        names.push(d);
+    }
+    settle(&t, &accounts).await;
+
+    // Steady state: nothing changes for three minutes.
+    clear(&t, &accounts);
+    let window = Duration::from_secs(180);
+    tokio::time::sleep(window).await;
+    let minutes = window.as_secs_f64() / 60.0;
+    let staging: BTreeMap<String, usize> = by_operation(&t, &[STAGING]);
+    report(
+        &format!("{SERVING} serving endpoints in one account, {minutes:.0} minutes of steady state, staging account"),
+        &staging,
+    );
+    let total: usize = staging.values().sum();
+    println!("calls per minute to watch {SERVING} endpoints in one account: {:.1}", total as f64 / minutes);
+    report("the same minutes, dev account (the project's registry polls)", &by_operation(&t, &[1]));
+
+    // An endpoint deleted behind sagekeeper's back: noticed (re-created) within the watch interval.
+    let staging_sm = t.clients(&t.account(STAGING)).await.sagemaker;
+    clear(&t, &accounts);
+    let started = Instant::now();
+    staging_sm.delete_endpoint().endpoint_name(&names[0]).send().await.unwrap();
+    sagekeeper_tests::eventually(Duration::from_secs(120), "the endpoint re-created", || async {
+        t.emulator.calls(&t.account(STAGING)).iter().any(|c| c.operation == "CreateEndpoint").then_some(())
+    })
+    .await;
+    println!("endpoint deleted behind its back, re-created after {:.1} s", started.elapsed().as_secs_f64());
     drop(process);
 }

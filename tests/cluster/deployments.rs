@@ -493,8 +493,10 @@ async fn endpoints_are_watched_with_one_listing_per_account_and_a_deleted_one_is
     let window = every * 5;
     tokio::time::sleep(window).await;
     let listings = calls(&t, 2, "ListEndpoints").len();
+    // At most one listing per round for both endpoints (a busy emulator may slow the rounds
+    // down, never add calls): per-endpoint watching would make two.
     let rounds = (window.as_secs() / every.as_secs()) as usize;
-    assert!((rounds - 1..=rounds + 1).contains(&listings), "{listings} ListEndpoints in {rounds} rounds");
+    assert!((1..=rounds + 1).contains(&listings), "{listings} ListEndpoints in {rounds} rounds");
     assert_eq!(calls(&t, 2, "DescribeEndpoint").len(), 0, "an unchanged endpoint is not described");
     assert_eq!(deployment_passes(&controller.metrics), passes, "no deployment looked at while nothing changed");
     let writes = t.emulator.controller_writes(&t.account(2));
