@@ -368,7 +368,8 @@ mod tests {
     fn a_listed_role_is_the_plans_only_when_everything_a_write_would_change_matches() {
         let plan = plan();
         assert!(listed(&plan).is(&plan), "equivalent documents and extra tags of others are as planned");
-        let differs: [(&str, fn(&mut ListedRole)); 7] = [
+        type Change = fn(&mut ListedRole);
+        let differs: [(&str, Change); 7] = [
             ("no boundary", |r| r.boundary = None),
             ("another trust", |r| r.trust = digest_of(r#"{"Statement": []}"#)),
             ("an unreadable trust", |r| r.trust = None),
