@@ -962,3 +962,27 @@ async fn the_deployer_cannot_change_what_it_does_not_own_in_a_shared_account() {
     refused(outcome(deployer.kms.disable_key_rotation().key_id(&key).send().await), "change a foreign key");
     assert!(could.is_empty(), "the deployer could:\n{}", could.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_deployer_may_list_the_accounts_roles_and_their_policies() {
+    let t = TestEnv::new("role-listing").await;
+    let controller = t.controller().await;
+    let status = converged_environment(&t, "").await;
+    let dev = t.account(1);
+    // The controller read the account's roles in one listing, as its deployer session.
+    let listings: Vec<_> =
+        t.emulator.calls(&dev).into_iter().filter(|c| c.operation == "GetAccountAuthorizationDetails").collect();
+    assert!(!listings.is_empty(), "no listing of the account's roles");
+    assert!(listings.iter().all(|c| c.status == 200 && c.caller.ends_with("/sagekeeper")), "{listings:?}");
+    // Stopped, so the trust changes below stay; every role it made is refused the listing.
+    drop(controller);
+    let admin = t.clients(&dev).await;
+    let identity = status.identity.unwrap();
+    let roles =
+        identity.persona_role_arns.into_iter().chain([("execution".to_owned(), identity.execution_role_arn.unwrap())]);
+    for (what, arn) in roles {
+        trust_the_admin(&t, &admin, &arn).await;
+        let listed = acting_as(&t, &arn).await.iam.get_account_authorization_details().send().await;
+        denied(&listed, &format!("list the account's IAM details as the {what} role"));
+    }
+}
