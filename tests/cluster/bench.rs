@@ -11,6 +11,7 @@ use futures::future::join_all;
 use kube::ResourceExt;
 use sagekeeper_api::deployment::StagePhase;
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
+use sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus;
 use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::emulator::is_read;
 
@@ -287,12 +288,7 @@ async fn bench_project() {
     let p = projects.get("churn").await.unwrap();
     let group = p.status.unwrap().model_package_group_name.unwrap();
     let sm = t.clients(&t.account(1)).await.sagemaker;
-    sm.create_model_package()
-        .model_package_group_name(&group)
-        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)
-        .send()
-        .await
-        .unwrap();
+    register(&sm, &group, ModelApprovalStatus::PendingManualApproval).await;
     tokio::time::sleep(Duration::from_secs(poll + 1)).await;
     clear(&t, &accounts);
     let reconciles = || process.metric("sagekeeper_reconciles_total{kind=\"MLOpsProject\"}");
@@ -367,14 +363,7 @@ async fn bench_project() {
     report("approvedVersion set until production serves v1", &by_operation(&t, &accounts));
     println!("time from approvedVersion to Serving in production: {:.1} s", to_production.as_secs_f64());
 
-    let v2 = sm
-        .create_model_package()
-        .model_package_group_name(&group)
-        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::PendingManualApproval)
-        .send()
-        .await
-        .unwrap();
-    let v2: i64 = v2.model_package_arn().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    let v2 = register(&sm, &group, ModelApprovalStatus::PendingManualApproval).await;
     tokio::time::sleep(Duration::from_secs(poll + 1)).await;
     clear(&t, &accounts);
     let started = Instant::now();
@@ -549,12 +538,7 @@ async fn bench_endpoint_watch() {
     let p = t.wait_condition_for(&projects, "churn", "Ready", "True", None, Duration::from_secs(300)).await;
     let group = p.status.unwrap().model_package_group_name.unwrap();
     let sm = t.clients(&t.account(1)).await.sagemaker;
-    sm.create_model_package()
-        .model_package_group_name(&group)
-        .model_approval_status(sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus::Approved)
-        .send()
-        .await
-        .unwrap();
+    register(&sm, &group, ModelApprovalStatus::Approved).await;
     let deployments = t.api::<ModelDeployment>();
     for i in 1..=SERVING {
         let deployment: ModelDeployment = t.manifest(
@@ -604,4 +588,10 @@ async fn bench_endpoint_watch() {
     .await;
     println!("endpoint deleted behind its back, re-created after {:.1} s", started.elapsed().as_secs_f64());
     drop(process);
+}
+
+/// Registers a version in the group with `status`, as a pipeline run would; returns its number.
+async fn register(sm: &sagekeeper_aws::sdk::sagemaker::Client, group: &str, status: ModelApprovalStatus) -> i64 {
+    let out = sm.create_model_package().model_package_group_name(group).model_approval_status(status).send().await;
+    out.unwrap().model_package_arn().unwrap().rsplit('/').next().unwrap().parse().unwrap()
 }
