@@ -40,6 +40,12 @@ async fn quiet(t: &TestEnv, metrics: &Metrics) {
 /// Environment passes started (`sagekeeper_reconciles_total`) and not yet timed
 /// (`sagekeeper_reconcile_duration_seconds` counts a pass when it ends).
 fn passes_in_flight(metrics: &Metrics) -> u64 {
+    let (started, ended) = passes(metrics);
+    started.saturating_sub(ended)
+}
+
+/// Environment passes started and ended.
+fn passes(metrics: &Metrics) -> (u64, u64) {
     let families = metrics.registry.gather();
     let (mut started, mut ended) = (0, 0);
     for family in &families {
@@ -57,7 +63,7 @@ fn passes_in_flight(metrics: &Metrics) -> u64 {
             _ => {}
         }
     }
-    started.saturating_sub(ended)
+    (started, ended)
 }
 
 /// Pokes the environment and waits until the controller has looked at it again (its drift
@@ -90,11 +96,23 @@ async fn converged_drift_check_makes_only_read_calls() {
     let all = calls(&t);
     let writes: Vec<_> = all.iter().filter(|(_, op)| !is_read(op)).collect();
     assert!(writes.is_empty(), "a converged drift check wrote: {writes:?}");
-    // Batched: one DescribeVpcEndpoints per account, not one per endpoint.
+    // Batched: one listing of each account's networks (DescribeVpcs, then one describe per
+    // resource type, the VPC endpoints among them), not a call per resource.
     for n in 1..=3 {
         let account = t.account(n);
-        let endpoints = all.iter().filter(|(a, op)| *a == account && op == "DescribeVpcEndpoints").count();
-        assert_eq!(endpoints, 1, "DescribeVpcEndpoints calls in account {account}: {all:?}");
+        for listed in [
+            "DescribeVpcs",
+            "DescribeSubnets",
+            "DescribeRouteTables",
+            "DescribeSecurityGroups",
+            "DescribeInternetGateways",
+            "DescribeNatGateways",
+            "DescribeAddresses",
+            "DescribeVpcEndpoints",
+        ] {
+            let made = all.iter().filter(|(a, op)| *a == account && op == listed).count();
+            assert_eq!(made, 1, "{listed} calls in account {account}: {all:?}");
+        }
         // And one listing of its roles, each shown as planned: no role is read on its own.
         let listings = all.iter().filter(|(a, op)| *a == account && op == "GetAccountAuthorizationDetails").count();
         assert_eq!(listings, 1, "GetAccountAuthorizationDetails calls in account {account}: {all:?}");
@@ -102,19 +120,20 @@ async fn converged_drift_check_makes_only_read_calls() {
     let per_role: Vec<_> =
         all.iter().filter(|(_, op)| ["GetRole", "ListRolePolicies", "GetRolePolicy"].contains(&op.as_str())).collect();
     assert!(per_role.is_empty(), "roles read one by one although the listing showed them as planned: {per_role:?}");
+    let prefix_lists = all.iter().filter(|(_, op)| op == "DescribeManagedPrefixLists").count();
+    assert_eq!(prefix_lists, 0, "the S3 prefix list is read once per account, not per check");
     let mut by_operation = std::collections::BTreeMap::<&str, usize>::new();
     for (_, op) in &all {
         *by_operation.entry(op).or_default() += 1;
     }
     eprintln!("drift check: {} read calls: {by_operation:?}", all.len());
-    // The steps asked the pass's snapshot: each batched family read (an account's network,
-    // found by DescribeVpcs; a VPC's endpoints; the domain; an account's roles) is one observe
-    // read in the metric.
-    let family_reads: usize =
-        ["DescribeVpcs", "DescribeVpcEndpoints", "DescribeDomain", "GetAccountAuthorizationDetails"]
-            .iter()
-            .map(|op| by_operation.get(op).copied().unwrap_or(0))
-            .sum();
+    // The steps asked the pass's snapshot: each batched family read (an account's networks,
+    // whose VPCs one DescribeVpcs finds; the domain; an account's roles) is one observe read in
+    // the metric.
+    let family_reads: usize = ["DescribeVpcs", "DescribeDomain", "GetAccountAuthorizationDetails"]
+        .iter()
+        .map(|op| by_operation.get(op).copied().unwrap_or(0))
+        .sum();
     let observed = observe_reads(&controller.metrics) - observed_before;
     assert_eq!(observed as usize, family_reads, "observe reads vs family calls: {by_operation:?}");
 }
@@ -283,12 +302,13 @@ async fn execution_policy(t: &TestEnv, env: &DataScienceEnvironment) -> (String,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_role_listing_never_causes_a_write_and_drift_it_hides_is_repaired_once_it_ages() {
+async fn stale_account_listings_never_cause_a_write_and_drift_they_hide_is_repaired_once_they_age() {
     let t = TestEnv::new("drift-stale-listing").await;
     let age = Duration::from_secs(30);
     let controller = t.controller_with(|s| s.account_read_age = age, None).await;
     let fraud = converged(&t).await;
-    // A second environment in the same dev account: its passes list the account's roles too.
+    // A second environment in the same dev account: its passes list the account's roles and
+    // networks too.
     let other = format!(
         "apiVersion: sagekeeper.io/v1alpha1\nkind: DataScienceEnvironment\nmetadata: {{name: other}}\nspec:\n  account: {}\n  region: us-east-1\n  network: {{availabilityZones: [us-east-1a, us-east-1b]}}\n  studio: {{enabled: false}}\n",
         t.name("dev")
@@ -297,21 +317,39 @@ async fn a_stale_role_listing_never_causes_a_write_and_drift_it_hides_is_repaire
     api.create(&Default::default(), &t.manifest(&other, true)).await.unwrap();
     t.wait_condition_for(&api, "other", "Ready", "True", None, Duration::from_secs(120)).await;
     let (role, planned) = execution_policy(&t, &fraud).await;
-    let iam = t.clients(&t.account(1)).await.iam;
-    let put = |document: String| {
-        let iam = iam.clone();
-        let role = role.clone();
+    let workloads =
+        fraud.status.as_ref().and_then(|s| s.network.as_ref()).unwrap().security_group_ids["workloads"].clone();
+    let dev_clients = t.clients(&t.account(1)).await;
+    let (iam, ec2) = (dev_clients.iam.clone(), dev_clients.ec2.clone());
+    // The drift: the execution role's policy opened, and SSH opened to the world on fraud's
+    // workloads group; `drift(false)` puts both back by hand.
+    let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+    let ssh = sagekeeper_aws::sdk::ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(sagekeeper_aws::sdk::ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    let drift = |on: bool| {
+        let (iam, ec2, role, workloads, ssh) = (iam.clone(), ec2.clone(), role.clone(), workloads.clone(), ssh.clone());
+        let document = if on { open.to_string() } else { planned.clone() };
         async move {
-            iam.put_role_policy()
-                .role_name(role)
-                .policy_name("sagekeeper")
-                .policy_document(document)
-                .send()
-                .await
-                .unwrap();
+            let put = iam.put_role_policy().role_name(role).policy_name("sagekeeper").policy_document(document);
+            put.send().await.unwrap();
+            if on {
+                ec2.authorize_security_group_ingress().group_id(workloads).ip_permissions(ssh).send().await.unwrap();
+            } else {
+                ec2.revoke_security_group_ingress().group_id(workloads).ip_permissions(ssh).send().await.unwrap();
+            }
         }
     };
-    let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+    let ssh_open = || {
+        let (ec2, workloads) = (ec2.clone(), workloads.clone());
+        async move {
+            let group = ec2.describe_security_groups().group_ids(workloads).send().await.unwrap();
+            group.security_groups()[0].ip_permissions().iter().any(|p| p.from_port() == Some(22))
+        }
+    };
     let dev = t.account(1);
     let ops = |op: &str| t.emulator.calls(&dev).iter().filter(|c| c.operation == op).count();
     let look = |name: &'static str| {
@@ -321,41 +359,51 @@ async fn a_stale_role_listing_never_causes_a_write_and_drift_it_hides_is_repaire
             for n in 1..=3 {
                 t.emulator.clear_calls(&t.account(n));
             }
+            let before = passes(metrics).0;
             t.poke(api, name).await;
-            eventually(Duration::from_secs(30), "a pass", || async {
-                t.emulator.calls(&t.account(1)).iter().any(|c| c.operation == "DescribeVpcs").then_some(())
-            })
-            .await;
+            eventually(Duration::from_secs(30), "a pass", || async { (passes(metrics).0 > before).then_some(()) })
+                .await;
             quiet(t, metrics).await;
         }
     };
+    // A listing of the account's networks reads every VPC's endpoints in one call; a fresh
+    // read of one network reads it alone (DescribeVpcs, then one describe per type).
+    let listings = || (ops("GetAccountAuthorizationDetails"), ops("DescribeVpcEndpoints"));
 
-    // 1. The role drifts; once any listing has aged out, the other environment's pass lists the
-    //    account's roles, the drift among them, and leaves fraud's role alone.
-    put(open.to_string()).await;
+    // 1. Both drift; once the listings have aged out, the other environment's pass lists the
+    //    account's roles and networks, the drift among them, and leaves fraud's alone.
+    drift(true).await;
     tokio::time::sleep(age + Duration::from_secs(1)).await;
     look("other").await;
-    assert_eq!(ops("GetAccountAuthorizationDetails"), 1, "one listing of the dev account's roles");
-    assert!(!t.emulator.controller_writes(&dev).contains(&"PutRolePolicy".to_owned()), "other wrote fraud's role");
-    // 2. Someone puts the policy back, so that listing is stale. Fraud's pass takes it (young
-    //    enough), sees the role otherwise than planned, reads the role afresh, and writes nothing.
-    put(planned.clone()).await;
+    assert_eq!(listings(), (1, 1), "one listing of the dev account's roles and one of its networks");
+    let writes = t.emulator.controller_writes(&dev);
+    assert!(!writes.contains(&"PutRolePolicy".to_owned()), "other wrote fraud's role: {writes:?}");
+    assert!(!writes.contains(&"RevokeSecurityGroupIngress".to_owned()), "other wrote fraud's group: {writes:?}");
+    // 2. Someone puts both back, so those listings are stale. Fraud's pass takes them (young
+    //    enough), sees its role and group otherwise than planned, reads them afresh, and writes
+    //    nothing.
+    drift(false).await;
     look("fraud").await;
-    assert_eq!(ops("GetAccountAuthorizationDetails"), 0, "fraud's pass should take the listing other's pass made");
+    assert_eq!(listings(), (0, 0), "fraud's pass should take the listings other's pass made");
     assert_eq!(ops("GetRole"), 1, "only the role the listing showed otherwise is read afresh");
+    assert_eq!(ops("DescribeVpcs"), 1, "fraud's network, which the listing showed otherwise, is read afresh");
     let writes = t.emulator.controller_writes(&dev);
     assert!(writes.is_empty(), "a stale listing caused writes: {writes:?}");
-    // 3. A listing that shows everything as planned hides drift made after it, for its age at
-    //    most: the next pass after it ages out repairs it.
+    // 3. Listings that show everything as planned hide drift made after them, for their age at
+    //    most: the next pass after they age out repairs it.
     tokio::time::sleep(age + Duration::from_secs(1)).await;
     look("fraud").await;
-    assert_eq!(ops("GetAccountAuthorizationDetails"), 1, "an aged-out listing is read again");
+    assert_eq!(listings(), (1, 1), "aged-out listings are read again");
     assert_eq!(ops("GetRole"), 0, "a listing showing every role as planned needs no role read");
-    put(open.to_string()).await;
+    assert_eq!(ops("DescribeVpcs"), 1, "a listing showing the network as planned needs no read of it alone");
+    drift(true).await;
     look("fraud").await;
     assert_eq!(execution_policy(&t, &fraud).await.1, sagekeeper_policy::parse(&open.to_string()).unwrap().to_string());
+    assert!(ssh_open().await, "hidden by the young listing");
     tokio::time::sleep(age + Duration::from_secs(1)).await;
     look("fraud").await;
-    assert_eq!(execution_policy(&t, &fraud).await.1, planned, "the drift is repaired once the listing aged out");
-    assert!(t.emulator.controller_writes(&dev).contains(&"PutRolePolicy".to_owned()));
+    assert_eq!(execution_policy(&t, &fraud).await.1, planned, "the role is repaired once the listing aged out");
+    assert!(!ssh_open().await, "the group is repaired once the listing aged out");
+    let writes = t.emulator.controller_writes(&dev);
+    assert!(writes.contains(&"PutRolePolicy".to_owned()) && writes.contains(&"RevokeSecurityGroupIngress".to_owned()));
 }

@@ -64,6 +64,10 @@ impl Intercept for AwsCallMetrics {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // A call a read-only client refused was never sent.
+        if cfg.load::<crate::sessions::Refused>().is_some() {
+            return Ok(());
+        }
         if let Some(meta) = cfg.load::<Metadata>() {
             let status = context.response().map(|r| r.status().as_u16());
             let throttled = context

@@ -39,7 +39,7 @@ use tokio::sync::OnceCell;
 
 use crate::errors::AwsError;
 use crate::iam::AccountRoles;
-use crate::network::SeenNetwork;
+use crate::network::{AccountNetworks, SeenNetwork};
 use crate::registry::Version;
 use crate::sessions::{AccountAccess, Session};
 use crate::steps::Changes;
@@ -57,6 +57,9 @@ pub struct Snapshot {
     pub(crate) versions: Family<(AccountAccess, String), Arc<Vec<Version>>>,
     /// An account's roles named by sagekeeper.
     pub(crate) roles: Family<AccountAccess, AccountRoles>,
+    /// An account's sagekeeper networks, and whether this pass read them (else they are the
+    /// shared listing, to check against only).
+    pub(crate) account_networks: Family<AccountAccess, (Arc<AccountNetworks>, bool)>,
 }
 
 impl Snapshot {
@@ -68,6 +71,7 @@ impl Snapshot {
             self.domains.reads(),
             self.versions.reads(),
             self.roles.reads(),
+            self.account_networks.reads(),
         ]
         .into_iter()
         .fold(Reads::default(), |all, r| Reads { made: all.made + r.made, asked: all.asked + r.asked })
@@ -84,12 +88,38 @@ pub struct Shared {
     /// An account's roles named by sagekeeper: read by any object's pass, forgotten when one
     /// writes a role there.
     pub(crate) roles: Aged<AccountAccess, AccountRoles>,
+    /// An account's sagekeeper networks: read by any object's pass, forgotten when one writes
+    /// to a network there.
+    pub(crate) networks: Aged<AccountAccess, Arc<AccountNetworks>>,
 }
 
 impl Shared {
     /// Registry reads kept for `poll_age`, account listings for `account_age`.
     pub fn new(poll_age: Duration, account_age: Duration) -> Self {
-        Self { versions: Aged::new(poll_age), roles: Aged::new(account_age) }
+        Self { versions: Aged::new(poll_age), roles: Aged::new(account_age), networks: Aged::new(account_age) }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Family<K, (V, bool)> {
+    /// The value of `key` taken on the first ask from `shared` as [`Family::get_shared`], and
+    /// whether it was read for this pass (a step may decide writes on it) or is the shared
+    /// read of another (a step may only check against it).
+    pub(crate) async fn get_marked<F, Fut>(&self, key: &K, shared: &Aged<K, V>, read: F) -> Result<(V, bool), AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, AwsError>>,
+    {
+        let cell = self.cell(key);
+        let value = cell
+            .get_or_try_init(|| async {
+                let (value, made) = shared.get(key, read).await?;
+                if made {
+                    self.count(|r| r.made += 1);
+                }
+                Ok::<_, AwsError>((value, made))
+            })
+            .await?;
+        Ok(value.clone())
     }
 }
 
@@ -156,6 +186,17 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
             })
             .await?;
         Ok(value.clone())
+    }
+
+    /// The value of `key` if this pass has it, without asking (no read, no count).
+    pub(crate) fn peek(&self, key: &K) -> Option<V> {
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner).get(key).and_then(|c| c.get().cloned())
+    }
+
+    /// Keeps `value` as this pass's answer for `key` (another family's read held it).
+    pub(crate) fn put(&self, key: &K, value: V) {
+        let cell = Arc::new(OnceCell::new_with(Some(value)));
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), cell);
     }
 
     /// The cell of `key`, counting one ask.

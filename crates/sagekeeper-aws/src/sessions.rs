@@ -12,7 +12,13 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::identity::SharedIdentityCache;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 use crate::errors::AwsError;
 use crate::metrics::AwsCallMetrics;
@@ -43,6 +49,25 @@ pub struct AccountAccess {
 /// A role ARN and the external id it is assumed with.
 type RoleKey = (String, Option<String>);
 
+/// The one HTTPS client of every session: the SDK's default (hyper 1, rustls with aws-lc,
+/// proxy settings from the environment). Without it each service client of each session
+/// builds its own, with its own TLS roots and connection pool: about 100 KiB per client, so
+/// 26 MiB at 50 accounts.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = aws_smithy_http_client::ConnectorBuilder::default()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .proxy_config(ProxyConfig::from_env());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.build()
+    })
+}
+
 /// Hands out one [`Session`] per account access, built on the controller's own AWS config.
 #[derive(Debug)]
 pub struct Sessions {
@@ -67,7 +92,7 @@ impl Sessions {
     /// Loads the controller's own config the standard way: credential chain, `AWS_REGION`,
     /// `AWS_ENDPOINT_URL`. Without a region it uses us-east-1 for STS calls.
     pub async fn from_env(metrics: AwsCallMetrics) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
         if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
             loader =
                 loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(DEFAULT_MAX_ATTEMPTS));
@@ -112,6 +137,7 @@ impl Sessions {
             config: config.build(),
             metrics: self.metrics.for_account(account),
             clients: Clients::default(),
+            s3_prefix_list: tokio::sync::OnceCell::new(),
         }
     }
 }
@@ -124,6 +150,8 @@ pub struct Session {
     config: SdkConfig,
     metrics: AwsCallMetrics,
     clients: Clients,
+    /// The id of the region's S3 managed prefix list, which AWS never changes: read once.
+    pub(crate) s3_prefix_list: tokio::sync::OnceCell<String>,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +162,7 @@ struct Clients {
     kms: OnceLock<aws_sdk_kms::Client>,
     s3: OnceLock<aws_sdk_s3::Client>,
     sagemaker: OnceLock<aws_sdk_sagemaker::Client>,
+    ec2_check: OnceLock<aws_sdk_ec2::Client>,
 }
 
 macro_rules! client {
@@ -157,9 +186,53 @@ impl Session {
     client!(s3, aws_sdk_s3);
     client!(sagemaker, aws_sdk_sagemaker);
 
+    /// An EC2 client that sends only reads and refuses every other call before it is sent:
+    /// a step run with it on a shared (possibly stale) observation can tell whether that
+    /// observation shows everything as planned, and cannot write.
+    pub(crate) fn ec2_check(&self) -> &aws_sdk_ec2::Client {
+        self.clients.ec2_check.get_or_init(|| {
+            let config = aws_sdk_ec2::config::Builder::from(&self.config).interceptor(ReadOnly);
+            aws_sdk_ec2::Client::from_conf(config.interceptor(self.metrics.clone()).build())
+        })
+    }
+
     /// The session's region.
     pub fn region(&self) -> &str {
         self.config.region().map_or("us-east-1", Region::as_ref)
+    }
+}
+
+/// Refuses every call but a read (`Describe*`, `Get*`, `List*`) before it is sent.
+#[derive(Debug)]
+struct ReadOnly;
+
+/// Left in a refused call's config bag, so the call metrics do not count a call never sent.
+#[derive(Clone, Debug)]
+pub(crate) struct Refused;
+
+impl Storable for Refused {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for ReadOnly {
+    fn name(&self) -> &'static str {
+        "sagekeeper-read-only"
+    }
+
+    // Not `read_before_execution`: client interceptors run that before the operation's
+    // config (its name among it) is in the bag.
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg.load::<Metadata>().map(|m| m.name().to_owned()).unwrap_or_default();
+        if ["Describe", "Get", "List"].iter().any(|read| name.starts_with(read)) {
+            return Ok(());
+        }
+        cfg.interceptor_state().store_put(Refused);
+        Err(format!("{name} refused: a check only reads").into())
     }
 }
 

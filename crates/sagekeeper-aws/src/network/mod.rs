@@ -17,10 +17,10 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag, TagSpecification, VpcAttributeName};
 
 use crate::errors::{AwsError, Required};
-use crate::observe::Snapshot;
+use crate::observe::{Shared, Snapshot};
 use crate::sessions::Session;
 use crate::steps::{Action, Changes, Depth, Owner, Step, StepResult};
-pub use observe::Observed;
+pub use observe::{AccountNetworks, Observed};
 use rules::{Peer, Rule};
 pub use teardown::{delete_network, nfs_security_groups};
 
@@ -123,25 +123,57 @@ pub struct SeenNetwork {
 
 /// Converges the network of one account but its VPC endpoints (VPC, subnets, route tables,
 /// gateways, security groups) and reports its ids, with NAT gateway work still in progress.
-/// It starts from what the pass saw of the account's network, and has the pass forget it once
-/// it changed anything.
+///
+/// It starts from the account's listing of every sagekeeper network. A listing this pass
+/// read is as fresh as a read of the network alone, and the step decides on it. A listing
+/// shared from another pass is only checked against: the step runs with a client that cannot
+/// write, and when that finds anything to do (or anything unfinished), the network is read
+/// afresh and the step decides on that. A write forgets the listing, here and shared.
 pub async fn ensure_network(
     session: &Session,
     seen: &Snapshot,
+    shared: &Shared,
     plan: &NetworkPlan,
     depth: Depth,
     changes: &Changes,
 ) -> StepResult<NetworkOutputs> {
-    let ec2 = session.ec2();
-    let key = crate::observe::key(session, &plan.owner.uid);
-    let found = seen.networks.get(&key, || observe::network(ec2, &plan.owner)).await?;
-    seen.networks.writing(&key, changes, async |ours| converge_network(ec2, plan, found, depth, ours).await).await
+    let s3_list = match plan.nat {
+        true => None,
+        false => Some(session.s3_prefix_list.get_or_try_init(|| s3_prefix_list(session.ec2(), &plan.region)).await?),
+    };
+    let s3_list = s3_list.map(String::as_str);
+    let account = session.access.clone();
+    let read = || observe::account(session.ec2());
+    let (listing, fresh) = seen.account_networks.get_marked(&account, &shared.networks, read).await?;
+    let mut found = listing.network(&plan.owner);
+    if !fresh {
+        if let Some(found) = &found {
+            let (reader, unused) = (session.ec2_check(), Changes::default());
+            let check = converge_network(reader, plan, Some(found.clone()), s3_list, depth, &unused);
+            if let Ok(Step::Ready(outputs)) = check.await
+                && outputs.waiting.is_none()
+            {
+                return Ok(Step::Ready(outputs));
+            }
+        }
+        let key = crate::observe::key(session, &plan.owner.uid);
+        found = seen.networks.get(&key, || observe::network(session.ec2(), &plan.owner)).await?;
+    }
+    let ours = Changes::default();
+    let result = converge_network(session.ec2(), plan, found, s3_list, depth, &ours).await;
+    if changes.absorb(ours) {
+        seen.account_networks.forget(&account);
+        seen.networks.forget(&crate::observe::key(session, &plan.owner.uid));
+        shared.networks.forget(&account);
+    }
+    result
 }
 
 async fn converge_network(
     ec2: &Client,
     plan: &NetworkPlan,
     found: Option<Arc<SeenNetwork>>,
+    s3_list: Option<&str>,
     depth: Depth,
     changes: &Changes,
 ) -> StepResult<NetworkOutputs> {
@@ -165,7 +197,7 @@ async fn converge_network(
     }
     let route_tables: Vec<String> = private.iter().map(|(_, rt)| rt.clone()).collect();
     let internet = gateways::ensure_internet(ec2, plan, vpc_id, seen_vpc, &route_tables, changes).await?;
-    let groups = ensure_groups(ec2, plan, vpc_id, seen_vpc, changes).await?;
+    let groups = ensure_groups(ec2, plan, vpc_id, seen_vpc, s3_list, changes).await?;
     let private_subnet_ids: Vec<String> = private.into_iter().map(|(subnet, _)| subnet).collect();
     let (public_subnet_ids, waiting) = match internet {
         Step::Ready(public) => (public, None),
@@ -182,20 +214,45 @@ async fn converge_network(
 }
 
 /// Converges the VPC endpoints of a network (the S3 gateway and the interface endpoints), side
-/// by side, from what the pass saw of the VPC's endpoints (forgotten once it changed any).
+/// by side. Like [`ensure_network`], it decides on the account's listing when this pass read
+/// it, checks a shared listing with a client that cannot write, and otherwise reads the VPC's
+/// endpoints afresh (forgotten, with the listings, once it changed any).
 pub async fn ensure_vpc_endpoints(
     session: &Session,
     seen: &Snapshot,
+    shared: &Shared,
     plan: &NetworkPlan,
     network: &NetworkOutputs,
     changes: &Changes,
 ) -> Result<EndpointOutputs, AwsError> {
-    let ec2 = session.ec2();
+    let account = session.access.clone();
     let key = crate::observe::key(session, &network.vpc_id);
+    if let Some((listing, fresh)) = seen.account_networks.peek(&account) {
+        let listed = listing.endpoints(&network.vpc_id);
+        if !fresh {
+            let found = Observed::of_endpoints(&listed, &plan.owner);
+            let (reader, unused) = (session.ec2_check(), Changes::default());
+            if let Ok(outputs) = converge_vpc_endpoints(reader, plan, network, &found, &unused).await
+                && outputs.pending.is_none()
+            {
+                seen.vpc_endpoints.put(&key, listed);
+                return Ok(outputs);
+            }
+        } else if seen.vpc_endpoints.peek(&key).is_none() {
+            seen.vpc_endpoints.put(&key, listed);
+        }
+    }
+    let ec2 = session.ec2();
     let listed = seen.vpc_endpoints.get(&key, || observe::endpoints(ec2, &network.vpc_id)).await?;
     let found = Observed::of_endpoints(&listed, &plan.owner);
     let converge = async |ours: &Changes| converge_vpc_endpoints(ec2, plan, network, &found, ours).await;
-    seen.vpc_endpoints.writing(&key, changes, converge).await
+    let ours = Changes::default();
+    let result = seen.vpc_endpoints.writing(&key, &ours, converge).await;
+    if changes.absorb(ours) {
+        seen.account_networks.forget(&account);
+        shared.networks.forget(&account);
+    }
+    result
 }
 
 async fn converge_vpc_endpoints(
@@ -429,17 +486,16 @@ async fn ensure_groups(
     plan: &NetworkPlan,
     vpc_id: &str,
     seen: &Observed,
+    s3_list: Option<&str>,
     changes: &Changes,
 ) -> Result<Groups, AwsError> {
     let workloads = ensure_group(ec2, plan, vpc_id, seen, "workloads", &plan.group_names.workloads, changes).await?;
     let endpoints = ensure_group(ec2, plan, vpc_id, seen, "endpoints", &plan.group_names.endpoints, changes).await?;
     let vpc = Peer::Cidr(plan.vpc_cidr.clone());
     let workloads_in: BTreeSet<Rule> = [Rule::all(Peer::Group(workloads.clone()))].into();
-    let workloads_out: BTreeSet<Rule> = if plan.nat {
-        [Rule::all(Peer::Cidr("0.0.0.0/0".into()))].into()
-    } else {
-        let s3 = s3_prefix_list(ec2, &plan.region).await?;
-        [Rule::all(vpc.clone()), Rule::tcp(443, Peer::PrefixList(s3))].into()
+    let workloads_out: BTreeSet<Rule> = match s3_list {
+        None => [Rule::all(Peer::Cidr("0.0.0.0/0".into()))].into(),
+        Some(s3) => [Rule::all(vpc.clone()), Rule::tcp(443, Peer::PrefixList(s3.to_owned()))].into(),
     };
     let mut endpoints_in: BTreeSet<Rule> = [Rule::tcp(443, Peer::Group(workloads.clone()))].into();
     for zone in &plan.zones {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
-    Address, Filter, InternetGateway, NatGateway, RouteTable, SecurityGroup, Subnet, Tag, VpcEndpoint,
+    Address, Filter, InternetGateway, NatGateway, RouteTable, SecurityGroup, Subnet, Tag, Vpc, VpcEndpoint,
 };
 use sagekeeper_api::naming::{COMPONENT_TAG, OWNER_UID_TAG};
 
@@ -60,12 +60,7 @@ pub(crate) async fn observe(ec2: &Client, vpc_id: &str, owner: &Owner) -> Result
         groups: groups.security_groups().to_vec(),
         endpoints: Vec::new(),
         internet_gateways: igws.internet_gateways().to_vec(),
-        nat_gateways: nats
-            .nat_gateways()
-            .iter()
-            .filter(|n| !matches!(n.state().map(|s| s.as_str()), Some("deleted" | "deleting" | "failed")))
-            .cloned()
-            .collect(),
+        nat_gateways: live_nat_gateways(nats.nat_gateways().iter().cloned()).collect(),
         addresses: addresses.addresses().to_vec(),
         owner_uid: owner.uid.clone(),
     })
@@ -87,6 +82,105 @@ pub(crate) async fn network(ec2: &Client, owner: &Owner) -> Result<Option<Arc<Se
     };
     let observed = observe(ec2, &vpc_id, owner).await?;
     Ok(Some(Arc::new(SeenNetwork { vpc_id, vpc_tags, observed })))
+}
+
+/// Every sagekeeper network of an account, as one listing: its VPCs (found by the component
+/// tag) and everything in and around them, a describe per resource type filtered by all those
+/// VPCs at once (paginated, 200 VPC ids per filter as EC2 allows). Eight calls per account
+/// however many environments use it; one when it has no sagekeeper VPC.
+#[derive(Debug, Default)]
+pub struct AccountNetworks {
+    vpcs: Vec<Vpc>,
+    all: Observed,
+    endpoints: Vec<VpcEndpoint>,
+}
+
+/// What EC2 takes as values of one filter.
+const FILTER_VALUES: usize = 200;
+
+/// Every page of a describe call, as one list.
+macro_rules! every {
+    ($call:expr) => {
+        async { $call.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(AwsError::from_sdk) }
+    };
+}
+
+/// Reads an account's sagekeeper networks.
+pub(crate) async fn account(ec2: &Client) -> Result<Arc<AccountNetworks>, AwsError> {
+    let vpcs: Vec<Vpc> = ec2
+        .describe_vpcs()
+        .filters(Filter::builder().name(format!("tag:{COMPONENT_TAG}")).values("vpc").build())
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    let vpcs: Vec<Vpc> = vpcs.into_iter().filter(|v| tag(v.tags(), OWNER_UID_TAG).is_some()).collect();
+    let ids: Vec<String> = vpcs.iter().filter_map(|v| v.vpc_id().map(str::to_owned)).collect();
+    let mut listing = AccountNetworks { vpcs, ..AccountNetworks::default() };
+    if !ids.is_empty() {
+        // Elastic IPs (NAT only) belong to no VPC: ours carry the owner tag.
+        let ours = Filter::builder().name("tag-key").values(OWNER_UID_TAG).build();
+        let found = ec2.describe_addresses().filters(ours).send().await.map_err(AwsError::from_sdk)?;
+        listing.all.addresses = found.addresses.unwrap_or_default();
+    }
+    for chunk in ids.chunks(FILTER_VALUES) {
+        let of = |name: &str| Filter::builder().name(name).set_values(Some(chunk.to_vec())).build();
+        let (subnets, route_tables, groups, igws, nats, endpoints) = tokio::try_join!(
+            every!(ec2.describe_subnets().filters(of("vpc-id"))),
+            every!(ec2.describe_route_tables().filters(of("vpc-id"))),
+            every!(ec2.describe_security_groups().filters(of("vpc-id"))),
+            every!(ec2.describe_internet_gateways().filters(of("attachment.vpc-id"))),
+            every!(ec2.describe_nat_gateways().filter(of("vpc-id"))),
+            every!(ec2.describe_vpc_endpoints().filters(of("vpc-id"))),
+        )?;
+        let all = &mut listing.all;
+        all.subnets.extend::<Vec<_>>(subnets);
+        all.route_tables.extend::<Vec<_>>(route_tables);
+        all.groups.extend::<Vec<_>>(groups);
+        all.internet_gateways.extend::<Vec<_>>(igws);
+        all.nat_gateways.extend(live_nat_gateways(nats));
+        listing.endpoints.extend::<Vec<_>>(endpoints);
+    }
+    Ok(Arc::new(listing))
+}
+
+impl AccountNetworks {
+    /// The owner's network as [`network`] would read it, if the listing has its VPC.
+    pub(crate) fn network(&self, owner: &Owner) -> Option<Arc<SeenNetwork>> {
+        let vpc = self.vpcs.iter().find(|v| tag(v.tags(), OWNER_UID_TAG) == Some(owner.uid.as_str()))?;
+        let vpc_id = vpc.vpc_id()?;
+        let all = &self.all;
+        let within = |id: Option<&str>| id == Some(vpc_id);
+        let observed = Observed {
+            subnets: all.subnets.iter().filter(|x| within(x.vpc_id())).cloned().collect(),
+            route_tables: all.route_tables.iter().filter(|x| within(x.vpc_id())).cloned().collect(),
+            groups: all.groups.iter().filter(|x| within(x.vpc_id())).cloned().collect(),
+            endpoints: Vec::new(),
+            internet_gateways: (all.internet_gateways.iter())
+                .filter(|x| x.attachments().iter().any(|a| within(a.vpc_id())))
+                .cloned()
+                .collect(),
+            nat_gateways: all.nat_gateways.iter().filter(|x| within(x.vpc_id())).cloned().collect(),
+            addresses: (all.addresses.iter())
+                .filter(|x| tag(x.tags(), OWNER_UID_TAG) == Some(owner.uid.as_str()))
+                .cloned()
+                .collect(),
+            owner_uid: owner.uid.clone(),
+        };
+        Some(Arc::new(SeenNetwork { vpc_id: vpc_id.to_owned(), vpc_tags: vpc.tags().to_vec(), observed }))
+    }
+
+    /// A VPC's endpoints as [`endpoints`] would read them.
+    pub(crate) fn endpoints(&self, vpc_id: &str) -> Arc<Vec<VpcEndpoint>> {
+        Arc::new(self.endpoints.iter().filter(|e| e.vpc_id() == Some(vpc_id)).cloned().collect())
+    }
+}
+
+/// NAT gateways but those deleted, being deleted or failed, which linger in describe results.
+fn live_nat_gateways(nats: impl IntoIterator<Item = NatGateway>) -> impl Iterator<Item = NatGateway> {
+    nats.into_iter().filter(|n| !matches!(n.state().map(|s| s.as_str()), Some("deleted" | "deleting" | "failed")))
 }
 
 /// The VPC's endpoints as AWS lists them, deleted ones included (one call).

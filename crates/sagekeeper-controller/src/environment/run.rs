@@ -151,12 +151,28 @@ impl<'a> Pass<'a> {
         let dev = || self.ctx.sessions.session(&plan.dev.access);
         match id {
             S::Network => {
-                let result = network::ensure_network(&dev(), self.seen, &plan.network, self.depth, self.changes).await;
+                let result = network::ensure_network(
+                    &dev(),
+                    self.seen,
+                    &self.ctx.shared,
+                    &plan.network,
+                    self.depth,
+                    self.changes,
+                )
+                .await;
                 Done::from_step(result, format!("VPC of {}", plan.names.owner())).map(EnvOutput::Network)
             }
             S::VpcEndpoints => {
                 let Some(EnvOutput::Network(net)) = inputs.get(&S::Network) else { return Done::missing(&S::Network) };
-                let result = network::ensure_vpc_endpoints(&dev(), self.seen, &plan.network, net, self.changes).await;
+                let result = network::ensure_vpc_endpoints(
+                    &dev(),
+                    self.seen,
+                    &self.ctx.shared,
+                    &plan.network,
+                    net,
+                    self.changes,
+                )
+                .await;
                 Done::from_aws(result.map(EnvOutput::Endpoints), format!("VPC endpoints of {}", net.vpc_id))
             }
             S::NetworkAvailable => {
@@ -199,8 +215,15 @@ impl<'a> Pass<'a> {
             S::TargetNetwork(name) => {
                 let Some(target) = self.target(&name) else { return Done::missing(&S::TargetNetwork(name)) };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result =
-                    network::ensure_network(&session, self.seen, &target.network, self.depth, self.changes).await;
+                let result = network::ensure_network(
+                    &session,
+                    self.seen,
+                    &self.ctx.shared,
+                    &target.network,
+                    self.depth,
+                    self.changes,
+                )
+                .await;
                 Done::from_step(result, format!("VPC in {}", target.account.name)).map(EnvOutput::Network)
             }
             S::TargetVpcEndpoints(name) => {
@@ -209,8 +232,15 @@ impl<'a> Pass<'a> {
                     return Done::missing(&S::TargetNetwork(name));
                 };
                 let session = self.ctx.sessions.session(&target.account.access);
-                let result =
-                    network::ensure_vpc_endpoints(&session, self.seen, &target.network, net, self.changes).await;
+                let result = network::ensure_vpc_endpoints(
+                    &session,
+                    self.seen,
+                    &self.ctx.shared,
+                    &target.network,
+                    net,
+                    self.changes,
+                )
+                .await;
                 let resource = format!("VPC endpoints of {} in {}", net.vpc_id, target.account.name);
                 Done::from_aws(result.map(EnvOutput::Endpoints), resource)
             }
