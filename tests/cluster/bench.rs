@@ -19,6 +19,10 @@ const ENVIRONMENTS: u32 = 50;
 /// The target accounts all environments share (their resources are per environment).
 const STAGING: u32 = 101;
 const PRODUCTION: u32 = 102;
+/// How long the environment bench's controller shares an account's listings (its roles, its
+/// networks): each drift check it measures comes after they aged out, so it pays the listing of
+/// every account it uses once, as the first check of a drift interval does.
+const ACCOUNT_READ_AGE: Duration = Duration::from_secs(20);
 
 async fn account(t: &TestEnv, name: &str, n: u32) {
     let role = t.create_role(&t.account(n), "sagekeeper-deployer", None).await;
@@ -87,7 +91,8 @@ fn report(title: &str, counts: &BTreeMap<String, usize>) {
 #[ignore = "benchmark: run with make bench"]
 async fn bench_environments() {
     let t = TestEnv::new("bench").await;
-    let mut process = t.spawn_sagekeeper("bench", &["--leader-elect=false"]);
+    let age = format!("--account-read-age-seconds={}", ACCOUNT_READ_AGE.as_secs());
+    let mut process = t.spawn_sagekeeper("bench", &["--leader-elect=false", &age]);
     account(&t, "staging", STAGING).await;
     account(&t, "prod", PRODUCTION).await;
     join_all((1..=ENVIRONMENTS).map(|i| {
@@ -111,13 +116,14 @@ async fn bench_environments() {
 
     // One drift check of it at each depth: security settings (every drift interval), then
     // everything (every sixth interval), with a controller that reads everything every time.
+    tokio::time::sleep(ACCOUNT_READ_AGE).await;
     clear(&t, &one);
     t.poke(&api, "env-1").await;
     settle(&t, &one).await;
     report("one drift check of a converged environment, security tier (every interval)", &by_operation(&t, &one));
-    process = restart(&t, process, "bench-full", &["--full-check-every=1"], &one).await;
+    process = restart(&t, process, "bench-full", &["--full-check-every=1", &age], &one).await;
     report("one drift check of a converged environment, full tier (every 6th interval)", &by_operation(&t, &one));
-    process = restart(&t, process, "bench-2", &[], &one).await;
+    process = restart(&t, process, "bench-2", &[&age], &one).await;
 
     // The other 49 at once.
     let started = Instant::now();
@@ -138,13 +144,14 @@ async fn bench_environments() {
     let (anon, file) = process.memory_split_kib();
 
     // A drift check of all of them at once, at each depth.
+    tokio::time::sleep(ACCOUNT_READ_AGE).await;
     clear(&t, &all);
     for i in 1..=ENVIRONMENTS {
         t.poke(&api, &format!("env-{i}")).await;
     }
     settle(&t, &all).await;
     let security = per_environment("security tier", &t, &all);
-    let _process = restart(&t, process, "bench-full-50", &["--full-check-every=1"], &all).await;
+    let _process = restart(&t, process, "bench-full-50", &["--full-check-every=1", &age], &all).await;
     let full = per_environment("full tier", &t, &all);
 
     println!("\ntime to converge one environment alone: {:.1} s", first.as_secs_f64());
@@ -202,6 +209,7 @@ async fn restart(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     settle(t, accounts).await;
+    tokio::time::sleep(ACCOUNT_READ_AGE).await;
     clear(t, accounts);
     for name in &names {
         t.poke(&api, name).await;
@@ -231,6 +239,22 @@ fn per_environment(tier: &str, t: &TestEnv, accounts: &[u32]) -> f64 {
     );
     for (service, n) in &by_service {
         println!("  {service:<36} {n} ({:.1} per environment)", *n as f64 / f64::from(ENVIRONMENTS));
+    }
+    // What the accounts every environment shares cost: a listing per account, not per environment.
+    let mut shared = BTreeMap::<String, usize>::new();
+    for n in [STAGING, PRODUCTION] {
+        for call in t.emulator.calls(&t.account(n)).into_iter().filter(|c| is_read(&c.operation)) {
+            *shared.entry(call.service).or_default() += 1;
+        }
+    }
+    println!("  of them in the 2 target accounts all {ENVIRONMENTS} share: {shared:?}");
+    assert_eq!(writes, 0, "a drift check of converged environments wrote");
+    for service in ["EC2", "IAM"] {
+        // One listing per account (eight EC2 calls, one IAM call), twice at most when the
+        // listing ages out while the 50 checks run.
+        let bar = if service == "EC2" { 2 * 8 * 2 } else { 2 * 2 };
+        let made = shared.get(service).copied().unwrap_or(0);
+        assert!(made <= bar, "{made} {service} reads in the shared accounts for {ENVIRONMENTS} environments");
     }
     per
 }

@@ -15,15 +15,18 @@
 //!
 //! What many objects read is also [`Shared`] across objects and passes for a bounded age: a
 //! model package group's newest versions, which its project reads every poll and its
-//! deployments take from that read instead of listing the registry each; and an account's
-//! roles, one listing for every environment using the account. A step never writes on what a
-//! shared read says alone: where it shows something otherwise than planned, the step reads
-//! that resource afresh and decides on that read; a write forgets the shared read.
+//! deployments take from that read instead of listing the registry each; an account's roles
+//! and an account's networks, one listing each for every environment using the account. A
+//! step never writes on what a shared read says alone: where it shows something otherwise than
+//! planned (for networks: where the step, run with an EC2 client that refuses every call but a
+//! read, finds anything to do), the step reads that resource afresh and decides on that read;
+//! a write forgets the shared read.
 //!
 //! Families with a batched read: an account's roles (with trust, boundary, inline policies and
-//! tags), an account's network (its VPC found by owner tag, then one describe per resource
-//! type filtered by the VPC), a VPC's endpoints, a Studio domain, and a model package group's
-//! newest versions. What AWS offers no batch read for (a key and its policy, a bucket's
+//! tags), an account's networks (its sagekeeper VPCs found by tag, then one describe per
+//! resource type filtered by all of them, VPC endpoints included), an environment's network
+//! and a VPC's endpoints read alone (when a shared listing showed them otherwise than
+//! planned), a Studio domain, and a model package group's newest versions. What AWS offers no batch read for (a key and its policy, a bucket's
 //! settings, a pipeline, a SageMaker endpoint) is read by the step that ensures it, right
 //! before it decides.
 
