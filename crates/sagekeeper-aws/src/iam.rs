@@ -156,8 +156,8 @@ pub async fn ensure_role(
 /// Converges one role on a fresh read of it.
 async fn converge_role(session: &Session, plan: &RolePlan, changes: &Changes) -> StepResult<RoleOutputs> {
     let iam = session.iam();
-    let role = match get_role(iam, &plan.name).await? {
-        Some(role) => role,
+    let (role, created) = match get_role(iam, &plan.name).await? {
+        Some(role) => (role, false),
         None => create(iam, plan, changes).await?,
     };
     let tags: Vec<(&str, &str)> = role.tags().iter().map(|t| (t.key(), t.value())).collect();
@@ -178,7 +178,7 @@ async fn converge_role(session: &Session, plan: &RolePlan, changes: &Changes) ->
             .map_err(AwsError::from_sdk)?;
         changes.record(Action::Updated, format!("IAM role {} trust policy", plan.name));
     }
-    ensure_inline_policies(iam, plan, changes).await?;
+    ensure_inline_policies(iam, plan, created, changes).await?;
     ensure_tags(iam, plan, &role, changes).await?;
     let created = SystemTime::try_from(*role.create_date()).unwrap_or(SystemTime::UNIX_EPOCH);
     Ok(Step::Ready(RoleOutputs { arn: role.arn().to_owned(), created }))
@@ -188,7 +188,9 @@ async fn get_role(iam: &Client, name: &str) -> Result<Option<Role>, AwsError> {
     Ok(iam.get_role().role_name(name).send().await.map_err(AwsError::from_sdk).optional()?.and_then(|out| out.role))
 }
 
-async fn create(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<Role, AwsError> {
+/// Creates the role; returns it and whether this call made it (else a retry after a lost
+/// answer found it there).
+async fn create(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<(Role, bool), AwsError> {
     let created = iam
         .create_role()
         .role_name(&plan.name)
@@ -198,14 +200,15 @@ async fn create(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<Role
         .set_tags(Some(iam_tags(&plan.owner.tags(&plan.component))?))
         .send()
         .await;
-    let role = match created.map_err(AwsError::from_sdk) {
-        Ok(out) => out.role,
+    let (role, made) = match created.map_err(AwsError::from_sdk) {
+        Ok(out) => (out.role, true),
         // A retry after a lost answer: the role is there, read it.
-        Err(e) if e.code == "EntityAlreadyExists" => get_role(iam, &plan.name).await?,
+        Err(e) if e.code == "EntityAlreadyExists" => (get_role(iam, &plan.name).await?, false),
         Err(e) => return Err(e),
     };
     changes.record(Action::Created, format!("IAM role {}", plan.name));
-    role.ok_or_else(|| AwsError::from_code("InvalidResponse", "CreateRole returned no role", None))
+    let role = role.ok_or_else(|| AwsError::from_code("InvalidResponse", "CreateRole returned no role", None))?;
+    Ok((role, made))
 }
 
 fn iam_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
@@ -239,14 +242,24 @@ pub async fn policy_exists(session: &Session, arn: &str) -> Result<bool, AwsErro
     Ok(session.iam().get_policy().policy_arn(arn).send().await.map_err(AwsError::from_sdk).optional()?.is_some())
 }
 
-async fn ensure_inline_policies(iam: &Client, plan: &RolePlan, changes: &Changes) -> Result<(), AwsError> {
-    let listed = iam.list_role_policies().role_name(&plan.name).send().await.map_err(AwsError::from_sdk)?;
-    for name in listed.policy_names().iter().filter(|n| !plan.policies.contains_key(*n)) {
+/// Puts the planned inline policies that differ and deletes the others; a role just created
+/// has none.
+async fn ensure_inline_policies(
+    iam: &Client,
+    plan: &RolePlan,
+    created: bool,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let listed = match created {
+        true => Vec::new(),
+        false => iam.list_role_policies().role_name(&plan.name).send().await.map_err(AwsError::from_sdk)?.policy_names,
+    };
+    for name in listed.iter().filter(|n| !plan.policies.contains_key(*n)) {
         iam.delete_role_policy().role_name(&plan.name).policy_name(name).send().await.map_err(AwsError::from_sdk)?;
         changes.record(Action::Deleted, format!("IAM role {} inline policy {name}", plan.name));
     }
     for (name, document) in &plan.policies {
-        let same = if listed.policy_names().contains(name) {
+        let same = if listed.contains(name) {
             let current = iam
                 .get_role_policy()
                 .role_name(&plan.name)

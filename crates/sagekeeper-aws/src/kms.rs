@@ -78,8 +78,10 @@ pub async fn ensure_key(session: &Session, plan: &KeyPlan, depth: Depth, changes
         }
         _ => {}
     }
-    if depth == Depth::Full {
-        ensure_rotation(kms, &id, plan.rotation, changes).await?;
+    // A key just created rotates only once told to.
+    let created = tags.is_none();
+    if created || depth == Depth::Full {
+        ensure_rotation(kms, &id, plan.rotation, created, changes).await?;
     }
     if let Some(policy) = &plan.policy {
         ensure_policy(session, &id, policy, changes).await?;
@@ -91,9 +93,20 @@ pub async fn ensure_key(session: &Session, plan: &KeyPlan, depth: Depth, changes
 }
 
 /// Turns automatic rotation on or off as planned.
-async fn ensure_rotation(kms: &Client, id: &str, rotation: bool, changes: &Changes) -> Result<(), AwsError> {
-    let current = kms.get_key_rotation_status().key_id(id).send().await.map_err(AwsError::from_sdk)?;
-    if current.key_rotation_enabled() != rotation {
+async fn ensure_rotation(
+    kms: &Client,
+    id: &str,
+    rotation: bool,
+    created: bool,
+    changes: &Changes,
+) -> Result<(), AwsError> {
+    let current = match created {
+        true => false,
+        false => {
+            kms.get_key_rotation_status().key_id(id).send().await.map_err(AwsError::from_sdk)?.key_rotation_enabled()
+        }
+    };
+    if current != rotation {
         if rotation {
             kms.enable_key_rotation().key_id(id).send().await.map_err(AwsError::from_sdk)?;
         } else {

@@ -64,12 +64,12 @@ pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, depth: Depth, c
         }
         Err(e) => return Err(e),
     }
-    ensure_encryption(s3, plan, changes).await?;
-    ensure_public_access_block(s3, &plan.name, changes).await?;
-    ensure_policy(s3, &plan.name, &plan.policy, changes).await?;
+    ensure_encryption(s3, plan, Seen::Read, changes).await?;
+    ensure_public_access_block(s3, &plan.name, Seen::Read, changes).await?;
+    ensure_policy(s3, &plan.name, &plan.policy, Seen::Read, changes).await?;
     if depth == Depth::Full {
         ensure_ownership(s3, &plan.name, changes).await?;
-        ensure_versioning(s3, plan, changes).await?;
+        ensure_versioning(s3, plan, Seen::Read, changes).await?;
     }
     Ok(Step::Ready(()))
 }
@@ -115,12 +115,20 @@ async fn create(s3: &Client, plan: &BucketPlan, tags: &BTreeMap<String, String>,
     changes.record(Action::Created, format!("bucket {}", plan.name));
     // Create-time tags are new in S3; put them again so older endpoints hold them too.
     put_tags(s3, &plan.name, tags).await?;
-    ensure_encryption(s3, plan, changes).await?;
-    ensure_public_access_block(s3, &plan.name, changes).await?;
-    ensure_ownership(s3, &plan.name, changes).await?;
-    ensure_versioning(s3, plan, changes).await?;
-    ensure_policy(s3, &plan.name, &plan.policy, changes).await?;
+    // What a bucket just made holds is known: nothing of ours but its tags and the object
+    // ownership it was created with. Each setting is put without reading it first.
+    ensure_encryption(s3, plan, Seen::New, changes).await?;
+    ensure_public_access_block(s3, &plan.name, Seen::New, changes).await?;
+    ensure_versioning(s3, plan, Seen::New, changes).await?;
+    ensure_policy(s3, &plan.name, &plan.policy, Seen::New, changes).await?;
     Ok(Step::Ready(()))
+}
+
+/// Whether a setting is read before it is put, or is known to be unset (a bucket just created).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Read,
+    New,
 }
 
 fn s3_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
@@ -139,15 +147,18 @@ async fn put_tags(s3: &Client, bucket: &str, tags: &BTreeMap<String, String>) ->
     Ok(())
 }
 
-async fn ensure_encryption(s3: &Client, plan: &BucketPlan, changes: &Changes) -> Result<(), AwsError> {
-    let current = s3
-        .get_bucket_encryption()
-        .bucket(&plan.name)
-        .send()
-        .await
-        .map_err(AwsError::from_sdk)
-        .optional()?
-        .and_then(|out| out.server_side_encryption_configuration().and_then(|c| c.rules().first().cloned()));
+async fn ensure_encryption(s3: &Client, plan: &BucketPlan, seen: Seen, changes: &Changes) -> Result<(), AwsError> {
+    let current = match seen {
+        Seen::New => None,
+        Seen::Read => s3
+            .get_bucket_encryption()
+            .bucket(&plan.name)
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)
+            .optional()?
+            .and_then(|out| out.server_side_encryption_configuration().and_then(|c| c.rules().first().cloned())),
+    };
     let matches = current.as_ref().is_some_and(|rule| {
         let default = rule.apply_server_side_encryption_by_default();
         default.map(ServerSideEncryptionByDefault::sse_algorithm) == Some(&ServerSideEncryption::AwsKms)
@@ -180,15 +191,18 @@ async fn ensure_encryption(s3: &Client, plan: &BucketPlan, changes: &Changes) ->
     Ok(())
 }
 
-async fn ensure_public_access_block(s3: &Client, bucket: &str, changes: &Changes) -> Result<(), AwsError> {
-    let current = s3
-        .get_public_access_block()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(AwsError::from_sdk)
-        .optional()?
-        .and_then(|out| out.public_access_block_configuration().cloned());
+async fn ensure_public_access_block(s3: &Client, bucket: &str, seen: Seen, changes: &Changes) -> Result<(), AwsError> {
+    let current = match seen {
+        Seen::New => None,
+        Seen::Read => s3
+            .get_public_access_block()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)
+            .optional()?
+            .and_then(|out| out.public_access_block_configuration().cloned()),
+    };
     let all_on = current.as_ref().is_some_and(|c| {
         [c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()]
             .iter()
@@ -243,17 +257,20 @@ async fn ensure_ownership(s3: &Client, bucket: &str, changes: &Changes) -> Resul
     Ok(())
 }
 
-async fn ensure_versioning(s3: &Client, plan: &BucketPlan, changes: &Changes) -> Result<(), AwsError> {
-    let current = s3.get_bucket_versioning().bucket(&plan.name).send().await.map_err(AwsError::from_sdk)?;
+async fn ensure_versioning(s3: &Client, plan: &BucketPlan, seen: Seen, changes: &Changes) -> Result<(), AwsError> {
+    let current = match seen {
+        Seen::New => None,
+        Seen::Read => s3.get_bucket_versioning().bucket(&plan.name).send().await.map_err(AwsError::from_sdk)?.status,
+    };
     let want = if plan.versioning {
         Some(BucketVersioningStatus::Enabled)
-    } else if current.status().is_some() {
+    } else if current.is_some() {
         // Versioning cannot be switched off, only suspended.
         Some(BucketVersioningStatus::Suspended)
     } else {
         None
     };
-    let Some(want) = want.filter(|w| current.status() != Some(w)) else { return Ok(()) };
+    let Some(want) = want.filter(|w| current.as_ref() != Some(w)) else { return Ok(()) };
     let config = VersioningConfiguration::builder().status(want).build();
     s3.put_bucket_versioning()
         .bucket(&plan.name)
@@ -261,7 +278,7 @@ async fn ensure_versioning(s3: &Client, plan: &BucketPlan, changes: &Changes) ->
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    record_drift(changes, current.status().is_some(), &plan.name, "versioning");
+    record_drift(changes, current.is_some(), &plan.name, "versioning");
     Ok(())
 }
 
@@ -270,16 +287,20 @@ async fn ensure_policy(
     s3: &Client,
     bucket: &str,
     policy: &serde_json::Value,
+    seen: Seen,
     changes: &Changes,
 ) -> Result<(), AwsError> {
-    let current = s3
-        .get_bucket_policy()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(AwsError::from_sdk)
-        .optional()?
-        .and_then(|out| out.policy().and_then(|p| sagekeeper_policy::parse(p).ok()));
+    let current = match seen {
+        Seen::New => None,
+        Seen::Read => s3
+            .get_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)
+            .optional()?
+            .and_then(|out| out.policy().and_then(|p| sagekeeper_policy::parse(p).ok())),
+    };
     if current.as_ref().is_some_and(|c| sagekeeper_policy::equivalent(c, policy)) {
         return Ok(());
     }

@@ -188,7 +188,7 @@ async fn converge_network(
     };
     let (vpc_id, seen_vpc) = (&seen.vpc_id, &seen.observed);
     if created || depth == Depth::Full {
-        ensure_dns(ec2, vpc_id, changes).await?;
+        ensure_dns(ec2, vpc_id, created, changes).await?;
     }
     ensure_tags(ec2, plan, &core_resources(vpc_id, &seen.vpc_tags, seen_vpc), changes).await?;
     let mut private = Vec::with_capacity(plan.zones.len());
@@ -298,22 +298,27 @@ async fn create_vpc(ec2: &Client, plan: &NetworkPlan, changes: &Changes) -> Resu
     Ok((id, vpc.map(|v| v.tags().to_vec()).unwrap_or_default()))
 }
 
-/// DNS support and host names on (AWS reads a VPC attribute one call at a time).
-async fn ensure_dns(ec2: &Client, vpc_id: &str, changes: &Changes) -> Result<(), AwsError> {
+/// DNS support and host names on (AWS reads a VPC attribute one call at a time). A VPC just
+/// created has AWS's defaults: DNS support on, host names off.
+async fn ensure_dns(ec2: &Client, vpc_id: &str, created: bool, changes: &Changes) -> Result<(), AwsError> {
     for attribute in [VpcAttributeName::EnableDnsSupport, VpcAttributeName::EnableDnsHostnames] {
-        let current = ec2
-            .describe_vpc_attribute()
-            .vpc_id(vpc_id)
-            .attribute(attribute.clone())
-            .send()
-            .await
-            .map_err(AwsError::from_sdk)?;
-        let on = match attribute {
-            VpcAttributeName::EnableDnsSupport => current.enable_dns_support(),
-            _ => current.enable_dns_hostnames(),
-        }
-        .and_then(AttributeBooleanValue::value)
-        .unwrap_or(false);
+        let on = if created {
+            attribute == VpcAttributeName::EnableDnsSupport
+        } else {
+            let current = ec2
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(attribute.clone())
+                .send()
+                .await
+                .map_err(AwsError::from_sdk)?;
+            match attribute {
+                VpcAttributeName::EnableDnsSupport => current.enable_dns_support(),
+                _ => current.enable_dns_hostnames(),
+            }
+            .and_then(AttributeBooleanValue::value)
+            .unwrap_or(false)
+        };
         if !on {
             let yes = AttributeBooleanValue::builder().value(true).build();
             let modify = ec2.modify_vpc_attribute().vpc_id(vpc_id);
