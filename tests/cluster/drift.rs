@@ -304,7 +304,8 @@ async fn execution_policy(t: &TestEnv, env: &DataScienceEnvironment) -> (String,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_account_listings_never_cause_a_write_and_drift_they_hide_is_repaired_once_they_age() {
     let t = TestEnv::new("drift-stale-listing").await;
-    let age = Duration::from_secs(30);
+    // Long enough that on a loaded machine two passes fit in it (step 3 relies on that).
+    let age = Duration::from_secs(60);
     let controller = t.controller_with(|s| s.account_read_age = age, None).await;
     let fraud = converged(&t).await;
     // A second environment in the same dev account: its passes list the account's roles and

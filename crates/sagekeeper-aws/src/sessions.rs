@@ -284,3 +284,45 @@ impl ProvideCredentials for AssumedRole {
         future::ProvideCredentials::new(self.assume())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sessions on a config whose endpoint nothing listens on, with static credentials.
+    fn offline() -> Sessions {
+        let base = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::from_static("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            )))
+            .http_client(https_client())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let metrics = AwsCallMetrics::register(&prometheus::Registry::new()).unwrap();
+        Sessions::new(base, metrics)
+    }
+
+    #[tokio::test]
+    async fn the_check_client_refuses_every_write_before_sending_it_and_sends_reads() {
+        let session = offline().session(&AccountAccess::default());
+        let ec2 = session.ec2_check();
+        let write = ec2.create_tags().resources("vpc-1").send().await.map_err(AwsError::from_sdk).unwrap_err();
+        assert!(write.message.contains("CreateTags refused"), "{write:?}");
+        let revoke = ec2.revoke_security_group_ingress().group_id("sg-1").send().await;
+        let revoke = revoke.map_err(AwsError::from_sdk).unwrap_err();
+        assert!(revoke.message.contains("RevokeSecurityGroupIngress refused"), "{revoke:?}");
+        // A read goes out (and finds nothing listening).
+        let read = ec2.describe_vpcs().send().await.map_err(AwsError::from_sdk).unwrap_err();
+        assert_eq!(read.code, "NetworkError", "{read:?}");
+        // The session's ordinary client sends writes.
+        let sent = session.ec2().create_tags().resources("vpc-1").send().await.map_err(AwsError::from_sdk);
+        assert_eq!(sent.unwrap_err().code, "NetworkError");
+    }
+}

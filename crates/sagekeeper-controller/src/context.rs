@@ -22,7 +22,7 @@ pub struct Settings {
     /// that guard neither data nor access ([`sagekeeper_aws::steps::Depth`]); 1 reads
     /// everything every time.
     pub full_check_every: u32,
-    /// How old an account-wide read (an account's roles) a pass may take from another object's
+    /// How old an account-wide read (an account's roles, its networks) a pass may take from another object's
     /// pass: drift in what it shows is seen within the drift interval plus this age. Zero reads
     /// it for every pass.
     pub account_read_age: Duration,

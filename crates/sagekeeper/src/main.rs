@@ -71,7 +71,7 @@ struct RunArgs {
     /// roles, networks and VPC endpoints. 1 reads everything every time.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
     full_check_every: u32,
-    /// Seconds an account-wide read (one listing of an account's roles) is shared by the passes
+    /// Seconds an account-wide read (one listing of an account's roles, one of its networks) is shared by the passes
     /// of every object using the account: drift it shows is seen within the drift interval plus
     /// this age. 0 reads it for every pass.
     #[arg(long, default_value_t = 300)]
