@@ -78,13 +78,15 @@ fn by_operation(t: &TestEnv, accounts: &[u32]) -> BTreeMap<String, usize> {
     counts
 }
 
-fn report(title: &str, counts: &BTreeMap<String, usize>) {
+/// Prints the calls by operation; returns how many there were.
+fn report(title: &str, counts: &BTreeMap<String, usize>) -> usize {
     let total: usize = counts.values().sum();
     let writes: usize = counts.iter().filter(|(op, _)| !is_read(op)).map(|(_, n)| n).sum();
     println!("\n{title}: {total} calls ({writes} writes, {} reads)", total - writes);
     for (op, n) in counts {
         println!("  {op:<36} {n}");
     }
+    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -112,7 +114,8 @@ async fn bench_environments() {
     wait_ready(&t, "env-1").await;
     let first = started.elapsed();
     settle(&t, &one).await;
-    report("converge one environment (dev + 2 target accounts)", &by_operation(&t, &one));
+    let converge = report("converge one environment (dev + 2 target accounts)", &by_operation(&t, &one));
+    assert!(converge <= 290, "{converge} calls to converge one environment (bar 290)");
 
     // One drift check of it at each depth: security settings (every drift interval), then
     // everything (every sixth interval), with a controller that reads everything every time.
@@ -120,9 +123,13 @@ async fn bench_environments() {
     clear(&t, &one);
     t.poke(&api, "env-1").await;
     settle(&t, &one).await;
-    report("one drift check of a converged environment, security tier (every interval)", &by_operation(&t, &one));
+    let security =
+        report("one drift check of a converged environment, security tier (every interval)", &by_operation(&t, &one));
+    assert!(security <= 68, "{security} reads in a security-tier drift check of one environment (bar 68)");
     process = restart(&t, process, "bench-full", &["--full-check-every=1", &age], &one).await;
-    report("one drift check of a converged environment, full tier (every 6th interval)", &by_operation(&t, &one));
+    let full =
+        report("one drift check of a converged environment, full tier (every 6th interval)", &by_operation(&t, &one));
+    assert!(full <= 88, "{full} reads in a full-tier drift check of one environment (bar 88)");
     process = restart(&t, process, "bench-2", &[&age], &one).await;
 
     // The other 49 at once.
@@ -169,7 +176,9 @@ async fn bench_environments() {
     println!(
         "reads per environment per drift check with {ENVIRONMENTS}: security tier {security:.1}, full tier {full:.1}"
     );
-    assert!(rss < 128 * 1024, "RSS {} MiB is over the 128 MiB bar", rss / 1024);
+    assert!(rss < 112 * 1024, "RSS {} MiB is over the 112 MiB bar", rss / 1024);
+    assert!(security < 52.0, "{security:.1} reads per environment per security-tier drift check (bar 52)");
+    assert!(full < 70.0, "{full:.1} reads per environment per full-tier drift check (bar 70)");
 }
 
 /// Waits until `accounts` saw no call for two seconds.
@@ -249,10 +258,15 @@ fn per_environment(tier: &str, t: &TestEnv, accounts: &[u32]) -> f64 {
     }
     println!("  of them in the 2 target accounts all {ENVIRONMENTS} share: {shared:?}");
     assert_eq!(writes, 0, "a drift check of converged environments wrote");
-    for service in ["EC2", "IAM"] {
-        // One listing per account (eight EC2 calls, one IAM call), twice at most when the
-        // listing ages out while the 50 checks run.
-        let bar = if service == "EC2" { 2 * 8 * 2 } else { 2 * 2 };
+    // One listing per account (eight EC2 calls; a GetAccountAuthorizationDetails of a page or
+    // two for 50 roles), twice at most when the listing ages out while the 50 checks run. The
+    // full tier's VPC attributes are read per VPC (AWS has no batch read for them).
+    for service in ["ec2", "iam"] {
+        let bar = match (service, tier.starts_with("full")) {
+            ("ec2", false) => 2 * 8 * 2,
+            ("ec2", true) => 2 * 8 * 2 + 2 * 2 * ENVIRONMENTS as usize,
+            _ => 2 * 2 * 2,
+        };
         let made = shared.get(service).copied().unwrap_or(0);
         assert!(made <= bar, "{made} {service} reads in the shared accounts for {ENVIRONMENTS} environments");
     }
