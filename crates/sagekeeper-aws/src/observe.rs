@@ -113,15 +113,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, (V, bool)> {
         Fut: Future<Output = Result<V, AwsError>>,
     {
         let cell = self.cell(key);
-        let value = cell
-            .get_or_try_init(|| async {
-                let (value, made) = shared.get(key, read).await?;
-                if made {
-                    self.count(|r| r.made += 1);
-                }
-                Ok::<_, AwsError>((value, made))
-            })
-            .await?;
+        let value = cell.get_or_try_init(|| self.take_shared(key, shared, read)).await?;
         Ok(value.clone())
     }
 }
@@ -179,15 +171,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
         Fut: Future<Output = Result<V, AwsError>>,
     {
         let cell = self.cell(key);
-        let value = cell
-            .get_or_try_init(|| async {
-                let (value, made) = shared.get(key, read).await?;
-                if made {
-                    self.count(|r| r.made += 1);
-                }
-                Ok::<V, AwsError>(value)
-            })
-            .await?;
+        let value =
+            cell.get_or_try_init(async || Ok::<V, AwsError>(self.take_shared(key, shared, read).await?.0)).await?;
         Ok(value.clone())
     }
 
@@ -200,6 +185,20 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
     pub(crate) fn put(&self, key: &K, value: V) {
         let cell = Arc::new(OnceCell::new_with(Some(value)));
         self.cells.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), cell);
+    }
+
+    /// `key` from `shared` (read now unless a young enough read is there), and whether this ask
+    /// read it; only a read sent to AWS counts as made.
+    async fn take_shared<W: Clone, F, Fut>(&self, key: &K, shared: &Aged<K, W>, read: F) -> Result<(W, bool), AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<W, AwsError>>,
+    {
+        let (value, made) = shared.get(key, read).await?;
+        if made {
+            self.count(|r| r.made += 1);
+        }
+        Ok((value, made))
     }
 
     /// The cell of `key`, counting one ask.
