@@ -101,6 +101,17 @@ fn both_renderings_are_admitted_by_the_api_server_in_a_server_side_dry_run() {
         ]),
         "Prometheus CRDs established",
     );
+    // Established comes before the API server's discovery lists the new resources; a loaded
+    // machine showed the gap (kubectl then cannot map the kinds), so wait for discovery too.
+    let start = std::time::Instant::now();
+    loop {
+        let listed = ok(s.kubectl(&["api-resources", "--api-group=monitoring.coreos.com", "-o", "name"]), "api-resources");
+        if listed.contains("servicemonitors.monitoring.coreos.com") && listed.contains("prometheusrules.monitoring.coreos.com") {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "discovery lacks the Prometheus kinds: {listed}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     for extra in [&[][..], ALL_ON] {
         let rendered = render("sagekeeper", extra);
         let kinds: Vec<String> = objects(&rendered).into_iter().map(|(k, _)| k).collect();
