@@ -76,7 +76,7 @@ test: lint lint-policies venv stack-bins ## Everything: lint, policy and manifes
 	$(PYTHON) -m pytest tests/emulator tests/deploy -q -p no:cacheprovider
 
 .PHONY: bench
-bench: venv stack-bins ## Benchmarks: AWS calls per converge, drift check and registry poll, converge time, memory with 50 environments
+bench: venv stack-bins ## Benchmarks: AWS calls per converge, drift check and registry poll, converge time, memory with 50 environments; the scale run (1,000 objects; writes bench-results/scale.json)
 	$(CARGO) build --release -p sagekeeper
 	SAGEKEEPER_BIN=$(abspath $(or $(CARGO_TARGET_DIR),target))/release/sagekeeper $(CARGO) test -p sagekeeper-tests --test cluster bench -- --ignored --nocapture --test-threads=1
 

@@ -22,9 +22,9 @@ const PRODUCTION: u32 = 102;
 /// How long the environment bench's controller shares an account's listings (its roles, its
 /// networks): each drift check it measures comes after they aged out, so it pays the listing of
 /// every account it uses once, as the first check of a drift interval does.
-const ACCOUNT_READ_AGE: Duration = Duration::from_secs(20);
+pub(crate) const ACCOUNT_READ_AGE: Duration = Duration::from_secs(20);
 
-async fn account(t: &TestEnv, name: &str, n: u32) {
+pub(crate) async fn account(t: &TestEnv, name: &str, n: u32) {
     let role = t.create_role(&t.account(n), "sagekeeper-deployer", None).await;
     let obj: AwsAccount = t.manifest(
         &format!(
@@ -38,11 +38,16 @@ async fn account(t: &TestEnv, name: &str, n: u32) {
 }
 
 fn environment(t: &TestEnv, i: u32) -> DataScienceEnvironment {
+    environment_in(t, &format!("env-{i}"), &format!("dev-{i}"), "staging", "prod")
+}
+
+/// Environment `name` in the account named `dev`, deploying to `staging` and `prod`.
+pub(crate) fn environment_in(t: &TestEnv, name: &str, dev: &str, staging: &str, prod: &str) -> DataScienceEnvironment {
     t.manifest(
         &format!(
             "apiVersion: sagekeeper.io/v1alpha1
 kind: DataScienceEnvironment
-metadata: {{name: env-{i}}}
+metadata: {{name: {name}}}
 spec:
   account: {dev}
   region: us-east-1
@@ -55,9 +60,9 @@ spec:
     staging: [{staging}]
     production: [{prod}]
 ",
-            dev = t.name(&format!("dev-{i}")),
-            staging = t.name("staging"),
-            prod = t.name("prod")
+            dev = t.name(dev),
+            staging = t.name(staging),
+            prod = t.name(prod)
         ),
         true,
     )
@@ -69,10 +74,19 @@ async fn wait_ready(t: &TestEnv, name: &str) {
 }
 
 fn by_operation(t: &TestEnv, accounts: &[u32]) -> BTreeMap<String, usize> {
+    tally(t, accounts, |call| call.operation)
+}
+
+/// The calls of `accounts`, counted by `key`.
+pub(crate) fn tally(
+    t: &TestEnv,
+    accounts: &[u32],
+    key: impl Fn(sagekeeper_tests::emulator::Call) -> String,
+) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for n in accounts {
         for call in t.emulator.calls(&t.account(*n)) {
-            *counts.entry(call.operation).or_default() += 1;
+            *counts.entry(key(call)).or_default() += 1;
         }
     }
     counts
@@ -183,10 +197,15 @@ async fn bench_environments() {
 
 /// Waits until `accounts` saw no call for two seconds.
 async fn settle(t: &TestEnv, accounts: &[u32]) {
+    settle_for(t, accounts, Duration::from_secs(2)).await;
+}
+
+/// Waits until `accounts` saw no call for `quiet`.
+pub(crate) async fn settle_for(t: &TestEnv, accounts: &[u32], quiet: Duration) {
     let count = || accounts.iter().map(|n| t.emulator.calls(&t.account(*n)).len()).sum::<usize>();
     let mut last = count();
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(quiet).await;
         let now = count();
         if now == last {
             return;
@@ -273,7 +292,7 @@ fn per_environment(tier: &str, t: &TestEnv, accounts: &[u32]) -> f64 {
     per
 }
 
-fn clear(t: &TestEnv, accounts: &[u32]) {
+pub(crate) fn clear(t: &TestEnv, accounts: &[u32]) {
     for n in accounts {
         t.emulator.clear_calls(&t.account(*n));
     }

@@ -105,8 +105,11 @@ fn both_renderings_are_admitted_by_the_api_server_in_a_server_side_dry_run() {
     // machine showed the gap (kubectl then cannot map the kinds), so wait for discovery too.
     let start = std::time::Instant::now();
     loop {
-        let listed = ok(s.kubectl(&["api-resources", "--api-group=monitoring.coreos.com", "-o", "name"]), "api-resources");
-        if listed.contains("servicemonitors.monitoring.coreos.com") && listed.contains("prometheusrules.monitoring.coreos.com") {
+        let listed =
+            ok(s.kubectl(&["api-resources", "--api-group=monitoring.coreos.com", "-o", "name"]), "api-resources");
+        if listed.contains("servicemonitors.monitoring.coreos.com")
+            && listed.contains("prometheusrules.monitoring.coreos.com")
+        {
             break;
         }
         assert!(start.elapsed() < std::time::Duration::from_secs(60), "discovery lacks the Prometheus kinds: {listed}");

@@ -21,5 +21,6 @@ mod manifests;
 mod operate;
 mod projects;
 mod references;
+mod scale;
 mod security;
 mod trace;

@@ -3,9 +3,9 @@
 //! AwsAccount with a role gets a session whose credentials come from sts:AssumeRole (with its
 //! external id) and are cached until shortly before they expire.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::identity::IdentityCache;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -33,6 +33,9 @@ const ROLE_SESSION_SECONDS: i32 = 3600;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// Credentials are refreshed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+/// How long an unused session is kept unless told otherwise ([`Sessions::drop_idle_after`]).
+const DEFAULT_IDLE: Duration = Duration::from_secs(3600);
 
 /// How to reach one AWS account in one region: the role to assume (none for the controller's
 /// own account) and its external id.
@@ -74,7 +77,9 @@ pub struct Sessions {
     base: SdkConfig,
     metrics: AwsCallMetrics,
     sts: aws_sdk_sts::Client,
-    cache: Mutex<HashMap<AccountAccess, Arc<Session>>>,
+    cache: Mutex<Cache>,
+    /// A session nobody holds and nobody asked for in this long is dropped.
+    idle: Duration,
     /// One credentials provider and cache per role, shared by its sessions in every region,
     /// so a role is assumed once however many regions use it.
     roles: Mutex<HashMap<RoleKey, (SharedCredentialsProvider, SharedIdentityCache)>>,
@@ -86,7 +91,19 @@ impl Sessions {
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&base).interceptor(metrics.clone()).build(),
         );
-        Self { base, metrics, sts, cache: Mutex::default(), roles: Mutex::default() }
+        let cache = Cache { sessions: HashMap::new(), swept: Instant::now() };
+        Self { base, metrics, sts, cache: Mutex::new(cache), roles: Mutex::default(), idle: DEFAULT_IDLE }
+    }
+
+    /// Drops the session of an account (its clients, and its role's assumed credentials once
+    /// no other session uses the role) when nobody holds it and nobody asked for it for
+    /// `idle`: no object uses the account any more. Every object asks for the sessions of its
+    /// accounts at least once per drift interval, so an `idle` of a few drift intervals never
+    /// drops a session in use.
+    #[must_use]
+    pub fn drop_idle_after(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
     }
 
     /// Loads the controller's own config the standard way: credential chain, `AWS_REGION`,
@@ -107,8 +124,29 @@ impl Sessions {
     /// The session for an account, created on first use and shared afterwards, so assumed
     /// credentials are reused across reconciles until shortly before they expire.
     pub fn session(&self, access: &AccountAccess) -> Arc<Session> {
+        let now = Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.entry(access.clone()).or_insert_with(|| Arc::new(self.build(access))).clone()
+        if now.duration_since(cache.swept) >= self.idle / 4 {
+            self.sweep(&mut cache, now);
+        }
+        let (session, used) =
+            cache.sessions.entry(access.clone()).or_insert_with(|| (Arc::new(self.build(access)), now));
+        *used = now;
+        session.clone()
+    }
+
+    /// Drops the sessions idle for `idle` that nobody holds, and the roles no session uses.
+    fn sweep(&self, cache: &mut Cache, now: Instant) {
+        cache.swept = now;
+        cache
+            .sessions
+            .retain(|_, (session, used)| Arc::strong_count(session) > 1 || now.duration_since(*used) < self.idle);
+        let used: HashSet<RoleKey> = cache
+            .sessions
+            .keys()
+            .filter_map(|access| Some((access.role_arn.clone()?, access.external_id.clone())))
+            .collect();
+        self.roles.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|role, _| used.contains(role));
     }
 
     fn build(&self, access: &AccountAccess) -> Session {
@@ -140,6 +178,13 @@ impl Sessions {
             s3_prefix_list: tokio::sync::OnceCell::new(),
         }
     }
+}
+
+/// The sessions, each with when it was last asked for, and when idle ones were last dropped.
+#[derive(Debug)]
+struct Cache {
+    sessions: HashMap<AccountAccess, (Arc<Session>, Instant)>,
+    swept: Instant,
 }
 
 /// Everything needed to call AWS in one account and region; clients are built on first use.
@@ -307,6 +352,37 @@ mod tests {
             .build();
         let metrics = AwsCallMetrics::register(&prometheus::Registry::new()).unwrap();
         Sessions::new(base, metrics)
+    }
+
+    #[test]
+    fn sessions_nobody_holds_or_asks_for_are_dropped_with_roles_no_session_uses() {
+        let access = |n: u32| AccountAccess {
+            role_arn: Some(format!("arn:aws:iam::{n:012}:role/sagekeeper-deployer")),
+            ..AccountAccess::default()
+        };
+        let roles = |s: &Sessions| s.roles.lock().unwrap().len();
+
+        // Kept while held or recently asked for.
+        let kept = offline();
+        let first = Arc::downgrade(&kept.session(&access(1)));
+        kept.session(&access(2));
+        assert!(first.upgrade().is_some(), "dropped within the idle time");
+        assert_eq!(roles(&kept), 2);
+
+        // Dropped once idle: an idle time of zero drops what nobody holds at the next ask.
+        let sessions = offline().drop_idle_after(Duration::ZERO);
+        let first = sessions.session(&access(1));
+        let unused = Arc::downgrade(&first);
+        let held = sessions.session(&access(2));
+        assert!(unused.upgrade().is_some(), "a held session was dropped");
+        assert_eq!(roles(&sessions), 2);
+        drop(first);
+        let again = sessions.session(&access(2));
+        assert!(unused.upgrade().is_none(), "a session nobody holds outlived its idle time");
+        assert!(Arc::ptr_eq(&held, &again), "a held session was replaced");
+        assert_eq!(roles(&sessions), 1, "the dropped session's role is still cached");
+        let cached = sessions.cache.lock().unwrap().sessions.len();
+        assert_eq!(cached, 1);
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ pub struct Metrics {
     reconciles: IntCounterVec,
     errors: IntCounterVec,
     duration: HistogramVec,
+    cpu: HistogramVec,
     longest: GaugeVec,
     leader: IntGauge,
     step_duration: HistogramVec,
@@ -48,6 +49,14 @@ impl Metrics {
         let duration = HistogramVec::new(
             HistogramOpts::new("sagekeeper_reconcile_duration_seconds", "Reconcile duration by kind")
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            &["kind"],
+        )?;
+        let cpu = HistogramVec::new(
+            HistogramOpts::new(
+                "sagekeeper_reconcile_cpu_seconds",
+                "CPU time of a reconcile's own work by kind (its waits for AWS and the API server excluded)",
+            )
+            .buckets(vec![0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25]),
             &["kind"],
         )?;
         let longest = GaugeVec::new(
@@ -83,6 +92,7 @@ impl Metrics {
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(cpu.clone()))?;
         registry.register(Box::new(longest.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(step_duration.clone()))?;
@@ -92,6 +102,7 @@ impl Metrics {
         for kind in ["AwsAccount", "DataScienceEnvironment", "MLOpsProject", "ModelDeployment"] {
             reconciles.with_label_values(&[kind]);
             duration.with_label_values(&[kind]);
+            cpu.with_label_values(&[kind]);
             longest.with_label_values(&[kind]);
         }
         Ok(Self {
@@ -100,6 +111,7 @@ impl Metrics {
             reconciles,
             errors,
             duration,
+            cpu,
             longest,
             leader,
             step_duration,
@@ -118,6 +130,11 @@ impl Metrics {
             longest: self.longest.with_label_values(&[kind]),
             start: Instant::now(),
         }
+    }
+
+    /// The histogram of reconcile CPU time of `kind` (see [`cpu_timed`]).
+    pub(crate) fn reconcile_cpu(&self, kind: &str) -> Histogram {
+        self.cpu.with_label_values(&[kind])
     }
 
     /// Counts one reconcile error of `kind` in a fixed `category`.
@@ -181,6 +198,23 @@ impl Metrics {
     }
 }
 
+/// Runs `work` and records in `histogram` the CPU time its polls took on their threads: what
+/// the controller itself spends on it, with every wait for AWS or the API server left out (a
+/// wait is time between polls).
+pub(crate) async fn cpu_timed<F: std::future::Future>(histogram: Histogram, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    let mut spent = std::time::Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let start = cpu_time::ThreadTime::now();
+        let poll = work.as_mut().poll(cx);
+        spent += start.elapsed();
+        poll
+    })
+    .await;
+    histogram.observe(spent.as_secs_f64());
+    output
+}
+
 /// Observes the reconcile duration when dropped.
 pub(crate) struct ReconcileTimer {
     histogram: Histogram,
@@ -201,6 +235,25 @@ impl Drop for ReconcileTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn reconcile_cpu_counts_the_work_of_polls_and_not_the_waits_between_them() {
+        let metrics = Metrics::new().unwrap();
+        let histogram = metrics.reconcile_cpu("MLOpsProject");
+        let burn = |ms: u64| {
+            let start = cpu_time::ThreadTime::now();
+            while start.elapsed() < std::time::Duration::from_millis(ms) {}
+        };
+        cpu_timed(histogram.clone(), async {
+            burn(20);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            burn(10);
+        })
+        .await;
+        assert_eq!(histogram.get_sample_count(), 1);
+        let spent = histogram.get_sample_sum();
+        assert!((0.030..0.2).contains(&spent), "{spent} s: 30 ms of work and a 300 ms wait");
+    }
 
     fn condition(kind: &str, status: &str, reason: &str) -> Condition {
         Condition {

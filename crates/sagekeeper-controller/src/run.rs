@@ -270,13 +270,15 @@ fn slim<K: kube::Resource>(object: &mut K) {
 
 /// Runs one controller to completion, logging what its queue reports.
 fn drive<K: Kind>(controller: Controller<K>, ctx: Arc<Context>) -> futures::future::BoxFuture<'static, ()> {
-    Box::pin(controller.run(lifecycle::reconcile::<K>, lifecycle::error_policy::<K>, ctx).for_each(
-        |result| async move {
-            // Failed reconciles are logged by the error policy; report only queue trouble.
-            match result {
-                Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                Err(e) => warn!(error = %e, "controller queue error"),
-            }
-        },
-    ))
+    let kind = K::kind(&()).into_owned();
+    let reconcile = move |obj: Arc<K>, ctx: Arc<Context>| {
+        crate::metrics::cpu_timed(ctx.metrics.reconcile_cpu(&kind), lifecycle::reconcile::<K>(obj, ctx))
+    };
+    Box::pin(controller.run(reconcile, lifecycle::error_policy::<K>, ctx).for_each(|result| async move {
+        // Failed reconciles are logged by the error policy; report only queue trouble.
+        match result {
+            Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+            Err(e) => warn!(error = %e, "controller queue error"),
+        }
+    }))
 }

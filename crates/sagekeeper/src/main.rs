@@ -155,7 +155,9 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Metrics::new()?;
     let health = Arc::new(Health::default());
     let client = kube::Client::try_default().await?;
-    let sessions = Sessions::from_env(metrics.aws.clone()).await;
+    // An account no object asked for in three drift intervals is one no object uses.
+    let idle = Duration::from_secs(args.drift_interval_seconds.saturating_mul(3));
+    let sessions = Sessions::from_env(metrics.aws.clone()).await.drop_idle_after(idle);
     let identity = args.identity.unwrap_or_else(default_identity);
     let settings = Settings {
         drift_interval: Duration::from_secs(args.drift_interval_seconds),
