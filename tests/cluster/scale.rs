@@ -191,6 +191,7 @@ async fn bench_scale() {
     drift.insert("MLOpsProject", check(&t, &projects, &everything).await);
     drift.insert("ModelDeployment", check(&t, &deployments, &everything).await);
     let drift_cpu = cpu_figures(&process.get("/metrics").expect("metrics").1);
+    let (restarted_rss, restarted_peak) = process.memory_kib();
     drop(process);
 
     // The report.
@@ -212,6 +213,11 @@ async fn bench_scale() {
         anon / 1024,
         file / 1024,
         peak / 1024
+    );
+    println!(
+        "controller memory after a restart and a drift check of everything: RSS {} MiB, peak {} MiB",
+        restarted_rss / 1024,
+        restarted_peak / 1024
     );
     print_cpu("CPU per reconcile, converge and steady state", &cpu);
     print_cpu("CPU per reconcile, the drift checks", &drift_cpu);
@@ -249,7 +255,8 @@ async fn bench_scale() {
         "objects": objects,
         "convergeSeconds": {"environments": environments_at.as_secs_f64(), "projects": (projects_at - environments_at).as_secs_f64(),
             "deployments": (converged - projects_at).as_secs_f64(), "all": converged.as_secs_f64()},
-        "memoryMiB": {"rss": rss / 1024, "anonymous": anon / 1024, "fileBacked": file / 1024, "peak": peak / 1024},
+        "memoryMiB": {"rss": rss / 1024, "anonymous": anon / 1024, "fileBacked": file / 1024, "peak": peak / 1024,
+            "afterRestartAndDriftCheck": restarted_rss / 1024, "peakAfterRestart": restarted_peak / 1024},
         "reconcileCpuSeconds": cpu,
         "driftCheckReconcileCpuSeconds": drift_cpu,
         "steadyStateCallsPerMinute": per_minute,
@@ -261,6 +268,24 @@ async fn bench_scale() {
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("scale.json"), serde_json::to_string_pretty(&results).unwrap()).unwrap();
     println!("\nwritten: bench-results/scale.json");
+
+    // Bars: the figures of the first run (README) with some room; the targets where
+    // they hold (apply to first call, reads per project and deployment).
+    assert!(rss < 224 * 1024, "RSS {} MiB after converging {objects} objects (bar 224)", rss / 1024);
+    let per_object = |kind: &str, count: usize| drift[kind].values().sum::<usize>() as f64 / count as f64;
+    let environments = per_object("DataScienceEnvironment", (environment_count + PROBES) as usize);
+    assert!(environments <= 45.0, "{environments:.1} calls per environment drift check (bar 45)");
+    for (kind, count) in [("MLOpsProject", names.len()), ("ModelDeployment", deployment_count as usize)] {
+        let per = per_object(kind, count);
+        assert!(per <= 1.5, "{per:.2} calls per {kind} drift check (bar 1.5)");
+    }
+    assert!(per_minute <= 400.0, "{per_minute:.0} steady-state calls per minute (bar 400)");
+    let mut firsts: Vec<f64> = latencies.iter().map(|(s, _)| *s).collect();
+    firsts.sort_by(f64::total_cmp);
+    let median = firsts[firsts.len() / 2];
+    assert!(median < 1.0, "{median:.2} s from apply to the first AWS call, median (target 1 s)");
+    let p99 = cpu["ModelDeployment"]["p99"].as_f64().unwrap_or(f64::INFINITY);
+    assert!(p99 <= 0.02, "{:.1} ms CPU per deployment reconcile, p99 (bar 20)", p99 * 1000.0);
 }
 
 /// Creates every object, a few at a time.

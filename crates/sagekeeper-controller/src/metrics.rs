@@ -56,7 +56,7 @@ impl Metrics {
                 "sagekeeper_reconcile_cpu_seconds",
                 "CPU time of a reconcile's own work by kind (its waits for AWS and the API server excluded)",
             )
-            .buckets(vec![0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25]),
+            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             &["kind"],
         )?;
         let longest = GaugeVec::new(
