@@ -41,7 +41,9 @@ impl Watch {
 /// change except those of annotations alone (kubectl's last-applied copy, Argo CD's tracking
 /// id, a restart annotation) and of bookkeeping (resourceVersion, managedFields). Without it
 /// an annotation written on one environment makes each of its projects and deployments look
-/// at AWS again. A relist after a broken watch passes only what changed meanwhile.
+/// at AWS again. A relist after a broken watch passes only what changed meanwhile. (kube's
+/// `predicate_filter` is not used: it would also drop the deletion event of an object whose last
+/// update it passed, and a holder being deleted waits for exactly that event.)
 #[derive(Debug, Default)]
 struct Changes {
     /// The fingerprint last passed on, by uid.
