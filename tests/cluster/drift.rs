@@ -231,9 +231,17 @@ async fn edits_behind_its_back_are_repaired_with_an_event() {
     t.wait_condition(&t.api::<DataScienceEnvironment>(), "fraud", "Ready", "True", None).await;
 }
 
-/// Reads that only a Full-depth drift check makes: settings that guard neither data nor access.
-const SETTINGS_READS: [&str; 4] =
-    ["GetBucketOwnershipControls", "GetBucketVersioning", "GetKeyRotationStatus", "DescribeVpcAttribute"];
+/// Reads that only a Full-depth drift check makes: settings that guard neither data nor access,
+/// key state, and the tags of buckets and keys this process has found carrying its owner tags.
+const SETTINGS_READS: [&str; 7] = [
+    "DescribeKey",
+    "GetBucketOwnershipControls",
+    "GetBucketVersioning",
+    "GetKeyRotationStatus",
+    "DescribeVpcAttribute",
+    "GetBucketTagging",
+    "ListResourceTags",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourth_time() {
@@ -246,7 +254,17 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
     let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
     quiet(&t, &controller.metrics).await;
 
-    // Behind its back: the data bucket opened up (security) and key rotation off (a setting).
+    // Behind its back: the data bucket opened up (security), key rotation off and the bucket's
+    // component tag gone (settings).
+    let component_tag = || async {
+        let tags = dev.s3.get_bucket_tagging().bucket(&data_bucket).send().await.unwrap();
+        tags.tag_set().iter().any(|t| t.key() == "sagekeeper.io/component")
+    };
+    let kept: Vec<_> = dev.s3.get_bucket_tagging().bucket(&data_bucket).send().await.unwrap().tag_set().to_vec();
+    let kept = kept.into_iter().filter(|t| t.key() != "sagekeeper.io/component").collect();
+    let tagging = sagekeeper_aws::sdk::s3::types::Tagging::builder().set_tag_set(Some(kept)).build().unwrap();
+    dev.s3.put_bucket_tagging().bucket(&data_bucket).tagging(tagging).send().await.unwrap();
+    assert!(!component_tag().await);
     let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Open", "Effect": "Allow",
         "Principal": {"AWS": format!("arn:aws:iam::{}:root", t.account(1))}, "Action": "s3:*",
         "Resource": format!("arn:aws:s3:::{data_bucket}/*")}]});
@@ -268,6 +286,7 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
     assert!(settings.is_empty(), "a Security-depth check read settings: {settings:?}");
     assert!(!policy_open().await, "the opened bucket policy should be repaired at the first check");
     assert!(!rotation_on().await, "rotation is a setting: a Security-depth check leaves it for a Full one");
+    assert!(!component_tag().await, "tags are a setting: a Security-depth check leaves them for a Full one");
     let security_reads = first.iter().filter(|(_, op)| is_read(op)).count();
 
     // Within the next three checks comes a Full one: it reads the settings and turns rotation
@@ -287,6 +306,7 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
         assert!(full.iter().any(|(_, o)| o == op), "a Full check should read {op}: {full:?}");
     }
     eventually(Duration::from_secs(30), "rotation back on", || async { rotation_on().await.then_some(()) }).await;
+    eventually(Duration::from_secs(30), "component tag back", || async { component_tag().await.then_some(()) }).await;
     let full_reads = full.iter().filter(|(_, op)| is_read(op)).count();
     eprintln!("drift check reads: Security depth {security_reads}, Full depth {full_reads}");
     assert!(security_reads < full_reads, "Security {security_reads} vs Full {full_reads} reads");

@@ -187,9 +187,18 @@ async fn bench_scale() {
     settle_for(&t, &everything, QUIET).await;
     tokio::time::sleep(ACCOUNT_READ_AGE).await;
     let mut drift = BTreeMap::new();
-    drift.insert("DataScienceEnvironment", check(&t, &environments, &everything).await);
-    drift.insert("MLOpsProject", check(&t, &projects, &everything).await);
-    drift.insert("ModelDeployment", check(&t, &deployments, &everything).await);
+    // The controller's CPU over each kind's check (quiet tail included) per AWS call it made:
+    // what one call costs the controller, SDK work included.
+    let mut per_call = BTreeMap::new();
+    for (kind, counts) in [
+        ("DataScienceEnvironment", cpu_over(&process, check(&t, &environments, &everything)).await),
+        ("MLOpsProject", cpu_over(&process, check(&t, &projects, &everything)).await),
+        ("ModelDeployment", cpu_over(&process, check(&t, &deployments, &everything)).await),
+    ] {
+        let (counts, seconds) = counts;
+        per_call.insert(kind, seconds / counts.values().sum::<usize>().max(1) as f64);
+        drift.insert(kind, counts);
+    }
     let drift_cpu = cpu_figures(&process.get("/metrics").expect("metrics").1);
     let (restarted_rss, restarted_peak) = process.memory_kib();
     drop(process);
@@ -240,6 +249,9 @@ async fn bench_scale() {
             println!("  {op:<40} {n}");
         }
     }
+    for (kind, seconds) in &per_call {
+        println!("controller CPU per AWS call in the drift check of every {kind}: {:.2} ms", seconds * 1000.0);
+    }
     for (seconds, op) in &latencies {
         println!("apply to first AWS call: {:.0} ms ({op})", seconds * 1000.0);
     }
@@ -262,6 +274,7 @@ async fn bench_scale() {
         "steadyStateCallsPerMinute": per_minute,
         "steadyStateByOperation": steady,
         "driftCheck": by_kind,
+        "driftCheckCpuSecondsPerAwsCall": per_call,
         "applyToFirstAwsCallSeconds": latencies.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
     });
     let out = sagekeeper_tests::stack::repo_root().join("bench-results");
@@ -339,6 +352,13 @@ where
     let writes: Vec<&String> = counts.keys().filter(|op| !is_read(op.rsplit(':').next().unwrap_or(op))).collect();
     assert!(writes.is_empty(), "a drift check of converged {} objects wrote: {writes:?}", K::kind(&()));
     counts
+}
+
+/// What `work` returns, and the CPU seconds `process` used meanwhile.
+async fn cpu_over<T>(process: &sagekeeper_tests::process::Process, work: impl Future<Output = T>) -> (T, f64) {
+    let before = process.cpu_seconds();
+    let out = work.await;
+    (out, process.cpu_seconds() - before)
 }
 
 /// p50 and p99 of reconcile CPU, over all kinds and per kind, from the histogram's buckets

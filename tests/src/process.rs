@@ -145,6 +145,19 @@ impl Process {
         (self.status_kib("RssAnon:"), self.status_kib("RssFile:"))
     }
 
+    /// CPU seconds the process used so far, user and system (`/proc/PID/stat`, in ticks of
+    /// 1/100 s, the kernel's `USER_HZ` on Linux).
+    pub fn cpu_seconds(&self) -> f64 {
+        let pid = self.child.id().expect("running");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The fields after the command (which may hold spaces) in parentheses: state is the
+        // 3rd field of the line, utime the 14th and stime the 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        (ticks(11) + ticks(12)) as f64 / 100.0
+    }
+
     fn status_kib(&self, name: &str) -> u64 {
         let pid = self.child.id().expect("running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

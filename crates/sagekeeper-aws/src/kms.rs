@@ -44,11 +44,25 @@ pub struct KeyOutputs {
 /// Converges one key.
 pub async fn ensure_key(session: &Session, plan: &KeyPlan, depth: Depth, changes: &Changes) -> StepResult<KeyOutputs> {
     let kms = session.kms();
+    // A key this process already found under the alias with our owner tags: a Security-depth
+    // check reads its policy and nothing else. Its state, rotation and tags are left to the next
+    // Full check: a deletion AWS schedules at least 7 days out is cancelled long before it
+    // happens, and what the environment encrypts names the key by ARN, not by alias.
+    if depth == Depth::Security
+        && let Some(arn) = session.proven(&plan.alias, &plan.owner.uid)
+    {
+        let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
+        if let Some(policy) = &plan.policy {
+            ensure_policy(session, &id, policy, changes).await?;
+        }
+        return Ok(Step::Ready(KeyOutputs { arn, id }));
+    }
     // The tags seen, to converge below; a key just created carries ours already.
     let (meta, tags) = match describe(kms, &plan.alias).await? {
         Some(meta) => {
             let tags = tags_of(kms, meta.key_id()).await?;
             if !plan.owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                session.forget(&plan.alias);
                 return Err(plan.owner.conflict(&format!("KMS alias {}", plan.alias), []));
             }
             (meta, Some(tags))
@@ -89,6 +103,7 @@ pub async fn ensure_key(session: &Session, plan: &KeyPlan, depth: Depth, changes
     if let Some(tags) = tags {
         ensure_tags(kms, &id, &tags, &plan.owner, &plan.component, changes).await?;
     }
+    session.prove(&plan.alias, &plan.owner.uid, &arn);
     Ok(Step::Ready(KeyOutputs { arn, id }))
 }
 
@@ -258,6 +273,7 @@ pub async fn delete_key(session: &Session, owner: &Owner, alias: &str, changes: 
             .await
             .map_err(AwsError::from_sdk)?;
     }
+    session.forget(alias);
     changes.record(Action::Deleted, format!("KMS key {} (deletion scheduled in 7 days)", meta.key_id()));
     Ok(())
 }

@@ -39,30 +39,41 @@ pub struct BucketPlan {
 pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, depth: Depth, changes: &Changes) -> StepResult<()> {
     let s3 = session.s3();
     let tags = plan.owner.tags(&plan.component);
-    match bucket_tags(s3, &plan.name).await {
-        Ok(Some(have)) => {
-            if !plan.owner.owns(have.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-                return Err(plan
-                    .owner
-                    .conflict(&format!("bucket {}", plan.name), have.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    // Tags are a setting: a Security-depth check of a bucket this process already saw to be
+    // ours reads what guards the data and leaves its tags to the next Full check.
+    if !(depth == Depth::Security && session.proven(&plan.name, &plan.owner.uid).is_some()) {
+        match bucket_tags(s3, &plan.name).await {
+            Ok(Some(have)) => {
+                let pairs = || have.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                if !plan.owner.owns(pairs()) {
+                    session.forget(&plan.name);
+                    return Err(plan.owner.conflict(&format!("bucket {}", plan.name), pairs()));
+                }
+                session.prove(&plan.name, &plan.owner.uid, &plan.name);
+                // S3 replaces the whole tag set: keep what others put there, drop the keys
+                // removed from spec.tags, put ours.
+                let stale = plan.owner.stale_keys(have.keys().map(String::as_str));
+                let mut want = have.clone();
+                want.retain(|k, _| !stale.contains(k));
+                want.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                if have != want {
+                    put_tags(s3, &plan.name, &want).await?;
+                    changes.record(Action::Updated, format!("bucket {} tags", plan.name));
+                }
             }
-            // S3 replaces the whole tag set: keep what others put there, drop the keys
-            // removed from spec.tags, put ours.
-            let stale = plan.owner.stale_keys(have.keys().map(String::as_str));
-            let mut want = have.clone();
-            want.retain(|k, _| !stale.contains(k));
-            want.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
-            if have != want {
-                put_tags(s3, &plan.name, &want).await?;
-                changes.record(Action::Updated, format!("bucket {} tags", plan.name));
+            Ok(None) => {
+                let created = create(s3, plan, &tags, changes).await?;
+                if matches!(created, Step::Ready(())) {
+                    session.prove(&plan.name, &plan.owner.uid, &plan.name);
+                }
+                return Ok(created);
             }
+            // Someone else's bucket, in another account: the name is taken.
+            Err(e) if e.kind == ErrorKind::AccessDenied => {
+                return Err(plan.owner.conflict(&format!("bucket {} (in another account)", plan.name), []));
+            }
+            Err(e) => return Err(e),
         }
-        Ok(None) => return create(s3, plan, &tags, changes).await,
-        // Someone else's bucket, in another account: the name is taken.
-        Err(e) if e.kind == ErrorKind::AccessDenied => {
-            return Err(plan.owner.conflict(&format!("bucket {} (in another account)", plan.name), []));
-        }
-        Err(e) => return Err(e),
     }
     ensure_encryption(s3, plan, Seen::Read, changes).await?;
     ensure_public_access_block(s3, &plan.name, Seen::Read, changes).await?;
@@ -365,6 +376,7 @@ pub async fn delete_bucket(
         changes.record(Action::Deleted, format!("{} objects in bucket {bucket}", objects.len()));
     }
     s3.delete_bucket().bucket(bucket).send().await.map_err(AwsError::from_sdk)?;
+    session.forget(bucket);
     changes.record(Action::Deleted, format!("bucket {bucket}"));
     Ok(Deleted::Gone)
 }

@@ -176,6 +176,7 @@ impl Sessions {
             metrics: self.metrics.for_account(account),
             clients: Clients::default(),
             s3_prefix_list: tokio::sync::OnceCell::new(),
+            owners: std::sync::Mutex::default(),
         }
     }
 }
@@ -197,6 +198,9 @@ pub struct Session {
     clients: Clients,
     /// The id of the region's S3 managed prefix list, which AWS never changes: read once.
     pub(crate) s3_prefix_list: tokio::sync::OnceCell<String>,
+    /// By (name, owner uid): the id of what this process found carrying that owner's tags
+    /// under that name, see [`Session::proven`].
+    owners: std::sync::Mutex<HashMap<(String, String), String>>,
 }
 
 #[derive(Debug, Default)]
@@ -239,6 +243,28 @@ impl Session {
             let config = aws_sdk_ec2::config::Builder::from(&self.config).interceptor(ReadOnly);
             aws_sdk_ec2::Client::from_conf(config.interceptor(self.metrics.clone()).build())
         })
+    }
+
+    /// The id of the resource named `name` (a bucket, a key alias) this process already found
+    /// carrying `uid`'s owner tags, or made for it. A drift check at Security depth takes that
+    /// as proof of ownership instead of reading the tags again (a name taken by someone else
+    /// was refused when it was first seen; tags drift is repaired by Full checks, which read
+    /// them again and so tell apart a resource deleted and made again by someone else).
+    pub(crate) fn proven(&self, name: &str, uid: &str) -> Option<String> {
+        let owners = self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        owners.get(&(name.to_owned(), uid.to_owned())).cloned()
+    }
+
+    /// Records that `name` is `id`, and carries `uid`'s owner tags (seen, or made with them).
+    pub(crate) fn prove(&self, name: &str, uid: &str, id: &str) {
+        let mut owners = self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        owners.insert((name.to_owned(), uid.to_owned()), id.to_owned());
+    }
+
+    /// Forgets what was found under `name` (deleted, or found without our tags).
+    pub(crate) fn forget(&self, name: &str) {
+        let mut owners = self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        owners.retain(|(n, _), _| n != name);
     }
 
     /// The session's region.

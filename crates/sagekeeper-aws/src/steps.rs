@@ -66,10 +66,14 @@ impl Owner {
 
 /// How much of a converged resource a pass looks at where AWS offers no batch read: a drift
 /// check at `Security` depth reads what guards data and access (bucket policies, public access
-/// blocks and encryption, key policies and state, roles with their trust, boundary and
-/// policies, security groups, routes and VPC endpoints); one at `Full` depth also reads the
-/// settings (bucket ownership controls and versioning, key rotation, VPC DNS attributes).
-/// Ownership checks read tags at either depth, so tags are repaired at either depth.
+/// blocks and encryption, key policies, roles with their trust, boundary and policies,
+/// security groups, routes and VPC endpoints); one at `Full` depth also reads the settings
+/// (bucket ownership controls and versioning, key rotation, VPC DNS attributes), key state
+/// (AWS schedules a deletion at least 7 days out) and the tags of buckets, keys and the Studio
+/// domain, once this process has found the resource carrying its owner's tags (a Security
+/// check of a resource not found yet reads them to prove ownership). User profiles' tags are read at either depth: persona policies open a profile
+/// by its persona tag. Resources AWS lists with their tags (roles, networks) are checked
+/// wholly at either depth.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Depth {
     /// What guards data and access.

@@ -16,7 +16,7 @@ use crate::errors::{AwsError, ErrorKind, Optional, Required};
 use crate::observe::{self, Snapshot};
 use crate::sagemaker_tags::{ensure_tags, pairs, tags};
 use crate::sessions::Session;
-use crate::steps::{Action, Changes, Owner, Step, StepResult};
+use crate::steps::{Action, Changes, Depth, Owner, Step, StepResult};
 use sagekeeper_api::naming::HOME_USED_TAG;
 
 /// What the domain should be.
@@ -72,6 +72,7 @@ pub async fn ensure_domain(
     session: &Session,
     seen: &Snapshot,
     plan: &DomainPlan,
+    depth: Depth,
     changes: &Changes,
 ) -> Result<(DomainOutputs, Step<()>), AwsError> {
     let sm = session.sagemaker();
@@ -88,8 +89,12 @@ pub async fn ensure_domain(
     if let Step::Pending(why) = in_service(&id, &domain)? {
         return Ok((outputs, Step::Pending(why)));
     }
-    let what = format!("Studio domain {id}");
-    ensure_tags(sm, &outputs.arn, &domain_tags(plan), &plan.owner, &what, changes).await?;
+    // Tags are a setting (the domain is known by the id pinned in status, or was adopted by
+    // name only with our owner tags): repaired at Full depth.
+    if depth == Depth::Full {
+        let what = format!("Studio domain {id}");
+        ensure_tags(sm, &outputs.arn, &domain_tags(plan), &plan.owner, &what, changes).await?;
+    }
     if domain.vpc_id() != Some(plan.vpc_id.as_str()) {
         let message = format!(
             "Studio domain {id} is in VPC {} and cannot move to {}",
@@ -285,6 +290,7 @@ pub async fn ensure_user_profiles(
         let current = sm.describe_user_profile().domain_id(domain_id).user_profile_name(&profile.name).send().await;
         let current = current.map_err(AwsError::from_sdk)?;
         let arn = current.user_profile_arn().required("DescribeUserProfile", "UserProfileArn")?;
+        // Read at every depth: persona policies open a profile by its persona tag.
         let what = format!("Studio user profile {}", profile.name);
         ensure_tags(sm, &arn, &profile_tags(owner, profile), owner, &what, changes).await?;
         let settings = current.user_settings();

@@ -35,6 +35,8 @@ pub struct Settings {
     pub endpoint_interval: Duration,
     /// At most this many plan steps at once per AWS account and service, across all objects.
     pub aws_concurrency: usize,
+    /// At most this many reconciles of one kind at once.
+    pub max_concurrent_reconciles: u16,
     /// Watch only objects with these labels (sharding; tests use it to isolate controllers).
     pub label_selector: Option<String>,
     /// The controller's name in events.
@@ -51,6 +53,7 @@ impl Default for Settings {
             poll_interval: Duration::from_secs(60),
             endpoint_interval: Duration::from_secs(30),
             aws_concurrency: 4,
+            max_concurrent_reconciles: 16,
             label_selector: None,
             instance: "sagekeeper".into(),
         }

@@ -186,10 +186,11 @@ async fn controllers(
     };
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let synced = Arc::new(Synced { kinds: Mutex::default(), health: health.clone(), done: synced_tx });
-    let (accounts, account_store) = controller::<AwsAccount>(&client, &config, &synced);
-    let (environments, environment_store) = controller::<DataScienceEnvironment>(&client, &config, &synced);
-    let (projects, project_store) = controller::<MLOpsProject>(&client, &config, &synced);
-    let (deployments, deployment_store) = controller::<ModelDeployment>(&client, &config, &synced);
+    let queue = kube::runtime::controller::Config::default().concurrency(settings.max_concurrent_reconciles);
+    let (accounts, account_store) = controller::<AwsAccount>(&client, &config, &queue, &synced);
+    let (environments, environment_store) = controller::<DataScienceEnvironment>(&client, &config, &queue, &synced);
+    let (projects, project_store) = controller::<MLOpsProject>(&client, &config, &queue, &synced);
+    let (deployments, deployment_store) = controller::<ModelDeployment>(&client, &config, &queue, &synced);
     let stores = Stores {
         accounts: account_store,
         environments: environment_store,
@@ -240,7 +241,12 @@ impl Drop for Synced {
 }
 
 /// A controller of kind `K` whose own watch reports when its first full list arrived.
-fn controller<K: Kind>(client: &Client, config: &watcher::Config, synced: &Arc<Synced>) -> (Controller<K>, Store<K>) {
+fn controller<K: Kind>(
+    client: &Client,
+    config: &watcher::Config,
+    queue: &kube::runtime::controller::Config,
+    synced: &Arc<Synced>,
+) -> (Controller<K>, Store<K>) {
     let (reader, writer) = reflector::store();
     let synced = synced.clone();
     let kind = K::kind(&()).into_owned();
@@ -254,7 +260,7 @@ fn controller<K: Kind>(client: &Client, config: &watcher::Config, synced: &Arc<S
             }
         })
         .applied_objects();
-    (Controller::for_stream(stream, reader.clone()), reader)
+    (Controller::for_stream(stream, reader.clone()).with_config(queue.clone()), reader)
 }
 
 /// What the store keeps of an object: everything reconcile reads. `managedFields` and kubectl's

@@ -67,8 +67,9 @@ struct RunArgs {
     drift_interval_seconds: u64,
     /// Every how many drift checks of an environment one also reads the settings that guard
     /// neither data nor access (bucket ownership controls and versioning, key rotation, VPC DNS
-    /// attributes); the others read bucket and key policies, encryption, public access blocks,
-    /// roles, networks and VPC endpoints. 1 reads everything every time.
+    /// attributes, key state, tags of buckets, keys and the Studio domain); the others read
+    /// bucket and key policies, encryption, public access blocks, roles, networks and VPC
+    /// endpoints. 1 reads everything every time.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
     full_check_every: u32,
     /// Seconds an account-wide read (one listing of an account's roles, one of its networks) is shared by the passes
@@ -93,6 +94,10 @@ struct RunArgs {
     /// under AWS's per-account rate limits.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     aws_concurrency: u64,
+    /// Reconciles of one kind in flight at once; the rest wait in the queue. Bounds the
+    /// memory of a start or fail-over, when every object is looked at.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_reconciles: u16,
     /// Reconcile only objects with these labels, e.g. `shard=a` (sharding across controllers).
     #[arg(long, env = "SAGEKEEPER_WATCH_LABEL_SELECTOR")]
     watch_label_selector: Option<String>,
@@ -167,6 +172,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         pending_interval: Duration::from_secs(args.pending_interval_seconds),
         endpoint_interval: Duration::from_secs(args.endpoint_watch_seconds),
         aws_concurrency: usize::try_from(args.aws_concurrency).unwrap_or(4),
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
         label_selector: args.watch_label_selector,
         instance: identity.clone(),
     };

@@ -79,7 +79,7 @@ impl Kind for DataScienceEnvironment {
         let changes = sagekeeper_aws::steps::Changes::default();
         let uid = self.metadata.uid.clone().unwrap_or_default();
         let fingerprint = run::fingerprint(&plan, &status);
-        let reuse = ctx.reusable(&uid, fingerprint).unwrap_or_default();
+        let reuse = ctx.reusable::<run::Reuse>(&uid, fingerprint).unwrap_or_default().outputs(&status);
         let inputs = converged_inputs(self);
         let depth = ctx.depth(&uid, inputs);
         let results = run::run(ctx, &plan, &status, &reuse, depth, &changes).await;
@@ -88,7 +88,7 @@ impl Kind for DataScienceEnvironment {
         let outcome = folded.outcome;
         // Until it converges, the next pass reads only what is not ready yet; once it has, the
         // next pass (a drift check) reads everything again.
-        ctx.keep_reusable(&uid, (!outcome.is_ready()).then(|| (fingerprint, run::reusable(&results))));
+        ctx.keep_reusable(&uid, (!outcome.is_ready()).then(|| (fingerprint, run::Reuse::kept(&results, &status))));
         let mut status = folded.status;
         // Removed tag keys are forgotten only once a pass took them off everything.
         let mut tag_keys: std::collections::BTreeSet<String> = self.spec.tags.keys().cloned().collect();

@@ -82,7 +82,7 @@ pub(crate) async fn run(
 
 /// What the next pass of an object still converging may reuse: every ready output, except a
 /// network whose NAT gateway work is unfinished (only its own step carries that on).
-pub(crate) fn reusable(results: &Results<EnvStep, EnvOutput>) -> BTreeMap<EnvStep, EnvOutput> {
+fn reusable(results: &Results<EnvStep, EnvOutput>) -> BTreeMap<EnvStep, EnvOutput> {
     results
         .iter()
         .filter_map(|(id, ran)| match ran {
@@ -421,7 +421,7 @@ impl<'a> Pass<'a> {
             execution_role_arn: plan.role_arn(&plan.dev.account_id, &plan.roles.execution),
             home_used: !studio_plan.profiles.is_empty(),
         };
-        match studio::ensure_domain(&session, self.seen, &domain, self.changes).await {
+        match studio::ensure_domain(&session, self.seen, &domain, self.depth, self.changes).await {
             Ok((outputs, AwsStep::Ready(()))) => Done::Ready(EnvOutput::Domain(Some((outputs, None)))),
             Ok((outputs, AwsStep::Pending(why))) => Done::Ready(EnvOutput::Domain(Some((outputs, Some(why))))),
             Err(e) => Done::Failed(Failure::new(e, format!("Studio domain {}", domain.name))),
@@ -631,14 +631,43 @@ fn target_role(plan: &Plan, target: &TargetPlan, env: &Environment, input: &Targ
     )
 }
 
-/// What a pass's steps depend on besides AWS: the plan, and what they read from the previous
-/// status (the pinned domain id, the accounts being left). Outputs are reused only under the
-/// same fingerprint.
+/// What a pass's steps depend on besides AWS: the plan, and the accounts being left (from the
+/// previous status). Outputs are reused only under the same fingerprint. The domain id pinned
+/// in status is left out: only the persona roles' policies name it, see [`Reuse`].
 pub(crate) fn fingerprint(plan: &Plan, previous: &DataScienceEnvironmentStatus) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     format!("{plan:?}").hash(&mut hasher);
-    previous.studio.as_ref().and_then(|s| s.domain_id.as_deref()).hash(&mut hasher);
     leaving(plan, previous).iter().map(|t| &t.account).collect::<Vec<_>>().hash(&mut hasher);
     hasher.finish()
+}
+
+/// What a pass of an environment still converging keeps for the next one: the ready outputs,
+/// and the domain id the pass read from status (what its persona policies named).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Reuse {
+    outputs: BTreeMap<EnvStep, EnvOutput>,
+    domain_id: Option<String>,
+}
+
+impl Reuse {
+    /// What the last pass kept, for a pass that reads `previous`: the first pass that sees the
+    /// domain's id in status writes the persona policies again (they name it), and reuses the
+    /// rest.
+    pub(crate) fn outputs(self, previous: &DataScienceEnvironmentStatus) -> BTreeMap<EnvStep, EnvOutput> {
+        let mut outputs = self.outputs;
+        if self.domain_id != domain_id(previous) {
+            outputs.retain(|id, _| !matches!(id, EnvStep::Role(super::plan::RoleKind::Persona(_))));
+        }
+        outputs
+    }
+
+    /// What a pass that read `previous` found ready.
+    pub(crate) fn kept(results: &Results<EnvStep, EnvOutput>, previous: &DataScienceEnvironmentStatus) -> Self {
+        Self { outputs: reusable(results), domain_id: domain_id(previous) }
+    }
+}
+
+fn domain_id(status: &DataScienceEnvironmentStatus) -> Option<String> {
+    status.studio.as_ref().and_then(|s| s.domain_id.clone())
 }
