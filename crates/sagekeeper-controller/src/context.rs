@@ -76,7 +76,8 @@ pub(crate) struct Context {
     pub(crate) stores: Stores,
     pub(crate) metrics: Metrics,
     pub(crate) settings: Settings,
-    pub(crate) recorder: Recorder,
+    /// kube's event recorder and when it was made: see [`Context::recorder`].
+    recorder: Mutex<(Recorder, std::time::Instant)>,
     pub(crate) lanes: crate::steps::Lanes,
     /// What objects read of AWS and share across passes (a registry's newest versions).
     pub(crate) shared: sagekeeper_aws::Shared,
@@ -95,6 +96,9 @@ pub(crate) struct Context {
 /// A pass's ready step outputs (of the kind's own type) and the fingerprint of its plan.
 type Reusable = (u64, Box<dyn std::any::Any + Send>);
 
+/// How long one event recorder is used (its repeats are counted for six minutes).
+const RECORDER_AGE: Duration = Duration::from_secs(600);
+
 /// First and longest wait after consecutive retryable failures of one object.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -108,8 +112,7 @@ impl Context {
         settings: Settings,
         synced: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
-        let reporter = Reporter { controller: "sagekeeper".into(), instance: Some(settings.instance.clone()) };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = Mutex::new((new_recorder(&client, &settings.instance), std::time::Instant::now()));
         let lanes = crate::steps::Lanes::new(settings.aws_concurrency);
         // A project re-reads its registry every poll interval and wakes its deployments when
         // the latest versions change, so a deployment takes a read younger than two polls.
@@ -132,6 +135,18 @@ impl Context {
             deleted: Mutex::default(),
             synced,
         }
+    }
+
+    /// The event recorder. kube's keeps every event of the last six minutes to count repeats,
+    /// in a table that never shrinks: after converging 1,000 objects it held 6 MB for good
+    /// (heaptrack). A recorder older than ten minutes is replaced by a fresh one, so the table
+    /// is as big as the recent events; a repeat right after the swap starts a new series.
+    pub(crate) fn recorder(&self) -> Recorder {
+        let mut held = self.recorder.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.1.elapsed() > RECORDER_AGE {
+            *held = (new_recorder(&self.client, &self.settings.instance), std::time::Instant::now());
+        }
+        held.0.clone()
     }
 
     /// Waits until every kind's cache holds a full list, so references and "still in use"
@@ -302,4 +317,8 @@ impl Context {
 /// `base` shortened by a random share of up to `spread`.
 fn jitter(base: Duration, spread: f64) -> Duration {
     base.mul_f64(1.0 - spread * rand::random::<f64>())
+}
+
+fn new_recorder(client: &Client, instance: &str) -> Recorder {
+    Recorder::new(client.clone(), Reporter { controller: "sagekeeper".into(), instance: Some(instance.to_owned()) })
 }

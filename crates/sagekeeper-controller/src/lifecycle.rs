@@ -401,7 +401,7 @@ pub(crate) async fn publish<K: Kind>(ctx: &Context, obj: &K, type_: EventType, r
     }
     let event =
         Event { type_, reason: reason.to_owned(), note: Some(note), action: "Reconcile".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    if let Err(e) = ctx.recorder().publish(&event, &obj.object_ref(&())).await {
         warn!(name = %obj.name_any(), error = %e, "could not publish event");
     }
 }

@@ -15,6 +15,12 @@ use sagekeeper_controller::{Health, LeaseSettings, Metrics, Settings};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+/// mimalloc gives freed memory back to the system soon after a burst. With glibc's malloc the
+/// controller kept the heap of its busiest moment: converging 1,003 objects, 130 MB at the peak
+/// and 30 MB live afterwards, and an RSS of 168 MiB that stayed (heaptrack, `make bench`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sagekeeper: a secure, multi-account SageMaker platform as Kubernetes custom resources.
 /// The version and the git revision the binary was built from (`build.rs`).
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SAGEKEEPER_REVISION"), ")");
