@@ -986,3 +986,50 @@ async fn only_the_deployer_may_list_the_accounts_roles_and_their_policies() {
         denied(&listed, &format!("list the account's IAM details as the {what} role"));
     }
 }
+
+/// A deployer whose policy predates the role listing (refused `iam:GetAccountAuthorizationDetails`)
+/// reads each role on its own: drift in a role is still repaired and the environment stays Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployer_refused_the_role_listing_reads_each_role_and_still_repairs_drift() {
+    let t = TestEnv::new("no-role-listing").await;
+    let controller = t.controller().await;
+    let status = converged_environment(&t, "").await;
+    drop(controller);
+    let dev = t.account(1);
+    let admin = t.clients(&dev).await;
+    let refuse = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+        "Action": "iam:GetAccountAuthorizationDetails", "Resource": "*"}]});
+    t.expect_denied("iam:GetAccountAuthorizationDetails");
+    admin
+        .iam
+        .put_role_policy()
+        .role_name("sagekeeper-deployer")
+        .policy_name("older-deployer")
+        .policy_document(refuse.to_string())
+        .send()
+        .await
+        .unwrap();
+    // Behind its back: the execution role's policy replaced.
+    let name = status.identity.unwrap().execution_role_arn.unwrap().rsplit('/').next().unwrap().to_owned();
+    let opened =
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+    let put = admin.iam.put_role_policy().role_name(&name).policy_name("sagekeeper");
+    put.policy_document(opened.to_string()).send().await.unwrap();
+    t.emulator.clear_calls(&dev);
+
+    let _controller = t.controller().await;
+    eventually(Duration::from_secs(120), "the execution role's policy put back", || async {
+        let policy = admin.iam.get_role_policy().role_name(&name).policy_name("sagekeeper").send().await.ok()?;
+        let policy = sagekeeper_policy::parse(policy.policy_document()).ok()?;
+        (!sagekeeper_policy::equivalent(&policy, &opened)).then_some(())
+    })
+    .await;
+    let envs = t.api::<DataScienceEnvironment>();
+    t.wait_condition_for(&envs, "fraud", "Ready", "True", None, Duration::from_secs(60)).await;
+    let calls = t.emulator.calls(&dev);
+    let listings: Vec<_> = calls.iter().filter(|c| c.operation == "GetAccountAuthorizationDetails").collect();
+    assert!(!listings.is_empty(), "the controller should still try the listing");
+    assert!(listings.iter().all(|c| c.decision.as_deref() == Some("Deny")), "the listing is refused: {listings:?}");
+    let reads = calls.iter().filter(|c| c.operation == "GetRole" && c.status == 200).count();
+    assert!(reads >= 2, "each role read on its own: {reads} GetRole");
+}
