@@ -161,7 +161,9 @@ async fn edits_behind_its_back_are_repaired_with_an_event() {
     let status = env.status.unwrap();
     let network = status.network.unwrap();
     let dev = t.clients(&t.account(1)).await;
-    let data_bucket = status.storage.unwrap().data_bucket.unwrap();
+    let storage = status.storage.unwrap();
+    let data_bucket = storage.data_bucket.unwrap();
+    let models_bucket = storage.models_bucket.unwrap();
     let domain = status.studio.unwrap().domain_id.unwrap();
     let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
     let workloads = network.security_group_ids["workloads"].clone();
@@ -232,14 +234,14 @@ async fn edits_behind_its_back_are_repaired_with_an_event() {
 }
 
 /// Reads that only a Full-depth drift check makes: settings that guard neither data nor access,
-/// key state, and the tags of buckets and keys this process has found carrying its owner tags.
-const SETTINGS_READS: [&str; 7] = [
+/// key state, and the tags of keys this process has found carrying its owner tags (a bucket's
+/// tags are read at Security depth only before its drift is repaired).
+const SETTINGS_READS: [&str; 6] = [
     "DescribeKey",
     "GetBucketOwnershipControls",
     "GetBucketVersioning",
     "GetKeyRotationStatus",
     "DescribeVpcAttribute",
-    "GetBucketTagging",
     "ListResourceTags",
 ];
 
@@ -254,16 +256,16 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
     let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
     quiet(&t, &controller.metrics).await;
 
-    // Behind its back: the data bucket opened up (security), key rotation off and the bucket's
-    // component tag gone (settings).
+    // Behind its back: the data bucket opened up (security), key rotation off and the models
+    // bucket's component tag gone (settings).
     let component_tag = || async {
-        let tags = dev.s3.get_bucket_tagging().bucket(&data_bucket).send().await.unwrap();
+        let tags = dev.s3.get_bucket_tagging().bucket(&models_bucket).send().await.unwrap();
         tags.tag_set().iter().any(|t| t.key() == "sagekeeper.io/component")
     };
-    let kept: Vec<_> = dev.s3.get_bucket_tagging().bucket(&data_bucket).send().await.unwrap().tag_set().to_vec();
+    let kept: Vec<_> = dev.s3.get_bucket_tagging().bucket(&models_bucket).send().await.unwrap().tag_set().to_vec();
     let kept = kept.into_iter().filter(|t| t.key() != "sagekeeper.io/component").collect();
     let tagging = sagekeeper_aws::sdk::s3::types::Tagging::builder().set_tag_set(Some(kept)).build().unwrap();
-    dev.s3.put_bucket_tagging().bucket(&data_bucket).tagging(tagging).send().await.unwrap();
+    dev.s3.put_bucket_tagging().bucket(&models_bucket).tagging(tagging).send().await.unwrap();
     assert!(!component_tag().await);
     let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Open", "Effect": "Allow",
         "Principal": {"AWS": format!("arn:aws:iam::{}:root", t.account(1))}, "Action": "s3:*",
@@ -287,6 +289,10 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
     assert!(!policy_open().await, "the opened bucket policy should be repaired at the first check");
     assert!(!rotation_on().await, "rotation is a setting: a Security-depth check leaves it for a Full one");
     assert!(!component_tag().await, "tags are a setting: a Security-depth check leaves them for a Full one");
+    // Its one tag read was of the opened bucket, before the write that closed it: drift is
+    // repaired only on a bucket just seen to be ours.
+    let tag_reads = first.iter().filter(|(_, op)| op == "GetBucketTagging").count();
+    assert_eq!(tag_reads, 1, "a Security-depth check reads the tags of the drifted bucket only: {first:?}");
     let security_reads = first.iter().filter(|(_, op)| is_read(op)).count();
 
     // Within the next three checks comes a Full one: it reads the settings and turns rotation
@@ -302,7 +308,7 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
         assert!(!rotation_on().await, "rotation came back without a Full check reading it");
     }
     let full = full.expect("one of the four checks after converging should be at Full depth");
-    for op in SETTINGS_READS {
+    for op in SETTINGS_READS.iter().chain(&["GetBucketTagging"]) {
         assert!(full.iter().any(|(_, o)| o == op), "a Full check should read {op}: {full:?}");
     }
     eventually(Duration::from_secs(30), "rotation back on", || async { rotation_on().await.then_some(()) }).await;

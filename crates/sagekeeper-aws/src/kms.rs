@@ -45,9 +45,11 @@ pub struct KeyOutputs {
 pub async fn ensure_key(session: &Session, plan: &KeyPlan, depth: Depth, changes: &Changes) -> StepResult<KeyOutputs> {
     let kms = session.kms();
     // A key this process already found under the alias with our owner tags: a Security-depth
-    // check reads its policy and nothing else. Its state, rotation and tags are left to the next
-    // Full check: a deletion AWS schedules at least 7 days out is cancelled long before it
-    // happens, and what the environment encrypts names the key by ARN, not by alias.
+    // check reads no more than its policy (where this step manages it; a key's ARN is never
+    // another's). Its state, rotation and tags are left to the next Full check: a deletion AWS
+    // schedules at least 7 days out is cancelled long before it happens, a key disabled behind
+    // our back stays so until then (an outage of what it encrypts, not an opening), and what
+    // the environment encrypts names the key by ARN, not by alias.
     if depth == Depth::Security
         && let Some(arn) = session.proven(&plan.alias, &plan.owner.uid)
     {
@@ -259,6 +261,7 @@ async fn ensure_tags(
 /// and a week to cancel). Nothing to do when the alias is gone or the key is not ours.
 pub async fn delete_key(session: &Session, owner: &Owner, alias: &str, changes: &Changes) -> Result<(), AwsError> {
     let kms = session.kms();
+    session.forget(alias);
     let Some(meta) = describe(kms, alias).await? else { return Ok(()) };
     let tags = tags_of(kms, meta.key_id()).await?;
     if !owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
@@ -273,7 +276,6 @@ pub async fn delete_key(session: &Session, owner: &Owner, alias: &str, changes: 
             .await
             .map_err(AwsError::from_sdk)?;
     }
-    session.forget(alias);
     changes.record(Action::Deleted, format!("KMS key {} (deletion scheduled in 7 days)", meta.key_id()));
     Ok(())
 }

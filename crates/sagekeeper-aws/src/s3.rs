@@ -39,41 +39,45 @@ pub struct BucketPlan {
 pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, depth: Depth, changes: &Changes) -> StepResult<()> {
     let s3 = session.s3();
     let tags = plan.owner.tags(&plan.component);
-    // Tags are a setting: a Security-depth check of a bucket this process already saw to be
-    // ours reads what guards the data and leaves its tags to the next Full check.
-    if !(depth == Depth::Security && session.proven(&plan.name, &plan.owner.uid).is_some()) {
-        match bucket_tags(s3, &plan.name).await {
-            Ok(Some(have)) => {
-                let pairs = || have.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-                if !plan.owner.owns(pairs()) {
-                    session.forget(&plan.name);
-                    return Err(plan.owner.conflict(&format!("bucket {}", plan.name), pairs()));
-                }
-                session.prove(&plan.name, &plan.owner.uid, &plan.name);
-                // S3 replaces the whole tag set: keep what others put there, drop the keys
-                // removed from spec.tags, put ours.
-                let stale = plan.owner.stale_keys(have.keys().map(String::as_str));
-                let mut want = have.clone();
-                want.retain(|k, _| !stale.contains(k));
-                want.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
-                if have != want {
-                    put_tags(s3, &plan.name, &want).await?;
-                    changes.record(Action::Updated, format!("bucket {} tags", plan.name));
-                }
+    // Tags are a setting: a Security-depth check of a bucket this process already found to be
+    // ours reads what guards the data and, when that is as planned, leaves its tags to the next
+    // Full check. Anything else goes the whole way, tags first: a write lands only on a bucket
+    // just seen carrying our owner tags (and a bucket gone is made again).
+    if depth == Depth::Security && session.proven(&plan.name, &plan.owner.uid).is_some() && guarded(s3, plan).await? {
+        return Ok(Step::Ready(()));
+    }
+    match bucket_tags(s3, &plan.name).await {
+        Ok(Some(have)) => {
+            let pairs = || have.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            if !plan.owner.owns(pairs()) {
+                session.forget(&plan.name);
+                return Err(plan.owner.conflict(&format!("bucket {}", plan.name), pairs()));
             }
-            Ok(None) => {
-                let created = create(s3, plan, &tags, changes).await?;
-                if matches!(created, Step::Ready(())) {
-                    session.prove(&plan.name, &plan.owner.uid, &plan.name);
-                }
-                return Ok(created);
+            session.prove(&plan.name, &plan.owner.uid, &plan.name);
+            // S3 replaces the whole tag set: keep what others put there, drop the keys
+            // removed from spec.tags, put ours.
+            let stale = plan.owner.stale_keys(have.keys().map(String::as_str));
+            let mut want = have.clone();
+            want.retain(|k, _| !stale.contains(k));
+            want.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if have != want {
+                put_tags(s3, &plan.name, &want).await?;
+                changes.record(Action::Updated, format!("bucket {} tags", plan.name));
             }
-            // Someone else's bucket, in another account: the name is taken.
-            Err(e) if e.kind == ErrorKind::AccessDenied => {
-                return Err(plan.owner.conflict(&format!("bucket {} (in another account)", plan.name), []));
-            }
-            Err(e) => return Err(e),
         }
+        Ok(None) => {
+            let created = create(s3, plan, &tags, changes).await?;
+            if matches!(created, Step::Ready(())) {
+                session.prove(&plan.name, &plan.owner.uid, &plan.name);
+            }
+            return Ok(created);
+        }
+        // Someone else's bucket, in another account: the name is taken.
+        Err(e) if e.kind == ErrorKind::AccessDenied => {
+            session.forget(&plan.name);
+            return Err(plan.owner.conflict(&format!("bucket {} (in another account)", plan.name), []));
+        }
+        Err(e) => return Err(e),
     }
     ensure_encryption(s3, plan, Seen::Read, changes).await?;
     ensure_public_access_block(s3, &plan.name, Seen::Read, changes).await?;
@@ -158,25 +162,40 @@ async fn put_tags(s3: &Client, bucket: &str, tags: &BTreeMap<String, String>) ->
     Ok(())
 }
 
-async fn ensure_encryption(s3: &Client, plan: &BucketPlan, seen: Seen, changes: &Changes) -> Result<(), AwsError> {
-    let current = match seen {
-        Seen::New => None,
-        Seen::Read => s3
-            .get_bucket_encryption()
-            .bucket(&plan.name)
-            .send()
-            .await
-            .map_err(AwsError::from_sdk)
-            .optional()?
-            .and_then(|out| out.server_side_encryption_configuration().and_then(|c| c.rules().first().cloned())),
-    };
-    let matches = current.as_ref().is_some_and(|rule| {
+/// Whether encryption, public access block and policy are as planned (reads only; a bucket
+/// that is gone is not).
+async fn guarded(s3: &Client, plan: &BucketPlan) -> Result<bool, AwsError> {
+    Ok(encryption_matches(plan, read_encryption(s3, &plan.name).await?.as_ref())
+        && all_blocked(read_public_access_block(s3, &plan.name).await?.as_ref())
+        && policy_matches(&plan.policy, read_policy(s3, &plan.name).await?.as_ref()))
+}
+
+async fn read_encryption(s3: &Client, bucket: &str) -> Result<Option<ServerSideEncryptionRule>, AwsError> {
+    Ok(s3
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .and_then(|out| out.server_side_encryption_configuration().and_then(|c| c.rules().first().cloned())))
+}
+
+fn encryption_matches(plan: &BucketPlan, current: Option<&ServerSideEncryptionRule>) -> bool {
+    current.is_some_and(|rule| {
         let default = rule.apply_server_side_encryption_by_default();
         default.map(ServerSideEncryptionByDefault::sse_algorithm) == Some(&ServerSideEncryption::AwsKms)
             && default.and_then(ServerSideEncryptionByDefault::kms_master_key_id) == Some(plan.key_arn.as_str())
             && rule.bucket_key_enabled() == Some(true)
-    });
-    if matches {
+    })
+}
+
+async fn ensure_encryption(s3: &Client, plan: &BucketPlan, seen: Seen, changes: &Changes) -> Result<(), AwsError> {
+    let current = match seen {
+        Seen::New => None,
+        Seen::Read => read_encryption(s3, &plan.name).await?,
+    };
+    if encryption_matches(plan, current.as_ref()) {
         return Ok(());
     }
     let by_default = ServerSideEncryptionByDefault::builder()
@@ -202,24 +221,34 @@ async fn ensure_encryption(s3: &Client, plan: &BucketPlan, seen: Seen, changes: 
     Ok(())
 }
 
-async fn ensure_public_access_block(s3: &Client, bucket: &str, seen: Seen, changes: &Changes) -> Result<(), AwsError> {
-    let current = match seen {
-        Seen::New => None,
-        Seen::Read => s3
-            .get_public_access_block()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(AwsError::from_sdk)
-            .optional()?
-            .and_then(|out| out.public_access_block_configuration().cloned()),
-    };
-    let all_on = current.as_ref().is_some_and(|c| {
+async fn read_public_access_block(
+    s3: &Client,
+    bucket: &str,
+) -> Result<Option<PublicAccessBlockConfiguration>, AwsError> {
+    Ok(s3
+        .get_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .and_then(|out| out.public_access_block_configuration().cloned()))
+}
+
+fn all_blocked(current: Option<&PublicAccessBlockConfiguration>) -> bool {
+    current.is_some_and(|c| {
         [c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()]
             .iter()
             .all(|v| *v == Some(true))
-    });
-    if all_on {
+    })
+}
+
+async fn ensure_public_access_block(s3: &Client, bucket: &str, seen: Seen, changes: &Changes) -> Result<(), AwsError> {
+    let current = match seen {
+        Seen::New => None,
+        Seen::Read => read_public_access_block(s3, bucket).await?,
+    };
+    if all_blocked(current.as_ref()) {
         return Ok(());
     }
     let config = PublicAccessBlockConfiguration::builder()
@@ -303,21 +332,29 @@ async fn ensure_policy(
 ) -> Result<(), AwsError> {
     let current = match seen {
         Seen::New => None,
-        Seen::Read => s3
-            .get_bucket_policy()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(AwsError::from_sdk)
-            .optional()?
-            .and_then(|out| out.policy().and_then(|p| sagekeeper_policy::parse(p).ok())),
+        Seen::Read => read_policy(s3, bucket).await?,
     };
-    if current.as_ref().is_some_and(|c| sagekeeper_policy::equivalent(c, policy)) {
+    if policy_matches(policy, current.as_ref()) {
         return Ok(());
     }
     s3.put_bucket_policy().bucket(bucket).policy(policy.to_string()).send().await.map_err(AwsError::from_sdk)?;
     record_drift(changes, current.is_some(), bucket, "policy");
     Ok(())
+}
+
+async fn read_policy(s3: &Client, bucket: &str) -> Result<Option<serde_json::Value>, AwsError> {
+    Ok(s3
+        .get_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)
+        .optional()?
+        .and_then(|out| out.policy().and_then(|p| sagekeeper_policy::parse(p).ok())))
+}
+
+fn policy_matches(policy: &serde_json::Value, current: Option<&serde_json::Value>) -> bool {
+    current.is_some_and(|c| sagekeeper_policy::equivalent(c, policy))
 }
 
 fn record_drift(changes: &Changes, existed: bool, bucket: &str, what: &str) {
@@ -344,6 +381,7 @@ pub async fn delete_bucket(
     changes: &Changes,
 ) -> Result<Deleted, AwsError> {
     let s3 = session.s3();
+    session.forget(bucket);
     match bucket_tags(s3, bucket).await? {
         Some(tags) if owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) => {}
         _ => return Ok(Deleted::Gone),
@@ -376,7 +414,6 @@ pub async fn delete_bucket(
         changes.record(Action::Deleted, format!("{} objects in bucket {bucket}", objects.len()));
     }
     s3.delete_bucket().bucket(bucket).send().await.map_err(AwsError::from_sdk)?;
-    session.forget(bucket);
     changes.record(Action::Deleted, format!("bucket {bucket}"));
     Ok(Deleted::Gone)
 }

@@ -69,11 +69,13 @@ impl Owner {
 /// blocks and encryption, key policies, roles with their trust, boundary and policies,
 /// security groups, routes and VPC endpoints); one at `Full` depth also reads the settings
 /// (bucket ownership controls and versioning, key rotation, VPC DNS attributes), key state
-/// (AWS schedules a deletion at least 7 days out) and the tags of buckets, keys and the Studio
-/// domain, once this process has found the resource carrying its owner's tags (a Security
-/// check of a resource not found yet reads them to prove ownership). User profiles' tags are read at either depth: persona policies open a profile
-/// by its persona tag. Resources AWS lists with their tags (roles, networks) are checked
-/// wholly at either depth.
+/// (AWS schedules a deletion at least 7 days out) and the tags of the Studio domain (found by
+/// its pinned id) and of buckets and keys this process has found carrying its owner's tags (a
+/// Security check reads a bucket's or key's tags when it has not, and before any write to a
+/// bucket: drift found there is repaired only on a bucket just seen to be ours). User
+/// profiles' tags are read at either depth: persona policies open a profile by its persona
+/// tag. Resources AWS lists with their tags (roles, networks) are checked wholly at either
+/// depth.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Depth {
     /// What guards data and access.

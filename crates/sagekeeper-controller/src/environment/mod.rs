@@ -87,8 +87,10 @@ impl Kind for DataScienceEnvironment {
         let folded = status::fold(&plan, &status, &results);
         let outcome = folded.outcome;
         // Until it converges, the next pass reads only what is not ready yet; once it has, the
-        // next pass (a drift check) reads everything again.
-        ctx.keep_reusable(&uid, (!outcome.is_ready()).then(|| (fingerprint, run::Reuse::kept(&results, &status))));
+        // next pass (a drift check) reads everything again. Only a Full pass's outputs are kept:
+        // a Security pass that ends not Ready is followed by a Full one that reads everything.
+        let keep = !outcome.is_ready() && depth == sagekeeper_aws::steps::Depth::Full;
+        ctx.keep_reusable(&uid, keep.then(|| (fingerprint, run::Reuse::kept(&results, &status))));
         let mut status = folded.status;
         // Removed tag keys are forgotten only once a pass took them off everything.
         let mut tag_keys: std::collections::BTreeSet<String> = self.spec.tags.keys().cloned().collect();

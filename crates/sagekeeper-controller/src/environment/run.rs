@@ -652,8 +652,9 @@ pub(crate) struct Reuse {
 
 impl Reuse {
     /// What the last pass kept, for a pass that reads `previous`: the first pass that sees the
-    /// domain's id in status writes the persona policies again (they name it), and reuses the
-    /// rest.
+    /// domain's id in status writes the persona policies again (they name it), and with them
+    /// what needs them (the runner reuses a step only with everything it needs); the keys,
+    /// roles and networks that do not are reused.
     pub(crate) fn outputs(self, previous: &DataScienceEnvironmentStatus) -> BTreeMap<EnvStep, EnvOutput> {
         let mut outputs = self.outputs;
         if self.domain_id != domain_id(previous) {
