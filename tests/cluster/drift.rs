@@ -161,9 +161,7 @@ async fn edits_behind_its_back_are_repaired_with_an_event() {
     let status = env.status.unwrap();
     let network = status.network.unwrap();
     let dev = t.clients(&t.account(1)).await;
-    let storage = status.storage.unwrap();
-    let data_bucket = storage.data_bucket.unwrap();
-    let models_bucket = storage.models_bucket.unwrap();
+    let data_bucket = status.storage.unwrap().data_bucket.unwrap();
     let domain = status.studio.unwrap().domain_id.unwrap();
     let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
     let workloads = network.security_group_ids["workloads"].clone();
@@ -252,7 +250,9 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
     let env = converged(&t).await;
     let status = env.status.unwrap();
     let dev = t.clients(&t.account(1)).await;
-    let data_bucket = status.storage.unwrap().data_bucket.unwrap();
+    let storage = status.storage.unwrap();
+    let data_bucket = storage.data_bucket.unwrap();
+    let models_bucket = storage.models_bucket.unwrap();
     let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
     quiet(&t, &controller.metrics).await;
 
