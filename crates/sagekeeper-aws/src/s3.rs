@@ -38,7 +38,6 @@ pub struct BucketPlan {
 /// Converges one bucket.
 pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, depth: Depth, changes: &Changes) -> StepResult<()> {
     let s3 = session.s3();
-    let tags = plan.owner.tags(&plan.component);
     // Tags are a setting: a Security-depth check of a bucket this process already found to be
     // ours reads what guards the data and, when that is as planned, leaves its tags to the next
     // Full check. Anything else goes the whole way, tags first: a write lands only on a bucket
@@ -46,6 +45,7 @@ pub async fn ensure_bucket(session: &Session, plan: &BucketPlan, depth: Depth, c
     if depth == Depth::Security && session.proven(&plan.name, &plan.owner.uid).is_some() && guarded(s3, plan).await? {
         return Ok(Step::Ready(()));
     }
+    let tags = plan.owner.tags(&plan.component);
     match bucket_tags(s3, &plan.name).await {
         Ok(Some(have)) => {
             let pairs = || have.iter().map(|(k, v)| (k.as_str(), v.as_str()));
