@@ -574,6 +574,16 @@ async fn bench_environment_critical_path() {
     println!("conditions first True at: {}", firsts.join(", "));
     println!("environment converged in {converged:.1} s: {:.2}x its critical path", converged / path);
     report("calls to converge it", &by_operation(&t, &accounts));
+    if std::env::var_os("TIMELINE").is_some() {
+        let mut all: Vec<_> = accounts
+            .iter()
+            .flat_map(|n| t.emulator.calls(&t.account(*n)).into_iter().map(move |c| (c.time.clone(), *n, c.operation)))
+            .collect();
+        all.sort();
+        for (time, n, op) in all {
+            eprintln!("TL {time} {n} {op}");
+        }
+    }
     drop(process);
 }
 

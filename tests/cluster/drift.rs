@@ -243,6 +243,12 @@ const SETTINGS_READS: [&str; 6] = [
     "ListResourceTags",
 ];
 
+/// What of an account's networks only a Full-depth check lists (a Security-depth one lists
+/// route tables, security groups and VPC endpoints, and takes the rest from the last Full one;
+/// a network it finds otherwise than planned is read afresh, all of it, before any write).
+const NETWORK_SETTINGS_READS: [&str; 5] =
+    ["DescribeVpcs", "DescribeSubnets", "DescribeInternetGateways", "DescribeNatGateways", "DescribeAddresses"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourth_time() {
     let t = TestEnv::new("drift-tiers").await;
@@ -256,8 +262,8 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
     let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
     quiet(&t, &controller.metrics).await;
 
-    // Behind its back: the data bucket opened up (security), key rotation off and the models
-    // bucket's component tag gone (settings).
+    // Behind its back: the data bucket opened up and SSH opened to the world on the workloads
+    // group (security), key rotation off and the models bucket's component tag gone (settings).
     let component_tag = || async {
         let tags = dev.s3.get_bucket_tagging().bucket(&models_bucket).send().await.unwrap();
         tags.tag_set().iter().any(|t| t.key() == "sagekeeper.io/component")
@@ -272,6 +278,18 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
         "Resource": format!("arn:aws:s3:::{data_bucket}/*")}]});
     dev.s3.put_bucket_policy().bucket(&data_bucket).policy(open.to_string()).send().await.unwrap();
     dev.kms.disable_key_rotation().key_id(&s3_key).send().await.unwrap();
+    let workloads = status.network.as_ref().unwrap().security_group_ids["workloads"].clone();
+    let ssh = sagekeeper_aws::sdk::ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(sagekeeper_aws::sdk::ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    dev.ec2.authorize_security_group_ingress().group_id(&workloads).ip_permissions(ssh).send().await.unwrap();
+    let ssh_open = || async {
+        let group = dev.ec2.describe_security_groups().group_ids(&workloads).send().await.unwrap();
+        group.security_groups()[0].ip_permissions().iter().any(|p| p.from_port() == Some(22))
+    };
     let policy_open = || async {
         let policy = dev.s3.get_bucket_policy().bucket(&data_bucket).send().await.unwrap();
         let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
@@ -287,6 +305,19 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
     let settings: Vec<_> = first.iter().filter(|(_, op)| SETTINGS_READS.contains(&op.as_str())).collect();
     assert!(settings.is_empty(), "a Security-depth check read settings: {settings:?}");
     assert!(!policy_open().await, "the opened bucket policy should be repaired at the first check");
+    assert!(!ssh_open().await, "the opened security group should be repaired at the first check");
+    // Networks: the target accounts' were listed in part; the dev account's too, and then,
+    // found otherwise than planned, read afresh (one DescribeVpcs) before the repair.
+    let listed = |account: &str, op: &str| first.iter().filter(|(a, o)| a == account && o == op).count();
+    for n in 2..=3 {
+        for op in NETWORK_SETTINGS_READS {
+            assert_eq!(listed(&t.account(n), op), 0, "a Security-depth check listed {op}: {first:?}");
+        }
+        for op in ["DescribeRouteTables", "DescribeSecurityGroups", "DescribeVpcEndpoints"] {
+            assert_eq!(listed(&t.account(n), op), 1, "a Security-depth check should list {op}: {first:?}");
+        }
+    }
+    assert_eq!(listed(&t.account(1), "DescribeVpcs"), 1, "the drifted network is read afresh: {first:?}");
     assert!(!rotation_on().await, "rotation is a setting: a Security-depth check leaves it for a Full one");
     assert!(!component_tag().await, "tags are a setting: a Security-depth check leaves them for a Full one");
     // Its one tag read was of the opened bucket, before the write that closed it: drift is
@@ -310,6 +341,10 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_fourt
     let full = full.expect("one of the four checks after converging should be at Full depth");
     for op in SETTINGS_READS.iter().chain(&["GetBucketTagging"]) {
         assert!(full.iter().any(|(_, o)| o == op), "a Full check should read {op}: {full:?}");
+    }
+    for (n, op) in (1..=3).flat_map(|n| NETWORK_SETTINGS_READS.map(|op| (n, op))) {
+        let account = t.account(n);
+        assert!(full.iter().any(|(a, o)| *a == account && o == op), "a Full check should list {op}: {full:?}");
     }
     eventually(Duration::from_secs(30), "rotation back on", || async { rotation_on().await.then_some(()) }).await;
     eventually(Duration::from_secs(30), "component tag back", || async { component_tag().await.then_some(()) }).await;

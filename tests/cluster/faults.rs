@@ -1,5 +1,5 @@
-//! Faults and bad input beyond admission: throttling, an account that cannot be assumed, a zone
-//! the region lacks, a name taken by someone else.
+//! Faults and bad input beyond admission: throttling, a call that never answers, an account
+//! that cannot be assumed, a zone the region lacks, a name taken by someone else.
 
 use std::time::Duration;
 
@@ -64,6 +64,25 @@ async fn with_30_percent_of_calls_throttled_it_converges_without_duplicates() {
         .find(|m| m.name() == "sagekeeper_aws_calls_total")
         .map(|m| m.get_metric().iter().filter(|s| s.get_label().iter().any(|l| l.value() != "ok")).count());
     assert!(throttled_metric.unwrap_or(0) > 0, "the AWS call metric saw no failed calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_call_that_never_answers_is_given_up_and_retried_not_waited_on() {
+    let t = TestEnv::new("stalled").await;
+    let _controller = t.controller().await;
+    // The account's first GetCallerIdentity is held for five minutes: a service that took the
+    // request and went silent. Without a time limit the reconcile would wait all of it.
+    let stall = Duration::from_secs(300);
+    t.emulator.fault(json!({"operation": "GetCallerIdentity", "account": t.account(1), "count": 1,
+        "code": "ServiceUnavailable", "httpStatus": 503, "stallSeconds": stall.as_secs()}));
+    let started = std::time::Instant::now();
+    ready_account(&t, "dev", 1, &t.namespace).await;
+    let took = started.elapsed();
+    let pending = t.emulator.faults().into_iter().filter(|f| f["account"] == t.account(1).as_str()).count();
+    assert_eq!(pending, 0, "the stalled call was never sent");
+    let limit = sagekeeper_aws::sessions::ATTEMPT_TIMEOUT;
+    assert!(took >= limit, "Ready after {took:?}, before the stalled attempt's limit of {limit:?}");
+    assert!(took < limit + Duration::from_secs(30), "Ready only after {took:?} (the stall lasts {stall:?})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

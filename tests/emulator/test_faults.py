@@ -1,5 +1,6 @@
 """Injected faults: AWS-shaped errors in each protocol, scoped, counted, probabilistic."""
 
+import time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -106,6 +107,20 @@ def test_count_limits_how_often_a_fault_fires(account, emulator):
     assert fault_id not in [f["id"] for f in emulator.get("/_emulator/faults")["faults"]]
 
 
+def test_a_stall_holds_the_request_then_answers_the_error(account, emulator):
+    add_fault(
+        emulator, operation="ListModels", account=account.id, code="ServiceUnavailable", httpStatus=503,
+        stallSeconds=1.5, count=1,
+    )
+    sagemaker = account.client("sagemaker")
+    started = time.monotonic()
+    assert error_of(sagemaker.list_models)[:2] == ("ServiceUnavailable", "ServiceUnavailable")
+    assert time.monotonic() - started >= 1.5
+    started = time.monotonic()
+    sagemaker.list_models()
+    assert time.monotonic() - started < 1.5
+
+
 def test_probability_makes_a_fault_fire_for_a_share_of_calls(account, emulator):
     add_fault(emulator, operation="GetCallerIdentity", account=account.id, code="Throttling", probability=0.5)
     sts = account.client("sts")
@@ -194,6 +209,7 @@ def test_faults_are_removed_by_id_and_by_account(account, emulator):
         ({"operation": "X"}, "code"),
         ({"operation": "X", "code": "X", "probability": 2}, "probability"),
         ({"operation": "X", "code": "X", "count": 0}, "count"),
+        ({"operation": "X", "code": "X", "stallSeconds": -1}, "stallSeconds"),
     ],
 )
 def test_invalid_fault_specs_are_refused(emulator, spec, problem):

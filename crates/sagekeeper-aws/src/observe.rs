@@ -24,7 +24,9 @@
 //!
 //! Families with a batched read: an account's roles (with trust, boundary, inline policies and
 //! tags), an account's networks (its sagekeeper VPCs found by tag, then one describe per
-//! resource type filtered by all of them, VPC endpoints included), an environment's network
+//! resource type filtered by all of them, VPC endpoints included; at Security depth only route
+//! tables, security groups and VPC endpoints, the rest from the last complete listing, to check
+//! against only), an environment's network
 //! and a VPC's endpoints read alone (when a shared listing showed them otherwise than
 //! planned), a Studio domain, and a model package group's newest versions. What AWS offers no batch read for (a key and its policy, a bucket's
 //! settings, a pipeline, a SageMaker endpoint) is read by the step that ensures it, right
@@ -94,26 +96,51 @@ pub struct Shared {
     /// An account's sagekeeper networks: read by any object's pass, forgotten when one writes
     /// to a network there.
     pub(crate) networks: Aged<AccountAccess, Arc<AccountNetworks>>,
+    /// An account's last complete listing of networks, which a Security-depth pass refreshes
+    /// in part (see [`AccountNetworks`]); forgotten with `networks`.
+    pub(crate) complete_networks: Aged<AccountAccess, Arc<AccountNetworks>>,
 }
+
+/// How long a complete listing of an account's networks serves as the base of Security-depth
+/// refreshes: past that, such a pass reads a complete one (a Full check every few drift
+/// intervals reads one anyway).
+const COMPLETE_LISTING_AGE: Duration = Duration::from_secs(2 * 3600);
 
 impl Shared {
     /// Registry reads kept for `poll_age`, account listings for `account_age`.
     pub fn new(poll_age: Duration, account_age: Duration) -> Self {
-        Self { versions: Aged::new(poll_age), roles: Aged::new(account_age), networks: Aged::new(account_age) }
+        Self {
+            versions: Aged::new(poll_age),
+            roles: Aged::new(account_age),
+            networks: Aged::new(account_age),
+            complete_networks: Aged::new(COMPLETE_LISTING_AGE),
+        }
+    }
+
+    /// Forgets what is known of an account's networks (a pass wrote to one).
+    pub(crate) fn forget_networks(&self, account: &AccountAccess) {
+        self.networks.forget(account);
+        self.complete_networks.forget(account);
     }
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Family<K, (V, bool)> {
-    /// The value of `key` taken on the first ask from `shared` as [`Family::get_shared`], and
-    /// whether it was read for this pass (a step may decide writes on it) or is the shared
-    /// read of another (a step may only check against it).
-    pub(crate) async fn get_marked<F, Fut>(&self, key: &K, shared: &Aged<K, V>, read: F) -> Result<(V, bool), AwsError>
+    /// The value of `key` taken on the first ask from `shared` as [`Family::get_shared`] (a
+    /// shared value `accept` refuses is read again), and whether it was read for this pass or is
+    /// the shared read of another (a step may only check against it).
+    pub(crate) async fn get_marked<F, Fut>(
+        &self,
+        key: &K,
+        shared: &Aged<K, V>,
+        accept: impl Fn(&V) -> bool,
+        read: F,
+    ) -> Result<(V, bool), AwsError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, AwsError>>,
     {
         let cell = self.cell(key);
-        let value = cell.get_or_try_init(|| self.take_shared(key, shared, read)).await?;
+        let value = cell.get_or_try_init(|| self.take_shared(key, shared, accept, read)).await?;
         Ok(value.clone())
     }
 }
@@ -171,8 +198,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
         Fut: Future<Output = Result<V, AwsError>>,
     {
         let cell = self.cell(key);
-        let value =
-            cell.get_or_try_init(async || Ok::<V, AwsError>(self.take_shared(key, shared, read).await?.0)).await?;
+        let take = async || Ok::<V, AwsError>(self.take_shared(key, shared, |_| true, read).await?.0);
+        let value = cell.get_or_try_init(take).await?;
         Ok(value.clone())
     }
 
@@ -189,12 +216,18 @@ impl<K: Eq + Hash + Clone, V: Clone> Family<K, V> {
 
     /// `key` from `shared` (read now unless a young enough read is there), and whether this ask
     /// read it; only a read sent to AWS counts as made.
-    async fn take_shared<W: Clone, F, Fut>(&self, key: &K, shared: &Aged<K, W>, read: F) -> Result<(W, bool), AwsError>
+    async fn take_shared<W: Clone, F, Fut>(
+        &self,
+        key: &K,
+        shared: &Aged<K, W>,
+        accept: impl Fn(&W) -> bool,
+        read: F,
+    ) -> Result<(W, bool), AwsError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<W, AwsError>>,
     {
-        let (value, made) = shared.get(key, read).await?;
+        let (value, made) = shared.get_if(key, accept, read).await?;
         if made {
             self.count(|r| r.made += 1);
         }
@@ -275,11 +308,28 @@ impl<K: Eq + Hash + Clone, V: Clone> Aged<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, AwsError>>,
     {
+        self.get_if(key, |_| true, read).await
+    }
+
+    /// [`Aged::get`], where a value read within the age that `accept` refuses is read again
+    /// (an ask that finds such a read under way still waits for it).
+    pub(crate) async fn get_if<F, Fut>(
+        &self,
+        key: &K,
+        accept: impl Fn(&V) -> bool,
+        read: F,
+    ) -> Result<(V, bool), AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, AwsError>>,
+    {
         let cell = {
-            let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            cells.retain(|_, cell| cell.get().is_none_or(|(at, _)| now.duration_since(*at) < self.max_age));
-            cells.entry(key.clone()).or_default().clone()
+            let mut cells = self.sweep();
+            let cell = cells.entry(key.clone()).or_default();
+            if cell.get().is_some_and(|(_, value)| !accept(value)) {
+                *cell = Arc::default();
+            }
+            cell.clone()
         };
         let mut made = false;
         let (_, value) = cell
@@ -300,7 +350,20 @@ impl<K: Eq + Hash + Clone, V: Clone> Aged<K, V> {
     /// Keeps `value`, just read by its owner, as the newest read of `key`.
     pub(crate) fn put(&self, key: &K, value: V) {
         let cell = Arc::new(OnceCell::new_with(Some((Instant::now(), value))));
-        self.cells.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), cell);
+        self.sweep().insert(key.clone(), cell);
+    }
+
+    /// The value of `key` read within the age, without reading.
+    pub(crate) fn peek(&self, key: &K) -> Option<V> {
+        self.sweep().get(key).and_then(|cell| cell.get()).map(|(_, value)| value.clone())
+    }
+
+    /// The cells, those older than the age dropped.
+    fn sweep(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Dated<V>>>> {
+        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        cells.retain(|_, cell| cell.get().is_none_or(|(at, _)| now.duration_since(*at) < self.max_age));
+        cells
     }
 
     #[cfg(test)]
@@ -389,6 +452,16 @@ mod tests {
         assert_eq!(shared.get(&"group", || read(&calls)).await.unwrap(), (1, false), "within its age");
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(shared.get(&"group", || read(&calls)).await.unwrap(), (2, true), "older than its age");
+    }
+
+    #[tokio::test]
+    async fn a_shared_read_the_asker_refuses_is_read_again_and_replaces_it() {
+        let (shared, calls) = (Aged::new(Duration::from_secs(60)), AtomicU32::new(0));
+        shared.put(&"networks", 0);
+        assert_eq!(shared.get_if(&"networks", |v| *v > 0, || read(&calls)).await.unwrap(), (1, true));
+        assert_eq!(shared.get(&"networks", || read(&calls)).await.unwrap(), (1, false), "the new read is shared");
+        assert_eq!(shared.peek(&"networks"), Some(1));
+        assert_eq!(shared.peek(&"other"), None, "peek never reads");
     }
 
     #[tokio::test]

@@ -31,6 +31,25 @@ const ROLE_SESSION_SECONDS: i32 = 3600;
 /// attempts ride out a 30% throttle rate where the SDK's default three stall (`AWS_MAX_ATTEMPTS`
 /// overrides it).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// How long one attempt of an AWS call may take before it is given up and retried (the SDK
+/// sets no limit: a service that accepts a request and never answers would hold the reconcile
+/// that sent it, and every later reconcile of that object, forever). AWS control-plane calls
+/// answer in well under a second; 30 s leaves room for a slow page of a large listing.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one AWS call may take, its retries and their backoff included.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long opening a connection may take (the SDK's own default).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// The time limits of every AWS call sagekeeper sends: [`ATTEMPT_TIMEOUT`], [`CALL_TIMEOUT`].
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(CALL_TIMEOUT)
+        .build()
+}
+
 /// Credentials are refreshed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
@@ -86,8 +105,10 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Sessions on top of the given base config (the controller's own identity).
+    /// Sessions on top of the given base config (the controller's own identity), every call
+    /// with the [`timeouts`].
     pub fn new(base: SdkConfig, metrics: AwsCallMetrics) -> Self {
+        let base = base.into_builder().timeout_config(timeouts()).build();
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&base).interceptor(metrics.clone()).build(),
         );

@@ -236,9 +236,11 @@ type Flight<'f, Id, O> = BoxFuture<'f, (Id, Option<Done<O>>, bool)>;
 impl Runner<'_> {
     /// Runs `steps` of `kind`: each as soon as every step it needs is ready, side by side
     /// within the lanes' bounds; a step that needs one not ready is recorded as blocked and
-    /// never runs. A step in `reuse` whose needs were all reused too is ready with that output
-    /// without running: an object still converging does not read again what an earlier pass
-    /// found ready. A pending step is tried again while other steps are still working.
+    /// never runs. A step in `reuse` whose needs all ended as `reuse` holds them (reused, or run
+    /// again with the same outputs) is ready with that output without running: an object still
+    /// converging does not read again what an earlier pass found ready, and a step run again
+    /// for what it writes (a policy naming something new) takes along only the steps its
+    /// outputs changed. A pending step is tried again while other steps are still working.
     pub(crate) async fn run<'a, Id, O>(
         &self,
         kind: &'static str,
@@ -247,10 +249,25 @@ impl Runner<'_> {
     ) -> Results<Id, O>
     where
         Id: StepId + 'a,
-        O: Clone + Send + Sync + 'a,
+        O: Clone + PartialEq + Send + Sync + 'a,
+    {
+        self.run_again(kind, steps, reuse, &BTreeSet::new()).await
+    }
+
+    /// [`Runner::run`], where the steps of `again` run whatever `reuse` holds for them (what
+    /// they write changed); `reuse` still tells whether their outputs did.
+    pub(crate) async fn run_again<'a, Id, O>(
+        &self,
+        kind: &'static str,
+        steps: Vec<Step<'a, Id, O>>,
+        reuse: &BTreeMap<Id, O>,
+        again: &BTreeSet<Id>,
+    ) -> Results<Id, O>
+    where
+        Id: StepId + 'a,
+        O: Clone + PartialEq + Send + Sync + 'a,
     {
         let mut results: Results<Id, O> = BTreeMap::new();
-        let mut reused = BTreeSet::new();
         let mut retrying: BTreeSet<Id> = BTreeSet::new();
         let mut started: BTreeMap<Id, Started<'a, Id, O>> = BTreeMap::new();
         let mut waiting = steps;
@@ -273,11 +290,11 @@ impl Runner<'_> {
                         }
                         Readiness::Go => {
                             let step = waiting.swap_remove(i);
-                            let kept = reuse
-                                .get(&step.id)
-                                .filter(|_| step.needs.iter().chain(&step.after).all(|n| reused.contains(n)));
+                            let same = |n: &Id| matches!(results.get(n), Some(Ran::Done(Done::Ready(o))) if reuse.get(n) == Some(o));
+                            let kept = (reuse.get(&step.id))
+                                .filter(|_| !again.contains(&step.id))
+                                .filter(|_| step.needs.iter().chain(&step.after).all(same));
                             if let Some(output) = kept {
-                                reused.insert(step.id.clone());
                                 results.insert(step.id, Ran::Done(Done::Ready(output.clone())));
                                 changed = true;
                                 continue;
@@ -572,6 +589,29 @@ mod tests {
         assert_eq!(results[&Id::D], Ran::Done(Done::Ready(40)));
         let ran: Vec<Id> = log.lock().unwrap().iter().map(|(id, _)| *id).collect();
         assert_eq!(ran, [Id::C, Id::D]);
+    }
+
+    #[tokio::test]
+    async fn a_step_run_again_with_the_same_outputs_keeps_what_needs_it_reused() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let steps = vec![
+            step(Id::A, vec![], Done::Ready(1), log.clone()),
+            step(Id::B, vec![Id::A], Done::Ready(20), log.clone()),
+            step(Id::C, vec![], Done::Ready(31), log.clone()),
+            step(Id::D, vec![Id::C], Done::Ready(40), log.clone()),
+        ];
+        // Everything was ready before; A and C must run again (what they write changed). A
+        // ends as it was, so B is reused; C does not, so D runs again.
+        let reuse = BTreeMap::from([(Id::A, 1), (Id::B, 2), (Id::C, 3), (Id::D, 4)]);
+        let (lanes, metrics) = (Lanes::new(2), Metrics::new().unwrap());
+        let results = Runner { lanes: &lanes, metrics: &metrics, retry: Duration::from_millis(20) }
+            .run_again("Test", steps, &reuse, &BTreeSet::from([Id::A, Id::C]))
+            .await;
+        assert_eq!(results[&Id::B], Ran::Done(Done::Ready(2)));
+        assert_eq!(results[&Id::D], Ran::Done(Done::Ready(40)));
+        let ran: Vec<Id> = log.lock().unwrap().iter().map(|(id, _)| *id).collect();
+        assert_eq!(ran.len(), 3, "{ran:?}");
+        assert!(ran.contains(&Id::A) && ran.contains(&Id::C) && ran.contains(&Id::D), "{ran:?}");
     }
 
     #[tokio::test]

@@ -7,7 +7,9 @@ them. `count` limits how often it fires, `probability` makes it fire for a share
 of calls (throttling). `armAfter` (operation globs joined by `|`, e.g.
 `Create*|AllocateAddress`) keeps a fault dormant until one such call succeeds in
 one of its accounts: "everything fails right after the next create", which is how
-tests abort a reconcile after each create in turn.
+tests abort a reconcile after each create in turn. `stallSeconds` holds a matching
+request that long before answering it with the error: a service that stops
+answering, which is how tests prove every AWS call has a time limit.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Fault:
     probability: float
     accounts: list[str] | None = None
     armAfter: str | None = None
+    stallSeconds: float = 0.0
     armed: bool = True
     armedBy: str | None = None
     hits: int = 0
@@ -76,6 +79,9 @@ def parse_fault(spec: dict, fault_id: str) -> Fault:
         raise ValueError("probability must be between 0 and 1")
     if not isinstance(status, int) or not 400 <= status <= 599:
         raise ValueError("httpStatus must be an HTTP error status")
+    stall = spec.get("stallSeconds", 0)
+    if not isinstance(stall, (int, float)) or not 0 <= stall <= 3600:
+        raise ValueError("stallSeconds must be between 0 and 3600")
     for name in ("service", "account", "match", "message", "armAfter"):
         if spec.get(name) is not None and not isinstance(spec[name], str):
             raise ValueError(f"{name} must be a string")
@@ -95,6 +101,7 @@ def parse_fault(spec: dict, fault_id: str) -> Fault:
         probability=float(probability),
         accounts=accounts,
         armAfter=spec.get("armAfter"),
+        stallSeconds=float(stall),
         armed=not spec.get("armAfter"),
     )
 

@@ -93,6 +93,8 @@ class EmulatorMiddleware:
             time.sleep(latency)
         fault = faults.registry.fire(request, caller.account)
         if fault:
+            if fault.stallSeconds:
+                time.sleep(fault.stallSeconds)
             return (*self._error(request, fault.code, fault.message, fault.httpStatus), None)
         if request.protocol == "json" and not request.json_body_ok():
             return (*self._error(request, "SerializationException", "The request body is not valid JSON", 400), None)

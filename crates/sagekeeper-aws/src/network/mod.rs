@@ -124,11 +124,13 @@ pub struct SeenNetwork {
 /// Converges the network of one account but its VPC endpoints (VPC, subnets, route tables,
 /// gateways, security groups) and reports its ids, with NAT gateway work still in progress.
 ///
-/// It starts from the account's listing of every sagekeeper network. A listing this pass
-/// read is as fresh as a read of the network alone, and the step decides on it. A listing
-/// shared from another pass is only checked against: the step runs with a client that cannot
-/// write, and when that finds anything to do (or anything unfinished), the network is read
-/// afresh and the step decides on that. A write forgets the listing, here and shared.
+/// It starts from the account's listing of every sagekeeper network. A complete listing this
+/// pass read is as fresh as a read of the network alone, and the step decides on it. A listing
+/// shared from another pass, or one a Security-depth pass refreshed only in part, is only
+/// checked against: the step runs with a client that cannot write, and when that finds
+/// anything to do (or anything unfinished), the network is read afresh and the step decides on
+/// that. A Full-depth pass never takes a listing refreshed in part as its check. A write
+/// forgets the listings, here and shared.
 pub async fn ensure_network(
     session: &Session,
     seen: &Snapshot,
@@ -143,11 +145,23 @@ pub async fn ensure_network(
     };
     let s3_list = s3_list.map(String::as_str);
     let account = session.access.clone();
-    let read = || observe::account(session.ec2());
-    let (listing, fresh) = seen.account_networks.get_marked(&account, &shared.networks, read).await?;
+    let read = async || {
+        if depth == Depth::Security
+            && let Some(last) = shared.complete_networks.peek(&account)
+        {
+            return observe::refresh(session.ec2(), &last).await;
+        }
+        let listing = observe::account(session.ec2()).await?;
+        shared.complete_networks.put(&account, listing.clone());
+        Ok(listing)
+    };
+    let accept = |listing: &Arc<AccountNetworks>| listing.complete || depth == Depth::Security;
+    let (listing, fresh) = seen.account_networks.get_marked(&account, &shared.networks, accept, read).await?;
     let mut found = listing.network(&plan.owner);
-    if !fresh {
-        if let Some(found) = &found {
+    if !(fresh && listing.complete) {
+        if let Some(found) = &found
+            && accept(&listing)
+        {
             let (reader, unused) = (session.ec2_check(), Changes::default());
             let check = converge_network(reader, plan, Some(found.clone()), s3_list, depth, &unused);
             if let Ok(Step::Ready(outputs)) = check.await
@@ -164,7 +178,7 @@ pub async fn ensure_network(
     if changes.absorb(ours) {
         seen.account_networks.forget(&account);
         seen.networks.forget(&crate::observe::key(session, &plan.owner.uid));
-        shared.networks.forget(&account);
+        shared.forget_networks(&account);
     }
     result
 }
@@ -229,7 +243,7 @@ pub async fn ensure_vpc_endpoints(
     let key = crate::observe::key(session, &network.vpc_id);
     if let Some((listing, fresh)) = seen.account_networks.peek(&account) {
         let listed = listing.endpoints(&network.vpc_id);
-        if !fresh {
+        if !(fresh && listing.complete) {
             let found = Observed::of_endpoints(&listed, &plan.owner);
             let (reader, unused) = (session.ec2_check(), Changes::default());
             if let Ok(outputs) = converge_vpc_endpoints(reader, plan, network, &found, &unused).await
@@ -250,7 +264,7 @@ pub async fn ensure_vpc_endpoints(
     let result = seen.vpc_endpoints.writing(&key, &ours, converge).await;
     if changes.absorb(ours) {
         seen.account_networks.forget(&account);
-        shared.networks.forget(&account);
+        shared.forget_networks(&account);
     }
     result
 }

@@ -88,11 +88,18 @@ pub(crate) async fn network(ec2: &Client, owner: &Owner) -> Result<Option<Arc<Se
 /// tag) and everything in and around them, a describe per resource type filtered by all those
 /// VPCs at once (paginated, 200 VPC ids per filter as EC2 allows). Eight calls per account
 /// however many environments use it; one when it has no sagekeeper VPC.
-#[derive(Debug, Default)]
+///
+/// A Security-depth drift check reads less ([`refresh`]): what guards access (route tables,
+/// security groups, VPC endpoints and their policies) afresh, in three calls, and the rest
+/// (VPCs, subnets, gateways, addresses) as the last complete listing saw it. Such a listing
+/// is never decided on, only checked against.
+#[derive(Clone, Debug, Default)]
 pub struct AccountNetworks {
     vpcs: Vec<Vpc>,
     all: Observed,
     endpoints: Vec<VpcEndpoint>,
+    /// Every resource type was read for this listing (else: see [`refresh`]).
+    pub(crate) complete: bool,
 }
 
 /// What EC2 takes as values of one filter.
@@ -118,7 +125,7 @@ pub(crate) async fn account(ec2: &Client) -> Result<Arc<AccountNetworks>, AwsErr
         .map_err(AwsError::from_sdk)?;
     let vpcs: Vec<Vpc> = vpcs.into_iter().filter(|v| tag(v.tags(), OWNER_UID_TAG).is_some()).collect();
     let ids: Vec<String> = vpcs.iter().filter_map(|v| v.vpc_id().map(str::to_owned)).collect();
-    let mut listing = AccountNetworks { vpcs, ..AccountNetworks::default() };
+    let mut listing = AccountNetworks { vpcs, complete: true, ..AccountNetworks::default() };
     if !ids.is_empty() {
         // Elastic IPs (NAT only) belong to no VPC: ours carry the owner tag.
         let ours = Filter::builder().name("tag-key").values(OWNER_UID_TAG).build();
@@ -141,6 +148,28 @@ pub(crate) async fn account(ec2: &Client) -> Result<Arc<AccountNetworks>, AwsErr
         all.groups.extend::<Vec<_>>(groups);
         all.internet_gateways.extend::<Vec<_>>(igws);
         all.nat_gateways.extend(live_nat_gateways(nats));
+        listing.endpoints.extend::<Vec<_>>(endpoints);
+    }
+    Ok(Arc::new(listing))
+}
+
+/// `last` (a complete listing) with what guards access read again: the route tables, security
+/// groups and VPC endpoints of its VPCs, three calls per 200 VPCs. Not complete: a step only
+/// checks against it.
+pub(crate) async fn refresh(ec2: &Client, last: &AccountNetworks) -> Result<Arc<AccountNetworks>, AwsError> {
+    let ids: Vec<String> = last.vpcs.iter().filter_map(|v| v.vpc_id().map(str::to_owned)).collect();
+    let mut listing = AccountNetworks { complete: false, ..last.clone() };
+    let all = &mut listing.all;
+    (all.route_tables, all.groups, listing.endpoints) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in ids.chunks(FILTER_VALUES) {
+        let of = |name: &str| Filter::builder().name(name).set_values(Some(chunk.to_vec())).build();
+        let (route_tables, groups, endpoints) = tokio::try_join!(
+            every!(ec2.describe_route_tables().filters(of("vpc-id"))),
+            every!(ec2.describe_security_groups().filters(of("vpc-id"))),
+            every!(ec2.describe_vpc_endpoints().filters(of("vpc-id"))),
+        )?;
+        all.route_tables.extend::<Vec<_>>(route_tables);
+        all.groups.extend::<Vec<_>>(groups);
         listing.endpoints.extend::<Vec<_>>(endpoints);
     }
     Ok(Arc::new(listing))

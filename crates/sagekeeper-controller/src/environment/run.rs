@@ -2,7 +2,7 @@
 //! gets the outputs of the steps it needs and nothing else; the policy documents it writes are
 //! built from those outputs and the plan.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
@@ -52,13 +52,13 @@ pub(crate) fn leaving(plan: &Plan, previous: &DataScienceEnvironmentStatus) -> V
     previous.target_accounts.iter().filter(|t| !listed(t)).cloned().collect()
 }
 
-/// Runs the environment's graph once at `depth`, reusing what `reuse` holds (see
-/// [`crate::steps::Runner::run`]).
+/// Runs the environment's graph once at `depth`, reusing what `reuse` holds but for the steps
+/// of `again` (see [`crate::steps::Runner::run_again`]).
 pub(crate) async fn run(
     ctx: &Context,
     plan: &Plan,
     previous: &DataScienceEnvironmentStatus,
-    reuse: &BTreeMap<EnvStep, EnvOutput>,
+    (reuse, again): &(BTreeMap<EnvStep, EnvOutput>, BTreeSet<EnvStep>),
     depth: Depth,
     changes: &Changes,
 ) -> Results<EnvStep, EnvOutput> {
@@ -75,7 +75,7 @@ pub(crate) async fn run(
             Step::new(id, needs, lane, move |inputs| pass.ensure(step.clone(), inputs).boxed())
         })
         .collect();
-    let results = ctx.runner().run("DataScienceEnvironment", steps, reuse).await;
+    let results = ctx.runner().run_again("DataScienceEnvironment", steps, reuse, again).await;
     ctx.metrics.observed("DataScienceEnvironment", seen.reads());
     results
 }
@@ -651,16 +651,22 @@ pub(crate) struct Reuse {
 }
 
 impl Reuse {
-    /// What the last pass kept, for a pass that reads `previous`: the first pass that sees the
-    /// domain's id in status writes the persona policies again (they name it), and with them
-    /// what needs them (the runner reuses a step only with everything it needs); the keys,
-    /// roles and networks that do not are reused.
-    pub(crate) fn outputs(self, previous: &DataScienceEnvironmentStatus) -> BTreeMap<EnvStep, EnvOutput> {
-        let mut outputs = self.outputs;
-        if self.domain_id != domain_id(previous) {
-            outputs.retain(|id, _| !matches!(id, EnvStep::Role(super::plan::RoleKind::Persona(_))));
-        }
-        outputs
+    /// What the last pass kept, for a pass that reads `previous`, and the steps to run again
+    /// all the same: the first pass that sees the domain's id in status writes the persona
+    /// policies again (they name it); what needs the persona roles is reused as long as their
+    /// outputs (ARNs) stay as they were.
+    pub(crate) fn outputs(
+        self,
+        previous: &DataScienceEnvironmentStatus,
+    ) -> (BTreeMap<EnvStep, EnvOutput>, BTreeSet<EnvStep>) {
+        let again = match self.domain_id != domain_id(previous) {
+            true => (self.outputs.keys())
+                .filter(|id| matches!(id, EnvStep::Role(super::plan::RoleKind::Persona(_))))
+                .cloned()
+                .collect(),
+            false => BTreeSet::new(),
+        };
+        (self.outputs, again)
     }
 
     /// What a pass that read `previous` found ready.
