@@ -303,6 +303,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Aged<K, V> {
 
     /// The value of `key` read within the age, or read now with `read`; and whether this ask
     /// read it. A failed read is not kept.
+    #[cfg(test)]
     pub(crate) async fn get<F, Fut>(&self, key: &K, read: F) -> Result<(V, bool), AwsError>
     where
         F: FnOnce() -> Fut,
