@@ -89,7 +89,11 @@ impl Kind for DataScienceEnvironment {
         // Until it converges, the next pass reads only what is not ready yet; once it has, the
         // next pass (a drift check) reads everything again. Only a Full pass's outputs are kept:
         // a Security pass that ends not Ready is followed by a Full one that reads everything.
-        let keep = !outcome.is_ready() && depth == sagekeeper_aws::steps::Depth::Full;
+        // The pass that recorded a new Studio domain is not the end either: the next one (its
+        // status write wakes it) names the domain in the persona policies, and runs nothing else
+        // whose inputs stay the same.
+        let new_domain = run::domain_id(&folded.status).is_some_and(|id| run::domain_id(&status) != Some(id));
+        let keep = (!outcome.is_ready() || new_domain) && depth == sagekeeper_aws::steps::Depth::Full;
         ctx.keep_reusable(&uid, keep.then(|| (fingerprint, run::Reuse::kept(&results, &status))));
         let mut status = folded.status;
         // Removed tag keys are forgotten only once a pass took them off everything.

@@ -659,7 +659,7 @@ impl Reuse {
         self,
         previous: &DataScienceEnvironmentStatus,
     ) -> (BTreeMap<EnvStep, EnvOutput>, BTreeSet<EnvStep>) {
-        let again = match self.domain_id != domain_id(previous) {
+        let again = match self.domain_id.as_deref() != domain_id(previous) {
             true => (self.outputs.keys())
                 .filter(|id| matches!(id, EnvStep::Role(super::plan::RoleKind::Persona(_))))
                 .cloned()
@@ -671,10 +671,11 @@ impl Reuse {
 
     /// What a pass that read `previous` found ready.
     pub(crate) fn kept(results: &Results<EnvStep, EnvOutput>, previous: &DataScienceEnvironmentStatus) -> Self {
-        Self { outputs: reusable(results), domain_id: domain_id(previous) }
+        Self { outputs: reusable(results), domain_id: domain_id(previous).map(str::to_owned) }
     }
 }
 
-fn domain_id(status: &DataScienceEnvironmentStatus) -> Option<String> {
-    status.studio.as_ref().and_then(|s| s.domain_id.clone())
+/// The Studio domain id a status records.
+pub(crate) fn domain_id(status: &DataScienceEnvironmentStatus) -> Option<&str> {
+    status.studio.as_ref().and_then(|s| s.domain_id.as_deref())
 }
