@@ -585,7 +585,6 @@ async fn bench_environment_critical_path() {
     println!("conditions first True at: {}", firsts.join(", "));
     println!("environment converged in {converged:.1} s: {:.2}x its critical path", converged / path);
     report("calls to converge it", &by_operation(&t, &accounts));
-    }
     drop(process);
 }
 
