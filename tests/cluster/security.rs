@@ -461,10 +461,23 @@ async fn persona_principals_trust_only_their_own_account_never_its_root() {
     let admin = t.clients(&dev).await;
     let (lead, status) = environment_with_a_person(&t, &admin, "lead", "TeamAdmin").await;
     let team_admin = status.identity.unwrap().persona_role_arns["TeamAdmin"].clone();
-    let role = admin.iam.get_role().role_name(team_admin.rsplit('/').next().unwrap()).send().await.unwrap();
+    let role_name = team_admin.rsplit('/').next().unwrap().to_owned();
+    let role = admin.iam.get_role().role_name(&role_name).send().await.unwrap();
     let trust = role.role.unwrap().assume_role_policy_document.unwrap();
     let trust = sagekeeper_policy::parse(&trust).unwrap().to_string();
     assert!(trust.contains(&lead) && !trust.contains(":root"), "{trust}");
+    // Its Studio statements name the environment's own domain (made in the pass before), not
+    // every domain of the account.
+    let domain = status.studio.and_then(|s| s.domain_id).expect("status.studio.domainId");
+    eventually(Duration::from_secs(30), "the persona policy to name the domain", || {
+        let (iam, role_name, domain) = (admin.iam.clone(), role_name.clone(), domain.clone());
+        async move {
+            let policy = iam.get_role_policy().role_name(role_name).policy_name("sagekeeper").send().await.ok()?;
+            let policy = sagekeeper_policy::parse(policy.policy_document()).ok()?.to_string();
+            (policy.contains(&format!("user-profile/{domain}/*")) && !policy.contains("user-profile/*/*")).then_some(())
+        }
+    })
+    .await;
     // The person assumes the TeamAdmin role; another user of the account cannot.
     let keys = t.emulator.user_credentials(&dev, "lead");
     let as_lead = t.aws_config(&keys).await;
