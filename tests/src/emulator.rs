@@ -49,9 +49,6 @@ pub struct Call {
     /// AWS's message of a refusal.
     #[serde(default)]
     pub message: Option<String>,
-    /// When the emulator answered it (RFC 3339, milliseconds).
-    #[serde(default)]
-    pub time: String,
 }
 
 impl Emulator {

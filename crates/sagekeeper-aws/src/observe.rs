@@ -62,8 +62,8 @@ pub struct Snapshot {
     pub(crate) versions: Family<(AccountAccess, String), Arc<Vec<Version>>>,
     /// An account's roles named by sagekeeper.
     pub(crate) roles: Family<AccountAccess, AccountRoles>,
-    /// An account's sagekeeper networks, and whether this pass read them (else they are the
-    /// shared listing, to check against only).
+    /// An account's sagekeeper networks, and whether this pass read them (a listing another
+    /// pass read, or one refreshed only in part, is checked against only).
     pub(crate) account_networks: Family<AccountAccess, (Arc<AccountNetworks>, bool)>,
 }
 
@@ -99,6 +99,9 @@ pub struct Shared {
     /// An account's last complete listing of networks, which a Security-depth pass refreshes
     /// in part (see [`AccountNetworks`]); forgotten with `networks`.
     pub(crate) complete_networks: Aged<AccountAccess, Arc<AccountNetworks>>,
+    /// How many times a pass forgot an account's networks: a complete listing read across a
+    /// forget is not kept as the base of refreshes (it may predate the write).
+    networks_forgotten: std::sync::atomic::AtomicU64,
 }
 
 /// How long a complete listing of an account's networks serves as the base of Security-depth
@@ -107,20 +110,42 @@ pub struct Shared {
 const COMPLETE_LISTING_AGE: Duration = Duration::from_secs(2 * 3600);
 
 impl Shared {
-    /// Registry reads kept for `poll_age`, account listings for `account_age`.
+    /// Registry reads kept for `poll_age`, account listings for `account_age` (the last complete
+    /// listing of an account's networks, the base of Security-depth refreshes, for two hours).
     pub fn new(poll_age: Duration, account_age: Duration) -> Self {
         Self {
             versions: Aged::new(poll_age),
             roles: Aged::new(account_age),
             networks: Aged::new(account_age),
             complete_networks: Aged::new(COMPLETE_LISTING_AGE),
+            networks_forgotten: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Forgets what is known of an account's networks (a pass wrote to one).
     pub(crate) fn forget_networks(&self, account: &AccountAccess) {
+        self.networks_forgotten.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.networks.forget(account);
         self.complete_networks.forget(account);
+    }
+
+    /// Reads a complete listing of an account's networks with `read` and keeps it as the base
+    /// of refreshes, unless a pass forgot networks while it was being read.
+    pub(crate) async fn complete_listing<Fut>(
+        &self,
+        account: &AccountAccess,
+        read: Fut,
+    ) -> Result<Arc<AccountNetworks>, AwsError>
+    where
+        Fut: Future<Output = Result<Arc<AccountNetworks>, AwsError>>,
+    {
+        let forgotten = || self.networks_forgotten.load(std::sync::atomic::Ordering::SeqCst);
+        let before = forgotten();
+        let listing = read.await?;
+        if forgotten() == before {
+            self.complete_networks.put(account, listing.clone());
+        }
+        Ok(listing)
     }
 }
 

@@ -31,21 +31,21 @@ const ROLE_SESSION_SECONDS: i32 = 3600;
 /// attempts ride out a 30% throttle rate where the SDK's default three stall (`AWS_MAX_ATTEMPTS`
 /// overrides it).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
-/// How long one attempt of an AWS call may take before it is given up and retried (the SDK
-/// sets no limit: a service that accepts a request and never answers would hold the reconcile
-/// that sent it, and every later reconcile of that object, forever). AWS control-plane calls
-/// answer in well under a second; 30 s leaves room for a slow page of a large listing.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one AWS call may take, its retries and their backoff included.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one AWS call may take, its retries and their backoff included. The SDK sets no
+/// limit: a service that accepts a request and never answers would hold the reconcile that
+/// sent it, and every later reconcile of that object, forever. AWS control-plane calls answer
+/// in well under a second. A call that runs out of time fails the reconcile, which the next
+/// one takes from a fresh read; it is not sent again by the SDK (there is no per-attempt
+/// limit): a create that AWS applied and answered late must not be sent twice.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long opening a connection may take (the SDK's own default).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
-/// The time limits of every AWS call sagekeeper sends: [`ATTEMPT_TIMEOUT`], [`CALL_TIMEOUT`].
+/// The time limits of every AWS call sagekeeper sends: [`CALL_TIMEOUT`], and the SDK's own
+/// connect timeout.
 pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(CALL_TIMEOUT)
         .build()
 }

@@ -129,8 +129,9 @@ pub struct SeenNetwork {
 /// shared from another pass, or one a Security-depth pass refreshed only in part, is only
 /// checked against: the step runs with a client that cannot write, and when that finds
 /// anything to do (or anything unfinished), the network is read afresh and the step decides on
-/// that. A Full-depth pass never takes a listing refreshed in part as its check. A write
-/// forgets the listings, here and shared.
+/// that. A Full-depth pass never takes a listing refreshed in part as its check of the network
+/// (its subnets and gateways are as the last complete listing saw them). A write forgets the
+/// listings, here and shared.
 pub async fn ensure_network(
     session: &Session,
     seen: &Snapshot,
@@ -151,9 +152,7 @@ pub async fn ensure_network(
         {
             return observe::refresh(session.ec2(), &last).await;
         }
-        let listing = observe::account(session.ec2()).await?;
-        shared.complete_networks.put(&account, listing.clone());
-        Ok(listing)
+        shared.complete_listing(&account, observe::account(session.ec2())).await
     };
     let accept = |listing: &Arc<AccountNetworks>| listing.complete || depth == Depth::Security;
     let (listing, fresh) = seen.account_networks.get_marked(&account, &shared.networks, accept, read).await?;
@@ -229,8 +228,9 @@ async fn converge_network(
 
 /// Converges the VPC endpoints of a network (the S3 gateway and the interface endpoints), side
 /// by side. Like [`ensure_network`], it decides on the account's listing when this pass read
-/// it, checks a shared listing with a client that cannot write, and otherwise reads the VPC's
-/// endpoints afresh (forgotten, with the listings, once it changed any).
+/// it complete, checks any other listing (shared, or refreshed in part: its endpoints are read
+/// afresh either way) with a client that cannot write, and otherwise reads the VPC's endpoints
+/// afresh (forgotten, with the listings, once it changed any).
 pub async fn ensure_vpc_endpoints(
     session: &Session,
     seen: &Snapshot,

@@ -91,7 +91,8 @@ impl Kind for DataScienceEnvironment {
         // a Security pass that ends not Ready is followed by a Full one that reads everything.
         // The pass that recorded a new Studio domain is not the end either: the next one (its
         // status write wakes it) names the domain in the persona policies, and runs nothing else
-        // whose inputs stay the same.
+        // whose inputs stay the same (it counts as one of the Security-depth checks between two
+        // Full ones, right after a Full pass).
         let new_domain = run::domain_id(&folded.status).is_some_and(|id| run::domain_id(&status) != Some(id));
         let keep = (!outcome.is_ready() || new_domain) && depth == sagekeeper_aws::steps::Depth::Full;
         ctx.keep_reusable(&uid, keep.then(|| (fingerprint, run::Reuse::kept(&results, &status))));
