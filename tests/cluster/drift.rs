@@ -281,12 +281,7 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_sixth
     dev.s3.put_bucket_policy().bucket(&data_bucket).policy(open.to_string()).send().await.unwrap();
     dev.kms.disable_key_rotation().key_id(&s3_key).send().await.unwrap();
     let workloads = status.network.as_ref().unwrap().security_group_ids["workloads"].clone();
-    let ssh = sagekeeper_aws::sdk::ec2::types::IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .ip_ranges(sagekeeper_aws::sdk::ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-        .build();
+    let ssh = ssh_from_anywhere();
     dev.ec2.authorize_security_group_ingress().group_id(&workloads).ip_permissions(ssh).send().await.unwrap();
     let ssh_open = || async {
         let group = dev.ec2.describe_security_groups().group_ids(&workloads).send().await.unwrap();
@@ -355,6 +350,13 @@ async fn drift_checks_read_security_settings_every_time_and_the_rest_every_sixth
     assert!(security_reads < full_reads, "Security {security_reads} vs Full {full_reads} reads");
 }
 
+/// An ingress rule opening SSH to the world: drift of a security group.
+fn ssh_from_anywhere() -> sagekeeper_aws::sdk::ec2::types::IpPermission {
+    use sagekeeper_aws::sdk::ec2::types::{IpPermission, IpRange};
+    let world = IpRange::builder().cidr_ip("0.0.0.0/0").build();
+    IpPermission::builder().ip_protocol("tcp").from_port(22).to_port(22).ip_ranges(world).build()
+}
+
 /// The execution role of "fraud" and its inline policy as sagekeeper put it.
 async fn execution_policy(t: &TestEnv, env: &DataScienceEnvironment) -> (String, String) {
     let arn = env.status.as_ref().and_then(|s| s.identity.as_ref()).and_then(|i| i.execution_role_arn.clone());
@@ -388,12 +390,7 @@ async fn stale_account_listings_never_cause_a_write_and_drift_they_hide_is_repai
     // The drift: the execution role's policy opened, and SSH opened to the world on fraud's
     // workloads group; `drift(false)` puts both back by hand.
     let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
-    let ssh = sagekeeper_aws::sdk::ec2::types::IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .ip_ranges(sagekeeper_aws::sdk::ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-        .build();
+    let ssh = ssh_from_anywhere();
     let drift = |on: bool| {
         let (iam, ec2, role, workloads, ssh) = (iam.clone(), ec2.clone(), role.clone(), workloads.clone(), ssh.clone());
         let document = if on { open.to_string() } else { planned.clone() };
