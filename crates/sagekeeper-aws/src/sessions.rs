@@ -43,7 +43,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// The time limits of every AWS call sagekeeper sends: [`CALL_TIMEOUT`], and the SDK's own
 /// connect timeout.
-pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_timeout(CALL_TIMEOUT)
