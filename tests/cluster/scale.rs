@@ -361,24 +361,51 @@ async fn cpu_over<T>(process: &sagekeeper_tests::process::Process, work: impl Fu
     (out, process.cpu_seconds() - before)
 }
 
-/// p50 and p99 of reconcile CPU, over all kinds and per kind, from the histogram's buckets
-/// (linear within a bucket, as Prometheus's `histogram_quantile`).
+/// p50 and p99 of reconcile CPU over all kinds and per kind, in all and the reconcile's own
+/// work (its AWS SDK calls left out), from the histograms' buckets (linear within a bucket, as
+/// Prometheus's `histogram_quantile`); the CPU of the SDK calls in all, and per AWS call.
 fn cpu_figures(metrics: &str) -> Value {
-    let mut buckets: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for line in metrics.lines().filter(|l| l.starts_with("sagekeeper_reconcile_cpu_seconds_bucket{")) {
-        let labels = &line[line.find('{').unwrap() + 1..line.find('}').unwrap()];
-        let label = |name: &str| {
-            labels
-                .split(',')
-                .find_map(|kv| kv.strip_prefix(&format!("{name}=\""))?.strip_suffix('"'))
-                .unwrap()
-                .to_owned()
-        };
-        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        *buckets.entry(label("kind")).or_default().entry(label("le")).or_default() += count;
-        *buckets.entry("all".into()).or_default().entry(label("le")).or_default() += count;
-    }
+    let total = quantiles(metrics, "sagekeeper_reconcile_cpu_seconds");
+    let own = quantiles(metrics, "sagekeeper_reconcile_own_cpu_seconds");
+    let calls: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sagekeeper_aws_calls_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
     let mut out = serde_json::Map::new();
+    for (kind, (reconciles, p50, p99, sum)) in &total {
+        let (_, own_p50, own_p99, own_sum) = own.get(kind).copied().unwrap_or_default();
+        let mut figures = json!({"reconciles": reconciles, "p50": p50, "p99": p99, "ownP50": own_p50, "ownP99": own_p99,
+            "sdkSeconds": sum - own_sum});
+        if kind == "all" {
+            figures["sdkSecondsPerAwsCall"] = json!((sum - own_sum) / calls.max(1.0));
+        }
+        out.insert(kind.clone(), figures);
+    }
+    Value::Object(out)
+}
+
+/// Per kind and over all: (observations, p50, p99, sum) of the histogram `name`.
+fn quantiles(metrics: &str, name: &str) -> BTreeMap<String, (f64, f64, f64, f64)> {
+    let mut buckets: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    let label = |labels: &str, name: &str| {
+        labels.split(',').find_map(|kv| kv.strip_prefix(&format!("{name}=\""))?.strip_suffix('"')).unwrap().to_owned()
+    };
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some((series, value)) = rest.rsplit_once(' ') else { continue };
+        let value: f64 = value.parse().unwrap();
+        let labels = series.find('{').map_or("", |at| &series[at + 1..series.len() - 1]);
+        if series.starts_with("_bucket{") {
+            *buckets.entry(label(labels, "kind")).or_default().entry(label(labels, "le")).or_default() += value;
+            *buckets.entry("all".into()).or_default().entry(label(labels, "le")).or_default() += value;
+        } else if series.starts_with("_sum{") {
+            *sums.entry(label(labels, "kind")).or_default() += value;
+            *sums.entry("all".into()).or_default() += value;
+        }
+    }
+    let mut out = BTreeMap::new();
     for (kind, by_le) in &buckets {
         let mut cumulative: Vec<(f64, f64)> =
             by_le.iter().map(|(le, n)| (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, *n)).collect();
@@ -399,20 +426,27 @@ fn cpu_figures(metrics: &str) -> Value {
             }
             below.0
         };
-        out.insert(kind.clone(), json!({"reconciles": total, "p50": quantile(0.5), "p99": quantile(0.99)}));
+        out.insert(kind.clone(), (total, quantile(0.5), quantile(0.99), sums.get(kind).copied().unwrap_or_default()));
     }
-    Value::Object(out)
+    out
 }
 
 fn print_cpu(title: &str, cpu: &Value) {
-    println!("\n{title}:");
+    println!("\n{title} (in all / own work, the AWS SDK calls' CPU left out):");
     for (kind, figures) in cpu.as_object().unwrap() {
+        let ms = |key: &str| figures[key].as_f64().unwrap_or_default() * 1000.0;
         println!(
-            "  {kind:<24} {:>6} reconciles, p50 {:.2} ms, p99 {:.2} ms",
+            "  {kind:<24} {:>6} reconciles, p50 {:.2} / {:.2} ms, p99 {:.2} / {:.2} ms; SDK calls {:.1} s",
             figures["reconciles"],
-            figures["p50"].as_f64().unwrap() * 1000.0,
-            figures["p99"].as_f64().unwrap() * 1000.0
+            ms("p50"),
+            ms("ownP50"),
+            ms("p99"),
+            ms("ownP99"),
+            ms("sdkSeconds") / 1000.0
         );
+    }
+    if let Some(per_call) = cpu["all"]["sdkSecondsPerAwsCall"].as_f64() {
+        println!("  CPU of the SDK per AWS call (since the controller started): {:.2} ms", per_call * 1000.0);
     }
 }
 

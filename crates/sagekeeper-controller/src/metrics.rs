@@ -1,9 +1,12 @@
 //! Prometheus metrics of the controller: reconciles, errors by category, reconcile duration,
 //! leadership, and (through `sagekeeper-aws`) every AWS call.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use cpu_time::ThreadTime;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use prometheus::{
@@ -12,6 +15,10 @@ use prometheus::{
 use sagekeeper_api::conditions::{READY, STALLED};
 use sagekeeper_aws::AwsCallMetrics;
 use sagekeeper_aws::observe::Reads;
+use tracing::Subscriber;
+use tracing::span::Id;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
 
 /// All metrics sagekeeper exports, registered in one registry.
 #[derive(Clone, Debug)]
@@ -24,6 +31,7 @@ pub struct Metrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     cpu: HistogramVec,
+    own_cpu: HistogramVec,
     longest: GaugeVec,
     leader: IntGauge,
     step_duration: HistogramVec,
@@ -55,6 +63,14 @@ impl Metrics {
             HistogramOpts::new(
                 "sagekeeper_reconcile_cpu_seconds",
                 "CPU time of a reconcile's own work by kind (its waits for AWS and the API server excluded)",
+            )
+            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            &["kind"],
+        )?;
+        let own_cpu = HistogramVec::new(
+            HistogramOpts::new(
+                "sagekeeper_reconcile_own_cpu_seconds",
+                "CPU time of a reconcile's own work by kind, its AWS SDK calls (building, signing and parsing them) excluded",
             )
             .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             &["kind"],
@@ -93,6 +109,7 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(cpu.clone()))?;
+        registry.register(Box::new(own_cpu.clone()))?;
         registry.register(Box::new(longest.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(step_duration.clone()))?;
@@ -103,6 +120,7 @@ impl Metrics {
             reconciles.with_label_values(&[kind]);
             duration.with_label_values(&[kind]);
             cpu.with_label_values(&[kind]);
+            own_cpu.with_label_values(&[kind]);
             longest.with_label_values(&[kind]);
         }
         Ok(Self {
@@ -112,6 +130,7 @@ impl Metrics {
             errors,
             duration,
             cpu,
+            own_cpu,
             longest,
             leader,
             step_duration,
@@ -132,9 +151,10 @@ impl Metrics {
         }
     }
 
-    /// The histogram of reconcile CPU time of `kind` (see [`cpu_timed`]).
-    pub(crate) fn reconcile_cpu(&self, kind: &str) -> Histogram {
-        self.cpu.with_label_values(&[kind])
+    /// The histograms of reconcile CPU time of `kind`, in all and without its AWS SDK calls
+    /// (see [`cpu_timed`]).
+    pub(crate) fn reconcile_cpu(&self, kind: &str) -> [Histogram; 2] {
+        [self.cpu.with_label_values(&[kind]), self.own_cpu.with_label_values(&[kind])]
     }
 
     /// Counts one reconcile error of `kind` in a fixed `category`.
@@ -198,21 +218,75 @@ impl Metrics {
     }
 }
 
-/// Runs `work` and records in `histogram` the CPU time its polls took on their threads: what
-/// the controller itself spends on it, with every wait for AWS or the API server left out (a
-/// wait is time between polls).
-pub(crate) async fn cpu_timed<F: std::future::Future>(histogram: Histogram, work: F) -> F::Output {
+/// Runs `work` and records the CPU time its polls took on their threads: what the controller
+/// itself spends on it, with every wait for AWS or the API server left out (a wait is time
+/// between polls). `total` gets all of it; `own` what is left after the polls of AWS SDK calls
+/// inside it ([`SdkCpu`], where the binary installs it).
+pub(crate) async fn cpu_timed<F: std::future::Future>([total, own]: [Histogram; 2], work: F) -> F::Output {
     let mut work = std::pin::pin!(work);
-    let mut spent = std::time::Duration::ZERO;
+    let (mut spent, mut sdk) = (Duration::ZERO, Duration::ZERO);
     let output = std::future::poll_fn(|cx| {
-        let start = cpu_time::ThreadTime::now();
+        let before = sdk_cpu();
+        let start = ThreadTime::now();
         let poll = work.as_mut().poll(cx);
         spent += start.elapsed();
+        sdk += sdk_cpu().saturating_sub(before);
         poll
     })
     .await;
-    histogram.observe(spent.as_secs_f64());
+    total.observe(spent.as_secs_f64());
+    own.observe(spent.saturating_sub(sdk).as_secs_f64());
     output
+}
+
+thread_local! {
+    /// CPU this thread has spent inside AWS SDK calls; how many of their spans it is in now,
+    /// and since when.
+    static SDK_CPU: Cell<(Duration, u32, Option<ThreadTime>)> = const { Cell::new((Duration::ZERO, 0, None)) };
+}
+
+/// CPU this thread has spent inside AWS SDK calls so far.
+fn sdk_cpu() -> Duration {
+    SDK_CPU.with(|cell| {
+        let (spent, _, inside) = cell.get();
+        spent + inside.map_or(Duration::ZERO, |start| start.elapsed())
+    })
+}
+
+/// A tracing layer that counts the CPU time each thread spends inside AWS SDK calls: the polls
+/// of the span the SDK opens around every operation (it carries `rpc.system`), in which it
+/// builds, signs and sends the request and parses the answer. [`cpu_timed`] leaves it out of a
+/// reconcile's own work. Install it with [`SdkCpu::layer`]; the SDK opens these spans at
+/// DEBUG level, and the layer's own filter enables only them.
+#[derive(Debug)]
+pub struct SdkCpu;
+
+impl SdkCpu {
+    /// The layer with its filter: only the SDK's per-operation spans.
+    pub fn layer<S>() -> impl Layer<S>
+    where
+        S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        SdkCpu.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.is_span() && meta.fields().field("rpc.system").is_some()
+        }))
+    }
+}
+
+impl<S: Subscriber> Layer<S> for SdkCpu {
+    fn on_enter(&self, _: &Id, _: Context<'_, S>) {
+        SDK_CPU.with(|cell| {
+            let (spent, depth, inside) = cell.get();
+            cell.set((spent, depth + 1, if depth == 0 { Some(ThreadTime::now()) } else { inside }));
+        });
+    }
+
+    fn on_exit(&self, _: &Id, _: Context<'_, S>) {
+        SDK_CPU.with(|cell| match cell.get() {
+            (spent, 1, Some(start)) => cell.set((spent + start.elapsed(), 0, None)),
+            (spent, depth, inside) => cell.set((spent, depth.saturating_sub(1), inside)),
+        });
+    }
 }
 
 /// Observes the reconcile duration when dropped.
@@ -236,23 +310,55 @@ impl Drop for ReconcileTimer {
 mod tests {
     use super::*;
 
+    fn burn(ms: u64) {
+        let start = ThreadTime::now();
+        while start.elapsed() < Duration::from_millis(ms) {}
+    }
+
     #[tokio::test]
     async fn reconcile_cpu_counts_the_work_of_polls_and_not_the_waits_between_them() {
         let metrics = Metrics::new().unwrap();
-        let histogram = metrics.reconcile_cpu("MLOpsProject");
-        let burn = |ms: u64| {
-            let start = cpu_time::ThreadTime::now();
-            while start.elapsed() < std::time::Duration::from_millis(ms) {}
-        };
-        cpu_timed(histogram.clone(), async {
+        let histograms = metrics.reconcile_cpu("MLOpsProject");
+        cpu_timed(histograms.clone(), async {
             burn(20);
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
             burn(10);
         })
         .await;
-        assert_eq!(histogram.get_sample_count(), 1);
-        let spent = histogram.get_sample_sum();
-        assert!((0.030..0.2).contains(&spent), "{spent} s: 30 ms of work and a 300 ms wait");
+        for histogram in &histograms {
+            assert_eq!(histogram.get_sample_count(), 1);
+            let spent = histogram.get_sample_sum();
+            assert!((0.030..0.2).contains(&spent), "{spent} s: 30 ms of work and a 300 ms wait");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reconciles_own_cpu_leaves_out_the_polls_of_aws_sdk_calls() {
+        use tracing::Instrument;
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(SdkCpu::layer());
+        let _default = tracing::subscriber::set_default(subscriber);
+        let metrics = Metrics::new().unwrap();
+        let [total, own] = metrics.reconcile_cpu("DataScienceEnvironment");
+        // An SDK call: its operation span, as the SDK opens it, polled twice around a wait,
+        // with a nested call inside (credentials from an assumed role).
+        let call = async {
+            burn(20);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            burn(10);
+            async { burn(10) }.instrument(tracing::debug_span!("STS.AssumeRole", "rpc.system" = "aws-api")).await;
+        }
+        .instrument(tracing::debug_span!("EC2.DescribeVpcs", "rpc.system" = "aws-api"));
+        cpu_timed([total.clone(), own.clone()], async {
+            burn(15);
+            // Another span (the controller's own) is not an SDK call.
+            async { burn(5) }.instrument(tracing::info_span!("step")).await;
+            call.await;
+        })
+        .await;
+        let (total, own) = (total.get_sample_sum(), own.get_sample_sum());
+        assert!((0.060..0.2).contains(&total), "{total} s in all: 20 ms of own work and 40 ms in the call");
+        assert!((0.020..0.035).contains(&own), "{own} s of own work: 20 ms, the call's 40 ms left out");
     }
 
     fn condition(kind: &str, status: &str, reason: &str) -> Condition {
