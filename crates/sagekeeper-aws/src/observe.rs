@@ -99,9 +99,11 @@ pub struct Shared {
     /// An account's last complete listing of networks, which a Security-depth pass refreshes
     /// in part (see [`AccountNetworks`]); forgotten with `networks`.
     pub(crate) complete_networks: Aged<AccountAccess, Arc<AccountNetworks>>,
-    /// How many times a pass forgot an account's networks: a complete listing read across a
-    /// forget is not kept as the base of refreshes (it may predate the write).
-    networks_forgotten: std::sync::atomic::AtomicU64,
+    /// How many times a pass forgot an account's networks, by account: a complete listing
+    /// read across a forget of its account is not kept as the base of refreshes (it may
+    /// predate the write). Writes in other accounts do not count: with many objects
+    /// converging side by side, some account is always being written to.
+    networks_forgotten: Mutex<HashMap<AccountAccess, u64>>,
 }
 
 /// How long a complete listing of an account's networks serves as the base of Security-depth
@@ -118,13 +120,13 @@ impl Shared {
             roles: Aged::new(account_age),
             networks: Aged::new(account_age),
             complete_networks: Aged::new(COMPLETE_LISTING_AGE),
-            networks_forgotten: std::sync::atomic::AtomicU64::new(0),
+            networks_forgotten: Mutex::default(),
         }
     }
 
     /// Forgets what is known of an account's networks (a pass wrote to one).
     pub(crate) fn forget_networks(&self, account: &AccountAccess) {
-        self.networks_forgotten.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.forgotten(|counts| *counts.entry(account.clone()).or_default() += 1);
         self.networks.forget(account);
         self.complete_networks.forget(account);
     }
@@ -139,13 +141,17 @@ impl Shared {
     where
         Fut: Future<Output = Result<Arc<AccountNetworks>, AwsError>>,
     {
-        let forgotten = || self.networks_forgotten.load(std::sync::atomic::Ordering::SeqCst);
+        let forgotten = || self.forgotten(|counts| counts.get(account).copied().unwrap_or_default());
         let before = forgotten();
         let listing = read.await?;
         if forgotten() == before {
             self.complete_networks.put(account, listing.clone());
         }
         Ok(listing)
+    }
+
+    fn forgotten<T>(&self, with: impl FnOnce(&mut HashMap<AccountAccess, u64>) -> T) -> T {
+        with(&mut self.networks_forgotten.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -512,5 +518,30 @@ mod tests {
         assert_eq!(other.get_shared(&"fresh", &shared, || read(&calls)).await.unwrap(), 1);
         assert_eq!(other.get_shared(&"fresh", &shared, || read(&calls)).await.unwrap(), 1);
         assert_eq!(other.reads(), Reads { made: 1, asked: 2 });
+    }
+
+    #[tokio::test]
+    async fn a_complete_listing_read_across_a_write_in_its_own_account_is_not_kept_as_base() {
+        let shared = Shared::new(Duration::from_secs(60), Duration::from_secs(60));
+        let account =
+            |n: &str| AccountAccess { role_arn: Some(format!("arn:aws:iam::{n}:role/r")), ..Default::default() };
+        let (dev, staging) = (account("111111111111"), account("222222222222"));
+        let listing = Arc::new(crate::network::AccountNetworks::default());
+        // A write in another account meanwhile: the listing is kept.
+        let read = async {
+            shared.forget_networks(&staging);
+            Ok(listing.clone())
+        };
+        shared.complete_listing(&dev, read).await.unwrap();
+        assert!(shared.complete_networks.peek(&dev).is_some(), "a write elsewhere does not spoil the base");
+        // A write in its own account meanwhile: not kept (and the old base is gone).
+        let read = async {
+            shared.forget_networks(&dev);
+            Ok(listing.clone())
+        };
+        shared.complete_listing(&dev, read).await.unwrap();
+        assert!(shared.complete_networks.peek(&dev).is_none(), "a listing that may predate the write is no base");
+        shared.complete_listing(&dev, async { Ok(listing.clone()) }).await.unwrap();
+        assert!(shared.complete_networks.peek(&dev).is_some());
     }
 }
