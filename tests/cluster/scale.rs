@@ -62,6 +62,13 @@ async fn bench_scale() {
         t.emulator.configure(json!({"account": t.account(*n), "endpointCreatingSeconds": 1}));
     }
 
+    // The floor: the controller serving, its watches started, and no object yet.
+    while process.get("/metrics").is_none() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle = process.memory_split_kib();
+
     let started = Instant::now();
     futures::future::join_all(used.iter().chain(&probes).map(|n| {
         let t = &t;
@@ -224,6 +231,12 @@ async fn bench_scale() {
         peak / 1024
     );
     println!(
+        "controller memory with no object yet: RSS {} MiB (anonymous {} MiB, file-backed {} MiB)",
+        (idle.0 + idle.1) / 1024,
+        idle.0 / 1024,
+        idle.1 / 1024
+    );
+    println!(
         "controller memory after a restart and a drift check of everything: RSS {} MiB, peak {} MiB",
         restarted_rss / 1024,
         restarted_peak / 1024
@@ -268,7 +281,8 @@ async fn bench_scale() {
         "convergeSeconds": {"environments": environments_at.as_secs_f64(), "projects": (projects_at - environments_at).as_secs_f64(),
             "deployments": (converged - projects_at).as_secs_f64(), "all": converged.as_secs_f64()},
         "memoryMiB": {"rss": rss / 1024, "anonymous": anon / 1024, "fileBacked": file / 1024, "peak": peak / 1024,
-            "afterRestartAndDriftCheck": restarted_rss / 1024, "peakAfterRestart": restarted_peak / 1024},
+            "afterRestartAndDriftCheck": restarted_rss / 1024,
+            "noObjects": {"anonymous": idle.0 / 1024, "fileBacked": idle.1 / 1024}, "peakAfterRestart": restarted_peak / 1024},
         "reconcileCpuSeconds": cpu,
         "driftCheckReconcileCpuSeconds": drift_cpu,
         "steadyStateCallsPerMinute": per_minute,
