@@ -77,41 +77,47 @@ impl ListedRole {
 
 /// A digest of a policy's normalized form: equal for equivalent policies.
 fn digest(policy: &serde_json::Value) -> u64 {
-    digest_of(&policy.to_string()).unwrap_or_default()
+    remembered(&policy.to_string(), || Some(normalized_digest(policy))).unwrap_or_default()
 }
 
 /// [`digest`] of a document as AWS returns it (URL-encoded or not); `None` when it is no JSON.
+fn digest_of(document: &str) -> Option<u64> {
+    remembered(document, || sagekeeper_policy::parse(document).ok().map(|policy| normalized_digest(&policy)))
+}
+
+fn normalized_digest(policy: &serde_json::Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    sagekeeper_policy::compare::normalize(policy).to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The digest of `text` as `compute` gives it, remembered by the text's SHA-256.
 ///
 /// Normalizing a document costs far more than reading it: an account's role listing holds
 /// every role's trust and inline policies (hundreds at a few hundred projects), and the same
-/// documents come back in every listing and every plan. So the digests are kept by the
-/// SHA-256 of the document's text, for as long as the process runs (a few thousand entries
-/// of 40 bytes; emptied when it would pass [`DIGESTS_KEPT`]).
-fn digest_of(document: &str) -> Option<u64> {
+/// documents come back in every listing and every plan. So the digests are kept for as long
+/// as the process runs (some 100 bytes each; emptied when they would pass [`DIGESTS_KEPT`]).
+fn remembered(text: &str, compute: impl FnOnce() -> Option<u64>) -> Option<u64> {
     use sha2::{Digest, Sha256};
     use std::sync::{Mutex, PoisonError};
     static DIGESTS: Mutex<Option<HashMap<[u8; 32], Option<u64>>>> = Mutex::new(None);
-    let text: [u8; 32] = Sha256::digest(document.as_bytes()).into();
-    if let Some(known) = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner).as_ref().and_then(|d| d.get(&text)) {
+    let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    if let Some(known) = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner).as_ref().and_then(|d| d.get(&key)) {
         return *known;
     }
-    let digest = sagekeeper_policy::parse(document).ok().map(|policy| {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        sagekeeper_policy::compare::normalize(&policy).to_string().hash(&mut hasher);
-        hasher.finish()
-    });
+    let digest = compute();
     let mut digests = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner);
     let digests = digests.get_or_insert_with(HashMap::new);
     if digests.len() >= DIGESTS_KEPT {
         digests.clear();
     }
-    digests.insert(text, digest);
+    digests.insert(key, digest);
     digest
 }
 
 /// How many digests [`digest_of`] keeps at most.
-const DIGESTS_KEPT: usize = 8192;
+const DIGESTS_KEPT: usize = 16384;
 
 /// Every role of the account named by sagekeeper, in one paginated read.
 async fn list_roles(iam: &Client) -> Result<AccountRoles, AwsError> {

@@ -126,9 +126,12 @@ impl Shared {
 
     /// Forgets what is known of an account's networks (a pass wrote to one).
     pub(crate) fn forget_networks(&self, account: &AccountAccess) {
-        self.forgotten(|counts| *counts.entry(account.clone()).or_default() += 1);
-        self.networks.forget(account);
-        self.complete_networks.forget(account);
+        // Under the counters' lock, so no listing is kept between the count and the forget.
+        self.forgotten(|counts| {
+            *counts.entry(account.clone()).or_default() += 1;
+            self.networks.forget(account);
+            self.complete_networks.forget(account);
+        });
     }
 
     /// Reads a complete listing of an account's networks with `read` and keeps it as the base
@@ -141,12 +144,15 @@ impl Shared {
     where
         Fut: Future<Output = Result<Arc<AccountNetworks>, AwsError>>,
     {
-        let forgotten = || self.forgotten(|counts| counts.get(account).copied().unwrap_or_default());
-        let before = forgotten();
+        let count = |counts: &mut HashMap<AccountAccess, u64>| counts.get(account).copied().unwrap_or_default();
+        let before = self.forgotten(count);
         let listing = read.await?;
-        if forgotten() == before {
-            self.complete_networks.put(account, listing.clone());
-        }
+        // Checked and kept under the counters' lock, so no forget comes in between.
+        self.forgotten(|counts| {
+            if count(counts) == before {
+                self.complete_networks.put(account, listing.clone());
+            }
+        });
         Ok(listing)
     }
 

@@ -267,10 +267,21 @@ impl SdkCpu {
     where
         S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        SdkCpu.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-            meta.is_span() && meta.fields().field("rpc.system").is_some()
-        }))
+        let spans = tracing_subscriber::filter::filter_fn(|meta| meta.is_span() && meta.fields().field("rpc.system").is_some());
+        // The SDK opens them at DEBUG: without the hint the process's level would be TRACE.
+        SdkCpu.with_filter(spans.with_max_level_hint(tracing::level_filters::LevelFilter::DEBUG))
     }
+}
+
+/// The controller's tracing subscriber: log lines (JSON or text) as `filter` lets them through,
+/// and [`SdkCpu`], whose own filter enables the SDK's operation spans (logged or not).
+pub fn subscriber(json: bool, filter: tracing_subscriber::EnvFilter) -> impl Subscriber + Send + Sync + 'static {
+    use tracing_subscriber::layer::SubscriberExt;
+    let log = match json {
+        true => tracing_subscriber::fmt::layer().json().boxed(),
+        false => tracing_subscriber::fmt::layer().boxed(),
+    };
+    tracing_subscriber::registry().with(log.with_filter(filter)).with(SdkCpu::layer())
 }
 
 impl<S: Subscriber> Layer<S> for SdkCpu {
@@ -335,9 +346,9 @@ mod tests {
     #[tokio::test]
     async fn a_reconciles_own_cpu_leaves_out_the_polls_of_aws_sdk_calls() {
         use tracing::Instrument;
-        use tracing_subscriber::layer::SubscriberExt;
-        let subscriber = tracing_subscriber::registry().with(SdkCpu::layer());
-        let _default = tracing::subscriber::set_default(subscriber);
+        // The binary's subscriber, with its default filter: the SDK's spans are enabled for
+        // the CPU count though the log lines leave them out.
+        let _default = tracing::subscriber::set_default(subscriber(true, "info,aws=warn".parse().unwrap()));
         let metrics = Metrics::new().unwrap();
         let [total, own] = metrics.reconcile_cpu("DataScienceEnvironment");
         // An SDK call: its operation span, as the SDK opens it, polled twice around a wait,
@@ -346,9 +357,10 @@ mod tests {
             burn(20);
             tokio::time::sleep(Duration::from_millis(50)).await;
             burn(10);
-            async { burn(10) }.instrument(tracing::debug_span!("STS.AssumeRole", "rpc.system" = "aws-api")).await;
+            let assume = tracing::debug_span!(target: "aws_sdk_sts::operation::assume_role", "STS.AssumeRole", "rpc.system" = "aws-api");
+            async { burn(10) }.instrument(assume).await;
         }
-        .instrument(tracing::debug_span!("EC2.DescribeVpcs", "rpc.system" = "aws-api"));
+        .instrument(tracing::debug_span!(target: "aws_sdk_ec2::operation::describe_vpcs", "EC2.DescribeVpcs", "rpc.system" = "aws-api"));
         cpu_timed([total.clone(), own.clone()], async {
             burn(15);
             // Another span (the controller's own) is not an SDK call.

@@ -157,17 +157,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,aws=warn"));
     // The log lines, filtered by RUST_LOG; and the CPU of AWS SDK calls, which the reconcile
     // CPU metrics leave out of a reconcile's own work.
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let log = match format {
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
-    };
-    tracing_subscriber::registry()
-        .with(log.with_filter(filter))
-        .with(sagekeeper_controller::metrics::SdkCpu::layer())
-        .init();
+    sagekeeper_controller::metrics::subscriber(matches!(format, LogFormat::Json), filter).init();
 }
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
