@@ -267,7 +267,8 @@ impl SdkCpu {
     where
         S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        let spans = tracing_subscriber::filter::filter_fn(|meta| meta.is_span() && meta.fields().field("rpc.system").is_some());
+        let spans =
+            tracing_subscriber::filter::filter_fn(|meta| meta.is_span() && meta.fields().field("rpc.system").is_some());
         // The SDK opens them at DEBUG: without the hint the process's level would be TRACE.
         SdkCpu.with_filter(spans.with_max_level_hint(tracing::level_filters::LevelFilter::DEBUG))
     }
