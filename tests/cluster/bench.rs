@@ -208,7 +208,7 @@ async fn bench_environments() {
     println!(
         "reads per environment per drift check with {ENVIRONMENTS}: security tier {security:.1}, full tier {full:.1}"
     );
-    assert!(rss < 112 * 1024, "RSS {} MiB is over the 112 MiB bar", rss / 1024);
+    assert!(rss < 96 * 1024, "RSS {} MiB is over the 96 MiB bar", rss / 1024);
     assert!(security <= 30.0, "{security:.1} reads per environment per security-tier drift check (bar 30)");
     assert!(full < 70.0, "{full:.1} reads per environment per full-tier drift check (bar 70)");
 }

@@ -298,7 +298,7 @@ async fn bench_scale() {
 
     // Bars: the figures of the first run (README) with some room; the targets where
     // they hold (apply to first call, reads per project and deployment).
-    assert!(rss < 128 * 1024, "RSS {} MiB after converging {objects} objects (bar 128)", rss / 1024);
+    assert!(rss < 96 * 1024, "RSS {} MiB after converging {objects} objects (bar 96)", rss / 1024);
     let per_object = |kind: &str, count: usize| drift[kind].values().sum::<usize>() as f64 / count as f64;
     let environments = per_object("DataScienceEnvironment", (environment_count + PROBES) as usize);
     assert!(environments <= 30.0, "{environments:.1} calls per environment drift check (target 30)");
@@ -313,6 +313,12 @@ async fn bench_scale() {
     assert!(median < 1.0, "{median:.2} s from apply to the first AWS call, median (target 1 s)");
     let p99 = cpu["ModelDeployment"]["p99"].as_f64().unwrap_or(f64::INFINITY);
     assert!(p99 <= 0.03, "{:.1} ms CPU per deployment reconcile, p99 (bar 30)", p99 * 1000.0);
+    // A reconcile's own work, its SDK calls left out: the target is 5 ms, and the histogram's
+    // buckets around it are 2-5 and 5-10 ms, so the bar is the next bucket's edge.
+    for kind in ["AwsAccount", "MLOpsProject", "ModelDeployment"] {
+        let own = cpu[kind]["ownP99"].as_f64().unwrap_or(f64::INFINITY);
+        assert!(own <= 0.01, "{:.1} ms own CPU per {kind} reconcile, p99 (bar 10)", own * 1000.0);
+    }
 }
 
 /// Creates every object, a few at a time.
