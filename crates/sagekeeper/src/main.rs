@@ -18,6 +18,7 @@ use tracing::{error, info};
 /// mimalloc gives freed memory back to the system soon after a burst. With glibc's malloc the
 /// controller kept the heap of its busiest moment: converging 1,003 objects, 130 MB at the peak
 /// and 30 MB live afterwards, and an RSS of 168 MiB that stayed (heaptrack, `make bench`).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
