@@ -20,6 +20,9 @@ use tracing::span::Id;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
+/// Buckets of the reconcile CPU histograms, in seconds.
+const CPU_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
 /// All metrics sagekeeper exports, registered in one registry.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -64,7 +67,7 @@ impl Metrics {
                 "sagekeeper_reconcile_cpu_seconds",
                 "CPU time of a reconcile's own work by kind (its waits for AWS and the API server excluded)",
             )
-            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            .buckets(CPU_BUCKETS.to_vec()),
             &["kind"],
         )?;
         let own_cpu = HistogramVec::new(
@@ -72,7 +75,7 @@ impl Metrics {
                 "sagekeeper_reconcile_own_cpu_seconds",
                 "CPU time of a reconcile's own work by kind, its AWS SDK calls (building, signing and parsing them) excluded",
             )
-            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            .buckets(CPU_BUCKETS.to_vec()),
             &["kind"],
         )?;
         let longest = GaugeVec::new(
