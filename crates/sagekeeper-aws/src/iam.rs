@@ -14,6 +14,8 @@
 //! decided on that fresh read, never on the listing. A write forgets the account's listing.
 
 use std::collections::{BTreeMap, HashMap};
+
+use sagekeeper_policy::{digest, digest_of, same_policy};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -74,50 +76,6 @@ impl ListedRole {
             && plan.owner.stale_keys(self.tags.keys().map(String::as_str)).is_empty()
     }
 }
-
-/// A digest of a policy's normalized form: equal for equivalent policies.
-fn digest(policy: &serde_json::Value) -> u64 {
-    remembered(&policy.to_string(), || Some(normalized_digest(policy))).unwrap_or_default()
-}
-
-/// [`digest`] of a document as AWS returns it (URL-encoded or not); `None` when it is no JSON.
-fn digest_of(document: &str) -> Option<u64> {
-    remembered(document, || sagekeeper_policy::parse(document).ok().map(|policy| normalized_digest(&policy)))
-}
-
-fn normalized_digest(policy: &serde_json::Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    sagekeeper_policy::compare::normalize(policy).to_string().hash(&mut hasher);
-    hasher.finish()
-}
-
-/// The digest of `text` as `compute` gives it, remembered by the text's SHA-256.
-///
-/// Normalizing a document costs far more than reading it: an account's role listing holds
-/// every role's trust and inline policies (hundreds at a few hundred projects), and the same
-/// documents come back in every listing and every plan. So the digests are kept for as long
-/// as the process runs (some 100 bytes each; emptied when they would pass [`DIGESTS_KEPT`]).
-fn remembered(text: &str, compute: impl FnOnce() -> Option<u64>) -> Option<u64> {
-    use sha2::{Digest, Sha256};
-    use std::sync::{Mutex, PoisonError};
-    static DIGESTS: Mutex<Option<HashMap<[u8; 32], Option<u64>>>> = Mutex::new(None);
-    let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-    if let Some(known) = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner).as_ref().and_then(|d| d.get(&key)) {
-        return *known;
-    }
-    let digest = compute();
-    let mut digests = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner);
-    let digests = digests.get_or_insert_with(HashMap::new);
-    if digests.len() >= DIGESTS_KEPT {
-        digests.clear();
-    }
-    digests.insert(key, digest);
-    digest
-}
-
-/// How many digests [`digest_of`] keeps at most.
-const DIGESTS_KEPT: usize = 16384;
 
 /// Every role of the account named by sagekeeper, in one paginated read.
 async fn list_roles(iam: &Client) -> Result<AccountRoles, AwsError> {
@@ -197,10 +155,7 @@ async fn converge_role(session: &Session, plan: &RolePlan, changes: &Changes) ->
         return Err(plan.owner.conflict(&format!("IAM role {}", plan.name), tags.iter().copied()));
     }
     ensure_boundary(iam, &plan.name, &plan.boundary, &role, changes).await?;
-    let trust_ok = role
-        .assume_role_policy_document()
-        .and_then(|d| sagekeeper_policy::parse(d).ok())
-        .is_some_and(|d| sagekeeper_policy::equivalent(&d, &plan.trust));
+    let trust_ok = role.assume_role_policy_document().is_some_and(|d| same_policy(d, &plan.trust));
     if !trust_ok {
         iam.update_assume_role_policy()
             .role_name(&plan.name)
@@ -299,8 +254,7 @@ async fn ensure_inline_policies(
                 .send()
                 .await
                 .map_err(AwsError::from_sdk)?;
-            sagekeeper_policy::parse(current.policy_document())
-                .is_ok_and(|d| sagekeeper_policy::equivalent(&d, document))
+            same_policy(current.policy_document(), document)
         } else {
             false
         };

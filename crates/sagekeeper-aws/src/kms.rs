@@ -145,10 +145,7 @@ pub async fn ensure_policy(
     // "default" is the only policy name; moto (and old SDKs) need it spelled out.
     let current =
         kms.get_key_policy().key_id(key_id).policy_name("default").send().await.map_err(AwsError::from_sdk)?;
-    let same = current
-        .policy()
-        .and_then(|p| sagekeeper_policy::parse(p).ok())
-        .is_some_and(|p| sagekeeper_policy::equivalent(&p, policy));
+    let same = current.policy().is_some_and(|p| sagekeeper_policy::same_policy(p, policy));
     if !same {
         kms.put_key_policy()
             .key_id(key_id)

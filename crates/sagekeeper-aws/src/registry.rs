@@ -65,11 +65,7 @@ pub async fn ensure_group(
         .optional()?
         .map(|out| out.resource_policy().unwrap_or_default().to_owned());
     match (want, have) {
-        (Some(want), have)
-            if !have.as_deref().is_some_and(|h| {
-                sagekeeper_policy::parse(h).is_ok_and(|h| sagekeeper_policy::equivalent(&want, &h))
-            }) =>
-        {
+        (Some(want), have) if !have.as_deref().is_some_and(|h| sagekeeper_policy::same_policy(h, &want)) => {
             sm.put_model_package_group_policy()
                 .model_package_group_name(name)
                 .resource_policy(want.to_string())

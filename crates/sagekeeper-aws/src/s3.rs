@@ -167,7 +167,7 @@ async fn put_tags(s3: &Client, bucket: &str, tags: &BTreeMap<String, String>) ->
 async fn guarded(s3: &Client, plan: &BucketPlan) -> Result<bool, AwsError> {
     Ok(encryption_matches(plan, read_encryption(s3, &plan.name).await?.as_ref())
         && all_blocked(read_public_access_block(s3, &plan.name).await?.as_ref())
-        && policy_matches(&plan.policy, read_policy(s3, &plan.name).await?.as_ref()))
+        && policy_matches(&plan.policy, read_policy(s3, &plan.name).await?.as_deref()))
 }
 
 async fn read_encryption(s3: &Client, bucket: &str) -> Result<Option<ServerSideEncryptionRule>, AwsError> {
@@ -334,7 +334,7 @@ async fn ensure_policy(
         Seen::New => None,
         Seen::Read => read_policy(s3, bucket).await?,
     };
-    if policy_matches(policy, current.as_ref()) {
+    if policy_matches(policy, current.as_deref()) {
         return Ok(());
     }
     s3.put_bucket_policy().bucket(bucket).policy(policy.to_string()).send().await.map_err(AwsError::from_sdk)?;
@@ -342,7 +342,7 @@ async fn ensure_policy(
     Ok(())
 }
 
-async fn read_policy(s3: &Client, bucket: &str) -> Result<Option<serde_json::Value>, AwsError> {
+async fn read_policy(s3: &Client, bucket: &str) -> Result<Option<String>, AwsError> {
     Ok(s3
         .get_bucket_policy()
         .bucket(bucket)
@@ -350,11 +350,11 @@ async fn read_policy(s3: &Client, bucket: &str) -> Result<Option<serde_json::Val
         .await
         .map_err(AwsError::from_sdk)
         .optional()?
-        .and_then(|out| out.policy().and_then(|p| sagekeeper_policy::parse(p).ok())))
+        .and_then(|out| out.policy))
 }
 
-fn policy_matches(policy: &serde_json::Value, current: Option<&serde_json::Value>) -> bool {
-    current.is_some_and(|c| sagekeeper_policy::equivalent(c, policy))
+fn policy_matches(policy: &serde_json::Value, current: Option<&str>) -> bool {
+    current.is_some_and(|c| sagekeeper_policy::same_policy(c, policy))
 }
 
 fn record_drift(changes: &Changes, existed: bool, bucket: &str, what: &str) {

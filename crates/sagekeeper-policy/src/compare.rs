@@ -3,6 +3,8 @@
 //! as strings, IAM documents URL-encoded. Comparing strings would rewrite an equal policy on
 //! every drift check; comparing normalized documents does not.
 
+use std::cmp::Ordering;
+
 use serde_json::{Map, Value};
 
 /// Parses a policy as AWS returns it: plain JSON, or URL-encoded JSON (IAM's Get*Policy).
@@ -19,6 +21,59 @@ pub fn parse(document: &str) -> Result<Value, serde_json::Error> {
 pub fn equivalent(a: &Value, b: &Value) -> bool {
     normalize(a) == normalize(b)
 }
+
+/// True when `document`, a policy as AWS returns it (plain or URL-encoded JSON), grants and
+/// denies what `planned` does ([`equivalent`]). Both sides' digests are remembered, so a drift
+/// check that finds the same texts as the last one parses and normalizes nothing.
+pub fn same_policy(document: &str, planned: &Value) -> bool {
+    digest_of(document).is_some_and(|have| have == digest(planned))
+}
+
+/// A digest of a policy's normalized form: equal for equivalent policies.
+pub fn digest(policy: &Value) -> u64 {
+    remembered(&policy.to_string(), || Some(normalized_digest(policy))).unwrap_or_default()
+}
+
+/// [`digest`] of a document as AWS returns it (URL-encoded or not); `None` when it is no JSON.
+pub fn digest_of(document: &str) -> Option<u64> {
+    remembered(document, || parse(document).ok().map(|policy| normalized_digest(&policy)))
+}
+
+fn normalized_digest(policy: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    normalize(policy).to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The digest of `text` as `compute` gives it, remembered by the text's SHA-256.
+///
+/// Normalizing a document costs far more than reading it: an account's role listing holds
+/// every role's trust and inline policies (hundreds at a few hundred projects), and the same
+/// documents come back in every listing, every drift check and every plan. So the digests are
+/// kept for as long as the process runs (some 100 bytes each; emptied when they would pass
+/// [`DIGESTS_KEPT`]).
+fn remembered(text: &str, compute: impl FnOnce() -> Option<u64>) -> Option<u64> {
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
+    static DIGESTS: Mutex<Option<HashMap<[u8; 32], Option<u64>>>> = Mutex::new(None);
+    let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    if let Some(known) = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner).as_ref().and_then(|d| d.get(&key)) {
+        return *known;
+    }
+    let digest = compute();
+    let mut digests = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let digests = digests.get_or_insert_with(HashMap::new);
+    if digests.len() >= DIGESTS_KEPT {
+        digests.clear();
+    }
+    digests.insert(key, digest);
+    digest
+}
+
+/// How many digests [`remembered`] keeps at most.
+const DIGESTS_KEPT: usize = 16384;
 
 /// The canonical form of a policy: one-element lists become scalars, lists are sorted and
 /// deduplicated, scalars become strings, and bare account-id principals become root ARNs.
@@ -37,7 +92,7 @@ fn normalize_value(value: &Value, key: Option<&str>) -> Value {
         }
         Value::Array(items) => {
             let mut items: Vec<Value> = items.iter().map(|v| normalize_value(v, key)).collect();
-            items.sort_by_cached_key(Value::to_string);
+            items.sort_by(order);
             items.dedup();
             if items.len() == 1 { items.pop().unwrap_or(Value::Null) } else { Value::Array(items) }
         }
@@ -46,6 +101,37 @@ fn normalize_value(value: &Value, key: Option<&str>) -> Value {
         Value::String(s) if key == Some("AWS") && is_account_id(s) => Value::String(format!("arn:aws:iam::{s}:root")),
         other => other.clone(),
     }
+}
+
+/// A total order of values, so equal ones end up side by side when sorted (what order it is
+/// does not matter, only that it is one): by kind, then by content, with no text made.
+fn order(a: &Value, b: &Value) -> Ordering {
+    let kind = |v: &Value| match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    };
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Number(x), Value::Number(y)) => x.to_string().cmp(&y.to_string()),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len().cmp(&y.len()).then_with(|| first_difference(x.iter().zip(y).map(|(a, b)| order(a, b))))
+        }
+        // serde_json's maps iterate in key order, so equal maps compare equal.
+        (Value::Object(x), Value::Object(y)) => x.len().cmp(&y.len()).then_with(|| {
+            let pairs = x.iter().zip(y).map(|((ka, va), (kb, vb))| ka.cmp(kb).then_with(|| order(va, vb)));
+            first_difference(pairs)
+        }),
+        _ => kind(a).cmp(&kind(b)),
+    }
+}
+
+fn first_difference(mut pairs: impl Iterator<Item = Ordering>) -> Ordering {
+    pairs.find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
 }
 
 fn is_account_id(s: &str) -> bool {
@@ -109,6 +195,17 @@ mod tests {
             {"Resource": "arn:aws:s3:::b/*", "Action": ["s3:PutObject", "s3:GetObject"], "Effect": "Allow"}
         ]});
         assert!(equivalent(&a, &b));
+    }
+
+    #[test]
+    fn a_statement_repeated_anywhere_in_the_list_counts_once() {
+        let allow = |action: &str| json!({"Effect": "Allow", "Action": action, "Resource": ["b", "a"]});
+        let deny = json!({"Effect": "Deny", "Action": "s3:*", "Resource": "*", "Principal": "*"});
+        let a = json!({"Statement": [allow("s3:GetObject"), deny, allow("s3:PutObject"), allow("s3:GetObject")]});
+        let b = json!({"Statement": [allow("s3:PutObject"), deny, allow("s3:GetObject")]});
+        assert!(equivalent(&a, &b));
+        let c = json!({"Statement": [allow("s3:PutObject"), deny]});
+        assert!(!equivalent(&a, &c));
     }
 
     #[test]

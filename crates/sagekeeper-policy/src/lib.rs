@@ -14,6 +14,6 @@ pub mod pipeline;
 pub mod registry;
 pub mod s3;
 
-pub use compare::{action_matches, equivalent, normalize, parse};
+pub use compare::{action_matches, digest, digest_of, equivalent, normalize, parse, same_policy};
 pub use document::{find_statement, statement_ids};
 pub use inputs::{Environment, Keys, Persona, Roles, Target};

@@ -164,10 +164,8 @@ async fn ensure_endpoint(
     let (add_rt, remove_rt) = set_diff(wanted.route_tables, current.route_table_ids());
     let (add_subnet, remove_subnet) = set_diff(wanted.subnets, current.subnet_ids());
     let (add_group, remove_group) = set_diff(wanted.groups, &groups);
-    let policy_drift = current
-        .policy_document()
-        .and_then(|p| sagekeeper_policy::parse(p).ok())
-        .is_none_or(|have| !sagekeeper_policy::equivalent(wanted.policy, &have));
+    let policy_drift =
+        !current.policy_document().is_some_and(|have| sagekeeper_policy::same_policy(have, wanted.policy));
     let drifted = policy_drift
         || [&add_rt, &remove_rt, &add_subnet, &remove_subnet, &add_group, &remove_group].iter().any(|d| !d.is_empty());
     if drifted {
