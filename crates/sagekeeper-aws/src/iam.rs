@@ -14,13 +14,13 @@
 //! decided on that fresh read, never on the listing. A write forgets the account's listing.
 
 use std::collections::{BTreeMap, HashMap};
-
-use sagekeeper_policy::{digest, digest_of, same_policy};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::{EntityType, Role, RoleDetail, Tag};
+use sagekeeper_policy::compare::Digest;
+use sagekeeper_policy::{digest, digest_of, same_policy};
 
 use crate::errors::{AwsError, ErrorKind, Optional};
 use crate::observe::{Shared, Snapshot};
@@ -42,8 +42,8 @@ pub(crate) struct ListedRole {
     arn: String,
     created: SystemTime,
     boundary: Option<String>,
-    trust: Option<u64>,
-    policies: BTreeMap<String, Option<u64>>,
+    trust: Option<Digest>,
+    policies: BTreeMap<String, Option<Digest>>,
     tags: BTreeMap<String, String>,
 }
 

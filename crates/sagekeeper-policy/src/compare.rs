@@ -29,21 +29,27 @@ pub fn same_policy(document: &str, planned: &Value) -> bool {
     digest_of(document).is_some_and(|have| have == digest(planned))
 }
 
-/// A digest of a policy's normalized form: equal for equivalent policies.
-pub fn digest(policy: &Value) -> u64 {
+/// The SHA-256 of a policy's normalized form: equal for equivalent policies, and (a
+/// cryptographic hash) never equal for others, even ones made to look alike.
+pub type Digest = [u8; 32];
+
+/// The [`Digest`] of a policy.
+pub fn digest(policy: &Value) -> Digest {
     remembered(&policy.to_string(), || Some(normalized_digest(policy))).unwrap_or_default()
 }
 
 /// [`digest`] of a document as AWS returns it (URL-encoded or not); `None` when it is no JSON.
-pub fn digest_of(document: &str) -> Option<u64> {
+pub fn digest_of(document: &str) -> Option<Digest> {
     remembered(document, || parse(document).ok().map(|policy| normalized_digest(&policy)))
 }
 
-fn normalized_digest(policy: &Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    normalize(policy).to_string().hash(&mut hasher);
-    hasher.finish()
+fn normalized_digest(policy: &Value) -> Digest {
+    sha256(&normalize(policy).to_string())
+}
+
+fn sha256(text: &str) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(text.as_bytes()).into()
 }
 
 /// The digest of `text` as `compute` gives it, remembered by the text's SHA-256.
@@ -51,14 +57,13 @@ fn normalized_digest(policy: &Value) -> u64 {
 /// Normalizing a document costs far more than reading it: an account's role listing holds
 /// every role's trust and inline policies (hundreds at a few hundred projects), and the same
 /// documents come back in every listing, every drift check and every plan. So the digests are
-/// kept for as long as the process runs (some 100 bytes each; emptied when they would pass
+/// kept for as long as the process runs (some 150 bytes each; emptied when they would pass
 /// [`DIGESTS_KEPT`]).
-fn remembered(text: &str, compute: impl FnOnce() -> Option<u64>) -> Option<u64> {
-    use sha2::{Digest, Sha256};
+fn remembered(text: &str, compute: impl FnOnce() -> Option<Digest>) -> Option<Digest> {
     use std::collections::HashMap;
     use std::sync::{Mutex, PoisonError};
-    static DIGESTS: Mutex<Option<HashMap<[u8; 32], Option<u64>>>> = Mutex::new(None);
-    let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    static DIGESTS: Mutex<Option<HashMap<Digest, Option<Digest>>>> = Mutex::new(None);
+    let key = sha256(text);
     if let Some(known) = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner).as_ref().and_then(|d| d.get(&key)) {
         return *known;
     }
@@ -235,6 +240,18 @@ mod tests {
         assert!(!equivalent(&a, &wider));
         assert!(!equivalent(&a, &denied));
         assert!(!equivalent(&a, &conditioned));
+    }
+
+    #[test]
+    fn a_policy_text_is_the_planned_one_when_equivalent_asked_again_or_not() {
+        let planned = json!({"Statement": [{"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": "*"}]});
+        let encoded = "%7B%22Statement%22%3A%7B%22Resource%22%3A%5B%22*%22%5D%2C%22Action%22%3A%22kms%3ADecrypt%22%2C%22Effect%22%3A%22Allow%22%7D%7D";
+        let wider = r#"{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}"#;
+        for _ in 0..2 {
+            assert!(same_policy(encoded, &planned));
+            assert!(!same_policy(wider, &planned));
+            assert!(!same_policy("%7Bnot json", &planned));
+        }
     }
 
     #[test]
