@@ -13,6 +13,7 @@ import re
 from moto.ec2.models import ec2_backends
 from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
+from moto.logs.models import logs_backends
 from moto.s3.models import s3_backends
 
 from .evaluation import Policy, parse
@@ -236,3 +237,13 @@ def next_version(account: str, region: str, group: str) -> int:
     backend = sagemaker_backends[account][region]
     live = [p.model_package_version or 0 for p in list(backend.model_packages.values()) if p.model_package_group_name == group]
     return max([table("group-version", account, region).get(group, 0), *live]) + 1
+
+
+# --- CloudWatch Logs -------------------------------------------------------------------
+
+
+def log_group_tags(account: str, region: str, name: str) -> dict[str, str]:
+    """The tags of log group `name` (empty if it does not exist)."""
+    backend = logs_backends[account][region]
+    found = backend.groups.get(name)
+    return dict(backend.list_tags_for_resource(found.arn)) if found else {}
