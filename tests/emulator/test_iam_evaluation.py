@@ -5,7 +5,7 @@ keys the evaluator does not know (never widening access)."""
 
 import pytest
 
-from sagekeeper_emulator.authorization.evaluation import Check, Evaluator, Policy, Principal, decide
+from sagekeeper_emulator.authorization.evaluation import Check, Evaluator, Policy, Principal, decide, service_allows
 
 A, B = "111111111111", "222222222222"
 SESSION = Principal(A, f"arn:aws:sts::{A}:assumed-role/worker/s1", f"arn:aws:iam::{A}:role/worker")
@@ -331,3 +331,70 @@ def test_a_service_key_another_operation_sets_is_unknown_for_a_check_that_does_n
     assert not decision.allowed and decision.unknown
     listing = check(declared=lambda key: key == "s3:prefix")
     assert verdict([policy(allow(), deny_on_prefix)], c=listing).allowed  # declared, absent: judged
+
+
+# --- resource policies for AWS service principals ------------------------------------------
+
+LOGS = "logs.us-east-1.amazonaws.com"
+KEY = f"arn:aws:kms:us-east-1:{A}:key/k1"
+GROUP = f"arn:aws:logs:us-east-1:{A}:log-group:g"
+ON_GROUP = {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": GROUP}}
+
+
+def key_policy(*statements) -> dict:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+@pytest.mark.parametrize(
+    "statement, allowed",
+    [
+        (allow("kms:GenerateDataKey*", Principal={"Service": LOGS}), True),
+        (allow("kms:GenerateDataKey*", Principal={"Service": [f"{LOGS}", "s3.amazonaws.com"]}), True),
+        (allow("kms:GenerateDataKey*", Principal={"Service": "logs.eu-west-1.amazonaws.com"}), False),
+        (allow("kms:GenerateDataKey*", Principal="*"), True),
+        (allow("kms:GenerateDataKey*", Principal={"AWS": f"arn:aws:iam::{A}:root"}), False),  # names IAM, not the service
+        (allow("kms:GenerateDataKey*", NotPrincipal={"Service": LOGS}), False),
+        (allow("kms:GenerateDataKey*", NotPrincipal={"AWS": A}), True),
+        (allow("kms:Decrypt", Principal={"Service": LOGS}), False),
+        (allow("kms:GenerateDataKey", Principal={"Service": LOGS}, Resource=f"arn:aws:kms:us-east-1:{B}:key/*"), False),
+        (allow("kms:*", Principal={"Service": LOGS}, Condition=ON_GROUP), True),
+        (allow("kms:*", Principal={"Service": LOGS}, Condition={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:us-east-1:{A}:*"}}), True),
+        (allow("kms:*", Principal={"Service": LOGS}, Condition={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": GROUP + "2"}}), False),
+        (allow("kms:*", Principal={"Service": LOGS}, Condition={"StringEquals": {"aws:SourceAccount": A}}), False),  # absent key
+        (allow("kms:*", Principal={"Service": LOGS}, Condition={"Bool": {"aws:PrincipalIsAWSService": "true"}}), True),
+        (allow("kms:*", Principal={"Service": LOGS}, Condition={"StringEquals": {"aws:PrincipalServiceName": LOGS}}), True),
+        (allow("kms:*", Principal={"Service": LOGS}, Condition={"StringEqualsFancy": {"aws:PrincipalServiceName": LOGS}}), False),
+    ],
+)
+def test_a_resource_policy_allows_a_service_principal_what_a_statement_naming_it_allows(statement, allowed):
+    context = {"kms:EncryptionContext:aws:logs:arn": [GROUP]}
+    assert service_allows(key_policy(statement), LOGS, "kms:GenerateDataKey", KEY, context) is allowed
+
+
+def test_a_deny_wins_for_a_service_principal_and_no_policy_allows_nothing():
+    allows = allow("kms:*", Principal={"Service": LOGS})
+    assert not service_allows(key_policy(allows, deny("kms:*", Principal="*", Condition=ON_GROUP)), LOGS, "kms:Encrypt", KEY, {"kms:EncryptionContext:aws:logs:arn": [GROUP]})
+    assert service_allows(key_policy(allows, deny("kms:*", Principal="*", Condition=ON_GROUP)), LOGS, "kms:Encrypt", KEY, {})
+    # A Deny the evaluator cannot judge applies.
+    unjudged = deny("kms:*", Principal="*", Condition={"StringEqualsFancy": {"aws:SourceAccount": A}})
+    assert not service_allows(key_policy(allows, unjudged), LOGS, "kms:Encrypt", KEY, {})
+    assert not service_allows(None, LOGS, "kms:Encrypt", KEY, {})
+    assert not service_allows(key_policy(), LOGS, "kms:Encrypt", KEY, {})
+
+
+def test_a_trust_policy_admits_a_service_with_its_source_conditions():
+    flow_log = f"arn:aws:ec2:us-east-1:{A}:vpc-flow-log/fl-1"
+    trust = key_policy({
+        "Effect": "Allow",
+        "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": A}, "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:us-east-1:{A}:vpc-flow-log/*"}},
+    })
+    role = f"arn:aws:iam::{A}:role/delivery"
+    admits = lambda account, arn: service_allows(  # noqa: E731
+        trust, "vpc-flow-logs.amazonaws.com", "sts:AssumeRole", role, {"aws:SourceAccount": [account], "aws:SourceArn": [arn]}
+    )
+    assert admits(A, flow_log)
+    assert not admits(B, flow_log)
+    assert not admits(A, flow_log.replace(A, B))
+    assert not service_allows(trust, "ec2.amazonaws.com", "sts:AssumeRole", role, {"aws:SourceAccount": [A], "aws:SourceArn": [flow_log]})

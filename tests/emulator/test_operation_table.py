@@ -75,14 +75,14 @@ GRANTS = sorted(
 
 def test_the_table_covers_the_operations_sagekeeper_uses():
     """Every SDK operation the Rust code calls (the controller and the cluster tests: `.op_name()`
-    where the name is an operation of exactly one of the six services) has an entry."""
+    where the name is an operation of exactly one of the seven services) has an entry."""
     import re
 
     import botocore.session
 
     session = botocore.session.get_session()
     by_name: dict[str, list[tuple[str, str]]] = {}
-    for service in ("ec2", "iam", "kms", "s3", "sagemaker", "sts"):
+    for service in ("ec2", "iam", "kms", "logs", "s3", "sagemaker", "sts"):
         for name in session.get_service_model(service).operation_names:
             by_name.setdefault(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(), []).append((service, name))
     root = Path(__file__).resolve().parents[2]

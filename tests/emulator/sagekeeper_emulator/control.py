@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import authorization, calls, config, faults
+from . import authorization, calls, config, faults, organizations
 from .sagemaker import core as sagemaker_core
 from .sagemaker import endpoints, pipelines
 
@@ -138,6 +138,30 @@ def clear_endpoint_failures(request):
     return {"removed": endpoints.clear_failures(_account(request.args.get("account")))}
 
 
+def enroll_account(request):
+    body = _body(request)
+    for field in ("parentId", "name", "email", "status"):
+        if body.get(field) is not None and not isinstance(body[field], str):
+            raise ValueError(f"{field} must be a string")
+    return organizations.enroll(
+        _account(body.get("managementAccount")),
+        _account(body.get("accountId")),
+        parent_id=body.get("parentId"),
+        name=body.get("name"),
+        email=body.get("email"),
+        status=body.get("status") or "ACTIVE",
+    )
+
+
+def describe_member(_request, account_id):
+    return organizations.describe(_account(account_id))
+
+
+def remove_member(_request, account_id):
+    organizations.remove(_account(account_id))
+    return {"removed": 1}
+
+
 def reset(_request):
     moto_api_backend.reset()
     return {"ok": True}
@@ -160,6 +184,9 @@ _ROUTES = Map(
         Rule("/_emulator/pipeline-executions", methods=["POST"], endpoint=finish_pipeline_execution),
         Rule("/_emulator/endpoint-failures", methods=["POST"], endpoint=add_endpoint_failure),
         Rule("/_emulator/endpoint-failures", methods=["DELETE"], endpoint=clear_endpoint_failures),
+        Rule("/_emulator/organizations/accounts", methods=["POST"], endpoint=enroll_account),
+        Rule("/_emulator/organizations/accounts/<account_id>", methods=["GET"], endpoint=describe_member),
+        Rule("/_emulator/organizations/accounts/<account_id>", methods=["DELETE"], endpoint=remove_member),
         Rule("/_emulator/reset", methods=["POST"], endpoint=reset),
     ]
 )
@@ -190,12 +217,13 @@ def handle(environ, start_response):
 
 
 def reset_extension_state() -> None:
-    """Forget calls, faults, settings and SageMaker extension state."""
+    """Forget calls, faults, settings, SageMaker extension state and organization membership."""
     calls.log.clear()
     faults.registry.clear()
     config.registry.clear()
     sagemaker_core.reset()
     authorization.reset()
+    organizations.reset()
 
 
 def install() -> None:

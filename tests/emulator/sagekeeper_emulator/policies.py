@@ -11,7 +11,8 @@ What moto gets wrong, and what this module changes:
   ignores Principal and Condition, so every conditional Deny denies always, with
   a bare 403. Here Deny statements are evaluated with Principal, Action,
   Resource and Condition (aws:PrincipalArn, aws:SecureTransport,
-  aws:SourceVpce, aws:ViaAWSService, aws:PrincipalAccount, and S3's
+  aws:SourceVpce, aws:ViaAWSService, aws:PrincipalAccount, aws:PrincipalOrgID,
+  aws:PrincipalOrgPaths, and S3's
   s3:x-amz-server-side-encryption and s3:x-amz-server-side-encryption-aws-kms-key-id). The middleware turns
   moto's bare 403 into an AccessDenied XML error.
 - moto's KMS DescribeKey check has the same flaw (any Deny of kms:* denies); it
@@ -36,7 +37,7 @@ from moto.kms.models import KmsBackend
 from moto.s3.exceptions import S3ClientError
 from moto.s3.models import FakeBucket, S3Backend
 
-from . import config
+from . import config, organizations
 from .authorization.evaluation import Check, Evaluator, Principal, parse, statement_principal, statements
 from .identity import Caller, RequestContext, current
 
@@ -138,6 +139,7 @@ def request_keys(context: RequestContext) -> dict[str, list[str]]:
         "aws:principalaccount": [caller.account],
         "aws:securetransport": ["true" if secure else "false"],
         "aws:viaawsservice": ["false"],
+        **organizations.principal_org_keys(caller.account),
     }
     if "x-emulator-source-vpce" in headers:
         keys["aws:sourcevpce"] = [headers["x-emulator-source-vpce"]]

@@ -34,7 +34,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import make_server
 
-from . import authorization, calls, config, control, ec2, faults, logs, policies, s3, sagemaker, sts
+from . import authorization, calls, config, control, ec2, faults, flow_logs, logs, organizations, policies, s3, sagemaker, sts
 from .identity import RequestContext, bind, identify, unbind
 from .protocol import AwsRequest, error_response, read_request
 
@@ -45,6 +45,8 @@ def install() -> None:
     sts.install()
     ec2.install()
     logs.install()
+    flow_logs.install()
+    organizations.install()
     s3.install()
     sagemaker.install()
     control.install()

@@ -32,6 +32,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .. import organizations
 from ..identity import Caller
 from . import reference, resources, table
 from .evaluation import Check, Decision, Evaluator, Principal, decide, through_endpoint
@@ -137,6 +138,8 @@ def global_keys(caller: Caller, request, check: Check) -> dict[str, list[str]]:
     }
     if caller.kind == "user":
         keys["aws:username"] = [caller.principal_arn.rsplit("/", 1)[-1]]
+    # aws:PrincipalOrgID and aws:PrincipalOrgPaths, read now: a MoveAccount shows at the next request.
+    keys.update(organizations.principal_org_keys(caller.account))
     if "x-emulator-source-vpce" in headers:
         keys["aws:sourcevpce"] = [headers["x-emulator-source-vpce"]]
     via = check.keys.get("kms:viaservice")

@@ -17,6 +17,9 @@ evaluation logic":
    policy (`through_endpoint`).
 5. KMS key policies and role trust policies are mandatory: without an Allow in
    them, identity policies grant nothing, even within the account.
+6. What an AWS service principal may do under a resource policy (a key policy
+   for CloudWatch Logs, a trust policy for the flow logs service) is
+   `service_allows`: an Allow naming the service (or `*`) and no Deny.
 
 Condition operators: String*, Numeric*, Date*, Bool, BinaryEquals, IpAddress,
 NotIpAddress, Arn*, Null, each with `IfExists`, and the `ForAnyValue:` and
@@ -535,6 +538,53 @@ def through_endpoint(evaluator: Evaluator, principal: Principal, check: Check, e
     if not allows:
         return Decision(False, f"because no VPC endpoint policy allows the {check.action} action", None, seen)
     return Decision(True, statement=allows[0][0], unknown=seen)
+
+
+def _names_service(value, service: str) -> bool:
+    """Whether a Principal element names the service principal (`*` names everyone)."""
+    if value == "*":
+        return True
+    entries = value.get("Service", []) if isinstance(value, dict) else []
+    return service.lower() in (str(e).lower() for e in _as_list(entries))
+
+
+def service_statement_principal(statement: dict, service: str) -> str | None:
+    """The form in which a statement names an AWS service principal; None if it does not.
+    NotPrincipal applies to every principal it does not name."""
+    if "NotPrincipal" in statement:
+        return None if _names_service(statement["NotPrincipal"], service) else "everyone"
+    return "service" if _names_service(statement.get("Principal"), service) else None
+
+
+def service_allows(
+    policy: dict | None,
+    service: str,
+    action: str,
+    resource: str,
+    context: dict[str, list[str]] | None = None,
+    evaluator: Evaluator | None = None,
+) -> bool:
+    """Whether a resource policy (a KMS key policy, a role's trust policy) lets the AWS service
+    principal `service` (`logs.us-east-1.amazonaws.com`) perform `action` on `resource`: an Allow
+    naming the service (or `*`) applies and no Deny does. The service's request carries the
+    `context` keys (aws:SourceAccount, kms:EncryptionContext:..., any case) and, as AWS sets them
+    for service principals, aws:PrincipalServiceName and aws:PrincipalIsAWSService. A key absent
+    from the context is absent (positive operators fail); a condition that cannot be judged never
+    lets an Allow apply and always lets a Deny apply."""
+    if not policy:
+        return False
+    keys = {"aws:principalservicename": [service], "aws:principalisawsservice": ["true"]}
+    keys.update({k.lower(): list(v) for k, v in (context or {}).items()})
+    check = Check(action, resource, keys)
+    engine = evaluator or Evaluator()
+    allowed = False
+    for statement in statements(policy):
+        if not engine.statement(statement, check, service_statement_principal(statement, service)).applies:
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
 
 
 def parse(document) -> dict | None:

@@ -102,8 +102,8 @@ def identity_policies(account: str, principal_arn: str) -> tuple[list[Policy], P
 class Key:
     """A KMS key as authorization sees it."""
 
-    def __init__(self, arn: str, account: str, policy: dict | None, tags: dict[str, str]):
-        self.arn, self.account, self.policy, self.tags = arn, account, policy, tags
+    def __init__(self, arn: str, account: str, policy: dict | None, tags: dict[str, str], state: str | None = None):
+        self.arn, self.account, self.policy, self.tags, self.state = arn, account, policy, tags, state
 
 
 def kms_key(account: str, region: str, key_id: str | None) -> Key | None:
@@ -114,18 +114,18 @@ def kms_key(account: str, region: str, key_id: str | None) -> Key | None:
         parts = key_id.split(":")
         if len(parts) >= 6:
             region, account = parts[3], parts[4]
-    backend = kms_backends[account][region]
     try:
+        backend = kms_backends[account][region]
         raw = backend.any_id_to_key_id(key_id)
         key = backend.keys.get(raw)
-    except Exception:  # an unknown alias; moto raises its own NotFound later
+    except Exception:  # an unknown alias or region; moto raises its own NotFound later
         key = None
     if key is None:
         if key_id.startswith("arn:") and ":key/" in key_id:
             return Key(key_id, account, None, {})
         return None
     tags = {t["TagKey"]: t["TagValue"] for t in backend.list_resource_tags(key.id).get("Tags", [])}
-    return Key(key.arn, account, parse(key.policy), tags)
+    return Key(key.arn, account, parse(key.policy), tags, key.key_state)
 
 
 # --- S3 -----------------------------------------------------------------------------
@@ -240,6 +240,14 @@ def next_version(account: str, region: str, group: str) -> int:
 
 
 # --- CloudWatch Logs -------------------------------------------------------------------
+
+
+def log_group(account: str, region: str, name: str):
+    """moto's log group `name`, or None."""
+    try:
+        return logs_backends[account][region].groups.get(name)
+    except KeyError:  # a region moto does not know
+        return None
 
 
 def log_group_tags(account: str, region: str, name: str) -> dict[str, str]:

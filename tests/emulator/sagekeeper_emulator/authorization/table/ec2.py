@@ -2,13 +2,14 @@
 the action on `subnet/*` and on the VPC), existing resources with their tags as
 aws:ResourceTag and ec2:ResourceTag. A create with TagSpecification also needs ec2:CreateTags
 on the new resource with `ec2:CreateAction` naming the create. Describe calls take no resource,
-except DescribeVpcAttribute (the VPC).
+except DescribeVpcAttribute (the VPC). CreateFlowLogs with a DeliverLogsPermissionArn also needs
+iam:PassRole on that role, passed to vpc-flow-logs.amazonaws.com for each monitored resource.
 """
 
 from __future__ import annotations
 
 from .. import resources
-from . import TAG_KEYS, Ctx, grant, operation
+from . import RESOURCE_TAG, TAG_KEYS, Ctx, grant, operation
 
 REGION = "ec2:Region"
 EXISTING = ("aws:ResourceTag/${TagKey}", "ec2:ResourceTag/${TagKey}", REGION)
@@ -27,7 +28,9 @@ _TYPES = {
     "pl": "prefix-list",
     "sgr": "security-group-rule",
     "eni": "network-interface",
+    "fl": "vpc-flow-log",
 }
+FLOW_LOGS = "vpc-flow-logs.amazonaws.com"
 
 
 def resource_type(resource_id: str) -> str:
@@ -97,6 +100,7 @@ for _name in (
     "DescribeNetworkInterfaces",
     "DescribeTags",
     "DescribePrefixLists",
+    "DescribeFlowLogs",
 ):
     _describe(_name)
 _describe("DescribeVpcAttribute", "vpc")
@@ -177,6 +181,42 @@ _on_existing("AssociateRouteTable", ("RouteTableId", "route-table"), ("SubnetId"
 _on_existing("DeleteNatGateway", ("NatGatewayId", "natgateway"))
 _on_existing("ReleaseAddress", ("AllocationId", "elastic-ip"))
 _on_existing("DeleteVpcEndpoints", ("VpcEndpointId", "vpc-endpoint"), listed=True)
+_on_existing("DeleteFlowLogs", ("FlowLogId", "vpc-flow-log"), listed=True)
+
+
+def passed_role(ctx: Ctx, role_arn: str, service: str, resource: str):
+    """The iam:PassRole AWS checks when a request hands `role_arn` to `service` for `resource`."""
+    role = resources.role_from_arn(role_arn)
+    return ctx.check(
+        "iam:PassRole",
+        "role",
+        role.arn if role else role_arn,
+        keys={"iam:PassedToService": [service], "iam:AssociatedResourceArn": [resource]},
+        resource_tags=resources.role_tags(role),
+        account=role_arn.split(":")[4] if role_arn.count(":") >= 5 else None,
+    )
+
+
+@operation(
+    "ec2",
+    "CreateFlowLogs",
+    grant("ec2:CreateFlowLogs", "vpc-flow-log", *NEW),
+    grant("ec2:CreateTags", "vpc-flow-log", *CREATE_TAGS),
+    grant("ec2:CreateFlowLogs", "vpc", *EXISTING),
+    grant("ec2:CreateFlowLogs", "subnet", *EXISTING),
+    grant("ec2:CreateFlowLogs", "network-interface", *EXISTING),
+    grant("iam:PassRole", "role", *RESOURCE_TAG, "iam:PassedToService", "iam:AssociatedResourceArn"),
+)
+def create_flow_logs(ctx: Ctx):
+    """The new flow log (`vpc-flow-log/*`, tagged on create), each monitored resource with its
+    tags, and the delivery role passed to the flow logs service for each of them."""
+    action = "ec2:CreateFlowLogs"
+    ids = [i for i in ctx.members("ResourceId") if i]
+    checks = created(ctx, action, "vpc-flow-log") + [existing(ctx, action, i) for i in ids]
+    if role := ctx.param("DeliverLogsPermissionArn"):
+        arns = dict.fromkeys(ctx.arn("ec2", f"{resource_type(i)}/{i}") for i in ids)
+        checks += [passed_role(ctx, role, FLOW_LOGS, arn) for arn in arns]
+    return checks
 
 
 def _authorize(name: str):
@@ -228,7 +268,10 @@ def modify_vpc_endpoint(ctx: Ctx):
 
 def _tags_operation(name: str):
     action = f"ec2:{name}"
-    kinds = ("vpc", "subnet", "route-table", "security-group", "internet-gateway", "natgateway", "elastic-ip", "vpc-endpoint")
+    kinds = (
+        "vpc", "subnet", "route-table", "security-group", "internet-gateway", "natgateway", "elastic-ip", "vpc-endpoint",
+        "vpc-flow-log",
+    )
 
     # A CreateTags call of its own knows ec2:CreateAction too: absent, so statements that allow
     # tagging only as part of a create do not apply (as in AWS), rather than being unjudgeable.
