@@ -96,6 +96,18 @@ fn cases() -> Vec<Case> {
         s
     };
     vec![
+        case(
+            "a flow log retention CloudWatch Logs does not offer",
+            "DataScienceEnvironment",
+            json!({"spec": {"network": {"flowLogs": {"retentionDays": 10}}}}),
+            "spec.network.flowLogs.retentionDays",
+        ),
+        case(
+            "an unknown flow log traffic type",
+            "DataScienceEnvironment",
+            json!({"spec": {"network": {"flowLogs": {"trafficType": "DROPPED"}}}}),
+            "spec.network.flowLogs.trafficType",
+        ),
         case("account id too short", "AwsAccount", json!({"spec": {"accountId": "12345"}}), "spec.accountId"),
         case("account id not digits", "AwsAccount", json!({"spec": {"accountId": "abcdefghijkl"}}), "spec.accountId"),
         case(
@@ -403,6 +415,11 @@ fn assert_defaults(spec: &Value) {
     assert_eq!(spec["encryption"]["keyRotation"], true);
     assert_eq!(spec["storage"]["versioning"], true);
     assert_eq!(spec["studio"]["enabled"], true);
+    let flow_logs = &spec["network"]["flowLogs"];
+    assert_eq!(
+        (&flow_logs["enabled"], &flow_logs["trafficType"], &flow_logs["retentionDays"]),
+        (&json!(true), &json!("REJECT"), &json!(14))
+    );
     assert_eq!(spec["deletionPolicy"], "Delete");
     assert_eq!(spec["deleteDataOnDelete"], false);
     assert!(spec["network"].get("availabilityZones").is_none(), "zones are chosen by the controller, not defaulted");
@@ -415,6 +432,7 @@ async fn kubectl_explain_describes_spec_fields() {
         ("awsacct.spec.roleArn", "IAM role sagekeeper assumes in this account"),
         ("dse.spec.network", "The environment's VPC in the dev account"),
         ("dse.spec.network.vpcCidr", "prefix /16 to /24"),
+        ("dse.spec.network.flowLogs.trafficType", "REJECT (default), ACCEPT or ALL"),
         ("mlp.spec.pipeline.runRequest", "start one more run"),
         ("mdep.spec.stages.approvedVersion", "The version a person approved"),
     ];

@@ -152,6 +152,28 @@ async fn home_directories_outlive_their_profiles() {
     assert_eq!((dev_left["vpc"], dev_left["keys"], dev_left["buckets"]), (1, 1, 0), "{dev_left:?}");
 }
 
+/// A flow record in the dev VPC's flow log group, as the flow-logs service writes them (one
+/// stream per network interface); returns the group.
+async fn write_flow_records(t: &TestEnv, env: &DataScienceEnvironment) -> String {
+    use sagekeeper_aws::sdk::logs::types::InputLogEvent;
+    let status = env.status.as_ref().unwrap();
+    let group = status.network.as_ref().unwrap().flow_logs.as_ref().expect("flow logs in status").log_group.clone();
+    let dev = t.clients(&t.account(1)).await;
+    dev.logs.create_log_stream().log_group_name(&group).log_stream_name("eni-0abc-all").send().await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let record = "2 111111111111 eni-0abc 10.0.1.5 10.0.2.9 443 49152 6 1 40 1700000000 1700000060 REJECT OK";
+    let event = InputLogEvent::builder().timestamp(now).message(record).build().unwrap();
+    dev.logs
+        .put_log_events()
+        .log_group_name(&group)
+        .log_stream_name("eni-0abc-all")
+        .log_events(event)
+        .send()
+        .await
+        .unwrap();
+    group
+}
+
 /// A data scientist's object in the data bucket, written through the environment's S3
 /// endpoint; returns the bucket.
 async fn write_data(t: &TestEnv, env: &DataScienceEnvironment) -> String {
@@ -179,30 +201,39 @@ async fn deleting_an_environment_with_data_keeps_the_data_its_keys_and_the_home_
     let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
     let uid = env.metadata.uid.clone().unwrap();
     let data_bucket = write_data(&t, &env).await;
+    let log_group = write_flow_records(&t, &env).await;
 
     let retained = delete_environment(&t).await.expect("a DataRetained event");
     assert!(retained.contains(&data_bucket), "{retained}");
+    assert!(retained.contains(&log_group) && retained.contains("/ebs"), "the flow log group and its key: {retained}");
     assert!(retained.contains("alias/sagekeeper/") && retained.contains("/s3"), "the s3 key is kept: {retained}");
     assert!(retained.contains("efs-file-system") && retained.contains("vpc"), "home and its network: {retained}");
     let dev_left = owned_resources(&t, &t.account(1), &uid).await;
+    let dev = t.clients(&t.account(1)).await;
     let expected: std::collections::BTreeMap<String, usize> = [
         ("vpc", 1),
         ("subnets", 2),
         ("route tables", 2),
         ("security groups", 2),
         ("endpoints", 13),
-        ("keys", 2),
-        ("aliases", 2),
+        ("keys", 3),
+        ("aliases", 3),
         ("roles", 0),
         ("buckets", 1),
         ("domains", 0),
         ("user profiles", 0),
+        ("log groups", 1),
+        ("flow logs", 0),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), *v))
     .collect();
-    assert_eq!(dev_left, expected, "dev keeps the data bucket, the s3 and studio keys, and the home's network");
-    let dev = t.clients(&t.account(1)).await;
+    assert_eq!(
+        dev_left, expected,
+        "dev keeps the data bucket, the flow log group with records, their keys, the studio key and the home's network"
+    );
+    let streams = dev.logs.describe_log_streams().log_group_name(&log_group).send().await.unwrap();
+    assert_eq!(streams.log_streams().len(), 1, "the flow records are still there");
     let object = dev.s3.list_objects_v2().bucket(&data_bucket).send().await.unwrap();
     assert_eq!(object.contents().len(), 1, "the object is still there");
     for n in [2, 3] {
@@ -221,6 +252,7 @@ async fn delete_data_on_delete_removes_the_data_too() {
     let env = t.wait_condition_for(&api, "fraud", "Ready", "True", None, Duration::from_secs(120)).await;
     let uid = env.metadata.uid.clone().unwrap();
     write_data(&t, &env).await;
+    write_flow_records(&t, &env).await;
     assert_eq!(delete_environment(&t).await, None);
     for n in 1..=3 {
         assert_eq!(owned_resources(&t, &t.account(n), &uid).await, nothing(), "account {}", t.account(n));

@@ -73,10 +73,12 @@ pub fn expected_in_dev() -> BTreeMap<String, usize> {
         ("endpoints", 13),
         ("keys", 3),
         ("aliases", 3),
-        ("roles", 5),
+        ("roles", 6),
         ("buckets", 2),
         ("domains", 1),
         ("user profiles", 2),
+        ("log groups", 1),
+        ("flow logs", 1),
     ])
 }
 
@@ -90,10 +92,12 @@ pub fn expected_in_target() -> BTreeMap<String, usize> {
         ("endpoints", 9),
         ("keys", 1),
         ("aliases", 1),
-        ("roles", 1),
+        ("roles", 2),
         ("buckets", 1),
         ("domains", 0),
         ("user profiles", 0),
+        ("log groups", 1),
+        ("flow logs", 1),
     ])
 }
 
@@ -158,5 +162,9 @@ pub async fn owned_resources(t: &TestEnv, account: &str, uid: &str) -> BTreeMap<
         profiles += listed.user_profiles().len();
     }
     counts.insert("user profiles".into(), profiles);
+    let groups = c.logs.describe_log_groups().log_group_name_prefix("/sagekeeper/").send().await.unwrap();
+    counts.insert("log groups".into(), groups.log_groups().len());
+    let flow_logs = c.ec2.describe_flow_logs().filter(owned()).send().await.unwrap();
+    counts.insert("flow logs".into(), flow_logs.flow_logs().len());
     counts
 }

@@ -15,6 +15,7 @@ mod drift;
 mod environment_state;
 mod environments;
 mod faults;
+mod flow_logs;
 mod image;
 mod leader;
 mod manifests;

@@ -358,7 +358,10 @@ async fn a_stolen_deployer_session_cannot_mint_a_role_beyond_the_boundary() {
 }
 
 /// A dev-only environment under evaluation, Ready; returns its status.
-async fn converged_environment(t: &TestEnv, spec_extra: &str) -> sagekeeper_api::DataScienceEnvironmentStatus {
+pub(crate) async fn converged_environment(
+    t: &TestEnv,
+    spec_extra: &str,
+) -> sagekeeper_api::DataScienceEnvironmentStatus {
     converged_environment_with(t, "{vpcEndpoints: []}", spec_extra).await
 }
 
@@ -732,7 +735,7 @@ async fn a_refusal_reaches_status_with_its_code_resource_and_remedy_never_an_enc
 
 /// A user of `account` allowed `actions` on everything (a platform tool, or the tenant next
 /// door's admin): clients with its own credentials.
-async fn broad_user(t: &TestEnv, account: &str, name: &str, actions: &[&str]) -> AccountClients {
+pub(crate) async fn broad_user(t: &TestEnv, account: &str, name: &str, actions: &[&str]) -> AccountClients {
     let admin = t.clients(account).await;
     admin.iam.create_user().user_name(name).send().await.unwrap();
     let policy =
@@ -898,12 +901,40 @@ async fn the_deployer_cannot_change_what_it_does_not_own_in_a_shared_account() {
     let bucket = format!("team-b-{dev}-us-east-1-data");
     admin.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let key = admin.kms.create_key().send().await.unwrap().key_metadata.unwrap().arn.unwrap();
+    // A log group under sagekeeper's prefix that is not sagekeeper's, and a flow log into it.
+    let log_group = "/sagekeeper/vpc-flow-logs/team-b";
+    admin.logs.create_log_group().log_group_name(log_group).send().await.unwrap();
+    // Tagged as sagekeeper's when `tagged` (the deployer may create flow logs only so).
+    let flow_log = |clients: &AccountClients, role: String, tagged: bool| {
+        use sagekeeper_aws::sdk::ec2::types::{FlowLogsResourceType, LogDestinationType, TrafficType};
+        let tags = sagekeeper_aws::sdk::ec2::types::TagSpecification::builder()
+            .resource_type(sagekeeper_aws::sdk::ec2::types::ResourceType::VpcFlowLog)
+            .tags(
+                sagekeeper_aws::sdk::ec2::types::Tag::builder()
+                    .key(sagekeeper_api::naming::OWNER_UID_TAG)
+                    .value("x")
+                    .build(),
+            )
+            .build();
+        clients
+            .ec2
+            .create_flow_logs()
+            .resource_type(FlowLogsResourceType::Vpc)
+            .resource_ids(&vpc)
+            .traffic_type(TrafficType::All)
+            .log_destination_type(LogDestinationType::CloudWatchLogs)
+            .log_group_name(log_group)
+            .deliver_logs_permission_arn(role)
+            .set_tag_specifications(tagged.then(|| vec![tags]))
+    };
+    let foreign_flow_log = flow_log(&admin, role.clone(), false).send().await.unwrap().flow_log_ids()[0].clone();
 
     let deployer = t.clients_as_controller(&dev).await;
     // Every attempt is made and every one that went through is reported.
     let mut could = Vec::new();
     let mut refused = |result: Result<(), String>, what: &str| {
-        if !result.as_ref().is_err_and(|e| e.starts_with("AccessDenied")) {
+        let denied = |e: &String| e.starts_with("AccessDenied") || e.starts_with("UnauthorizedOperation");
+        if !result.as_ref().is_err_and(denied) {
             could.push(format!("{what} ({result:?})"));
         }
     };
@@ -973,6 +1004,23 @@ async fn the_deployer_cannot_change_what_it_does_not_own_in_a_shared_account() {
         "delete a foreign key",
     );
     refused(outcome(deployer.kms.disable_key_rotation().key_id(&key).send().await), "change a foreign key");
+    let logs = &deployer.logs;
+    refused(outcome(logs.delete_log_group().log_group_name(log_group).send().await), "delete a foreign log group");
+    refused(
+        outcome(logs.put_retention_policy().log_group_name(log_group).retention_in_days(1).send().await),
+        "shorten a foreign log group's retention",
+    );
+    refused(
+        outcome(logs.associate_kms_key().log_group_name(log_group).kms_key_id(&key).send().await),
+        "re-key a foreign log group",
+    );
+    // A delivery role name sagekeeper may pass: only the VPC, not sagekeeper's, is refused.
+    let delivery = format!("arn:aws:iam::{dev}:role/sk-team-b-flow-logs");
+    refused(outcome(flow_log(&deployer, delivery, true).send().await), "log a foreign VPC");
+    refused(
+        outcome(deployer.ec2.delete_flow_logs().flow_log_ids(&foreign_flow_log).send().await),
+        "stop a foreign flow log",
+    );
     assert!(could.is_empty(), "the deployer could:\n{}", could.join("\n"));
 }
 

@@ -522,6 +522,8 @@ pub struct AccountClients {
     pub s3: sagekeeper_aws::sdk::s3::Client,
     /// SageMaker.
     pub sagemaker: sagekeeper_aws::sdk::sagemaker::Client,
+    /// CloudWatch Logs.
+    pub logs: sagekeeper_aws::sdk::logs::Client,
 }
 
 impl TestEnv {
@@ -568,6 +570,7 @@ impl TestEnv {
             kms: sdk::kms::Client::new(config),
             s3: sdk::s3::Client::new(config),
             sagemaker: sdk::sagemaker::Client::new(config),
+            logs: sdk::logs::Client::new(config),
         }
     }
 

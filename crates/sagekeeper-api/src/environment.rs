@@ -135,6 +135,11 @@ pub struct NetworkSpec {
     #[schemars(length(max = 32), inner(length(max = 64), pattern(ENDPOINT_SERVICE)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub vpc_endpoints: Option<Vec<String>>,
+
+    /// VPC flow logs of the environment's VPCs (dev and every target account) to CloudWatch
+    /// Logs, each log group encrypted with a key of its own. On by default.
+    #[serde(default)]
+    pub flow_logs: FlowLogsSpec,
 }
 
 impl Default for NetworkSpec {
@@ -144,6 +149,68 @@ impl Default for NetworkSpec {
             availability_zones: None,
             internet_access: InternetAccess::None,
             vpc_endpoints: None,
+            flow_logs: FlowLogsSpec::default(),
+        }
+    }
+}
+
+/// The retention periods CloudWatch Logs accepts, in days.
+pub const LOG_RETENTION_DAYS: [i32; 22] =
+    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+/// VPC flow logs: one log group per VPC, in the VPC's account, encrypted with a key the
+/// environment owns, written by a delivery role only the flow-logs service may assume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowLogsSpec {
+    /// Whether to log. Default true. Turning it off removes the flow logs and their delivery
+    /// roles; the log groups (data) and their keys stay until the environment is deleted.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+
+    /// Which traffic to log: REJECT (default), ACCEPT or ALL.
+    #[serde(default)]
+    pub traffic_type: TrafficType,
+
+    /// How long CloudWatch Logs keeps the records, in days: one of 1, 3, 5, 7, 14 (default),
+    /// 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653.
+    #[serde(default = "default_retention_days")]
+    #[x_kube(validation = Rule::new(
+        "self in [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]"
+    ).message("spec.network.flowLogs.retentionDays must be a retention CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653"))]
+    pub retention_days: i32,
+}
+
+impl Default for FlowLogsSpec {
+    fn default() -> Self {
+        Self { enabled: true, traffic_type: TrafficType::Reject, retention_days: default_retention_days() }
+    }
+}
+
+fn default_retention_days() -> i32 {
+    14
+}
+
+/// The traffic a flow log records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TrafficType {
+    /// Rejected traffic only.
+    #[default]
+    Reject,
+    /// Accepted traffic only.
+    Accept,
+    /// All traffic.
+    All,
+}
+
+impl TrafficType {
+    /// The value EC2 takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reject => "REJECT",
+            Self::Accept => "ACCEPT",
+            Self::All => "ALL",
         }
     }
 }
@@ -403,6 +470,23 @@ pub struct NetworkStatus {
     /// VPC endpoint ids by service suffix (s3 for the gateway).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vpc_endpoint_ids: BTreeMap<String, String>,
+    /// The VPC's flow log, while flow logs are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_logs: Option<FlowLogsStatus>,
+}
+
+/// One VPC's flow log and where it writes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowLogsStatus {
+    /// The flow log id (fl-...).
+    pub flow_log_id: String,
+    /// The CloudWatch Logs log group.
+    pub log_group: String,
+    /// The KMS key that encrypts the log group.
+    pub key_arn: String,
+    /// The role the flow-logs service writes with.
+    pub delivery_role_arn: String,
 }
 
 /// The environment's KMS keys.
@@ -494,6 +578,9 @@ pub struct TargetAccountStatus {
     /// The model execution role there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_execution_role_arn: Option<String>,
+    /// The VPC's flow log there, while flow logs are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_logs: Option<FlowLogsStatus>,
     /// sagekeeper's principal there (the AwsAccount's role): with the model execution role, the
     /// only principal of the account the projects' model registries are shared with.
     #[serde(default, skip_serializing_if = "Option::is_none")]

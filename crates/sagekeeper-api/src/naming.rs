@@ -112,7 +112,17 @@ impl EnvironmentNames {
     pub fn domain(&self) -> String {
         self.stem.clone()
     }
+
+    /// The CloudWatch Logs group of the flow logs of the environment's VPC in any of its
+    /// accounts: `/sagekeeper/vpc-flow-logs/<stem>`. The fixed prefix is what the deployer
+    /// policy's log grants name.
+    pub fn flow_log_group(&self) -> String {
+        format!("{LOG_GROUP_PREFIX}vpc-flow-logs/{}", self.stem)
+    }
 }
+
+/// Every log group name starts with it (`deploy/aws/deployer/network.json` names it).
+pub const LOG_GROUP_PREFIX: &str = "/sagekeeper/";
 
 /// The names of what an MLOpsProject creates.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! classification, and one module per AWS resource family with idempotent steps.
 
 pub mod errors;
+pub mod flow_logs;
 pub mod iam;
 pub mod identity;
 pub mod kms;
@@ -27,6 +28,7 @@ pub use sessions::{AccountAccess, Session, Sessions};
 pub mod sdk {
     pub use aws_config as config;
     pub use aws_credential_types as credential_types;
+    pub use aws_sdk_cloudwatchlogs as logs;
     pub use aws_sdk_ec2 as ec2;
     pub use aws_sdk_iam as iam;
     pub use aws_sdk_kms as kms;

@@ -23,7 +23,7 @@
 //! a write forgets the shared read.
 //!
 //! Families with a batched read: an account's roles (with trust, boundary, inline policies and
-//! tags), an account's networks (its sagekeeper VPCs found by tag, then one describe per
+//! tags), an account's flow logs, an account's networks (its sagekeeper VPCs found by tag, then one describe per
 //! resource type filtered by all of them, VPC endpoints included; at Security depth only route
 //! tables, security groups and VPC endpoints, the rest from the last complete listing, to check
 //! against only), an environment's network
@@ -43,6 +43,7 @@ use aws_sdk_sagemaker::operation::describe_domain::DescribeDomainOutput;
 use tokio::sync::OnceCell;
 
 use crate::errors::AwsError;
+use crate::flow_logs::AccountFlowLogs;
 use crate::iam::AccountRoles;
 use crate::network::{AccountNetworks, SeenNetwork};
 use crate::registry::Version;
@@ -65,6 +66,8 @@ pub struct Snapshot {
     /// An account's sagekeeper networks, and whether this pass read them (a listing another
     /// pass read, or one refreshed only in part, is checked against only).
     pub(crate) account_networks: Family<AccountAccess, (Arc<AccountNetworks>, bool)>,
+    /// An account's sagekeeper flow logs, and whether this pass read them.
+    pub(crate) flow_logs: Family<AccountAccess, (Arc<AccountFlowLogs>, bool)>,
 }
 
 impl Snapshot {
@@ -77,6 +80,7 @@ impl Snapshot {
             self.versions.reads(),
             self.roles.reads(),
             self.account_networks.reads(),
+            self.flow_logs.reads(),
         ]
         .into_iter()
         .fold(Reads::default(), |all, r| Reads { made: all.made + r.made, asked: all.asked + r.asked })
@@ -99,6 +103,9 @@ pub struct Shared {
     /// An account's last complete listing of networks, which a Security-depth pass refreshes
     /// in part (see [`AccountNetworks`]); forgotten with `networks`.
     pub(crate) complete_networks: Aged<AccountAccess, Arc<AccountNetworks>>,
+    /// An account's sagekeeper flow logs: read by any object's pass, forgotten when one writes
+    /// a flow log or a flow log group there.
+    pub(crate) flow_logs: Aged<AccountAccess, Arc<AccountFlowLogs>>,
     /// How many times a pass forgot an account's networks, by account: a complete listing
     /// read across a forget of its account is not kept as the base of refreshes (it may
     /// predate the write). Writes in other accounts do not count: with many objects
@@ -120,6 +127,7 @@ impl Shared {
             roles: Aged::new(account_age),
             networks: Aged::new(account_age),
             complete_networks: Aged::new(COMPLETE_LISTING_AGE),
+            flow_logs: Aged::new(account_age),
             networks_forgotten: Mutex::default(),
         }
     }

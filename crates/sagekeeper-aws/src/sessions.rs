@@ -256,6 +256,7 @@ struct Clients {
     iam: OnceLock<aws_sdk_iam::Client>,
     kms: OnceLock<aws_sdk_kms::Client>,
     s3: OnceLock<aws_sdk_s3::Client>,
+    logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
     sagemaker: OnceLock<aws_sdk_sagemaker::Client>,
     ec2_check: OnceLock<aws_sdk_ec2::Client>,
 }
@@ -279,6 +280,7 @@ impl Session {
     client!(iam, aws_sdk_iam);
     client!(kms, aws_sdk_kms);
     client!(s3, aws_sdk_s3);
+    client!(logs, aws_sdk_cloudwatchlogs);
     client!(sagemaker, aws_sdk_sagemaker);
 
     /// An EC2 client that sends only reads and refuses every other call before it is sent:

@@ -126,6 +126,7 @@ pub(crate) enum Service {
     Ec2,
     Iam,
     Kms,
+    Logs,
     S3,
     SageMaker,
 }

@@ -37,6 +37,9 @@ pub struct Environment {
     pub security_groups: Vec<String>,
     /// Id of the Studio domain once it exists; `None` scopes persona Studio access to the account.
     pub studio_domain_id: Option<String>,
+    /// The CloudWatch Logs group of the flow logs of the environment's VPC in each account
+    /// (the same name in every account); its key lets CloudWatch Logs use it for that group.
+    pub flow_log_group: String,
     /// The staging and production accounts.
     pub targets: Vec<Target>,
 }
@@ -199,6 +202,7 @@ pub(crate) mod fixtures {
             subnets: vec!["subnet-0a1".into(), "subnet-0b2".into()],
             security_groups: vec!["sg-0work".into()],
             studio_domain_id: Some("d-abc123".into()),
+            flow_log_group: "/sagekeeper/vpc-flow-logs/fraud-3f2a".into(),
             targets: vec![
                 target(STAGING, STAGING_ROLE, STAGING_CONTROLLER),
                 target(PROD, PROD_ROLE, "arn:aws:iam::333333333333:role/sagekeeper-deployer"),

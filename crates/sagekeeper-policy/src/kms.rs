@@ -53,11 +53,22 @@ pub fn admin_policy(partition: &str, account_id: &str, controller_arns: &[String
     document(admin_statements(partition, account_id, controller_arns))
 }
 
-/// The ebs key: volumes of jobs, notebooks and dev endpoints.
+/// The ebs key: volumes of jobs, notebooks and dev endpoints, and the dev VPC's flow log group.
 pub fn ebs_key_policy(env: &Environment) -> Value {
     let mut users = vec![env.roles.execution.clone(), env.roles.pipeline.clone(), env.roles.model_execution.clone()];
     users.extend(personas(env));
-    dev_key_policy(env, &users, Vec::new())
+    dev_key_policy(env, &users, vec![flow_logs(env, &env.account_id)])
+}
+
+/// Lets CloudWatch Logs encrypt the flow log group of `account` with the key, and nothing else.
+/// Present whether flow logs are on or off: a group kept from when they were on stays readable.
+fn flow_logs(env: &Environment, account: &str) -> Value {
+    crate::logs::key_statement(&crate::logs::FlowLogGroup {
+        partition: &env.partition,
+        region: &env.region,
+        account_id: account,
+        name: &env.flow_log_group,
+    })
 }
 
 /// The studio key: the domain's home file system and app volumes.
@@ -108,6 +119,7 @@ pub fn s3_key_policy(env: &Environment) -> Value {
 pub fn target_key_policy(env: &Environment, target: &Target) -> Value {
     let mut statements = admin_statements(&env.partition, &target.account_id, &target.controller_arns);
     statements.extend(use_statements(std::slice::from_ref(&target.model_execution_role)));
+    statements.push(flow_logs(env, &target.account_id));
     document(statements)
 }
 
@@ -283,6 +295,20 @@ mod tests {
     }
 
     #[test]
+    fn the_ebs_and_endpoint_keys_admit_cloudwatch_logs_only_for_their_accounts_flow_log_group() {
+        let env = env();
+        let group = |account: &str| format!("arn:aws:logs:us-east-1:{account}:log-group:{}", env.flow_log_group);
+        for (policy, account) in [(ebs_key_policy(&env), DEV), (target_key_policy(&env, &env.targets[0]), STAGING)] {
+            let logs = statement(&policy, "CloudWatchLogsOfTheFlowLogGroup");
+            assert_eq!(logs["Principal"], json!({"Service": ["logs.us-east-1.amazonaws.com"]}));
+            assert_eq!(logs["Condition"], json!({"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group(account)}}));
+        }
+        for policy in [studio_key_policy(&env), s3_key_policy(&env)] {
+            assert!(!policy.to_string().contains("logs."), "only the ebs and endpoint keys encrypt flow logs");
+        }
+    }
+
+    #[test]
     fn ebs_key_is_used_by_every_role_that_makes_volumes() {
         let policy = ebs_key_policy(&env());
         let users = json!({"AWS": [EXECUTION, PIPELINE, MODEL_EXECUTION, DATA_SCIENTIST, TEAM_ADMIN]});
@@ -304,7 +330,8 @@ mod tests {
                 "ControllerManagesKey",
                 "ControllerGrantsForAwsResources",
                 "KeyUse",
-                "KeyGrantsForAwsResources"
+                "KeyGrantsForAwsResources",
+                "CloudWatchLogsOfTheFlowLogGroup"
             ]
         );
     }

@@ -10,6 +10,7 @@ pub mod images;
 pub mod inputs;
 pub mod kms;
 pub mod limits;
+pub mod logs;
 pub mod pipeline;
 pub mod registry;
 pub mod s3;

@@ -81,6 +81,10 @@ pub(crate) struct Plan {
     /// Who besides SageMaker may assume each persona role.
     pub(crate) persona_principals: PersonaPrincipals,
     pub(crate) studio: Option<StudioPlan>,
+    /// Flow logs of every VPC of the environment, when on.
+    pub(crate) flow_logs: Option<FlowLogsPlan>,
+    /// The names of what flow logs use, the same in every account.
+    pub(crate) flow_log_names: FlowLogNames,
     pub(crate) targets: Vec<TargetPlan>,
     /// The ids of the dev and every target account, sorted.
     pub(crate) accounts: Vec<String>,
@@ -97,6 +101,20 @@ pub(crate) struct RoleNames {
     pub(crate) model_execution: String,
     pub(crate) data_scientist: String,
     pub(crate) team_admin: String,
+}
+
+/// What flow logs record, and for how long.
+#[derive(Clone, Debug)]
+pub(crate) struct FlowLogsPlan {
+    pub(crate) traffic_type: &'static str,
+    pub(crate) retention_days: i32,
+}
+
+/// The log group and delivery role of flow logs.
+#[derive(Clone, Debug)]
+pub(crate) struct FlowLogNames {
+    pub(crate) log_group: String,
+    pub(crate) role: String,
 }
 
 /// The Studio domain and its users.
@@ -299,6 +317,11 @@ pub(crate) fn plan(
         personas,
         persona_principals: principals.clone(),
         studio,
+        flow_logs: spec.network.flow_logs.enabled.then(|| FlowLogsPlan {
+            traffic_type: spec.network.flow_logs.traffic_type.as_str(),
+            retention_days: spec.network.flow_logs.retention_days,
+        }),
+        flow_log_names: FlowLogNames { log_group: names.flow_log_group(), role: names.role("flow-logs") },
         targets: Vec::new(),
         accounts,
         target_cidr,
@@ -598,6 +621,11 @@ pub(crate) enum EnvStep {
     TargetKeyPolicy(String),
     /// A target account's data capture bucket.
     CaptureBucket(String),
+    /// The flow-logs delivery role in the dev account (`None`) or a target account: ensured while flow logs are on, else removed.
+    FlowLogRole(Option<String>),
+    /// The VPC's flow log group (encrypted with the ebs key in the dev account, the endpoint
+    /// key in a target account) and flow log there; with flow logs off, the flow log goes.
+    FlowLogs(Option<String>),
     /// Cleans up in an account the spec no longer lists.
     RemoveTarget(String),
     /// Teardown only: records the Studio home file system as kept (unless data goes) before
@@ -621,6 +649,8 @@ impl EnvStep {
                 | Self::TargetKey(_)
                 | Self::TargetRole(_)
                 | Self::CaptureBucket(_)
+                | Self::FlowLogRole(_)
+                | Self::FlowLogs(_)
         )
     }
 
@@ -635,6 +665,7 @@ impl EnvStep {
             | Self::TargetKeyPolicy(a)
             | Self::CaptureBucket(a)
             | Self::RemoveTarget(a) => Some(a),
+            Self::FlowLogRole(a) | Self::FlowLogs(a) => a.as_deref(),
             _ => None,
         }
     }
@@ -660,6 +691,8 @@ impl crate::steps::StepId for EnvStep {
             Self::TargetRole(_) => "TargetRole",
             Self::TargetKeyPolicy(_) => "TargetKeyPolicy",
             Self::CaptureBucket(_) => "CaptureBucket",
+            Self::FlowLogRole(_) => "FlowLogRole",
+            Self::FlowLogs(_) => "FlowLogs",
             Self::RemoveTarget(_) => "RemoveTarget",
             Self::Home => "Home",
         }
@@ -669,6 +702,7 @@ impl crate::steps::StepId for EnvStep {
         use sagekeeper_api::conditions::Component;
         match self {
             Self::Network | Self::VpcEndpoints | Self::NetworkAvailable => Component::Network,
+            Self::FlowLogRole(None) | Self::FlowLogs(None) => Component::Network,
             Self::Key(_) | Self::KeyPolicy(_) => Component::Encryption,
             Self::Role(_) => Component::Identity,
             Self::Bucket(_) => Component::Storage,
@@ -792,6 +826,23 @@ impl Plan {
                 (S::TargetKeyPolicy(a.clone()), vec![S::TargetKey(a.clone()), S::TargetRole(a.clone())]),
                 (S::CaptureBucket(a.clone()), vec![S::TargetKey(a)]),
             ]);
+        }
+        // Flow logs of every VPC, into a group encrypted with the account's ebs or endpoint key
+        // once its policy admits CloudWatch Logs; with them off, the flow log goes, then its
+        // delivery role.
+        let scopes = std::iter::once(None).chain(self.targets.iter().map(|t| Some(t.account.name.clone())));
+        for scope in scopes {
+            let (network, key, key_policy) = match scope.clone() {
+                None => (S::Network, S::Key(KeyPurpose::Ebs), S::KeyPolicy(KeyPurpose::Ebs)),
+                Some(a) => (S::TargetNetwork(a.clone()), S::TargetKey(a.clone()), S::TargetKeyPolicy(a)),
+            };
+            if everything || self.flow_logs.is_some() {
+                let needs = vec![network, key, key_policy, S::FlowLogRole(scope.clone())];
+                graph.extend([(S::FlowLogRole(scope.clone()), vec![]), (S::FlowLogs(scope), needs)]);
+            } else {
+                graph.push((S::FlowLogs(scope.clone()), vec![network]));
+                graph.push((S::FlowLogRole(scope.clone()), vec![S::FlowLogs(scope)]));
+            }
         }
         graph.extend(leaving.iter().map(|a| (S::RemoveTarget(a.clone()), vec![])));
         graph

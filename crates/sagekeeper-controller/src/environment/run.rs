@@ -9,6 +9,7 @@ use futures::FutureExt;
 use sagekeeper_api::DataScienceEnvironmentStatus;
 use sagekeeper_api::environment::{Persona, RetainedResource, TargetAccountStatus};
 use sagekeeper_aws::Snapshot;
+use sagekeeper_aws::flow_logs::{self, FlowLogOutputs, FlowLogPlan};
 use sagekeeper_aws::iam::{self, RoleOutputs, RolePlan};
 use sagekeeper_aws::kms::{self, KeyOutputs, KeyPlan};
 use sagekeeper_aws::network::{self, EndpointOutputs, NetworkOutputs, S3_ENDPOINT};
@@ -39,6 +40,8 @@ pub(crate) enum EnvOutput {
     Domain(Option<(DomainOutputs, Option<String>)>),
     /// The user profile names.
     Profiles(Vec<String>),
+    /// A VPC's flow log; `None` when flow logs are off and it is gone.
+    FlowLogs(Option<FlowLogOutputs>),
     /// Cleanup in a target account the spec dropped is done; what it kept on purpose.
     Removed(Vec<RetainedResource>),
     /// Done, with nothing to pass on.
@@ -130,7 +133,8 @@ impl<'a> Pass<'a> {
             S::Network | S::VpcEndpoints | S::NetworkAvailable => Service::Ec2,
             S::TargetNetwork(_) | S::TargetVpcEndpoints(_) | S::TargetNetworkAvailable(_) => Service::Ec2,
             S::Key(_) | S::KeyPolicy(_) | S::TargetKey(_) | S::TargetKeyPolicy(_) => Service::Kms,
-            S::Role(_) | S::TargetRole(_) => Service::Iam,
+            S::Role(_) | S::TargetRole(_) | S::FlowLogRole(_) => Service::Iam,
+            S::FlowLogs(_) => Service::Logs,
             S::Bucket(_) | S::CaptureBucket(_) | S::RemoveTarget(_) => Service::S3,
             S::Domain | S::DomainInService | S::UserProfiles | S::Home => Service::SageMaker,
         };
@@ -300,6 +304,8 @@ impl<'a> Pass<'a> {
                 let resource = format!("bucket {} in {}", bucket.name, target.account.name);
                 Done::from_step(result, resource).map(|()| EnvOutput::Done)
             }
+            S::FlowLogRole(scope) => self.flow_log_role(scope).await,
+            S::FlowLogs(scope) => self.flow_logs(scope, &inputs).await,
             S::RemoveTarget(name) => self.remove_target(&name).await,
             // Teardown's alone: never planned for a converge.
             S::Home => Done::missing(&S::Home),
@@ -458,6 +464,69 @@ impl<'a> Pass<'a> {
         Done::from_step(result, "Studio user profiles").map(EnvOutput::Profiles)
     }
 
+    /// The account a flow-logs step works in: the dev account (`None`) or a target account.
+    fn scoped(&self, scope: Option<&str>) -> Option<&'a AccountPlan> {
+        match scope {
+            None => Some(&self.plan.dev),
+            Some(name) => self.target(name).map(|t| &t.account),
+        }
+    }
+
+    /// The role the flow-logs service delivers with; removed while flow logs are off.
+    async fn flow_log_role(self, scope: Option<String>) -> Done<EnvOutput> {
+        use sagekeeper_policy::logs;
+        let Some(account) = self.scoped(scope.as_deref()) else { return Done::missing(&EnvStep::FlowLogRole(scope)) };
+        let plan = self.plan;
+        let session = self.ctx.sessions.session(&account.access);
+        let name = &plan.flow_log_names.role;
+        let resource = format!("IAM role {name}{}", located(scope.as_deref()));
+        if plan.flow_logs.is_none() {
+            let result = iam::delete_role(&session, &plan.owner, name, &account.boundary, self.changes).await;
+            return Done::from_aws(result.map(|()| EnvOutput::Role(None)), resource);
+        }
+        let group = flow_log_group(plan, account);
+        let trust = logs::delivery_trust(&group);
+        let role = role(plan, "flow-logs", name, trust, logs::delivery_policy(&group), account.boundary.clone());
+        let result = iam::ensure_role(&session, self.seen, &self.ctx.shared, &role, self.changes).await;
+        Done::from_step(result, resource).map(|r| EnvOutput::Role(Some(r)))
+    }
+
+    /// The VPC's log group and flow log; with flow logs off, the flow log goes (the group,
+    /// which holds the records, stays until the environment goes).
+    async fn flow_logs(self, scope: Option<String>, inputs: &Inputs<EnvStep, EnvOutput>) -> Done<EnvOutput> {
+        let network = scope.clone().map_or(EnvStep::Network, EnvStep::TargetNetwork);
+        let (Some(account), Some(EnvOutput::Network(net))) = (self.scoped(scope.as_deref()), inputs.get(&network))
+        else {
+            return Done::missing(&network);
+        };
+        let plan = self.plan;
+        let session = self.ctx.sessions.session(&account.access);
+        let resource = format!("flow log of {}{}", net.vpc_id, located(scope.as_deref()));
+        let Some(flow) = &plan.flow_logs else {
+            let result = flow_logs::disable(&session, &plan.owner, &net.vpc_id, self.changes).await;
+            return Done::from_aws(result.map(|()| EnvOutput::FlowLogs(None)), resource);
+        };
+        let key = scope.clone().map_or(EnvStep::Key(KeyPurpose::Ebs), EnvStep::TargetKey);
+        let (Some(EnvOutput::Key(key)), Some(EnvOutput::Role(Some(role)))) =
+            (inputs.get(&key), inputs.get(&EnvStep::FlowLogRole(scope.clone())))
+        else {
+            return Done::missing(&key);
+        };
+        let flow_log = FlowLogPlan {
+            owner: plan.owner.clone(),
+            component: "flow-logs".into(),
+            log_group: plan.flow_log_names.log_group.clone(),
+            key_arn: key.arn.clone(),
+            retention_days: flow.retention_days,
+            vpc_id: net.vpc_id.clone(),
+            traffic_type: flow.traffic_type.to_owned(),
+            role_arn: role.arn.clone(),
+        };
+        let result =
+            flow_logs::ensure(&session, self.seen, &self.ctx.shared, &flow_log, self.depth, self.changes).await;
+        Done::from_step(result, resource).map(|f| EnvOutput::FlowLogs(Some(f)))
+    }
+
     /// Cleans up in a target account the spec dropped.
     async fn remove_target(self, name: &str) -> Done<EnvOutput> {
         let Some(entry) = self.leaving.iter().find(|t| t.account == name) else {
@@ -528,6 +597,7 @@ impl<'a> Pass<'a> {
             subnets: dev_network.map(|n| n.private_subnet_ids.clone()).unwrap_or_default(),
             security_groups: dev_network.map(|n| n.groups.workloads.clone()).into_iter().collect(),
             studio_domain_id: self.previous.studio.as_ref().and_then(|s| s.domain_id.clone()),
+            flow_log_group: plan.flow_log_names.log_group.clone(),
             targets: plan
                 .targets
                 .iter()
@@ -582,6 +652,21 @@ fn propagating(done: Done<EnvOutput>, inputs: &Inputs<EnvStep, EnvOutput>) -> Do
         }
         other => other,
     }
+}
+
+/// Where the flow logs of `account`'s VPC go, as the policies name it.
+fn flow_log_group<'p>(plan: &'p Plan, account: &'p AccountPlan) -> sagekeeper_policy::logs::FlowLogGroup<'p> {
+    sagekeeper_policy::logs::FlowLogGroup {
+        partition: &plan.partition,
+        region: &plan.region,
+        account_id: &account.account_id,
+        name: &plan.flow_log_names.log_group,
+    }
+}
+
+/// ` in <account>` for a target account's resources in messages.
+fn located(scope: Option<&str>) -> String {
+    scope.map(|name| format!(" in {name}")).unwrap_or_default()
 }
 
 fn key_plan(plan: &Plan, account: &AccountPlan, purpose: &str, alias: String) -> KeyPlan {

@@ -4,7 +4,7 @@
 use sagekeeper_api::DataScienceEnvironmentStatus;
 use sagekeeper_api::conditions::{Component, ComponentState, Outcome};
 use sagekeeper_api::environment::{
-    EncryptionStatus, IdentityStatus, NetworkStatus, StorageStatus, StudioStatus, TargetAccountStatus,
+    EncryptionStatus, FlowLogsStatus, IdentityStatus, NetworkStatus, StorageStatus, StudioStatus, TargetAccountStatus,
 };
 use sagekeeper_aws::ErrorKind;
 
@@ -69,7 +69,13 @@ fn ready_message(plan: &Plan, results: &Results<EnvStep, EnvOutput>, component: 
     match component {
         Component::Network => match (ready(results, &EnvStep::Network), ready(results, &EnvStep::VpcEndpoints)) {
             (Some(EnvOutput::Network(n)), Some(EnvOutput::Endpoints(e))) => {
-                format!("VPC {} with {} endpoints", n.vpc_id, e.ids.len())
+                let logged = match (&plan.flow_logs, ready(results, &EnvStep::FlowLogs(None))) {
+                    (Some(f), Some(EnvOutput::FlowLogs(Some(_)))) => {
+                        format!(", flow logs ({}) to {}", f.traffic_type, plan.flow_log_names.log_group)
+                    }
+                    _ => ", flow logs off".to_owned(),
+                };
+                format!("VPC {} with {} endpoints{logged}", n.vpc_id, e.ids.len())
             }
             _ => "network ready".into(),
         },
@@ -91,6 +97,27 @@ fn ready_message(plan: &Plan, results: &Results<EnvStep, EnvOutput>, component: 
         _ if plan.targets.is_empty() => "no target accounts".into(),
         _ => format!("{} target accounts ready", plan.targets.len()),
     }
+}
+
+/// A VPC's flow log, its group, key and delivery role, once all are ready.
+fn flow_logs(
+    plan: &Plan,
+    results: &Results<EnvStep, EnvOutput>,
+    scope: Option<&String>,
+    account_id: &str,
+) -> Option<FlowLogsStatus> {
+    let key = scope.cloned().map_or(EnvStep::Key(KeyPurpose::Ebs), EnvStep::TargetKey);
+    let (Some(EnvOutput::FlowLogs(Some(f))), Some(EnvOutput::Key(key))) =
+        (ready(results, &EnvStep::FlowLogs(scope.cloned())), ready(results, &key))
+    else {
+        return None;
+    };
+    Some(FlowLogsStatus {
+        flow_log_id: f.flow_log_id.clone(),
+        log_group: plan.flow_log_names.log_group.clone(),
+        key_arn: key.arn.clone(),
+        delivery_role_arn: plan.role_arn(account_id, &plan.flow_log_names.role),
+    })
 }
 
 fn ready<'r>(results: &'r Results<EnvStep, EnvOutput>, id: &EnvStep) -> Option<&'r EnvOutput> {
@@ -123,6 +150,9 @@ fn status(
     }
     if let Some(EnvOutput::Endpoints(e)) = ready(results, &EnvStep::VpcEndpoints) {
         net.vpc_endpoint_ids = e.ids.clone();
+    }
+    if let Some(EnvOutput::FlowLogs(_)) = ready(results, &EnvStep::FlowLogs(None)) {
+        net.flow_logs = flow_logs(plan, results, None, &plan.dev.account_id);
     }
     status.network = Some(NetworkStatus { ..net });
     let key = |purpose: KeyPurpose| match ready(results, &EnvStep::Key(purpose)) {
@@ -192,6 +222,7 @@ fn status(
                     Some(EnvOutput::Role(Some(r))) => Some(r.arn.clone()),
                     _ => None,
                 },
+                flow_logs: flow_logs(plan, results, Some(name), &t.account.account_id),
                 deployer_arn: t.account.controller_arns.first().cloned(),
                 ready: results
                     .iter()

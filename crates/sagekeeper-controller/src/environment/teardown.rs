@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use futures::FutureExt;
 use sagekeeper_api::environment::RetainedResource;
-use sagekeeper_aws::kms;
 use sagekeeper_aws::s3::{self, Deleted};
 use sagekeeper_aws::steps::Changes;
+use sagekeeper_aws::{flow_logs, kms};
 use sagekeeper_aws::{iam, network, studio};
 
 use super::plan::{BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind, TargetPlan};
@@ -20,6 +20,8 @@ use crate::steps::{Done, Inputs, Lane, Ran, Results, Service, Step};
 
 /// The Studio home file system, as `status.retained` names it.
 const HOME: &str = "efs-file-system";
+/// A flow log group, as `status.retained` names it.
+const LOG_GROUP: &str = "logs-log-group";
 
 /// What a teardown step kept on purpose (nothing, when its resource is gone).
 pub(crate) type Kept = Vec<RetainedResource>;
@@ -81,7 +83,8 @@ impl Pass<'_> {
         let service = match id {
             EnvStep::Network | EnvStep::TargetNetwork(_) => Service::Ec2,
             EnvStep::Key(_) | EnvStep::TargetKey(_) => Service::Kms,
-            EnvStep::Role(_) | EnvStep::TargetRole(_) => Service::Iam,
+            EnvStep::Role(_) | EnvStep::TargetRole(_) | EnvStep::FlowLogRole(_) => Service::Iam,
+            EnvStep::FlowLogs(_) => Service::Logs,
             EnvStep::Bucket(_) | EnvStep::CaptureBucket(_) => Service::S3,
             _ => Service::SageMaker,
         };
@@ -161,7 +164,8 @@ impl Pass<'_> {
             S::Key(purpose) => {
                 let alias = plan.names.key_alias(purpose.name());
                 let keep_it = match purpose {
-                    KeyPurpose::Ebs => false,
+                    // Each pass asks the group afresh, so what this pass's inputs say is enough.
+                    KeyPurpose::Ebs => inputs.iter().any(|(_, kept)| kept.iter().any(|r| r.resource == LOG_GROUP)),
                     KeyPurpose::Studio => self.kept_before(&inputs, HOME),
                     KeyPurpose::S3 => inputs.iter().any(|(_, kept)| kept.iter().any(|r| r.resource == "s3-bucket")),
                 };
@@ -169,6 +173,36 @@ impl Pass<'_> {
                     return Done::Ready(vec![retained("kms-key", &alias, "it encrypts kept data")]);
                 }
                 gone(kms::delete_key(&dev(), owner, &alias, changes).await, format!("KMS key {alias}"))
+            }
+            S::FlowLogRole(scope) | S::FlowLogs(scope) => {
+                let account = match scope {
+                    None => &plan.dev,
+                    Some(name) => match plan.targets.iter().find(|t| &t.account.name == name) {
+                        Some(target) => &target.account,
+                        None => return Done::missing(&id),
+                    },
+                };
+                let session = self.ctx.sessions.session(&account.access);
+                let names = &plan.flow_log_names;
+                let place = scope.as_deref().map(|name| format!(" in {name}")).unwrap_or_default();
+                match &id {
+                    S::FlowLogs(_) => {
+                        let result =
+                            flow_logs::remove(&session, owner, &names.log_group, plan.delete_data, changes).await;
+                        Done::from_aws(result, format!("flow logs{place}")).map(|removed| match removed {
+                            flow_logs::Removed::Gone => Kept::new(),
+                            flow_logs::Removed::GroupKept => vec![retained(
+                                LOG_GROUP,
+                                &format!("{}{place}", names.log_group),
+                                "it holds flow log records; deleteDataOnDelete is false",
+                            )],
+                        })
+                    }
+                    _ => gone(
+                        iam::delete_role(&session, owner, &names.role, &account.boundary, changes).await,
+                        format!("IAM role {}{place}", names.role),
+                    ),
+                }
             }
             S::CaptureBucket(name) | S::TargetRole(name) | S::TargetNetwork(name) | S::TargetKey(name) => {
                 let Some(target) = plan.targets.iter().find(|t| &t.account.name == name) else {
@@ -198,8 +232,9 @@ impl Pass<'_> {
                         result => Done::from_step(result, format!("network in {name}")).map(|()| Kept::new()),
                     },
                     _ => {
-                        if inputs.iter().any(|(_, kept)| kept.iter().any(|r| r.resource == "s3-bucket")) {
-                            let why = format!("it encrypts the kept capture bucket in {name}");
+                        let kept = |what: &str| inputs.iter().any(|(_, kept)| kept.iter().any(|r| r.resource == what));
+                        if kept("s3-bucket") || kept(LOG_GROUP) {
+                            let why = format!("it encrypts the kept capture bucket or flow log group in {name}");
                             return Done::Ready(vec![retained("kms-key", &target.key_alias, &why)]);
                         }
                         let result = kms::delete_key(&session, owner, &target.key_alias, changes).await;
@@ -220,9 +255,12 @@ pub(crate) async fn remove_target(ctx: &Context, plan: &Plan, target: &TargetPla
     let pass = Pass { ctx, plan: &alone, domain_id: None, retained: &[], changes };
     let name = &target.account.name;
     let mut done: BTreeMap<EnvStep, Kept> = BTreeMap::new();
+    let scope = Some(name.clone());
     for id in [
         EnvStep::CaptureBucket(name.clone()),
         EnvStep::TargetRole(name.clone()),
+        EnvStep::FlowLogs(scope.clone()),
+        EnvStep::FlowLogRole(scope),
         EnvStep::TargetNetwork(name.clone()),
         EnvStep::TargetKey(name.clone()),
     ] {

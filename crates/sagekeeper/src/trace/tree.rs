@@ -429,7 +429,8 @@ fn environment(world: &World, e: &DataScienceEnvironment, scope: Scope, users: b
             .vpc_endpoint_ids
             .iter()
             .map(|(service, id)| Some(resource("VPCEndpoint", service.clone(), &dev, id.clone())));
-        let n = with(n, std::iter::once(vpc).chain(private).chain(public).chain(groups).chain(endpoints));
+        let flow = flow_log_resources(network.flow_logs.as_ref(), &dev);
+        let n = with(n, std::iter::once(vpc).chain(private).chain(public).chain(groups).chain(endpoints).chain(flow));
         node.children.push(n);
 
         let keys = status.encryption.clone().unwrap_or_default();
@@ -585,10 +586,26 @@ fn target(
         ]
         .map(|(kind, name, id)| expected(&node, kind, name, &here, id)),
     );
+    children.extend(flow_log_resources(t.flow_logs.as_ref(), &here));
     if let Some(deployer) = &t.deployer_arn {
         children.push(Some(resource("IAMRole", "deployer", &here, deployer.clone())));
     }
     with(node, children)
+}
+
+/// A VPC's flow log, its log group and its delivery role, while flow logs are on.
+fn flow_log_resources(
+    flow: Option<&sagekeeper_api::environment::FlowLogsStatus>,
+    account: &Account,
+) -> Vec<Option<Node>> {
+    flow.map(|f| {
+        vec![
+            Some(resource("FlowLog", "", account, f.flow_log_id.clone())),
+            Some(resource("LogGroup", "flow-logs", account, f.log_group.clone())),
+            Some(resource("IAMRole", "flow-logs-delivery", account, f.delivery_role_arn.clone())),
+        ]
+    })
+    .unwrap_or_default()
 }
 
 /// A project: its registry and pipeline, and (with `users`) the deployments of its models.
