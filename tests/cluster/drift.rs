@@ -113,6 +113,9 @@ async fn converged_drift_check_makes_only_read_calls() {
             let made = all.iter().filter(|(a, op)| *a == account && op == listed).count();
             assert_eq!(made, 1, "{listed} calls in account {account}: {all:?}");
         }
+        // One listing of its flow logs, deciding for its VPC.
+        let listings = all.iter().filter(|(a, op)| *a == account && op == "DescribeFlowLogs").count();
+        assert_eq!(listings, 1, "DescribeFlowLogs calls in account {account}: {all:?}");
         // And one listing of its roles, each shown as planned: no role is read on its own.
         let listings = all.iter().filter(|(a, op)| *a == account && op == "GetAccountAuthorizationDetails").count();
         assert_eq!(listings, 1, "GetAccountAuthorizationDetails calls in account {account}: {all:?}");
@@ -129,8 +132,8 @@ async fn converged_drift_check_makes_only_read_calls() {
     eprintln!("drift check: {} read calls: {by_operation:?}", all.len());
     // The steps asked the pass's snapshot: each batched family read (an account's networks,
     // whose VPCs one DescribeVpcs finds; the domain; an account's roles) is one observe read in
-    // the metric.
-    let family_reads: usize = ["DescribeVpcs", "DescribeDomain", "GetAccountAuthorizationDetails"]
+    // the metric; so is each account's flow log listing.
+    let family_reads: usize = ["DescribeVpcs", "DescribeDomain", "GetAccountAuthorizationDetails", "DescribeFlowLogs"]
         .iter()
         .map(|op| by_operation.get(op).copied().unwrap_or(0))
         .sum();

@@ -54,7 +54,7 @@ async fn with_30_percent_of_calls_throttled_it_converges_without_duplicates() {
     let uid = env.metadata.uid.unwrap();
     let mut dev = expected_in_dev();
     dev.insert("endpoints".into(), 4);
-    dev.insert("roles".into(), 4);
+    dev.insert("roles".into(), 5);
     dev.insert("user profiles".into(), 1);
     assert_eq!(owned_resources(&t, &t.account(1), &uid).await, dev);
     assert_eq!(owned_resources(&t, &t.account(2), &uid).await, expected_in_target());

@@ -142,9 +142,13 @@ async fn a_deleted_flow_log_and_a_changed_retention_or_key_are_put_back() {
     })
     .await;
     t.wait_event("fraud", "DriftRepaired").await;
-    let env = t.wait_condition(&api, "fraud", "Ready", "True", None).await;
-    let now = flow_logs_of(&env);
-    assert_eq!(now[0].1.flow_log_id, repaired.flow_log_id().unwrap(), "status names the new flow log");
+    let new_id = repaired.flow_log_id().unwrap().to_owned();
+    eventually(Duration::from_secs(30), "status to name the new flow log", || async {
+        let env = api.get("fraud").await.unwrap();
+        let ready = sagekeeper_api::conditions::is_ready(&env.status.as_ref()?.conditions, env.metadata.generation);
+        (ready && flow_logs_of(&env)[0].1.flow_log_id == new_id).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod account_sets;
 mod accounts;
 mod admission;
 mod approval;

@@ -178,6 +178,13 @@ impl Emulator {
         self.send("POST", "endpoint-failures", Some(body));
     }
 
+    /// Makes `account` an active member of the organization whose management account is
+    /// `management`, in `parent` (a root or OU id), as if it had accepted an invitation.
+    pub fn enroll(&self, management: &str, account: &str, parent: &str) {
+        let body = json!({"managementAccount": management, "accountId": account, "parentId": parent});
+        self.send("POST", "organizations/accounts", Some(body));
+    }
+
     /// Sets per-account behaviour (transitional state durations and the like).
     pub fn configure(&self, settings: Value) -> Value {
         self.send("POST", "config", Some(settings))

@@ -10,6 +10,12 @@ pub const DEPLOYER_POLICIES: &[(&str, &str)] = &[
     ("sagemaker", include_str!("../../deploy/aws/deployer/sagemaker.json")),
 ];
 
+/// What the role of an AwsAccountSet's organization account needs besides the deployer policies
+/// (`deploy/aws/organization-reader.json`), for `account` (the management account).
+pub fn organization_reader(account: &str) -> String {
+    include_str!("../../deploy/aws/organization-reader.json").replace("ACCOUNT_ID", account)
+}
+
 /// The permissions boundary shipped for every role sagekeeper creates.
 pub const BOUNDARY: &str = include_str!("../../deploy/aws/sagekeeper-boundary.json");
 

@@ -100,7 +100,7 @@ fn install_crds(stack: &Stack) {
     let start = std::time::Instant::now();
     loop {
         let out = stack.kubectl(&["api-resources", "--api-group=sagekeeper.io", "-o", "name"]);
-        if String::from_utf8_lossy(&out.stdout).lines().count() == 4 {
+        if String::from_utf8_lossy(&out.stdout).lines().count() == sagekeeper_api::crds().len() {
             break;
         }
         assert!(start.elapsed().as_secs() < 30, "discovery never listed the sagekeeper kinds");

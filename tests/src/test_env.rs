@@ -255,6 +255,15 @@ impl TestEnv {
         out.role.expect("role").arn
     }
 
+    /// Lets role `role` of `account` read the organization as an AwsAccountSet's organization
+    /// account does (`deploy/aws/organization-reader.json`, inline).
+    pub async fn attach_organization_reader(&self, account: &str, role: &str) {
+        let iam = sagekeeper_aws::sdk::iam::Client::new(&self.admin_config(account).await);
+        let policy = crate::permissions::organization_reader(account);
+        let put = iam.put_role_policy().role_name(role).policy_name("organization-reader").policy_document(policy);
+        put.send().await.expect("attach the organization reader policy");
+    }
+
     /// Gives the controller's own identity (user `sagekeeper-controller` of the home account) the
     /// deployer policies there: what an AwsAccount without `roleArn` acts with.
     pub async fn grant_deployer_policies_to_controller(&self) {
@@ -524,6 +533,8 @@ pub struct AccountClients {
     pub sagemaker: sagekeeper_aws::sdk::sagemaker::Client,
     /// CloudWatch Logs.
     pub logs: sagekeeper_aws::sdk::logs::Client,
+    /// AWS Organizations.
+    pub organizations: sagekeeper_aws::sdk::organizations::Client,
 }
 
 impl TestEnv {
@@ -571,6 +582,7 @@ impl TestEnv {
             s3: sdk::s3::Client::new(config),
             sagemaker: sdk::sagemaker::Client::new(config),
             logs: sdk::logs::Client::new(config),
+            organizations: sdk::organizations::Client::new(config),
         }
     }
 

@@ -45,11 +45,13 @@ pub enum Component {
     Stages,
     /// Teardown of what the object created.
     Deletion,
+    /// The organizational unit an account set reads.
+    Organization,
 }
 
 impl Component {
     /// Every component.
-    pub const ALL: [Component; 13] = [
+    pub const ALL: [Component; 14] = [
         Self::Credentials,
         Self::Network,
         Self::Encryption,
@@ -63,6 +65,7 @@ impl Component {
         Self::Model,
         Self::Stages,
         Self::Deletion,
+        Self::Organization,
     ];
 
     /// The component's name as it appears in condition types and reasons.
@@ -81,6 +84,7 @@ impl Component {
             Self::Model => "Model",
             Self::Stages => "Stages",
             Self::Deletion => "Deletion",
+            Self::Organization => "Organization",
         }
     }
 

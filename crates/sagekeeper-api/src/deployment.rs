@@ -70,11 +70,19 @@ pub struct Stage {
     #[schemars(length(max = 32), pattern(STAGE_NAME))]
     pub name: String,
 
-    /// AwsAccount names to serve from. Absent: all accounts of this stage in the environment.
+    /// AwsAccount names to serve from. Absent with accountSets absent too: all accounts of this
+    /// stage in the environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 10), inner(length(max = MAX_NAME), pattern(OBJECT_NAME)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub accounts: Option<Vec<String>>,
+
+    /// AwsAccountSet names to serve from, besides accounts: every member account of each set,
+    /// now and later (the environment must name the set for this stage too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 10), inner(length(max = MAX_NAME), pattern(OBJECT_NAME)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub account_sets: Option<Vec<String>>,
 
     /// SageMaker hosting instance type, e.g. ml.m5.large.
     #[schemars(length(max = 32), pattern(INSTANCE_TYPE))]

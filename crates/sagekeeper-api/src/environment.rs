@@ -71,7 +71,7 @@ pub struct DataScienceEnvironmentSpec {
     pub identity: IdentitySpec,
 
     /// Stage name -> names of AwsAccounts that serve models in that stage. ModelDeployment
-    /// stages use these stage names.
+    /// stages use these stage names (and those of targetAccountSets).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(transform = |s: &mut schemars::Schema| bound_map(s, 10, serde_json::json!({
         "minItems": 1, "maxItems": 10, "items": {"type": "string", "maxLength": MAX_NAME, "pattern": OBJECT_NAME}
@@ -80,6 +80,17 @@ pub struct DataScienceEnvironmentSpec {
         "self.all(stage, size(stage) <= 32 && stage.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))"
     ).message("spec.targetAccounts keys must be stage names: lowercase letters, digits and '-', at most 32 characters"))]
     pub target_accounts: BTreeMap<String, Vec<String>>,
+
+    /// Stage name -> names of AwsAccountSets whose every member account (now and later)
+    /// serves models in that stage, besides the accounts of targetAccounts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = |s: &mut schemars::Schema| bound_map(s, 10, serde_json::json!({
+        "minItems": 1, "maxItems": 10, "items": {"type": "string", "maxLength": MAX_NAME, "pattern": OBJECT_NAME}
+    })))]
+    #[x_kube(validation = Rule::new(
+        "self.all(stage, size(stage) <= 32 && stage.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))"
+    ).message("spec.targetAccountSets keys must be stage names: lowercase letters, digits and '-', at most 32 characters"))]
+    pub target_account_sets: BTreeMap<String, Vec<String>>,
 
     /// The VPC made in each target account.
     #[serde(default)]

@@ -2,6 +2,7 @@
 //! every reconciler shares, and pure checks (tenancy, naming). No I/O, no AWS, no tokio.
 
 pub mod account;
+pub mod account_set;
 pub mod cidr;
 pub mod conditions;
 pub mod deployment;
@@ -12,6 +13,7 @@ mod schema;
 pub mod tenancy;
 
 pub use account::{AwsAccount, AwsAccountSpec, AwsAccountStatus};
+pub use account_set::{AwsAccountSet, AwsAccountSetSpec, AwsAccountSetStatus};
 pub use deployment::{ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus};
 pub use environment::{DataScienceEnvironment, DataScienceEnvironmentSpec, DataScienceEnvironmentStatus};
 pub use project::{MLOpsProject, MLOpsProjectSpec, MLOpsProjectStatus};
@@ -38,9 +40,15 @@ pub enum DeletionPolicy {
     Retain,
 }
 
-/// The CustomResourceDefinitions of all four kinds, in the order `kubectl apply` should see them.
+/// The CustomResourceDefinitions of all five kinds, in the order `kubectl apply` should see them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![AwsAccount::crd(), DataScienceEnvironment::crd(), MLOpsProject::crd(), ModelDeployment::crd()];
+    let mut crds = vec![
+        AwsAccount::crd(),
+        AwsAccountSet::crd(),
+        DataScienceEnvironment::crd(),
+        MLOpsProject::crd(),
+        ModelDeployment::crd(),
+    ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {

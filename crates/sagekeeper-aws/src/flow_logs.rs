@@ -8,8 +8,9 @@
 //! DescribeFlowLogs filtered by the owner-uid tag key), shared by every environment using the
 //! account for the account read age. A Security-depth check takes a flow log that listing shows
 //! as planned and delivering as its check; the group's key, retention and tags are read at Full
-//! depth. Anything else is decided on a fresh read: the listing when this pass read it, else the
-//! VPC's own flow logs and the group; a write forgets the listing here and shared.
+//! depth, which reads the listing afresh. Anything else is decided on a fresh read: the listing
+//! when this pass read it, else the VPC's own flow logs; a write forgets the listing here and
+//! shared.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -100,7 +101,9 @@ pub async fn ensure(
 ) -> StepResult<FlowLogOutputs> {
     let account = session.access.clone();
     let list = || list_account(session.ec2());
-    let (listing, fresh) = seen.flow_logs.get_marked(&account, &shared.flow_logs, |_| true, list).await?;
+    // A Full-depth pass reads the listing afresh (and shares it), deciding on it.
+    let accept = |_: &Arc<AccountFlowLogs>| depth == Depth::Security;
+    let (listing, fresh) = seen.flow_logs.get_marked(&account, &shared.flow_logs, accept, list).await?;
     if depth == Depth::Security
         && let Some(flow_log_id) = listing.settled(plan)
     {

@@ -10,6 +10,7 @@ pub mod kms;
 pub mod metrics;
 pub mod network;
 pub mod observe;
+pub mod organizations;
 pub mod pipelines;
 pub mod registry;
 pub mod s3;
@@ -32,6 +33,7 @@ pub mod sdk {
     pub use aws_sdk_ec2 as ec2;
     pub use aws_sdk_iam as iam;
     pub use aws_sdk_kms as kms;
+    pub use aws_sdk_organizations as organizations;
     pub use aws_sdk_s3 as s3;
     pub use aws_sdk_sagemaker as sagemaker;
     pub use aws_sdk_sts as sts;

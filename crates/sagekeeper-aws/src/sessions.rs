@@ -257,6 +257,7 @@ struct Clients {
     kms: OnceLock<aws_sdk_kms::Client>,
     s3: OnceLock<aws_sdk_s3::Client>,
     logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
+    organizations: OnceLock<aws_sdk_organizations::Client>,
     sagemaker: OnceLock<aws_sdk_sagemaker::Client>,
     ec2_check: OnceLock<aws_sdk_ec2::Client>,
 }
@@ -281,6 +282,7 @@ impl Session {
     client!(kms, aws_sdk_kms);
     client!(s3, aws_sdk_s3);
     client!(logs, aws_sdk_cloudwatchlogs);
+    client!(organizations, aws_sdk_organizations);
     client!(sagemaker, aws_sdk_sagemaker);
 
     /// An EC2 client that sends only reads and refuses every other call before it is sent:

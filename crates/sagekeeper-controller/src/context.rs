@@ -1,4 +1,4 @@
-//! What every reconcile shares: the Kubernetes client, the AWS sessions, the stores of all four
+//! What every reconcile shares: the Kubernetes client, the AWS sessions, the stores of all five
 //! kinds (for references and "in use" checks), metrics, events, and per-object error backoff.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
-use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
+use sagekeeper_api::{AwsAccount, AwsAccountSet, DataScienceEnvironment, MLOpsProject, ModelDeployment};
 use sagekeeper_aws::Sessions;
 
 use crate::metrics::Metrics;
@@ -60,10 +60,11 @@ impl Default for Settings {
     }
 }
 
-/// The stores of the four kinds, kept current by the controllers' watches.
+/// The stores of the five kinds, kept current by the controllers' watches.
 #[derive(Clone)]
 pub(crate) struct Stores {
     pub(crate) accounts: Store<AwsAccount>,
+    pub(crate) sets: Store<AwsAccountSet>,
     pub(crate) environments: Store<DataScienceEnvironment>,
     pub(crate) projects: Store<MLOpsProject>,
     pub(crate) deployments: Store<ModelDeployment>,

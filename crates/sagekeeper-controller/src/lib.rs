@@ -3,6 +3,7 @@
 //! leader election on a Lease, and the metrics and health the binary serves.
 
 mod account;
+mod account_set;
 mod context;
 mod deployment;
 mod endpoint_watch;

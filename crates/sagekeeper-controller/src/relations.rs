@@ -11,7 +11,8 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
+use sagekeeper_api::account_set::SET_LABEL;
+use sagekeeper_api::{AwsAccount, AwsAccountSet, DataScienceEnvironment, MLOpsProject, ModelDeployment};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -111,15 +112,33 @@ pub(crate) fn accounts(c: Controller<AwsAccount>, w: Watch) -> Controller<AwsAcc
     })
 }
 
-/// Environments follow their accounts (readiness, tenancy) and their namespace's labels, and,
-/// being deleted, the projects that hold them. (Their projects' registries are granted by tag,
-/// so a project coming or going changes nothing for a live environment.)
+/// A set follows its own AwsAccounts (one deleted behind its back is made again) and, while it
+/// keeps the AwsAccount of an account that left, the environments and deployments that may
+/// still use it (it goes once they stopped).
+pub(crate) fn sets(c: Controller<AwsAccountSet>, w: Watch) -> Controller<AwsAccountSet> {
+    let (by_env, by_deployment) = (w.stores.sets.clone(), w.stores.sets.clone());
+    let leaving = |s: &AwsAccountSet| s.status.iter().flat_map(|s| &s.accounts).any(|a| a.leaving);
+    c.watches_stream(w.changes::<AwsAccount>(w.config.clone()), |a| {
+        a.labels().get(SET_LABEL).map(|set| ObjectRef::<AwsAccountSet>::new(set)).into_iter().collect::<Vec<_>>()
+    })
+    .watches_stream(w.changes::<DataScienceEnvironment>(w.config.clone()), move |_| refs(&by_env, leaving))
+    .watches_stream(w.changes::<ModelDeployment>(w.config.clone()), move |_| refs(&by_deployment, leaving))
+}
+
+/// Environments follow their accounts (readiness, tenancy), the account sets they name, their
+/// namespace's labels, and, being deleted, the projects that hold them. (Their projects'
+/// registries are granted by tag, so a project coming or going changes nothing for a live
+/// environment.)
 pub(crate) fn environments(c: Controller<DataScienceEnvironment>, w: Watch) -> Controller<DataScienceEnvironment> {
-    let (by_account, by_namespace, by_project) =
-        (w.stores.environments.clone(), w.stores.environments.clone(), w.stores.environments.clone());
+    let (by_account, by_namespace, by_project, by_set) =
+        (w.stores.clone(), w.stores.environments.clone(), w.stores.environments.clone(), w.stores.environments.clone());
     c.watches_stream(w.changes::<AwsAccount>(w.config.clone()), move |a| {
         let name = a.name_any();
-        refs(&by_account, |e| uses_account(e, &name))
+        refs(&by_account.environments, |e| uses_account(e, &name) || through_set(&by_account, e, &name))
+    })
+    .watches_stream(w.changes::<AwsAccountSet>(w.config.clone()), move |s| {
+        let name = s.name_any();
+        refs(&by_set, |e| e.spec.target_account_sets.values().flatten().any(|n| *n == name))
     })
     .watches_stream(w.changes::<Namespace>(watcher::Config::default()), move |ns| {
         let name = ns.name_any();
@@ -173,7 +192,19 @@ pub(crate) fn deployments(c: Controller<ModelDeployment>, w: Watch) -> Controlle
 }
 
 fn uses_account(e: &DataScienceEnvironment, name: &str) -> bool {
-    e.spec.account == name || e.spec.target_accounts.values().flatten().any(|t| t == name)
+    e.spec.account == name
+        || e.spec.target_accounts.values().flatten().any(|t| t == name)
+        || e.status.iter().flat_map(|s| &s.target_accounts).any(|t| t.account == name)
+}
+
+/// Whether AwsAccount `name` is a member of a set the environment names.
+fn through_set(stores: &Stores, e: &DataScienceEnvironment, name: &str) -> bool {
+    e.spec.target_account_sets.values().flatten().any(|set| {
+        stores
+            .sets
+            .get(&ObjectRef::new(set))
+            .is_some_and(|s| s.status.iter().flat_map(|st| &st.accounts).any(|a| a.aws_account == name))
+    })
 }
 
 fn environment_of(stores: &Stores, d: &ModelDeployment) -> Option<String> {

@@ -11,7 +11,7 @@ use kube::api::Api;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
-use sagekeeper_api::{AwsAccount, tenancy};
+use sagekeeper_api::{AwsAccount, AwsAccountSet, tenancy};
 use sagekeeper_aws::{AccountAccess, AwsError, ErrorKind};
 
 use crate::context::Context;
@@ -81,6 +81,39 @@ pub(crate) async fn account(
     };
     permitted(&account, name, namespace, namespace_labels, region)?;
     Ok(Arc::new(account))
+}
+
+/// The AwsAccounts AwsAccountSet `name` stands for now (its members, not those leaving), or
+/// why not (missing, not Ready).
+pub(crate) async fn set_members(ctx: &Context, name: &str) -> Result<Vec<String>, Unresolved> {
+    let Some(set) = fetch::<AwsAccountSet>(ctx, None, name).await? else {
+        return Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccountSet {name} not found")).into());
+    };
+    let list = set.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    ready("AwsAccountSet", name, list, set.meta().generation)?;
+    let members = set.status.iter().flat_map(|s| &s.accounts).filter(|a| !a.leaving);
+    Ok(members.map(|a| a.aws_account.clone()).collect())
+}
+
+/// Stage -> AwsAccount names: `accounts` and every member of `sets`, each name once.
+pub(crate) async fn stage_accounts(
+    ctx: &Context,
+    accounts: &BTreeMap<String, Vec<String>>,
+    sets: &BTreeMap<String, Vec<String>>,
+) -> Result<BTreeMap<String, Vec<String>>, Unresolved> {
+    let mut out = accounts.clone();
+    for (stage, names) in sets {
+        for set in names {
+            let members = set_members(ctx, set).await?;
+            let listed = out.entry(stage.clone()).or_default();
+            for member in members {
+                if !listed.contains(&member) {
+                    listed.push(member);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// An account to clean up in: it must still admit the namespace (tenancy is re-checked at
@@ -196,8 +229,9 @@ pub(crate) fn failure(component: Component, err: &AwsError, resource: &str, reme
     }
 }
 
-/// The objects that still name AwsAccount `name`: environments (as dev or target account)
-/// and deployments (in a stage's accounts, or still serving there per status).
+/// The objects that still name AwsAccount `name`: environments (as dev or target account, or
+/// holding something there per status) and deployments (in a stage's accounts, or still
+/// serving there per status). One named through an account set holds it through its status.
 pub(crate) async fn account_users(ctx: &Context, name: &str) -> Result<Vec<String>, Error> {
     // An environment still holds an account it no longer lists until it cleaned up there.
     let mut users = users_of(ctx, &ctx.stores.environments, |e| {

@@ -13,7 +13,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment};
+use sagekeeper_api::{AwsAccount, AwsAccountSet, DataScienceEnvironment, MLOpsProject, ModelDeployment};
 use sagekeeper_aws::Sessions;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -36,6 +36,9 @@ pub enum Error {
     /// Adding or removing the finalizer failed.
     #[error("updating the finalizer of {0}: {1}")]
     Finalizer(String, #[source] kube::Error),
+    /// Writing an object the controller keeps (an account set's AwsAccounts) failed.
+    #[error("writing {0}: {1}")]
+    Write(String, #[source] kube::Error),
     /// Another replica took the lease, or it could not be renewed.
     #[error("lost leadership of lease {0}")]
     LostLeadership(String),
@@ -48,6 +51,7 @@ impl Error {
             Self::Read(..) => "kube_read",
             Self::WriteStatus(..) => "kube_status",
             Self::Finalizer(..) => "kube_finalizer",
+            Self::Write(..) => "kube_write",
             Self::LostLeadership(..) => "leadership",
         }
     }
@@ -170,7 +174,7 @@ async fn lease_namespace(client: &Client, namespace: &str, health: &Health) {
     }
 }
 
-/// The four controllers with their watch relations, run until `stop` is cancelled (in-flight
+/// The five controllers with their watch relations, run until `stop` is cancelled (in-flight
 /// reconciles finish first).
 async fn controllers(
     client: Client,
@@ -188,17 +192,20 @@ async fn controllers(
     let synced = Arc::new(Synced { kinds: Mutex::default(), health: health.clone(), done: synced_tx });
     let queue = kube::runtime::controller::Config::default().concurrency(settings.max_concurrent_reconciles);
     let (accounts, account_store) = controller::<AwsAccount>(&client, &config, &queue, &synced);
+    let (sets, set_store) = controller::<AwsAccountSet>(&client, &config, &queue, &synced);
     let (environments, environment_store) = controller::<DataScienceEnvironment>(&client, &config, &queue, &synced);
     let (projects, project_store) = controller::<MLOpsProject>(&client, &config, &queue, &synced);
     let (deployments, deployment_store) = controller::<ModelDeployment>(&client, &config, &queue, &synced);
     let stores = Stores {
         accounts: account_store,
+        sets: set_store,
         environments: environment_store,
         projects: project_store,
         deployments: deployment_store,
     };
     let w = relations::Watch { client: client.clone(), config: config.clone(), stores: stores.clone() };
     let accounts = relations::accounts(accounts, w.clone());
+    let sets = relations::sets(sets, w.clone());
     let environments = relations::environments(environments, w.clone());
     let projects = relations::projects(projects, w.clone());
 
@@ -206,6 +213,7 @@ async fn controllers(
     let deployments = relations::deployments(deployments, w).reconcile_on(endpoint_watch::watch(ctx.clone()));
     join_all([
         drive(accounts.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
+        drive(sets.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
         drive(environments.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
         drive(projects.graceful_shutdown_on(stop.clone().cancelled_owned()), ctx.clone()),
         drive(deployments.graceful_shutdown_on(stop.cancelled_owned()), ctx),
@@ -213,7 +221,10 @@ async fn controllers(
     .await;
 }
 
-/// Counts the kinds whose watch has listed everything once. When all four have, reconciles may
+/// How many kinds sagekeeper reconciles.
+const KINDS: usize = 5;
+
+/// Counts the kinds whose watch has listed everything once. When all of them have, reconciles may
 /// start (a half-filled cache would make "still in use" checks and references lie) and
 /// `/readyz` turns ready. Waiting on the stores' own readiness from here would lose wake-ups:
 /// a store remembers only its latest waiter, and the controller already waits on it.
@@ -226,7 +237,7 @@ struct Synced {
 impl Synced {
     fn mark(&self, kind: &str) {
         let mut kinds = self.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if kinds.insert(kind.to_owned()) && kinds.len() == 4 {
+        if kinds.insert(kind.to_owned()) && kinds.len() == KINDS {
             self.health.synced.store(true, Ordering::Relaxed);
             self.done.send_replace(true);
             info!("watches synced");

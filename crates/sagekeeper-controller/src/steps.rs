@@ -127,6 +127,7 @@ pub(crate) enum Service {
     Iam,
     Kms,
     Logs,
+    Organizations,
     S3,
     SageMaker,
 }

@@ -162,6 +162,7 @@ mod tests {
         Stage {
             name: "production".into(),
             accounts: None,
+            account_sets: None,
             instance_type: "ml.m5.large".into(),
             initial_instance_count: 1,
             approval,

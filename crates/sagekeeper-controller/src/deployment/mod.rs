@@ -96,8 +96,16 @@ impl Kind for ModelDeployment {
                 }
             }
         }
+        let env_stages = match env_stage_accounts(ctx, &env).await {
+            Ok(stages) => stages,
+            Err(unresolved) => return Ok(Cleanup::Wait(Report::new(status, unresolved.outcome()?))),
+        };
         for stage in &self.spec.stages {
-            for name in stage_accounts(stage, &env) {
+            let wanted = match stage_accounts(ctx, stage, &env_stages).await {
+                Ok(wanted) => wanted,
+                Err(unresolved) => return Ok(Cleanup::Wait(Report::new(status, unresolved.outcome()?))),
+            };
+            for name in wanted {
                 if known.contains(&(stage.name.clone(), name.clone())) {
                     continue;
                 }
@@ -178,9 +186,34 @@ async fn resolve_all(d: &ModelDeployment, ctx: &Context) -> Result<Resolved, Unr
     Ok(Resolved { project, env, dev, stages })
 }
 
-/// The accounts of a stage: as the spec lists them, else all the environment has for it.
-fn stage_accounts(stage: &Stage, env: &DataScienceEnvironment) -> Vec<String> {
-    stage.accounts.clone().unwrap_or_else(|| env.spec.target_accounts.get(&stage.name).cloned().unwrap_or_default())
+/// The environment's accounts by stage: its targetAccounts and the members of its
+/// targetAccountSets.
+async fn env_stage_accounts(
+    ctx: &Context,
+    env: &DataScienceEnvironment,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, Unresolved> {
+    resolve::stage_accounts(ctx, &env.spec.target_accounts, &env.spec.target_account_sets).await
+}
+
+/// The accounts of a stage: as the spec lists them (accounts, and the members of accountSets),
+/// else all the environment has for it.
+async fn stage_accounts(
+    ctx: &Context,
+    stage: &Stage,
+    env_stages: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<Vec<String>, Unresolved> {
+    if stage.accounts.is_none() && stage.account_sets.is_none() {
+        return Ok(env_stages.get(&stage.name).cloned().unwrap_or_default());
+    }
+    let mut wanted = stage.accounts.clone().unwrap_or_default();
+    for set in stage.account_sets.iter().flatten() {
+        for member in resolve::set_members(ctx, set).await? {
+            if !wanted.contains(&member) {
+                wanted.push(member);
+            }
+        }
+    }
+    Ok(wanted)
 }
 
 /// Every stage must be a stage of the environment, name only that stage's accounts, and each
@@ -193,10 +226,10 @@ async fn check_stages(
     labels: &std::collections::BTreeMap<String, String>,
 ) -> Result<Vec<Vec<Arc<AwsAccount>>>, Unresolved> {
     let env_name = environment.name_any();
-    let targets = &environment.spec.target_accounts;
+    let targets = &env_stage_accounts(ctx, environment).await?;
     let mut out = Vec::new();
     for stage in &deployment.spec.stages {
-        let Some(stage_accounts) = targets.get(&stage.name) else {
+        let Some(of_stage) = targets.get(&stage.name) else {
             let known: Vec<&str> = targets.keys().map(String::as_str).collect();
             return Err(Outcome::stalled(
                 Reason::InvalidConfiguration,
@@ -209,12 +242,12 @@ async fn check_stages(
             .into());
         };
         let mut resolved = Vec::new();
-        for account in stage.accounts.as_ref().unwrap_or(stage_accounts) {
-            if !stage_accounts.contains(account) {
+        for account in &stage_accounts(ctx, stage, targets).await? {
+            if !of_stage.contains(account) {
                 return Err(Outcome::stalled(
                     Reason::InvalidConfiguration,
                     format!(
-                        "spec.stages[{}].accounts: AwsAccount {account} is not an account of stage {} in DataScienceEnvironment {env_name}",
+                        "spec.stages[{}]: AwsAccount {account} (of its accounts or accountSets) is not an account of stage {} in DataScienceEnvironment {env_name} (name the set in its spec.targetAccountSets)",
                         stage.name, stage.name
                     ),
                 )

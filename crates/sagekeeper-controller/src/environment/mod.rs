@@ -196,18 +196,19 @@ async fn resolve_accounts(env: &DataScienceEnvironment, ctx: &Context) -> Result
     let labels = resolve::namespace_labels(ctx, &namespace).await?;
     let region = Some(env.spec.region.as_str());
     let dev = resolve::account(ctx, &env.spec.account, &namespace, &labels, region).await?;
+    let stages = resolve::stage_accounts(ctx, &env.spec.target_accounts, &env.spec.target_account_sets).await?;
     let mut targets = Vec::new();
-    for (stage, names) in &env.spec.target_accounts {
+    for (stage, names) in &stages {
         for name in names {
             if let Some((other, _)) = targets.iter().find(|(_, a): &&(String, Arc<AwsAccount>)| a.name_any() == *name) {
                 let message = format!(
-                    "spec.targetAccounts: AwsAccount {name} is listed for stages {other} and {stage}; an account serves one stage"
+                    "spec.targetAccounts and spec.targetAccountSets: AwsAccount {name} is listed for stages {other} and {stage}; an account serves one stage"
                 );
                 return Err(Outcome::stalled(Reason::InvalidConfiguration, message).into());
             }
             if *name == env.spec.account {
                 let message = format!(
-                    "spec.targetAccounts: AwsAccount {name} is the dev account; a target account must be another account"
+                    "spec.targetAccounts and spec.targetAccountSets: AwsAccount {name} is the dev account; a target account must be another account"
                 );
                 return Err(Outcome::stalled(Reason::InvalidConfiguration, message).into());
             }
