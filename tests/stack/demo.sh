@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the whole thing on the local stack. Starts a fresh stack in DIR, installs the CRDs,
-# creates the example accounts' roles in the AWS emulator, runs the controller, applies
-# examples/, waits for the environment and the project, approves a model version and promotes it
+# creates the example accounts' roles and organization in the AWS emulator, runs the controller,
+# applies examples/ (the production stage is an Organizations OU of two accounts, through an
+# AwsAccountSet), waits for the environment and the project, approves a model version and promotes it
 # through staging and (one field) production, and shows `kubectl get sagekeeper -A`. Ctrl-C (or
 # `make demo-down` later) stops the controller and the stack.
 #
@@ -28,15 +29,15 @@ say "installing the CRDs"
 kubectl apply --server-side -f "$root/crds/"
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 for _ in $(seq 60); do
-  [ "$(kubectl api-resources --api-group=sagekeeper.io -o name | wc -l)" = 4 ] && break
+  [ "$(kubectl api-resources --api-group=sagekeeper.io -o name | wc -l)" = 5 ] && break
   sleep 0.5
 done
 
 say "installing deploy/kubernetes/ (the controller's namespace, ServiceAccount and RBAC, the approval gate)"
 kubectl apply --server-side -f "$root/deploy/kubernetes/"
 
-say "creating the permissions boundary and the role sagekeeper assumes in each emulated account"
-"$python" "$here/seed-demo.py"
+say "creating the permissions boundary and the role sagekeeper assumes in each emulated account, and the organization"
+ou=$("$python" "$here/seed-demo.py" | tail -n 1)
 
 say "starting the controller as its ServiceAccount (log: $dir/sagekeeper.log)"
 # No kubelet runs pods here: the controller runs as a local process, and the admin user
@@ -51,19 +52,24 @@ KUBECONFIG="$dir/controller.kubeconfig" setsid "$sagekeeper" run --lease-namespa
   >"$dir/sagekeeper.log" 2>&1 </dev/null &
 record "$dir" $! sagekeeper
 
-say "applying examples/"
-kubectl apply -f "$root/examples/"
+say "applying examples/ (the emulator's organization unit $ou in the account set)"
+for file in "$root"/examples/*.yaml; do
+  sed "s/ou-ab12-cdef3456/$ou/" "$file" | kubectl apply -f -
+done
 
-say "waiting for the accounts to be Ready"
-for _ in $(seq 60); do
+# dev, staging, the organization account, and the set's two production accounts.
+accounts=5
+say "waiting for the accounts to be Ready (the account set makes one for each account of the production OU)"
+for _ in $(seq 90); do
   ready=$(kubectl get awsaccounts -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
-  [ "$ready" = 3 ] && break
+  [ "$ready" = "$accounts" ] && break
   sleep 1
 done
+kubectl get awsaccountsets,awsaccounts
 env_ready=0
-if [ "$ready" = 3 ]; then
-  say "waiting for the environment to converge in its three accounts"
-  kubectl wait --for=condition=Ready dse --all -n team-fraud --timeout=180s >/dev/null && env_ready=1
+if [ "$ready" = "$accounts" ]; then
+  say "waiting for the environment to converge in its four accounts"
+  kubectl wait --for=condition=Ready dse --all -n team-fraud --timeout=240s >/dev/null && env_ready=1
 fi
 project_ready=0
 if [ "$env_ready" = 1 ]; then
@@ -91,11 +97,11 @@ kubectl get dse -n team-fraud -o jsonpath='{range .items[*]}environment {.metada
 echo
 kubectl get dse,mlp,mdep -n team-fraud \
   -o custom-columns='KIND:.kind,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,MESSAGE:.status.conditions[?(@.type=="Ready")].message'
-if [ "$ready" = 3 ]; then
+if [ "$ready" = "$accounts" ]; then
   say "sagekeeper trace dse/fraud -n team-fraud (or kubectl sagekeeper trace, with the binary on PATH as kubectl-sagekeeper)"
   "$sagekeeper" trace dse/fraud -n team-fraud
 fi
-if [ "$ready" != 3 ]; then
+if [ "$ready" != "$accounts" ]; then
   echo "the accounts did not become Ready; see $dir/sagekeeper.log" >&2
   exit 1
 fi

@@ -5,6 +5,11 @@ policies of deploy/aws/deployer/, trusting the controller's account and, for sta
 production, asking for the external id; and lets the controller's own identity assume those roles.
 On real AWS a platform team does this once per account.
 
+It also makes the example's organization: 444444444444 manages it (its deployer role may read
+it, deploy/aws/organization-reader.json), and its unit `production` holds 333333333333 and
+555555555555, the accounts AwsAccountSet fraud-prod-ou feeds the production stage with. It
+prints the unit's id (the emulator makes its own; the demo puts it into the example).
+
 `seed-demo.py approve GROUP` registers a model version in the dev account's group GROUP, as the
 pipeline's register step does, and approves it, as a reviewer does; it prints the version."""
 
@@ -18,7 +23,15 @@ import boto3
 
 CONTROLLER_ACCOUNT = "123456789012"
 DEPLOY_AWS = Path(__file__).resolve().parents[2] / "deploy" / "aws"
-ACCOUNTS = {"111111111111": None, "222222222222": "fraud-7f3a", "333333333333": "fraud-7f3a"}
+ACCOUNTS = {
+    "111111111111": None,
+    "222222222222": "fraud-7f3a",
+    "333333333333": "fraud-7f3a",
+    "444444444444": None,
+    "555555555555": "fraud-7f3a",
+}
+MANAGEMENT = "444444444444"
+PRODUCTION = ("333333333333", "555555555555")
 
 
 def credentials(endpoint, account):
@@ -94,6 +107,29 @@ def main():
     client(endpoint, CONTROLLER_ACCOUNT, "iam").put_user_policy(
         UserName="sagekeeper", PolicyName="sagekeeper-controller", PolicyDocument=json.dumps(assume)
     )
+    print(organization(endpoint))
+
+
+def organization(endpoint):
+    """The organization and its production unit; returns the unit's id."""
+    reader = (DEPLOY_AWS / "organization-reader.json").read_text().replace("ACCOUNT_ID", MANAGEMENT)
+    client(endpoint, MANAGEMENT, "iam").put_role_policy(
+        RoleName="sagekeeper-deployer", PolicyName="organization-reader", PolicyDocument=reader
+    )
+    org = client(endpoint, MANAGEMENT, "organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    unit = org.create_organizational_unit(ParentId=root, Name="production")["OrganizationalUnit"]["Id"]
+    for account in PRODUCTION:
+        body = {"managementAccount": MANAGEMENT, "accountId": account, "parentId": unit, "name": f"fraud-prod-{account[:3]}"}
+        request = urllib.request.Request(
+            f"{endpoint}/_emulator/organizations/accounts",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request).close()
+    print(f"  organization unit {unit}: {', '.join(PRODUCTION)}", file=sys.stderr)
+    return unit
 
 
 if __name__ == "__main__":
