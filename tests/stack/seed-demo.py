@@ -35,6 +35,16 @@ PRODUCTION = ("333333333333", "555555555555")
 
 
 def credentials(endpoint, account):
+    """The account's platform-admin keys, made once (IAM allows a user two access keys)."""
+    if account not in KEYS:
+        KEYS[account] = new_credentials(endpoint, account)
+    return KEYS[account]
+
+
+KEYS = {}
+
+
+def new_credentials(endpoint, account):
     request = urllib.request.Request(
         f"{endpoint}/_emulator/credentials",
         data=json.dumps({"account": account, "userName": "platform-admin", "admin": True}).encode(),
