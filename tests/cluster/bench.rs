@@ -131,7 +131,7 @@ async fn bench_environments() {
     let first = started.elapsed();
     settle(&t, &one).await;
     let converge = report("converge one environment (dev + 2 target accounts)", &by_operation(&t, &one));
-    assert!(converge <= 220, "{converge} calls to converge one environment (bar 220)");
+    assert!(converge <= 240, "{converge} calls to converge one environment (bar 240)");
 
     // One drift check of it at each depth: security settings (every drift interval), then
     // everything (every sixth interval), with a controller that reads everything every time.
@@ -150,12 +150,12 @@ async fn bench_environments() {
         security.push(report(title, &by_operation(&t, &one)));
     }
     let (first_check, check) = (security[0], security[1]);
-    assert!(first_check <= 54, "{first_check} reads in the first security-tier check of one environment (bar 54)");
+    assert!(first_check <= 56, "{first_check} reads in the first security-tier check of one environment (bar 56)");
     assert!(check <= 40, "{check} reads in a security-tier drift check of one environment (bar 40)");
     process = restart(&t, process, "bench-full", &["--full-check-every=1", &age], &one).await;
     let full =
         report("one drift check of a converged environment, full tier (every 6th interval)", &by_operation(&t, &one));
-    assert!(full <= 88, "{full} reads in a full-tier drift check of one environment (bar 88)");
+    assert!(full <= 96, "{full} reads in a full-tier drift check of one environment (bar 96)");
     process = restart(&t, process, "bench-2", &[&age], &one).await;
 
     // The other 49 at once.
@@ -210,7 +210,7 @@ async fn bench_environments() {
     );
     assert!(rss < 96 * 1024, "RSS {} MiB is over the 96 MiB bar", rss / 1024);
     assert!(security <= 30.0, "{security:.1} reads per environment per security-tier drift check (bar 30)");
-    assert!(full < 70.0, "{full:.1} reads per environment per full-tier drift check (bar 70)");
+    assert!(full < 80.0, "{full:.1} reads per environment per full-tier drift check (bar 80)");
 }
 
 /// Waits until `accounts` saw no call for two seconds.
@@ -295,15 +295,17 @@ fn per_environment(tier: &str, t: &TestEnv, accounts: &[u32], took: Duration) ->
     }
     println!("  of them in the 2 target accounts all {ENVIRONMENTS} share: {shared:?}");
     assert_eq!(writes, 0, "a drift check of converged environments wrote");
-    // One listing per account (eight EC2 calls; a GetAccountAuthorizationDetails of a page or
-    // two for 50 roles) per read age the 50 checks took, whatever the number of environments.
-    // The full tier's VPC attributes are read per VPC (AWS has no batch read for them).
+    // One listing per account (eight EC2 calls for the networks and one for the flow logs; a
+    // GetAccountAuthorizationDetails of a page or two for 50 roles) per read age the 50 checks
+    // took, whatever the number of environments. The full tier's VPC attributes are read per
+    // VPC (AWS has no batch read for them), and a full-tier pass reads the flow log listing
+    // afresh to decide on it.
     let listings = 1 + (took.as_secs() / ACCOUNT_READ_AGE.as_secs()) as usize;
     println!("  the check took {:.0} s: {listings} listings per shared account at most", took.as_secs_f64());
     for service in ["ec2", "iam"] {
         let bar = match (service, tier.starts_with("full")) {
-            ("ec2", false) => 2 * 8 * listings,
-            ("ec2", true) => 2 * 8 * listings + 2 * 2 * ENVIRONMENTS as usize,
+            ("ec2", false) => 2 * 9 * listings,
+            ("ec2", true) => 2 * 9 * listings + 2 * 3 * ENVIRONMENTS as usize,
             _ => 2 * 2 * listings,
         };
         let made = shared.get(service).copied().unwrap_or(0);

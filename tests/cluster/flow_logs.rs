@@ -79,7 +79,7 @@ async fn every_vpc_logs_rejected_traffic_into_its_own_encrypted_group_through_a_
         let policy = parsed(policy.policy().unwrap());
         let logs_use = statement(&policy, "CloudWatchLogsOfTheFlowLogGroup");
         assert_eq!(logs_use["Principal"]["Service"], serde_json::json!(["logs.us-east-1.amazonaws.com"]));
-        assert_eq!(logs_use["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"], group_arn.as_str());
+        assert_eq!(logs_use["Condition"]["StringEquals"]["kms:EncryptionContext:aws:logs:arn"], group_arn.as_str());
         // The role: trusted by the flow-logs service for this account's flow logs only.
         let role_name = logs.delivery_role_arn.rsplit('/').next().unwrap();
         let role = c.iam.get_role().role_name(role_name).send().await.unwrap().role.unwrap();

@@ -301,7 +301,10 @@ mod tests {
         for (policy, account) in [(ebs_key_policy(&env), DEV), (target_key_policy(&env, &env.targets[0]), STAGING)] {
             let logs = statement(&policy, "CloudWatchLogsOfTheFlowLogGroup");
             assert_eq!(logs["Principal"], json!({"Service": ["logs.us-east-1.amazonaws.com"]}));
-            assert_eq!(logs["Condition"], json!({"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group(account)}}));
+            assert_eq!(
+                logs["Condition"],
+                json!({"StringEquals": {"kms:EncryptionContext:aws:logs:arn": group(account)}})
+            );
         }
         for policy in [studio_key_policy(&env), s3_key_policy(&env)] {
             assert!(!policy.to_string().contains("logs."), "only the ebs and endpoint keys encrypt flow logs");

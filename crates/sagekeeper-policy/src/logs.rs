@@ -35,9 +35,9 @@ impl FlowLogGroup<'_> {
 pub(crate) fn key_statement(group: &FlowLogGroup) -> Value {
     Statement::allow("CloudWatchLogsOfTheFlowLogGroup")
         .service_principal(&format!("logs.{}.{}", group.region, dns_suffix(group.partition)))
-        .actions(&["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"])
+        .actions(&["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"])
         .resources(["*"])
-        .condition("ArnEquals", "kms:EncryptionContext:aws:logs:arn", group.arn())
+        .condition("StringEquals", "kms:EncryptionContext:aws:logs:arn", group.arn())
         .build()
 }
 
@@ -79,7 +79,7 @@ mod tests {
         let logs = key_statement(&group);
         assert_eq!(logs["Principal"]["Service"][0], "logs.eu-west-1.amazonaws.com");
         assert_eq!(
-            logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"],
+            logs["Condition"]["StringEquals"]["kms:EncryptionContext:aws:logs:arn"],
             "arn:aws:logs:eu-west-1:111111111111:log-group:/sagekeeper/vpc-flow-logs/t-e-abc123"
         );
         assert!(!actions(&logs).iter().any(|a| a.contains("Grant")), "the logs service gets no grants");
