@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 fn api(t: &TestEnv, kind: &str) -> Api<DynamicObject> {
     let (resource, namespaced) = match kind {
         "AwsAccount" => (ApiResource::erase::<AwsAccount>(&()), false),
+        "AwsAccountSet" => (ApiResource::erase::<sagekeeper_api::AwsAccountSet>(&()), false),
         "DataScienceEnvironment" => (ApiResource::erase::<DataScienceEnvironment>(&()), true),
         "MLOpsProject" => (ApiResource::erase::<MLOpsProject>(&()), true),
         "ModelDeployment" => (ApiResource::erase::<ModelDeployment>(&()), true),
@@ -391,7 +392,7 @@ async fn every_example_manifest_is_accepted() {
             seen += 1;
         }
     }
-    assert!(seen >= 7, "expected every kind in examples/, saw {seen} objects");
+    assert!(seen >= 8, "expected every kind in examples/, saw {seen} objects");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
