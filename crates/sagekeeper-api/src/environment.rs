@@ -165,10 +165,6 @@ impl Default for NetworkSpec {
     }
 }
 
-/// The retention periods CloudWatch Logs accepts, in days.
-pub const LOG_RETENTION_DAYS: [i32; 22] =
-    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
-
 /// VPC flow logs: one log group per VPC, in the VPC's account, encrypted with a key the
 /// environment owns, written by a delivery role only the flow-logs service may assume.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -102,12 +102,12 @@ impl Kind for AwsAccountSet {
             let users = account_users(ctx, &name).await?;
             if !users.is_empty() {
                 waiting.push(format!("AwsAccount {name} is used by {}", users.join(", ")));
-            } else if account.meta().deletion_timestamp.is_none() {
-                delete(&api, &name).await?;
-                waiting.push(format!("AwsAccount {name} is being deleted"));
-            } else {
-                waiting.push(format!("AwsAccount {name} is being deleted"));
+                continue;
             }
+            if account.meta().deletion_timestamp.is_none() {
+                delete(&api, &name).await?;
+            }
+            waiting.push(format!("AwsAccount {name} is being deleted"));
         }
         if waiting.is_empty() {
             return Ok(Cleanup::Done);
