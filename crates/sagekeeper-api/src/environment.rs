@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::DeletionPolicy;
 use crate::schema::{
     AVAILABILITY_ZONE, ENDPOINT_SERVICE, IPV4_CIDR, MAX_NAME, OBJECT_NAME, PRINCIPAL_ARN, REGION, SAGEMAKER_NAME,
-    bound_map,
+    SUBNET_ID, VPC_ID, bound_map,
 };
 
 /// What the environment should look like: its account, region, network, keys, buckets, Studio
@@ -38,6 +38,12 @@ use crate::schema::{
 #[x_kube(validation = Rule::new(
     "!has(self.network.availabilityZones) || self.network.availabilityZones.all(z, z.startsWith(self.region))"
 ).message("spec.network.availabilityZones must all be zones of spec.region").field_path(".network.availabilityZones"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.targetNetwork.existing) || self.targetNetwork.existing.all(k, (has(oldSelf.targetNetwork.existing) && k in oldSelf.targetNetwork.existing) || !has(oldSelf.targetAccounts) || !oldSelf.targetAccounts.exists(s, k in oldSelf.targetAccounts[s]))"
+).message("spec.targetNetwork.existing: an account that already serves a stage keeps the network it has; switching between an existing network and one sagekeeper creates is not supported").field_path(".targetNetwork.existing"))]
+#[x_kube(validation = Rule::new(
+    "!has(oldSelf.targetNetwork.existing) || oldSelf.targetNetwork.existing.all(k, (has(self.targetNetwork.existing) && k in self.targetNetwork.existing) || !has(self.targetAccounts) || !self.targetAccounts.exists(s, k in self.targetAccounts[s]))"
+).message("spec.targetNetwork.existing: an account that still serves a stage keeps the existing network it was given; switching between an existing network and one sagekeeper creates is not supported").field_path(".targetNetwork.existing"))]
 #[serde(rename_all = "camelCase")]
 pub struct DataScienceEnvironmentSpec {
     /// Name of the AwsAccount (the development account) the environment lives in. Immutable.
@@ -117,6 +123,10 @@ pub struct DataScienceEnvironmentSpec {
 
 /// The environment's network in its dev account.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.existing) == has(oldSelf.existing)")
+    .message("spec.network.existing cannot be added or removed after creation: switching between an existing network and one sagekeeper creates is not supported (create a new environment)"))]
+#[x_kube(validation = Rule::new("!has(self.existing) || self.existing == oldSelf.existing")
+    .message("spec.network.existing is immutable"))]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkSpec {
     /// IPv4 CIDR of the VPC, prefix /16 to /24. Private subnets are its first blocks of prefix
@@ -151,6 +161,31 @@ pub struct NetworkSpec {
     /// Logs, each log group encrypted with a key of its own. On by default.
     #[serde(default)]
     pub flow_logs: FlowLogsSpec,
+
+    /// A VPC and private subnets someone else owns (a network team) to use instead of making
+    /// one; vpcCidr is then ignored. sagekeeper checks them before any write, adds only its
+    /// security groups, the VPC endpoints the VPC lacks (with its S3 gateway endpoint on the
+    /// subnets' route tables) and the flow log, and never modifies or deletes what it did not
+    /// create. Cannot be added, removed or changed after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<ExistingNetwork>,
+}
+
+/// A VPC and private subnets someone else owns. The subnets must belong to the VPC, lie in
+/// the region's availability zones (and in spec.network.availabilityZones when given), and
+/// have no route to an internet or NAT gateway unless internetAccess is NatGateway.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExistingNetwork {
+    /// The VPC id (vpc-...).
+    #[schemars(length(max = 21), pattern(VPC_ID))]
+    pub vpc_id: String,
+
+    /// 1 to 8 private subnets of the VPC (subnet-...): jobs, Studio, endpoints and the interface
+    /// VPC endpoints (in the first subnet of each zone) use them.
+    #[schemars(length(min = 1, max = 8), inner(length(max = 24), pattern(SUBNET_ID)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub private_subnet_ids: Vec<String>,
 }
 
 impl Default for NetworkSpec {
@@ -161,6 +196,7 @@ impl Default for NetworkSpec {
             internet_access: InternetAccess::None,
             vpc_endpoints: None,
             flow_logs: FlowLogsSpec::default(),
+            existing: None,
         }
     }
 }
@@ -393,6 +429,17 @@ pub struct TargetNetworkSpec {
         .message("spec.targetNetwork.vpcCidr must be an IPv4 network address with a prefix from /16 to /24"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.targetNetwork.vpcCidr is immutable"))]
     pub vpc_cidr: Option<String>,
+
+    /// Target AwsAccount name -> a VPC and private subnets someone else owns there, used
+    /// instead of making one (as spec.network.existing is in the dev account). An entry is
+    /// immutable, and cannot be added or removed while the account serves a stage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = |s: &mut schemars::Schema| bound_map(s, 50, serde_json::json!({})))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) <= 253)")
+        .message("spec.targetNetwork.existing keys must be AwsAccount names"))]
+    #[x_kube(validation = Rule::new("self.all(k, !(k in oldSelf) || self[k] == oldSelf[k])")
+        .message("spec.targetNetwork.existing entries are immutable"))]
+    pub existing: BTreeMap<String, ExistingNetwork>,
 }
 
 fn yes() -> bool {
@@ -480,6 +527,10 @@ pub struct NetworkStatus {
     /// The VPC's flow log, while flow logs are on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_logs: Option<FlowLogsStatus>,
+    /// On an existing network (spec.network.existing): the guarantees sagekeeper cannot give
+    /// there, because their owner is someone else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_guaranteed: Vec<String>,
 }
 
 /// One VPC's flow log and where it writes.
@@ -588,6 +639,10 @@ pub struct TargetAccountStatus {
     /// The VPC's flow log there, while flow logs are on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_logs: Option<FlowLogsStatus>,
+    /// On an existing network (spec.targetNetwork.existing): the guarantees sagekeeper cannot
+    /// give there, because their owner is someone else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_guaranteed: Vec<String>,
     /// sagekeeper's principal there (the AwsAccount's role): with the model execution role, the
     /// only principal of the account the projects' model registries are shared with.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -29,6 +29,10 @@ pub(crate) const SAGEMAKER_NAME: &str = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$";
 pub(crate) const STAGE_NAME: &str = r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$";
 /// The suffix of a VPC endpoint service name after `com.amazonaws.<region>.`.
 pub(crate) const ENDPOINT_SERVICE: &str = r"^[a-z0-9]+([.-][a-z0-9]+)*$";
+/// A VPC id.
+pub(crate) const VPC_ID: &str = r"^vpc-[0-9a-f]{8,17}$";
+/// A subnet id.
+pub(crate) const SUBNET_ID: &str = r"^subnet-[0-9a-f]{8,17}$";
 /// A SageMaker hosting instance type such as `ml.m5.large`.
 pub(crate) const INSTANCE_TYPE: &str = r"^ml\.[a-z0-9]+\.[a-z0-9]+$";
 /// A model package version number.

@@ -22,7 +22,7 @@ pub enum Step<T> {
 pub type StepResult<T> = Result<Step<T>, AwsError>;
 
 /// The object that owns what a step creates: the tags it writes, and the uid it adopts by.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Owner {
     /// The owning object's uid.
     pub uid: String,

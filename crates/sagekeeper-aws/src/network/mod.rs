@@ -4,6 +4,7 @@
 //! interface endpoints. One batched observation per pass (a describe per resource type,
 //! filtered by VPC), then only the writes that differ.
 
+mod borrowed;
 mod gateways;
 mod observe;
 pub mod rules;
@@ -20,6 +21,7 @@ use crate::errors::{AwsError, Required};
 use crate::observe::{Shared, Snapshot};
 use crate::sessions::Session;
 use crate::steps::{Action, Changes, Depth, Owner, Step, StepResult};
+pub use borrowed::{Existing, check_existing};
 pub use observe::{AccountNetworks, Observed};
 use rules::{Peer, Rule};
 pub use teardown::{delete_network, nfs_security_groups};
@@ -45,6 +47,9 @@ pub struct NetworkPlan {
     pub interface_endpoints: Vec<InterfaceEndpoint>,
     /// The S3 gateway endpoint's policy.
     pub s3_endpoint_policy: serde_json::Value,
+    /// A network someone else owns, used instead of making one (`zones` and `vpc_cidr` then
+    /// go unused, `nat` only allows the subnets' own routes to the internet).
+    pub existing: Option<Existing>,
 }
 
 /// One interface endpoint.
@@ -89,24 +94,29 @@ pub struct NetworkOutputs {
     pub public_subnet_ids: Vec<String>,
     /// The security groups.
     pub groups: Groups,
-    /// The private subnets' route tables, in zone order.
+    /// The private subnets' route tables, in zone order (each once).
     pub private_route_table_ids: Vec<String>,
+    /// The subnets of the interface endpoints: one per zone.
+    pub endpoint_subnet_ids: Vec<String>,
     /// NAT gateway work still in progress (creating, or deleting before its address is
     /// released): the network step has more to do once it is done.
     pub waiting: Option<String>,
 }
 
-/// Which of the VPC's endpoints is not available yet, if any: from what the pass saw of the
-/// VPC's endpoints; while one is not, that is forgotten so the next try looks again.
+/// Which of the endpoints the environment uses (`used`, its ids) is not available yet, if
+/// any: from what the pass saw of the VPC's endpoints; while one is not, that is forgotten so
+/// the next try looks again. (A borrowed VPC may hold endpoints of others in any state.)
 pub async fn endpoints_unavailable(
     session: &Session,
     seen: &Snapshot,
     vpc_id: &str,
+    used: &EndpointOutputs,
 ) -> Result<Option<String>, AwsError> {
     let key = crate::observe::key(session, vpc_id);
+    let used: BTreeSet<&str> = used.ids.values().map(String::as_str).collect();
     let read = || observe::endpoints(session.ec2(), vpc_id);
-    let endpoints = seen.vpc_endpoints.waiting(&key, read, |e| vpc_endpoints::unavailable(e).is_none()).await?;
-    Ok(vpc_endpoints::unavailable(&endpoints))
+    let endpoints = seen.vpc_endpoints.waiting(&key, read, |e| vpc_endpoints::unavailable(e, &used).is_none()).await?;
+    Ok(vpc_endpoints::unavailable(&endpoints, &used))
 }
 
 /// The key under which the S3 gateway endpoint is reported.
@@ -145,6 +155,12 @@ pub async fn ensure_network(
         false => Some(session.s3_prefix_list.get_or_try_init(|| s3_prefix_list(session.ec2(), &plan.region)).await?),
     };
     let s3_list = s3_list.map(String::as_str);
+    if let Some(existing) = &plan.existing {
+        // Not in the account's listing (which finds networks by sagekeeper's tags): read on
+        // its own, four calls, every pass.
+        let seen = borrowed::observe(session.ec2(), existing, &plan.owner).await?;
+        return converge_borrowed(session.ec2(), plan, existing, &seen, s3_list, changes).await;
+    }
     let account = session.access.clone();
     let read = async || {
         if depth == Depth::Security
@@ -210,7 +226,10 @@ async fn converge_network(
     }
     let route_tables: Vec<String> = private.iter().map(|(_, rt)| rt.clone()).collect();
     let internet = gateways::ensure_internet(ec2, plan, vpc_id, seen_vpc, &route_tables, changes).await?;
-    let groups = ensure_groups(ec2, plan, vpc_id, seen_vpc, s3_list, changes).await?;
+    let subnet_cidrs: Vec<String> = plan.zones.iter().map(|z| z.private_cidr.clone()).collect();
+    let vpc_cidrs = [plan.vpc_cidr.clone()];
+    let cidrs = Cidrs { vpc: &vpc_cidrs, subnets: &subnet_cidrs };
+    let groups = ensure_groups(ec2, plan, vpc_id, seen_vpc, s3_list, cidrs, changes).await?;
     let private_subnet_ids: Vec<String> = private.into_iter().map(|(subnet, _)| subnet).collect();
     let (public_subnet_ids, waiting) = match internet {
         Step::Ready(public) => (public, None),
@@ -218,12 +237,53 @@ async fn converge_network(
     };
     Ok(Step::Ready(NetworkOutputs {
         vpc_id: vpc_id.clone(),
+        endpoint_subnet_ids: private_subnet_ids.clone(),
         private_subnet_ids,
         private_route_table_ids: route_tables,
         public_subnet_ids,
         groups,
         waiting,
     }))
+}
+
+/// A borrowed network: checked on every pass (a route to the internet added later stalls it
+/// again), then only sagekeeper's own security groups are converged in it.
+async fn converge_borrowed(
+    ec2: &Client,
+    plan: &NetworkPlan,
+    existing: &Existing,
+    seen: &borrowed::SeenBorrowed,
+    s3_list: Option<&str>,
+    changes: &Changes,
+) -> StepResult<NetworkOutputs> {
+    let checked = borrowed::check(seen, existing, plan.nat, None)?;
+    let observed = &seen.observed;
+    let ours: Vec<(&str, &[Tag])> = (observed.groups.iter())
+        .filter(|g| observed.owns(g.tags()))
+        .filter_map(|g| Some((g.group_id()?, g.tags())))
+        .collect();
+    ensure_tags(ec2, plan, &ours, changes).await?;
+    let subnet_cidrs: Vec<String> = checked.subnets.iter().map(|s| s.cidr.clone()).collect();
+    let cidrs = Cidrs { vpc: &checked.vpc_cidrs, subnets: &subnet_cidrs };
+    let groups = ensure_groups(ec2, plan, &existing.vpc_id, observed, s3_list, cidrs, changes).await?;
+    Ok(Step::Ready(NetworkOutputs {
+        vpc_id: existing.vpc_id.clone(),
+        private_subnet_ids: existing.subnet_ids.clone(),
+        public_subnet_ids: Vec::new(),
+        groups,
+        private_route_table_ids: checked.route_tables(),
+        endpoint_subnet_ids: checked.endpoint_subnets(),
+        waiting: None,
+    }))
+}
+
+/// The address ranges the security group rules name.
+#[derive(Clone, Copy)]
+struct Cidrs<'a> {
+    /// The VPC's.
+    vpc: &'a [String],
+    /// The private subnets'.
+    subnets: &'a [String],
 }
 
 /// Converges the VPC endpoints of a network (the S3 gateway and the interface endpoints), side
@@ -283,8 +343,8 @@ async fn converge_vpc_endpoints(
         .filter_map(|e| Some((e.vpc_endpoint_id()?, e.tags())))
         .collect();
     ensure_tags(ec2, plan, &ours, changes).await?;
-    let (ids, pending) = vpc_endpoints::ensure_endpoints(ec2, plan, network, found, changes).await?;
-    Ok(EndpointOutputs { ids, pending })
+    let (ids, pending, borrowed) = vpc_endpoints::ensure_endpoints(ec2, plan, network, found, changes).await?;
+    Ok(EndpointOutputs { ids, pending, borrowed })
 }
 
 /// What the VPC endpoints step produced.
@@ -295,6 +355,9 @@ pub struct EndpointOutputs {
     /// Which endpoint is not available yet: its id exists and may be named in policies, but
     /// traffic does not flow through it yet ([`endpoints_unavailable`] tells when it does).
     pub pending: Option<String>,
+    /// The keys of endpoints of a borrowed VPC that its owner made: used as they are, their
+    /// policies and security groups the owner's.
+    pub borrowed: BTreeSet<String>,
 }
 
 /// Creates the VPC; returns its id and tags.
@@ -506,22 +569,23 @@ async fn ensure_groups(
     vpc_id: &str,
     seen: &Observed,
     s3_list: Option<&str>,
+    cidrs: Cidrs<'_>,
     changes: &Changes,
 ) -> Result<Groups, AwsError> {
     let workloads = ensure_group(ec2, plan, vpc_id, seen, "workloads", &plan.group_names.workloads, changes).await?;
     let endpoints = ensure_group(ec2, plan, vpc_id, seen, "endpoints", &plan.group_names.endpoints, changes).await?;
-    let vpc = Peer::Cidr(plan.vpc_cidr.clone());
+    let vpc = || cidrs.vpc.iter().map(|c| Rule::all(Peer::Cidr(c.clone())));
     let workloads_in: BTreeSet<Rule> = [Rule::all(Peer::Group(workloads.clone()))].into();
     let workloads_out: BTreeSet<Rule> = match s3_list {
         None => [Rule::all(Peer::Cidr("0.0.0.0/0".into()))].into(),
-        Some(s3) => [Rule::all(vpc.clone()), Rule::tcp(443, Peer::PrefixList(s3.to_owned()))].into(),
+        Some(s3) => vpc().chain([Rule::tcp(443, Peer::PrefixList(s3.to_owned()))]).collect(),
     };
     let mut endpoints_in: BTreeSet<Rule> = [Rule::tcp(443, Peer::Group(workloads.clone()))].into();
-    for zone in &plan.zones {
-        endpoints_in.insert(Rule::tcp(443, Peer::Cidr(zone.private_cidr.clone())));
-        endpoints_in.insert(Rule::tcp(2049, Peer::Cidr(zone.private_cidr.clone())));
+    for cidr in cidrs.subnets {
+        endpoints_in.insert(Rule::tcp(443, Peer::Cidr(cidr.clone())));
+        endpoints_in.insert(Rule::tcp(2049, Peer::Cidr(cidr.clone())));
     }
-    let endpoints_out: BTreeSet<Rule> = [Rule::all(vpc)].into();
+    let endpoints_out: BTreeSet<Rule> = vpc().collect();
     ensure_rules(ec2, seen, &workloads, &workloads_in, &workloads_out, changes).await?;
     ensure_rules(ec2, seen, &endpoints, &endpoints_in, &endpoints_out, changes).await?;
     Ok(Groups { workloads, endpoints })

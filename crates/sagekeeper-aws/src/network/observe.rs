@@ -233,6 +233,11 @@ pub(crate) fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
 }
 
 impl Observed {
+    /// Nothing seen yet, of this owner.
+    pub(crate) fn of_owner(owner: &Owner) -> Self {
+        Self { owner_uid: owner.uid.clone(), ..Self::default() }
+    }
+
     /// Only the live ones of a VPC's endpoints, for the endpoints step.
     pub(crate) fn of_endpoints(listed: &[VpcEndpoint], owner: &Owner) -> Self {
         Self { endpoints: live_endpoints(listed), owner_uid: owner.uid.clone(), ..Self::default() }

@@ -16,8 +16,23 @@ use crate::steps::{Action, Changes, Owner, Step, StepResult};
 const SAGEMAKER_MANAGED_TAG: &str = "ManagedByAmazonSageMakerResource";
 
 /// Deletes everything of the network this owner has in the account; pending while parts drain.
-pub async fn delete_network(session: &Session, owner: &Owner, changes: &Changes) -> StepResult<()> {
+/// In a borrowed VPC (`existing`), only what sagekeeper made there goes: its endpoints, its
+/// security groups and the NFS groups SageMaker made for its Studio domain (`domain_id`); the
+/// VPC, subnets, route tables and everything of others stay as they are.
+pub async fn delete_network(
+    session: &Session,
+    owner: &Owner,
+    existing: Option<&str>,
+    domain_id: Option<&str>,
+    changes: &Changes,
+) -> StepResult<()> {
     let ec2 = session.ec2();
+    if let Some(vpc_id) = existing {
+        let mut seen = observe::observe(ec2, vpc_id, owner).await?;
+        seen.endpoints = Observed::of_endpoints(&observe::endpoints(ec2, vpc_id).await?, owner).endpoints;
+        let ours = Ours { vpc: false, domain_id };
+        return delete_vpc(ec2, vpc_id, &seen, ours, changes).await;
+    }
     let vpcs = ec2
         .describe_vpcs()
         .filters(observe::owned_by(owner))
@@ -28,7 +43,8 @@ pub async fn delete_network(session: &Session, owner: &Owner, changes: &Changes)
     for vpc_id in vpcs.vpcs().iter().filter_map(|v| v.vpc_id()) {
         let mut seen = observe::observe(ec2, vpc_id, owner).await?;
         seen.endpoints = Observed::of_endpoints(&observe::endpoints(ec2, vpc_id).await?, owner).endpoints;
-        if let Step::Pending(why) = delete_vpc(ec2, vpc_id, &seen, changes).await? {
+        if let Step::Pending(why) = delete_vpc(ec2, vpc_id, &seen, Ours { vpc: true, domain_id: None }, changes).await?
+        {
             return Ok(Step::Pending(why));
         }
     }
@@ -40,7 +56,24 @@ pub fn nfs_security_groups(seen: &Observed) -> Vec<&SecurityGroup> {
     seen.groups.iter().filter(|g| observe::tag(g.tags(), SAGEMAKER_MANAGED_TAG).is_some()).collect()
 }
 
-async fn delete_vpc(ec2: &Client, vpc_id: &str, seen: &Observed, changes: &Changes) -> StepResult<()> {
+/// What of a VPC is sagekeeper's to delete.
+#[derive(Clone, Copy)]
+struct Ours<'a> {
+    /// The VPC itself (and so every NFS group SageMaker made in it).
+    vpc: bool,
+    /// In a borrowed VPC: the Studio domain whose NFS groups go.
+    domain_id: Option<&'a str>,
+}
+
+impl Ours<'_> {
+    /// Whether an NFS group SageMaker made (tagged with its domain's ARN) is ours to delete.
+    fn nfs_group(&self, group: &SecurityGroup) -> bool {
+        let Some(domain) = observe::tag(group.tags(), SAGEMAKER_MANAGED_TAG) else { return false };
+        self.vpc || self.domain_id.is_some_and(|id| domain.rsplit('/').next() == Some(id))
+    }
+}
+
+async fn delete_vpc(ec2: &Client, vpc_id: &str, seen: &Observed, ours: Ours<'_>, changes: &Changes) -> StepResult<()> {
     let endpoints: Vec<String> = seen
         .endpoints
         .iter()
@@ -58,11 +91,7 @@ async fn delete_vpc(ec2: &Client, vpc_id: &str, seen: &Observed, changes: &Chang
     if let Some(why) = delete_public_side(ec2, seen, changes).await? {
         return Ok(Step::Pending(why));
     }
-    let groups: Vec<&SecurityGroup> = seen
-        .groups
-        .iter()
-        .filter(|g| seen.owns(g.tags()) || observe::tag(g.tags(), SAGEMAKER_MANAGED_TAG).is_some())
-        .collect();
+    let groups: Vec<&SecurityGroup> = seen.groups.iter().filter(|g| seen.owns(g.tags()) || ours.nfs_group(g)).collect();
     // Rules first: groups that reference each other cannot be deleted one by one otherwise.
     for group in &groups {
         let id = &group.group_id().required("DescribeSecurityGroups", "GroupId")?;
@@ -102,6 +131,9 @@ async fn delete_vpc(ec2: &Client, vpc_id: &str, seen: &Observed, changes: &Chang
         if let Some(why) = delete_route_table(ec2, table, changes).await? {
             return Ok(Step::Pending(why));
         }
+    }
+    if !ours.vpc {
+        return Ok(Step::Ready(()));
     }
     if let Some(why) = pending_on_busy(ec2.delete_vpc().vpc_id(vpc_id).send().await.map_err(AwsError::from_sdk))? {
         return Ok(Step::Pending(why));

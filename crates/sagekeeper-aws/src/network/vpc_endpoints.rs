@@ -13,17 +13,25 @@ use super::{NetworkOutputs, NetworkPlan, S3_ENDPOINT, tag_spec};
 use crate::errors::{AwsError, Required};
 use crate::steps::{Action, Changes};
 
+/// What the endpoints step converged: ids by key, which is not available yet, and the keys of
+/// endpoints of a borrowed VPC that its owner made (used as they are).
+pub(crate) type Converged = (BTreeMap<String, String>, Option<String>, BTreeSet<String>);
+
 /// Converges all endpoints, side by side: their ids by key, and which is not available yet.
+/// In a borrowed VPC, an endpoint its owner made for a service is used instead of making one
+/// (an S3 gateway endpoint only when it serves one of the subnets' route tables), and left as
+/// it is.
 pub(crate) async fn ensure_endpoints(
     ec2: &Client,
     plan: &NetworkPlan,
     network: &NetworkOutputs,
     seen: &Observed,
     changes: &Changes,
-) -> Result<(BTreeMap<String, String>, Option<String>), AwsError> {
+) -> Result<Converged, AwsError> {
     let vpc_id = network.vpc_id.as_str();
-    let (private_subnets, route_tables) = (&network.private_subnet_ids, &network.private_route_table_ids);
+    let (private_subnets, route_tables) = (&network.endpoint_subnet_ids, &network.private_route_table_ids);
     let mut ids = BTreeMap::new();
+    let mut borrowed = BTreeSet::new();
     let mut pending = None;
     let gateway = Wanted {
         key: S3_ENDPOINT,
@@ -45,6 +53,20 @@ pub(crate) async fn ensure_endpoints(
         policy: &endpoint.policy,
     });
     let wanted: Vec<Wanted<'_>> = std::iter::once(gateway).chain(interfaces).collect();
+    // Ours, once made, stays ours; an owner's endpoint is used only where we have none.
+    let ours = |w: &Wanted<'_>| seen.endpoints.iter().any(|e| seen.is(e.tags(), &format!("endpoint/{}", w.key)));
+    let (theirs, wanted): (Vec<_>, Vec<_>) =
+        wanted.into_iter().partition(|w| plan.existing.is_some() && !ours(w) && foreign(seen, w).is_some());
+    for w in &theirs {
+        let Some(endpoint) = foreign(seen, w) else { continue };
+        let id = endpoint.vpc_endpoint_id().required("DescribeVpcEndpoints", "VpcEndpointId")?;
+        let state = EndpointState::of(endpoint.state());
+        if state != EndpointState::Available {
+            pending = pending.or(Some(format!("VPC endpoint {id} ({}, not sagekeeper's) is {state}", w.key)));
+        }
+        ids.insert(w.key.to_owned(), id);
+        borrowed.insert(w.key.to_owned());
+    }
     let results =
         futures::future::join_all(wanted.iter().map(|w| ensure_endpoint(ec2, plan, vpc_id, seen, w, changes))).await;
     for (wanted, result) in wanted.iter().zip(results) {
@@ -67,7 +89,19 @@ pub(crate) async fn ensure_endpoints(
             .map_err(AwsError::from_sdk)?;
         changes.record(Action::Deleted, format!("VPC endpoints {}", extra.join(", ")));
     }
-    Ok((ids, pending))
+    Ok((ids, pending, borrowed))
+}
+
+/// A live endpoint someone else made in the VPC for the wanted service (for the S3 gateway:
+/// one that serves one of the subnets' route tables).
+fn foreign<'s>(seen: &'s Observed, wanted: &Wanted<'_>) -> Option<&'s VpcEndpoint> {
+    seen.endpoints.iter().find(|e| {
+        !seen.owns(e.tags())
+            && e.service_name() == Some(wanted.service.as_str())
+            && e.vpc_endpoint_type() == Some(&wanted.kind)
+            && (wanted.kind != VpcEndpointType::Gateway
+                || e.route_table_ids().iter().any(|t| wanted.route_tables.contains(t)))
+    })
 }
 
 /// A VPC endpoint's state as it decides what sagekeeper does; states this version does not know
@@ -136,9 +170,9 @@ fn component_of(endpoint: &VpcEndpoint) -> &str {
     super::observe::tag(endpoint.tags(), sagekeeper_api::naming::COMPONENT_TAG).unwrap_or_default()
 }
 
-/// Which of the VPC's endpoints is not available yet, if any.
-pub(crate) fn unavailable(listed: &[VpcEndpoint]) -> Option<String> {
-    listed.iter().find_map(|e| {
+/// Which of the endpoints in `used` is not available yet, if any.
+pub(crate) fn unavailable(listed: &[VpcEndpoint], used: &BTreeSet<&str>) -> Option<String> {
+    listed.iter().filter(|e| e.vpc_endpoint_id().is_some_and(|id| used.contains(id))).find_map(|e| {
         let state = EndpointState::of(e.state());
         (state != EndpointState::Available)
             .then(|| format!("VPC endpoint {} is {state}", e.vpc_endpoint_id().unwrap_or("?")))

@@ -2,6 +2,7 @@
 //! region, readiness), plan every resource as a graph of steps, run it, and fold the results
 //! into one condition per component. Deletion waits while projects name the environment.
 
+mod borrowed;
 mod plan;
 mod run;
 mod status;
@@ -11,7 +12,7 @@ use kube::ResourceExt;
 use std::sync::Arc;
 
 use sagekeeper_api::AwsAccount;
-use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
+use sagekeeper_api::conditions::{self, Outcome, Reason};
 use sagekeeper_api::{DataScienceEnvironment, DataScienceEnvironmentStatus};
 use sagekeeper_aws::steps::Changes;
 
@@ -46,34 +47,9 @@ impl Kind for DataScienceEnvironment {
             return Ok(Report::new(status, Outcome::stalled(Reason::InvalidConfiguration, message)));
         }
         let pinned = status.network.as_ref().map(|n| n.availability_zones.clone()).unwrap_or_default();
-        let zones = match self.spec.network.availability_zones.clone() {
-            Some(zones) if zones == pinned => zones,
-            None if !pinned.is_empty() => pinned.clone(),
-            // New zones (or none pinned yet): checked against the region before anything is made.
-            wanted => {
-                let session = ctx.sessions.session(&plan::account_plan(&dev, &self.spec.region).access);
-                let region_zones = match sagekeeper_aws::network::region_zones(&session).await {
-                    Ok(zones) => zones,
-                    Err(e) => {
-                        let remedy = "check the region, and that sagekeeper's role there has the policies of deploy/aws/deployer/ (ec2:DescribeAvailabilityZones is in network.json)";
-                        return Ok(resolve::aws_failure(status, Component::Network, &e, "availability zones", remedy));
-                    }
-                };
-                match wanted {
-                    Some(zones) => {
-                        if let Some(missing) = zones.iter().find(|z| !region_zones.contains(z)) {
-                            let message = format!(
-                                "spec.network.availabilityZones: {missing} is not an available zone of {} (it has: {})",
-                                self.spec.region,
-                                region_zones.join(", ")
-                            );
-                            return Ok(Report::new(status, Outcome::stalled(Reason::InvalidConfiguration, message)));
-                        }
-                        zones
-                    }
-                    None => region_zones.into_iter().take(2).collect(),
-                }
-            }
+        let zones = match borrowed::check(self, ctx, &dev, &targets, &status, &pinned).await {
+            Ok(zones) => zones,
+            Err(report) => return Ok(*report),
         };
         let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
         let changes = sagekeeper_aws::steps::Changes::default();

@@ -2,14 +2,15 @@
 //! role of the environment, in the dev account and in each target account. Pure; the steps
 //! take it from here.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sagekeeper_api::cidr;
-use sagekeeper_api::environment::{InternetAccess, Persona, PersonaPrincipals};
+use sagekeeper_api::environment::{ExistingNetwork, InternetAccess, Persona, PersonaPrincipals};
 use sagekeeper_api::naming::EnvironmentNames;
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment};
 use sagekeeper_aws::AccountAccess;
-use sagekeeper_aws::network::{GroupNames, InterfaceEndpoint, NetworkPlan, Zone};
+use sagekeeper_aws::network::{Existing, GroupNames, InterfaceEndpoint, NetworkPlan, Zone};
 use sagekeeper_aws::steps::Owner;
 
 /// Interface endpoints of the dev VPC when the spec lists none (suffixes of
@@ -90,6 +91,7 @@ pub(crate) struct Plan {
     pub(crate) accounts: Vec<String>,
     target_cidr: String,
     target_zones: Vec<Zone>,
+    target_existing: BTreeMap<String, ExistingNetwork>,
     group_names: GroupNames,
 }
 
@@ -131,13 +133,18 @@ impl Plan {
         let capture_bucket = self.names.bucket(&account.account_id, &self.region, "capture");
         let buckets = [self.models_bucket.clone(), capture_bucket.clone()];
         let endpoints: Vec<String> = TARGET_ENDPOINTS.iter().map(|s| (*s).to_owned()).collect();
+        let existing = self.target_existing.get(&account.name).map(|e| Existing {
+            field: format!("spec.targetNetwork.existing.{}", account.name),
+            vpc_id: e.vpc_id.clone(),
+            subnet_ids: e.private_subnet_ids.clone(),
+        });
         TargetPlan {
             network: NetworkPlan {
                 owner: self.owner.clone(),
                 name: self.names.ec2_name(stage),
                 region: self.region.clone(),
                 vpc_cidr: self.target_cidr.clone(),
-                zones: self.target_zones.clone(),
+                zones: if existing.is_some() { Vec::new() } else { self.target_zones.clone() },
                 nat: false,
                 group_names: self.group_names.clone(),
                 interface_endpoints: interface_endpoints(&endpoints, &self.partition, &self.region, &self.accounts),
@@ -147,6 +154,7 @@ impl Plan {
                     &buckets,
                     &self.accounts,
                 ),
+                existing,
             },
             key_alias: self.names.key_alias("endpoint"),
             capture_bucket,
@@ -268,12 +276,20 @@ pub(crate) fn plan(
         std::iter::once(dev.account_id.clone()).chain(targets.iter().map(|(_, a)| a.spec.account_id.clone())).collect();
     accounts.sort();
     accounts.dedup();
+    let existing = spec.network.existing.as_ref().map(|e| Existing {
+        field: "spec.network.existing".into(),
+        vpc_id: e.vpc_id.clone(),
+        subnet_ids: e.private_subnet_ids.clone(),
+    });
     let network = NetworkPlan {
         owner: owner.clone(),
         name: names.ec2_name("dev"),
         region: region.clone(),
         vpc_cidr: spec.network.vpc_cidr.clone(),
-        zones: zones(&spec.network.vpc_cidr, chosen_zones, pinned_zones),
+        zones: match existing {
+            Some(_) => Vec::new(),
+            None => zones(&spec.network.vpc_cidr, chosen_zones, pinned_zones),
+        },
         nat: spec.network.internet_access == InternetAccess::NatGateway,
         group_names: groups.clone(),
         interface_endpoints: interface_endpoints(&endpoint_keys, &partition, &region, &accounts),
@@ -283,6 +299,7 @@ pub(crate) fn plan(
             &dev_buckets,
             &accounts,
         ),
+        existing,
     };
     let target_cidr = spec.target_network.vpc_cidr.clone().unwrap_or_else(|| spec.network.vpc_cidr.clone());
     let target_zones = zones(&target_cidr, chosen_zones, pinned_zones);
@@ -326,11 +343,27 @@ pub(crate) fn plan(
         accounts,
         target_cidr,
         target_zones,
+        target_existing: target_existing(env),
         group_names: groups,
         names,
     };
     plan.targets = targets.iter().map(|(stage, account)| plan.target(stage, account)).collect();
     plan
+}
+
+/// The existing networks of target accounts: the spec's, and those status records as borrowed
+/// for accounts the spec no longer names (so cleaning up there leaves them as they are).
+fn target_existing(env: &DataScienceEnvironment) -> BTreeMap<String, ExistingNetwork> {
+    let mut existing = env.spec.target_network.existing.clone();
+    for recorded in env.status.iter().flat_map(|s| &s.target_accounts) {
+        if let (Some(vpc_id), false) = (&recorded.vpc_id, recorded.not_guaranteed.is_empty()) {
+            existing.entry(recorded.account.clone()).or_insert_with(|| ExistingNetwork {
+                vpc_id: vpc_id.clone(),
+                private_subnet_ids: recorded.private_subnet_ids.clone(),
+            });
+        }
+    }
+    existing
 }
 
 /// The partition of the dev account, from its role ARN (`aws` when there is none).

@@ -633,7 +633,7 @@ async fn available(
     if e.pending.is_none() {
         return Done::Ready(EnvOutput::Done);
     }
-    match network::endpoints_unavailable(session, seen, &n.vpc_id).await {
+    match network::endpoints_unavailable(session, seen, &n.vpc_id, e).await {
         Ok(None) => Done::Ready(EnvOutput::Done),
         Ok(Some(why)) => Done::pending(why),
         Err(e) => Done::Failed(Failure::new(e, format!("VPC endpoints of {}", n.vpc_id))),

@@ -7,6 +7,7 @@ use sagekeeper_api::environment::{
     EncryptionStatus, FlowLogsStatus, IdentityStatus, NetworkStatus, StorageStatus, StudioStatus, TargetAccountStatus,
 };
 use sagekeeper_aws::ErrorKind;
+use sagekeeper_aws::network::{EndpointOutputs, NetworkOutputs};
 
 use super::plan::{BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind};
 use super::run::{EnvOutput, leaving};
@@ -75,7 +76,17 @@ fn ready_message(plan: &Plan, results: &Results<EnvStep, EnvOutput>, component: 
                     }
                     _ => ", flow logs off".to_owned(),
                 };
-                format!("VPC {} with {} endpoints{logged}", n.vpc_id, e.ids.len())
+                let unsure = not_guaranteed(&plan.network, n, Some(e));
+                match unsure.is_empty() {
+                    true => format!("VPC {} with {} endpoints{logged}", n.vpc_id, e.ids.len()),
+                    false => format!(
+                        "existing VPC {} (not sagekeeper's) with {} endpoints ({} of them its owner's){logged}; not guaranteed on a borrowed network: {}",
+                        n.vpc_id,
+                        e.ids.len(),
+                        e.borrowed.len(),
+                        unsure.join("; ")
+                    ),
+                }
             }
             _ => "network ready".into(),
         },
@@ -95,8 +106,46 @@ fn ready_message(plan: &Plan, results: &Results<EnvStep, EnvOutput>, component: 
             _ => "Studio disabled".into(),
         },
         _ if plan.targets.is_empty() => "no target accounts".into(),
-        _ => format!("{} target accounts ready", plan.targets.len()),
+        _ => {
+            let borrowed = plan.targets.iter().filter(|t| t.network.existing.is_some()).count();
+            match borrowed {
+                0 => format!("{} target accounts ready", plan.targets.len()),
+                n => format!(
+                    "{} target accounts ready, {n} of them on an existing network (what is not guaranteed there: status.targetAccounts[].notGuaranteed)",
+                    plan.targets.len()
+                ),
+            }
+        }
     }
+}
+
+/// What sagekeeper cannot vouch for on a borrowed network (none on one it made): the owner's
+/// routing and filtering, subnets shared with others, and endpoints the owner made.
+fn not_guaranteed(
+    network: &sagekeeper_aws::network::NetworkPlan,
+    net: &NetworkOutputs,
+    endpoints: Option<&EndpointOutputs>,
+) -> Vec<String> {
+    let Some(existing) = &network.existing else { return Vec::new() };
+    let mut unsure = vec![
+        format!(
+            "egress of VPC {}: its route tables ({}), network ACLs and any transit gateway, peering or firewall routes are its owner's (sagekeeper checks only that the subnets have no route to an internet or NAT gateway{})",
+            existing.vpc_id,
+            net.private_route_table_ids.join(", "),
+            if network.nat { ", which internetAccess NatGateway allows" } else { "" }
+        ),
+        format!(
+            "subnets {} may be shared with others' workloads: the endpoints security group admits HTTPS and NFS from their whole ranges",
+            existing.subnet_ids.join(", ")
+        ),
+    ];
+    for key in endpoints.map(|e| &e.borrowed).into_iter().flatten() {
+        let id = endpoints.and_then(|e| e.ids.get(key)).map(String::as_str).unwrap_or("?");
+        unsure.push(format!(
+            "VPC endpoint {id} ({key}) was made by the VPC's owner: its policy and security groups are not restricted to this environment"
+        ));
+    }
+    unsure
 }
 
 /// A VPC's flow log, its group, key and delivery role, once all are ready.
@@ -150,6 +199,13 @@ fn status(
     }
     if let Some(EnvOutput::Endpoints(e)) = ready(results, &EnvStep::VpcEndpoints) {
         net.vpc_endpoint_ids = e.ids.clone();
+    }
+    if let Some(EnvOutput::Network(n)) = ready(results, &EnvStep::Network) {
+        let endpoints = match ready(results, &EnvStep::VpcEndpoints) {
+            Some(EnvOutput::Endpoints(e)) => Some(e),
+            _ => None,
+        };
+        net.not_guaranteed = not_guaranteed(&plan.network, n, endpoints);
     }
     if let Some(EnvOutput::FlowLogs(_)) = ready(results, &EnvStep::FlowLogs(None)) {
         net.flow_logs = flow_logs(plan, results, None, &plan.dev.account_id);
@@ -206,6 +262,10 @@ fn status(
                 _ => None,
             };
             let capture = ready(results, &EnvStep::CaptureBucket(name.clone())).is_some();
+            let endpoints = match ready(results, &EnvStep::TargetVpcEndpoints(name.clone())) {
+                Some(EnvOutput::Endpoints(e)) => Some(e),
+                _ => None,
+            };
             TargetAccountStatus {
                 account: name.clone(),
                 account_id: Some(t.account.account_id.clone()),
@@ -223,6 +283,7 @@ fn status(
                     _ => None,
                 },
                 flow_logs: flow_logs(plan, results, Some(name), &t.account.account_id),
+                not_guaranteed: net.map(|n| not_guaranteed(&t.network, n, endpoints)).unwrap_or_default(),
                 deployer_arn: t.account.controller_arns.first().cloned(),
                 ready: results
                     .iter()
@@ -274,7 +335,7 @@ mod tests {
             }),
             EnvStep::VpcEndpoints | EnvStep::TargetVpcEndpoints(_) => EnvOutput::Endpoints(EndpointOutputs {
                 ids: [("s3".to_owned(), "vpce-1".to_owned())].into(),
-                pending: None,
+                ..EndpointOutputs::default()
             }),
             EnvStep::Key(_) | EnvStep::TargetKey(_) => {
                 EnvOutput::Key(KeyOutputs { arn: "arn:aws:kms:us-east-1:111111111111:key/k".into(), id: "k".into() })

@@ -146,7 +146,9 @@ impl Pass<'_> {
                     let why = "the kept Studio home file system still has mount targets in it";
                     return Done::Ready(vec![retained("vpc", &plan.names.ec2_name("dev"), why)]);
                 }
-                Done::from_step(network::delete_network(&dev(), owner, changes).await, "network").map(|()| Kept::new())
+                let borrowed = plan.network.existing.as_ref().map(|e| e.vpc_id.as_str());
+                let result = network::delete_network(&dev(), owner, borrowed, self.domain_id, changes).await;
+                Done::from_step(result, "network").map(|()| Kept::new())
             }
             S::Bucket(purpose) => {
                 let bucket = match purpose {
@@ -227,7 +229,15 @@ impl Pass<'_> {
                         let result = iam::delete_role(&session, owner, role, &target.account.boundary, changes).await;
                         gone(result, format!("IAM role {role} in {name}"))
                     }
-                    S::TargetNetwork(_) => match network::delete_network(&session, owner, changes).await {
+                    S::TargetNetwork(_) => match network::delete_network(
+                        &session,
+                        owner,
+                        target.network.existing.as_ref().map(|e| e.vpc_id.as_str()),
+                        None,
+                        changes,
+                    )
+                    .await
+                    {
                         Ok(sagekeeper_aws::steps::Step::Pending(why)) => Done::pending(format!("{name}: {why}")),
                         result => Done::from_step(result, format!("network in {name}")).map(|()| Kept::new()),
                     },
