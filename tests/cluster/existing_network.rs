@@ -7,7 +7,8 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use sagekeeper_api::DataScienceEnvironment;
 use sagekeeper_api::conditions;
-use sagekeeper_aws::sdk::ec2::types::{Filter, Tag, VpcEndpointType};
+use sagekeeper_aws::sdk::ec2::error::ProvideErrorMetadata;
+use sagekeeper_aws::sdk::ec2::types::{Filter, IpPermission, IpRange, Tag, VpcEndpointType};
 use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::test_env::AccountClients;
 use sagekeeper_tests::test_env::HasConditions;
@@ -22,6 +23,11 @@ struct TeamNetwork {
     subnets: Vec<String>,
     route_tables: Vec<String>,
     sts_endpoint: Option<String>,
+}
+
+/// The error code of a refused call.
+fn code<T, E: ProvideErrorMetadata>(result: &Result<T, E>) -> Option<String> {
+    result.as_ref().err().and_then(|e| e.code().map(str::to_owned))
 }
 
 fn vpc_filter(vpc: &str) -> Filter {
@@ -192,6 +198,35 @@ spec:
     let owned = owned_resources(&t, &t.account(3), &uid).await;
     assert_eq!((owned["vpc"], owned["subnets"], owned["route tables"]), (0, 0, 0), "{owned:?}");
     assert_eq!(owned["endpoints"], 9, "the S3 gateway and eight interface endpoints: {owned:?}");
+
+    // sagekeeper's own role can change nothing of the borrowed network (its policy changes only
+    // what carries sagekeeper's tag), whatever a spec names.
+    let deployer = t.clients_as_controller(&t.account(1)).await;
+    let ec2 = &deployer.ec2;
+    let default_group = dev.ec2.describe_security_groups().filters(vpc_filter(&dev_net.vpc));
+    let default_group = default_group.filters(Filter::builder().name("group-name").values("default").build());
+    let default_group = default_group.send().await.unwrap().security_groups()[0].group_id().unwrap().to_owned();
+    let open = IpPermission::builder()
+        .ip_protocol("-1")
+        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    let attempts = [
+        ("delete a subnet", code(&ec2.delete_subnet().subnet_id(&dev_net.subnets[0]).send().await)),
+        ("delete a route table", code(&ec2.delete_route_table().route_table_id(&dev_net.route_tables[0]).send().await)),
+        ("delete the VPC", code(&ec2.delete_vpc().vpc_id(&dev_net.vpc).send().await)),
+        (
+            "open the VPC's default group",
+            code(&ec2.authorize_security_group_ingress().group_id(&default_group).ip_permissions(open).send().await),
+        ),
+        (
+            "rewrite the owner's endpoint policy",
+            code(&ec2.modify_vpc_endpoint().vpc_endpoint_id(&sts).reset_policy(true).send().await),
+        ),
+        ("delete the owner's endpoint", code(&ec2.delete_vpc_endpoints().vpc_endpoint_ids(&sts).send().await)),
+    ];
+    for (what, code) in attempts {
+        assert_eq!(code.as_deref(), Some("UnauthorizedOperation"), "sagekeeper's role could {what}");
+    }
 
     // A route to the internet its owner adds later stalls the environment (nothing of the
     // network changes) until the route goes.
