@@ -172,6 +172,8 @@ spec:
     let sts = dev_net.sts_endpoint.clone().unwrap();
     assert!(net.not_guaranteed.iter().any(|n| n.contains(&sts) && n.contains("policy")), "{:?}", net.not_guaranteed);
     assert!(net.not_guaranteed.iter().any(|n| n.starts_with("egress of VPC")), "{:?}", net.not_guaranteed);
+    // No flow log of a VPC others use too: it would record their workloads.
+    assert!(net.flow_logs.is_none() && net.not_guaranteed.iter().any(|n| n.starts_with("flow logs of VPC")));
     let network_ready = conditions::find(env.conditions(), "NetworkReady").unwrap();
     assert!(network_ready.message.contains("not guaranteed on a borrowed network"), "{}", network_ready.message);
     assert!(network_ready.message.contains(&sts), "{}", network_ready.message);
@@ -194,7 +196,7 @@ spec:
     let target = &status.target_accounts[0];
     assert_eq!(target.vpc_id.as_deref(), Some(prod_net.vpc.as_str()));
     assert_eq!(target.private_subnet_ids, prod_net.subnets);
-    assert!(!target.not_guaranteed.is_empty());
+    assert!(!target.not_guaranteed.is_empty() && target.flow_logs.is_none());
     let owned = owned_resources(&t, &t.account(3), &uid).await;
     assert_eq!((owned["vpc"], owned["subnets"], owned["route tables"]), (0, 0, 0), "{owned:?}");
     assert_eq!(owned["endpoints"], 9, "the S3 gateway and eight interface endpoints: {owned:?}");
@@ -206,10 +208,8 @@ spec:
     let default_group = dev.ec2.describe_security_groups().filters(vpc_filter(&dev_net.vpc));
     let default_group = default_group.filters(Filter::builder().name("group-name").values("default").build());
     let default_group = default_group.send().await.unwrap().security_groups()[0].group_id().unwrap().to_owned();
-    let open = IpPermission::builder()
-        .ip_protocol("-1")
-        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-        .build();
+    let open =
+        IpPermission::builder().ip_protocol("-1").ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build()).build();
     let attempts = [
         ("delete a subnet", code(&ec2.delete_subnet().subnet_id(&dev_net.subnets[0]).send().await)),
         ("delete a route table", code(&ec2.delete_route_table().route_table_id(&dev_net.route_tables[0]).send().await)),

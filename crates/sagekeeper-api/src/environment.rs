@@ -164,9 +164,9 @@ pub struct NetworkSpec {
 
     /// A VPC and private subnets someone else owns (a network team) to use instead of making
     /// one; vpcCidr is then ignored. sagekeeper checks them before any write, adds only its
-    /// security groups, the VPC endpoints the VPC lacks (with its S3 gateway endpoint on the
-    /// subnets' route tables) and the flow log, and never modifies or deletes what it did not
-    /// create. Cannot be added, removed or changed after creation.
+    /// security groups and the VPC endpoints the VPC lacks (with its S3 gateway endpoint on the
+    /// subnets' route tables), never modifies or deletes what it did not create, and leaves flow
+    /// logs to the VPC's owner. Cannot be added, removed or changed after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing: Option<ExistingNetwork>,
 }

@@ -863,7 +863,11 @@ impl Plan {
         // Flow logs of every VPC, into a group encrypted with the account's ebs or endpoint key
         // once its policy admits CloudWatch Logs; with them off, the flow log goes, then its
         // delivery role.
-        let scopes = std::iter::once(None).chain(self.targets.iter().map(|t| Some(t.account.name.clone())));
+        // Never of a borrowed VPC: its flow log would record the workloads of everyone using it.
+        let scopes = std::iter::once((None, &self.network))
+            .chain(self.targets.iter().map(|t| (Some(t.account.name.clone()), &t.network)))
+            .filter(|(_, network)| everything || network.existing.is_none())
+            .map(|(scope, _)| scope);
         for scope in scopes {
             let (network, key, key_policy) = match scope.clone() {
                 None => (S::Network, S::Key(KeyPurpose::Ebs), S::KeyPolicy(KeyPurpose::Ebs)),

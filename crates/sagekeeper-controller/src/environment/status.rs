@@ -74,6 +74,7 @@ fn ready_message(plan: &Plan, results: &Results<EnvStep, EnvOutput>, component: 
                     (Some(f), Some(EnvOutput::FlowLogs(Some(_)))) => {
                         format!(", flow logs ({}) to {}", f.traffic_type, plan.flow_log_names.log_group)
                     }
+                    _ if plan.network.existing.is_some() => String::new(),
                     _ => ", flow logs off".to_owned(),
                 };
                 let unsure = not_guaranteed(&plan.network, n, Some(e));
@@ -137,6 +138,10 @@ fn not_guaranteed(
         format!(
             "subnets {} may be shared with others' workloads: the endpoints security group admits HTTPS and NFS from their whole ranges",
             existing.subnet_ids.join(", ")
+        ),
+        format!(
+            "flow logs of VPC {}: its owner's (sagekeeper logs only VPCs it made: a flow log records every workload of the VPC, others' too)",
+            existing.vpc_id
         ),
     ];
     for key in endpoints.map(|e| &e.borrowed).into_iter().flatten() {
