@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{Filter, RouteTable, Vpc};
+use aws_sdk_ec2::types::{Filter, RouteTable, SecurityGroup, Vpc};
 
 use super::observe::Observed;
 use crate::errors::AwsError;
@@ -128,6 +128,15 @@ pub fn check(
             "{field}.vpcId: VPC {vpc_id} is a network sagekeeper made for another object (sagekeeper.io/owner-uid {uid}); an existing network must be one sagekeeper does not manage"
         )));
     }
+    // Two environments cannot share one: a route table takes one S3 gateway endpoint, a VPC one
+    // private-DNS endpoint per service, and each environment's admit only its own accounts.
+    let others = seen.observed.groups.iter().find_map(|g| Some((g, owner_uid(g)?)));
+    if let Some((group, uid)) = others.filter(|(_, uid)| !seen.observed.owns_uid(uid)) {
+        return Err(invalid(format!(
+            "{field}.vpcId: VPC {vpc_id} is already used by another sagekeeper object (security group {} has sagekeeper.io/owner-uid {uid}); an existing network serves one environment",
+            group.group_id().unwrap_or("?"),
+        )));
+    }
     let mut vpc_cidrs: Vec<String> = (vpc.cidr_block_association_set().iter())
         .filter(|a| a.cidr_block_state().and_then(|s| s.state()).is_none_or(|s| s.as_str() == "associated"))
         .filter_map(|a| a.cidr_block().map(str::to_owned))
@@ -176,6 +185,11 @@ pub fn check(
         subnets.push(BorrowedSubnet { id: id.clone(), zone, cidr, route_table: table_id });
     }
     Ok(Checked { vpc_cidrs, subnets })
+}
+
+/// The sagekeeper owner a security group carries, if any.
+fn owner_uid(group: &SecurityGroup) -> Option<&str> {
+    super::observe::tag(group.tags(), sagekeeper_api::naming::OWNER_UID_TAG)
 }
 
 /// The first active route of the table to the internet: (destination, gateway).
@@ -231,15 +245,25 @@ mod tests {
     }
 
     fn seen(tables: Vec<RouteTable>) -> SeenBorrowed {
-        let mut observed = Observed::default();
-        observed.subnets = vec![
-            subnet("subnet-a", "vpc-1", "us-east-1a", "10.1.0.0/24"),
-            subnet("subnet-b", "vpc-1", "us-east-1b", "10.1.16.0/24"),
-            subnet("subnet-c", "vpc-1", "us-east-1a", "10.1.32.0/24"),
-            subnet("subnet-x", "vpc-2", "us-east-1a", "10.2.0.0/24"),
-        ];
-        observed.route_tables = tables;
+        let observed = Observed {
+            subnets: vec![
+                subnet("subnet-a", "vpc-1", "us-east-1a", "10.1.0.0/24"),
+                subnet("subnet-b", "vpc-1", "us-east-1b", "10.1.16.0/24"),
+                subnet("subnet-c", "vpc-1", "us-east-1a", "10.1.32.0/24"),
+                subnet("subnet-x", "vpc-2", "us-east-1a", "10.2.0.0/24"),
+            ],
+            route_tables: tables,
+            ..Observed::default()
+        };
         SeenBorrowed { vpc: Some(Vpc::builder().vpc_id("vpc-1").cidr_block("10.1.0.0/16").build()), observed }
+    }
+
+    fn seen_with_group(uid: &str) -> SeenBorrowed {
+        let mut seen = seen(vec![table("rtb-main", None, vec![])]);
+        let tag = Tag::builder().key(sagekeeper_api::naming::OWNER_UID_TAG).value(uid).build();
+        seen.observed.groups =
+            vec![aws_sdk_ec2::types::SecurityGroup::builder().group_id("sg-other").tags(tag).build()];
+        seen
     }
 
     fn existing(subnets: &[&str]) -> Existing {
@@ -311,6 +335,10 @@ mod tests {
         let ours = Tag::builder().key(sagekeeper_api::naming::OWNER_UID_TAG).value("uid-2").build();
         let taken = SeenBorrowed { vpc: Some(Vpc::builder().vpc_id("vpc-1").tags(ours).build()), ..seen };
         assert!(message(check(&taken, &existing(&["subnet-a"]), false, None)).contains("uid-2"));
+        let mut shared = seen_with_group("uid-3");
+        assert!(message(check(&shared, &existing(&["subnet-a"]), false, None)).contains("sg-other"));
+        shared.observed.owner_uid = "uid-3".into();
+        assert!(check(&shared, &existing(&["subnet-a"]), false, None).is_ok(), "its own groups are no obstacle");
         let gone = SeenBorrowed { vpc: None, observed: Observed::default() };
         assert!(message(check(&gone, &existing(&["subnet-a"]), false, None)).contains("VPC vpc-1 does not exist"));
     }

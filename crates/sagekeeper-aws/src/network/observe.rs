@@ -24,7 +24,7 @@ pub struct Observed {
     pub(crate) internet_gateways: Vec<InternetGateway>,
     pub(crate) nat_gateways: Vec<NatGateway>,
     pub(crate) addresses: Vec<Address>,
-    owner_uid: String,
+    pub(crate) owner_uid: String,
 }
 
 /// A filter on the owner-uid tag.
@@ -246,6 +246,11 @@ impl Observed {
     /// True when the tags carry our owner uid and the given component.
     pub(crate) fn is(&self, tags: &[Tag], component: &str) -> bool {
         tag(tags, OWNER_UID_TAG) == Some(self.owner_uid.as_str()) && tag(tags, COMPONENT_TAG) == Some(component)
+    }
+
+    /// True when `uid` is our owner's.
+    pub(crate) fn owns_uid(&self, uid: &str) -> bool {
+        uid == self.owner_uid
     }
 
     /// True when the tags carry our owner uid.
