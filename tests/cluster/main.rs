@@ -15,6 +15,7 @@ mod deployments;
 mod drift;
 mod environment_state;
 mod environments;
+mod existing_keys;
 mod existing_network;
 mod faults;
 mod flow_logs;

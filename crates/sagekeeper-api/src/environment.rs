@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::DeletionPolicy;
 use crate::schema::{
-    AVAILABILITY_ZONE, ENDPOINT_SERVICE, IPV4_CIDR, MAX_NAME, OBJECT_NAME, PRINCIPAL_ARN, REGION, SAGEMAKER_NAME,
-    SUBNET_ID, VPC_ID, bound_map,
+    AVAILABILITY_ZONE, ENDPOINT_SERVICE, IPV4_CIDR, KMS_KEY_ARN, MAX_NAME, OBJECT_NAME, PRINCIPAL_ARN, REGION,
+    SAGEMAKER_NAME, SUBNET_ID, VPC_ID, bound_map,
 };
 
 /// What the environment should look like: its account, region, network, keys, buckets, Studio
@@ -38,6 +38,9 @@ use crate::schema::{
 #[x_kube(validation = Rule::new(
     "!has(self.network.availabilityZones) || self.network.availabilityZones.all(z, z.startsWith(self.region))"
 ).message("spec.network.availabilityZones must all be zones of spec.region").field_path(".network.availabilityZones"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.encryption.existingKeys) || ((!has(self.encryption.existingKeys.ebs) || self.encryption.existingKeys.ebs.contains(':kms:' + self.region + ':')) && (!has(self.encryption.existingKeys.studio) || self.encryption.existingKeys.studio.contains(':kms:' + self.region + ':')) && (!has(self.encryption.existingKeys.s3) || self.encryption.existingKeys.s3.contains(':kms:' + self.region + ':')))"
+).message("spec.encryption.existingKeys must be keys of spec.region").field_path(".encryption.existingKeys"))]
 #[x_kube(validation = Rule::new(
     "!has(self.targetNetwork.existing) || self.targetNetwork.existing.all(k, (has(oldSelf.targetNetwork.existing) && k in oldSelf.targetNetwork.existing) || !has(oldSelf.targetAccounts) || !oldSelf.targetAccounts.exists(s, k in oldSelf.targetAccounts[s]))"
 ).message("spec.targetNetwork.existing: an account that already serves a stage keeps the network it has; switching between an existing network and one sagekeeper creates is not supported").field_path(".targetNetwork.existing"))]
@@ -274,16 +277,55 @@ pub enum InternetAccess {
 
 /// Encryption settings of the environment's KMS keys.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.existingKeys) == has(oldSelf.existingKeys) && (!has(self.existingKeys) || self.existingKeys == oldSelf.existingKeys)")
+    .message("spec.encryption.existingKeys is immutable: what a key encrypts (buckets, the Studio home) cannot move to another one"))]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionSpec {
-    /// Yearly automatic rotation of the environment's keys. Default true.
+    /// Yearly automatic rotation of the keys sagekeeper makes. Default true.
     #[serde(default = "yes")]
     pub key_rotation: bool,
+
+    /// Keys a security team owns, used instead of making them (any of ebs, studio, s3): keys of
+    /// the dev account and spec.region. sagekeeper never changes, rotates, tags or schedules the
+    /// deletion of them; their key policies must let the environment's roles use them (name them,
+    /// or delegate to IAM through the account root), else the environment stalls with the
+    /// statements to add. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_keys: Option<ExistingKeys>,
 }
 
 impl Default for EncryptionSpec {
     fn default() -> Self {
-        Self { key_rotation: true }
+        Self { key_rotation: true, existing_keys: None }
+    }
+}
+
+/// ARNs of keys someone else owns, by purpose.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExistingKeys {
+    /// Key of job, notebook and endpoint volumes (and of the dev VPC's flow log group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), pattern(KMS_KEY_ARN))]
+    pub ebs: Option<String>,
+
+    /// Key of the Studio domain and its home file system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), pattern(KMS_KEY_ARN))]
+    pub studio: Option<String>,
+
+    /// Key of the data and models buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), pattern(KMS_KEY_ARN))]
+    pub s3: Option<String>,
+}
+
+impl ExistingKeys {
+    /// Each key given, with its field name.
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [("ebs", &self.ebs), ("studio", &self.studio), ("s3", &self.s3)]
+            .into_iter()
+            .filter_map(|(name, arn)| Some((name, arn.as_deref()?)))
     }
 }
 

@@ -29,6 +29,8 @@ pub(crate) const SAGEMAKER_NAME: &str = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$";
 pub(crate) const STAGE_NAME: &str = r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$";
 /// The suffix of a VPC endpoint service name after `com.amazonaws.<region>.`.
 pub(crate) const ENDPOINT_SERVICE: &str = r"^[a-z0-9]+([.-][a-z0-9]+)*$";
+/// A KMS key ARN (not an alias), single- or multi-Region.
+pub(crate) const KMS_KEY_ARN: &str = r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}$";
 /// A VPC id.
 pub(crate) const VPC_ID: &str = r"^vpc-[0-9a-f]{8,17}$";
 /// A subnet id.

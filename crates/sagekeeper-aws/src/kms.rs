@@ -134,6 +134,56 @@ async fn ensure_rotation(
     Ok(())
 }
 
+/// A key someone else owns (`field` names it in the spec), checked as it is: it must exist, be
+/// enabled and be a symmetric encryption key. Nothing of it is changed.
+pub async fn existing_key(session: &Session, field: &str, arn: &str) -> Result<KeyOutputs, AwsError> {
+    let invalid = |why: String| AwsError::from_code("InvalidConfiguration", &format!("{field}: key {arn} {why}"), None);
+    let found = session.kms().describe_key().key_id(arn).send().await.map_err(AwsError::from_sdk);
+    let meta = match found {
+        Err(e) if e.kind == ErrorKind::NotFound => return Err(invalid("does not exist".into())),
+        found => found?.key_metadata,
+    };
+    let Some(meta) = meta else { return Err(invalid("has no metadata in DescribeKey's answer".into())) };
+    if meta.key_state() != Some(&KeyState::Enabled) {
+        let state = meta.key_state().map_or("unknown", KeyState::as_str);
+        return Err(invalid(format!("is {state}, not Enabled")));
+    }
+    // AWS always answers both; an answer without one is taken as the default it would be.
+    let usage = meta.key_usage().map_or("ENCRYPT_DECRYPT", |u| u.as_str());
+    let spec = meta.key_spec().map_or("SYMMETRIC_DEFAULT", |s| s.as_str());
+    if usage != "ENCRYPT_DECRYPT" || spec != "SYMMETRIC_DEFAULT" {
+        return Err(invalid(format!(
+            "is a {spec} key for {usage}; SageMaker, EBS and S3 need a SYMMETRIC_DEFAULT key for ENCRYPT_DECRYPT"
+        )));
+    }
+    Ok(KeyOutputs { arn: meta.arn().unwrap_or(arn).to_owned(), id: meta.key_id().to_owned() })
+}
+
+/// Checks that the policy of a key someone else owns allows what `policy` (the one sagekeeper
+/// would give a key of its own) needs of it, by reading it (no grant is made to find out); the
+/// statements it lacks are the error, as JSON to add to it. The policy is never changed.
+pub async fn check_existing_policy(
+    session: &Session,
+    field: &str,
+    key: &KeyOutputs,
+    policy: &serde_json::Value,
+) -> Result<(), AwsError> {
+    let current = session.kms().get_key_policy().key_id(&key.id).policy_name("default").send().await;
+    let current = current.map_err(AwsError::from_sdk)?;
+    let current = sagekeeper_policy::parse(current.policy().unwrap_or("{}"))
+        .map_err(|e| AwsError::from_code("MalformedPolicyDocument", &format!("key {}: {e}", key.arn), None))?;
+    let missing = sagekeeper_policy::kms::missing_statements(&current, policy, &key.arn);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let statements = serde_json::Value::Array(missing).to_string();
+    let message = format!(
+        "{field}: the policy of key {} does not let the environment use it; add these statements to it (or leave use to IAM through the account root, for the roles): {statements}",
+        key.arn
+    );
+    Err(AwsError::from_code("InvalidConfiguration", &message, None))
+}
+
 /// Puts the key policy if it differs semantically from `policy`.
 pub async fn ensure_policy(
     session: &Session,

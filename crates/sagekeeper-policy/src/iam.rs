@@ -340,6 +340,7 @@ pub fn execution_role_policy(env: &Environment) -> Value {
         Statement::allow("SageMakerList").actions(LIST_ACTIONS).resources(["*"]).build(),
     ];
     statements.extend(bucket_access(env));
+    statements.extend(borrowed_keys(env, true));
     statements.extend(logs_write(scope));
     statements.extend(ecr_pull(scope, &env.account_id));
     statements.extend(vpc_network(scope));
@@ -376,6 +377,7 @@ pub fn pipeline_role_policy(env: &Environment) -> Value {
             .build(),
         Statement::allow("S3ObjectRead").actions(&["s3:GetObject"]).resources(objects(env)).build(),
     ];
+    statements.extend(borrowed_keys(env, false));
     statements.push(pass_roles(&[&env.roles.execution, &env.roles.model_execution]));
     statements.extend(preventive_denies(env));
     document(statements)
@@ -393,10 +395,35 @@ pub fn model_execution_role_policy(env: &Environment) -> Value {
             .build(),
         Statement::allow("KmsVolumeKeyUse").actions(KEY_USE_ACTIONS).resources([env.keys.ebs.clone()]).build(),
     ];
+    statements.extend(borrowed_keys(env, false));
     statements.extend(logs_write(scope));
     statements.extend(ecr_pull(scope, &env.account_id));
     statements.extend(vpc_network(scope));
     document(statements)
+}
+
+/// Use of the keys someone else owns (whose policies may leave use to IAM): each with the
+/// grants AWS services hold for the volumes they encrypt; the studio key only for roles that
+/// run Studio (`studio`). None when every key is sagekeeper's: their policies name the roles.
+fn borrowed_keys(env: &Environment, studio: bool) -> Vec<Value> {
+    let flags = env.borrowed_keys;
+    let keys: Vec<String> =
+        [(flags.ebs, &env.keys.ebs), (flags.studio && studio, &env.keys.studio), (flags.s3, &env.keys.s3)]
+            .into_iter()
+            .filter(|(borrowed, arn)| *borrowed && !arn.is_empty())
+            .map(|(_, arn)| arn.clone())
+            .collect();
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Statement::allow("ExistingKeysUse").actions(KEY_USE_ACTIONS).resources(keys.clone()).build(),
+        Statement::allow("ExistingKeysGrantsForAwsResources")
+            .actions(KEY_GRANT_ACTIONS)
+            .resources(keys)
+            .condition("Bool", "kms:GrantIsForAWSResource", "true")
+            .build(),
+    ]
 }
 
 /// The model execution role in a target account: read the dev models bucket, decrypt with the
@@ -448,6 +475,7 @@ pub fn persona_policy(persona: Persona, env: &Environment) -> Value {
     ];
     statements.extend(studio_access(persona, env));
     statements.extend(bucket_access(env));
+    statements.extend(borrowed_keys(env, true));
     statements.push(logs_read(scope));
     statements.extend(preventive_denies(env));
     statements.push(owner_tag_deny());

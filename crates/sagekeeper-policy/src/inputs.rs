@@ -42,6 +42,20 @@ pub struct Environment {
     pub flow_log_group: String,
     /// The staging and production accounts.
     pub targets: Vec<Target>,
+    /// Which of `keys` someone else owns (spec.encryption.existingKeys): their key policies may
+    /// leave use to IAM, so the roles' own policies grant them.
+    pub borrowed_keys: BorrowedKeys,
+}
+
+/// Which of the environment's keys someone else owns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BorrowedKeys {
+    /// The ebs key.
+    pub ebs: bool,
+    /// The studio key.
+    pub studio: bool,
+    /// The s3 key.
+    pub s3: bool,
 }
 
 /// ARNs of the environment's customer managed keys.
@@ -207,6 +221,7 @@ pub(crate) mod fixtures {
                 target(STAGING, STAGING_ROLE, STAGING_CONTROLLER),
                 target(PROD, PROD_ROLE, "arn:aws:iam::333333333333:role/sagekeeper-deployer"),
             ],
+            borrowed_keys: Default::default(),
         }
     }
 }

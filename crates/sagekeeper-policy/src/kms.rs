@@ -123,6 +123,87 @@ pub fn target_key_policy(env: &Environment, target: &Target) -> Value {
     document(statements)
 }
 
+/// What a key someone else owns must allow that its `current` policy does not: the Allow
+/// statements of `wanted` (the policy sagekeeper would give a key of its own) but the
+/// administrative ones, which stay the owner's. A statement is there when `current` allows each
+/// of its principals each of its actions on the key (`key_arn`), with no condition or the same
+/// one: by name, or through the root of the principal's account (the key leaves use to IAM, and
+/// the roles' own policies grant these keys). Service principals must be named. Reads only:
+/// no grant is made to find out.
+pub fn missing_statements(current: &Value, wanted: &Value, key_arn: &str) -> Vec<Value> {
+    let allows: Vec<&Value> = statements(current)
+        .filter(|s| s["Effect"] == "Allow" && s.get("NotAction").is_none())
+        .filter(|s| strings(&s["Resource"]).iter().any(|r| *r == "*" || *r == key_arn))
+        .collect();
+    let needed = |w: &&Value| {
+        w["Effect"] == "Allow" && !matches!(w["Sid"].as_str(), Some("KeyAdministration" | "ControllerManagesKey"))
+    };
+    statements(wanted).filter(needed).filter(|w| !allowed(&allows, w)).cloned().collect()
+}
+
+/// Whether `allows` let every principal of `wanted` do each of its actions, under its condition.
+fn allowed(allows: &[&Value], wanted: &Value) -> bool {
+    let condition = wanted.get("Condition");
+    ["AWS", "Service"].into_iter().all(|kind| {
+        strings(&wanted["Principal"][kind]).into_iter().all(|principal| {
+            strings(&wanted["Action"]).into_iter().all(|action| {
+                allows.iter().any(|s| {
+                    (s.get("Condition").is_none() || s.get("Condition") == condition)
+                        && admits(s, kind, principal)
+                        && strings(&s["Action"]).iter().any(|p| covers(p, action))
+                })
+            })
+        })
+    })
+}
+
+/// Whether a statement's principal takes in `principal` (of `kind`): by name, or for an IAM
+/// principal through its account's root.
+fn admits(statement: &Value, kind: &str, principal: &str) -> bool {
+    if statement["Principal"] == "*" {
+        return true;
+    }
+    let named = strings(&statement["Principal"][kind]);
+    named.contains(&principal)
+        || (kind == "AWS"
+            && account_of(principal).is_some_and(|account| {
+                named.iter().any(|n| *n == account || account_of(n) == Some(account) && n.ends_with(":root"))
+            }))
+}
+
+/// The statements of a policy document (one, or a list).
+fn statements(policy: &Value) -> impl Iterator<Item = &Value> {
+    match &policy["Statement"] {
+        Value::Array(list) => list.iter().collect::<Vec<_>>().into_iter(),
+        one @ Value::Object(_) => vec![one].into_iter(),
+        _ => Vec::new().into_iter(),
+    }
+}
+
+/// A string or a list of strings.
+fn strings(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The account of an IAM ARN.
+fn account_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Whether an action pattern (`kms:*`, `kms:Generate*`, `*`) covers an action, as IAM compares
+/// them: without regard to case.
+fn covers(pattern: &str, action: &str) -> bool {
+    let (pattern, action) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    match pattern.strip_suffix('*') {
+        Some(prefix) => action.starts_with(prefix),
+        None => pattern == action,
+    }
+}
+
 fn admin_statements(partition: &str, account_id: &str, controller_arns: &[String]) -> Vec<Value> {
     let mut statements = vec![
         Statement::allow("KeyAdministration")
@@ -214,6 +295,40 @@ mod tests {
             s3_key_policy(&env),
             target_key_policy(&env, &env.targets[0]),
         ]
+    }
+
+    #[test]
+    fn a_borrowed_key_lacks_what_its_policy_does_not_allow_by_name_or_through_iam() {
+        let env = env();
+        let wanted = ebs_key_policy(&env);
+        let key = "arn:aws:kms:us-east-1:111111111111:key/k";
+        let sids = |missing: Vec<Value>| -> Vec<String> {
+            missing.iter().map(|s| s["Sid"].as_str().unwrap_or_default().to_owned()).collect()
+        };
+        // Its own policy has everything.
+        assert!(missing_statements(&wanted, &wanted, key).is_empty());
+        // Administration only: every use statement is missing.
+        let admin = admin_policy("aws", DEV, &[]);
+        assert_eq!(
+            sids(missing_statements(&admin, &wanted, key)),
+            [
+                "ControllerGrantsForAwsResources",
+                "KeyUse",
+                "KeyGrantsForAwsResources",
+                "CloudWatchLogsOfTheFlowLogGroup"
+            ]
+        );
+        // A key that leaves use to IAM admits the roles and the controller, not CloudWatch Logs.
+        let delegating = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"}
+        ]});
+        assert_eq!(sids(missing_statements(&delegating, &wanted, key)), ["CloudWatchLogsOfTheFlowLogGroup"]);
+        // Another account's root, or the right principals with a condition of their own, do not.
+        let elsewhere = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "kms:*", "Resource": "*"}});
+        assert!(sids(missing_statements(&elsewhere, &wanted, key)).contains(&"KeyUse".to_owned()));
+        let conditioned = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ViaService": "ec2.us-east-1.amazonaws.com"}}}});
+        assert!(sids(missing_statements(&conditioned, &wanted, key)).contains(&"KeyUse".to_owned()));
     }
 
     #[test]

@@ -8,6 +8,9 @@ use serde_json::Value;
 use crate::document::{Statement, document};
 use crate::inputs::dns_suffix;
 
+/// The Sid of the key policy statement that lets CloudWatch Logs use a key for a flow log group.
+pub const KEY_STATEMENT_SID: &str = "CloudWatchLogsOfTheFlowLogGroup";
+
 /// Where one VPC's flow logs go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowLogGroup<'a> {
@@ -33,7 +36,7 @@ impl FlowLogGroup<'_> {
 /// and no grant. Reading the records goes through CloudWatch Logs, which decrypts for whoever
 /// may read the group (nobody but the account's administrators: no role of the environment may).
 pub(crate) fn key_statement(group: &FlowLogGroup) -> Value {
-    Statement::allow("CloudWatchLogsOfTheFlowLogGroup")
+    Statement::allow(KEY_STATEMENT_SID)
         .service_principal(&format!("logs.{}.{}", group.region, dns_suffix(group.partition)))
         .actions(&["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"])
         .resources(["*"])

@@ -46,6 +46,16 @@ impl Kind for DataScienceEnvironment {
             );
             return Ok(Report::new(status, Outcome::stalled(Reason::InvalidConfiguration, message)));
         }
+        // A key of another account would hand the environment's data to it.
+        let dev_id = dev.spec.account_id.as_str();
+        let keys = self.spec.encryption.existing_keys.iter().flat_map(|k| k.named());
+        if let Some((name, arn)) = keys.into_iter().find(|(_, arn)| arn.split(':').nth(4) != Some(dev_id)) {
+            let message = format!(
+                "spec.encryption.existingKeys.{name}: {arn} is not a key of the dev account {dev_id} ({}); an environment encrypts with keys of its own account",
+                dev.name_any()
+            );
+            return Ok(Report::new(status, Outcome::stalled(Reason::InvalidConfiguration, message)));
+        }
         let pinned = status.network.as_ref().map(|n| n.availability_zones.clone()).unwrap_or_default();
         let zones = match borrowed::check(self, ctx, &dev, &targets, &status, &pinned).await {
             Ok(zones) => zones,

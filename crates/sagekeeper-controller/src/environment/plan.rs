@@ -71,6 +71,8 @@ pub(crate) struct Plan {
     pub(crate) zones: Vec<String>,
     pub(crate) network: NetworkPlan,
     pub(crate) rotation: bool,
+    /// Keys someone else owns (spec.encryption.existingKeys), used as they are.
+    pub(crate) existing_keys: BTreeMap<KeyPurpose, String>,
     pub(crate) versioning: bool,
     /// On teardown, delete data too (bucket objects, the Studio home file system).
     pub(crate) delete_data: bool,
@@ -327,6 +329,10 @@ pub(crate) fn plan(
         zones: chosen_zones.to_vec(),
         network,
         rotation: spec.encryption.key_rotation,
+        existing_keys: (spec.encryption.existing_keys.iter())
+            .flat_map(|keys| keys.named())
+            .filter_map(|(name, arn)| Some((KeyPurpose::ALL.into_iter().find(|p| p.name() == name)?, arn.to_owned())))
+            .collect(),
         versioning: spec.storage.versioning,
         delete_data: spec.delete_data_on_delete,
         data_bucket,

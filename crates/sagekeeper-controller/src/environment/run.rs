@@ -16,7 +16,7 @@ use sagekeeper_aws::network::{self, EndpointOutputs, NetworkOutputs, S3_ENDPOINT
 use sagekeeper_aws::s3::{self, BucketPlan};
 use sagekeeper_aws::steps::{Changes, Depth, Step as AwsStep};
 use sagekeeper_aws::studio::{self, DomainOutputs, DomainPlan, ProfilePlan};
-use sagekeeper_policy::inputs::{Environment, Keys, Roles, Target};
+use sagekeeper_policy::inputs::{BorrowedKeys, Environment, Keys, Roles, Target};
 
 use super::plan::{AccountPlan, BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind, TargetPlan};
 use crate::context::Context;
@@ -182,6 +182,12 @@ impl<'a> Pass<'a> {
             S::NetworkAvailable => {
                 available(&dev(), self.seen, inputs.get(&S::Network), inputs.get(&S::VpcEndpoints)).await
             }
+            S::Key(purpose) if plan.existing_keys.contains_key(&purpose) => {
+                let arn = &plan.existing_keys[&purpose];
+                let field = format!("spec.encryption.existingKeys.{}", purpose.name());
+                let result = kms::existing_key(&dev(), &field, arn).await;
+                Done::from_aws(result.map(EnvOutput::Key), format!("KMS key {}", purpose.name()))
+            }
             S::Key(purpose) => {
                 let key = key_plan(plan, &plan.dev, purpose.name(), plan.names.key_alias(purpose.name()));
                 let result = kms::ensure_key(&dev(), &key, self.depth, self.changes).await;
@@ -198,7 +204,21 @@ impl<'a> Pass<'a> {
                 let Some(EnvOutput::Key(key)) = inputs.get(&S::Key(purpose)) else {
                     return Done::missing(&S::Key(purpose));
                 };
-                let result = kms::ensure_policy(&dev(), &key.id, &policy, self.changes).await;
+                let result = match plan.existing_keys.contains_key(&purpose) {
+                    // Someone else's: checked, never written.
+                    true => {
+                        let field = format!("spec.encryption.existingKeys.{}", purpose.name());
+                        let mut policy = policy;
+                        // Without flow logs, CloudWatch Logs needs nothing of someone else's key.
+                        if plan.flow_logs.is_none()
+                            && let Some(list) = policy["Statement"].as_array_mut()
+                        {
+                            list.retain(|s| s["Sid"] != sagekeeper_policy::logs::KEY_STATEMENT_SID);
+                        }
+                        kms::check_existing_policy(&dev(), &field, key, &policy).await
+                    }
+                    false => kms::ensure_policy(&dev(), &key.id, &policy, self.changes).await,
+                };
                 propagating(
                     Done::from_aws(result.map(|()| EnvOutput::Done), format!("KMS key policy {}", purpose.name())),
                     &inputs,
@@ -556,10 +576,13 @@ impl<'a> Pass<'a> {
     fn environment(&self, inputs: &Inputs<EnvStep, EnvOutput>) -> Environment {
         let plan = self.plan;
         let dev = &plan.dev.account_id;
-        let key = |purpose: KeyPurpose| match inputs.get(&EnvStep::Key(purpose)) {
-            Some(EnvOutput::Key(k)) => k.arn.clone(),
+        // A key someone else owns is known from the spec, before its step ran.
+        let key = |purpose: KeyPurpose| match (plan.existing_keys.get(&purpose), inputs.get(&EnvStep::Key(purpose))) {
+            (Some(arn), _) => arn.clone(),
+            (None, Some(EnvOutput::Key(k))) => k.arn.clone(),
             _ => String::new(),
         };
+        let borrowed = |purpose: KeyPurpose| plan.existing_keys.contains_key(&purpose);
         let network = |id: &EnvStep| match inputs.get(id) {
             Some(EnvOutput::Network(n)) => Some(n),
             _ => None,
@@ -612,6 +635,11 @@ impl<'a> Pass<'a> {
                     capture_bucket: t.capture_bucket.clone(),
                 })
                 .collect(),
+            borrowed_keys: BorrowedKeys {
+                ebs: borrowed(KeyPurpose::Ebs),
+                studio: borrowed(KeyPurpose::Studio),
+                s3: borrowed(KeyPurpose::S3),
+            },
         }
     }
 }

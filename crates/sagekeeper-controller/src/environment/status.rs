@@ -91,7 +91,16 @@ fn ready_message(plan: &Plan, results: &Results<EnvStep, EnvOutput>, component: 
             }
             _ => "network ready".into(),
         },
-        Component::Encryption => "keys ebs, studio, s3 with rotation and policies".into(),
+        Component::Encryption if plan.existing_keys.is_empty() => {
+            "keys ebs, studio, s3 with rotation and policies".into()
+        }
+        Component::Encryption => {
+            let names: Vec<&str> = plan.existing_keys.keys().map(|k| k.name()).collect();
+            format!(
+                "keys ebs, studio, s3; existing keys {} used as their owners' policies allow (sagekeeper changes nothing of them: rotation, and for s3 the deny outside the environment's VPC endpoints, are their owners' to set)",
+                names.join(", ")
+            )
+        }
         Component::Storage => format!("buckets {} and {}", plan.data_bucket, plan.models_bucket),
         Component::Identity => {
             let roles = results.iter().filter(|(id, r)| {

@@ -163,6 +163,8 @@ impl Pass<'_> {
                     }
                 })
             }
+            // Someone else's key: never deleted, nor recorded as kept (it is not ours to keep).
+            S::Key(purpose) if plan.existing_keys.contains_key(purpose) => Done::Ready(Kept::new()),
             S::Key(purpose) => {
                 let alias = plan.names.key_alias(purpose.name());
                 let keep_it = match purpose {
