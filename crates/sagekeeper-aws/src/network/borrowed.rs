@@ -58,24 +58,12 @@ pub struct Checked {
 impl Checked {
     /// The subnets' zones, each once, in the subnets' order.
     pub fn zones(&self) -> Vec<String> {
-        let mut zones: Vec<String> = Vec::new();
-        for subnet in &self.subnets {
-            if !zones.contains(&subnet.zone) {
-                zones.push(subnet.zone.clone());
-            }
-        }
-        zones
+        each_once(self.subnets.iter().map(|s| &s.zone))
     }
 
     /// The route tables the subnets use, each once.
     pub fn route_tables(&self) -> Vec<String> {
-        let mut tables: Vec<String> = Vec::new();
-        for subnet in &self.subnets {
-            if !tables.contains(&subnet.route_table) {
-                tables.push(subnet.route_table.clone());
-            }
-        }
-        tables
+        each_once(self.subnets.iter().map(|s| &s.route_table))
     }
 
     /// One subnet per zone (the first named): interface endpoints take one subnet per zone.
@@ -83,6 +71,17 @@ impl Checked {
         let mut zones = BTreeSet::new();
         self.subnets.iter().filter(|s| zones.insert(s.zone.clone())).map(|s| s.id.clone()).collect()
     }
+}
+
+/// Each value once, in the order first seen.
+fn each_once<'a>(values: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut once: Vec<String> = Vec::new();
+    for value in values {
+        if !once.contains(value) {
+            once.push(value.clone());
+        }
+    }
+    once
 }
 
 /// Reads the borrowed network: the VPC, the named subnets, the VPC's route tables and security
