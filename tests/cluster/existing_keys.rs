@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use sagekeeper_api::DataScienceEnvironment;
 use sagekeeper_api::conditions;
+use sagekeeper_aws::sdk::kms::types::Tag;
 use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::test_env::{AccountClients, HasConditions};
 use serde_json::{Value, json};
 
 use crate::references::ready_account;
 
-/// A key the security team makes with `policy`, as AWS's default policy would, no rotation.
-async fn team_key(c: &AccountClients, policy: &Value) -> String {
-    let key = c.kms.create_key().policy(policy.to_string()).send().await.unwrap();
+/// A key the security team makes with `policy`, no rotation, lent to the environments of
+/// namespace `lent_to` (by its tag) when given.
+async fn team_key(c: &AccountClients, policy: &Value, lent_to: Option<&str>) -> String {
+    let lend =
+        lent_to.map(|n| Tag::builder().tag_key(sagekeeper_api::naming::LENT_TO_TAG).tag_value(n).build().unwrap());
+    let key = c.kms.create_key().policy(policy.to_string()).set_tags(lend.map(|t| vec![t])).send().await.unwrap();
     key.key_metadata().unwrap().arn().unwrap().to_owned()
 }
 
@@ -55,15 +59,18 @@ async fn existing_keys_are_used_as_they_are_and_a_policy_that_does_not_admit_the
     ready_account(&t, "dev", 1, &t.namespace).await;
     let dev = t.account(1);
     let c = t.clients(&dev).await;
+    let ns = Some(t.namespace.as_str());
     let (ebs, studio, s3) = (
-        team_key(&c, &delegating(&dev)).await,
-        team_key(&c, &delegating(&dev)).await,
-        team_key(&c, &delegating(&dev)).await,
+        team_key(&c, &delegating(&dev), ns).await,
+        team_key(&c, &delegating(&dev), ns).await,
+        team_key(&c, &delegating(&dev), ns).await,
     );
+    // A key of the account lent to another namespace.
+    let unlent = team_key(&c, &delegating(&dev), Some("team-next-door")).await;
     // A key whose policy names no one but the root's administration: nobody may use it.
     let closed = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Admin", "Effect": "Allow",
-        "Principal": {"AWS": format!("arn:aws:iam::{dev}:root")}, "Action": ["kms:Describe*", "kms:Get*", "kms:Put*"], "Resource": "*"}]});
-    let strict = team_key(&c, &closed).await;
+        "Principal": {"AWS": format!("arn:aws:iam::{dev}:root")}, "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:Put*"], "Resource": "*"}]});
+    let strict = team_key(&c, &closed, ns).await;
     // Looking for a key of its own that has no alias yet, sagekeeper reads the tags of every key
     // of the account; this one refuses, and is passed over.
     t.expect_denied("kms:ListResourceTags");
@@ -91,6 +98,7 @@ spec:
     let keys = format!("{{ebs: '{ebs}', studio: '{studio}', s3: '{s3}'}}");
     api.create(&Default::default(), &manifest("team-keys", &keys)).await.unwrap();
     api.create(&Default::default(), &manifest("closed-key", &format!("{{s3: '{strict}'}}"))).await.unwrap();
+    api.create(&Default::default(), &manifest("unlent-key", &format!("{{s3: '{unlent}'}}"))).await.unwrap();
 
     // The default policies leave the roles and sagekeeper's grants to IAM; CloudWatch Logs, a
     // service, must be named for the flow log group: the one statement asked for.
@@ -134,6 +142,11 @@ spec:
     assert!(key_use["Principal"]["AWS"].to_string().contains(&execution), "{key_use}");
     assert!(wanted.iter().any(|s| s["Sid"] == "ControllerUploads"), "{message}");
 
+    // A key not lent to the namespace is not used.
+    let env = t.wait_condition(&api, "unlent-key", "EncryptionReady", "False", Some("InvalidConfiguration")).await;
+    let message = &conditions::find(env.conditions(), "EncryptionReady").unwrap().message;
+    assert!(message.contains(&unlent) && message.contains("is not lent to namespace"), "{message}");
+
     // Admission refuses a key of another region and any change of the keys; a key of another
     // account stalls the environment before it writes anything.
     let elsewhere = ebs.replace(":us-east-1:", ":eu-west-1:");
@@ -150,7 +163,7 @@ spec:
     assert_eq!(env.status.as_ref().and_then(|s| s.encryption.clone()), None, "nothing was made");
 
     // Deleting the environments changes nothing of the keys.
-    for name in ["team-keys", "closed-key", "foreign-key"] {
+    for name in ["team-keys", "closed-key", "foreign-key", "unlent-key"] {
         api.delete(name, &Default::default()).await.unwrap();
         t.wait_gone(&api, name).await;
     }

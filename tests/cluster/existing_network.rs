@@ -34,9 +34,14 @@ fn vpc_filter(vpc: &str) -> Filter {
     Filter::builder().name("vpc-id").values(vpc).build()
 }
 
-async fn team_network(c: &AccountClients, cidr_prefix: &str, with_sts: bool) -> TeamNetwork {
+/// The team's VPC, lent to the environments of namespace `lent_to` (by its tag) when given.
+async fn team_network(c: &AccountClients, cidr_prefix: &str, with_sts: bool, lent_to: Option<&str>) -> TeamNetwork {
     let vpc = c.ec2.create_vpc().cidr_block(format!("{cidr_prefix}.0.0/16")).send().await.unwrap();
     let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+    if let Some(namespace) = lent_to {
+        let lend = Tag::builder().key(sagekeeper_api::naming::LENT_TO_TAG).value(namespace).build();
+        c.ec2.create_tags().resources(&vpc).tags(lend).send().await.unwrap();
+    }
     let mut subnets = Vec::new();
     let mut route_tables = Vec::new();
     for (i, zone) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
@@ -123,8 +128,8 @@ async fn an_environment_on_existing_networks_converges_and_leaves_them_exactly_a
     ready_account(&t, "dev", 1, &t.namespace).await;
     ready_account(&t, "prod", 3, &t.namespace).await;
     let (dev, prod) = (t.clients(&t.account(1)).await, t.clients(&t.account(3)).await);
-    let dev_net = team_network(&dev, "10.20", true).await;
-    let prod_net = team_network(&prod, "10.30", false).await;
+    let dev_net = team_network(&dev, "10.20", true, Some(&t.namespace)).await;
+    let prod_net = team_network(&prod, "10.30", false, Some(&t.namespace)).await;
     let (dev_before, prod_before) = (state_of(&dev, &dev_net.vpc).await, state_of(&prod, &prod_net.vpc).await);
     let env: DataScienceEnvironment = t.manifest(
         &format!(
@@ -261,8 +266,10 @@ async fn each_refused_existing_network_stalls_naming_the_subnet_and_writes_nothi
     let _controller = t.controller().await;
     ready_account(&t, "dev", 1, &t.namespace).await;
     let dev = t.clients(&t.account(1)).await;
-    let team = team_network(&dev, "10.40", false).await;
-    let other = team_network(&dev, "10.50", false).await;
+    let team = team_network(&dev, "10.40", false, Some(&t.namespace)).await;
+    let other = team_network(&dev, "10.50", false, Some(&t.namespace)).await;
+    // A VPC of the account its owner did not lend to this namespace.
+    let stray = team_network(&dev, "10.60", false, Some("team-next-door")).await;
     // The team's second subnet routes to the internet.
     let igw = dev.ec2.create_internet_gateway().send().await.unwrap();
     let igw = igw.internet_gateway().unwrap().internet_gateway_id().unwrap().to_owned();
@@ -293,10 +300,15 @@ async fn each_refused_existing_network_stalls_naming_the_subnet_and_writes_nothi
             vec![team.subnets[0].clone(), "is in us-east-1a".into()],
         ),
         ("taken", format!("[{}]", other.subnets[0]), "", vec![other.vpc.clone(), "someone-else".into()]),
+        ("stray", format!("[{}]", stray.subnets[0]), "", vec![stray.vpc.clone(), "is not lent to namespace".into()]),
     ];
     let api = t.api::<DataScienceEnvironment>();
     for (name, subnets, zones, _) in &cases {
-        let vpc = if *name == "taken" { &other.vpc } else { &team.vpc };
+        let vpc = match *name {
+            "taken" => &other.vpc,
+            "stray" => &stray.vpc,
+            _ => &team.vpc,
+        };
         let env: DataScienceEnvironment = t.manifest(
             &format!(
                 "apiVersion: sagekeeper.io/v1alpha1
@@ -318,8 +330,10 @@ spec:
         let env = t.wait_condition(&api, name, "Stalled", "True", Some("InvalidConfiguration")).await;
         let stalled = conditions::find(env.conditions(), "Stalled").unwrap();
         assert!(stalled.message.starts_with("InvalidConfiguration: "), "{name}: {}", stalled.message);
-        let field =
-            if *name == "taken" { "spec.network.existing.vpcId" } else { "spec.network.existing.privateSubnetIds" };
+        let field = match *name {
+            "taken" | "stray" => "spec.network.existing.vpcId",
+            _ => "spec.network.existing.privateSubnetIds",
+        };
         assert!(stalled.message.contains(field), "{name}: {}", stalled.message);
         for part in named {
             assert!(stalled.message.contains(part.as_str()), "{name}: {part} in {}", stalled.message);

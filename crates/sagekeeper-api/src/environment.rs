@@ -166,7 +166,8 @@ pub struct NetworkSpec {
     pub flow_logs: FlowLogsSpec,
 
     /// A VPC and private subnets someone else owns (a network team) to use instead of making
-    /// one; vpcCidr is then ignored. sagekeeper checks them before any write, adds only its
+    /// one; vpcCidr is then ignored. The owner lends the VPC to this namespace by tagging it
+    /// sagekeeper.io/lent-to=<namespace>. sagekeeper checks them before any write, adds only its
     /// security groups and the VPC endpoints the VPC lacks (with its S3 gateway endpoint on the
     /// subnets' route tables), never modifies or deletes what it did not create, and leaves flow
     /// logs to the VPC's owner. Cannot be added, removed or changed after creation.
@@ -286,7 +287,8 @@ pub struct EncryptionSpec {
     pub key_rotation: bool,
 
     /// Keys a security team owns, used instead of making them (any of ebs, studio, s3): keys of
-    /// the dev account and spec.region. sagekeeper never changes, rotates, tags or schedules the
+    /// the dev account and spec.region, each lent to this namespace by its tag
+    /// sagekeeper.io/lent-to=<namespace>. sagekeeper never changes, rotates, tags or schedules the
     /// deletion of them; their key policies must let the environment's roles use them (name them,
     /// or delegate to IAM through the account root), else the environment stalls with the
     /// statements to add. Immutable.
@@ -472,8 +474,9 @@ pub struct TargetNetworkSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.targetNetwork.vpcCidr is immutable"))]
     pub vpc_cidr: Option<String>,
 
-    /// Target AwsAccount name -> a VPC and private subnets someone else owns there, used
-    /// instead of making one (as spec.network.existing is in the dev account). An entry is
+    /// Target AwsAccount name -> a VPC and private subnets someone else owns there, lent to this
+    /// namespace by its sagekeeper.io/lent-to tag, used instead of making one (as
+    /// spec.network.existing is in the dev account). An entry is
     /// immutable, and cannot be added or removed while the account serves a stage.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(transform = |s: &mut schemars::Schema| bound_map(s, 50, serde_json::json!({})))]
@@ -681,6 +684,9 @@ pub struct TargetAccountStatus {
     /// The VPC's flow log there, while flow logs are on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_logs: Option<FlowLogsStatus>,
+    /// Whether the VPC there is someone else's (spec.targetNetwork.existing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub existing_network: bool,
     /// On an existing network (spec.targetNetwork.existing): the guarantees sagekeeper cannot
     /// give there, because their owner is someone else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

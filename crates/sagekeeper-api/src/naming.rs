@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 pub const OWNER_TAG: &str = "sagekeeper.io/owner";
 /// Tag key: the owning object's uid; only resources carrying our uid are ever adopted.
 pub const OWNER_UID_TAG: &str = "sagekeeper.io/owner-uid";
+/// Tag key an owner puts on a VPC or KMS key it lends to the environments of one namespace
+/// (`spec.network.existing`, `spec.encryption.existingKeys`): the value is that namespace.
+pub const LENT_TO_TAG: &str = "sagekeeper.io/lent-to";
 /// Tag key: which part of the object the resource is (`vpc`, `subnet/private/0`, `key/s3`, ...).
 pub const COMPONENT_TAG: &str = "sagekeeper.io/component";
 /// Tag key on a Studio domain once it had a user profile: its home file system may hold home

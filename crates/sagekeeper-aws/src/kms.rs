@@ -135,8 +135,9 @@ async fn ensure_rotation(
 }
 
 /// A key someone else owns (`field` names it in the spec), checked as it is: it must exist, be
-/// enabled and be a symmetric encryption key. Nothing of it is changed.
-pub async fn existing_key(session: &Session, field: &str, arn: &str) -> Result<KeyOutputs, AwsError> {
+/// lent to `namespace` (its `sagekeeper.io/lent-to` tag), be enabled and be a symmetric
+/// encryption key. Nothing of it is changed.
+pub async fn existing_key(session: &Session, field: &str, arn: &str, namespace: &str) -> Result<KeyOutputs, AwsError> {
     let invalid = |why: String| AwsError::from_code("InvalidConfiguration", &format!("{field}: key {arn} {why}"), None);
     let found = session.kms().describe_key().key_id(arn).send().await.map_err(AwsError::from_sdk);
     let meta = match found {
@@ -156,6 +157,13 @@ pub async fn existing_key(session: &Session, field: &str, arn: &str) -> Result<K
             "is a {spec} key for {usage}; SageMaker, EBS and S3 need a SYMMETRIC_DEFAULT key for ENCRYPT_DECRYPT"
         )));
     }
+    // Only a key its owner lent to this namespace: a key of the account is not every tenant's.
+    let lent = sagekeeper_api::naming::LENT_TO_TAG;
+    if tags_of(session.kms(), meta.key_id()).await?.get(lent).map(String::as_str) != Some(namespace) {
+        return Err(invalid(format!(
+            "is not lent to namespace {namespace}: its owner lends it by tagging it {lent}={namespace}"
+        )));
+    }
     Ok(KeyOutputs { arn: meta.arn().unwrap_or(arn).to_owned(), id: meta.key_id().to_owned() })
 }
 
@@ -172,6 +180,15 @@ pub async fn check_existing_policy(
     let current = current.map_err(AwsError::from_sdk)?;
     let current = sagekeeper_policy::parse(current.policy().unwrap_or("{}"))
         .map_err(|e| AwsError::from_code("MalformedPolicyDocument", &format!("key {}: {e}", key.arn), None))?;
+    let denying = sagekeeper_policy::kms::denying_statements(&current, policy, &key.arn);
+    if !denying.is_empty() {
+        let message = format!(
+            "{field}: the policy of key {} denies what the environment needs of it in {}; remove or narrow them",
+            key.arn,
+            denying.join(", ")
+        );
+        return Err(AwsError::from_code("InvalidConfiguration", &message, None));
+    }
     let missing = sagekeeper_policy::kms::missing_statements(&current, policy, &key.arn);
     if missing.is_empty() {
         return Ok(());

@@ -171,6 +171,31 @@ fn admits(statement: &Value, kind: &str, principal: &str) -> bool {
             }))
 }
 
+/// The statements of a key's `current` policy that deny, unconditionally, something `wanted`
+/// needs (by Sid, or position): no statement added can undo them. (A deny under a condition,
+/// such as the s3 key's outside the environment's endpoints, is left to the owner's intent.)
+pub fn denying_statements(current: &Value, wanted: &Value, key_arn: &str) -> Vec<String> {
+    let needed: Vec<&Value> = statements(wanted).filter(|w| w["Effect"] == "Allow").collect();
+    statements(current)
+        .enumerate()
+        .filter(|(_, s)| s["Effect"] == "Deny" && s.get("Condition").is_none() && s.get("NotAction").is_none())
+        .filter(|(_, s)| s.get("NotPrincipal").is_none() && s.get("NotResource").is_none())
+        .filter(|(_, s)| strings(&s["Resource"]).iter().any(|r| *r == "*" || *r == key_arn))
+        .filter(|(_, s)| {
+            needed.iter().any(|w| {
+                ["AWS", "Service"].into_iter().any(|kind| {
+                    strings(&w["Principal"][kind]).into_iter().any(|principal| {
+                        let everyone = s["Principal"] == "*" || strings(&s["Principal"][kind]).contains(&"*");
+                        (everyone || admits(s, kind, principal))
+                            && strings(&w["Action"]).iter().any(|a| strings(&s["Action"]).iter().any(|p| covers(p, a)))
+                    })
+                })
+            })
+        })
+        .map(|(i, s)| s["Sid"].as_str().map_or_else(|| format!("statement {}", i + 1), str::to_owned))
+        .collect()
+}
+
 /// The statements of a policy document (one, or a list).
 fn statements(policy: &Value) -> impl Iterator<Item = &Value> {
     match &policy["Statement"] {
@@ -329,6 +354,18 @@ mod tests {
         let conditioned = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*",
             "Condition": {"StringEquals": {"kms:ViaService": "ec2.us-east-1.amazonaws.com"}}}});
         assert!(sids(missing_statements(&conditioned, &wanted, key)).contains(&"KeyUse".to_owned()));
+        // An unconditional deny of what the roles need cannot be undone by adding statements.
+        let mut denying = delegating.clone();
+        denying["Statement"].as_array_mut().unwrap().push(
+            json!({"Sid": "NoDecrypt", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}),
+        );
+        denying["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt",
+            "Resource": "*", "Condition": {"Bool": {"aws:ViaAWSService": "false"}}}));
+        assert_eq!(denying_statements(&denying, &wanted, key), ["NoDecrypt"]);
+        assert!(denying_statements(&delegating, &wanted, key).is_empty());
     }
 
     #[test]

@@ -10,6 +10,8 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, RouteTable, SecurityGroup, Vpc};
 
 use super::observe::Observed;
+use sagekeeper_api::naming::LENT_TO_TAG;
+
 use crate::errors::AwsError;
 use crate::sessions::Session;
 use crate::steps::Owner;
@@ -23,6 +25,8 @@ pub struct Existing {
     pub vpc_id: String,
     /// Its private subnets the environment uses, in the spec's order.
     pub subnet_ids: Vec<String>,
+    /// The environment's namespace, which the VPC's `sagekeeper.io/lent-to` tag must name.
+    pub namespace: String,
 }
 
 /// What one look at a borrowed network found: the VPC, the named subnets (wherever they
@@ -127,10 +131,18 @@ pub fn check(
             "{field}.vpcId: VPC {vpc_id} is a network sagekeeper made for another object (sagekeeper.io/owner-uid {uid}); an existing network must be one sagekeeper does not manage"
         )));
     }
+    // Only a VPC its owner lent to this namespace: a VPC of the account is not every tenant's.
+    let namespace = &existing.namespace;
+    if super::observe::tag(vpc.tags(), LENT_TO_TAG) != Some(namespace.as_str()) {
+        return Err(invalid(format!(
+            "{field}.vpcId: VPC {vpc_id} is not lent to namespace {namespace}: its owner lends it by tagging it {LENT_TO_TAG}={namespace}"
+        )));
+    }
     // Two environments cannot share one: a route table takes one S3 gateway endpoint, a VPC one
     // private-DNS endpoint per service, and each environment's admit only its own accounts.
-    let others = seen.observed.groups.iter().find_map(|g| Some((g, owner_uid(g)?)));
-    if let Some((group, uid)) = others.filter(|(_, uid)| !seen.observed.owns_uid(uid)) {
+    let others =
+        seen.observed.groups.iter().find_map(|g| owner_uid(g).filter(|u| !seen.observed.owns_uid(u)).map(|u| (g, u)));
+    if let Some((group, uid)) = others {
         return Err(invalid(format!(
             "{field}.vpcId: VPC {vpc_id} is already used by another sagekeeper object (security group {} has sagekeeper.io/owner-uid {uid}); an existing network serves one environment",
             group.group_id().unwrap_or("?"),
@@ -254,7 +266,11 @@ mod tests {
             route_tables: tables,
             ..Observed::default()
         };
-        SeenBorrowed { vpc: Some(Vpc::builder().vpc_id("vpc-1").cidr_block("10.1.0.0/16").build()), observed }
+        let lent = Tag::builder().key(LENT_TO_TAG).value("team").build();
+        SeenBorrowed {
+            vpc: Some(Vpc::builder().vpc_id("vpc-1").cidr_block("10.1.0.0/16").tags(lent).build()),
+            observed,
+        }
     }
 
     fn seen_with_group(uid: &str) -> SeenBorrowed {
@@ -270,6 +286,7 @@ mod tests {
             field: "spec.network.existing".into(),
             vpc_id: "vpc-1".into(),
             subnet_ids: subnets.iter().map(|s| (*s).to_owned()).collect(),
+            namespace: "team".into(),
         }
     }
 
@@ -338,6 +355,17 @@ mod tests {
         assert!(message(check(&shared, &existing(&["subnet-a"]), false, None)).contains("sg-other"));
         shared.observed.owner_uid = "uid-3".into();
         assert!(check(&shared, &existing(&["subnet-a"]), false, None).is_ok(), "its own groups are no obstacle");
+        let mut ours_and_theirs = seen_with_group("uid-3");
+        ours_and_theirs.observed.owner_uid = "uid-3".into();
+        let theirs = Tag::builder().key(sagekeeper_api::naming::OWNER_UID_TAG).value("uid-4").build();
+        ours_and_theirs.observed.groups.push(SecurityGroup::builder().group_id("sg-theirs").tags(theirs).build());
+        assert!(message(check(&ours_and_theirs, &existing(&["subnet-a"]), false, None)).contains("sg-theirs"));
+        let unlent = SeenBorrowed { vpc: Some(Vpc::builder().vpc_id("vpc-1").build()), ..seen_with_group("uid-9") };
+        let refused = message(check(&unlent, &existing(&["subnet-a"]), false, None));
+        assert!(
+            refused.contains("not lent to namespace team") && refused.contains("sagekeeper.io/lent-to=team"),
+            "{refused}"
+        );
         let gone = SeenBorrowed { vpc: None, observed: Observed::default() };
         assert!(message(check(&gone, &existing(&["subnet-a"]), false, None)).contains("VPC vpc-1 does not exist"));
     }

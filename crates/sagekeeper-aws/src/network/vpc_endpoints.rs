@@ -60,6 +60,16 @@ pub(crate) async fn ensure_endpoints(
     for w in &theirs {
         let Some(endpoint) = foreign(seen, w) else { continue };
         let id = endpoint.vpc_endpoint_id().required("DescribeVpcEndpoints", "VpcEndpointId")?;
+        // A route table takes one S3 gateway endpoint: the owner's must serve them all.
+        let unserved: Vec<&str> =
+            w.route_tables.iter().filter(|t| !endpoint.route_table_ids().contains(t)).map(String::as_str).collect();
+        if !unserved.is_empty() {
+            let message = format!(
+                "the S3 gateway endpoint {id} of the VPC's owner serves some of the subnets' route tables but not {}: a route table takes one S3 gateway endpoint, so sagekeeper cannot add its own; associate {id} with them too, or use subnets whose route tables it serves",
+                unserved.join(", ")
+            );
+            return Err(AwsError::from_code("InvalidConfiguration", &message, None));
+        }
         let state = EndpointState::of(endpoint.state());
         if state != EndpointState::Available {
             pending = pending.or(Some(format!("VPC endpoint {id} ({}, not sagekeeper's) is {state}", w.key)));
@@ -92,11 +102,17 @@ pub(crate) async fn ensure_endpoints(
     Ok((ids, pending, borrowed))
 }
 
-/// A live endpoint someone else made in the VPC for the wanted service (for the S3 gateway:
-/// one that serves one of the subnets' route tables).
+/// A usable endpoint someone else made in the VPC for the wanted service: available or being
+/// made, with private DNS for an interface endpoint (else the workloads would not reach it by
+/// the service's name), serving one of the subnets' route tables for the S3 gateway.
 fn foreign<'s>(seen: &'s Observed, wanted: &Wanted<'_>) -> Option<&'s VpcEndpoint> {
+    let usable =
+        |e: &VpcEndpoint| matches!(EndpointState::of(e.state()), EndpointState::Available | EndpointState::Pending);
     seen.endpoints.iter().find(|e| {
-        !seen.owns(e.tags())
+        // Not any sagekeeper object's (a VPC another one uses is refused before this).
+        super::observe::tag(e.tags(), sagekeeper_api::naming::OWNER_UID_TAG).is_none()
+            && usable(e)
+            && (wanted.kind != VpcEndpointType::Interface || e.private_dns_enabled() == Some(true))
             && e.service_name() == Some(wanted.service.as_str())
             && e.vpc_endpoint_type() == Some(&wanted.kind)
             && (wanted.kind != VpcEndpointType::Gateway

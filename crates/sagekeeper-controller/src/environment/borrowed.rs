@@ -31,6 +31,7 @@ pub(super) async fn check(
     pinned: &[String],
 ) -> Result<Vec<String>, Refused> {
     let spec = &env.spec;
+    let namespace = env.namespace().unwrap_or_default();
     let stalled = |message: String| {
         Box::new(Report::new(status.clone(), Outcome::stalled(Reason::InvalidConfiguration, message)))
     };
@@ -41,7 +42,7 @@ pub(super) async fn check(
         let name = account.name_any();
         let wanted = spec.target_network.existing.get(&name);
         let recorded = status.target_accounts.iter().find(|t| t.account == name);
-        let in_use = recorded.and_then(|t| t.vpc_id.as_deref().map(|vpc| (vpc, !t.not_guaranteed.is_empty())));
+        let in_use = recorded.and_then(|t| t.vpc_id.as_deref().map(|vpc| (vpc, t.existing_network)));
         match (wanted, in_use) {
             (Some(e), Some((vpc, _))) if e.vpc_id != vpc => {
                 return Err(stalled(format!(
@@ -54,7 +55,9 @@ pub(super) async fn check(
                     "spec.targetNetwork.existing: {name} serves with the existing VPC {vpc} it was given; replacing it with a network sagekeeper creates is not supported (remove the account from its stage first)"
                 )));
             }
-            (Some(e), None) => unchecked.push((account, existing(&format!("spec.targetNetwork.existing.{name}"), e))),
+            (Some(e), None) => {
+                unchecked.push((account, existing(&format!("spec.targetNetwork.existing.{name}"), e, &namespace)));
+            }
             _ => {}
         }
     }
@@ -115,7 +118,7 @@ pub(super) async fn check(
     if dev_unchecked.is_none() && !pinned.is_empty() {
         return Ok(pinned.to_vec());
     }
-    let borrowed = existing("spec.network.existing", existing_dev);
+    let borrowed = existing("spec.network.existing", existing_dev, &namespace);
     match network::check_existing(&session, &borrowed, &owner, internet, &allowed).await {
         Ok(zones) => Ok(zones),
         Err(e) => Err(refusal(status, &e, &borrowed.vpc_id, &dev.name_any())),
@@ -123,8 +126,13 @@ pub(super) async fn check(
 }
 
 /// The plan's form of a spec's existing network.
-fn existing(field: &str, spec: &ExistingNetwork) -> Existing {
-    Existing { field: field.to_owned(), vpc_id: spec.vpc_id.clone(), subnet_ids: spec.private_subnet_ids.clone() }
+fn existing(field: &str, spec: &ExistingNetwork, namespace: &str) -> Existing {
+    Existing {
+        field: field.to_owned(),
+        vpc_id: spec.vpc_id.clone(),
+        subnet_ids: spec.private_subnet_ids.clone(),
+        namespace: namespace.to_owned(),
+    }
 }
 
 /// A borrowed network that failed its checks (or could not be read) stalls the environment.

@@ -94,6 +94,8 @@ pub(crate) struct Plan {
     target_cidr: String,
     target_zones: Vec<Zone>,
     target_existing: BTreeMap<String, ExistingNetwork>,
+    /// The environment's namespace, to which borrowed VPCs and keys must be lent.
+    pub(crate) namespace: String,
     group_names: GroupNames,
 }
 
@@ -139,6 +141,7 @@ impl Plan {
             field: format!("spec.targetNetwork.existing.{}", account.name),
             vpc_id: e.vpc_id.clone(),
             subnet_ids: e.private_subnet_ids.clone(),
+            namespace: self.namespace.clone(),
         });
         TargetPlan {
             network: NetworkPlan {
@@ -282,6 +285,7 @@ pub(crate) fn plan(
         field: "spec.network.existing".into(),
         vpc_id: e.vpc_id.clone(),
         subnet_ids: e.private_subnet_ids.clone(),
+        namespace: namespace.clone(),
     });
     let network = NetworkPlan {
         owner: owner.clone(),
@@ -304,7 +308,9 @@ pub(crate) fn plan(
         existing,
     };
     let target_cidr = spec.target_network.vpc_cidr.clone().unwrap_or_else(|| spec.network.vpc_cidr.clone());
-    let target_zones = zones(&target_cidr, chosen_zones, pinned_zones);
+    // A borrowed dev network may span more zones than a made one can have.
+    let target_chosen: Vec<String> = chosen_zones.iter().take(cidr::MAX_ZONES).cloned().collect();
+    let target_zones = zones(&target_cidr, &target_chosen, pinned_zones);
     let principals = &spec.identity.persona_principals;
     let mut personas: Vec<Persona> = spec.studio.user_profiles.iter().map(|p| p.persona).collect();
     personas.extend([Persona::DataScientist, Persona::TeamAdmin].into_iter().filter(|p| !principals.of(*p).is_empty()));
@@ -350,6 +356,7 @@ pub(crate) fn plan(
         target_cidr,
         target_zones,
         target_existing: target_existing(env),
+        namespace: namespace.clone(),
         group_names: groups,
         names,
     };
@@ -362,7 +369,7 @@ pub(crate) fn plan(
 fn target_existing(env: &DataScienceEnvironment) -> BTreeMap<String, ExistingNetwork> {
     let mut existing = env.spec.target_network.existing.clone();
     for recorded in env.status.iter().flat_map(|s| &s.target_accounts) {
-        if let (Some(vpc_id), false) = (&recorded.vpc_id, recorded.not_guaranteed.is_empty()) {
+        if let (Some(vpc_id), true) = (&recorded.vpc_id, recorded.existing_network) {
             existing.entry(recorded.account.clone()).or_insert_with(|| ExistingNetwork {
                 vpc_id: vpc_id.clone(),
                 private_subnet_ids: recorded.private_subnet_ids.clone(),

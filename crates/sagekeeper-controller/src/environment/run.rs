@@ -185,8 +185,13 @@ impl<'a> Pass<'a> {
             S::Key(purpose) if plan.existing_keys.contains_key(&purpose) => {
                 let arn = &plan.existing_keys[&purpose];
                 let field = format!("spec.encryption.existingKeys.{}", purpose.name());
-                let result = kms::existing_key(&dev(), &field, arn).await;
-                Done::from_aws(result.map(EnvOutput::Key), format!("KMS key {}", purpose.name()))
+                let result = kms::existing_key(&dev(), &field, arn, &plan.namespace).await;
+                // Someone else's: what sagekeeper may read of it is up to its policy.
+                let resource = format!(
+                    "existing KMS key {} (its policy must let sagekeeper's role describe it and read its policy and tags, by name or through IAM)",
+                    purpose.name()
+                );
+                Done::from_aws(result.map(EnvOutput::Key), resource)
             }
             S::Key(purpose) => {
                 let key = key_plan(plan, &plan.dev, purpose.name(), plan.names.key_alias(purpose.name()));
@@ -209,8 +214,9 @@ impl<'a> Pass<'a> {
                     true => {
                         let field = format!("spec.encryption.existingKeys.{}", purpose.name());
                         let mut policy = policy;
-                        // Without flow logs, CloudWatch Logs needs nothing of someone else's key.
-                        if plan.flow_logs.is_none()
+                        // Without a flow log of the dev VPC (off, or the VPC borrowed),
+                        // CloudWatch Logs needs nothing of someone else's key.
+                        if (plan.flow_logs.is_none() || plan.network.existing.is_some())
                             && let Some(list) = policy["Statement"].as_array_mut()
                         {
                             list.retain(|s| s["Sid"] != sagekeeper_policy::logs::KEY_STATEMENT_SID);

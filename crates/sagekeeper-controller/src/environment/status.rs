@@ -153,6 +153,20 @@ fn not_guaranteed(
             existing.vpc_id
         ),
     ];
+    let added: Vec<String> = endpoints
+        .into_iter()
+        .flat_map(|e| {
+            e.ids.iter().filter(|(key, _)| !e.borrowed.contains(*key)).map(|(key, id)| format!("{id} ({key})"))
+        })
+        .collect();
+    if !added.is_empty() {
+        unsure.push(format!(
+            "the VPC endpoints sagekeeper added to VPC {} ({}; private DNS, and the S3 gateway on route tables {}) serve every workload of the VPC: others' requests through them are limited to this environment's accounts and buckets",
+            existing.vpc_id,
+            added.join(", "),
+            net.private_route_table_ids.join(", ")
+        ));
+    }
     for key in endpoints.map(|e| &e.borrowed).into_iter().flatten() {
         let id = endpoints.and_then(|e| e.ids.get(key)).map(String::as_str).unwrap_or("?");
         unsure.push(format!(
@@ -276,6 +290,7 @@ fn status(
                 _ => None,
             };
             let capture = ready(results, &EnvStep::CaptureBucket(name.clone())).is_some();
+            let known = previous.target_accounts.iter().find(|k| &k.account == name && k.stage == t.stage);
             let endpoints = match ready(results, &EnvStep::TargetVpcEndpoints(name.clone())) {
                 Some(EnvOutput::Endpoints(e)) => Some(e),
                 _ => None,
@@ -284,8 +299,14 @@ fn status(
                 account: name.clone(),
                 account_id: Some(t.account.account_id.clone()),
                 stage: t.stage.clone(),
-                vpc_id: net.map(|n| n.vpc_id.clone()),
-                private_subnet_ids: net.map(|n| n.private_subnet_ids.clone()).unwrap_or_default(),
+                // The last known network stays while a pass cannot confirm it: teardown finds a
+                // borrowed VPC by it.
+                vpc_id: net.map(|n| n.vpc_id.clone()).or_else(|| known.and_then(|k| k.vpc_id.clone())),
+                private_subnet_ids: net
+                    .map(|n| n.private_subnet_ids.clone())
+                    .or_else(|| known.map(|k| k.private_subnet_ids.clone()))
+                    .unwrap_or_default(),
+                existing_network: t.network.existing.is_some(),
                 security_group_id: net.map(|n| n.groups.workloads.clone()),
                 endpoint_key_arn: match ready(results, &EnvStep::TargetKey(name.clone())) {
                     Some(EnvOutput::Key(k)) => Some(k.arn.clone()),
