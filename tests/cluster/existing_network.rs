@@ -252,11 +252,19 @@ spec:
     t.poke(&api, "borrowed").await;
     t.wait_condition(&api, "borrowed", "Ready", "True", None).await;
 
-    // Deletion takes away only what sagekeeper made: the networks are as they were.
+    // Dropping the production account and its existing network in one change cleans up there
+    // as on a borrowed network (status remembers it was one): the VPC is as it was.
+    let patch = serde_json::json!({"spec": {"targetAccounts": null, "targetNetwork": {"existing": null}}});
+    api.patch("borrowed", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let env = t.wait_condition(&api, "borrowed", "Ready", "True", None).await;
+    assert!(env.status.unwrap().target_accounts.is_empty(), "production cleaned up");
+    assert_eq!(state_of(&prod, &prod_net.vpc).await, prod_before, "the production VPC as the team left it");
+    assert_eq!(owned_resources(&t, &t.account(3), &uid).await["security groups"], 0);
+
+    // Deletion takes away only what sagekeeper made: the network is as it was.
     api.delete("borrowed", &Default::default()).await.unwrap();
     t.wait_gone(&api, "borrowed").await;
     assert_eq!(state_of(&dev, &dev_net.vpc).await, dev_before, "the dev VPC as the team left it");
-    assert_eq!(state_of(&prod, &prod_net.vpc).await, prod_before, "the production VPC as the team left it");
     assert_eq!(owned_resources(&t, &t.account(1), &uid).await["security groups"], 0);
 }
 
