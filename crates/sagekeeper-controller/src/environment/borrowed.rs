@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use sagekeeper_api::conditions::{Component, Outcome, Reason};
-use sagekeeper_api::environment::ExistingNetwork;
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, DataScienceEnvironmentStatus};
 use sagekeeper_aws::errors::{AwsError, ErrorKind};
 use sagekeeper_aws::network::{self, Existing};
 use sagekeeper_aws::steps::Owner;
 
-use super::plan::account_plan;
+use super::plan::{account_plan, existing};
 use crate::context::Context;
 use crate::lifecycle::Report;
 use crate::resolve;
@@ -64,13 +63,17 @@ pub(super) async fn check(
     let recorded_dev = status.network.as_ref().and_then(|n| n.vpc_id.as_deref());
     let dev_unchecked = spec.network.existing.as_ref().filter(|e| recorded_dev != Some(e.vpc_id.as_str()));
     let wanted_zones = spec.network.availability_zones.clone();
-    let settled = match (&spec.network.existing, &wanted_zones) {
-        (Some(_), _) => dev_unchecked.is_none() && !pinned.is_empty(),
-        (None, Some(zones)) => zones == pinned,
-        (None, None) => !pinned.is_empty(),
+    // The dev zones when nothing about them is new: pinned, or pinned and asked for again.
+    let known = match (&spec.network.existing, &wanted_zones) {
+        (Some(_), _) if dev_unchecked.is_none() && !pinned.is_empty() => Some(pinned.to_vec()),
+        (None, Some(zones)) if zones == pinned => Some(zones.clone()),
+        (None, None) if !pinned.is_empty() => Some(pinned.to_vec()),
+        _ => None,
     };
-    if settled && unchecked.is_empty() {
-        return Ok(wanted_zones.filter(|_| spec.network.existing.is_none()).unwrap_or_else(|| pinned.to_vec()));
+    if let Some(zones) = &known
+        && unchecked.is_empty()
+    {
+        return Ok(zones.clone());
     }
     // New zones, or a borrowed network not in use yet: checked against the region first.
     let session = ctx.sessions.session(&account_plan(dev, &spec.region).access);
@@ -87,6 +90,7 @@ pub(super) async fn check(
             )));
         }
     };
+    let wanted_zones_given = wanted_zones.is_some();
     let allowed = match wanted_zones {
         Some(zones) => {
             if let Some(missing) = zones.iter().find(|z| !region_zones.contains(z)) {
@@ -108,30 +112,20 @@ pub(super) async fn check(
             return Err(refusal(status, &e, &borrowed.vpc_id, &account.name_any()));
         }
     }
+    if let Some(zones) = known {
+        return Ok(zones);
+    }
     let Some(existing_dev) = &spec.network.existing else {
-        return Ok(match (&spec.network.availability_zones, pinned.is_empty()) {
-            (Some(_), _) => allowed,
-            (None, true) => allowed.into_iter().take(2).collect(),
-            (None, false) => pinned.to_vec(),
+        // Asked-for zones, checked above, or the region's first two.
+        return Ok(match wanted_zones_given {
+            true => allowed,
+            false => allowed.into_iter().take(2).collect(),
         });
     };
-    if dev_unchecked.is_none() && !pinned.is_empty() {
-        return Ok(pinned.to_vec());
-    }
     let borrowed = existing("spec.network.existing", existing_dev, &namespace);
     match network::check_existing(&session, &borrowed, &owner, internet, &allowed).await {
         Ok(zones) => Ok(zones),
         Err(e) => Err(refusal(status, &e, &borrowed.vpc_id, &dev.name_any())),
-    }
-}
-
-/// The plan's form of a spec's existing network.
-fn existing(field: &str, spec: &ExistingNetwork, namespace: &str) -> Existing {
-    Existing {
-        field: field.to_owned(),
-        vpc_id: spec.vpc_id.clone(),
-        subnet_ids: spec.private_subnet_ids.clone(),
-        namespace: namespace.to_owned(),
     }
 }
 

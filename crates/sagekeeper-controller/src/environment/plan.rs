@@ -137,12 +137,8 @@ impl Plan {
         let capture_bucket = self.names.bucket(&account.account_id, &self.region, "capture");
         let buckets = [self.models_bucket.clone(), capture_bucket.clone()];
         let endpoints: Vec<String> = TARGET_ENDPOINTS.iter().map(|s| (*s).to_owned()).collect();
-        let existing = self.target_existing.get(&account.name).map(|e| Existing {
-            field: format!("spec.targetNetwork.existing.{}", account.name),
-            vpc_id: e.vpc_id.clone(),
-            subnet_ids: e.private_subnet_ids.clone(),
-            namespace: self.namespace.clone(),
-        });
+        let field = format!("spec.targetNetwork.existing.{}", account.name);
+        let existing = self.target_existing.get(&account.name).map(|e| existing(&field, e, &self.namespace));
         TargetPlan {
             network: NetworkPlan {
                 owner: self.owner.clone(),
@@ -281,12 +277,7 @@ pub(crate) fn plan(
         std::iter::once(dev.account_id.clone()).chain(targets.iter().map(|(_, a)| a.spec.account_id.clone())).collect();
     accounts.sort();
     accounts.dedup();
-    let existing = spec.network.existing.as_ref().map(|e| Existing {
-        field: "spec.network.existing".into(),
-        vpc_id: e.vpc_id.clone(),
-        subnet_ids: e.private_subnet_ids.clone(),
-        namespace: namespace.clone(),
-    });
+    let existing = spec.network.existing.as_ref().map(|e| existing("spec.network.existing", e, &namespace));
     let network = NetworkPlan {
         owner: owner.clone(),
         name: names.ec2_name("dev"),
@@ -362,6 +353,16 @@ pub(crate) fn plan(
     };
     plan.targets = targets.iter().map(|(stage, account)| plan.target(stage, account)).collect();
     plan
+}
+
+/// The plan's form of a spec's existing network (`field` names it in messages).
+pub(crate) fn existing(field: &str, spec: &ExistingNetwork, namespace: &str) -> Existing {
+    Existing {
+        field: field.to_owned(),
+        vpc_id: spec.vpc_id.clone(),
+        subnet_ids: spec.private_subnet_ids.clone(),
+        namespace: namespace.to_owned(),
+    }
 }
 
 /// The existing networks of target accounts: the spec's, and those status records as borrowed
