@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::deployments::{create, is_ready, register, serving, set_approval, until};
 use crate::references::ready_account;
+use crate::security::{acting_as, through, trust_the_admin};
 
 /// An organization managed by `admin`'s account: its root, and units `names` created in that
 /// order, each under the one its parent index names (`None`: the root). Returns their ids.
@@ -233,6 +234,8 @@ async fn an_account_moved_into_the_ou_extends_production_and_one_moved_out_goes_
         "its network"
     );
 
+    admitted_by_path(&t, &group, &[t.account(3), t.account(4)]).await;
+
     // Moved out: the AwsAccount stays while the environment and the deployment still have
     // something there, and goes once they cleaned up.
     admin
@@ -254,4 +257,125 @@ async fn an_account_moved_into_the_ou_extends_production_and_one_moved_out_goes_
     .await;
     let env = envs.get("fraud").await.unwrap();
     assert!(env.status.unwrap().target_accounts.iter().all(|a| a.account != first), "the environment let go of it");
+}
+
+/// The unit's accounts (`members`) are admitted by the set's organization path and the names of
+/// sagekeeper's roles, listed nowhere: in the models bucket's, the s3 key's, the registry's and
+/// the dev S3 gateway endpoint's policies. Under the emulator's evaluation, the model execution
+/// role of a member reads the models bucket through its account's S3 endpoint; a role of the
+/// same name outside the unit, or of another name inside it, cannot.
+async fn admitted_by_path(t: &TestEnv, group: &str, members: &[String]) {
+    let sets: Api<AwsAccountSet> = Api::all(t.client.clone());
+    let set = sets.get(&t.name("prod")).await.unwrap();
+    let path = format!("{}*", set.status.unwrap().organization_path.expect("status.organizationPath"));
+    let envs = t.api::<DataScienceEnvironment>();
+    let env = eventually(Duration::from_secs(120), "production admitted by the unit's path", || async {
+        let env = envs.get("fraud").await.ok()?;
+        let status = env.status.as_ref()?;
+        let production: Vec<_> = status.target_accounts.iter().filter(|a| a.stage == "production").collect();
+        let by_path = production.iter().all(|a| a.organization_path.as_deref() == Some(path.as_str()));
+        (production.len() == members.len() && by_path && is_ready_env(&env)).then_some(env)
+    })
+    .await;
+    let status = env.status.unwrap();
+    let dev = t.clients(&t.account(1)).await;
+    let models = status.storage.unwrap().models_bucket.unwrap();
+    let s3_key = status.encryption.unwrap().s3_key_arn.unwrap();
+    let dev_gateway = status.network.unwrap().vpc_endpoint_ids["s3"].clone();
+    let unit = |policy: &str, sid: &str| {
+        let policy = sagekeeper_policy::parse(policy).unwrap();
+        let statement = sagekeeper_policy::find_statement(&policy, sid).unwrap_or_else(|| panic!("{sid}: {policy}"));
+        assert_eq!(statement["Condition"]["ForAnyValue:StringLike"]["aws:PrincipalOrgPaths"], json!([path]), "{sid}");
+        for member in members {
+            assert!(!policy.to_string().contains(member.as_str()), "{sid}: {member} is listed: {policy}");
+        }
+        assert!(policy.to_string().contains(&t.account(2)), "the staging account stays named: {policy}");
+    };
+    let bucket = dev.s3.get_bucket_policy().bucket(&models).send().await.unwrap();
+    unit(bucket.policy().unwrap(), "AllowTargetModelReadersByOrgPath");
+    let key = dev.kms.get_key_policy().key_id(&s3_key).policy_name("default").send().await.unwrap();
+    unit(key.policy().unwrap(), "KeyUseByTargetModelRolesByOrgPath");
+    let gateway = dev.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&dev_gateway).send().await.unwrap();
+    unit(gateway.vpc_endpoints()[0].policy_document().unwrap(), "EnvironmentBucketsByOrgPath");
+    let registry = eventually(Duration::from_secs(120), "the registry shared by the unit's path", || async {
+        let policy = dev.sagemaker.get_model_package_group_policy().model_package_group_name(group).send().await;
+        let policy = policy.ok()?.resource_policy?;
+        policy.contains("TargetAccountsUseVersionsByOrgPath").then_some(policy)
+    })
+    .await;
+    unit(&registry, "TargetAccountsUseVersionsByOrgPath");
+
+    // The member's own model execution role reads a model artifact through its S3 endpoint.
+    use sagekeeper_aws::sdk::s3::primitives::ByteStream;
+    dev.s3
+        .put_object()
+        .bucket(&models)
+        .key("probe/model.tar.gz")
+        .body(ByteStream::from_static(b"m"))
+        .send()
+        .await
+        .unwrap();
+    let member = &members[members.len() - 1];
+    let target = status.target_accounts.iter().find(|a| a.account_id.as_deref() == Some(member.as_str())).unwrap();
+    let role = target.model_execution_role_arn.clone().unwrap();
+    let member_admin = t.clients(member).await;
+    let endpoints = member_admin
+        .ec2
+        .describe_vpc_endpoints()
+        .filters(
+            sagekeeper_aws::sdk::ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(target.vpc_id.clone().unwrap())
+                .build(),
+        )
+        .filters(
+            sagekeeper_aws::sdk::ec2::types::Filter::builder()
+                .name("service-name")
+                .values("com.amazonaws.us-east-1.s3")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let gateway = endpoints.vpc_endpoints()[0].vpc_endpoint_id().unwrap().to_owned();
+    let read = |clients: sagekeeper_tests::test_env::AccountClients| {
+        let (models, gateway) = (models.clone(), gateway.clone());
+        async move {
+            let request = clients.s3.get_object().bucket(&models).key("probe/model.tar.gz");
+            let result = request.customize().mutate_request(through(Some(gateway))).send().await;
+            result.map(|_| ()).map_err(|e| {
+                use sagekeeper_aws::sdk::s3::error::ProvideErrorMetadata;
+                e.code().unwrap_or("?").to_owned()
+            })
+        }
+    };
+    trust_the_admin(t, &member_admin, &role).await;
+    assert_eq!(read(acting_as(t, &role).await).await, Ok(()), "the member's model role reads the models bucket");
+
+    // The same role name in an account outside the unit, and another name inside it: refused.
+    let name = role.rsplit('/').next().unwrap();
+    let outsider = impostor(t, &t.account(6), name).await;
+    assert_eq!(read(acting_as(t, &outsider).await).await, Err("AccessDenied".to_owned()), "a same-named role outside");
+    let insider = impostor(t, member, "model-reader").await;
+    assert_eq!(read(acting_as(t, &insider).await).await, Err("AccessDenied".to_owned()), "another role of the member");
+}
+
+/// Whether an environment is Ready for its current generation.
+fn is_ready_env(env: &DataScienceEnvironment) -> bool {
+    let list = env.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    sagekeeper_api::conditions::is_ready(list, env.metadata.generation)
+}
+
+/// A role `name` in `account` that its account-admin identity may assume, allowed to read any
+/// object and decrypt with any key by its own policy. Returns its ARN.
+async fn impostor(t: &TestEnv, account: &str, name: &str) -> String {
+    let iam = t.clients(account).await.iam;
+    let admin = t.emulator.admin_credentials(account).arn;
+    let trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": admin}, "Action": "sts:AssumeRole"}]});
+    let role = iam.create_role().role_name(name).assume_role_policy_document(trust.to_string()).send().await.unwrap();
+    let reads = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket", "kms:Decrypt"], "Resource": "*"}]});
+    iam.put_role_policy().role_name(name).policy_name("reads").policy_document(reads.to_string()).send().await.unwrap();
+    role.role.unwrap().arn
 }

@@ -30,7 +30,7 @@ fn denied<T, E: ProvideErrorMetadata>(result: &Result<T, E>, what: &str) {
 }
 
 /// Clients acting as a session of `role_arn`, assumed by the account-admin identity of its account.
-async fn acting_as(t: &TestEnv, role_arn: &str) -> AccountClients {
+pub(crate) async fn acting_as(t: &TestEnv, role_arn: &str) -> AccountClients {
     use sagekeeper_aws::sdk::config::sts::AssumeRoleProvider;
     use sagekeeper_aws::sdk::credential_types::provider::SharedCredentialsProvider;
     let account = role_arn.split(':').nth(4).unwrap();
@@ -40,7 +40,7 @@ async fn acting_as(t: &TestEnv, role_arn: &str) -> AccountClients {
 }
 
 /// Lets the account-admin identity of the role's account assume it (besides who already may).
-async fn trust_the_admin(t: &TestEnv, clients: &AccountClients, role: &str) {
+pub(crate) async fn trust_the_admin(t: &TestEnv, clients: &AccountClients, role: &str) {
     let account = role.split(':').nth(4).unwrap();
     let admin_user = t.emulator.admin_credentials(account).arn;
     let name = role.rsplit('/').next().unwrap();
@@ -753,7 +753,7 @@ pub(crate) async fn broad_user(t: &TestEnv, account: &str, name: &str, actions: 
 }
 
 /// Marks a request as passing through VPC endpoint `vpce`, when given (the emulator's test header).
-fn through(
+pub(crate) fn through(
     vpce: Option<String>,
 ) -> impl Fn(&mut sagekeeper_aws::sdk::sagemaker::config::http::HttpRequest) + Send + Sync {
     move |req| {

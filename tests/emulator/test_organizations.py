@@ -589,6 +589,29 @@ def test_a_key_policy_on_org_id_and_paths(emulator):
     assert use("inside") == "AccessDeniedException"
 
 
+def test_resource_org_paths_name_the_unit_of_the_account_owning_the_resource(emulator):
+    """aws:ResourceOrgPaths (and aws:ResourceOrgID) of a request are those of the account that
+    owns the resource, read at each request like the principal's."""
+    principals = Principals(emulator, {"Effect": "Allow", "Action": "iam:ListRoles", "Resource": "*"})
+    org = principals.org
+    for account in principals.admins.values():
+        account.client("iam").put_role_policy(RoleName="worker", PolicyName="main", PolicyDocument=document(
+            {"Effect": "Allow", "Action": "iam:GetRole", "Resource": "*", "Condition": {
+                "StringEquals": {"aws:ResourceOrgID": org.org_id},
+                "ForAnyValue:StringLike": {"aws:ResourceOrgPaths": [principals.prod_paths]}}}))
+
+    def get(name: str) -> str:
+        try:
+            principals.sessions[name].client("iam").get_role(RoleName="worker")
+            return "allowed"
+        except ClientError as refused:
+            return refused.response["Error"]["Code"]
+
+    assert (get("inside"), get("moved"), get("outsider")) == ("allowed", "allowed", "AccessDenied")
+    principals.move_out()
+    assert (get("inside"), get("moved")) == ("allowed", "AccessDenied")
+
+
 def test_a_trust_policy_on_org_id(emulator):
     """AssumeRole across accounts is judged on the trust policy with the caller's org keys."""
     principals = Principals(emulator, {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"})

@@ -83,37 +83,51 @@ pub(crate) async fn account(
     Ok(Arc::new(account))
 }
 
-/// The AwsAccounts AwsAccountSet `name` stands for now (its members, not those leaving), or
-/// why not (missing, not Ready).
-pub(crate) async fn set_members(ctx: &Context, name: &str) -> Result<Vec<String>, Unresolved> {
+/// What an AwsAccountSet stands for now: the AwsAccounts of its members (not those leaving),
+/// and the `aws:PrincipalOrgPaths` pattern that admits every one of them (its unit's path,
+/// ending `*` when nested units count), once the set has read it.
+pub(crate) struct SetMembers {
+    pub(crate) accounts: Vec<String>,
+    pub(crate) org_path: Option<String>,
+}
+
+/// The members of AwsAccountSet `name`, or why not (missing, not Ready).
+pub(crate) async fn set_members(ctx: &Context, name: &str) -> Result<SetMembers, Unresolved> {
     let Some(set) = fetch::<AwsAccountSet>(ctx, None, name).await? else {
         return Err(Outcome::progressing(Reason::DependencyNotReady, format!("AwsAccountSet {name} not found")).into());
     };
     let list = set.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     ready("AwsAccountSet", name, list, set.meta().generation)?;
     let members = set.status.iter().flat_map(|s| &s.accounts).filter(|a| !a.leaving);
-    Ok(members.map(|a| a.aws_account.clone()).collect())
+    let nested = if set.spec.include_nested_units { "*" } else { "" };
+    Ok(SetMembers {
+        accounts: members.map(|a| a.aws_account.clone()).collect(),
+        org_path: set.status.as_ref().and_then(|s| s.organization_path.as_ref()).map(|path| format!("{path}{nested}")),
+    })
 }
 
-/// Stage -> AwsAccount names: `accounts` and every member of `sets`, each name once.
+/// Stage -> AwsAccount names: `accounts` and every member of `sets`, each name once; and the
+/// sets' members.
 pub(crate) async fn stage_accounts(
     ctx: &Context,
     accounts: &BTreeMap<String, Vec<String>>,
     sets: &BTreeMap<String, Vec<String>>,
-) -> Result<BTreeMap<String, Vec<String>>, Unresolved> {
+) -> Result<(BTreeMap<String, Vec<String>>, Vec<SetMembers>), Unresolved> {
     let mut out = accounts.clone();
+    let mut all = Vec::new();
     for (stage, names) in sets {
         for set in names {
             let members = set_members(ctx, set).await?;
             let listed = out.entry(stage.clone()).or_default();
-            for member in members {
-                if !listed.contains(&member) {
-                    listed.push(member);
+            for member in &members.accounts {
+                if !listed.contains(member) {
+                    listed.push(member.clone());
                 }
             }
+            all.push(members);
         }
     }
-    Ok(out)
+    Ok((out, all))
 }
 
 /// An account to clean up in: it must still admit the namespace (tenancy is re-checked at

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::inputs::{Accounts, Principals};
+
 /// The current policy language version (the older one has no policy variables).
 pub(crate) const VERSION: &str = "2012-10-17";
 
@@ -26,6 +28,7 @@ fn statements(policy: &Value) -> impl Iterator<Item = &Value> {
 }
 
 /// Builds one statement. Lists are always emitted as arrays, so a document has one shape.
+#[derive(Clone)]
 pub(crate) struct Statement {
     fields: Map<String, Value>,
     conditions: Map<String, Value>,
@@ -100,6 +103,55 @@ impl Statement {
     pub(crate) fn condition_any<S: AsRef<str>>(self, operator: &str, key: &str, values: &[S]) -> Self {
         let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
         self.condition(operator, key, json!(values))
+    }
+
+    /// The statement once per way `accounts` are named on the principal side: by id
+    /// (`aws:PrincipalAccount`), and below organization paths (`aws:PrincipalOrgPaths`, its Sid
+    /// ending `ByOrgPath`). Conditions in one statement are ANDed, hence two statements.
+    pub(crate) fn per_principal_accounts(self, accounts: &Accounts) -> Vec<Statement> {
+        self.per_accounts(accounts, "aws:PrincipalAccount", "aws:PrincipalOrgPaths", "ByOrgPath")
+    }
+
+    /// The same on the resource side (`aws:ResourceAccount`, `aws:ResourceOrgPaths`, Sid ending
+    /// `ResourcesByOrgPath`).
+    pub(crate) fn per_resource_accounts(self, accounts: &Accounts) -> Vec<Statement> {
+        self.per_accounts(accounts, "aws:ResourceAccount", "aws:ResourceOrgPaths", "ResourcesByOrgPath")
+    }
+
+    fn per_accounts(self, accounts: &Accounts, id_key: &str, path_key: &str, suffix: &str) -> Vec<Statement> {
+        let mut out = Vec::new();
+        if !accounts.org_paths.is_empty() {
+            let by_path = self.clone().sid_suffix(suffix);
+            out.push(by_path.condition_any("ForAnyValue:StringLike", path_key, &accounts.org_paths));
+        }
+        if !accounts.ids.is_empty() {
+            out.insert(0, self.condition_any("StringEquals", id_key, &accounts.ids));
+        }
+        out
+    }
+
+    /// The statement once per way `principals` are named: by ARN, and (as `Principal: *`) below
+    /// organization paths by `aws:PrincipalArn` pattern, its Sid ending `ByOrgPath`.
+    pub(crate) fn per_principals(self, principals: &Principals) -> Vec<Statement> {
+        let mut out = Vec::new();
+        if !principals.arns.is_empty() {
+            out.push(self.clone().aws_principals(principals.arns.clone()));
+        }
+        if !principals.org_arns.is_empty() {
+            out.push(
+                self.sid_suffix("ByOrgPath")
+                    .any_principal()
+                    .condition_any("ForAnyValue:StringLike", "aws:PrincipalOrgPaths", &principals.org_paths)
+                    .condition_any("ArnLike", "aws:PrincipalArn", &principals.org_arns),
+            );
+        }
+        out
+    }
+
+    fn sid_suffix(mut self, suffix: &str) -> Self {
+        let sid = format!("{}{suffix}", self.fields["Sid"].as_str().unwrap_or_default());
+        self.fields.insert("Sid".into(), sid.into());
+        self
     }
 
     /// The finished statement.

@@ -20,7 +20,7 @@
 use serde_json::Value;
 
 use crate::document::{Statement, document};
-use crate::inputs::bucket_and_objects;
+use crate::inputs::{Accounts, bucket_and_objects};
 
 /// What the environment's workloads do in their own buckets (the bucket and identity policies
 /// narrow it further per role).
@@ -41,21 +41,19 @@ const IMAGE_PULL_ACTIONS: &[&str] =
 
 /// The S3 gateway endpoint policy of a dev or target VPC. `buckets`: the environment's data and
 /// models buckets (in a target account: the dev models bucket and the capture bucket);
-/// `accounts`: the environment's accounts, whose principals alone may use them.
+/// `accounts`: the environment's accounts, whose principals alone may use them (those of an
+/// organizational unit by its path).
 ///
 /// ECR's layer downloads are presigned by ECR, so their principal is AWS's, not the puller's:
 /// that grant names no principal account. It reads one AWS-owned bucket and can write nothing.
-pub fn s3_gateway_policy(partition: &str, region: &str, buckets: &[String], accounts: &[String]) -> Value {
+pub fn s3_gateway_policy(partition: &str, region: &str, buckets: &[String], accounts: &Accounts) -> Value {
     let mut statements = Vec::new();
     if !buckets.is_empty() {
-        statements.push(
-            Statement::allow("EnvironmentBuckets")
-                .any_principal()
-                .actions(DATA_ACTIONS)
-                .resources(buckets.iter().flat_map(|b| bucket_and_objects(partition, b)))
-                .condition_any("StringEquals", "aws:PrincipalAccount", accounts)
-                .build(),
-        );
+        let buckets = Statement::allow("EnvironmentBuckets")
+            .any_principal()
+            .actions(DATA_ACTIONS)
+            .resources(buckets.iter().flat_map(|b| bucket_and_objects(partition, b)));
+        statements.extend(buckets.per_principal_accounts(accounts).into_iter().map(Statement::build));
     }
     statements.push(
         Statement::allow("EcrImageLayers")
@@ -71,40 +69,33 @@ pub fn s3_gateway_policy(partition: &str, region: &str, buckets: &[String], acco
         "sagemaker-sample-files".to_string(),
         format!("jumpstart-cache-prod-{region}"),
     ];
-    statements.push(
-        Statement::allow("SageMakerSampleBucketsRead")
-            .any_principal()
-            .actions(&["s3:GetObject", "s3:ListBucket"])
-            .resources(samples.iter().flat_map(|b| bucket_and_objects(partition, b)))
-            .condition_any("StringEquals", "aws:PrincipalAccount", accounts)
-            .build(),
-    );
+    let samples = Statement::allow("SageMakerSampleBucketsRead")
+        .any_principal()
+        .actions(&["s3:GetObject", "s3:ListBucket"])
+        .resources(samples.iter().flat_map(|b| bucket_and_objects(partition, b)));
+    statements.extend(samples.per_principal_accounts(accounts).into_iter().map(Statement::build));
     document(statements)
 }
 
 /// The policy of interface endpoint `key` (e.g. `sts`, `ecr.dkr`): principals of `accounts`
-/// acting on resources of `accounts`; the ECR endpoints also let them pull from the region's
-/// SageMaker image registries (`images::sagemaker_image_accounts`).
-pub fn interface_policy(partition: &str, region: &str, key: &str, accounts: &[String]) -> Value {
-    let mut statements = vec![
-        Statement::allow("EnvironmentAccounts")
-            .any_principal()
-            .actions(&["*"])
-            .resources(["*"])
-            .condition_any("StringEquals", "aws:PrincipalAccount", accounts)
-            .condition_any("StringEquals", "aws:ResourceAccount", accounts)
-            .build(),
-    ];
+/// acting on resources of `accounts` (each side by id or by organization path: up to four
+/// statements); the ECR endpoints also let them pull from the region's SageMaker image
+/// registries (`images::sagemaker_image_accounts`).
+pub fn interface_policy(partition: &str, region: &str, key: &str, accounts: &Accounts) -> Value {
+    let everything = Statement::allow("EnvironmentAccounts").any_principal().actions(&["*"]).resources(["*"]);
+    let mut statements: Vec<Value> = everything
+        .per_principal_accounts(accounts)
+        .into_iter()
+        .flat_map(|s| s.per_resource_accounts(accounts))
+        .map(Statement::build)
+        .collect();
     if key.starts_with("ecr.") {
         let registries = crate::images::sagemaker_image_accounts(region);
-        statements.push(
-            Statement::allow("SageMakerImages")
-                .any_principal()
-                .actions(IMAGE_PULL_ACTIONS)
-                .resources(registries.iter().map(|a| format!("arn:{partition}:ecr:{region}:{a}:repository/*")))
-                .condition_any("StringEquals", "aws:PrincipalAccount", accounts)
-                .build(),
-        );
+        let images = Statement::allow("SageMakerImages")
+            .any_principal()
+            .actions(IMAGE_PULL_ACTIONS)
+            .resources(registries.iter().map(|a| format!("arn:{partition}:ecr:{region}:{a}:repository/*")));
+        statements.extend(images.per_principal_accounts(accounts).into_iter().map(Statement::build));
     }
     document(statements)
 }
@@ -115,8 +106,15 @@ mod tests {
     use crate::document::checks::{statement, well_formed};
     use serde_json::json;
 
-    fn accounts() -> Vec<String> {
-        vec!["111111111111".into(), "222222222222".into()]
+    fn accounts() -> Accounts {
+        Accounts { ids: vec!["111111111111".into(), "222222222222".into()], org_paths: Vec::new() }
+    }
+
+    const UNIT: &str = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*";
+
+    /// The dev account by id, and an organizational unit of target accounts by path.
+    fn with_unit() -> Accounts {
+        Accounts { ids: vec!["111111111111".into()], org_paths: vec![UNIT.into()] }
     }
 
     fn dev_policy() -> Value {
@@ -216,5 +214,46 @@ mod tests {
                 json!({"StringEquals": {"aws:PrincipalAccount": ["111111111111", "222222222222"]}})
             );
         }
+    }
+
+    #[test]
+    fn a_unit_of_target_accounts_is_admitted_by_its_path_in_a_statement_of_its_own() {
+        let by_id = json!({"StringEquals": {"aws:PrincipalAccount": ["111111111111"]}});
+        let by_path = json!({"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [UNIT]}});
+        let gateway = s3_gateway_policy("aws", "eu-west-1", &["team-models".into()], &with_unit());
+        well_formed(&gateway);
+        assert_eq!(statement(&gateway, "EnvironmentBuckets")["Condition"], by_id);
+        assert_eq!(statement(&gateway, "EnvironmentBucketsByOrgPath")["Condition"], by_path);
+        assert_eq!(statement(&gateway, "SageMakerSampleBucketsReadByOrgPath")["Condition"], by_path);
+        assert_eq!(
+            statement(&gateway, "EnvironmentBucketsByOrgPath")["Resource"],
+            statement(&gateway, "EnvironmentBuckets")["Resource"]
+        );
+
+        // Both sides of an interface endpoint: each pair of ways, never a side left open.
+        let policy = interface_policy("aws", "eu-west-1", "ecr.dkr", &with_unit());
+        well_formed(&policy);
+        let principal_path = json!([UNIT]);
+        let conditions: Vec<(&str, Value)> = ["", "ResourcesByOrgPath", "ByOrgPath", "ByOrgPathResourcesByOrgPath"]
+            .iter()
+            .map(|suffix| (*suffix, statement(&policy, &format!("EnvironmentAccounts{suffix}"))["Condition"].clone()))
+            .collect();
+        for (suffix, condition) in &conditions {
+            let principal = if suffix.starts_with("ByOrgPath") {
+                &condition["ForAnyValue:StringLike"]["aws:PrincipalOrgPaths"]
+            } else {
+                &condition["StringEquals"]["aws:PrincipalAccount"]
+            };
+            let resource = if suffix.ends_with("ResourcesByOrgPath") {
+                &condition["ForAnyValue:StringLike"]["aws:ResourceOrgPaths"]
+            } else {
+                &condition["StringEquals"]["aws:ResourceAccount"]
+            };
+            for side in [principal, resource] {
+                assert!(*side == json!(["111111111111"]) || *side == principal_path, "{suffix}: {condition}");
+            }
+        }
+        assert_eq!(statement(&policy, "SageMakerImagesByOrgPath")["Condition"], by_path);
+        assert_eq!(crate::statement_ids(&policy).len(), 6);
     }
 }

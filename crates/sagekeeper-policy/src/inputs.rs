@@ -42,6 +42,11 @@ pub struct Environment {
     pub flow_log_group: String,
     /// The staging and production accounts.
     pub targets: Vec<Target>,
+    /// `aws:PrincipalOrgPaths` patterns of the organizational units whose accounts serve as
+    /// target accounts (spec.targetAccountSets): `o-…/r-…/ou-…/`, ending `*` when nested units
+    /// count. Policies admit the targets below them by path and role name instead of listing
+    /// each, so they stay within AWS's size limits however many accounts a unit holds.
+    pub target_org_paths: Vec<String>,
     /// Which of `keys` someone else owns (spec.encryption.existingKeys): their key policies may
     /// leave use to IAM, so the roles' own policies grant them.
     pub borrowed_keys: BorrowedKeys,
@@ -97,6 +102,92 @@ pub struct Target {
     pub endpoint_key: String,
     /// Name of the target's data-capture bucket.
     pub capture_bucket: String,
+    /// Whether the account lies below one of `Environment::target_org_paths`: policies admit
+    /// it by path, not by id or ARN.
+    pub by_org_path: bool,
+}
+
+/// Accounts a policy admits: each by id, and every account below organization paths.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Accounts {
+    /// Account ids, named one by one.
+    pub ids: Vec<String>,
+    /// `aws:PrincipalOrgPaths` (and `aws:ResourceOrgPaths`) patterns.
+    pub org_paths: Vec<String>,
+}
+
+/// IAM principals a resource policy grants: by ARN, and below organization paths by ARN
+/// pattern (`arn:aws:iam::*:role/<name>`): the roles of that name in the unit's accounts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Principals {
+    /// Principal ARNs, named one by one.
+    pub arns: Vec<String>,
+    /// `aws:PrincipalOrgPaths` patterns.
+    pub org_paths: Vec<String>,
+    /// `aws:PrincipalArn` patterns the principals below `org_paths` must match.
+    pub org_arns: Vec<String>,
+}
+
+impl Principals {
+    /// `arns` of accounts below `org_paths` (`by_org_path`) become ARN patterns there; the
+    /// others are named.
+    pub fn of<'a>(arns: impl IntoIterator<Item = (&'a str, bool)>, org_paths: &[String]) -> Self {
+        let mut out = Principals::default();
+        for (arn, by_org_path) in arns {
+            if by_org_path && !org_paths.is_empty() {
+                out.org_arns.push(any_account(arn));
+            } else {
+                out.arns.push(arn.to_owned());
+            }
+        }
+        for list in [&mut out.arns, &mut out.org_arns] {
+            list.sort();
+            list.dedup();
+        }
+        if !out.org_arns.is_empty() {
+            out.org_paths = org_paths.to_vec();
+        }
+        out
+    }
+
+    /// Whether it grants nobody.
+    pub fn is_empty(&self) -> bool {
+        self.arns.is_empty() && self.org_arns.is_empty()
+    }
+}
+
+/// An IAM ARN with its account left open: `arn:aws:iam::*:role/<name>`.
+fn any_account(arn: &str) -> String {
+    let mut parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() == 6 {
+        parts[4] = "*";
+    }
+    parts.join(":")
+}
+
+impl Environment {
+    /// The dev account and every target account: by id, or by organization path.
+    pub fn accounts(&self) -> Accounts {
+        let mut ids: Vec<String> = std::iter::once(&self.account_id)
+            .chain(
+                self.targets
+                    .iter()
+                    .filter(|t| !t.by_org_path || self.target_org_paths.is_empty())
+                    .map(|t| &t.account_id),
+            )
+            .cloned()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let by_path = self.targets.iter().any(|t| t.by_org_path);
+        Accounts { ids, org_paths: if by_path { self.target_org_paths.clone() } else { Vec::new() } }
+    }
+
+    /// The target accounts' model execution roles.
+    pub fn target_model_roles(&self) -> Principals {
+        let roles = self.targets.iter().map(|t| (t.model_execution_role.as_str(), t.by_org_path));
+        Principals::of(roles, &self.target_org_paths)
+    }
 }
 
 /// The people-facing roles of an environment.
@@ -190,6 +281,7 @@ pub(crate) mod fixtures {
             model_execution_role: role.into(),
             endpoint_key: format!("arn:aws:kms:us-east-1:{account}:key/endpoint"),
             capture_bucket: format!("sk-fraud-3f2a-{account}-capture"),
+            by_org_path: false,
         }
     }
 
@@ -221,7 +313,19 @@ pub(crate) mod fixtures {
                 target(STAGING, STAGING_ROLE, STAGING_CONTROLLER),
                 target(PROD, PROD_ROLE, "arn:aws:iam::333333333333:role/sagekeeper-deployer"),
             ],
+            target_org_paths: Vec::new(),
             borrowed_keys: Default::default(),
         }
+    }
+
+    /// The production targets' organization path, nested units included.
+    pub(crate) const PROD_PATH: &str = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*";
+
+    /// `env()` with its production account taken from an organizational unit.
+    pub(crate) fn env_with_prod_unit() -> Environment {
+        let mut env = env();
+        env.target_org_paths = vec![PROD_PATH.into()];
+        env.targets[1].by_org_path = true;
+        env
     }
 }

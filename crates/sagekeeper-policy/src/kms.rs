@@ -84,16 +84,9 @@ pub fn s3_key_policy(env: &Environment) -> Value {
     let mut users = vec![env.roles.execution.clone(), env.roles.pipeline.clone(), env.roles.model_execution.clone()];
     users.extend(personas(env));
     let mut extra = Vec::new();
-    let target_roles: Vec<String> = env.targets.iter().map(|t| t.model_execution_role.clone()).collect();
-    if !target_roles.is_empty() {
-        extra.push(
-            Statement::allow("KeyUseByTargetModelRoles")
-                .aws_principals(target_roles)
-                .actions(&["kms:Decrypt", "kms:DescribeKey"])
-                .resources(["*"])
-                .build(),
-        );
-    }
+    let target_use =
+        Statement::allow("KeyUseByTargetModelRoles").actions(&["kms:Decrypt", "kms:DescribeKey"]).resources(["*"]);
+    extra.extend(target_use.per_principals(&env.target_model_roles()).into_iter().map(Statement::build));
     if !env.controller_arns.is_empty() {
         // The controller uploads template scripts into the buckets: S3 asks KMS for a data key
         // as the caller. Only through S3, and never Decrypt: the controller reads no data.
@@ -144,21 +137,28 @@ pub fn missing_statements(current: &Value, wanted: &Value, key_arn: &str) -> Vec
 /// Whether `allows` let every principal of `wanted` do each of its actions, under its condition.
 fn allowed(allows: &[&Value], wanted: &Value) -> bool {
     let condition = wanted.get("Condition");
-    ["AWS", "Service"].into_iter().all(|kind| {
-        strings(&wanted["Principal"][kind]).into_iter().all(|principal| {
-            strings(&wanted["Action"]).into_iter().all(|action| {
-                allows.iter().any(|s| {
-                    (s.get("Condition").is_none() || s.get("Condition") == condition)
-                        && admits(s, kind, principal)
-                        && strings(&s["Action"]).iter().any(|p| covers(p, action))
-                })
+    // `Principal: *` (the roles of an organizational unit, admitted by condition): only a
+    // statement open to everyone under the same condition, or none, lets them in.
+    let principals: Vec<(&str, &str)> = match wanted["Principal"] == "*" {
+        true => vec![("AWS", "*")],
+        false => ["AWS", "Service"]
+            .into_iter()
+            .flat_map(|kind| strings(&wanted["Principal"][kind]).into_iter().map(move |p| (kind, p)))
+            .collect(),
+    };
+    principals.into_iter().all(|(kind, principal)| {
+        strings(&wanted["Action"]).into_iter().all(|action| {
+            allows.iter().any(|s| {
+                (s.get("Condition").is_none() || s.get("Condition") == condition)
+                    && admits(s, kind, principal)
+                    && strings(&s["Action"]).iter().any(|p| covers(p, action))
             })
         })
     })
 }
 
 /// Whether a statement's principal takes in `principal` (of `kind`): by name, or for an IAM
-/// principal through its account's root.
+/// principal through its account's root (`*`: only a statement open to everyone).
 fn admits(statement: &Value, kind: &str, principal: &str) -> bool {
     if statement["Principal"] == "*" {
         return true;
@@ -366,6 +366,43 @@ mod tests {
             "Resource": "*", "Condition": {"Bool": {"aws:ViaAWSService": "false"}}}));
         assert_eq!(denying_statements(&denying, &wanted, key), ["NoDecrypt"]);
         assert!(denying_statements(&delegating, &wanted, key).is_empty());
+    }
+
+    #[test]
+    fn the_s3_key_admits_a_unit_of_target_accounts_by_path_and_a_borrowed_one_must_too() {
+        let env = env_with_prod_unit();
+        let policy = s3_key_policy(&env);
+        well_formed(&policy);
+        assert_eq!(statement(&policy, "KeyUseByTargetModelRoles")["Principal"], json!({"AWS": [STAGING_ROLE]}));
+        let by_path = statement(&policy, "KeyUseByTargetModelRolesByOrgPath");
+        assert_eq!(
+            by_path,
+            &json!({"Sid": "KeyUseByTargetModelRolesByOrgPath", "Effect": "Allow", "Principal": "*",
+            "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": ["*"],
+            "Condition": {
+                "ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [PROD_PATH]},
+                "ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::*:role/sk-fraud-3f2a-model-execution"]}
+            }})
+        );
+        // Someone else's s3 key: a root delegating to IAM does not admit another account's
+        // roles; only the same statement (or one open to everyone unconditionally) does.
+        let key = "arn:aws:kms:us-east-1:111111111111:key/k";
+        let mut delegating = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": STAGING_ROLE}, "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}
+        ]});
+        let missing = missing_statements(&delegating, &policy, key);
+        assert_eq!(missing, std::slice::from_ref(by_path));
+        let mut other_path = by_path.clone();
+        other_path["Condition"]["ForAnyValue:StringLike"]["aws:PrincipalOrgPaths"] = json!(["o-a1b2c3d4e5/r-ab12/*"]);
+        delegating["Statement"].as_array_mut().unwrap().push(other_path);
+        assert_eq!(
+            missing_statements(&delegating, &policy, key),
+            std::slice::from_ref(by_path),
+            "another condition: the exact statement is asked for"
+        );
+        delegating["Statement"].as_array_mut().unwrap().push(by_path.clone());
+        assert!(missing_statements(&delegating, &policy, key).is_empty());
     }
 
     #[test]

@@ -29,32 +29,39 @@ pub fn text_size(document: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     //! Every document of an environment at the size a platform team reaches: 50 projects, 10
-    //! target accounts, both personas with named principals. With `SAGEKEEPER_POLICY_DUMP` set to
+    //! target accounts named one by one and 300 more from an organizational unit (admitted by
+    //! its path: only their endpoint ids are listed), both personas with named principals. With `SAGEKEEPER_POLICY_DUMP` set to
     //! a folder, the documents are also written there, one file each, for the linters `make test`
     //! runs over them (`tests/lint/check.py`).
 
     use super::*;
     use crate::inputs::fixtures;
-    use crate::inputs::{Environment, Persona, Target};
+    use crate::inputs::{Environment, Persona, Principals, Target};
     use crate::{endpoints, iam, kms, registry, s3};
 
     const PROJECTS: usize = 50;
     const TARGETS: usize = 10;
+    const UNIT_TARGETS: usize = 300;
+    const UNIT: &str = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*";
 
     fn large_environment() -> Environment {
         let mut env = fixtures::env();
-        env.targets = (0..TARGETS)
+        env.targets = (0..TARGETS + UNIT_TARGETS)
             .map(|n| {
                 let account = format!("{}", 200_000_000_000u64 + n as u64);
-                fixtures::target(
+                let mut target = fixtures::target(
                     &account,
                     &format!("arn:aws:iam::{account}:role/sk-team-fraud-fraud-3f2a1b-model-execution"),
                     &format!("arn:aws:iam::{account}:role/sagekeeper-deployer"),
-                )
+                );
+                target.by_org_path = n >= TARGETS;
+                target
             })
             .collect();
-        env.s3_endpoint_ids = (0..=TARGETS).map(|n| format!("vpce-0123456789abcdef{n}")).collect();
-        env.kms_endpoint_ids = (0..=TARGETS).map(|n| format!("vpce-0fedcba987654321{n}")).collect();
+        env.target_org_paths = vec![UNIT.into()];
+        let accounts = TARGETS + UNIT_TARGETS;
+        env.s3_endpoint_ids = (0..=accounts).map(|n| format!("vpce-0123456789abc{n:04}")).collect();
+        env.kms_endpoint_ids = (0..=accounts).map(|n| format!("vpce-0fedcba987654{n:04}")).collect();
         // The largest role policies: every key someone else's, granted by the roles' own.
         env.borrowed_keys = crate::inputs::BorrowedKeys { ebs: true, studio: true, s3: true };
         env
@@ -77,15 +84,15 @@ mod tests {
             ("key-ebs".into(), "key", kms::ebs_key_policy(env)),
             ("key-studio".into(), "key", kms::studio_key_policy(env)),
             ("key-s3".into(), "key", kms::s3_key_policy(env)),
-            ("bucket-data".into(), "bucket", s3::environment_bucket_policy(env, &env.data_bucket, &[])),
+            (
+                "bucket-data".into(),
+                "bucket",
+                s3::environment_bucket_policy(env, &env.data_bucket, &Principals::default()),
+            ),
             (
                 "bucket-models".into(),
                 "bucket",
-                s3::environment_bucket_policy(
-                    env,
-                    &env.models_bucket,
-                    &env.targets.iter().map(|t| t.model_execution_role.clone()).collect::<Vec<_>>(),
-                ),
+                s3::environment_bucket_policy(env, &env.models_bucket, &env.target_model_roles()),
             ),
             (
                 "endpoint-s3-dev".into(),
@@ -94,19 +101,18 @@ mod tests {
                     &env.partition,
                     &env.region,
                     &[env.data_bucket.clone(), env.models_bucket.clone()],
-                    &accounts(env),
+                    &env.accounts(),
                 ),
             ),
         ];
         for key in ["sagemaker.api", "sts", "ecr.dkr"] {
-            let policy = endpoints::interface_policy(&env.partition, &env.region, key, &accounts(env));
+            let policy = endpoints::interface_policy(&env.partition, &env.region, key, &env.accounts());
             out.push((format!("endpoint-{key}"), "endpoint", policy));
         }
-        let principals: Vec<String> = env
-            .targets
-            .iter()
-            .flat_map(|t| t.controller_arns.iter().cloned().chain([t.model_execution_role.clone()]))
-            .collect();
+        let roles = env.targets.iter().flat_map(|t| {
+            t.controller_arns.iter().chain([&t.model_execution_role]).map(|arn| (arn.as_str(), t.by_org_path))
+        });
+        let principals = Principals::of(roles, &env.target_org_paths);
         for n in 0..PROJECTS {
             let group = format!("team-fraud-a-project-with-a-long-name-{n:02}-3f2a1b");
             let arn = format!("arn:aws:sagemaker:{}:{}:model-package-group/{group}", env.region, env.account_id);
@@ -114,7 +120,8 @@ mod tests {
                 out.push((format!("registry-{n:02}"), "registry", policy));
             }
         }
-        for (n, target) in env.targets.iter().enumerate() {
+        // The unit's targets have documents of one shape: the first of them stands for all.
+        for (n, target) in env.targets.iter().enumerate().take(TARGETS + 1) {
             out.extend(target_documents(env, target, n));
         }
         out
@@ -136,19 +143,14 @@ mod tests {
                     &env.partition,
                     &env.region,
                     &[env.models_bucket.clone(), target.capture_bucket.clone()],
-                    &accounts(env),
+                    &env.accounts(),
                 ),
             ),
         ]
     }
 
-    /// The dev and every target account.
-    fn accounts(env: &Environment) -> Vec<String> {
-        std::iter::once(env.account_id.clone()).chain(env.targets.iter().map(|t| t.account_id.clone())).collect()
-    }
-
     #[test]
-    fn every_document_of_an_environment_with_50_projects_and_10_targets_fits_aws_limits() {
+    fn every_document_of_an_environment_with_50_projects_10_targets_and_a_unit_of_300_fits_aws_limits() {
         let env = large_environment();
         let documents = documents(&env);
         let mut over = Vec::new();

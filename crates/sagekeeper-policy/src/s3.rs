@@ -5,11 +5,12 @@
 use serde_json::Value;
 
 use crate::document::{Statement, document};
-use crate::inputs::{Environment, Target, bucket_and_objects};
+use crate::inputs::{Environment, Principals, Target, bucket_and_objects};
 
 /// The data or models bucket. `readers` (the target accounts' model execution roles, for the
-/// models bucket) may read it from their own accounts, through their own S3 gateway endpoints.
-pub fn environment_bucket_policy(env: &Environment, bucket: &str, readers: &[String]) -> Value {
+/// models bucket: `Environment::target_model_roles`) may read it from their own accounts,
+/// through their own S3 gateway endpoints.
+pub fn environment_bucket_policy(env: &Environment, bucket: &str, readers: &Principals) -> Value {
     let arns = bucket_and_objects(&env.partition, bucket);
     let mut statements = vec![
         deny_outside_vpc_endpoints(env, &arns),
@@ -49,15 +50,8 @@ pub fn environment_bucket_policy(env: &Environment, bucket: &str, readers: &[Str
                 .build(),
         );
     }
-    if !readers.is_empty() {
-        statements.push(
-            Statement::allow("AllowTargetModelReaders")
-                .aws_principals(readers.to_vec())
-                .actions(&["s3:GetObject", "s3:ListBucket"])
-                .resources(arns)
-                .build(),
-        );
-    }
+    let read = Statement::allow("AllowTargetModelReaders").actions(&["s3:GetObject", "s3:ListBucket"]).resources(arns);
+    statements.extend(read.per_principals(readers).into_iter().map(Statement::build));
     document(statements)
 }
 
@@ -115,14 +109,14 @@ mod tests {
 
     fn models_policy() -> Value {
         let env = env();
-        environment_bucket_policy(&env, &env.models_bucket, &[STAGING_ROLE.into(), PROD_ROLE.into()])
+        environment_bucket_policy(&env, &env.models_bucket, &env.target_model_roles())
     }
 
     #[test]
     fn bucket_policies_are_well_formed_and_round_trip() {
         let env = env();
         well_formed(&models_policy());
-        well_formed(&environment_bucket_policy(&env, &env.data_bucket, &[]));
+        well_formed(&environment_bucket_policy(&env, &env.data_bucket, &Principals::default()));
         well_formed(&capture_bucket_policy(&env, &env.targets[0]));
     }
 
@@ -208,9 +202,27 @@ mod tests {
     }
 
     #[test]
+    fn target_model_roles_of_a_unit_read_the_models_bucket_by_path_and_role_name() {
+        let env = env_with_prod_unit();
+        let policy = environment_bucket_policy(&env, &env.models_bucket, &env.target_model_roles());
+        well_formed(&policy);
+        assert_eq!(statement(&policy, "AllowTargetModelReaders")["Principal"], json!({"AWS": [STAGING_ROLE]}));
+        assert_eq!(
+            statement(&policy, "AllowTargetModelReadersByOrgPath"),
+            &json!({"Sid": "AllowTargetModelReadersByOrgPath", "Effect": "Allow", "Principal": "*",
+            "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": [MODELS, format!("{MODELS}/*")],
+            "Condition": {
+                "ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [PROD_PATH]},
+                "ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::*:role/sk-fraud-3f2a-model-execution"]}
+            }})
+        );
+        assert!(!policy.to_string().contains(PROD), "the unit's accounts are not listed");
+    }
+
+    #[test]
     fn data_bucket_grants_nobody_outside_the_account() {
         let env = env();
-        let policy = environment_bucket_policy(&env, &env.data_bucket, &[]);
+        let policy = environment_bucket_policy(&env, &env.data_bucket, &Principals::default());
         assert_eq!(
             crate::statement_ids(&policy),
             [
@@ -230,7 +242,7 @@ mod tests {
         let mut env = env();
         env.s3_endpoint_ids.clear();
         env.controller_arns.clear();
-        let policy = environment_bucket_policy(&env, &env.data_bucket, &[]);
+        let policy = environment_bucket_policy(&env, &env.data_bucket, &Principals::default());
         assert_eq!(
             statement(&policy, "DenyOutsideVpcEndpoints")["Condition"],
             json!({"ArnNotEquals": {"aws:PrincipalArn": [PIPELINE]}})

@@ -41,8 +41,9 @@ Tests put accounts with ids of their choosing into an organization with `enroll`
 (the control API): an ACTIVE member that joined by invitation, as CreateAccount
 cannot choose an id. The principals of member and management accounts carry the
 global condition keys `aws:PrincipalOrgID` and `aws:PrincipalOrgPaths`
-(`principal_org_keys`), read from the organization at each request, so a move is
-seen by the next one.
+(`principal_org_keys`), and their resources `aws:ResourceOrgID` and
+`aws:ResourceOrgPaths` (`resource_org_keys`), read from the organization at each
+request, so a move is seen by the next one.
 """
 
 from __future__ import annotations
@@ -170,6 +171,14 @@ def principal_org_keys(account: str) -> dict[str, list[str]]:
     if path:
         keys["aws:principalorgpaths"] = [path]
     return keys
+
+
+def resource_org_keys(account: str) -> dict[str, list[str]]:
+    """aws:ResourceOrgID and aws:ResourceOrgPaths of a resource `account` owns (lower-case
+    names); empty outside every organization."""
+    return {
+        key.replace("aws:principal", "aws:resource"): value for key, value in principal_org_keys(account).items()
+    }
 
 
 # --- ARNs and tags, for the operation table ----------------------------------------

@@ -192,7 +192,7 @@ async fn env_stage_accounts(
     ctx: &Context,
     env: &DataScienceEnvironment,
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, Unresolved> {
-    resolve::stage_accounts(ctx, &env.spec.target_accounts, &env.spec.target_account_sets).await
+    Ok(resolve::stage_accounts(ctx, &env.spec.target_accounts, &env.spec.target_account_sets).await?.0)
 }
 
 /// The accounts of a stage: as the spec lists them (accounts, and the members of accountSets),
@@ -207,7 +207,7 @@ async fn stage_accounts(
     }
     let mut wanted = stage.accounts.clone().unwrap_or_default();
     for set in stage.account_sets.iter().flatten() {
-        for member in resolve::set_members(ctx, set).await? {
+        for member in resolve::set_members(ctx, set).await?.accounts {
             if !wanted.contains(&member) {
                 wanted.push(member);
             }

@@ -33,7 +33,7 @@ impl Kind for DataScienceEnvironment {
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let status = self.status.clone().unwrap_or_default();
-        let (dev, targets) = match resolve_accounts(self, ctx).await {
+        let ((dev, targets), sets) = match resolve_accounts(self, ctx).await {
             Ok(resolved) => resolved,
             Err(unresolved) => return Ok(Report::new(status, unresolved.outcome()?)),
         };
@@ -61,7 +61,7 @@ impl Kind for DataScienceEnvironment {
             Ok(zones) => zones,
             Err(report) => return Ok(*report),
         };
-        let plan = plan::plan(self, &dev, &targets, &zones, &pinned);
+        let plan = plan::plan(self, &dev, &targets, &sets, &zones, &pinned);
         let changes = sagekeeper_aws::steps::Changes::default();
         let uid = self.metadata.uid.clone().unwrap_or_default();
         let fingerprint = run::fingerprint(&plan, &status);
@@ -132,7 +132,8 @@ impl Kind for DataScienceEnvironment {
             .availability_zones
             .clone()
             .unwrap_or_else(|| status.network.as_ref().map(|n| n.availability_zones.clone()).unwrap_or_default());
-        let plan = plan::plan(self, &dev, &targets, &zones, &zones);
+        // Teardown writes no policy: no set's path is needed.
+        let plan = plan::plan(self, &dev, &targets, &[], &zones, &zones);
         let domain_id = status.studio.as_ref().and_then(|s| s.domain_id.clone());
         let changes = Changes::default();
         let results = teardown::run(ctx, &plan, domain_id.as_deref(), &status.retained, &changes).await;
@@ -176,13 +177,17 @@ fn converged_inputs(env: &DataScienceEnvironment) -> u64 {
 /// The dev account, and each target account with its stage.
 type Accounts = (Arc<AwsAccount>, Vec<(String, Arc<AwsAccount>)>);
 
-/// The dev account and each target account (with its stage), resolved; or why not.
-async fn resolve_accounts(env: &DataScienceEnvironment, ctx: &Context) -> Result<Accounts, Unresolved> {
+/// The dev account and each target account (with its stage), resolved, and the members of
+/// the sets that brought some of them; or why not.
+async fn resolve_accounts(
+    env: &DataScienceEnvironment,
+    ctx: &Context,
+) -> Result<(Accounts, Vec<resolve::SetMembers>), Unresolved> {
     let namespace = env.namespace().unwrap_or_default();
     let labels = resolve::namespace_labels(ctx, &namespace).await?;
     let region = Some(env.spec.region.as_str());
     let dev = resolve::account(ctx, &env.spec.account, &namespace, &labels, region).await?;
-    let stages = resolve::stage_accounts(ctx, &env.spec.target_accounts, &env.spec.target_account_sets).await?;
+    let (stages, sets) = resolve::stage_accounts(ctx, &env.spec.target_accounts, &env.spec.target_account_sets).await?;
     let mut targets = Vec::new();
     for (stage, names) in &stages {
         for name in names {
@@ -201,7 +206,7 @@ async fn resolve_accounts(env: &DataScienceEnvironment, ctx: &Context) -> Result
             targets.push((stage.clone(), resolve::account(ctx, name, &namespace, &labels, region).await?));
         }
     }
-    Ok((dev, targets))
+    Ok(((dev, targets), sets))
 }
 
 /// The accounts to clean up in: the dev account and the target accounts the status records

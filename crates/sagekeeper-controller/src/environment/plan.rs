@@ -12,6 +12,9 @@ use sagekeeper_api::{AwsAccount, DataScienceEnvironment};
 use sagekeeper_aws::AccountAccess;
 use sagekeeper_aws::network::{Existing, GroupNames, InterfaceEndpoint, NetworkPlan, Zone};
 use sagekeeper_aws::steps::Owner;
+use sagekeeper_policy::inputs::Accounts;
+
+use crate::resolve::SetMembers;
 
 /// Interface endpoints of the dev VPC when the spec lists none (suffixes of
 /// `com.amazonaws.<region>.`; `notebook` is `aws.sagemaker.<region>.notebook`).
@@ -58,6 +61,8 @@ pub(crate) struct TargetPlan {
     pub(crate) key_alias: String,
     pub(crate) capture_bucket: String,
     pub(crate) model_role: String,
+    /// The organization path that admits the account in policies, when a set brought it.
+    pub(crate) org_path: Option<String>,
 }
 
 /// The whole environment.
@@ -89,8 +94,9 @@ pub(crate) struct Plan {
     /// The names of what flow logs use, the same in every account.
     pub(crate) flow_log_names: FlowLogNames,
     pub(crate) targets: Vec<TargetPlan>,
-    /// The ids of the dev and every target account, sorted.
-    pub(crate) accounts: Vec<String>,
+    /// The dev and every target account: by id, sorted, or below the organization paths of
+    /// the sets that brought them.
+    pub(crate) accounts: Accounts,
     target_cidr: String,
     target_zones: Vec<Zone>,
     target_existing: BTreeMap<String, ExistingNetwork>,
@@ -132,7 +138,7 @@ pub(crate) struct StudioPlan {
 
 impl Plan {
     /// Everything the environment has in a target account serving `stage`.
-    pub(crate) fn target(&self, stage: &str, account: &AwsAccount) -> TargetPlan {
+    pub(crate) fn target(&self, stage: &str, account: &AwsAccount, org_path: Option<String>) -> TargetPlan {
         let account = account_plan(account, &self.region);
         let capture_bucket = self.names.bucket(&account.account_id, &self.region, "capture");
         let buckets = [self.models_bucket.clone(), capture_bucket.clone()];
@@ -162,6 +168,7 @@ impl Plan {
             model_role: self.names.role("model-execution"),
             stage: stage.to_owned(),
             account,
+            org_path,
         }
     }
 
@@ -206,7 +213,7 @@ pub(crate) fn principal_of(caller: &str) -> String {
 }
 
 /// The interface endpoints of `keys`, each admitting only the environment's `accounts`.
-fn interface_endpoints(keys: &[String], partition: &str, region: &str, accounts: &[String]) -> Vec<InterfaceEndpoint> {
+fn interface_endpoints(keys: &[String], partition: &str, region: &str, accounts: &Accounts) -> Vec<InterfaceEndpoint> {
     keys.iter()
         .map(|key| InterfaceEndpoint {
             key: key.clone(),
@@ -246,6 +253,7 @@ pub(crate) fn plan(
     env: &DataScienceEnvironment,
     dev: &Arc<AwsAccount>,
     targets: &[(String, Arc<AwsAccount>)],
+    sets: &[SetMembers],
     chosen_zones: &[String],
     pinned_zones: &[String],
 ) -> Plan {
@@ -272,11 +280,23 @@ pub(crate) fn plan(
     let groups =
         GroupNames { workloads: names.security_group("workloads"), endpoints: names.security_group("endpoints") };
     let dev_buckets = [data_bucket.clone(), models_bucket.clone()];
-    // Every account of the environment: principals and resources its endpoints admit.
-    let mut accounts: Vec<String> =
-        std::iter::once(dev.account_id.clone()).chain(targets.iter().map(|(_, a)| a.spec.account_id.clone())).collect();
-    accounts.sort();
-    accounts.dedup();
+    // Every account of the environment: principals and resources its endpoints admit, those a
+    // set brought by its unit's path.
+    let org_path = |account: &AwsAccount| {
+        let name = account.metadata.name.as_deref().unwrap_or_default();
+        sets.iter().find(|s| s.accounts.iter().any(|a| a == name)).and_then(|s| s.org_path.clone())
+    };
+    let mut accounts = Accounts { ids: vec![dev.account_id.clone()], org_paths: Vec::new() };
+    for (_, account) in targets {
+        match org_path(account) {
+            Some(path) => accounts.org_paths.push(path),
+            None => accounts.ids.push(account.spec.account_id.clone()),
+        }
+    }
+    for list in [&mut accounts.ids, &mut accounts.org_paths] {
+        list.sort();
+        list.dedup();
+    }
     let existing = spec.network.existing.as_ref().map(|e| existing("spec.network.existing", e, &namespace));
     let network = NetworkPlan {
         owner: owner.clone(),
@@ -351,7 +371,7 @@ pub(crate) fn plan(
         group_names: groups,
         names,
     };
-    plan.targets = targets.iter().map(|(stage, account)| plan.target(stage, account)).collect();
+    plan.targets = targets.iter().map(|(stage, account)| plan.target(stage, account, org_path(account))).collect();
     plan
 }
 
@@ -415,7 +435,39 @@ pub(crate) mod tests {
             ("production".to_owned(), account("prod", "333333333333")),
         ];
         let zones = ["us-east-1a".to_owned(), "us-east-1b".to_owned()];
-        plan(&env, &account("dev", "111111111111"), &targets, &zones, &[])
+        plan(&env, &account("dev", "111111111111"), &targets, &[], &zones, &[])
+    }
+
+    #[test]
+    fn accounts_a_set_brought_are_admitted_by_its_units_path_once_known_and_the_others_by_id() {
+        let env: DataScienceEnvironment = serde_json::from_value(json!({
+            "apiVersion": "sagekeeper.io/v1alpha1", "kind": "DataScienceEnvironment",
+            "metadata": {"name": "fraud", "namespace": "team-a", "uid": "u-1"},
+            "spec": {"account": "dev", "region": "us-east-1", "targetAccounts": {"staging": ["staging"]},
+                     "targetAccountSets": {"production": ["prod"]}}
+        }))
+        .unwrap();
+        let targets = [
+            ("staging".to_owned(), account("staging", "222222222222")),
+            ("production".to_owned(), account("prod-333333333333", "333333333333")),
+        ];
+        let path = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*".to_owned();
+        let dev = account("dev", "111111111111");
+        let zones = ["us-east-1a".to_owned()];
+        let set = |org_path: Option<String>| [SetMembers { accounts: vec!["prod-333333333333".into()], org_path }];
+        let plan = plan(&env, &dev, &targets, &set(Some(path.clone())), &zones, &[]);
+        assert_eq!(
+            plan.accounts,
+            Accounts { ids: vec!["111111111111".into(), "222222222222".into()], org_paths: vec![path.clone()] }
+        );
+        assert_eq!(plan.targets.iter().map(|t| t.org_path.clone()).collect::<Vec<_>>(), [None, Some(path.clone())]);
+        let endpoint = &plan.targets[1].network.interface_endpoints[0].policy;
+        assert!(sagekeeper_policy::find_statement(endpoint, "EnvironmentAccountsByOrgPath").is_some(), "{endpoint}");
+        assert!(!endpoint.to_string().contains("333333333333"), "{endpoint}");
+        // Before the set has read its unit's path, its accounts are listed.
+        let unread = super::plan(&env, &dev, &targets, &set(None), &zones, &[]);
+        assert_eq!(unread.accounts.ids, ["111111111111", "222222222222", "333333333333"]);
+        assert!(unread.accounts.org_paths.is_empty() && unread.targets[1].org_path.is_none());
     }
 
     /// Every step `id` waits for, directly or through others.
@@ -569,7 +621,7 @@ pub(crate) mod tests {
 
     #[test]
     fn endpoint_keys_map_to_service_names() {
-        let accounts = ["111111111111".to_owned()];
+        let accounts = Accounts { ids: vec!["111111111111".to_owned()], org_paths: Vec::new() };
         let endpoints =
             interface_endpoints(&["sagemaker.api".into(), "notebook".into()], "aws", "eu-west-1", &accounts);
         assert_eq!(endpoints[0].service, "com.amazonaws.eu-west-1.sagemaker.api");

@@ -16,7 +16,7 @@ use sagekeeper_aws::network::{self, EndpointOutputs, NetworkOutputs, S3_ENDPOINT
 use sagekeeper_aws::s3::{self, BucketPlan};
 use sagekeeper_aws::steps::{Changes, Depth, Step as AwsStep};
 use sagekeeper_aws::studio::{self, DomainOutputs, DomainPlan, ProfilePlan};
-use sagekeeper_policy::inputs::{BorrowedKeys, Environment, Keys, Roles, Target};
+use sagekeeper_policy::inputs::{BorrowedKeys, Environment, Keys, Principals, Roles, Target};
 
 use super::plan::{AccountPlan, BucketPurpose, EnvStep, KeyPurpose, Plan, RoleKind, TargetPlan};
 use crate::context::Context;
@@ -398,12 +398,8 @@ impl<'a> Pass<'a> {
             return Done::missing(&EnvStep::Key(KeyPurpose::S3));
         };
         let (name, readers, component) = match purpose {
-            BucketPurpose::Data => (&plan.data_bucket, Vec::new(), "bucket/data"),
-            BucketPurpose::Models => (
-                &plan.models_bucket,
-                env.targets.iter().map(|t| t.model_execution_role.clone()).collect(),
-                "bucket/models",
-            ),
+            BucketPurpose::Data => (&plan.data_bucket, Principals::default(), "bucket/data"),
+            BucketPurpose::Models => (&plan.models_bucket, env.target_model_roles(), "bucket/models"),
         };
         let bucket = BucketPlan {
             owner: plan.owner.clone(),
@@ -568,7 +564,7 @@ impl<'a> Pass<'a> {
             }
             Err(e) => return Done::pending(format!("reading AwsAccount {}: {e}", entry.account)),
         };
-        let target = self.plan.target(&entry.stage, &account);
+        let target = self.plan.target(&entry.stage, &account, None);
         match super::teardown::remove_target(self.ctx, self.plan, &target, self.changes).await {
             Done::Pending { why, retry_after } => Done::Pending {
                 why: format!("removing stage {} from {}: {why}", entry.stage, entry.account),
@@ -639,8 +635,10 @@ impl<'a> Pass<'a> {
                         _ => String::new(),
                     },
                     capture_bucket: t.capture_bucket.clone(),
+                    by_org_path: t.org_path.is_some(),
                 })
                 .collect(),
+            target_org_paths: plan.accounts.org_paths.clone(),
             borrowed_keys: BorrowedKeys {
                 ebs: borrowed(KeyPurpose::Ebs),
                 studio: borrowed(KeyPurpose::Studio),

@@ -320,6 +320,7 @@ fn status(
                 flow_logs: flow_logs(plan, results, Some(name), &t.account.account_id),
                 not_guaranteed: net.map(|n| not_guaranteed(&t.network, n, endpoints)).unwrap_or_default(),
                 deployer_arn: t.account.controller_arns.first().cloned(),
+                organization_path: t.org_path.clone(),
                 ready: results
                     .iter()
                     .filter(|(id, _)| id.target() == Some(name))

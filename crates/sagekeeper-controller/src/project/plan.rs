@@ -6,12 +6,14 @@ use std::hash::{Hash, Hasher};
 
 use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{Component, Outcome, Reason};
+use sagekeeper_api::environment::TargetAccountStatus;
 use sagekeeper_api::naming::{EnvironmentNames, OWNER_TAG, OWNER_UID_TAG, ProjectNames};
 use sagekeeper_api::project::ModelApproval;
 use sagekeeper_api::{DataScienceEnvironment, MLOpsProject, MLOpsProjectStatus};
 use sagekeeper_aws::pipelines::{PipelinePlan, RunState};
 use sagekeeper_aws::steps::Owner;
 use sagekeeper_policy::iam::REGISTRY_TAG_KEY;
+use sagekeeper_policy::inputs::Principals;
 use sagekeeper_policy::pipeline::{self, JobSettings, Violation};
 
 use crate::steps::StepId;
@@ -62,7 +64,7 @@ pub(crate) struct Plan {
     pub(crate) hash: String,
     pub(crate) settings: JobSettings,
     /// The target accounts' deployer and model execution roles, which the registry is shared with.
-    pub(crate) registry_readers: Vec<String>,
+    pub(crate) registry_readers: Principals,
     /// The pipeline is the template, whose assets the data bucket holds.
     pub(crate) template: bool,
     pub(crate) run_on_change: bool,
@@ -205,17 +207,28 @@ pub(crate) fn plan(project: &MLOpsProject, env: &DataScienceEnvironment) -> Resu
             .map(|e| e.arn.clone()),
         hash,
         settings,
-        registry_readers: s
-            .target_accounts
-            .iter()
-            .flat_map(|t| [t.deployer_arn.clone(), t.model_execution_role_arn.clone()])
-            .flatten()
-            .collect(),
+        registry_readers: registry_readers(&s.target_accounts),
         group,
         template,
         run_on_change: spec.run_on_change,
         run_request,
     })
+}
+
+/// Who may read the project's registry: each target account's deployer and model execution
+/// roles, those of accounts a set brought by its unit's path and their role names.
+fn registry_readers(targets: &[TargetAccountStatus]) -> Principals {
+    let paths: Vec<String> = targets.iter().filter_map(|t| t.organization_path.clone()).collect();
+    let roles = targets.iter().flat_map(|t| {
+        [&t.deployer_arn, &t.model_execution_role_arn]
+            .into_iter()
+            .flatten()
+            .map(|arn| (arn.as_str(), t.organization_path.is_some()))
+    });
+    let mut readers = Principals::of(roles, &paths);
+    readers.org_paths.sort();
+    readers.org_paths.dedup();
+    readers
 }
 
 /// The tags and adoption rule of everything the project makes.
@@ -298,7 +311,7 @@ pub(crate) mod tests {
         assert_eq!(plan.settings.security_group, "sg-1");
         assert_eq!(plan.settings.registry_tag, "env-uid");
         assert_eq!(
-            plan.registry_readers,
+            plan.registry_readers.arns,
             ["arn:aws:iam::222222222222:role/deployer", "arn:aws:iam::222222222222:role/model"]
         );
         assert!(plan.template);

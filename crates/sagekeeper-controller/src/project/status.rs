@@ -43,11 +43,22 @@ pub(crate) fn fold(
         results,
         |_| Located::Dev,
         |c| match c {
-            Component::Registry => format!(
-                "model package group {} shared read-only with {} role(s) of the target accounts",
-                plan.group,
-                plan.registry_readers.len()
-            ),
+            Component::Registry => {
+                let readers = &plan.registry_readers;
+                let units = match readers.org_paths.is_empty() {
+                    true => String::new(),
+                    false => format!(
+                        ", and with {} role name(s) in every account below {}",
+                        readers.org_arns.len(),
+                        readers.org_paths.join(", ")
+                    ),
+                };
+                format!(
+                    "model package group {} shared read-only with {} role(s) of the target accounts{units}",
+                    plan.group,
+                    readers.arns.len()
+                )
+            }
             _ => format!("pipeline {} matches definition {}", plan.pipeline.name, plan.hash),
         },
     );

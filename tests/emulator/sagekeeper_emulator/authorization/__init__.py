@@ -138,8 +138,10 @@ def global_keys(caller: Caller, request, check: Check) -> dict[str, list[str]]:
     }
     if caller.kind == "user":
         keys["aws:username"] = [caller.principal_arn.rsplit("/", 1)[-1]]
-    # aws:PrincipalOrgID and aws:PrincipalOrgPaths, read now: a MoveAccount shows at the next request.
+    # aws:PrincipalOrgID and aws:PrincipalOrgPaths, and the resource's aws:ResourceOrgID and
+    # aws:ResourceOrgPaths, read now: a MoveAccount shows at the next request.
     keys.update(organizations.principal_org_keys(caller.account))
+    keys.update(organizations.resource_org_keys(keys["aws:resourceaccount"][0]))
     if "x-emulator-source-vpce" in headers:
         keys["aws:sourcevpce"] = [headers["x-emulator-source-vpce"]]
     via = check.keys.get("kms:viaservice")
