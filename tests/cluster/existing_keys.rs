@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sagekeeper_api::DataScienceEnvironment;
 use sagekeeper_api::conditions;
+use sagekeeper_aws::sdk::kms::error::ProvideErrorMetadata;
 use sagekeeper_aws::sdk::kms::types::Tag;
 use sagekeeper_tests::TestEnv;
 use sagekeeper_tests::test_env::{AccountClients, HasConditions};
@@ -146,6 +147,18 @@ spec:
     let env = t.wait_condition(&api, "unlent-key", "EncryptionReady", "False", Some("InvalidConfiguration")).await;
     let message = &conditions::find(env.conditions(), "EncryptionReady").unwrap().message;
     assert!(message.contains(&unlent) && message.contains("is not lent to namespace"), "{message}");
+    // Only the key's owner lends it: sagekeeper's own role is refused writing the lending tag,
+    // even alongside the ownership tag its policy lets it put on keys.
+    let deployer = t.clients_as_controller(&dev).await;
+    let lend = |key: &str| {
+        let tag = |k: &str, v: &str| Tag::builder().tag_key(k).tag_value(v).build().unwrap();
+        let tags =
+            [tag(sagekeeper_api::naming::OWNER_UID_TAG, "x"), tag(sagekeeper_api::naming::LENT_TO_TAG, &t.namespace)];
+        deployer.kms.tag_resource().key_id(key).set_tags(Some(tags.to_vec())).send()
+    };
+    let refused = lend(&unlent).await.unwrap_err();
+    assert_eq!(refused.code(), Some("AccessDeniedException"), "sagekeeper's role lent a key: {refused:?}");
+    assert!(refused.message().unwrap_or_default().contains("explicit deny"), "{refused:?}");
 
     // Admission refuses a key of another region and any change of the keys; a key of another
     // account stalls the environment before it writes anything.
