@@ -332,7 +332,120 @@ fn cases() -> Vec<Case> {
             "spec.modelVersion",
         ),
         update("changed project", "ModelDeployment", json!({"spec": {"project": "other"}}), "spec.project"),
+        case(
+            "canary on inf1",
+            "ModelDeployment",
+            one_stage(
+                json!({"instanceType": "ml.inf1.xlarge", "rollout": {"strategy": "Canary", "canarySize": {"type": "CapacityPercent", "value": 10}}}),
+            ),
+            "spec.stages[].rollout.strategy: Canary and Linear are not available on ml.inf1",
+        ),
+        case(
+            "linear on inf1",
+            "ModelDeployment",
+            one_stage(
+                json!({"instanceType": "ml.inf1.2xlarge", "rollout": {"strategy": "Linear", "linearStepSize": {"type": "CapacityPercent", "value": 20}}}),
+            ),
+            "spec.stages[].rollout.strategy: Canary and Linear are not available on ml.inf1",
+        ),
+        case(
+            "canary above half the capacity",
+            "ModelDeployment",
+            one_stage(
+                json!({"rollout": {"strategy": "Canary", "canarySize": {"type": "CapacityPercent", "value": 51}}}),
+            ),
+            "spec.stages[].rollout.canarySize: at most 50 percent",
+        ),
+        case(
+            "canary above half the instances",
+            "ModelDeployment",
+            one_stage(
+                json!({"initialInstanceCount": 3, "rollout": {"strategy": "Canary", "canarySize": {"type": "InstanceCount", "value": 2}}}),
+            ),
+            "spec.stages[].rollout.canarySize: at most half of initialInstanceCount",
+        ),
+        case(
+            "canary without its size",
+            "ModelDeployment",
+            one_stage(json!({"rollout": {"strategy": "Canary"}})),
+            "spec.stages[].rollout.canarySize is required with strategy: Canary",
+        ),
+        case(
+            "linear step below 10%",
+            "ModelDeployment",
+            one_stage(
+                json!({"rollout": {"strategy": "Linear", "linearStepSize": {"type": "CapacityPercent", "value": 5}}}),
+            ),
+            "spec.stages[].rollout.linearStepSize: 10 to 50 percent",
+        ),
+        case(
+            "linear step above 50%",
+            "ModelDeployment",
+            one_stage(
+                json!({"rollout": {"strategy": "Linear", "linearStepSize": {"type": "CapacityPercent", "value": 60}}}),
+            ),
+            "spec.stages[].rollout.linearStepSize: 10 to 50 percent",
+        ),
+        case(
+            "linear step of instances outside 10-50%",
+            "ModelDeployment",
+            one_stage(
+                json!({"initialInstanceCount": 4, "rollout": {"strategy": "Linear", "linearStepSize": {"type": "InstanceCount", "value": 3}}}),
+            ),
+            "spec.stages[].rollout.linearStepSize: 10% to 50% of initialInstanceCount",
+        ),
+        case(
+            "a step size of the other strategy",
+            "ModelDeployment",
+            one_stage(
+                json!({"rollout": {"strategy": "Linear", "linearStepSize": {"type": "CapacityPercent", "value": 20}, "canarySize": {"type": "CapacityPercent", "value": 10}}}),
+            ),
+            "spec.stages[].rollout.canarySize is required with strategy: Canary and only used with it",
+        ),
+        case(
+            "bakes longer than a deployment may take",
+            "ModelDeployment",
+            one_stage(
+                json!({"rollout": {"strategy": "Linear", "bakeSeconds": 3600, "linearStepSize": {"type": "CapacityPercent", "value": 10}}}),
+            ),
+            "spec.stages[].rollout.bakeSeconds",
+        ),
+        case(
+            "a bake above an hour",
+            "ModelDeployment",
+            one_stage(json!({"rollout": {"bakeSeconds": 3601}})),
+            "spec.stages[0].rollout.bakeSeconds",
+        ),
+        case(
+            "more alarms than AWS takes",
+            "ModelDeployment",
+            one_stage(json!({"rollout": {"alarms": {"alarmNames": ["a", "b", "c", "d", "e", "f", "g", "h", "i"]}}})),
+            "spec.stages[0].rollout.alarms.alarmNames",
+        ),
+        case(
+            "autoscaling minimum above the initial count",
+            "ModelDeployment",
+            one_stage(
+                json!({"initialInstanceCount": 1, "autoscaling": {"minInstances": 2, "maxInstances": 4, "targetInvocationsPerInstance": 100}}),
+            ),
+            "spec.stages[].autoscaling: minInstances <= initialInstanceCount <= maxInstances",
+        ),
+        case(
+            "autoscaling maximum below the initial count",
+            "ModelDeployment",
+            one_stage(
+                json!({"initialInstanceCount": 5, "autoscaling": {"minInstances": 1, "maxInstances": 4, "targetInvocationsPerInstance": 100}}),
+            ),
+            "spec.stages[].autoscaling: minInstances <= initialInstanceCount <= maxInstances",
+        ),
     ]
+}
+
+/// A deployment whose one stage (staging, ml.m5.large) also has `fields`.
+fn one_stage(fields: Value) -> Value {
+    let mut stage = json!({"name": "staging", "instanceType": "ml.m5.large"});
+    merge(&mut stage, &fields);
+    json!({"spec": {"stages": [stage]}})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,21 @@ fn latest_approved() -> String {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.approval == 'Manual' || !has(self.approvedVersion)")
     .message("spec.stages[].approvedVersion is only used with approval: Manual").field_path(".approvedVersion"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.rollout) || self.rollout.strategy == 'AllAtOnce' || !self.instanceType.startsWith('ml.inf1.')"
+).message("spec.stages[].rollout.strategy: Canary and Linear are not available on ml.inf1 instances (SageMaker shifts their traffic all at once); use AllAtOnce").field_path(".rollout.strategy"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.rollout) || !has(self.rollout.canarySize) || self.rollout.canarySize.type != 'InstanceCount' || self.rollout.canarySize.value * 2 <= self.initialInstanceCount"
+).message("spec.stages[].rollout.canarySize: at most half of initialInstanceCount").field_path(".rollout.canarySize"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.rollout) || !has(self.rollout.linearStepSize) || self.rollout.linearStepSize.type != 'InstanceCount' || (self.rollout.linearStepSize.value * 10 >= self.initialInstanceCount && self.rollout.linearStepSize.value * 2 <= self.initialInstanceCount)"
+).message("spec.stages[].rollout.linearStepSize: 10% to 50% of initialInstanceCount").field_path(".rollout.linearStepSize"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.rollout) || !has(self.rollout.linearStepSize) || self.rollout.linearStepSize.type != 'InstanceCount' || ((self.initialInstanceCount + self.rollout.linearStepSize.value - 1) / self.rollout.linearStepSize.value + 1) * self.rollout.bakeSeconds <= 27000"
+).message("spec.stages[].rollout.bakeSeconds: every linear step and the termination wait bake this long, and a deployment may take at most 8 hours (27000 s of baking)").field_path(".rollout.bakeSeconds"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.autoscaling) || (self.autoscaling.minInstances <= self.initialInstanceCount && self.initialInstanceCount <= self.autoscaling.maxInstances)"
+).message("spec.stages[].autoscaling: minInstances <= initialInstanceCount <= maxInstances").field_path(".autoscaling"))]
 pub struct Stage {
     /// A stage name of the environment's spec.targetAccounts.
     #[schemars(length(max = 32), pattern(STAGE_NAME))]
@@ -106,6 +121,168 @@ pub struct Stage {
     /// Capture of requests and responses to the target account's data capture bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_capture: Option<DataCapture>,
+
+    /// How the stage's endpoints move to a new version: traffic shifted in steps while alarms
+    /// are watched, rolled back by SageMaker when one fires. Absent: all at once, unwatched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+
+    /// Application Auto Scaling of each endpoint's variant on invocations per instance. While
+    /// on, sagekeeper never resets the instance count the scaler chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+}
+
+/// A guarded rollout: SageMaker's deployment guardrails with alarms sagekeeper owns.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.strategy == 'Canary' ? has(self.canarySize) : !has(self.canarySize)")
+    .message("spec.stages[].rollout.canarySize is required with strategy: Canary and only used with it").field_path(".canarySize"))]
+#[x_kube(validation = Rule::new("self.strategy == 'Linear' ? has(self.linearStepSize) : !has(self.linearStepSize)")
+    .message("spec.stages[].rollout.linearStepSize is required with strategy: Linear and only used with it").field_path(".linearStepSize"))]
+#[x_kube(validation = Rule::new("!has(self.canarySize) || self.canarySize.type != 'CapacityPercent' || self.canarySize.value <= 50")
+    .message("spec.stages[].rollout.canarySize: at most 50 percent of the capacity").field_path(".canarySize"))]
+#[x_kube(validation = Rule::new("!has(self.linearStepSize) || self.linearStepSize.type != 'CapacityPercent' || (self.linearStepSize.value >= 10 && self.linearStepSize.value <= 50)")
+    .message("spec.stages[].rollout.linearStepSize: 10 to 50 percent of the capacity").field_path(".linearStepSize"))]
+#[x_kube(validation = Rule::new(
+    "(self.strategy == 'Linear' && has(self.linearStepSize) && self.linearStepSize.type == 'CapacityPercent' ? (100 + self.linearStepSize.value - 1) / self.linearStepSize.value + 1 : (self.strategy == 'Canary' ? 3 : 2)) * self.bakeSeconds <= 27000"
+).message("spec.stages[].rollout.bakeSeconds: every traffic step and the termination wait bake this long, and a deployment may take at most 8 hours (27000 s of baking)").field_path(".bakeSeconds"))]
+pub struct Rollout {
+    /// AllAtOnce (default): all traffic at once, then baking. Canary: canarySize first, baked,
+    /// then the rest. Linear: linearStepSize at a time, each baked.
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+
+    /// The canary's share of the new fleet: CapacityPercent (1 to 50) or InstanceCount (at most
+    /// half of initialInstanceCount). Canary only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_size: Option<CapacitySize>,
+
+    /// Each step's share of the new fleet: CapacityPercent (10 to 50) or InstanceCount (10% to
+    /// 50% of initialInstanceCount). Linear only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear_step_size: Option<CapacitySize>,
+
+    /// Seconds each traffic step bakes while the alarms are watched, and the old fleet is kept
+    /// after the last one (0 to 3600, default 600).
+    #[serde(default = "default_bake")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub bake_seconds: i32,
+
+    /// The alarms whose ALARM state rolls the update back.
+    #[serde(default)]
+    pub alarms: RolloutAlarms,
+}
+
+fn default_bake() -> i32 {
+    600
+}
+
+/// How traffic moves to the new fleet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RolloutStrategy {
+    /// Every request at once, then a bake.
+    #[default]
+    AllAtOnce,
+    /// A canary share first, baked, then the rest.
+    Canary,
+    /// Equal steps, each baked.
+    Linear,
+}
+
+/// A share of the new fleet.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacitySize {
+    /// CapacityPercent or InstanceCount.
+    #[serde(rename = "type")]
+    pub kind: CapacityType,
+    /// The percent, or the number of instances, at least 1.
+    #[schemars(range(min = 1, max = 1000))]
+    pub value: i32,
+}
+
+/// How a CapacitySize counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CapacityType {
+    /// A percentage of the new fleet.
+    CapacityPercent,
+    /// A number of instances of the new fleet.
+    InstanceCount,
+}
+
+/// The alarms of a rollout: two sagekeeper owns per endpoint, and any the team names.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutAlarms {
+    /// Roll back when an endpoint answers more than this many 5XX errors in a minute (the Sum
+    /// of Invocation5XXErrors). Default 5.
+    #[serde(default = "default_errors")]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub invocation5xx_errors_max: i32,
+
+    /// Roll back when the p99 of ModelLatency over a minute exceeds this many milliseconds
+    /// (SageMaker reports microseconds; sagekeeper converts). Default 1000.
+    #[serde(default = "default_latency")]
+    #[schemars(range(min = 1, max = 3600000))]
+    pub model_latency_p99_millis: i32,
+
+    /// CloudWatch alarms of the target accounts the team owns, by name (at most 8: AWS takes 10
+    /// per update, sagekeeper's two included). Read, never changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(length(min = 1, max = 255)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub alarm_names: Vec<String>,
+}
+
+impl Default for RolloutAlarms {
+    fn default() -> Self {
+        Self {
+            invocation5xx_errors_max: default_errors(),
+            model_latency_p99_millis: default_latency(),
+            alarm_names: Vec::new(),
+        }
+    }
+}
+
+fn default_errors() -> i32 {
+    5
+}
+
+fn default_latency() -> i32 {
+    1000
+}
+
+/// Target tracking of each endpoint's variant on invocations per instance.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscaling {
+    /// The fewest instances, at least 1 and at most initialInstanceCount.
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_instances: i32,
+
+    /// The most instances, at least initialInstanceCount.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_instances: i32,
+
+    /// Invocations per instance per minute the scaler keeps each instance at
+    /// (SageMakerVariantInvocationsPerInstance).
+    #[schemars(range(min = 1, max = 1000000))]
+    pub target_invocations_per_instance: i32,
+
+    /// Seconds after a scale-in before another (0 to 3600, default 300).
+    #[serde(default = "default_cooldown")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_in_cooldown_seconds: i32,
+
+    /// Seconds after a scale-out before another (0 to 3600, default 300).
+    #[serde(default = "default_cooldown")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_out_cooldown_seconds: i32,
+}
+
+fn default_cooldown() -> i32 {
+    300
 }
 
 fn one() -> i32 {
@@ -184,6 +361,9 @@ pub enum StagePhase {
     Pending,
     /// Endpoints are being created or updated.
     Deploying,
+    /// A guarded rollout shifts traffic to the new version and bakes it while its alarms are
+    /// watched.
+    Baking,
     /// Every account serves the desired version.
     Serving,
     /// A Manual stage waits for approvedVersion.
@@ -252,4 +432,8 @@ pub struct StageAccountStatus {
     /// SageMaker's reason for the failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// During a guarded rollout: the share of the endpoint's traffic on the new version, in
+    /// percent, as SageMaker reports it (the pending variants' current against desired weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_percent: Option<i32>,
 }

@@ -139,7 +139,9 @@ pub(super) fn summary(stage: &StageStatus, waiting_for: Option<i64>) -> String {
     let phase = format!("{:?}", stage.phase);
     match (stage.phase, waiting_for, stage.desired_version) {
         (StagePhase::WaitingForApproval, Some(n), _) => format!("{}={serving} {phase}(v{n})", stage.name),
-        (StagePhase::Deploying | StagePhase::Failed, _, Some(n)) if Some(n) != stage.serving_version => {
+        (StagePhase::Deploying | StagePhase::Baking | StagePhase::Failed, _, Some(n))
+            if Some(n) != stage.serving_version =>
+        {
             format!("{}={serving} {phase}(v{n})", stage.name)
         }
         _ => format!("{}={serving} {phase}", stage.name),
@@ -168,6 +170,8 @@ mod tests {
             approval,
             approved_version: approved.map(str::to_owned),
             data_capture: None,
+            rollout: None,
+            autoscaling: None,
         }
     }
 

@@ -38,6 +38,11 @@ impl Kind for ModelDeployment {
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let status = self.status.clone().unwrap_or_default();
+        // Said before anything is touched: a stage asking for what this version cannot do yet
+        // is never served as if it had been done.
+        if let Some(message) = not_implemented(self) {
+            return Ok(Report::new(status, Outcome::stalled(Reason::NotImplemented, message)));
+        }
         let resolved = match resolve_all(self, ctx).await {
             Ok(resolved) => resolved,
             Err(unresolved) => return Ok(Report::new(status, unresolved.outcome()?)),
@@ -186,6 +191,22 @@ async fn resolve_all(d: &ModelDeployment, ctx: &Context) -> Result<Resolved, Unr
     Ok(Resolved { project, env, dev, stages })
 }
 
+/// What the spec asks for that this version does not do yet: guarded rollouts and autoscaling.
+fn not_implemented(d: &ModelDeployment) -> Option<String> {
+    let asks = |s: &sagekeeper_api::deployment::Stage| {
+        [s.rollout.is_some().then_some("rollout"), s.autoscaling.is_some().then_some("autoscaling")]
+    };
+    let fields: Vec<String> = (d.spec.stages.iter())
+        .flat_map(|s| asks(s).into_iter().flatten().map(move |f| format!("spec.stages[{}].{f}", s.name)))
+        .collect();
+    (!fields.is_empty()).then(|| {
+        format!(
+            "{}: not implemented in this version of sagekeeper yet (this generation changes nothing in AWS); remove it to deploy all at once with the stage's fixed instance count",
+            fields.join(", ")
+        )
+    })
+}
+
 /// The environment's accounts by stage: its targetAccounts and the members of its
 /// targetAccountSets.
 async fn env_stage_accounts(
@@ -258,4 +279,33 @@ async fn check_stages(
         out.push(resolved);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_asking_for_a_rollout_or_autoscaling_is_named_as_not_implemented() {
+        let deployment = |stages: serde_json::Value| -> ModelDeployment {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "sagekeeper.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "churn"},
+                "spec": {"project": "churn", "stages": stages}
+            }))
+            .unwrap()
+        };
+        let plain = deployment(serde_json::json!([{"name": "staging", "instanceType": "ml.m5.large"}]));
+        assert_eq!(not_implemented(&plain), None);
+        let asking = deployment(serde_json::json!([
+            {"name": "staging", "instanceType": "ml.m5.large"},
+            {"name": "production", "instanceType": "ml.m5.large", "initialInstanceCount": 2,
+             "rollout": {"strategy": "Canary", "canarySize": {"type": "CapacityPercent", "value": 10}},
+             "autoscaling": {"minInstances": 2, "maxInstances": 4, "targetInvocationsPerInstance": 100}}
+        ]));
+        let message = not_implemented(&asking).unwrap();
+        assert!(
+            message.starts_with("spec.stages[production].rollout, spec.stages[production].autoscaling: "),
+            "{message}"
+        );
+    }
 }

@@ -709,6 +709,7 @@ fn stage(s: &StageStatus, account: Option<&str>) -> Node {
         StagePhase::WaitingForApproval => (Ready::True, "WaitingForApproval"),
         StagePhase::Pending => (Ready::Unknown, "Pending"),
         StagePhase::Deploying => (Ready::Unknown, "Deploying"),
+        StagePhase::Baking => (Ready::Unknown, "Baking"),
         StagePhase::Failed => (Ready::False, "Failed"),
     };
     let serving = s.serving_version.map_or_else(|| "none".to_owned(), |v| format!("v{v}"));
