@@ -21,9 +21,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import authorization, calls, config, faults, organizations
+from . import authorization, autoscaling, calls, cloudwatch, config, faults, organizations
 from .sagemaker import core as sagemaker_core
-from .sagemaker import endpoints, pipelines
+from .sagemaker import endpoints, pipelines, rollouts
 
 _ACCOUNT = re.compile(r"\d{12}")
 
@@ -134,6 +134,16 @@ def add_endpoint_failure(request):
     return {"id": failure_id}
 
 
+def list_endpoint_deployments(request):
+    """The guarded updates of an endpoint so far (sagemaker/rollouts.py), settled to now."""
+    account, name = _account(request.args.get("account")), request.args.get("endpointName")
+    if not name:
+        raise ValueError("endpointName is required")
+    with sagemaker_core.LOCK:
+        sagemaker_core.timeline.settle((account, request.args.get("region", "us-east-1")))
+    return {"deployments": rollouts.records(account, name)}
+
+
 def clear_endpoint_failures(request):
     return {"removed": endpoints.clear_failures(_account(request.args.get("account")))}
 
@@ -162,6 +172,41 @@ def remove_member(_request, account_id):
     return {"removed": 1}
 
 
+def _region(body: dict) -> str:
+    region = body.get("region", "us-east-1")
+    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        raise ValueError("region must be an AWS region name")
+    return region
+
+
+def _string(body: dict, field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field} is required (a string)")
+    return value
+
+
+def set_alarm(request):
+    """Set an alarm's state as SetAlarmState does (cloudwatch.py): a StateUpdate history item."""
+    body = _body(request)
+    account, region = _account(body.get("account")), _region(body)
+    name, state = _string(body, "alarmName"), _string(body, "state")
+    reason = body.get("reason", "Set with the emulator's control API")
+    if not isinstance(reason, str):
+        raise ValueError("reason must be a string")
+    previous = cloudwatch.set_alarm_state(account, region, name, state, reason)
+    return {"alarmName": name, "state": state, "previousState": previous}
+
+
+def scale_variant(request):
+    """Play Application Auto Scaling for a variant with a scalable target (autoscaling.py)."""
+    body = _body(request)
+    account, region = _account(body.get("account")), _region(body)
+    return autoscaling.scale(
+        account, region, _string(body, "endpointName"), _string(body, "variantName"), body.get("desiredInstanceCount")
+    )
+
+
 def reset(_request):
     moto_api_backend.reset()
     return {"ok": True}
@@ -184,9 +229,12 @@ _ROUTES = Map(
         Rule("/_emulator/pipeline-executions", methods=["POST"], endpoint=finish_pipeline_execution),
         Rule("/_emulator/endpoint-failures", methods=["POST"], endpoint=add_endpoint_failure),
         Rule("/_emulator/endpoint-failures", methods=["DELETE"], endpoint=clear_endpoint_failures),
+        Rule("/_emulator/endpoint-deployments", methods=["GET"], endpoint=list_endpoint_deployments),
         Rule("/_emulator/organizations/accounts", methods=["POST"], endpoint=enroll_account),
         Rule("/_emulator/organizations/accounts/<account_id>", methods=["GET"], endpoint=describe_member),
         Rule("/_emulator/organizations/accounts/<account_id>", methods=["DELETE"], endpoint=remove_member),
+        Rule("/_emulator/alarms", methods=["POST"], endpoint=set_alarm),
+        Rule("/_emulator/scaling", methods=["POST"], endpoint=scale_variant),
         Rule("/_emulator/reset", methods=["POST"], endpoint=reset),
     ]
 )
@@ -217,13 +265,16 @@ def handle(environ, start_response):
 
 
 def reset_extension_state() -> None:
-    """Forget calls, faults, settings, SageMaker extension state and organization membership."""
+    """Forget calls, faults, settings, SageMaker extension state, organization membership, alarm
+    history and scaling activities."""
     calls.log.clear()
     faults.registry.clear()
     config.registry.clear()
     sagemaker_core.reset()
     authorization.reset()
     organizations.reset()
+    cloudwatch.reset()
+    autoscaling.reset()
 
 
 def install() -> None:

@@ -13,6 +13,8 @@ request first, and serves it with werkzeug's threaded server. The middleware:
   InternalFailure, and S3's bare 403 from a bucket policy an AccessDenied;
 - waits the caller account's callLatencySeconds before answering (AWS's round trip);
 - records every AWS call in the call log with its final status.
+In front of it all, `rpcv2.RpcV2Cbor` turns a Smithy RPC v2 CBOR request (CloudWatch, as the
+Rust SDK sends it) into the equivalent JSON-protocol request, and the answer back into CBOR.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import make_server
 
-from . import authorization, calls, config, control, ec2, faults, flow_logs, logs, organizations, policies, s3, sagemaker, sts
+from . import authorization, autoscaling, calls, cloudwatch, config, control, ec2, faults, flow_logs, logs, organizations, policies, s3, sagemaker, sts
 from .identity import RequestContext, bind, identify, unbind
 from .protocol import AwsRequest, error_response, read_request
+from .rpcv2 import RpcV2Cbor
 
 
 def install() -> None:
@@ -49,6 +52,8 @@ def install() -> None:
     organizations.install()
     s3.install()
     sagemaker.install()
+    cloudwatch.install()
+    autoscaling.install()
     control.install()
     authorization.install()
 
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     install()
-    app = EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
+    app = RpcV2Cbor(EmulatorMiddleware(DomainDispatcherApplication(create_backend_app)))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     signal.signal(signal.SIGTERM, _stop)
     if args.port_file:

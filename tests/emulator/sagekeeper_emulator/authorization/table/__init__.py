@@ -187,4 +187,4 @@ class Ctx:
 
 def install() -> None:
     """Load every service's entries."""
-    from . import ec2, iam, kms, logs, organizations, s3, sagemaker, sts  # noqa: F401  (registers entries)
+    from . import autoscaling, cloudwatch, ec2, iam, kms, logs, organizations, s3, sagemaker, sts  # noqa: F401  (registers entries)
