@@ -300,10 +300,11 @@ async fn admitted_by_path(t: &TestEnv, group: &str, members: &[String]) {
     let registry = eventually(Duration::from_secs(120), "the registry shared by the unit's path", || async {
         let policy = dev.sagemaker.get_model_package_group_policy().model_package_group_name(group).send().await;
         let policy = policy.ok()?.resource_policy?;
-        policy.contains("TargetAccountsUseVersionsByOrgPath").then_some(policy)
+        policy.contains("TargetAccountsUseVersionsModelRolesByOrgPath").then_some(policy)
     })
     .await;
-    unit(&registry, "TargetAccountsUseVersionsByOrgPath");
+    unit(&registry, "TargetAccountsUseVersionsModelRolesByOrgPath");
+    unit(&registry, "TargetAccountsUseVersionsDeployersByOrgPath");
 
     // The member's own model execution role reads a model artifact through its S3 endpoint.
     use sagekeeper_aws::sdk::s3::primitives::ByteStream;
@@ -352,9 +353,10 @@ async fn admitted_by_path(t: &TestEnv, group: &str, members: &[String]) {
     trust_the_admin(t, &member_admin, &role).await;
     assert_eq!(read(acting_as(t, &role).await).await, Ok(()), "the member's model role reads the models bucket");
 
-    // The same role name in an account outside the unit, and another name inside it: refused.
+    // The same role name in an account of the organization outside the unit (its management
+    // account), and another name inside it: refused.
     let name = role.rsplit('/').next().unwrap();
-    let outsider = impostor(t, &t.account(6), name).await;
+    let outsider = impostor(t, &t.account(5), name).await;
     assert_eq!(read(acting_as(t, &outsider).await).await, Err("AccessDenied".to_owned()), "a same-named role outside");
     let insider = impostor(t, member, "model-reader").await;
     assert_eq!(read(acting_as(t, &insider).await).await, Err("AccessDenied".to_owned()), "another role of the member");

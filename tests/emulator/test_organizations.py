@@ -640,3 +640,29 @@ def test_org_keys_count_when_evaluation_is_off(emulator):
     plain_outsider = emulator.new_account(outsider.id)
     assert plain_member.client("s3").get_object(Bucket=bucket, Key="k")["Body"].read() == b"data"
     assert error(lambda: plain_outsider.client("s3").get_object(Bucket=bucket, Key="k"))[0] == "AccessDenied"
+
+
+def test_principal_tags_are_the_roles_tags_in_bucket_and_identity_policies(emulator):
+    """aws:PrincipalTag/<key> of a session is its role's tag."""
+    principals = Principals(emulator, {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
+    owner = principals.org.admin
+    bucket = f"tagged-{principals.org.id}"
+    s3 = owner.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"data")
+    s3.put_bucket_policy(Bucket=bucket, Policy=document({
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"StringEquals": {"aws:PrincipalOrgID": principals.org.org_id, "aws:PrincipalTag/team": "fraud"}},
+    }))
+
+    def read(name: str) -> str:
+        try:
+            principals.sessions[name].client("s3").get_object(Bucket=bucket, Key="k")
+            return "allowed"
+        except ClientError as refused:
+            return refused.response["Error"]["Code"]
+
+    assert read("inside") == "AccessDenied", "untagged"
+    principals.admins["inside"].client("iam").tag_role(RoleName="worker", Tags=[{"Key": "team", "Value": "fraud"}])
+    principals.admins["moved"].client("iam").tag_role(RoleName="worker", Tags=[{"Key": "team", "Value": "other"}])
+    assert (read("inside"), read("moved")) == ("allowed", "AccessDenied")

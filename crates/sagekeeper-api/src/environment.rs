@@ -695,12 +695,13 @@ pub struct TargetAccountStatus {
     /// only principal of the account the projects' model registries are shared with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployer_arn: Option<String>,
-    /// For an account of a spec.targetAccountSets set: the `aws:PrincipalOrgPaths` pattern of
+    /// For an account a spec.targetAccountSets set made: the `aws:PrincipalOrgPaths` pattern of
     /// the set's unit (`o-…/r-…/ou-…/`, ending `*` when nested units count). Bucket, key,
-    /// registry and VPC endpoint policies admit the unit's accounts by this path and by the
-    /// names of sagekeeper's roles, never listing each account, so they stay within AWS's size
-    /// limits however many accounts the unit holds: a role of that name in any account of the
-    /// unit is admitted.
+    /// registry and VPC endpoint policies admit the unit's accounts by this path (with the
+    /// organization's id) and by the names of sagekeeper's roles (the model execution role also
+    /// by the environment's owner tag), never listing their roles, so those policies grow only
+    /// by each account's VPC endpoint ids (about 700 accounts fit the models bucket policy's
+    /// 20 KB). An account whose AwsAccount existed before the set is named as any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_path: Option<String>,
     /// Whether everything the account needs exists and matches.

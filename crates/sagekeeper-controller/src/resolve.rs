@@ -88,6 +88,9 @@ pub(crate) async fn account(
 /// ending `*` when nested units count), once the set has read it.
 pub(crate) struct SetMembers {
     pub(crate) accounts: Vec<String>,
+    /// Those of `accounts` the set made (with its role name): policies admit these by
+    /// `org_path`; an AwsAccount that existed before is named as any other account.
+    pub(crate) made: Vec<String>,
     pub(crate) org_path: Option<String>,
 }
 
@@ -98,10 +101,11 @@ pub(crate) async fn set_members(ctx: &Context, name: &str) -> Result<SetMembers,
     };
     let list = set.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     ready("AwsAccountSet", name, list, set.meta().generation)?;
-    let members = set.status.iter().flat_map(|s| &s.accounts).filter(|a| !a.leaving);
+    let members: Vec<_> = set.status.iter().flat_map(|s| &s.accounts).filter(|a| !a.leaving).collect();
     let nested = if set.spec.include_nested_units { "*" } else { "" };
     Ok(SetMembers {
-        accounts: members.map(|a| a.aws_account.clone()).collect(),
+        accounts: members.iter().map(|a| a.aws_account.clone()).collect(),
+        made: members.iter().filter(|a| !a.existing).map(|a| a.aws_account.clone()).collect(),
         org_path: set.status.as_ref().and_then(|s| s.organization_path.as_ref()).map(|path| format!("{path}{nested}")),
     })
 }

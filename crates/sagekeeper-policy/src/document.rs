@@ -131,19 +131,26 @@ impl Statement {
     }
 
     /// The statement once per way `principals` are named: by ARN, and (as `Principal: *`) below
-    /// organization paths by `aws:PrincipalArn` pattern, its Sid ending `ByOrgPath`.
-    pub(crate) fn per_principals(self, principals: &Principals) -> Vec<Statement> {
+    /// organization paths by `aws:PrincipalArn` pattern, its Sid ending `suffix`. The latter
+    /// also names the organizations by id, a fixed value, so S3's Block Public Access does not
+    /// count it as public, and the owner tag the principals must carry, when there is one.
+    pub(crate) fn per_principals(self, principals: &Principals, suffix: &str) -> Vec<Statement> {
         let mut out = Vec::new();
         if !principals.arns.is_empty() {
             out.push(self.clone().aws_principals(principals.arns.clone()));
         }
         if !principals.org_arns.is_empty() {
-            out.push(
-                self.sid_suffix("ByOrgPath")
-                    .any_principal()
-                    .condition_any("ForAnyValue:StringLike", "aws:PrincipalOrgPaths", &principals.org_paths)
-                    .condition_any("ArnLike", "aws:PrincipalArn", &principals.org_arns),
-            );
+            let mut by_path = self
+                .sid_suffix(suffix)
+                .any_principal()
+                .condition_any("StringEquals", "aws:PrincipalOrgID", &principals.org_ids())
+                .condition_any("ForAnyValue:StringLike", "aws:PrincipalOrgPaths", &principals.org_paths)
+                .condition_any("ArnLike", "aws:PrincipalArn", &principals.org_arns);
+            if let Some(uid) = &principals.owner_uid {
+                let key = format!("aws:PrincipalTag/{}", crate::inputs::OWNER_UID_TAG_KEY);
+                by_path = by_path.condition("StringEquals", &key, uid.as_str());
+            }
+            out.push(by_path);
         }
         out
     }

@@ -1,6 +1,10 @@
 //! Inputs of the policy builders: the names and ARNs an environment and its target accounts
 //! have in AWS, resolved by the controller before it asks for any document.
 
+/// The tag sagekeeper puts on everything it makes, valued with the owning object's uid (the
+/// API's `naming::OWNER_UID_TAG`; the controller's tests check they agree).
+pub const OWNER_UID_TAG_KEY: &str = "sagekeeper.io/owner-uid";
+
 /// One data science environment: its dev account, its resources and its target accounts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Environment {
@@ -126,6 +130,10 @@ pub struct Principals {
     pub org_paths: Vec<String>,
     /// `aws:PrincipalArn` patterns the principals below `org_paths` must match.
     pub org_arns: Vec<String>,
+    /// The `sagekeeper.io/owner-uid` tag the principals below `org_paths` must carry (the
+    /// environment's, on the roles it made): a role of the same name someone else made in an
+    /// account of the unit is not admitted.
+    pub owner_uid: Option<String>,
 }
 
 impl Principals {
@@ -150,9 +158,24 @@ impl Principals {
         out
     }
 
+    /// The same, requiring the principals below `org_paths` to carry `uid` as their
+    /// `sagekeeper.io/owner-uid` tag.
+    pub fn owned_by(self, uid: &str) -> Self {
+        Self { owner_uid: Some(uid.to_owned()), ..self }
+    }
+
     /// Whether it grants nobody.
     pub fn is_empty(&self) -> bool {
         self.arns.is_empty() && self.org_arns.is_empty()
+    }
+
+    /// The organizations of `org_paths` (their first segment, `o-…`), each once.
+    pub fn org_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> =
+            self.org_paths.iter().filter_map(|p| p.split('/').next()).map(str::to_owned).collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 }
 
@@ -183,10 +206,11 @@ impl Environment {
         Accounts { ids, org_paths: if by_path { self.target_org_paths.clone() } else { Vec::new() } }
     }
 
-    /// The target accounts' model execution roles.
+    /// The target accounts' model execution roles (below an organization path: the roles of
+    /// that name carrying the environment's uid).
     pub fn target_model_roles(&self) -> Principals {
         let roles = self.targets.iter().map(|t| (t.model_execution_role.as_str(), t.by_org_path));
-        Principals::of(roles, &self.target_org_paths)
+        Principals::of(roles, &self.target_org_paths).owned_by(&self.uid)
     }
 }
 

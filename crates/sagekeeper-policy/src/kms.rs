@@ -86,7 +86,7 @@ pub fn s3_key_policy(env: &Environment) -> Value {
     let mut extra = Vec::new();
     let target_use =
         Statement::allow("KeyUseByTargetModelRoles").actions(&["kms:Decrypt", "kms:DescribeKey"]).resources(["*"]);
-    extra.extend(target_use.per_principals(&env.target_model_roles()).into_iter().map(Statement::build));
+    extra.extend(target_use.per_principals(&env.target_model_roles(), "ByOrgPath").into_iter().map(Statement::build));
     if !env.controller_arns.is_empty() {
         // The controller uploads template scripts into the buckets: S3 asks KMS for a data key
         // as the caller. Only through S3, and never Decrypt: the controller reads no data.
@@ -380,6 +380,8 @@ mod tests {
             &json!({"Sid": "KeyUseByTargetModelRolesByOrgPath", "Effect": "Allow", "Principal": "*",
             "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": ["*"],
             "Condition": {
+                "StringEquals": {"aws:PrincipalOrgID": ["o-a1b2c3d4e5"],
+                    "aws:PrincipalTag/sagekeeper.io/owner-uid": env.uid},
                 "ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [PROD_PATH]},
                 "ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::*:role/sk-fraud-3f2a-model-execution"]}
             }})

@@ -109,14 +109,14 @@ mod tests {
             let policy = endpoints::interface_policy(&env.partition, &env.region, key, &env.accounts());
             out.push((format!("endpoint-{key}"), "endpoint", policy));
         }
-        let roles = env.targets.iter().flat_map(|t| {
-            t.controller_arns.iter().chain([&t.model_execution_role]).map(|arn| (arn.as_str(), t.by_org_path))
-        });
-        let principals = Principals::of(roles, &env.target_org_paths);
+        let deployers =
+            env.targets.iter().flat_map(|t| t.controller_arns.iter().map(|arn| (arn.as_str(), t.by_org_path)));
+        let deployers = Principals::of(deployers, &env.target_org_paths);
+        let model_roles = env.target_model_roles();
         for n in 0..PROJECTS {
             let group = format!("team-fraud-a-project-with-a-long-name-{n:02}-3f2a1b");
             let arn = format!("arn:aws:sagemaker:{}:{}:model-package-group/{group}", env.region, env.account_id);
-            if let Some(policy) = registry::group_policy(&arn, &principals) {
+            if let Some(policy) = registry::group_policy(&arn, &model_roles, &deployers) {
                 out.push((format!("registry-{n:02}"), "registry", policy));
             }
         }

@@ -14,20 +14,38 @@ pub const GROUP_READ_ACTIONS: &[&str] = &["sagemaker:DescribeModelPackageGroup",
 pub const VERSION_ACTIONS: &[&str] =
     &["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"];
 
-/// The group policy for `group_arn`, granting exactly `principals`: the target accounts'
-/// deployer roles (which create models from the versions) and model execution roles, by ARN or,
-/// in an organizational unit of target accounts, by path and role name. Never an account root:
-/// that would let every principal of a target account whose own policy allows these actions use
-/// the registry. `None` when there is no target account: no policy at all.
-pub fn group_policy(group_arn: &str, principals: &Principals) -> Option<Value> {
-    if principals.is_empty() {
+/// The group policy for `group_arn`, granting exactly the target accounts' model execution
+/// roles (`model_roles`) and deployer roles (`deployers`, which create models from the
+/// versions): by ARN, or in an organizational unit of target accounts by path and role name (the
+/// model roles also by the environment's owner tag). Never an account root: that would let every
+/// principal of a target account whose own policy allows these actions use the registry. `None`
+/// when there is no target account: no policy at all.
+pub fn group_policy(group_arn: &str, model_roles: &Principals, deployers: &Principals) -> Option<Value> {
+    if model_roles.is_empty() && deployers.is_empty() {
         return None;
     }
     let versions = group_arn.replacen(":model-package-group/", ":model-package/", 1) + "/*";
+    let named = Principals {
+        arns: model_roles
+            .arns
+            .iter()
+            .chain(&deployers.arns)
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        ..Principals::default()
+    };
     let group = Statement::allow("TargetAccountsReadGroup").actions(GROUP_READ_ACTIONS).resources([group_arn]);
     let versions = Statement::allow("TargetAccountsUseVersions").actions(VERSION_ACTIONS).resources([versions]);
-    let statements = [group, versions].into_iter().flat_map(|s| s.per_principals(principals)).map(Statement::build);
-    Some(document(statements.collect()))
+    let mut statements = Vec::new();
+    for statement in [group, versions] {
+        statements.extend(statement.clone().per_principals(&named, ""));
+        let by_path = |p: &Principals| Principals { arns: Vec::new(), ..p.clone() };
+        statements.extend(statement.clone().per_principals(&by_path(model_roles), "ModelRolesByOrgPath"));
+        statements.extend(statement.per_principals(&by_path(deployers), "DeployersByOrgPath"));
+    }
+    Some(document(statements.into_iter().map(Statement::build).collect()))
 }
 
 #[cfg(test)]
@@ -45,8 +63,9 @@ mod tests {
             "arn:aws:iam::222222222222:role/sagekeeper-deployer",
             "arn:aws:iam::222222222222:role/sk-team-fraud-fraud-3f2a1b-model-execution",
         );
-        let named = Principals::of([(model, false), (deployer, false), (deployer, false)], &[]);
-        let policy = group_policy(GROUP, &named).unwrap();
+        let models = Principals::of([(model, false)], &[]);
+        let policy =
+            group_policy(GROUP, &models, &Principals::of([(deployer, false), (deployer, false)], &[])).unwrap();
         let roots = json!({"AWS": [deployer, model]});
         assert!(!policy.to_string().contains(":root"), "{policy}");
         assert_eq!(
@@ -67,7 +86,7 @@ mod tests {
     #[test]
     fn nothing_grants_approval_or_change() {
         let deployer = "arn:aws:iam::222222222222:role/sagekeeper-deployer";
-        let policy = group_policy(GROUP, &Principals::of([(deployer, false)], &[])).unwrap();
+        let policy = group_policy(GROUP, &Principals::default(), &Principals::of([(deployer, false)], &[])).unwrap();
         let text = policy.to_string();
         for forbidden in ["UpdateModelPackage", "CreateModelPackage", "Delete", "Put", "*\"]"] {
             assert!(!text.contains(&format!("sagemaker:{forbidden}")), "{forbidden} in {text}");
@@ -77,37 +96,56 @@ mod tests {
 
     #[test]
     fn no_target_account_means_no_policy() {
-        assert_eq!(group_policy(GROUP, &Principals::default()), None);
+        assert_eq!(group_policy(GROUP, &Principals::default(), &Principals::default()), None);
         // A unit with no target account in it yet grants nothing either.
-        assert_eq!(group_policy(GROUP, &Principals::of([], &["o-a1b2c3d4e5/r-ab12/".into()])), None);
+        let unit = Principals::of([], &["o-a1b2c3d4e5/r-ab12/".into()]);
+        assert_eq!(group_policy(GROUP, &unit, &unit), None);
     }
 
     #[test]
-    fn a_unit_of_target_accounts_reads_by_path_and_role_names_besides_those_named() {
-        let path = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/";
-        let roles = [
-            ("arn:aws:iam::222222222222:role/sagekeeper-deployer", false),
-            ("arn:aws:iam::333333333333:role/sagekeeper-deployer", true),
-            ("arn:aws:iam::333333333333:role/sk-fraud-model-execution", true),
-            ("arn:aws:iam::444444444444:role/sk-fraud-model-execution", true),
-        ];
-        let policy = group_policy(GROUP, &Principals::of(roles, &[path.into()])).unwrap();
+    fn a_unit_of_target_accounts_reads_by_path_and_role_names_the_model_roles_also_by_owner_tag() {
+        let path = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/".to_owned();
+        let deployers = Principals::of(
+            [
+                ("arn:aws:iam::222222222222:role/sagekeeper-deployer", false),
+                ("arn:aws:iam::333333333333:role/sagekeeper-deployer", true),
+            ],
+            std::slice::from_ref(&path),
+        );
+        let models = Principals::of(
+            [
+                ("arn:aws:iam::333333333333:role/sk-fraud-model-execution", true),
+                ("arn:aws:iam::444444444444:role/sk-fraud-model-execution", true),
+            ],
+            std::slice::from_ref(&path),
+        )
+        .owned_by("env-uid");
+        let policy = group_policy(GROUP, &models, &deployers).unwrap();
+        let versions = json!(["arn:aws:sagemaker:us-east-1:111111111111:model-package/team-fraud-churn/*"]);
         assert_eq!(
-            find_statement(&policy, "TargetAccountsUseVersionsByOrgPath").unwrap(),
-            &json!({"Sid": "TargetAccountsUseVersionsByOrgPath", "Effect": "Allow", "Principal": "*",
+            find_statement(&policy, "TargetAccountsUseVersionsModelRolesByOrgPath").unwrap(),
+            &json!({"Sid": "TargetAccountsUseVersionsModelRolesByOrgPath", "Effect": "Allow", "Principal": "*",
             "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"],
-            "Resource": ["arn:aws:sagemaker:us-east-1:111111111111:model-package/team-fraud-churn/*"],
+            "Resource": versions,
             "Condition": {
+                "StringEquals": {"aws:PrincipalOrgID": ["o-a1b2c3d4e5"], "aws:PrincipalTag/sagekeeper.io/owner-uid": "env-uid"},
                 "ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [path]},
-                "ArnLike": {"aws:PrincipalArn": [
-                    "arn:aws:iam::*:role/sagekeeper-deployer", "arn:aws:iam::*:role/sk-fraud-model-execution"]}
+                "ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::*:role/sk-fraud-model-execution"]}
             }})
+        );
+        assert_eq!(
+            find_statement(&policy, "TargetAccountsUseVersionsDeployersByOrgPath").unwrap()["Condition"],
+            json!({
+                "StringEquals": {"aws:PrincipalOrgID": ["o-a1b2c3d4e5"]},
+                "ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [path]},
+                "ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::*:role/sagekeeper-deployer"]}
+            })
         );
         assert_eq!(
             find_statement(&policy, "TargetAccountsReadGroup").unwrap()["Principal"],
             json!({"AWS": ["arn:aws:iam::222222222222:role/sagekeeper-deployer"]})
         );
-        assert_eq!(crate::statement_ids(&policy).len(), 4);
+        assert_eq!(crate::statement_ids(&policy).len(), 6);
         assert!(!policy.to_string().contains("333333333333") && !policy.to_string().contains("444444444444"));
     }
 }

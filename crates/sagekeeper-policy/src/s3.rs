@@ -51,7 +51,7 @@ pub fn environment_bucket_policy(env: &Environment, bucket: &str, readers: &Prin
         );
     }
     let read = Statement::allow("AllowTargetModelReaders").actions(&["s3:GetObject", "s3:ListBucket"]).resources(arns);
-    statements.extend(read.per_principals(readers).into_iter().map(Statement::build));
+    statements.extend(read.per_principals(readers, "ByOrgPath").into_iter().map(Statement::build));
     document(statements)
 }
 
@@ -212,6 +212,8 @@ mod tests {
             &json!({"Sid": "AllowTargetModelReadersByOrgPath", "Effect": "Allow", "Principal": "*",
             "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": [MODELS, format!("{MODELS}/*")],
             "Condition": {
+                    "StringEquals": {"aws:PrincipalOrgID": ["o-a1b2c3d4e5"],
+                        "aws:PrincipalTag/sagekeeper.io/owner-uid": env.uid},
                 "ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [PROD_PATH]},
                 "ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::*:role/sk-fraud-3f2a-model-execution"]}
             }})

@@ -130,6 +130,12 @@ def evaluate(policy: dict, action: str, resource: str, caller: Caller, keys: dic
     return verdict
 
 
+def _principal_tags(principal_arn: str) -> dict[str, list[str]]:
+    from .authorization import resources  # late: authorization imports this module's users
+
+    return resources.principal_tags(principal_arn)
+
+
 def request_keys(context: RequestContext) -> dict[str, list[str]]:
     """Global condition keys of the current request (lower-case names)."""
     headers, caller = context.headers, context.caller
@@ -140,6 +146,7 @@ def request_keys(context: RequestContext) -> dict[str, list[str]]:
         "aws:securetransport": ["true" if secure else "false"],
         "aws:viaawsservice": ["false"],
         **organizations.principal_org_keys(caller.account),
+        **_principal_tags(caller.principal_arn),
     }
     if "x-emulator-source-vpce" in headers:
         keys["aws:sourcevpce"] = [headers["x-emulator-source-vpce"]]

@@ -284,7 +284,7 @@ pub(crate) fn plan(
     // set brought by its unit's path.
     let org_path = |account: &AwsAccount| {
         let name = account.metadata.name.as_deref().unwrap_or_default();
-        sets.iter().find(|s| s.accounts.iter().any(|a| a == name)).and_then(|s| s.org_path.clone())
+        sets.iter().find(|s| s.made.iter().any(|a| a == name)).and_then(|s| s.org_path.clone())
     };
     let mut accounts = Accounts { ids: vec![dev.account_id.clone()], org_paths: Vec::new() };
     for (_, account) in targets {
@@ -439,6 +439,11 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_policies_owner_tag_is_the_one_sagekeeper_puts_on_its_roles() {
+        assert_eq!(sagekeeper_policy::inputs::OWNER_UID_TAG_KEY, sagekeeper_api::naming::OWNER_UID_TAG);
+    }
+
+    #[test]
     fn accounts_a_set_brought_are_admitted_by_its_units_path_once_known_and_the_others_by_id() {
         let env: DataScienceEnvironment = serde_json::from_value(json!({
             "apiVersion": "sagekeeper.io/v1alpha1", "kind": "DataScienceEnvironment",
@@ -454,7 +459,10 @@ pub(crate) mod tests {
         let path = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*".to_owned();
         let dev = account("dev", "111111111111");
         let zones = ["us-east-1a".to_owned()];
-        let set = |org_path: Option<String>| [SetMembers { accounts: vec!["prod-333333333333".into()], org_path }];
+        let set = |org_path: Option<String>| {
+            let accounts = vec!["prod-333333333333".to_owned()];
+            [SetMembers { made: accounts.clone(), accounts, org_path }]
+        };
         let plan = plan(&env, &dev, &targets, &set(Some(path.clone())), &zones, &[]);
         assert_eq!(
             plan.accounts,
@@ -468,6 +476,12 @@ pub(crate) mod tests {
         let unread = super::plan(&env, &dev, &targets, &set(None), &zones, &[]);
         assert_eq!(unread.accounts.ids, ["111111111111", "222222222222", "333333333333"]);
         assert!(unread.accounts.org_paths.is_empty() && unread.targets[1].org_path.is_none());
+        // An AwsAccount that existed before the set (another role name, perhaps) is named.
+        let existing =
+            [SetMembers { accounts: vec!["prod-333333333333".into()], made: Vec::new(), org_path: Some(path) }];
+        let named = super::plan(&env, &dev, &targets, &existing, &zones, &[]);
+        assert_eq!(named.accounts.ids, ["111111111111", "222222222222", "333333333333"]);
+        assert!(named.targets[1].org_path.is_none());
     }
 
     /// Every step `id` waits for, directly or through others.

@@ -64,7 +64,7 @@ pub(crate) struct Plan {
     pub(crate) hash: String,
     pub(crate) settings: JobSettings,
     /// The target accounts' deployer and model execution roles, which the registry is shared with.
-    pub(crate) registry_readers: Principals,
+    pub(crate) registry_readers: Readers,
     /// The pipeline is the template, whose assets the data bucket holds.
     pub(crate) template: bool,
     pub(crate) run_on_change: bool,
@@ -207,7 +207,7 @@ pub(crate) fn plan(project: &MLOpsProject, env: &DataScienceEnvironment) -> Resu
             .map(|e| e.arn.clone()),
         hash,
         settings,
-        registry_readers: registry_readers(&s.target_accounts),
+        registry_readers: registry_readers(&s.target_accounts, env.metadata.uid.as_deref().unwrap_or_default()),
         group,
         template,
         run_on_change: spec.run_on_change,
@@ -215,20 +215,25 @@ pub(crate) fn plan(project: &MLOpsProject, env: &DataScienceEnvironment) -> Resu
     })
 }
 
-/// Who may read the project's registry: each target account's deployer and model execution
-/// roles, those of accounts a set brought by its unit's path and their role names.
-fn registry_readers(targets: &[TargetAccountStatus]) -> Principals {
-    let paths: Vec<String> = targets.iter().filter_map(|t| t.organization_path.clone()).collect();
-    let roles = targets.iter().flat_map(|t| {
-        [&t.deployer_arn, &t.model_execution_role_arn]
-            .into_iter()
-            .flatten()
-            .map(|arn| (arn.as_str(), t.organization_path.is_some()))
-    });
-    let mut readers = Principals::of(roles, &paths);
-    readers.org_paths.sort();
-    readers.org_paths.dedup();
-    readers
+/// Who may read the project's registry: each target account's model execution role and
+/// deployer role, those of accounts a set brought by its unit's path and their role names (the
+/// model roles also by the environment's owner tag).
+fn registry_readers(targets: &[TargetAccountStatus], env_uid: &str) -> Readers {
+    let mut paths: Vec<String> = targets.iter().filter_map(|t| t.organization_path.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    let of = |arn: fn(&TargetAccountStatus) -> &Option<String>| {
+        let roles = targets.iter().filter_map(|t| arn(t).as_deref().map(|a| (a, t.organization_path.is_some())));
+        Principals::of(roles, &paths)
+    };
+    Readers { model_roles: of(|t| &t.model_execution_role_arn).owned_by(env_uid), deployers: of(|t| &t.deployer_arn) }
+}
+
+/// The principals a project's registry is shared with.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Readers {
+    pub(crate) model_roles: Principals,
+    pub(crate) deployers: Principals,
 }
 
 /// The tags and adoption rule of everything the project makes.
@@ -311,8 +316,8 @@ pub(crate) mod tests {
         assert_eq!(plan.settings.security_group, "sg-1");
         assert_eq!(plan.settings.registry_tag, "env-uid");
         assert_eq!(
-            plan.registry_readers.arns,
-            ["arn:aws:iam::222222222222:role/deployer", "arn:aws:iam::222222222222:role/model"]
+            [plan.registry_readers.deployers.arns.as_slice(), plan.registry_readers.model_roles.arns.as_slice()],
+            [["arn:aws:iam::222222222222:role/deployer"], ["arn:aws:iam::222222222222:role/model"]]
         );
         assert!(plan.template);
         assert_eq!(plan.owner.base_tags.get("cost-center").map(String::as_str), Some("42"));

@@ -76,7 +76,9 @@ impl Pass<'_> {
         match id {
             S::Group => {
                 let readers = &plan.registry_readers;
-                let policy = |arn: &str| sagekeeper_policy::registry::group_policy(arn, readers);
+                let policy = |arn: &str| {
+                    sagekeeper_policy::registry::group_policy(arn, &readers.model_roles, &readers.deployers)
+                };
                 let result = registry::ensure_group(session, &plan.owner, &plan.group, policy, changes).await;
                 Done::from_step(result, group).map(ProjectOutput::Group)
             }

@@ -44,19 +44,20 @@ pub(crate) fn fold(
         |_| Located::Dev,
         |c| match c {
             Component::Registry => {
-                let readers = &plan.registry_readers;
-                let units = match readers.org_paths.is_empty() {
+                let (models, deployers) = (&plan.registry_readers.model_roles, &plan.registry_readers.deployers);
+                let paths = if models.org_paths.is_empty() { &deployers.org_paths } else { &models.org_paths };
+                let units = match paths.is_empty() {
                     true => String::new(),
                     false => format!(
                         ", and with {} role name(s) in every account below {}",
-                        readers.org_arns.len(),
-                        readers.org_paths.join(", ")
+                        models.org_arns.len() + deployers.org_arns.len(),
+                        paths.join(", ")
                     ),
                 };
                 format!(
                     "model package group {} shared read-only with {} role(s) of the target accounts{units}",
                     plan.group,
-                    readers.arns.len()
+                    models.arns.len() + deployers.arns.len()
                 )
             }
             _ => format!("pipeline {} matches definition {}", plan.pipeline.name, plan.hash),

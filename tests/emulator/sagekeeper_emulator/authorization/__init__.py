@@ -142,6 +142,7 @@ def global_keys(caller: Caller, request, check: Check) -> dict[str, list[str]]:
     # aws:ResourceOrgPaths, read now: a MoveAccount shows at the next request.
     keys.update(organizations.principal_org_keys(caller.account))
     keys.update(organizations.resource_org_keys(keys["aws:resourceaccount"][0]))
+    keys.update(resources.principal_tags(caller.principal_arn))
     if "x-emulator-source-vpce" in headers:
         keys["aws:sourcevpce"] = [headers["x-emulator-source-vpce"]]
     via = check.keys.get("kms:viaservice")

@@ -37,6 +37,19 @@ def role_from_arn(arn: str):
     return role(*match.groups()) if match else None
 
 
+def principal_tags(principal_arn: str) -> dict[str, list[str]]:
+    """aws:PrincipalTag/<key> of a role's (sessions': their role's) or user's tags (lower-case
+    names); session tags are not modelled."""
+    entity = None
+    if match := _ROLE_ARN.fullmatch(principal_arn or ""):
+        entity = role(*match.groups())
+    elif match := _USER_ARN.fullmatch(principal_arn or ""):
+        entity = _iam(match.group(1)).users.get(match.group(2))
+    tags = getattr(entity, "tags", None) or {}
+    pairs = tags.values() if isinstance(tags, dict) else tags
+    return {f"aws:principaltag/{t['Key']}".lower(): [t["Value"]] for t in pairs if isinstance(t, dict) and "Key" in t}
+
+
 def role_arn(account: str, name: str, path: str = "/") -> str:
     """The ARN of role `name` (its real path when it exists)."""
     found = role(account, name)
