@@ -8,6 +8,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use sagekeeper_api::account_set::SET_LABEL;
 use sagekeeper_api::{AwsAccount, AwsAccountSet, DataScienceEnvironment};
+use sagekeeper_aws::sdk::ec2::types::Filter;
 use sagekeeper_aws::sdk::organizations::types::OrganizationFeatureSet;
 use sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus;
 use sagekeeper_tests::test_env::AccountClients;
@@ -323,26 +324,16 @@ async fn admitted_by_path(t: &TestEnv, group: &str, members: &[String]) {
     let endpoints = member_admin
         .ec2
         .describe_vpc_endpoints()
-        .filters(
-            sagekeeper_aws::sdk::ec2::types::Filter::builder()
-                .name("vpc-id")
-                .values(target.vpc_id.clone().unwrap())
-                .build(),
-        )
-        .filters(
-            sagekeeper_aws::sdk::ec2::types::Filter::builder()
-                .name("service-name")
-                .values("com.amazonaws.us-east-1.s3")
-                .build(),
-        )
+        .filters(Filter::builder().name("vpc-id").values(target.vpc_id.clone().unwrap()).build())
+        .filters(Filter::builder().name("service-name").values("com.amazonaws.us-east-1.s3").build())
         .send()
         .await
         .unwrap();
     let gateway = endpoints.vpc_endpoints()[0].vpc_endpoint_id().unwrap().to_owned();
-    let read = |clients: sagekeeper_tests::test_env::AccountClients| {
-        let (models, gateway) = (models.clone(), gateway.clone());
+    let read = |clients: &sagekeeper_tests::test_env::AccountClients| {
+        let request = clients.s3.get_object().bucket(&models).key("probe/model.tar.gz");
+        let gateway = gateway.clone();
         async move {
-            let request = clients.s3.get_object().bucket(&models).key("probe/model.tar.gz");
             let result = request.customize().mutate_request(through(Some(gateway))).send().await;
             result.map(|_| ()).map_err(|e| {
                 use sagekeeper_aws::sdk::s3::error::ProvideErrorMetadata;
@@ -351,15 +342,36 @@ async fn admitted_by_path(t: &TestEnv, group: &str, members: &[String]) {
         }
     };
     trust_the_admin(t, &member_admin, &role).await;
-    assert_eq!(read(acting_as(t, &role).await).await, Ok(()), "the member's model role reads the models bucket");
+    let model_role = acting_as(t, &role).await;
+    assert_eq!(read(&model_role).await, Ok(()), "the member's model role reads the models bucket");
+
+    // Through the member's KMS interface endpoint, whose policy admits the unit by path on both
+    // sides: the member's own endpoint key (principal and resource by path; the emulator's KMS
+    // does not reach another account's keys, so the dev s3 key is not tried this way).
+    let kms_endpoint = member_admin
+        .ec2
+        .describe_vpc_endpoints()
+        .filters(Filter::builder().name("vpc-id").values(target.vpc_id.clone().unwrap()).build())
+        .filters(Filter::builder().name("service-name").values("com.amazonaws.us-east-1.kms").build())
+        .send()
+        .await
+        .unwrap();
+    let kms_endpoint = kms_endpoint.vpc_endpoints()[0].vpc_endpoint_id().unwrap().to_owned();
+    let member_key = target.endpoint_key_arn.clone().unwrap();
+    let request = model_role.kms.describe_key().key_id(member_key.as_str());
+    let described = request.customize().mutate_request(through(Some(kms_endpoint))).send().await;
+    assert!(
+        described.is_ok(),
+        "the member's model role describes {member_key} through its KMS endpoint: {described:?}"
+    );
 
     // The same role name in an account of the organization outside the unit (its management
     // account), and another name inside it: refused.
     let name = role.rsplit('/').next().unwrap();
     let outsider = impostor(t, &t.account(5), name).await;
-    assert_eq!(read(acting_as(t, &outsider).await).await, Err("AccessDenied".to_owned()), "a same-named role outside");
+    assert_eq!(read(&acting_as(t, &outsider).await).await, Err("AccessDenied".to_owned()), "a same-named role outside");
     let insider = impostor(t, member, "model-reader").await;
-    assert_eq!(read(acting_as(t, &insider).await).await, Err("AccessDenied".to_owned()), "another role of the member");
+    assert_eq!(read(&acting_as(t, &insider).await).await, Err("AccessDenied".to_owned()), "another role of the member");
 }
 
 /// Whether an environment is Ready for its current generation.
