@@ -207,6 +207,7 @@ async fn an_account_moved_into_the_ou_extends_production_and_one_moved_out_goes_
     until(&api, "churn", "production serving v1", 120, |d| serving(d, "production", v1) && is_ready(d)).await;
 
     // A company adds a production account by moving it into the unit.
+    let moved = std::time::Instant::now();
     admin
         .organizations
         .move_account()
@@ -226,6 +227,7 @@ async fn an_account_moved_into_the_ou_extends_production_and_one_moved_out_goes_
     })
     .await;
     assert!(is_ready(&d));
+    println!("the account moved into the unit serves v1 {:?} after the move", moved.elapsed());
     let new = t.clients(&t.account(4)).await;
     let endpoints = new.sagemaker.list_endpoints().send().await.unwrap();
     assert_eq!(endpoints.endpoints().len(), 1, "the new account serves the model");
