@@ -149,12 +149,21 @@ fn allowed(allows: &[&Value], wanted: &Value) -> bool {
     principals.into_iter().all(|(kind, principal)| {
         strings(&wanted["Action"]).into_iter().all(|action| {
             allows.iter().any(|s| {
-                (s.get("Condition").is_none() || s.get("Condition") == condition)
+                (s.get("Condition").is_none() || same_condition(s.get("Condition"), condition))
                     && admits(s, kind, principal)
                     && strings(&s["Action"]).iter().any(|p| covers(p, action))
             })
         })
     })
+}
+
+/// Whether two condition blocks are the same as IAM reads them: lists in any order, a single
+/// value with or without its list (the form an owner pastes may differ from sagekeeper's).
+fn same_condition(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => crate::compare::normalize(a) == crate::compare::normalize(b),
+        (a, b) => a == b,
+    }
 }
 
 /// Whether a statement's principal takes in `principal` (of `kind`): by name, or for an IAM
@@ -403,7 +412,14 @@ mod tests {
             std::slice::from_ref(by_path),
             "another condition: the exact statement is asked for"
         );
-        delegating["Statement"].as_array_mut().unwrap().push(by_path.clone());
+        // The same statement as an owner may paste it: single values without their lists, the
+        // conditions in another order.
+        let mut pasted = by_path.clone();
+        let condition = &mut pasted["Condition"];
+        condition["StringEquals"]["aws:PrincipalOrgID"] = json!("o-a1b2c3d4e5");
+        condition["ArnLike"]["aws:PrincipalArn"] = json!("arn:aws:iam::*:role/sk-fraud-3f2a-model-execution");
+        pasted["Action"] = json!(["kms:DescribeKey", "kms:Decrypt"]);
+        delegating["Statement"].as_array_mut().unwrap().push(pasted);
         assert!(missing_statements(&delegating, &policy, key).is_empty());
     }
 
