@@ -49,7 +49,7 @@ pub struct Environment {
     /// `aws:PrincipalOrgPaths` patterns of the organizational units whose accounts serve as
     /// target accounts (spec.targetAccountSets): `o-…/r-…/ou-…/`, ending `*` when nested units
     /// count. Policies admit the targets below them by path and role name instead of listing
-    /// each, so they stay within AWS's size limits however many accounts a unit holds.
+    /// each; only each account's VPC endpoint ids are still listed (about 700 accounts fit).
     pub target_org_paths: Vec<String>,
     /// Which of `keys` someone else owns (spec.encryption.existingKeys): their key policies may
     /// leave use to IAM, so the roles' own policies grant them.
