@@ -323,16 +323,9 @@ async fn admitted_by_path(t: &TestEnv, group: &str, members: &[String]) {
     let target = status.target_accounts.iter().find(|a| a.account_id.as_deref() == Some(member.as_str())).unwrap();
     let role = target.model_execution_role_arn.clone().unwrap();
     let member_admin = t.clients(member).await;
-    let endpoints = member_admin
-        .ec2
-        .describe_vpc_endpoints()
-        .filters(Filter::builder().name("vpc-id").values(target.vpc_id.clone().unwrap()).build())
-        .filters(Filter::builder().name("service-name").values("com.amazonaws.us-east-1.s3").build())
-        .send()
-        .await
-        .unwrap();
-    let gateway = endpoints.vpc_endpoints()[0].vpc_endpoint_id().unwrap().to_owned();
-    let read = |clients: &sagekeeper_tests::test_env::AccountClients| {
+    let vpc = target.vpc_id.clone().unwrap();
+    let gateway = endpoint_of(&member_admin, &vpc, "s3").await;
+    let read = |clients: &AccountClients| {
         let request = clients.s3.get_object().bucket(&models).key("probe/model.tar.gz");
         let gateway = gateway.clone();
         async move {
@@ -350,15 +343,7 @@ async fn admitted_by_path(t: &TestEnv, group: &str, members: &[String]) {
     // Through the member's KMS interface endpoint, whose policy admits the unit by path on both
     // sides: the member's own endpoint key (principal and resource by path; the emulator's KMS
     // does not reach another account's keys, so the dev s3 key is not tried this way).
-    let kms_endpoint = member_admin
-        .ec2
-        .describe_vpc_endpoints()
-        .filters(Filter::builder().name("vpc-id").values(target.vpc_id.clone().unwrap()).build())
-        .filters(Filter::builder().name("service-name").values("com.amazonaws.us-east-1.kms").build())
-        .send()
-        .await
-        .unwrap();
-    let kms_endpoint = kms_endpoint.vpc_endpoints()[0].vpc_endpoint_id().unwrap().to_owned();
+    let kms_endpoint = endpoint_of(&member_admin, &vpc, "kms").await;
     let member_key = target.endpoint_key_arn.clone().unwrap();
     let request = model_role.kms.describe_key().key_id(member_key.as_str());
     let described = request.customize().mutate_request(through(Some(kms_endpoint))).send().await;
@@ -374,6 +359,19 @@ async fn admitted_by_path(t: &TestEnv, group: &str, members: &[String]) {
     assert_eq!(read(&acting_as(t, &outsider).await).await, Err("AccessDenied".to_owned()), "a same-named role outside");
     let insider = impostor(t, member, "model-reader").await;
     assert_eq!(read(&acting_as(t, &insider).await).await, Err("AccessDenied".to_owned()), "another role of the member");
+}
+
+/// The id of the VPC endpoint of `service` (`s3`, `kms`, ...) in `vpc`.
+async fn endpoint_of(clients: &AccountClients, vpc: &str, service: &str) -> String {
+    let found = clients
+        .ec2
+        .describe_vpc_endpoints()
+        .filters(Filter::builder().name("vpc-id").values(vpc).build())
+        .filters(Filter::builder().name("service-name").values(format!("com.amazonaws.us-east-1.{service}")).build())
+        .send()
+        .await
+        .unwrap();
+    found.vpc_endpoints()[0].vpc_endpoint_id().unwrap().to_owned()
 }
 
 /// Whether an environment is Ready for its current generation.
