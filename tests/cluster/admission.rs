@@ -349,6 +349,14 @@ fn cases() -> Vec<Case> {
             "spec.stages[].rollout.strategy: Canary and Linear are not available on ml.inf1",
         ),
         case(
+            "canary on a single instance",
+            "ModelDeployment",
+            one_stage(
+                json!({"rollout": {"strategy": "Canary", "canarySize": {"type": "CapacityPercent", "value": 10}}}),
+            ),
+            "spec.stages[].rollout.strategy: Canary and Linear need initialInstanceCount of at least 2",
+        ),
+        case(
             "canary above half the capacity",
             "ModelDeployment",
             one_stage(

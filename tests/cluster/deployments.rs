@@ -21,7 +21,7 @@ fn settings(s: &mut sagekeeper_controller::Settings) {
 
 /// A Ready environment (staging: account 2, production: account 3) and the Ready project
 /// `churn`; returns its model package group.
-async fn project(t: &TestEnv) -> String {
+pub(crate) async fn project(t: &TestEnv) -> String {
     ready_environment(t).await;
     let (projects, _) = create_project(t, "churn", json!({})).await;
     let p = t.wait_condition_for(&projects, "churn", "Ready", "True", None, Duration::from_secs(90)).await;
@@ -63,7 +63,7 @@ pub(crate) async fn create(t: &TestEnv, name: &str, spec: Value) -> Api<ModelDep
     api
 }
 
-fn stage<'a>(d: &'a ModelDeployment, name: &str) -> &'a StageStatus {
+pub(crate) fn stage<'a>(d: &'a ModelDeployment, name: &str) -> &'a StageStatus {
     let status = d.status.as_ref().expect("status");
     status.stages.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("stage {name} in {status:?}"))
 }
@@ -95,7 +95,7 @@ pub(crate) fn serving(d: &ModelDeployment, name: &str, version: i64) -> bool {
         && stage(d, name).serving_version == Some(version)
 }
 
-fn condition<'a>(d: &'a ModelDeployment, type_: &str) -> (&'a str, &'a str, &'a str) {
+pub(crate) fn condition<'a>(d: &'a ModelDeployment, type_: &str) -> (&'a str, &'a str, &'a str) {
     let c = conditions::find(d.conditions(), type_).unwrap_or_else(|| panic!("{type_} condition"));
     (c.status.as_str(), c.reason.as_str(), c.message.as_str())
 }
@@ -105,7 +105,7 @@ pub(crate) fn is_ready(d: &ModelDeployment) -> bool {
 }
 
 /// The calls the controller made in `account` with this operation, refused ones included.
-fn calls(t: &TestEnv, account: u32, operation: &str) -> Vec<sagekeeper_tests::emulator::Call> {
+pub(crate) fn calls(t: &TestEnv, account: u32, operation: &str) -> Vec<sagekeeper_tests::emulator::Call> {
     t.emulator
         .calls(&t.account(account))
         .into_iter()
@@ -325,7 +325,7 @@ async fn a_failed_update_keeps_the_last_good_version_serving_and_a_rejected_one_
 
 /// Stops the controller and puts the deployment's status back to `stages`: a crash between an
 /// AWS call and the status write, so the restarted controller knows nothing of the call.
-async fn crash_before_status_write(
+pub(crate) async fn crash_before_status_write(
     controller: sagekeeper_tests::test_env::Controller,
     api: &Api<ModelDeployment>,
     stages: &[StageStatus],

@@ -25,6 +25,7 @@ mod manifests;
 mod operate;
 mod projects;
 mod references;
+mod rollouts;
 mod scale;
 mod security;
 mod trace;

@@ -452,9 +452,9 @@ def test_a_role_scoped_to_its_owner_tag_reaches_only_its_alarms(emulator, protoc
     assert history(cloudwatch, "mine")
     for name in ("theirs", "untagged"):
         code, message = error_of(lambda: cloudwatch.describe_alarms(AlarmNames=[name]))
-        assert code == "AccessDeniedException" and f":alarm:{name}" in message
-        assert error_of(lambda: cloudwatch.delete_alarms(AlarmNames=[name]))[0] == "AccessDeniedException"
-    assert error_of(lambda: cloudwatch.delete_alarms(AlarmNames=["mine", "theirs"]))[0] == "AccessDeniedException"
+        assert code == "AccessDenied" and f":alarm:{name}" in message
+        assert error_of(lambda: cloudwatch.delete_alarms(AlarmNames=[name]))[0] == "AccessDenied"
+    assert error_of(lambda: cloudwatch.delete_alarms(AlarmNames=["mine", "theirs"]))[0] == "AccessDenied"
     cloudwatch.delete_alarms(AlarmNames=["mine"])
     assert [a["AlarmName"] for a in admin.describe_alarms()["MetricAlarms"]] == ["theirs", "untagged"]
 
@@ -463,9 +463,9 @@ def test_the_role_may_create_only_with_its_owner_tag(emulator):
     world = World(emulator)
     cloudwatch = world.session("owner", *owned(world)).client("cloudwatch")
     code, message = error_of(lambda: errors_alarm(cloudwatch, name="bare"))
-    assert code == "AccessDeniedException" and "cloudwatch:PutMetricAlarm" in message
+    assert code == "AccessDenied" and "cloudwatch:PutMetricAlarm" in message
     code, _ = error_of(lambda: errors_alarm(cloudwatch, name="stolen", Tags=[{"Key": OWNER, "Value": "uid-2"}]))
-    assert code == "AccessDeniedException"
+    assert code == "AccessDenied"
     errors_alarm(cloudwatch, name="mine", Tags=[{"Key": OWNER, "Value": "uid-1"}])
     admin = world.admin.client("cloudwatch")
     assert [a["AlarmName"] for a in admin.describe_alarms()["MetricAlarms"]] == ["mine"]
@@ -476,7 +476,7 @@ def test_creating_with_tags_needs_the_tagging_permission_but_updating_does_not(e
     tagged = {"StringEquals": {f"aws:RequestTag/{OWNER}": "uid-1"}}
     cloudwatch = world.session("no-tagging", allow("cloudwatch:PutMetricAlarm", Condition=tagged)).client("cloudwatch")
     code, message = error_of(lambda: errors_alarm(cloudwatch, Tags=[{"Key": OWNER, "Value": "uid-1"}]))
-    assert code == "AccessDeniedException" and "cloudwatch:TagResource" in message
+    assert code == "AccessDenied" and "cloudwatch:TagResource" in message
     errors_alarm(world.admin.client("cloudwatch"), Tags=[{"Key": OWNER, "Value": "uid-1"}])
     errors_alarm(cloudwatch, Threshold=7, Tags=[{"Key": OWNER, "Value": "uid-1"}])  # an update: its Tags are ignored
     assert described(world.admin.client("cloudwatch"), "ep-5xx")["Threshold"] == 7.0
@@ -490,6 +490,6 @@ def test_a_listing_by_prefix_is_authorized_on_the_alarms_it_may_return(emulator)
     listed = cloudwatch.describe_alarms(AlarmNamePrefix="sagekeeper-ep")["MetricAlarms"]
     assert [a["AlarmName"] for a in listed] == ["sagekeeper-ep-5xx"]
     code, message = error_of(lambda: cloudwatch.describe_alarms())
-    assert code == "AccessDeniedException" and f"on resource: arn:aws:cloudwatch:us-east-1:{world.id}:alarm:* " in message
+    assert code == "AccessDenied" and f"on resource: arn:aws:cloudwatch:us-east-1:{world.id}:alarm:* " in message
     scoped = world.session("tagged", *owned(world)).client("cloudwatch")
-    assert error_of(lambda: scoped.describe_alarms(AlarmNamePrefix="sagekeeper-"))[0] == "AccessDeniedException"
+    assert error_of(lambda: scoped.describe_alarms(AlarmNamePrefix="sagekeeper-"))[0] == "AccessDenied"

@@ -185,6 +185,20 @@ impl Emulator {
         self.send("POST", "organizations/accounts", Some(body));
     }
 
+    /// Puts the alarm `name` of `account` in `state` (OK, ALARM, INSUFFICIENT_DATA), as its metric
+    /// would: a StateUpdate in its history.
+    pub fn set_alarm(&self, account: &str, name: &str, state: &str) {
+        let body = json!({"account": account, "alarmName": name, "state": state, "reason": "set by a test"});
+        self.send("POST", "alarms", Some(body));
+    }
+
+    /// Every update of the endpoint with a DeploymentConfig, oldest first: its strategy, its
+    /// traffic steps (`trafficPercent`, `status`) and its outcome.
+    pub fn endpoint_deployments(&self, account: &str, endpoint: &str) -> Vec<Value> {
+        let v = self.send("GET", &format!("endpoint-deployments?account={account}&endpointName={endpoint}"), None);
+        v["deployments"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Sets per-account behaviour (transitional state durations and the like).
     pub fn configure(&self, settings: Value) -> Value {
         self.send("POST", "config", Some(settings))

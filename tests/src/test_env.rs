@@ -535,6 +535,8 @@ pub struct AccountClients {
     pub logs: sagekeeper_aws::sdk::logs::Client,
     /// AWS Organizations.
     pub organizations: sagekeeper_aws::sdk::organizations::Client,
+    /// CloudWatch (alarms).
+    pub cloudwatch: sagekeeper_aws::sdk::cloudwatch::Client,
 }
 
 impl TestEnv {
@@ -583,6 +585,7 @@ impl TestEnv {
             sagemaker: sdk::sagemaker::Client::new(config),
             logs: sdk::logs::Client::new(config),
             organizations: sdk::organizations::Client::new(config),
+            cloudwatch: sdk::cloudwatch::Client::new(config),
         }
     }
 

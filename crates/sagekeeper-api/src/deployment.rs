@@ -69,6 +69,9 @@ fn latest_approved() -> String {
     "!has(self.rollout) || self.rollout.strategy == 'AllAtOnce' || !self.instanceType.startsWith('ml.inf1.')"
 ).message("spec.stages[].rollout.strategy: Canary and Linear are not available on ml.inf1 instances (SageMaker shifts their traffic all at once); use AllAtOnce").field_path(".rollout.strategy"))]
 #[x_kube(validation = Rule::new(
+    "!has(self.rollout) || self.rollout.strategy == 'AllAtOnce' || self.initialInstanceCount >= 2"
+).message("spec.stages[].rollout.strategy: Canary and Linear need initialInstanceCount of at least 2 (a canary or a step is at most half of the new fleet)").field_path(".rollout.strategy"))]
+#[x_kube(validation = Rule::new(
     "!has(self.rollout) || !has(self.rollout.canarySize) || self.rollout.canarySize.type != 'InstanceCount' || self.rollout.canarySize.value * 2 <= self.initialInstanceCount"
 ).message("spec.stages[].rollout.canarySize: at most half of initialInstanceCount").field_path(".rollout.canarySize"))]
 #[x_kube(validation = Rule::new(
@@ -436,4 +439,8 @@ pub struct StageAccountStatus {
     /// percent, as SageMaker reports it (the pending variants' current against desired weight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_percent: Option<i32>,
+    /// With a rollout: the CloudWatch alarms whose ALARM rolls an update back here (sagekeeper's
+    /// two, then the team's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_alarms: Vec<String>,
 }

@@ -124,6 +124,9 @@ impl EnvironmentNames {
     }
 }
 
+/// Every alarm sagekeeper owns starts with it (`deploy/aws/deployer/monitoring.json` names it).
+pub const ALARM_PREFIX: &str = "sagekeeper-";
+
 /// Every log group name starts with it (`deploy/aws/deployer/network.json` names it).
 pub const LOG_GROUP_PREFIX: &str = "/sagekeeper/";
 
@@ -213,6 +216,13 @@ impl DeploymentNames {
     /// of either makes a new name, so the endpoint moves blue/green. At most 63 characters.
     pub fn versioned(&self, stage: &str, version: i64, settings: &str) -> String {
         format!("{}-v{version}-{}", self.endpoint(stage), short_hash(&[settings]))
+    }
+
+    /// A CloudWatch alarm sagekeeper owns on a stage's endpoint:
+    /// `sagekeeper-<environment's resource prefix><endpoint>-<what>`. The fixed prefix is what the
+    /// deployer policy's alarm grants name; the environment's is what its model roles may read.
+    pub fn alarm(&self, environment: &EnvironmentNames, stage: &str, what: &str) -> String {
+        format!("{ALARM_PREFIX}{}{}-{what}", environment.resource_prefix, self.endpoint(stage))
     }
 
     /// The S3 key prefix of the deployment in the capture buckets: `deployments/<name>/`.

@@ -2,6 +2,7 @@
 //! credentials (assume-role with cached credentials), the AWS call metrics, error
 //! classification, and one module per AWS resource family with idempotent steps.
 
+pub mod alarms;
 pub mod errors;
 pub mod flow_logs;
 pub mod iam;
@@ -29,6 +30,8 @@ pub use sessions::{AccountAccess, Session, Sessions};
 pub mod sdk {
     pub use aws_config as config;
     pub use aws_credential_types as credential_types;
+    pub use aws_sdk_applicationautoscaling as autoscaling;
+    pub use aws_sdk_cloudwatch as cloudwatch;
     pub use aws_sdk_cloudwatchlogs as logs;
     pub use aws_sdk_ec2 as ec2;
     pub use aws_sdk_iam as iam;

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{
-    CaptureMode, CaptureOption, ContainerDefinition, DataCaptureConfig, ProductionVariant,
-    ProductionVariantInstanceType, Tag, VpcConfig,
+    Alarm, AutoRollbackConfig, BlueGreenUpdatePolicy, CapacitySize, CapacitySizeType, CaptureMode, CaptureOption,
+    ContainerDefinition, DataCaptureConfig, DeploymentConfig, ProductionVariant, ProductionVariantInstanceType, Tag,
+    TrafficRoutingConfig, TrafficRoutingConfigType, VariantStatus, VpcConfig,
 };
 
 use crate::errors::{AwsError, ErrorKind, Optional, Required};
@@ -100,6 +101,88 @@ pub struct EndpointState {
     pub failure_reason: Option<String>,
     /// When it last changed.
     pub changed: Option<SystemTime>,
+    /// How far a guarded update in flight has got, when one is.
+    pub rollout: Option<Progress>,
+}
+
+/// A guarded update in flight, from `PendingDeploymentSummary`: its variants' status and weights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Traffic is on the new fleet, or the old one waits out its termination: the alarms are
+    /// watched (variant status Baking, ActivatingTraffic or Deleting).
+    pub baking: bool,
+    /// The share of the traffic on the new fleet, in percent (current against desired weight).
+    pub traffic_percent: Option<i32>,
+}
+
+/// How an update shifts traffic to the new fleet, and what rolls it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guardrails {
+    /// How traffic moves to the new fleet.
+    pub traffic: Traffic,
+    /// Each step's baking period, and the old fleet's termination wait.
+    pub bake_seconds: i32,
+    /// MaximumExecutionTimeoutInSeconds.
+    pub timeout_seconds: i32,
+    /// The alarms whose ALARM rolls the update back.
+    pub alarms: Vec<String>,
+}
+
+/// A traffic routing type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    /// Every request at once, then a bake.
+    AllAtOnce,
+    /// A canary of this size first, baked, then the rest.
+    Canary(Capacity),
+    /// Steps of this size, each baked.
+    Linear(Capacity),
+}
+
+/// A share of the new fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capacity {
+    /// A percentage of the new fleet.
+    Percent(i32),
+    /// A number of its instances.
+    Instances(i32),
+}
+
+impl Capacity {
+    fn size(self) -> CapacitySize {
+        let (kind, value) = match self {
+            Self::Percent(p) => (CapacitySizeType::CapacityPercent, p),
+            Self::Instances(n) => (CapacitySizeType::InstanceCount, n),
+        };
+        CapacitySize::builder().r#type(kind).value(value).build()
+    }
+}
+
+impl Guardrails {
+    /// The DeploymentConfig of an update (blue/green, the termination wait the bake time).
+    fn config(&self) -> DeploymentConfig {
+        let (kind, canary, linear) = match self.traffic {
+            Traffic::AllAtOnce => (TrafficRoutingConfigType::AllAtOnce, None, None),
+            Traffic::Canary(size) => (TrafficRoutingConfigType::Canary, Some(size.size()), None),
+            Traffic::Linear(size) => (TrafficRoutingConfigType::Linear, None, Some(size.size())),
+        };
+        let routing = TrafficRoutingConfig::builder()
+            .r#type(kind)
+            .wait_interval_in_seconds(self.bake_seconds)
+            .set_canary_size(canary)
+            .set_linear_step_size(linear)
+            .build();
+        let policy = BlueGreenUpdatePolicy::builder()
+            .traffic_routing_configuration(routing)
+            .termination_wait_in_seconds(self.bake_seconds)
+            .maximum_execution_timeout_in_seconds(self.timeout_seconds)
+            .build();
+        let alarms = self.alarms.iter().map(|a| Alarm::builder().alarm_name(a).build());
+        DeploymentConfig::builder()
+            .blue_green_update_policy(policy)
+            .auto_rollback_configuration(AutoRollbackConfig::builder().set_alarms(Some(alarms.collect())).build())
+            .build()
+    }
 }
 
 /// A SageMaker endpoint's status; statuses this version does not know are kept by name.
@@ -322,7 +405,23 @@ pub async fn describe_endpoint(session: &Session, name: &str) -> Result<Option<E
         pending_config: out.pending_deployment_summary().and_then(|p| p.endpoint_config_name()).map(str::to_owned),
         failure_reason: out.failure_reason().filter(|r| !r.is_empty()).map(str::to_owned),
         changed,
+        rollout: out.pending_deployment_summary().map(|p| progress(p.production_variants())),
     }))
+}
+
+/// The progress of a pending deployment from its variants: never from fields AWS does not return.
+fn progress(variants: &[aws_sdk_sagemaker::types::PendingProductionVariantSummary]) -> Progress {
+    let watched = [VariantStatus::Baking, VariantStatus::ActivatingTraffic, VariantStatus::Deleting];
+    let baking =
+        variants.iter().flat_map(|v| v.variant_status()).any(|s| s.status().is_some_and(|s| watched.contains(s)));
+    let weights = variants.iter().try_fold((0.0_f32, 0.0_f32), |(current, desired), v| {
+        Some((current + v.current_weight()?, desired + v.desired_weight()?))
+    });
+    let traffic_percent = weights.filter(|(_, desired)| *desired > 0.0).map(|(current, desired)| {
+        // A whole percent, never above 100 (weights are floats).
+        ((current / desired * 100.0).round() as i32).clamp(0, 100)
+    });
+    Progress { baking, traffic_percent }
 }
 
 /// The endpoint's tags, adopting it only with our owner-uid.
@@ -357,20 +456,23 @@ pub async fn create_endpoint(
     out.endpoint_arn().required("CreateEndpoint", "EndpointArn")
 }
 
-/// Moves the endpoint to `config`: marks the move on the endpoint first, then UpdateEndpoint.
-/// An endpoint already being updated is Pending. The mark stays even when the call fails: the
-/// call may have been taken before its answer was lost, and the mark's time tells a later
-/// rollback from an earlier one.
+/// Moves the endpoint to `config`: marks the move on the endpoint first, then UpdateEndpoint,
+/// with the guardrails' DeploymentConfig when there are any (AWS keeps none from an earlier
+/// update). An endpoint already being updated is Pending. The mark stays even when the call
+/// fails: the call may have been taken before its answer was lost, and the mark's time tells a
+/// later rollback from an earlier one.
 pub async fn update_endpoint(
     session: &Session,
     endpoint: &EndpointState,
     name: &str,
     config: &str,
+    guardrails: Option<&Guardrails>,
     changes: &Changes,
 ) -> StepResult<()> {
     let sm = session.sagemaker();
     sm.add_tags().resource_arn(&endpoint.arn).tags(mark(endpoint, config)).send().await.map_err(AwsError::from_sdk)?;
-    match sm.update_endpoint().endpoint_name(name).endpoint_config_name(config).send().await {
+    let update = sm.update_endpoint().endpoint_name(name).endpoint_config_name(config);
+    match update.set_deployment_config(guardrails.map(Guardrails::config)).send().await {
         Ok(_) => {
             changes.record(Action::Updated, format!("endpoint {name} to {config}"));
             Ok(Step::Ready(()))
@@ -393,6 +495,13 @@ pub fn rolled_back_from(endpoint: &EndpointState, tags: &[(String, String)], con
     endpoint.failure_reason.is_some()
         && marked == config
         && changed_millis(endpoint).is_some_and(|changed| changed > at)
+}
+
+/// When the update the mark records began (the endpoint's last change before it): an alarm that
+/// went into ALARM since then may have rolled it back.
+pub fn marked_at(tags: &[(String, String)]) -> Option<SystemTime> {
+    let (_, at) = update_mark(tags)?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(u64::try_from(at).ok()?))
 }
 
 /// Takes the update mark off once its failure is recorded, so the same config may be tried
@@ -472,4 +581,64 @@ pub async fn remove_unused(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sagemaker::types::{PendingProductionVariantSummary, ProductionVariantStatus};
+
+    use super::*;
+
+    fn variant(status: VariantStatus, weights: Option<(f32, f32)>) -> PendingProductionVariantSummary {
+        let builder = PendingProductionVariantSummary::builder()
+            .variant_name(crate::alarms::VARIANT)
+            .variant_status(ProductionVariantStatus::builder().status(status).build());
+        let builder = match weights {
+            Some((current, desired)) => builder.current_weight(current).desired_weight(desired),
+            None => builder,
+        };
+        builder.build()
+    }
+
+    #[test]
+    fn progress_is_read_from_the_pending_variants_status_and_weights_only() {
+        let progress_of = |v| progress(&[v]);
+        assert_eq!(
+            progress_of(variant(VariantStatus::Baking, Some((0.1, 1.0)))),
+            Progress { baking: true, traffic_percent: Some(10) }
+        );
+        assert_eq!(
+            progress_of(variant(VariantStatus::Deleting, Some((2.0, 2.0)))),
+            Progress { baking: true, traffic_percent: Some(100) },
+            "the old fleet's termination wait is baked too"
+        );
+        assert_eq!(
+            progress_of(variant(VariantStatus::Creating, None)),
+            Progress { baking: false, traffic_percent: None },
+            "no weights reported, none made up"
+        );
+    }
+
+    #[test]
+    fn guardrails_become_a_blue_green_deployment_config_with_its_alarms() {
+        let guard = Guardrails {
+            traffic: Traffic::Linear(Capacity::Instances(2)),
+            bake_seconds: 300,
+            timeout_seconds: 3600,
+            alarms: vec!["a".into(), "b".into()],
+        };
+        let config = guard.config();
+        let policy = config.blue_green_update_policy().unwrap();
+        let routing = policy.traffic_routing_configuration().unwrap();
+        assert_eq!(routing.r#type(), Some(&TrafficRoutingConfigType::Linear));
+        assert_eq!(routing.wait_interval_in_seconds(), Some(300));
+        let step = routing.linear_step_size().unwrap();
+        assert_eq!((step.r#type(), step.value()), (Some(&CapacitySizeType::InstanceCount), Some(2)));
+        assert!(routing.canary_size().is_none());
+        assert_eq!(policy.termination_wait_in_seconds(), Some(300));
+        assert_eq!(policy.maximum_execution_timeout_in_seconds(), Some(3600));
+        let alarms: Vec<&str> =
+            config.auto_rollback_configuration().unwrap().alarms().iter().filter_map(|a| a.alarm_name()).collect();
+        assert_eq!(alarms, ["a", "b"]);
+    }
 }

@@ -259,6 +259,7 @@ struct Clients {
     logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
     organizations: OnceLock<aws_sdk_organizations::Client>,
     sagemaker: OnceLock<aws_sdk_sagemaker::Client>,
+    cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
     ec2_check: OnceLock<aws_sdk_ec2::Client>,
 }
 
@@ -284,6 +285,7 @@ impl Session {
     client!(logs, aws_sdk_cloudwatchlogs);
     client!(organizations, aws_sdk_organizations);
     client!(sagemaker, aws_sdk_sagemaker);
+    client!(cloudwatch, aws_sdk_cloudwatch);
 
     /// An EC2 client that sends only reads and refuses every other call before it is sent:
     /// a step run with it on a shared (possibly stale) observation can tell whether that

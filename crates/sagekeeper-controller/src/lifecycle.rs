@@ -167,6 +167,7 @@ pub(crate) enum EventReason {
     RunFailed,
     Serving,
     DeploymentFailed,
+    RolledBack,
     RejectedVersionServing,
 }
 
@@ -184,6 +185,7 @@ impl EventReason {
             Self::RunFailed => "RunFailed",
             Self::Serving => "Serving",
             Self::DeploymentFailed => "DeploymentFailed",
+            Self::RolledBack => "RolledBack",
             Self::RejectedVersionServing => "RejectedVersionServing",
         }
     }

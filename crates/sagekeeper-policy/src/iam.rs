@@ -75,6 +75,9 @@ const TRAFFIC_ENCRYPTION_ACTIONS: &[&str] = &[
     "sagemaker:CreateTrainingJob",
 ];
 
+/// The name prefix of every alarm sagekeeper owns (the API's `naming::ALARM_PREFIX`).
+pub const ALARM_PREFIX: &str = "sagekeeper-";
+
 /// SageMaker resource types the environment's roles create, all named `<name_prefix>*`.
 const ENVIRONMENT_RESOURCE_TYPES: &[&str] = &[
     "training-job",
@@ -440,6 +443,15 @@ pub fn target_model_execution_role_policy(env: &Environment, target: &Target) ->
             .build(),
         Statement::allow("KmsEndpointKeyUse").actions(KEY_USE_ACTIONS).resources([target.endpoint_key.clone()]).build(),
         Statement::allow("DataCaptureWrite").actions(&["s3:PutObject"]).resources([capture_objects]).build(),
+        // SageMaker reads a guarded update's rollback alarms as the model's role: sagekeeper's
+        // (`sagekeeper-<prefix>...`) and the team's (`<prefix>...`), no other environment's.
+        Statement::allow("RollbackAlarmsRead")
+            .actions(&["cloudwatch:DescribeAlarms"])
+            .resources([
+                scope.arn("cloudwatch", &format!("alarm:{ALARM_PREFIX}{}*", env.name_prefix)),
+                scope.arn("cloudwatch", &format!("alarm:{}*", env.name_prefix)),
+            ])
+            .build(),
     ];
     statements.extend(logs_write(scope));
     statements.extend(ecr_pull(scope, &env.account_id));
@@ -1173,6 +1185,7 @@ mod tests {
                 "KmsDecryptModelArtifacts",
                 "KmsEndpointKeyUse",
                 "DataCaptureWrite",
+                "RollbackAlarmsRead",
                 "CloudWatchLogs",
                 "CloudWatchMetrics",
                 "EcrAuthorization",
@@ -1180,6 +1193,13 @@ mod tests {
                 "VpcNetworkInterfaces",
                 "VpcDescribe"
             ]
+        );
+        let prefix = &env.name_prefix;
+        assert_eq!(
+            statement(&policy, "RollbackAlarmsRead"),
+            &json!({"Sid": "RollbackAlarmsRead", "Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"],
+                "Resource": [format!("arn:aws:cloudwatch:us-east-1:222222222222:alarm:sagekeeper-{prefix}*"),
+                             format!("arn:aws:cloudwatch:us-east-1:222222222222:alarm:{prefix}*")]})
         );
         assert_eq!(
             statement(&policy, "KmsEndpointKeyUse"),

@@ -21,7 +21,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::{self, Component, Outcome, Reason};
 use sagekeeper_api::deployment::Stage;
-use sagekeeper_api::naming::DeploymentNames;
+use sagekeeper_api::naming::{DeploymentNames, EnvironmentNames};
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, MLOpsProject, ModelDeployment, ModelDeploymentStatus};
 use sagekeeper_aws::steps::Changes;
 
@@ -47,6 +47,10 @@ impl Kind for ModelDeployment {
             Ok(resolved) => resolved,
             Err(unresolved) => return Ok(Report::new(status, unresolved.outcome()?)),
         };
+        let env_names = EnvironmentNames::new(&self.namespace().unwrap_or_default(), &resolved.env.name_any());
+        if let Some(message) = foreign_alarms(self, &env_names) {
+            return Ok(Report::new(status, Outcome::stalled(Reason::InvalidConfiguration, message)));
+        }
         // Only a group the project owns: a name alone could be another tenant's registry.
         let Some((group, group_arn)) = crate::project::owned_group(&resolved.project) else {
             let message =
@@ -135,10 +139,11 @@ impl Kind for ModelDeployment {
             }
         }
         let names = DeploymentNames::new(&namespace, &self.name_any());
+        let env_names = EnvironmentNames::new(&namespace, env_name);
         let places: Vec<(String, plan::Place)> =
             places.iter().map(|(stage, account)| (stage.clone(), plan::Place::of(account, &env.spec.region))).collect();
         let changes = Changes::default();
-        let results = run::teardown(ctx, &names, &plan::owner(self), &places, &changes).await;
+        let results = run::teardown(ctx, (&names, &env_names), &plan::owner(self), &places, &changes).await;
         let notes = change_notes(&changes.take(), false);
         let folded = crate::fold::deletion(&results);
         let outcome = match (folded.outcome, pending.is_empty()) {
@@ -191,18 +196,33 @@ async fn resolve_all(d: &ModelDeployment, ctx: &Context) -> Result<Resolved, Unr
     Ok(Resolved { project, env, dev, stages })
 }
 
-/// What the spec asks for that this version does not do yet: guarded rollouts and autoscaling.
+/// What the spec asks for that this version does not do yet: autoscaling.
 fn not_implemented(d: &ModelDeployment) -> Option<String> {
-    let asks = |s: &sagekeeper_api::deployment::Stage| {
-        [s.rollout.is_some().then_some("rollout"), s.autoscaling.is_some().then_some("autoscaling")]
-    };
     let fields: Vec<String> = (d.spec.stages.iter())
-        .flat_map(|s| asks(s).into_iter().flatten().map(move |f| format!("spec.stages[{}].{f}", s.name)))
+        .filter(|s| s.autoscaling.is_some())
+        .map(|s| format!("spec.stages[{}].autoscaling", s.name))
         .collect();
     (!fields.is_empty()).then(|| {
         format!(
-            "{}: not implemented in this version of sagekeeper yet (this generation changes nothing in AWS); remove it to deploy all at once with the stage's fixed instance count",
+            "{}: not implemented in this version of sagekeeper yet (this generation changes nothing in AWS); remove it to serve with the stage's fixed instance count",
             fields.join(", ")
+        )
+    })
+}
+
+/// The team's rollback alarms must carry the environment's resource prefix: the model roles
+/// SageMaker checks them with may read only their environment's alarms.
+fn foreign_alarms(d: &ModelDeployment, env: &EnvironmentNames) -> Option<String> {
+    let prefix = &env.resource_prefix;
+    let wrong: Vec<String> = (d.spec.stages.iter())
+        .filter_map(|s| Some((s, s.rollout.as_ref()?)))
+        .flat_map(|(s, r)| r.alarms.alarm_names.iter().filter(|n| !n.starts_with(prefix.as_str())).map(move |n| (s, n)))
+        .map(|(s, n)| format!("spec.stages[{}].rollout.alarms.alarmNames: {n}", s.name))
+        .collect();
+    (!wrong.is_empty()).then(|| {
+        format!(
+            "{}: an alarm a rollout watches must be named {prefix}... (the resource prefix of its environment: only those may its model roles read)",
+            wrong.join(", ")
         )
     })
 }
@@ -286,7 +306,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stage_asking_for_a_rollout_or_autoscaling_is_named_as_not_implemented() {
+    fn a_team_alarm_without_the_environments_prefix_is_named() {
+        let d: ModelDeployment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sagekeeper.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "churn"},
+            "spec": {"project": "churn", "stages": [{"name": "production", "instanceType": "ml.m5.large",
+                "initialInstanceCount": 2, "rollout": {"alarms": {"alarmNames": ["fraud-", "other-team-errors"]}}}]}
+        }))
+        .unwrap();
+        let env = EnvironmentNames::new("team-a", "fraud");
+        let mut ok = d.clone();
+        ok.spec.stages[0].rollout.as_mut().unwrap().alarms.alarm_names = vec![format!("{}errors", env.resource_prefix)];
+        assert_eq!(foreign_alarms(&ok, &env), None);
+        let message = foreign_alarms(&d, &env).unwrap();
+        assert!(
+            message.starts_with(
+                "spec.stages[production].rollout.alarms.alarmNames: fraud-, spec.stages[production].rollout.alarms.alarmNames: other-team-errors: "
+            ),
+            "{message}"
+        );
+        assert!(message.contains(&env.resource_prefix), "{message}");
+    }
+
+    #[test]
+    fn a_stage_asking_for_autoscaling_is_named_as_not_implemented() {
         let deployment = |stages: serde_json::Value| -> ModelDeployment {
             serde_json::from_value(serde_json::json!({
                 "apiVersion": "sagekeeper.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "churn"},
@@ -303,9 +345,6 @@ mod tests {
              "autoscaling": {"minInstances": 2, "maxInstances": 4, "targetInvocationsPerInstance": 100}}
         ]));
         let message = not_implemented(&asking).unwrap();
-        assert!(
-            message.starts_with("spec.stages[production].rollout, spec.stages[production].autoscaling: "),
-            "{message}"
-        );
+        assert!(message.starts_with("spec.stages[production].autoscaling: "), "{message}");
     }
 }

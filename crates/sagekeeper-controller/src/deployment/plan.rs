@@ -9,7 +9,7 @@ use std::sync::Arc;
 use kube::{Resource, ResourceExt};
 use sagekeeper_api::conditions::Component;
 use sagekeeper_api::deployment::{LATEST_APPROVED, Stage, StageAccountStatus, StageStatus};
-use sagekeeper_api::naming::{DeploymentNames, OWNER_TAG, OWNER_UID_TAG};
+use sagekeeper_api::naming::{DeploymentNames, EnvironmentNames, OWNER_TAG, OWNER_UID_TAG};
 use sagekeeper_api::{AwsAccount, DataScienceEnvironment, ModelDeployment};
 use sagekeeper_aws::AccountAccess;
 use sagekeeper_aws::steps::Owner;
@@ -25,6 +25,9 @@ pub(super) enum DeployStep {
     Registry,
     /// The promotion gate of stage `n` (its index in spec.stages).
     Gate(usize),
+    /// The rollback alarms of stage `n`'s endpoint in an account: kept while the stage has a
+    /// rollout, removed once it has none.
+    Alarms(usize, String),
     /// The endpoint of stage `n` in an account.
     Endpoint(usize, String),
     /// The endpoint of a stage in an account the spec no longer has there: removed.
@@ -36,6 +39,7 @@ impl StepId for DeployStep {
         match self {
             Self::Registry => "Registry",
             Self::Gate(_) => "Gate",
+            Self::Alarms(..) => "Alarms",
             Self::Endpoint(..) => "Endpoint",
             Self::Remove(..) => "Remove",
         }
@@ -78,6 +82,13 @@ pub(super) struct AccountPlan {
     pub(super) before: Option<StageAccountStatus>,
 }
 
+impl AccountPlan {
+    /// The last pass reported rollback alarms here.
+    pub(super) fn had_alarms(&self) -> bool {
+        self.before.as_ref().is_some_and(|b| !b.rollback_alarms.is_empty())
+    }
+}
+
 /// One stage.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct StagePlan {
@@ -101,6 +112,8 @@ pub(super) struct Leaving {
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Plan {
     pub(super) names: DeploymentNames,
+    /// The environment's names (its resource prefix starts the alarms' names).
+    pub(super) env_names: EnvironmentNames,
     pub(super) owner: Owner,
     pub(super) model_version: String,
     pub(super) group: String,
@@ -121,7 +134,8 @@ impl Plan {
 
     /// The graph: a stage's gate needs the registry and the gate before it, and runs after the
     /// previous stage's endpoints whatever came of them (a stage that failed there verified
-    /// nothing new, and holds nothing else back); each endpoint needs its stage's gate.
+    /// nothing new, and holds nothing else back); each endpoint needs its stage's gate, and its
+    /// alarms when the stage has a rollout (or had one there).
     pub(super) fn graph(&self) -> Vec<(DeployStep, Vec<DeployStep>, Vec<DeployStep>)> {
         use DeployStep as S;
         let mut steps = vec![(S::Registry, vec![], vec![])];
@@ -134,7 +148,13 @@ impl Plan {
             }
             steps.push((S::Gate(n), needs, after));
             for account in &stage.accounts {
-                steps.push((S::Endpoint(n, account.place.name.clone()), vec![S::Gate(n)], vec![]));
+                let name = account.place.name.clone();
+                let mut needs = vec![S::Gate(n)];
+                if stage.stage.rollout.is_some() || account.had_alarms() {
+                    steps.push((S::Alarms(n, name.clone()), vec![], vec![]));
+                    needs.push(S::Alarms(n, name.clone()));
+                }
+                steps.push((S::Endpoint(n, name), needs, vec![]));
             }
         }
         for leaving in self.leaving.iter().filter(|l| l.place.is_some()) {
@@ -216,6 +236,7 @@ pub(super) fn plan(
         .collect();
     Plan {
         names,
+        env_names: EnvironmentNames::new(&d.namespace().unwrap_or_default(), &env.name_any()),
         owner: owner(d),
         model_version: d.spec.model_version.clone(),
         group,

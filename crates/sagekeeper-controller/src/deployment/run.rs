@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use sagekeeper_api::deployment::StageAccountStatus;
-use sagekeeper_api::naming::DeploymentNames;
+use sagekeeper_api::naming::{DeploymentNames, EnvironmentNames};
+use sagekeeper_aws::alarms::{self, Alarms};
 use sagekeeper_aws::registry::{self, Approval as Registered, Version};
 use sagekeeper_aws::steps::{Changes, Owner};
 use sagekeeper_aws::{AwsError, Session, Shared, Snapshot};
@@ -25,6 +26,8 @@ pub(super) enum DeployOutput {
     Versions(Arc<Vec<Version>>),
     /// A stage's gate.
     Gate(Arc<Gated>),
+    /// The rollback alarms of an account's endpoint (none once the stage has no rollout).
+    Alarms(Arc<Alarms>),
     /// An account's endpoint and where it stands.
     Endpoint(Box<(StageAccountStatus, AccountState)>),
     /// The stage has nothing to deploy (no version yet, or no package ARN).
@@ -74,7 +77,7 @@ impl Pass<'_> {
     fn lane(&self, id: &DeployStep) -> Lane {
         let account = match id {
             DeployStep::Registry | DeployStep::Gate(_) => &self.plan.dev.account_id,
-            DeployStep::Endpoint(n, name) => self.plan.stages[*n]
+            DeployStep::Alarms(n, name) | DeployStep::Endpoint(n, name) => self.plan.stages[*n]
                 .accounts
                 .iter()
                 .find(|a| &a.place.name == name)
@@ -87,7 +90,8 @@ impl Pass<'_> {
                 .and_then(|l| l.place.as_ref())
                 .map_or(name, |p| &p.account_id),
         };
-        Lane::new(account, Service::SageMaker)
+        let service = if matches!(id, DeployStep::Alarms(..)) { Service::CloudWatch } else { Service::SageMaker };
+        Lane::new(account, service)
     }
 
     fn session(&self, access: &sagekeeper_aws::AccountAccess) -> Arc<Session> {
@@ -123,6 +127,34 @@ impl Pass<'_> {
                 };
                 Done::Ready(DeployOutput::Gate(Arc::new(decide(plan, *n, versions, earlier))))
             }
+            S::Alarms(n, name) => {
+                let stage = &plan.stages[*n];
+                let Some(account) = stage.accounts.iter().find(|a| &a.place.name == name) else {
+                    return Done::missing(&id);
+                };
+                let session = self.session(&account.place.access);
+                let (names, env, owner) = (&plan.names, &plan.env_names, &plan.owner);
+                let known = account.before.as_ref().map(|b| b.rollback_alarms.as_slice()).unwrap_or_default();
+                // While an update is in flight AWS watches the alarms it was given: not read again.
+                let in_flight = account.before.as_ref().is_some_and(|b| {
+                    matches!(b.endpoint_status.as_deref(), Some("Creating" | "Updating"))
+                        && !b.rollback_alarms.is_empty()
+                });
+                let kept = match &stage.stage.rollout {
+                    Some(_) if in_flight => Ok(Alarms { names: known.to_vec(), missing: Vec::new() }),
+                    Some(rollout) => {
+                        let ours = sagemaker_endpoint::alarm_plans(names, env, &stage.stage.name, &rollout.alarms);
+                        let theirs = &rollout.alarms.alarm_names;
+                        alarms::ensure(&session, owner, &ours, theirs, known, self.changes).await
+                    }
+                    None => {
+                        let ours = sagemaker_endpoint::alarm_names(names, env, &stage.stage.name);
+                        alarms::remove(&session, owner, &ours, self.changes).await.map(|()| Alarms::default())
+                    }
+                };
+                let what = format!("the rollback alarms of endpoint {} in AwsAccount {name}", stage.endpoint);
+                Done::from_aws(kept.map(|a| DeployOutput::Alarms(Arc::new(a))), what)
+            }
             S::Endpoint(n, name) => {
                 let Some(DeployOutput::Gate(gated)) = inputs.get(&S::Gate(*n)) else {
                     return Done::missing(&S::Gate(*n));
@@ -155,6 +187,10 @@ impl Pass<'_> {
                     package_arn,
                     prepared,
                     hold: gated.decision.hold.clone(),
+                    alarms: match inputs.get(&S::Alarms(*n, name.clone())) {
+                        Some(DeployOutput::Alarms(alarms)) => Some(alarms),
+                        _ => None,
+                    },
                 };
                 let session = self.session(&account.place.access);
                 match sagemaker_endpoint::converge(&session, &target, account.before.as_ref(), self.changes).await {
@@ -171,7 +207,7 @@ impl Pass<'_> {
                 else {
                     return Done::missing(&id);
                 };
-                match remove(self.ctx, &plan.names, &plan.owner, stage, place, self.changes).await {
+                match remove(self.ctx, (&plan.names, &plan.env_names), &plan.owner, stage, place, self.changes).await {
                     Done::Pending { why, retry_after } => {
                         Done::Pending { why: format!("removing: {why}"), retry_after }
                     }
@@ -185,7 +221,7 @@ impl Pass<'_> {
 /// Removes a stage's endpoint, configs and models in one account.
 async fn remove(
     ctx: &Context,
-    names: &DeploymentNames,
+    (names, env): (&DeploymentNames, &EnvironmentNames),
     owner: &Owner,
     stage: &str,
     place: &Place,
@@ -193,7 +229,8 @@ async fn remove(
 ) -> Done<DeployOutput> {
     let (endpoint, name) = (names.endpoint(stage), &place.name);
     let session = ctx.sessions.session(&place.access);
-    let removed = sagemaker_endpoint::teardown(&session, owner, &endpoint, changes).await;
+    let alarms = sagemaker_endpoint::alarm_names(names, env, stage);
+    let removed = sagemaker_endpoint::teardown(&session, owner, &endpoint, &alarms, changes).await;
     match Done::from_step(removed, format!("endpoint {endpoint} in AwsAccount {name}")) {
         Done::Pending { why, .. } => {
             Done::Pending { why: format!("{why} in AwsAccount {name}"), retry_after: Some(Duration::from_secs(2)) }
@@ -206,7 +243,7 @@ async fn remove(
 /// one account needs anything of another).
 pub(super) async fn teardown(
     ctx: &Context,
-    names: &DeploymentNames,
+    names: (&DeploymentNames, &EnvironmentNames),
     owner: &Owner,
     places: &[(String, Place)],
     changes: &Changes,

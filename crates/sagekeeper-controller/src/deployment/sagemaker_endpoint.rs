@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
-use sagekeeper_api::deployment::{Stage, StageAccountStatus};
+use sagekeeper_api::deployment::{
+    CapacitySize, CapacityType, Rollout, RolloutAlarms, RolloutStrategy, Stage, StageAccountStatus,
+};
 use sagekeeper_api::environment::TargetAccountStatus;
-use sagekeeper_api::naming::DeploymentNames;
+use sagekeeper_api::naming::{DeploymentNames, EnvironmentNames};
 use sagekeeper_aws::AwsError;
 use sagekeeper_aws::Session;
+use sagekeeper_aws::alarms::{self, AlarmPlan, Alarms, Watch};
 use sagekeeper_aws::sagemaker_endpoints::{
-    self as aws, CapturePlan, ConfigPlan, EndpointState, EndpointStatus, ModelPlan,
+    self as aws, Capacity, CapturePlan, ConfigPlan, EndpointState, EndpointStatus, Guardrails, ModelPlan, Traffic,
 };
 use sagekeeper_aws::steps::{Changes, Owner, Step, StepResult};
 
@@ -21,9 +24,15 @@ pub(super) enum AccountState {
     Serving,
     /// Creating, updating or waiting on something that changes by itself; look again after this.
     Deploying(Duration, String),
+    /// A guarded update shifts traffic to the new fleet, or keeps the old one for its
+    /// termination wait, while the alarms are watched; look again after this.
+    Baking(Duration, String),
     /// The wanted config failed (SageMaker's reason), or the endpoint is in a state a person
     /// must look at; not retried until the spec or the version changes.
     Failed(String),
+    /// An alarm rolled the update to the wanted config back (named, with SageMaker's reason):
+    /// failed, as above.
+    RolledBack(String),
     /// The version may not be deployed anew (it is no longer Approved): what exists is left
     /// as it is, nothing is created or moved.
     Held(String),
@@ -42,6 +51,54 @@ pub(super) struct Place<'a> {
     pub(super) prepared: &'a Prepared,
     /// Why the version may only be kept, not deployed anew (it is not Approved), if so.
     pub(super) hold: Option<String>,
+    /// The rollback alarms in the account, when the stage has a rollout.
+    pub(super) alarms: Option<&'a Alarms>,
+}
+
+/// The alarms sagekeeper owns on a stage's endpoint, with the thresholds of `watch`.
+pub(super) fn alarm_plans(
+    names: &DeploymentNames,
+    env: &EnvironmentNames,
+    stage: &str,
+    watch: &RolloutAlarms,
+) -> Vec<AlarmPlan> {
+    let endpoint = names.endpoint(stage);
+    let plan = |what: &str, watch| AlarmPlan { name: names.alarm(env, stage, what), endpoint: endpoint.clone(), watch };
+    vec![
+        plan("5xx-errors", Watch::Invocation5xxErrors { max: watch.invocation5xx_errors_max }),
+        plan("model-latency-p99", Watch::ModelLatencyP99 { millis: watch.model_latency_p99_millis }),
+    ]
+}
+
+/// The alarms sagekeeper owns on a stage's endpoint, by name.
+pub(super) fn alarm_names(names: &DeploymentNames, env: &EnvironmentNames, stage: &str) -> Vec<String> {
+    alarm_plans(names, env, stage, &RolloutAlarms::default()).into_iter().map(|p| p.name).collect()
+}
+
+/// The DeploymentConfig of a stage's rollout: blue/green, every traffic step and the old
+/// fleet's termination wait baked for bakeSeconds, rolled back by `alarms`. The deployment may
+/// run for its waits plus 30 minutes of provisioning (600 to 28,800 s, as AWS takes it).
+pub(super) fn guardrails(rollout: &Rollout, instances: i32, alarms: &[String]) -> Guardrails {
+    let capacity = |size: &Option<CapacitySize>| match size {
+        Some(CapacitySize { kind: CapacityType::InstanceCount, value }) => Capacity::Instances(*value),
+        Some(CapacitySize { value, .. }) => Capacity::Percent(*value),
+        None => Capacity::Percent(50),
+    };
+    let (traffic, steps) = match rollout.strategy {
+        RolloutStrategy::AllAtOnce => (Traffic::AllAtOnce, 1),
+        RolloutStrategy::Canary => (Traffic::Canary(capacity(&rollout.canary_size)), 2),
+        RolloutStrategy::Linear => {
+            let step = capacity(&rollout.linear_step_size);
+            let steps = match step {
+                Capacity::Percent(p) => (100 + p.max(1) - 1) / p.max(1),
+                Capacity::Instances(n) => (instances + n.max(1) - 1) / n.max(1),
+            };
+            (Traffic::Linear(step), steps)
+        }
+    };
+    let bake = rollout.bake_seconds;
+    let timeout = (steps.saturating_add(1).saturating_mul(bake)).saturating_add(1800).clamp(600, 28_800);
+    Guardrails { traffic, bake_seconds: bake, timeout_seconds: timeout, alarms: alarms.to_vec() }
 }
 
 /// Instance types with local NVMe instance storage, which AWS refuses a volume key for: every
@@ -154,7 +211,11 @@ pub(super) async fn converge(
     out.account = place.prepared.account.clone();
     out.account_id = place.prepared.account_id.clone();
     out.endpoint_name = Some(place.names.endpoint(&place.stage.name));
-    let state = converge_endpoint(session, place, before, &mut out, changes).await?;
+    out.traffic_percent = None;
+    // The alarms an update started in an earlier pass was watched by, for a rollback's cause.
+    let watched = before.map(|b| b.rollback_alarms.clone()).unwrap_or_default();
+    out.rollback_alarms = place.alarms.map(|a| a.names.clone()).unwrap_or_default();
+    let state = converge_endpoint(session, place, before, &watched, &mut out, changes).await?;
     Ok((out, state))
 }
 
@@ -168,10 +229,18 @@ async fn converge_endpoint(
     session: &Session,
     place: &Place<'_>,
     before: Option<&StageAccountStatus>,
+    watched: &[String],
     out: &mut StageAccountStatus,
     changes: &Changes,
 ) -> Result<AccountState, (AwsError, String)> {
     let (model, endpoint) = (place.model(), place.names.endpoint(&place.stage.name));
+    if let Some(alarms) = place.alarms.filter(|a| !a.missing.is_empty()) {
+        return Ok(AccountState::Failed(format!(
+            "spec.stages[{}].rollout.alarms.alarmNames: no alarm {} in this account (create it here, or take it off the list)",
+            place.stage.name,
+            alarms.missing.join(", "),
+        )));
+    }
     let config = place.config(&model);
     // A failure of another config is history once the spec or the version moved on.
     if out.failed_endpoint_config_name.as_deref() != Some(config.name.as_str()) {
@@ -246,6 +315,11 @@ async fn converge_endpoint(
     }
     if state.in_progress() {
         let to = state.pending_config.as_deref().unwrap_or(&state.config);
+        out.traffic_percent = state.rollout.as_ref().and_then(|p| p.traffic_percent);
+        if state.rollout.as_ref().is_some_and(|p| p.baking) {
+            let share = out.traffic_percent.map(|t| format!(" with {t}% of the traffic on it")).unwrap_or_default();
+            return Ok(AccountState::Baking(state.poll_after(), format!("endpoint {endpoint} bakes {to}{share}")));
+        }
         return Ok(AccountState::Deploying(
             state.poll_after(),
             format!("endpoint {endpoint} is {} ({to})", state.status),
@@ -259,14 +333,40 @@ async fn converge_endpoint(
                 return Ok(AccountState::Failed(out.failure_reason.clone().unwrap_or_default()));
             }
             if aws::rolled_back_from(&state, &tags, &config.name) {
+                let watched: Vec<String> =
+                    watched.iter().chain(&out.rollback_alarms).fold(Vec::new(), |mut all, name| {
+                        if !all.contains(name) {
+                            all.push(name.clone());
+                        }
+                        all
+                    });
+                let fired = match aws::marked_at(&tags) {
+                    Some(since) if !watched.is_empty() => alarms::fired_since(session, &watched, since)
+                        .await
+                        .map_err(on(format!("the rollback alarms of endpoint {endpoint}")))?,
+                    _ => Vec::new(),
+                };
                 aws::clear_mark(session, &state).await.map_err(on(format!("endpoint {endpoint}")))?;
-                return Ok(failed(out, &config, &state));
+                let state = failed(out, &config, &state);
+                return Ok(match (fired.is_empty(), state) {
+                    (false, AccountState::Failed(reason)) => {
+                        let reason = format!("rolled back: alarm {} went into ALARM ({reason})", fired.join(", "));
+                        out.failure_reason = Some(reason.clone());
+                        AccountState::RolledBack(reason)
+                    }
+                    (_, state) => state,
+                });
             }
             ensure_both.await?;
-            match aws::update_endpoint(session, &state, &endpoint, &config.name, changes).await {
+            let guard = place.stage.rollout.as_ref().zip(place.alarms);
+            let guard = guard.map(|(rollout, alarms)| guardrails(rollout, config.instance_count, &alarms.names));
+            match aws::update_endpoint(session, &state, &endpoint, &config.name, guard.as_ref(), changes).await {
                 Ok(Step::Ready(())) => {
                     out.endpoint_status = Some("Updating".into());
-                    let why = format!("updating endpoint {endpoint} to {}", config.name);
+                    let how = (place.stage.rollout.as_ref().filter(|_| guard.is_some()))
+                        .map(|r| format!(" ({:?} rollout, {} s of baking per step)", r.strategy, r.bake_seconds))
+                        .unwrap_or_default();
+                    let why = format!("updating endpoint {endpoint} to {}{how}", config.name);
                     Ok(AccountState::Deploying(Duration::from_secs(1), why))
                 }
                 Ok(Step::Pending(why)) => Ok(AccountState::Deploying(Duration::from_secs(2), why)),
@@ -297,12 +397,19 @@ fn failed(out: &mut StageAccountStatus, config: &ConfigPlan, state: &EndpointSta
     AccountState::Failed(reason)
 }
 
-/// Removes a stage's endpoint in one account, then its configs and models (only what carries
-/// our owner-uid). Ready once all are gone.
-pub(super) async fn teardown(session: &Session, owner: &Owner, endpoint: &str, changes: &Changes) -> StepResult<()> {
+/// Removes a stage's endpoint in one account, then its configs, models and alarms (only what
+/// carries our owner-uid). Ready once all are gone.
+pub(super) async fn teardown(
+    session: &Session,
+    owner: &Owner,
+    endpoint: &str,
+    alarms: &[String],
+    changes: &Changes,
+) -> StepResult<()> {
     match aws::delete_endpoint(session, owner, endpoint, changes).await? {
         Step::Ready(()) => {
             aws::remove_unused(session, owner, endpoint, &[], changes).await?;
+            alarms::remove(session, owner, alarms, changes).await?;
             Ok(Step::Ready(()))
         }
         pending => Ok(pending),
@@ -312,6 +419,47 @@ pub(super) async fn teardown(session: &Session, owner: &Owner, endpoint: &str, c
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_step_and_the_termination_wait_bake_within_the_execution_timeout() {
+        let rollout = |value: serde_json::Value| serde_json::from_value::<Rollout>(value).unwrap();
+        let guard = |value, instances| guardrails(&rollout(value), instances, &["a".to_owned()]);
+        let canary =
+            guard(serde_json::json!({"strategy": "Canary", "canarySize": {"type": "CapacityPercent", "value": 10}}), 4);
+        assert_eq!(
+            canary,
+            Guardrails {
+                traffic: Traffic::Canary(Capacity::Percent(10)),
+                bake_seconds: 600,
+                timeout_seconds: 3 * 600 + 1800,
+                alarms: vec!["a".into()]
+            },
+            "two steps and the termination wait, 600 s each by default, and 30 minutes to provision"
+        );
+        let linear = |size: serde_json::Value, bake: i32, instances| {
+            let g = guard(
+                serde_json::json!({"strategy": "Linear", "linearStepSize": size, "bakeSeconds": bake}),
+                instances,
+            );
+            (g.traffic, g.timeout_seconds)
+        };
+        assert_eq!(
+            linear(serde_json::json!({"type": "CapacityPercent", "value": 25}), 300, 4),
+            (Traffic::Linear(Capacity::Percent(25)), 5 * 300 + 1800)
+        );
+        assert_eq!(
+            linear(serde_json::json!({"type": "InstanceCount", "value": 3}), 100, 10),
+            (Traffic::Linear(Capacity::Instances(3)), 5 * 100 + 1800),
+            "four steps of 3 of 10 instances"
+        );
+        assert_eq!(
+            linear(serde_json::json!({"type": "CapacityPercent", "value": 10}), 3600, 10).1,
+            28_800,
+            "never above AWS's 8 hours"
+        );
+        let at_once = guard(serde_json::json!({"bakeSeconds": 0}), 1);
+        assert_eq!((at_once.traffic, at_once.timeout_seconds), (Traffic::AllAtOnce, 1800));
+    }
 
     #[test]
     fn local_nvme_types_are_recognised() {

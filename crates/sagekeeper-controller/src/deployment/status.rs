@@ -96,12 +96,17 @@ pub(super) fn stage<'r>(plan: &StagePlan, gated: &Gated, seen: impl Fn(&str) -> 
         match seen(name) {
             Seen::Ready(DeployOutput::Endpoint(endpoint)) => {
                 let (status, state) = &**endpoint;
-                if let AccountState::Failed(reason) = state
+                let event = match state {
+                    AccountState::Failed(reason) => Some((EventReason::DeploymentFailed, reason)),
+                    AccountState::RolledBack(reason) => Some((EventReason::RolledBack, reason)),
+                    _ => None,
+                };
+                if let Some((event, reason)) = event
                     && account.before.as_ref().and_then(|b| b.failure_reason.as_ref()) != status.failure_reason.as_ref()
                 {
                     fold.notes.push(Note {
                         type_: EventType::Warning,
-                        reason: EventReason::DeploymentFailed,
+                        reason: event,
                         note: format!("v{version} in stage {} (AwsAccount {name}): {reason}", stage.name),
                     });
                 }
@@ -151,16 +156,19 @@ pub(super) fn stage<'r>(plan: &StagePlan, gated: &Gated, seen: impl Fn(&str) -> 
         }
         return fold;
     }
-    out.phase = StagePhase::Deploying;
+    // Baking while traffic shifts in an account and no other account is still deploying.
+    let baking = states.iter().any(|s| matches!(s, Ok(AccountState::Baking(..))))
+        && !states.iter().any(|s| matches!(s, Ok(AccountState::Deploying(..) | AccountState::NotPrepared(_)) | Err(_)));
+    out.phase = if baking { StagePhase::Baking } else { StagePhase::Deploying };
     let mut messages = Vec::new();
     for (state, account) in states.into_iter().zip(&out.accounts) {
         match state {
             Ok(AccountState::Serving) => {}
-            Ok(AccountState::Deploying(after, why)) => {
+            Ok(AccountState::Deploying(after, why) | AccountState::Baking(after, why)) => {
                 fold.poll = Some(fold.poll.map_or(after, |p: Duration| p.min(after)).min(POLL_MAX));
                 messages.push(format!("{}: {why}", account.account));
             }
-            Ok(AccountState::Failed(reason)) => {
+            Ok(AccountState::Failed(reason) | AccountState::RolledBack(reason)) => {
                 out.phase = StagePhase::Failed;
                 messages.push(format!("{}: {reason}", account.account));
             }

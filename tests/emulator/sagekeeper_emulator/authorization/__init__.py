@@ -111,6 +111,8 @@ class Verdict:
 
 
 _ACCESS_DENIED = {"json": ("AccessDeniedException", 400), "ec2": ("UnauthorizedOperation", 403)}
+# Services on a JSON or CBOR protocol that keep their query protocol's error codes.
+_QUERY_COMPATIBLE = {"monitoring"}
 _INVALID_KEY = {
     "json": ("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
     "ec2": ("AuthFailure", 401, "AWS was not able to validate the provided access credentials"),
@@ -191,6 +193,9 @@ def authorize(request, caller: Caller) -> Verdict:
         code, status, message = _INVALID_KEY[protocol]
         return _refuse(mode, Verdict("Deny", message=message, code=code, status=status))
     code, status = _ACCESS_DENIED.get(protocol, ("AccessDenied", 403))
+    if request.service in _QUERY_COMPATIBLE:
+        # Served in JSON or CBOR, but the errors keep their query codes (awsQueryCompatible).
+        code, status = "AccessDenied", 403
     op = table.lookup(request.service, request.operation)
     if op is None:
         message = (
