@@ -396,3 +396,168 @@ async fn a_controller_crash_mid_bake_sends_no_second_update_and_records_the_outc
     let outcomes: Vec<String> = rollouts(&t, &endpoint).into_iter().map(|r| r.2).collect();
     assert_eq!(outcomes, ["Succeeded", "RolledBack"]);
 }
+
+/// The positions in the account's call log of the controller's calls of `operation`.
+fn positions(t: &TestEnv, operation: &str) -> Vec<usize> {
+    let all = t.emulator.calls(&t.account(2));
+    let ours = all.iter().enumerate().filter(|(_, c)| c.caller.ends_with("/sagekeeper") && c.status < 300);
+    ours.filter(|(_, c)| c.operation == operation).map(|(i, _)| i).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscaling_is_never_undone_survives_new_versions_steps_aside_for_an_instance_type_change_and_goes_with_the_stage()
+ {
+    let t = TestEnv::new("autoscaling").await;
+    let _controller = t.controller_with(settings, None).await;
+    let group = project(&t).await;
+    t.emulator.configure(json!({"account": t.account(2), "endpointUpdatingSeconds": 1}));
+    let scaled = |instance_type: &str| {
+        json!({"spec": {"stages": [{"name": "staging", "instanceType": instance_type, "initialInstanceCount": 2,
+            "autoscaling": {"minInstances": 1, "maxInstances": 4, "targetInvocationsPerInstance": 100,
+                            "scaleInCooldownSeconds": 120}}]}})
+    };
+    let v1 = approve(&t, &group).await;
+    let api = create(&t, "churn", scaled("ml.m5.large")["spec"].clone()).await;
+    let d = until(&api, "churn", "staging serving v1, scaled", 90, |d| {
+        serving(d, "staging", v1) && is_ready(d) && stage(d, "staging").accounts[0].scaling_target.is_some()
+    })
+    .await;
+    let endpoint = stage(&d, "staging").accounts[0].endpoint_name.clone().unwrap();
+    let resource = format!("endpoint/{endpoint}/variant/AllTraffic");
+    assert_eq!(stage(&d, "staging").accounts[0].scaling_target.as_deref(), Some(resource.as_str()));
+    let admin = t.clients(&t.account(2)).await;
+    let target = || async {
+        use sagekeeper_aws::sdk::autoscaling::types::ServiceNamespace;
+        let out = admin
+            .autoscaling
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_ids(&resource)
+            .send()
+            .await
+            .unwrap();
+        out.scalable_targets().first().map(|t| (t.min_capacity(), t.max_capacity()))
+    };
+    assert_eq!(target().await, Some((1, 4)));
+    let policies = admin
+        .autoscaling
+        .describe_scaling_policies()
+        .service_namespace(sagekeeper_aws::sdk::autoscaling::types::ServiceNamespace::Sagemaker)
+        .resource_id(&resource)
+        .send()
+        .await
+        .unwrap();
+    let tracking = policies.scaling_policies()[0].target_tracking_scaling_policy_configuration().unwrap();
+    assert_eq!(
+        (tracking.target_value(), tracking.scale_in_cooldown(), tracking.scale_out_cooldown()),
+        (100.0, Some(120), Some(300))
+    );
+
+    // The scaler moves the variant to 3 instances: seen, and left alone through drift checks.
+    t.emulator.scale(&t.account(2), &endpoint, 3);
+    eventually(Duration::from_secs(30), "three instances seen", || async {
+        t.poke(&api, "churn").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let d = api.get("churn").await.unwrap();
+        (stage(&d, "staging").accounts[0].current_instance_count == Some(3)).then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        t.poke(&api, "churn").await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(calls(&t, 2, "UpdateEndpoint").is_empty(), "a scale event makes no update");
+    assert!(calls(&t, 2, "UpdateEndpointWeightsAndCapacities").is_empty());
+    assert_eq!(positions(&t, "RegisterScalableTarget").len(), 1);
+    let d = api.get("churn").await.unwrap();
+    assert_eq!(stage(&d, "staging").accounts[0].current_instance_count, Some(3));
+
+    // v2 moves the endpoint with the scaler's 3 instances and the target as it was.
+    let v2 = approve(&t, &group).await;
+    let d = until(&api, "churn", "staging serving v2", 60, |d| serving(d, "staging", v2) && is_ready(d)).await;
+    let account = &stage(&d, "staging").accounts[0];
+    assert_eq!(account.current_instance_count, Some(3), "the scaler's count carried into the new config");
+    let config = account.endpoint_config_name.clone().unwrap();
+    let described = admin.sagemaker.describe_endpoint_config().endpoint_config_name(&config).send().await.unwrap();
+    assert_eq!(described.production_variants()[0].initial_instance_count(), Some(3));
+    assert_eq!(target().await, Some((1, 4)), "the target is intact");
+    assert_eq!(positions(&t, "RegisterScalableTarget").len(), 1);
+    assert!(positions(&t, "DeregisterScalableTarget").is_empty());
+
+    // A new instance type: the target steps aside for the update and comes back after it.
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&scaled("ml.m5.xlarge"))).await.unwrap();
+    let d = until(&api, "churn", "the new instance type served, scaled again", 60, |d| {
+        d.status.as_ref().unwrap().observed_generation == d.metadata.generation
+            && is_ready(d)
+            && stage(d, "staging").accounts[0].scaling_target.is_some()
+    })
+    .await;
+    let (deregistered, updated, registered) = (
+        positions(&t, "DeregisterScalableTarget"),
+        positions(&t, "UpdateEndpoint"),
+        positions(&t, "RegisterScalableTarget"),
+    );
+    assert_eq!(
+        (deregistered.len(), updated.len(), registered.len()),
+        (1, 2, 2),
+        "{deregistered:?} {updated:?} {registered:?}"
+    );
+    assert!(
+        deregistered[0] < updated[1] && updated[1] < registered[1],
+        "deregistered, updated, registered in that order"
+    );
+    assert_eq!(target().await, Some((1, 4)));
+    assert_eq!(stage(&d, "staging").accounts[0].current_instance_count, Some(3));
+
+    // Without autoscaling the target and its policy go; the stage's own count applies again.
+    let plain =
+        json!({"spec": {"stages": [{"name": "staging", "instanceType": "ml.m5.xlarge", "initialInstanceCount": 2}]}});
+    api.patch("churn", &PatchParams::default(), &Patch::Merge(&plain)).await.unwrap();
+    let d = until(&api, "churn", "autoscaling removed", 60, |d| {
+        d.status.as_ref().unwrap().observed_generation == d.metadata.generation
+            && is_ready(d)
+            && stage(d, "staging").accounts[0].scaling_target.is_none()
+    })
+    .await;
+    assert_eq!(target().await, None);
+    assert_eq!(stage(&d, "staging").accounts[0].current_instance_count, Some(2));
+
+    // The tenant next door's view: a target sagekeeper did not register is not its to change,
+    // and it may create no other service's linked role.
+    use sagekeeper_aws::sdk::autoscaling::types::{ScalableDimension, ServiceNamespace};
+    admin
+        .autoscaling
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+        .resource_id(&resource)
+        .min_capacity(2)
+        .max_capacity(2)
+        .send()
+        .await
+        .unwrap();
+    let deployer = t.clients_as_controller(&t.account(2)).await;
+    let deregister = deployer
+        .autoscaling
+        .deregister_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+        .resource_id(&resource)
+        .send()
+        .await;
+    assert_eq!(
+        deregister.as_ref().err().and_then(|e| sagekeeper_aws::sdk::autoscaling::error::ProvideErrorMetadata::code(e)),
+        Some("AccessDeniedException"),
+        "sagekeeper's role could deregister a target it did not register"
+    );
+    let linked =
+        deployer.iam.create_service_linked_role().aws_service_name("elasticloadbalancing.amazonaws.com").send().await;
+    assert_eq!(
+        linked.as_ref().err().and_then(|e| sagekeeper_aws::sdk::iam::error::ProvideErrorMetadata::code(e)),
+        Some("AccessDenied"),
+        "sagekeeper's role could create another service's linked role"
+    );
+    // The team's own target stays as the team made it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(target().await, Some((2, 2)));
+}

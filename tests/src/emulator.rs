@@ -192,6 +192,13 @@ impl Emulator {
         self.send("POST", "alarms", Some(body));
     }
 
+    /// Plays Application Auto Scaling: sets the endpoint's variant to `count` instances, as a
+    /// scaling activity of its scalable target would.
+    pub fn scale(&self, account: &str, endpoint: &str, count: i32) {
+        let body = json!({"account": account, "endpointName": endpoint, "variantName": "AllTraffic", "desiredInstanceCount": count});
+        self.send("POST", "scaling", Some(body));
+    }
+
     /// Every update of the endpoint with a DeploymentConfig, oldest first: its strategy, its
     /// traffic steps (`trafficPercent`, `status`) and its outcome.
     pub fn endpoint_deployments(&self, account: &str, endpoint: &str) -> Vec<Value> {

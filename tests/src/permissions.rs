@@ -8,7 +8,7 @@ pub const DEPLOYER_POLICIES: &[(&str, &str)] = &[
     ("keys-and-buckets", include_str!("../../deploy/aws/deployer/keys-and-buckets.json")),
     ("roles", include_str!("../../deploy/aws/deployer/roles.json")),
     ("sagemaker", include_str!("../../deploy/aws/deployer/sagemaker.json")),
-    ("monitoring", include_str!("../../deploy/aws/deployer/monitoring.json")),
+    ("alarms-and-scaling", include_str!("../../deploy/aws/deployer/alarms-and-scaling.json")),
 ];
 
 /// What the role of an AwsAccountSet's organization account needs besides the deployer policies

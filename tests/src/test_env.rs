@@ -537,6 +537,8 @@ pub struct AccountClients {
     pub organizations: sagekeeper_aws::sdk::organizations::Client,
     /// CloudWatch (alarms).
     pub cloudwatch: sagekeeper_aws::sdk::cloudwatch::Client,
+    /// Application Auto Scaling.
+    pub autoscaling: sagekeeper_aws::sdk::autoscaling::Client,
 }
 
 impl TestEnv {
@@ -586,6 +588,7 @@ impl TestEnv {
             logs: sdk::logs::Client::new(config),
             organizations: sdk::organizations::Client::new(config),
             cloudwatch: sdk::cloudwatch::Client::new(config),
+            autoscaling: sdk::autoscaling::Client::new(config),
         }
     }
 

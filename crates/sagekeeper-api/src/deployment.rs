@@ -443,4 +443,12 @@ pub struct StageAccountStatus {
     /// two, then the team's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollback_alarms: Vec<String>,
+    /// The instances the endpoint's variant runs, as SageMaker reports them (the autoscaler's
+    /// choice when the stage has autoscaling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_instance_count: Option<i32>,
+    /// With autoscaling: the Application Auto Scaling target registered on the variant
+    /// (`endpoint/<name>/variant/AllTraffic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_target: Option<String>,
 }

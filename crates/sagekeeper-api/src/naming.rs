@@ -124,7 +124,7 @@ impl EnvironmentNames {
     }
 }
 
-/// Every alarm sagekeeper owns starts with it (`deploy/aws/deployer/monitoring.json` names it).
+/// Every alarm sagekeeper owns starts with it (`deploy/aws/deployer/alarms-and-scaling.json` names it).
 pub const ALARM_PREFIX: &str = "sagekeeper-";
 
 /// Every log group name starts with it (`deploy/aws/deployer/network.json` names it).

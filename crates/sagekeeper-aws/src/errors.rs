@@ -251,6 +251,7 @@ fn kind_of(code: &str, message: &str, http_status: Option<u16>) -> ErrorKind {
         "NoSuchTagSet",
         "ResourceNotFound",
         "ResourceNotFoundException",
+        "ObjectNotFoundException",
     ];
     if ACCESS_DENIED.contains(&code) {
         ErrorKind::AccessDenied

@@ -3,6 +3,7 @@
 //! classification, and one module per AWS resource family with idempotent steps.
 
 pub mod alarms;
+pub mod autoscaling;
 pub mod errors;
 pub mod flow_logs;
 pub mod iam;

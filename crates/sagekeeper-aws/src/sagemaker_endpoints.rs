@@ -103,6 +103,8 @@ pub struct EndpointState {
     pub changed: Option<SystemTime>,
     /// How far a guarded update in flight has got, when one is.
     pub rollout: Option<Progress>,
+    /// The instances its variant runs now (the scaler may have changed them).
+    pub instances: Option<i32>,
 }
 
 /// A guarded update in flight, from `PendingDeploymentSummary`: its variants' status and weights.
@@ -406,7 +408,15 @@ pub async fn describe_endpoint(session: &Session, name: &str) -> Result<Option<E
         failure_reason: out.failure_reason().filter(|r| !r.is_empty()).map(str::to_owned),
         changed,
         rollout: out.pending_deployment_summary().map(|p| progress(p.production_variants())),
+        instances: out.production_variants().iter().filter_map(|v| v.current_instance_count()).reduce(|a, b| a + b),
     }))
+}
+
+/// The instance type of an endpoint config's variant, or `None` when the config is gone.
+pub async fn config_instance_type(session: &Session, config: &str) -> Result<Option<String>, AwsError> {
+    let described = session.sagemaker().describe_endpoint_config().endpoint_config_name(config).send().await;
+    let Some(out) = described.map_err(AwsError::from_sdk).optional()? else { return Ok(None) };
+    Ok(out.production_variants().first().and_then(|v| v.instance_type()).map(|t| t.as_str().to_owned()))
 }
 
 /// The progress of a pending deployment from its variants: never from fields AWS does not return.

@@ -260,6 +260,7 @@ struct Clients {
     organizations: OnceLock<aws_sdk_organizations::Client>,
     sagemaker: OnceLock<aws_sdk_sagemaker::Client>,
     cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
+    autoscaling: OnceLock<aws_sdk_applicationautoscaling::Client>,
     ec2_check: OnceLock<aws_sdk_ec2::Client>,
 }
 
@@ -286,6 +287,7 @@ impl Session {
     client!(organizations, aws_sdk_organizations);
     client!(sagemaker, aws_sdk_sagemaker);
     client!(cloudwatch, aws_sdk_cloudwatch);
+    client!(autoscaling, aws_sdk_applicationautoscaling);
 
     /// An EC2 client that sends only reads and refuses every other call before it is sent:
     /// a step run with it on a shared (possibly stale) observation can tell whether that

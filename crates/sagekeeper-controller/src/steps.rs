@@ -123,6 +123,7 @@ pub(crate) enum Ran<Id, O> {
 /// The AWS service a step calls, for the per-account bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Service {
+    AutoScaling,
     CloudWatch,
     Ec2,
     Iam,

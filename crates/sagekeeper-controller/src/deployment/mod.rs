@@ -38,11 +38,6 @@ impl Kind for ModelDeployment {
 
     async fn apply(&self, ctx: &Context) -> Result<Report<Self::Status>, Error> {
         let status = self.status.clone().unwrap_or_default();
-        // Said before anything is touched: a stage asking for what this version cannot do yet
-        // is never served as if it had been done.
-        if let Some(message) = not_implemented(self) {
-            return Ok(Report::new(status, Outcome::stalled(Reason::NotImplemented, message)));
-        }
         let resolved = match resolve_all(self, ctx).await {
             Ok(resolved) => resolved,
             Err(unresolved) => return Ok(Report::new(status, unresolved.outcome()?)),
@@ -196,20 +191,6 @@ async fn resolve_all(d: &ModelDeployment, ctx: &Context) -> Result<Resolved, Unr
     Ok(Resolved { project, env, dev, stages })
 }
 
-/// What the spec asks for that this version does not do yet: autoscaling.
-fn not_implemented(d: &ModelDeployment) -> Option<String> {
-    let fields: Vec<String> = (d.spec.stages.iter())
-        .filter(|s| s.autoscaling.is_some())
-        .map(|s| format!("spec.stages[{}].autoscaling", s.name))
-        .collect();
-    (!fields.is_empty()).then(|| {
-        format!(
-            "{}: not implemented in this version of sagekeeper yet (this generation changes nothing in AWS); remove it to serve with the stage's fixed instance count",
-            fields.join(", ")
-        )
-    })
-}
-
 /// The team's rollback alarms must carry the environment's resource prefix: the model roles
 /// SageMaker checks them with may read only their environment's alarms.
 fn foreign_alarms(d: &ModelDeployment, env: &EnvironmentNames) -> Option<String> {
@@ -325,26 +306,5 @@ mod tests {
             "{message}"
         );
         assert!(message.contains(&env.resource_prefix), "{message}");
-    }
-
-    #[test]
-    fn a_stage_asking_for_autoscaling_is_named_as_not_implemented() {
-        let deployment = |stages: serde_json::Value| -> ModelDeployment {
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "sagekeeper.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "churn"},
-                "spec": {"project": "churn", "stages": stages}
-            }))
-            .unwrap()
-        };
-        let plain = deployment(serde_json::json!([{"name": "staging", "instanceType": "ml.m5.large"}]));
-        assert_eq!(not_implemented(&plain), None);
-        let asking = deployment(serde_json::json!([
-            {"name": "staging", "instanceType": "ml.m5.large"},
-            {"name": "production", "instanceType": "ml.m5.large", "initialInstanceCount": 2,
-             "rollout": {"strategy": "Canary", "canarySize": {"type": "CapacityPercent", "value": 10}},
-             "autoscaling": {"minInstances": 2, "maxInstances": 4, "targetInvocationsPerInstance": 100}}
-        ]));
-        let message = not_implemented(&asking).unwrap();
-        assert!(message.starts_with("spec.stages[production].autoscaling: "), "{message}");
     }
 }

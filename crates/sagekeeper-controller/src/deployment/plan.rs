@@ -30,6 +30,9 @@ pub(super) enum DeployStep {
     Alarms(usize, String),
     /// The endpoint of stage `n` in an account.
     Endpoint(usize, String),
+    /// The autoscaling of stage `n`'s endpoint in an account: registered while the stage has
+    /// autoscaling, deregistered once it has none.
+    Scaling(usize, String),
     /// The endpoint of a stage in an account the spec no longer has there: removed.
     Remove(String, String),
 }
@@ -41,6 +44,7 @@ impl StepId for DeployStep {
             Self::Gate(_) => "Gate",
             Self::Alarms(..) => "Alarms",
             Self::Endpoint(..) => "Endpoint",
+            Self::Scaling(..) => "Scaling",
             Self::Remove(..) => "Remove",
         }
     }
@@ -86,6 +90,11 @@ impl AccountPlan {
     /// The last pass reported rollback alarms here.
     pub(super) fn had_alarms(&self) -> bool {
         self.before.as_ref().is_some_and(|b| !b.rollback_alarms.is_empty())
+    }
+
+    /// The last pass reported a scalable target here.
+    pub(super) fn had_scaling(&self) -> bool {
+        self.before.as_ref().is_some_and(|b| b.scaling_target.is_some())
     }
 }
 
@@ -135,7 +144,7 @@ impl Plan {
     /// The graph: a stage's gate needs the registry and the gate before it, and runs after the
     /// previous stage's endpoints whatever came of them (a stage that failed there verified
     /// nothing new, and holds nothing else back); each endpoint needs its stage's gate, and its
-    /// alarms when the stage has a rollout (or had one there).
+    /// alarms when the stage has a rollout (or had one there); its autoscaling needs it.
     pub(super) fn graph(&self) -> Vec<(DeployStep, Vec<DeployStep>, Vec<DeployStep>)> {
         use DeployStep as S;
         let mut steps = vec![(S::Registry, vec![], vec![])];
@@ -154,7 +163,10 @@ impl Plan {
                     steps.push((S::Alarms(n, name.clone()), vec![], vec![]));
                     needs.push(S::Alarms(n, name.clone()));
                 }
-                steps.push((S::Endpoint(n, name), needs, vec![]));
+                steps.push((S::Endpoint(n, name.clone()), needs, vec![]));
+                if stage.stage.autoscaling.is_some() || account.had_scaling() {
+                    steps.push((S::Scaling(n, name.clone()), vec![S::Endpoint(n, name)], vec![]));
+                }
             }
         }
         for leaving in self.leaving.iter().filter(|l| l.place.is_some()) {
@@ -337,6 +349,31 @@ pub(super) mod tests {
         // The account that left is removed on its own.
         assert_eq!(graph[&S::Remove("staging".into(), "old-staging".into())], (vec![], vec![]));
         assert_eq!(graph.len(), 1 + 2 + 3 + 1);
+    }
+
+    #[test]
+    fn alarms_come_before_a_guarded_endpoint_and_scaling_after_it_and_both_stay_to_be_removed() {
+        use DeployStep as S;
+        let mut plan = example();
+        let rollout = serde_json::from_value(serde_json::json!({"strategy": "AllAtOnce"})).unwrap();
+        plan.stages[1].stage.rollout = Some(rollout);
+        plan.stages[1].stage.autoscaling = Some(
+            serde_json::from_value(
+                serde_json::json!({"minInstances": 1, "maxInstances": 2, "targetInvocationsPerInstance": 10}),
+            )
+            .unwrap(),
+        );
+        // Staging has neither, but reported both last pass: they are removed.
+        plan.stages[0].accounts[0].before.as_mut().unwrap().rollback_alarms = vec!["a".into()];
+        plan.stages[0].accounts[0].before.as_mut().unwrap().scaling_target = Some("t".into());
+        let graph: BTreeMap<_, _> = plan.graph().into_iter().map(|(id, needs, after)| (id, (needs, after))).collect();
+        assert_eq!(graph[&S::Endpoint(1, "prod-a".into())].0, vec![S::Gate(1), S::Alarms(1, "prod-a".into())]);
+        assert_eq!(graph[&S::Scaling(1, "prod-b".into())].0, vec![S::Endpoint(1, "prod-b".into())]);
+        assert_eq!(graph[&S::Endpoint(0, "staging".into())].0, vec![S::Gate(0), S::Alarms(0, "staging".into())]);
+        assert!(graph.contains_key(&S::Scaling(0, "staging".into())));
+        assert_eq!(graph.len(), 1 + 2 + 3 + 1 + 3 + 3);
+        // Without either, and nothing reported, there are no such steps.
+        assert!(!example().graph().iter().any(|(id, ..)| matches!(id, S::Alarms(..) | S::Scaling(..))));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use futures::FutureExt;
 use sagekeeper_api::deployment::StageAccountStatus;
 use sagekeeper_api::naming::{DeploymentNames, EnvironmentNames};
 use sagekeeper_aws::alarms::{self, Alarms};
+use sagekeeper_aws::autoscaling::{self, ScalingPlan};
 use sagekeeper_aws::registry::{self, Approval as Registered, Version};
 use sagekeeper_aws::steps::{Changes, Owner};
 use sagekeeper_aws::{AwsError, Session, Shared, Snapshot};
@@ -30,7 +31,10 @@ pub(super) enum DeployOutput {
     Alarms(Arc<Alarms>),
     /// An account's endpoint and where it stands.
     Endpoint(Box<(StageAccountStatus, AccountState)>),
-    /// The stage has nothing to deploy (no version yet, or no package ARN).
+    /// The scalable target of an account's endpoint once the step ran (`None`: none of ours).
+    Scaling(Option<String>),
+    /// The stage has nothing to deploy (no version yet, or no package ARN), or a step had
+    /// nothing to do this pass.
     Idle,
     /// A leaving account's endpoint, configs and models are gone.
     Removed,
@@ -77,11 +81,13 @@ impl Pass<'_> {
     fn lane(&self, id: &DeployStep) -> Lane {
         let account = match id {
             DeployStep::Registry | DeployStep::Gate(_) => &self.plan.dev.account_id,
-            DeployStep::Alarms(n, name) | DeployStep::Endpoint(n, name) => self.plan.stages[*n]
-                .accounts
-                .iter()
-                .find(|a| &a.place.name == name)
-                .map_or(name, |a| &a.place.account_id),
+            DeployStep::Alarms(n, name) | DeployStep::Endpoint(n, name) | DeployStep::Scaling(n, name) => {
+                self.plan.stages[*n]
+                    .accounts
+                    .iter()
+                    .find(|a| &a.place.name == name)
+                    .map_or(name, |a| &a.place.account_id)
+            }
             DeployStep::Remove(stage, name) => self
                 .plan
                 .leaving
@@ -90,7 +96,11 @@ impl Pass<'_> {
                 .and_then(|l| l.place.as_ref())
                 .map_or(name, |p| &p.account_id),
         };
-        let service = if matches!(id, DeployStep::Alarms(..)) { Service::CloudWatch } else { Service::SageMaker };
+        let service = match id {
+            DeployStep::Alarms(..) => Service::CloudWatch,
+            DeployStep::Scaling(..) => Service::AutoScaling,
+            _ => Service::SageMaker,
+        };
         Lane::new(account, service)
     }
 
@@ -197,6 +207,40 @@ impl Pass<'_> {
                     Ok(endpoint) => Done::Ready(DeployOutput::Endpoint(Box::new(endpoint))),
                     Err((e, resource)) => Done::Failed(Failure::new(e, format!("{resource} in AwsAccount {name}"))),
                 }
+            }
+            S::Scaling(n, name) => {
+                let stage = &plan.stages[*n];
+                let Some(account) = stage.accounts.iter().find(|a| &a.place.name == name) else {
+                    return Done::missing(&id);
+                };
+                let Some(DeployOutput::Endpoint(endpoint)) = inputs.get(&S::Endpoint(*n, name.clone())) else {
+                    return Done::Ready(DeployOutput::Idle);
+                };
+                let (status, state) = &**endpoint;
+                let session = self.session(&account.place.access);
+                let what = format!("the scalable target of endpoint {} in AwsAccount {name}", stage.endpoint);
+                let scaled = match &stage.stage.autoscaling {
+                    // Registered on a serving endpoint only (SageMaker refuses one in transition).
+                    Some(scaling) if *state == AccountState::Serving => {
+                        let plan = ScalingPlan {
+                            endpoint: stage.endpoint.clone(),
+                            min: scaling.min_instances,
+                            max: scaling.max_instances,
+                            target_invocations: scaling.target_invocations_per_instance,
+                            scale_in_cooldown: scaling.scale_in_cooldown_seconds,
+                            scale_out_cooldown: scaling.scale_out_cooldown_seconds,
+                        };
+                        let known = status.scaling_target.is_some();
+                        autoscaling::ensure(&session, &self.plan.owner, &plan, known, self.changes)
+                            .await
+                            .map(|()| DeployOutput::Scaling(Some(autoscaling::resource_id(&stage.endpoint))))
+                    }
+                    Some(_) => Ok(DeployOutput::Idle),
+                    None => autoscaling::deregister(&session, &self.plan.owner, &stage.endpoint, self.changes)
+                        .await
+                        .map(|()| DeployOutput::Scaling(None)),
+                };
+                Done::from_aws(scaled, what)
             }
             S::Remove(stage, name) => {
                 let Some(place) = plan

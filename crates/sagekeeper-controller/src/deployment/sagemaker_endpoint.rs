@@ -12,6 +12,7 @@ use sagekeeper_api::naming::{DeploymentNames, EnvironmentNames};
 use sagekeeper_aws::AwsError;
 use sagekeeper_aws::Session;
 use sagekeeper_aws::alarms::{self, AlarmPlan, Alarms, Watch};
+use sagekeeper_aws::autoscaling;
 use sagekeeper_aws::sagemaker_endpoints::{
     self as aws, Capacity, CapturePlan, ConfigPlan, EndpointState, EndpointStatus, Guardrails, ModelPlan, Traffic,
 };
@@ -178,10 +179,16 @@ impl Place<'_> {
             key: key.clone(),
         });
         let volume_key = (!local_nvme(&self.stage.instance_type)).then_some(key);
+        // With autoscaling the count is the scaler's: not part of what makes the config, so a
+        // scale event never makes a new one (and a new one carries the count it finds).
+        let count = match &self.stage.autoscaling {
+            Some(_) => "autoscaled".to_owned(),
+            None => self.stage.initial_instance_count.to_string(),
+        };
         let settings = [
             model.name.clone(),
             self.stage.instance_type.clone(),
-            self.stage.initial_instance_count.to_string(),
+            count,
             volume_key.clone().unwrap_or_default(),
             capture.as_ref().map(|c| format!("{}|{}|{}", c.percentage, c.destination, c.key)).unwrap_or_default(),
         ]
@@ -219,6 +226,17 @@ pub(super) async fn converge(
     Ok((out, state))
 }
 
+/// The model and the endpoint config, made unless they exist.
+async fn ensure_both(
+    session: &Session,
+    owner: &Owner,
+    (model, config): (&ModelPlan, &ConfigPlan),
+    changes: &Changes,
+) -> Result<(), (AwsError, String)> {
+    aws::ensure_model(session, owner, model, changes).await.map_err(on(format!("model {}", model.name)))?;
+    aws::ensure_config(session, owner, config, changes).await.map_err(on(format!("endpoint config {}", config.name)))
+}
+
 /// An AWS failure on `what`.
 fn on(what: impl Into<String>) -> impl FnOnce(AwsError) -> (AwsError, String) {
     let what = what.into();
@@ -241,19 +259,13 @@ async fn converge_endpoint(
             alarms.missing.join(", "),
         )));
     }
-    let config = place.config(&model);
+    let mut config = place.config(&model);
     // A failure of another config is history once the spec or the version moved on.
     if out.failed_endpoint_config_name.as_deref() != Some(config.name.as_str()) {
         out.failed_endpoint_config_name = None;
         out.failure_reason = None;
     }
     let failed_before = out.failed_endpoint_config_name.is_some();
-    let ensure_both = async {
-        aws::ensure_model(session, place.owner, &model, changes).await.map_err(on(format!("model {}", model.name)))?;
-        aws::ensure_config(session, place.owner, &config, changes)
-            .await
-            .map_err(on(format!("endpoint config {}", config.name)))
-    };
     let described = aws::describe_endpoint(session, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?;
     let Some(state) = described else {
         if let Some(why) = &place.hold {
@@ -265,7 +277,7 @@ async fn converge_endpoint(
                 "{reason} (the endpoint is gone; the failed config is not tried again until the spec or the version changes)"
             )));
         }
-        ensure_both.await?;
+        ensure_both(session, place.owner, (&model, &config), changes).await?;
         let arn = aws::create_endpoint(session, place.owner, &endpoint, &config.name, changes)
             .await
             .map_err(on(format!("endpoint {endpoint}")))?;
@@ -288,6 +300,11 @@ async fn converge_endpoint(
     out.endpoint_arn = Some(state.arn.clone());
     out.endpoint_status = Some(state.status.to_string());
     out.endpoint_config_name = Some(state.config.clone());
+    out.current_instance_count = state.instances;
+    if let (Some(scaling), Some(now)) = (&place.stage.autoscaling, state.instances) {
+        // A new config carries the count the scaler chose.
+        config.instance_count = now.clamp(scaling.min_instances, scaling.max_instances);
+    }
     if serving && !wrong_config {
         // Newly serving (or its last cleanup failed): the models and configs it used before go.
         // `modelName` is recorded only once that is done, so a failed cleanup is tried again.
@@ -357,7 +374,20 @@ async fn converge_endpoint(
                     (_, state) => state,
                 });
             }
-            ensure_both.await?;
+            ensure_both(session, place.owner, (&model, &config), changes).await?;
+            if out.scaling_target.is_some() {
+                // SageMaker refuses to change a scaled variant's instance type: the target goes
+                // first, and the Scaling step registers it again once the update is done.
+                let from = aws::config_instance_type(session, &state.config)
+                    .await
+                    .map_err(on(format!("endpoint config {}", state.config)))?;
+                if from.as_deref() != Some(config.instance_type.as_str()) {
+                    autoscaling::deregister(session, place.owner, &endpoint, changes)
+                        .await
+                        .map_err(on(format!("the scalable target of endpoint {endpoint}")))?;
+                    out.scaling_target = None;
+                }
+            }
             let guard = place.stage.rollout.as_ref().zip(place.alarms);
             let guard = guard.map(|(rollout, alarms)| guardrails(rollout, config.instance_count, &alarms.names));
             match aws::update_endpoint(session, &state, &endpoint, &config.name, guard.as_ref(), changes).await {
@@ -397,8 +427,8 @@ fn failed(out: &mut StageAccountStatus, config: &ConfigPlan, state: &EndpointSta
     AccountState::Failed(reason)
 }
 
-/// Removes a stage's endpoint in one account, then its configs, models and alarms (only what
-/// carries our owner-uid). Ready once all are gone.
+/// Removes a stage's endpoint in one account (its scalable target first), then its configs,
+/// models and alarms (only what carries our owner-uid). Ready once all are gone.
 pub(super) async fn teardown(
     session: &Session,
     owner: &Owner,
@@ -406,6 +436,7 @@ pub(super) async fn teardown(
     alarms: &[String],
     changes: &Changes,
 ) -> StepResult<()> {
+    autoscaling::deregister(session, owner, endpoint, changes).await?;
     match aws::delete_endpoint(session, owner, endpoint, changes).await? {
         Step::Ready(()) => {
             aws::remove_unused(session, owner, endpoint, &[], changes).await?;

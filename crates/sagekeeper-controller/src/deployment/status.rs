@@ -257,6 +257,8 @@ pub(super) fn fold(
             Some(Ran::Done(Done::Failed(f))) => Seen::Failed(f),
             _ => Seen::Not,
         });
+        let mut folded = folded;
+        scaling(plan_stage, n, results, &mut folded);
         summary.push(gate::summary(&folded.status, decision.waiting_for));
         holding.failed.extend(folded.failed);
         holding.deploying.extend(folded.deploying);
@@ -285,6 +287,22 @@ pub(super) fn fold(
     report.extra = conditions(plan, &model, promotion_pending);
     report.notes = notes;
     (report, drift)
+}
+
+/// Each account's scalable target as its Scaling step left it; a failure holds the stage up.
+fn scaling(plan: &StagePlan, n: usize, results: &Results<DeployStep, DeployOutput>, fold: &mut StageFold) {
+    for account in &mut fold.status.accounts {
+        match results.get(&DeployStep::Scaling(n, account.account.clone())) {
+            Some(Ran::Done(Done::Ready(DeployOutput::Scaling(target)))) => account.scaling_target.clone_from(target),
+            Some(Ran::Done(Done::Failed(f))) => {
+                let line =
+                    format!("stage {}: {}: {}: {}", plan.stage.name, account.account, f.error.code, f.error.message);
+                fold.deploying.get_or_insert(line);
+                fold.error.get_or_insert_with(|| f.clone());
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Accounts that left: each stays in status until its endpoint is gone.
