@@ -349,6 +349,22 @@ fn cases() -> Vec<Case> {
             "spec.stages[].rollout.strategy: Canary and Linear are not available on ml.inf1",
         ),
         case(
+            "canary with autoscaling down to one instance",
+            "ModelDeployment",
+            one_stage(json!({"initialInstanceCount": 2,
+                "rollout": {"strategy": "Canary", "canarySize": {"type": "CapacityPercent", "value": 10}},
+                "autoscaling": {"minInstances": 1, "maxInstances": 4, "targetInvocationsPerInstance": 10}})),
+            "spec.stages[].autoscaling.minInstances: Canary and Linear need at least 2 instances at any scale",
+        ),
+        case(
+            "linear instance steps below a tenth of the autoscaling maximum",
+            "ModelDeployment",
+            one_stage(json!({"initialInstanceCount": 4,
+                "rollout": {"strategy": "Linear", "linearStepSize": {"type": "InstanceCount", "value": 1}},
+                "autoscaling": {"minInstances": 2, "maxInstances": 20, "targetInvocationsPerInstance": 10}})),
+            "spec.stages[].rollout.linearStepSize: 10% of autoscaling.maxInstances",
+        ),
+        case(
             "canary on a single instance",
             "ModelDeployment",
             one_stage(

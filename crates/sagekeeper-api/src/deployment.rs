@@ -81,6 +81,15 @@ fn latest_approved() -> String {
     "!has(self.rollout) || !has(self.rollout.linearStepSize) || self.rollout.linearStepSize.type != 'InstanceCount' || ((self.initialInstanceCount + self.rollout.linearStepSize.value - 1) / self.rollout.linearStepSize.value + 1) * self.rollout.bakeSeconds <= 27000"
 ).message("spec.stages[].rollout.bakeSeconds: every linear step and the termination wait bake this long, and a deployment may take at most 8 hours (27000 s of baking)").field_path(".rollout.bakeSeconds"))]
 #[x_kube(validation = Rule::new(
+    "!has(self.rollout) || !has(self.autoscaling) || self.rollout.strategy == 'AllAtOnce' || self.autoscaling.minInstances >= 2"
+).message("spec.stages[].autoscaling.minInstances: Canary and Linear need at least 2 instances at any scale").field_path(".autoscaling.minInstances"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.rollout) || !has(self.autoscaling) || !has(self.rollout.canarySize) || self.rollout.canarySize.type != 'InstanceCount' || self.rollout.canarySize.value * 2 <= self.autoscaling.minInstances"
+).message("spec.stages[].rollout.canarySize: at most half of autoscaling.minInstances (the fleet may be scaled down to it)").field_path(".rollout.canarySize"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.rollout) || !has(self.autoscaling) || !has(self.rollout.linearStepSize) || self.rollout.linearStepSize.type != 'InstanceCount' || (self.rollout.linearStepSize.value * 10 >= self.autoscaling.maxInstances && self.rollout.linearStepSize.value * 2 <= self.autoscaling.minInstances && ((self.autoscaling.maxInstances + self.rollout.linearStepSize.value - 1) / self.rollout.linearStepSize.value + 1) * self.rollout.bakeSeconds <= 27000)"
+).message("spec.stages[].rollout.linearStepSize: 10% of autoscaling.maxInstances to 50% of autoscaling.minInstances, within 27000 s of baking at the most instances (the fleet may be scaled anywhere between)").field_path(".rollout.linearStepSize"))]
+#[x_kube(validation = Rule::new(
     "!has(self.autoscaling) || (self.autoscaling.minInstances <= self.initialInstanceCount && self.initialInstanceCount <= self.autoscaling.maxInstances)"
 ).message("spec.stages[].autoscaling: minInstances <= initialInstanceCount <= maxInstances").field_path(".autoscaling"))]
 pub struct Stage {

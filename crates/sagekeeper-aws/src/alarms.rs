@@ -146,6 +146,8 @@ pub struct Alarms {
     pub names: Vec<String>,
     /// The team's alarms that are not in the account.
     pub missing: Vec<String>,
+    /// Read from AWS this pass (not carried over from the last one while an update runs).
+    pub checked: bool,
 }
 
 /// Creates or repairs our alarms (`plans`), and looks up the team's (`theirs`), in one
@@ -184,7 +186,7 @@ pub async fn ensure(
     }
     let missing = theirs.iter().filter(|n| find(n).is_none()).cloned().collect();
     let names = all.into_iter().filter(|n| plans.iter().any(|p| &p.name == n) || find(n).is_some()).collect();
-    Ok(Alarms { names, missing })
+    Ok(Alarms { names, missing, checked: true })
 }
 
 async fn put(cw: &Client, owner: &Owner, plan: &AlarmPlan) -> Result<(), AwsError> {

@@ -17,8 +17,9 @@ use crate::sagemaker_tags::{pairs, tags};
 use crate::sessions::Session;
 use crate::steps::{Action, Changes, Owner, Step, StepResult};
 
-/// Tag on an endpoint: the config sagekeeper last moved it to, and the endpoint's own last
-/// modification time (AWS's clock) when it did (`<config>@<unix milliseconds>`). Written before
+/// Tag on an endpoint: the config sagekeeper last moved it to, the endpoint's own last
+/// modification time (AWS's clock) when it did, and when the update was sent (the controller's
+/// clock): `<config>@<unix milliseconds>@<unix milliseconds>`. Written before
 /// UpdateEndpoint and left in place, so after a crash a rollback that happened after the mark is
 /// recognised as that config's failure and the update is not started a second time; taken off
 /// once the failure is recorded.
@@ -27,8 +28,17 @@ pub const UPDATING_TO_TAG: &str = "sagekeeper.io/updating-to";
 /// The config and time (unix milliseconds) of the update mark among an endpoint's tags.
 pub fn update_mark(tags: &[(String, String)]) -> Option<(String, u128)> {
     let (_, value) = tags.iter().find(|(k, _)| k == UPDATING_TO_TAG)?;
-    let (config, at) = value.rsplit_once('@')?;
+    let mut parts = value.split('@');
+    let (config, at) = (parts.next()?, parts.next()?);
     Some((config.to_owned(), at.parse().ok()?))
+}
+
+/// When the marked update was sent, by the controller's clock (the mark's third part; a mark
+/// written before it had one gives the endpoint's change instead).
+pub fn marked_at(tags: &[(String, String)]) -> Option<SystemTime> {
+    let (_, value) = tags.iter().find(|(k, _)| k == UPDATING_TO_TAG)?;
+    let millis: u64 = value.split('@').skip(1).last()?.parse().ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }
 
 /// When the endpoint last changed, in unix milliseconds (the mark's resolution).
@@ -36,10 +46,12 @@ fn changed_millis(endpoint: &EndpointState) -> Option<u128> {
     endpoint.changed.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_millis())
 }
 
-/// The mark for a move of `endpoint` to `config`.
+/// The mark for a move of `endpoint` to `config`: the endpoint's last change (AWS's clock, to
+/// tell a later rollback) and now (to tell which alarms went off since).
 fn mark(endpoint: &EndpointState, config: &str) -> Tag {
     let at = changed_millis(endpoint).unwrap_or_default();
-    Tag::builder().key(UPDATING_TO_TAG).value(format!("{config}@{at}")).build()
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
+    Tag::builder().key(UPDATING_TO_TAG).value(format!("{config}@{at}@{now}")).build()
 }
 
 /// A model served from a model package (any account's registry), in the account's network.
@@ -505,13 +517,6 @@ pub fn rolled_back_from(endpoint: &EndpointState, tags: &[(String, String)], con
     endpoint.failure_reason.is_some()
         && marked == config
         && changed_millis(endpoint).is_some_and(|changed| changed > at)
-}
-
-/// When the update the mark records began (the endpoint's last change before it): an alarm that
-/// went into ALARM since then may have rolled it back.
-pub fn marked_at(tags: &[(String, String)]) -> Option<SystemTime> {
-    let (_, at) = update_mark(tags)?;
-    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(u64::try_from(at).ok()?))
 }
 
 /// Takes the update mark off once its failure is recorded, so the same config may be tried

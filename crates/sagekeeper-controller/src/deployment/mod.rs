@@ -135,8 +135,18 @@ impl Kind for ModelDeployment {
         }
         let names = DeploymentNames::new(&namespace, &self.name_any());
         let env_names = EnvironmentNames::new(&namespace, env_name);
-        let places: Vec<(String, plan::Place)> =
-            places.iter().map(|(stage, account)| (stage.clone(), plan::Place::of(account, &env.spec.region))).collect();
+        let extras = |stage: &str, account: &str| {
+            let recorded = status.stages.iter().filter(|s| s.name == stage).flat_map(|s| &s.accounts);
+            let recorded = recorded.into_iter().find(|a| a.account == account);
+            plan::Extras::of(recorded, self.spec.stages.iter().find(|s| s.name == stage))
+        };
+        let places: Vec<(String, plan::Place, plan::Extras)> = places
+            .iter()
+            .map(|(stage, account)| {
+                let extras = extras(stage, &account.name_any());
+                (stage.clone(), plan::Place::of(account, &env.spec.region), extras)
+            })
+            .collect();
         let changes = Changes::default();
         let results = run::teardown(ctx, (&names, &env_names), &plan::owner(self), &places, &changes).await;
         let notes = change_notes(&changes.take(), false);

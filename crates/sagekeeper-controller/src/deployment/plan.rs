@@ -108,6 +108,26 @@ pub(super) struct StagePlan {
     pub(super) accounts: Vec<AccountPlan>,
 }
 
+/// What a stage's endpoint may have besides itself in an account, and so what its removal
+/// looks for: rollback alarms, a scalable target (not looked for otherwise, so an account whose
+/// sagekeeper role has no alarm or scaling permissions can still be cleaned up).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Extras {
+    pub(super) alarms: bool,
+    pub(super) scaling: bool,
+}
+
+impl Extras {
+    /// From what the status recorded there and what the spec's stage (if still there) asks.
+    pub(super) fn of(status: Option<&StageAccountStatus>, stage: Option<&Stage>) -> Self {
+        Self {
+            alarms: status.is_some_and(|s| !s.rollback_alarms.is_empty()) || stage.is_some_and(|s| s.rollout.is_some()),
+            scaling: status.is_some_and(|s| s.scaling_target.is_some())
+                || stage.is_some_and(|s| s.autoscaling.is_some()),
+        }
+    }
+}
+
 /// An account a stage left (or of a stage that left), as the status knows it.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Leaving {

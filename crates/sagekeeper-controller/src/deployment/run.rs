@@ -14,7 +14,7 @@ use sagekeeper_aws::steps::{Changes, Owner};
 use sagekeeper_aws::{AwsError, Session, Shared, Snapshot};
 
 use super::gate::{self, Decision};
-use super::plan::{DeployStep, Place, Plan};
+use super::plan::{DeployStep, Extras, Place, Plan};
 use super::sagemaker_endpoint::{self, AccountState, Place as Target};
 use super::status;
 use crate::context::Context;
@@ -145,13 +145,15 @@ impl Pass<'_> {
                 let session = self.session(&account.place.access);
                 let (names, env, owner) = (&plan.names, &plan.env_names, &plan.owner);
                 let known = account.before.as_ref().map(|b| b.rollback_alarms.as_slice()).unwrap_or_default();
-                // While an update is in flight AWS watches the alarms it was given: not read again.
-                let in_flight = account.before.as_ref().is_some_and(|b| {
-                    matches!(b.endpoint_status.as_deref(), Some("Creating" | "Updating"))
-                        && !b.rollback_alarms.is_empty()
-                });
+                // While an update is in flight AWS watches the alarms it was given: they are
+                // neither read again nor removed (a rollback names them), and the Endpoint step
+                // reads them afresh before it starts another update.
+                let in_flight = !known.is_empty()
+                    && account.before.as_ref().is_some_and(|b| {
+                        matches!(b.endpoint_status.as_deref(), Some("Creating" | "Updating" | "RollingBack"))
+                    });
                 let kept = match &stage.stage.rollout {
-                    Some(_) if in_flight => Ok(Alarms { names: known.to_vec(), missing: Vec::new() }),
+                    _ if in_flight => Ok(Alarms { names: known.to_vec(), missing: Vec::new(), checked: false }),
                     Some(rollout) => {
                         let ours = sagemaker_endpoint::alarm_plans(names, env, &stage.stage.name, &rollout.alarms);
                         let theirs = &rollout.alarms.alarm_names;
@@ -220,8 +222,10 @@ impl Pass<'_> {
                 let session = self.session(&account.place.access);
                 let what = format!("the scalable target of endpoint {} in AwsAccount {name}", stage.endpoint);
                 let scaled = match &stage.stage.autoscaling {
-                    // Registered on a serving endpoint only (SageMaker refuses one in transition).
-                    Some(scaling) if *state == AccountState::Serving => {
+                    // Registered on an endpoint in service and not in transition (SageMaker
+                    // refuses one that is): the wanted config, or the last good one after a
+                    // failed update.
+                    Some(scaling) if status.endpoint_status.as_deref() == Some("InService") && settled(state) => {
                         let plan = ScalingPlan {
                             endpoint: stage.endpoint.clone(),
                             min: scaling.min_instances,
@@ -251,7 +255,11 @@ impl Pass<'_> {
                 else {
                     return Done::missing(&id);
                 };
-                match remove(self.ctx, (&plan.names, &plan.env_names), &plan.owner, stage, place, self.changes).await {
+                let leaving = plan.leaving.iter().find(|l| &l.stage == stage && &l.status.account == name);
+                let spec = plan.stages.iter().find(|s| &s.stage.name == stage).map(|s| &s.stage);
+                let extras = Extras::of(leaving.map(|l| &l.status), spec);
+                let names = (&plan.names, &plan.env_names);
+                match remove(self.ctx, names, &plan.owner, (stage, extras), place, self.changes).await {
                     Done::Pending { why, retry_after } => {
                         Done::Pending { why: format!("removing: {why}"), retry_after }
                     }
@@ -262,19 +270,28 @@ impl Pass<'_> {
     }
 }
 
+/// The endpoint serves something and nothing moves it now: serving the wanted config, or kept
+/// after a failed one.
+fn settled(state: &AccountState) -> bool {
+    matches!(
+        state,
+        AccountState::Serving | AccountState::Failed(_) | AccountState::RolledBack(_) | AccountState::Held(_)
+    )
+}
+
 /// Removes a stage's endpoint, configs and models in one account.
 async fn remove(
     ctx: &Context,
     (names, env): (&DeploymentNames, &EnvironmentNames),
     owner: &Owner,
-    stage: &str,
+    (stage, extras): (&str, Extras),
     place: &Place,
     changes: &Changes,
 ) -> Done<DeployOutput> {
     let (endpoint, name) = (names.endpoint(stage), &place.name);
     let session = ctx.sessions.session(&place.access);
-    let alarms = sagemaker_endpoint::alarm_names(names, env, stage);
-    let removed = sagemaker_endpoint::teardown(&session, owner, &endpoint, &alarms, changes).await;
+    let alarms = if extras.alarms { sagemaker_endpoint::alarm_names(names, env, stage) } else { Vec::new() };
+    let removed = sagemaker_endpoint::teardown(&session, owner, &endpoint, (&alarms, extras.scaling), changes).await;
     match Done::from_step(removed, format!("endpoint {endpoint} in AwsAccount {name}")) {
         Done::Pending { why, .. } => {
             Done::Pending { why: format!("{why} in AwsAccount {name}"), retry_after: Some(Duration::from_secs(2)) }
@@ -289,15 +306,15 @@ pub(super) async fn teardown(
     ctx: &Context,
     names: (&DeploymentNames, &EnvironmentNames),
     owner: &Owner,
-    places: &[(String, Place)],
+    places: &[(String, Place, Extras)],
     changes: &Changes,
 ) -> Results<DeployStep, DeployOutput> {
     let steps = places
         .iter()
-        .map(|(stage, place)| {
+        .map(|(stage, place, extras)| {
             let id = DeployStep::Remove(stage.clone(), place.name.clone());
             Step::new(id, vec![], Lane::new(&place.account_id, Service::SageMaker), move |_| {
-                async move { remove(ctx, names, owner, stage, place, changes).await }.boxed()
+                async move { remove(ctx, names, owner, (stage, *extras), place, changes).await }.boxed()
             })
         })
         .collect();

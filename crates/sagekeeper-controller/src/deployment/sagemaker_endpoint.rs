@@ -291,7 +291,10 @@ async fn converge_endpoint(
     // write to it or any judgement of a failure.
     let first_sight = before.and_then(|b| b.endpoint_arn.as_deref()) != Some(state.arn.as_str());
     let wrong_config = state.config != config.name;
-    let serving = state.status.serves() && state.pending_config.is_none();
+    // The scaler changing the instance count makes the endpoint Updating on the same config,
+    // with no deployment pending: it serves all along.
+    let scaling_now = place.stage.autoscaling.is_some() && state.status == EndpointStatus::Updating && !wrong_config;
+    let serving = (state.status.serves() || scaling_now) && state.pending_config.is_none();
     let tags = if first_sight || ((wrong_config || !serving) && !state.in_progress()) {
         aws::endpoint_tags(session, place.owner, &state, &endpoint).await.map_err(on(format!("endpoint {endpoint}")))?
     } else {
@@ -347,6 +350,11 @@ async fn converge_endpoint(
             // While the wanted config is the failed one, nothing moves (not even drift back):
             // a person decides with a new version or a change of the stage.
             if failed_before {
+                // The failure is in the status now: the mark may go, so the same config can be
+                // tried again once the spec or the version moved away and back.
+                if aws::update_mark(&tags).is_some_and(|(marked, _)| marked == config.name) {
+                    aws::clear_mark(session, &state).await.map_err(on(format!("endpoint {endpoint}")))?;
+                }
                 return Ok(AccountState::Failed(out.failure_reason.clone().unwrap_or_default()));
             }
             if aws::rolled_back_from(&state, &tags, &config.name) {
@@ -357,13 +365,16 @@ async fn converge_endpoint(
                         }
                         all
                     });
-                let fired = match aws::marked_at(&tags) {
+                // Alarms that went off since the update was sent, less a minute for the clocks.
+                let since = aws::marked_at(&tags).and_then(|t| t.checked_sub(Duration::from_secs(60)));
+                let fired = match since {
                     Some(since) if !watched.is_empty() => alarms::fired_since(session, &watched, since)
                         .await
                         .map_err(on(format!("the rollback alarms of endpoint {endpoint}")))?,
                     _ => Vec::new(),
                 };
-                aws::clear_mark(session, &state).await.map_err(on(format!("endpoint {endpoint}")))?;
+                // The mark stays until the status holds the failure (the next pass takes it
+                // off): a crash before the status write must not send the update again.
                 let state = failed(out, &config, &state);
                 return Ok(match (fired.is_empty(), state) {
                     (false, AccountState::Failed(reason)) => {
@@ -373,6 +384,13 @@ async fn converge_endpoint(
                     }
                     (_, state) => state,
                 });
+            }
+            if place.alarms.is_some_and(|a| !a.checked) {
+                // The alarms were carried over from the update that just ended: read them again.
+                return Ok(AccountState::Deploying(
+                    Duration::from_secs(1),
+                    format!("reading the rollback alarms of endpoint {endpoint} before moving it"),
+                ));
             }
             ensure_both(session, place.owner, (&model, &config), changes).await?;
             if out.scaling_target.is_some() {
@@ -433,14 +451,18 @@ pub(super) async fn teardown(
     session: &Session,
     owner: &Owner,
     endpoint: &str,
-    alarms: &[String],
+    (alarms, scaled): (&[String], bool),
     changes: &Changes,
 ) -> StepResult<()> {
-    autoscaling::deregister(session, owner, endpoint, changes).await?;
+    if scaled {
+        autoscaling::deregister(session, owner, endpoint, changes).await?;
+    }
     match aws::delete_endpoint(session, owner, endpoint, changes).await? {
         Step::Ready(()) => {
             aws::remove_unused(session, owner, endpoint, &[], changes).await?;
-            alarms::remove(session, owner, alarms, changes).await?;
+            if !alarms.is_empty() {
+                alarms::remove(session, owner, alarms, changes).await?;
+            }
             Ok(Step::Ready(()))
         }
         pending => Ok(pending),

@@ -295,6 +295,11 @@ fn scaling(plan: &StagePlan, n: usize, results: &Results<DeployStep, DeployOutpu
         match results.get(&DeployStep::Scaling(n, account.account.clone())) {
             Some(Ran::Done(Done::Ready(DeployOutput::Scaling(target)))) => account.scaling_target.clone_from(target),
             Some(Ran::Done(Done::Failed(f))) => {
+                // It may have been registered before the failure: recorded, so that removing
+                // autoscaling (or the stage) still deregisters it.
+                if plan.stage.autoscaling.is_some() {
+                    account.scaling_target = Some(sagekeeper_aws::autoscaling::resource_id(&plan.endpoint));
+                }
                 let line =
                     format!("stage {}: {}: {}: {}", plan.stage.name, account.account, f.error.code, f.error.message);
                 fold.deploying.get_or_insert(line);
