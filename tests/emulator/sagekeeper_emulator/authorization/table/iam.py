@@ -170,3 +170,17 @@ def create_access_key(ctx: Ctx):
 @operation("iam", "GetUser", grant("iam:GetUser", "user"))
 def get_user(ctx: Ctx):
     return [ctx.check("iam:GetUser", "user", _user(ctx))]
+
+
+@operation("iam", "CreateServiceLinkedRole", grant("iam:CreateServiceLinkedRole", "role", "iam:AWSServiceName"))
+def create_service_linked_role(ctx: Ctx):
+    """Authorized on the role it makes, `role/aws-service-role/<service>/<name>`: the name AWS
+    gives Application Auto Scaling's SageMaker role, a placeholder for other services'."""
+    from ... import autoscaling
+
+    service = ctx.param("AWSServiceName") or ""
+    if service == autoscaling.LINKED_SERVICE:
+        arn = autoscaling.service_linked_role_arn(ctx.account)
+    else:
+        arn = f"arn:aws:iam::{ctx.account}:role/aws-service-role/{service}/AWSServiceRoleFor{service.split('.')[0].title()}"
+    return [ctx.check("iam:CreateServiceLinkedRole", "role", arn, keys={"iam:AWSServiceName": [service]})]
