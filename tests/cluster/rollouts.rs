@@ -9,7 +9,9 @@ use kube::api::{Api, Patch, PatchParams};
 use sagekeeper_api::deployment::StagePhase;
 use sagekeeper_api::naming::EnvironmentNames;
 use sagekeeper_api::{DataScienceEnvironment, ModelDeployment};
+use sagekeeper_aws::sdk::cloudwatch::Client as CloudWatch;
 use sagekeeper_aws::sdk::cloudwatch::error::ProvideErrorMetadata;
+use sagekeeper_aws::sdk::cloudwatch::operation::put_metric_alarm::builders::PutMetricAlarmFluentBuilder as PutMetricAlarm;
 use sagekeeper_aws::sdk::cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
 use sagekeeper_aws::sdk::sagemaker::types::ModelApprovalStatus;
 use sagekeeper_tests::{TestEnv, eventually};
@@ -79,6 +81,19 @@ fn tally(t: &TestEnv, account: &str, from: usize) -> BTreeMap<String, usize> {
         *by.entry(call.operation).or_default() += 1;
     }
     by
+}
+
+/// A PutMetricAlarm of a one-minute Sum above 1 on `metric`, as a person (or an attacker) sends it.
+fn metric_alarm(cw: &CloudWatch, name: &str, namespace: &str, metric: &str) -> PutMetricAlarm {
+    cw.put_metric_alarm()
+        .alarm_name(name)
+        .namespace(namespace)
+        .metric_name(metric)
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
 }
 
 /// One guarded update as the emulator ran it: strategy, traffic steps (percent, status), outcome.
@@ -229,20 +244,7 @@ async fn an_alarm_firing_while_a_canary_bakes_rolls_it_back_and_the_stage_fails_
     );
     assert!(calls(&t, 2, "CreateEndpoint").is_empty());
     let staging_admin = t.clients(&t.account(2)).await;
-    staging_admin
-        .cloudwatch
-        .put_metric_alarm()
-        .alarm_name(&team_alarm)
-        .namespace("Team/Fraud")
-        .metric_name("DeclinedPayments")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(100.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .unwrap();
+    metric_alarm(&staging_admin.cloudwatch, &team_alarm, "Team/Fraud", "DeclinedPayments").send().await.unwrap();
     t.poke(&api, "churn").await;
     let d = until(&api, "churn", "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
     let account = stage(&d, "staging").accounts[0].clone();
@@ -288,48 +290,20 @@ async fn an_alarm_firing_while_a_canary_bakes_rolls_it_back_and_the_stage_fails_
     let deployer = t.clients_as_controller(&t.account(2)).await.cloudwatch;
     let denied =
         |code: Option<&str>, what: &str| assert_eq!(code, Some("AccessDenied"), "sagekeeper's role could {what}");
-    let overwrite = deployer
-        .put_metric_alarm()
-        .alarm_name(&team_alarm)
-        .namespace("AWS/SageMaker")
-        .metric_name("Invocations")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1e9)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+    let overwrite = metric_alarm(&deployer, &team_alarm, "AWS/SageMaker", "Invocations")
         .tags(Tag::builder().key("sagekeeper.io/owner-uid").value("x").build())
         .send()
         .await;
     denied(overwrite.as_ref().err().and_then(|e| e.code()), "overwrite the team's alarm");
     let delete = deployer.delete_alarms().alarm_names(&team_alarm).send().await;
     denied(delete.as_ref().err().and_then(|e| e.code()), "delete the team's alarm");
-    let acting = deployer
-        .put_metric_alarm()
-        .alarm_name(&ours)
-        .namespace("AWS/SageMaker")
-        .metric_name("Invocation5XXErrors")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(3.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+    let acting = metric_alarm(&deployer, &ours, "AWS/SageMaker", "Invocation5XXErrors")
         .alarm_actions("arn:aws:automate:us-east-1:ec2:terminate")
         .tags(Tag::builder().key("sagekeeper.io/owner-uid").value("x").build())
         .send()
         .await;
     denied(acting.as_ref().err().and_then(|e| e.code()), "give its alarm an action");
-    staging_admin
-        .cloudwatch
-        .put_metric_alarm()
-        .alarm_name("sagekeeper-made-by-someone-else")
-        .namespace("AWS/SageMaker")
-        .metric_name("Invocations")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+    metric_alarm(&staging_admin.cloudwatch, "sagekeeper-made-by-someone-else", "AWS/SageMaker", "Invocations")
         .send()
         .await
         .unwrap();

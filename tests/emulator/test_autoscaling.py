@@ -343,7 +343,7 @@ def test_tags_of_a_target_round_trip_and_are_checked(scaling, account):
 def test_the_first_registration_needs_create_service_linked_role_under_enforce(emulator):
     world = World(emulator)
     endpoint(world.admin)
-    register_only = allow("application-autoscaling:RegisterScalableTarget")
+    register_only = allow(["application-autoscaling:RegisterScalableTarget", *SCALES_ENDPOINTS])
     scaling = world.session("register-only", register_only).client("application-autoscaling")
     code, message = error_of(lambda: register(scaling))
     assert code == "AccessDeniedException" and "iam:CreateServiceLinkedRole" in message and f"role/aws-service-role/{LINKED_SERVICE}/{ROLE}" in message
@@ -373,6 +373,7 @@ def test_registering_with_tags_needs_tag_resource_and_the_target_tags_scope_late
     statements = [
         allow("application-autoscaling:RegisterScalableTarget", Condition={"StringEquals": {"aws:RequestTag/owner": "uid-1"}}),
         allow(["application-autoscaling:PutScalingPolicy", "application-autoscaling:DeregisterScalableTarget"], Condition=owner),
+        allow([*SCALES_ENDPOINTS, *TRACKING_ALARMS]),
     ]
     scaling = world.session("tagged", *statements).client("application-autoscaling")
     code, message = error_of(lambda: register(scaling, Tags={"owner": "uid-1"}))
@@ -384,6 +385,30 @@ def test_registering_with_tags_needs_tag_resource_and_the_target_tags_scope_late
     scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=RESOURCE, ScalableDimension=DIMENSION)
     register(world.admin.client("application-autoscaling"), Tags={"owner": "uid-2"})
     assert error_of(lambda: track(scaling))[0] == "AccessDeniedException"
+
+
+# What registering a variant and tracking a target make Application Auto Scaling check of the caller.
+SCALES_ENDPOINTS = ["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"]
+TRACKING_ALARMS = ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
+
+
+def test_the_caller_must_be_allowed_what_scaling_does_to_the_endpoint_and_its_alarms(emulator):
+    world = World(emulator)
+    endpoint(world.admin)
+    register(world.admin.client("application-autoscaling"), "endpoint/ep/variant/main", MinCapacity=1, MaxCapacity=2)  # the role now exists
+    scaling_only = allow("application-autoscaling:*")
+    code, message = error_of(lambda: register(world.session("scaling-only", scaling_only).client("application-autoscaling")))
+    assert code == "AccessDeniedException" and "sagemaker:DescribeEndpoint" in message and ":endpoint/ep" in message
+    other_endpoint = allow(SCALES_ENDPOINTS, f"arn:aws:sagemaker:us-east-1:{world.id}:endpoint/other")
+    wrong = world.session("other-endpoint", scaling_only, other_endpoint).client("application-autoscaling")
+    assert error_of(lambda: register(wrong))[0] == "AccessDeniedException"
+    scales = world.session("scales", scaling_only, allow(SCALES_ENDPOINTS)).client("application-autoscaling")
+    register(scales)
+    code, message = error_of(lambda: track(scales))
+    alarms = f"arn:aws:cloudwatch:us-east-1:{world.id}:alarm:TargetTracking-{RESOURCE}-*"
+    assert code == "AccessDeniedException" and "cloudwatch:PutMetricAlarm" in message and alarms in message
+    narrow = allow(TRACKING_ALARMS, f"arn:aws:cloudwatch:us-east-1:{world.id}:alarm:TargetTracking-endpoint/*")
+    track(world.session("tracks", scaling_only, allow(SCALES_ENDPOINTS), narrow).client("application-autoscaling"))
 
 
 def test_the_describe_operations_take_no_resource(emulator):

@@ -13,6 +13,12 @@ tags as aws:ResourceTag; a target not yet registered is named by the ARN it will
   create it, which needs iam:CreateServiceLinkedRole on the role with iam:AWSServiceName
   sagemaker.application-autoscaling.amazonaws.com (Application Auto Scaling User Guide,
   "Service-linked roles"); once it exists, no IAM permission is checked for it.
+- Application Auto Scaling validates that the caller could do what scaling will do ("Permissions
+  validation" in its user guide): registering a SageMaker variant needs sagemaker:DescribeEndpoint
+  and sagemaker:UpdateEndpointWeightsAndCapacities on the endpoint (with its tags), and a target
+  tracking policy needs cloudwatch:PutMetricAlarm, DescribeAlarms and DeleteAlarms on the alarms
+  it makes, `alarm:TargetTracking-<ResourceId>-*` (the emulator's reading of which alarms the
+  validation names; AWS probes with invalid requests and does not document the resource).
 - The Describe operations take no resource.
 - The tagging operations are authorized on the ARN they name.
 """
@@ -52,6 +58,8 @@ def _tags(ctx: Ctx) -> dict[str, str]:
     grant("application-autoscaling:RegisterScalableTarget", TARGET, NAMESPACE, DIMENSION, *RESOURCE_TAG, *TAG_KEYS),
     grant("application-autoscaling:TagResource", TARGET, *TAG_KEYS),
     grant("iam:CreateServiceLinkedRole", "role", SERVICE_NAME),
+    grant("sagemaker:DescribeEndpoint", "endpoint", *RESOURCE_TAG),
+    grant("sagemaker:UpdateEndpointWeightsAndCapacities", "endpoint", *RESOURCE_TAG),
 )
 def register_scalable_target(ctx: Ctx):
     found, arn, keys = _target(ctx)
@@ -68,9 +76,44 @@ def register_scalable_target(ctx: Ctx):
     ]
     if tags and found is None:
         checks.append(ctx.check("application-autoscaling:TagResource", TARGET, arn, request_tags=tags))
+    if ctx.param("ServiceNamespace") == autoscaling.SAGEMAKER:
+        checks.extend(_sagemaker_variant(ctx))
     if ctx.param("ServiceNamespace") == autoscaling.SAGEMAKER and not autoscaling.has_service_linked_role(ctx.account):
         role = autoscaling.service_linked_role_arn(ctx.account)
         checks.append(ctx.check("iam:CreateServiceLinkedRole", "role", role, keys={SERVICE_NAME: [autoscaling.LINKED_SERVICE]}))
+    return checks
+
+
+def _sagemaker_variant(ctx: Ctx):
+    """What scaling a variant does to its endpoint, checked as the caller."""
+    from .sagemaker import arn as sagemaker_arn, on
+
+    parts = (ctx.param("ResourceId") or "").split("/")
+    if len(parts) < 2 or parts[0] != "endpoint":
+        return []
+    endpoint = sagemaker_arn(ctx, "endpoint", parts[1])
+    return [
+        on(ctx, f"sagemaker:{action}", "endpoint", endpoint)
+        for action in ("DescribeEndpoint", "UpdateEndpointWeightsAndCapacities")
+    ]
+
+
+@operation(
+    SERVICE,
+    "PutScalingPolicy",
+    grant("application-autoscaling:PutScalingPolicy", TARGET, NAMESPACE, DIMENSION, *RESOURCE_TAG),
+    grant("cloudwatch:PutMetricAlarm", "alarm"),
+    grant("cloudwatch:DescribeAlarms", "alarm"),
+    grant("cloudwatch:DeleteAlarms", "alarm"),
+)
+def put_scaling_policy(ctx: Ctx):
+    checks = [_on_target(ctx, "application-autoscaling:PutScalingPolicy")]
+    if ctx.param("TargetTrackingScalingPolicyConfiguration"):
+        alarms = ctx.arn("cloudwatch", f"alarm:TargetTracking-{ctx.param('ResourceId') or ''}-*")
+        checks += [
+            ctx.check(f"cloudwatch:{action}", "alarm", alarms)
+            for action in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms")
+        ]
     return checks
 
 
@@ -94,7 +137,7 @@ def _unscoped_operation(name: str):
     return entry
 
 
-for _name in ("DeregisterScalableTarget", "PutScalingPolicy", "DeleteScalingPolicy"):
+for _name in ("DeregisterScalableTarget", "DeleteScalingPolicy"):
     _target_operation(_name)
 for _name in ("DescribeScalableTargets", "DescribeScalingPolicies", "DescribeScalingActivities"):
     _unscoped_operation(_name)
