@@ -756,6 +756,19 @@ fn endpoint(a: &StageAccountStatus) -> Node {
         line.state = "Failed".into();
         node.children.push(line);
     }
+    if let Some(percent) = a.traffic_percent {
+        node.state = format!("{} ({percent}% of traffic on the new fleet)", node.state);
+    }
+    for alarm in &a.rollback_alarms {
+        node.children.push(resource("Alarm", "rollback", &here, alarm.clone()));
+    }
+    if let Some(target) = &a.scaling_target {
+        let mut line = resource("ScalableTarget", "", &here, target.clone());
+        if let Some(count) = a.current_instance_count {
+            line.state = format!("{count} instances");
+        }
+        node.children.push(line);
+    }
     node
 }
 
@@ -883,7 +896,9 @@ mod tests {
                                                    {"name": "production", "instanceType": "ml.m5.large"}]},
             "status": {"conditions": ready, "stages": [
                 {"name": "staging", "phase": "Serving", "servingVersion": 3, "accounts": [
-                    {"account": "stg", "endpointName": "e-stg", "endpointStatus": "InService"}]},
+                    {"account": "stg", "endpointName": "e-stg", "endpointStatus": "InService",
+                     "rollbackAlarms": ["sagekeeper-f-e-stg-5xx-errors"], "currentInstanceCount": 3,
+                     "scalingTarget": "endpoint/e-stg/variant/AllTraffic"}]},
                 {"name": "production", "phase": "Deploying", "accounts": [
                     {"account": "prd", "endpointName": "e-prd", "endpointStatus": "Creating"}]}]}
         }))
@@ -913,6 +928,13 @@ mod tests {
         assert_eq!(vpc.account.as_ref().map(|a| a.name.as_str()), Some("stg"));
         let endpoint = find(&root, "SageMakerEndpoint", "e-stg").unwrap();
         assert_eq!((endpoint.ready, endpoint.state.as_str()), (Ready::True, "InService"));
+        let alarm = find(endpoint, "Alarm", "rollback").unwrap();
+        assert_eq!(alarm.id.as_deref(), Some("sagekeeper-f-e-stg-5xx-errors"));
+        let target = find(endpoint, "ScalableTarget", "").unwrap();
+        assert_eq!(
+            (target.id.as_deref(), target.state.as_str()),
+            (Some("endpoint/e-stg/variant/AllTraffic"), "3 instances")
+        );
         assert!(find(&root, "SageMakerEndpoint", "e-prd").is_none() && find(&root, "Stage", "production").is_none());
     }
 
