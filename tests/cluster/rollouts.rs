@@ -49,6 +49,17 @@ async fn approve(t: &TestEnv, group: &str) -> i64 {
     version
 }
 
+/// The project, quick endpoint updates in the staging account, and the deployment `churn` with
+/// a canary rollout serving its first version: (model package group, api, deployment).
+async fn canary_serving_v1(t: &TestEnv) -> (String, Api<ModelDeployment>, ModelDeployment) {
+    let group = project(t).await;
+    t.emulator.configure(json!({"account": t.account(2), "endpointUpdatingSeconds": 1}));
+    let v1 = approve(t, &group).await;
+    let api = create(t, "churn", canary(&[])).await;
+    let d = until(&api, "churn", "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
+    (group, api, d)
+}
+
 /// Watches the staging stage until it serves `version`, returning every (phase, trafficPercent)
 /// seen on the way, in order, without repeats.
 async fn watch_until_serving(api: &Api<ModelDeployment>, version: i64, secs: u64) -> Vec<(StagePhase, Option<i32>)> {
@@ -117,11 +128,7 @@ fn rollouts(t: &TestEnv, endpoint: &str) -> Vec<Rollout> {
 async fn a_canary_and_a_linear_rollout_shift_traffic_in_steps_bake_and_only_then_verify_the_version() {
     let t = TestEnv::new("rollout-canary").await;
     let _controller = t.controller_with(settings, None).await;
-    let group = project(&t).await;
-    t.emulator.configure(json!({"account": t.account(2), "endpointUpdatingSeconds": 1}));
-    let v1 = approve(&t, &group).await;
-    let api = create(&t, "churn", canary(&[])).await;
-    let d = until(&api, "churn", "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
+    let (group, api, d) = canary_serving_v1(&t).await;
     let account = stage(&d, "staging").accounts[0].clone();
     let endpoint = account.endpoint_name.clone().unwrap();
 
@@ -327,11 +334,7 @@ async fn an_alarm_firing_while_a_canary_bakes_rolls_it_back_and_the_stage_fails_
 async fn a_controller_crash_mid_bake_sends_no_second_update_and_records_the_outcome() {
     let t = TestEnv::new("rollout-crash").await;
     let controller = t.controller_with(settings, None).await;
-    let group = project(&t).await;
-    t.emulator.configure(json!({"account": t.account(2), "endpointUpdatingSeconds": 1}));
-    let v1 = approve(&t, &group).await;
-    let api = create(&t, "churn", canary(&[])).await;
-    let d = until(&api, "churn", "staging serving v1", 90, |d| serving(d, "staging", v1) && is_ready(d)).await;
+    let (group, api, d) = canary_serving_v1(&t).await;
     let serving_v1 = d.status.unwrap().stages;
     let endpoint = serving_v1[0].accounts[0].endpoint_name.clone().unwrap();
     let updates = || calls(&t, 2, "UpdateEndpoint").len();
