@@ -441,16 +441,20 @@ async fn autoscaling_is_never_undone_survives_new_versions_steps_aside_for_an_in
             .unwrap();
         out.scalable_targets().first().map(|t| (t.min_capacity(), t.max_capacity()))
     };
+    let policies = || async {
+        let out = admin
+            .autoscaling
+            .describe_scaling_policies()
+            .service_namespace(sagekeeper_aws::sdk::autoscaling::types::ServiceNamespace::Sagemaker)
+            .resource_id(&resource)
+            .send()
+            .await
+            .unwrap();
+        out.scaling_policies().to_vec()
+    };
     assert_eq!(target().await, Some((1, 4)));
-    let policies = admin
-        .autoscaling
-        .describe_scaling_policies()
-        .service_namespace(sagekeeper_aws::sdk::autoscaling::types::ServiceNamespace::Sagemaker)
-        .resource_id(&resource)
-        .send()
-        .await
-        .unwrap();
-    let tracking = policies.scaling_policies()[0].target_tracking_scaling_policy_configuration().unwrap();
+    let policy = policies().await.remove(0);
+    let tracking = policy.target_tracking_scaling_policy_configuration().unwrap();
     assert_eq!(
         (tracking.target_value(), tracking.scale_in_cooldown(), tracking.scale_out_cooldown()),
         (100.0, Some(120), Some(300))
@@ -523,15 +527,7 @@ async fn autoscaling_is_never_undone_survives_new_versions_steps_aside_for_an_in
     })
     .await;
     assert_eq!(target().await, None);
-    let policies = admin
-        .autoscaling
-        .describe_scaling_policies()
-        .service_namespace(sagekeeper_aws::sdk::autoscaling::types::ServiceNamespace::Sagemaker)
-        .resource_id(&resource)
-        .send()
-        .await
-        .unwrap();
-    assert!(policies.scaling_policies().is_empty(), "the policy went with the target");
+    assert!(policies().await.is_empty(), "the policy went with the target");
     assert_eq!(stage(&d, "staging").accounts[0].current_instance_count, Some(2));
 
     // The tenant next door's view: a target sagekeeper did not register is not its to change,
